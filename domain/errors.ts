@@ -1,0 +1,58 @@
+/**
+ * Typed errors. Each carries what a person needs to act: what went wrong,
+ * and (where known) the command or setting that fixes it.
+ */
+export class ForgeError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly fix?: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { error: this.code, message: this.message, fix: this.fix, ...this.details };
+  }
+}
+
+export class ConfigError extends ForgeError {
+  constructor(variable: string, value: string | undefined, expected: string) {
+    super(
+      `${variable}=${JSON.stringify(value)} is not valid: expected ${expected}`,
+      'CONFIG_INVALID',
+      `set ${variable} to ${expected}, or unset it to use the default`,
+      { variable, value, expected },
+    );
+  }
+}
+
+export class ComponentDownError extends ForgeError {
+  constructor(component: string, reason: string, fix: string) {
+    super(`${component} is not available: ${reason}`, 'COMPONENT_DOWN', fix, { component });
+  }
+}
+
+export class LlmOutputError extends ForgeError {
+  constructor(what: string, issues: string, raw: string) {
+    super(
+      `the model's reply for ${what} did not match the expected shape: ${issues}`,
+      'LLM_OUTPUT_INVALID',
+      'check the prompt or the scenario file that produced this reply',
+      { what, issues, raw: raw.slice(0, 2000) },
+    );
+  }
+}
+
+export class InvalidInputError extends ForgeError {
+  constructor(what: string, issues: string) {
+    super(`invalid ${what}: ${issues}`, 'INPUT_INVALID', `fix the ${what} and try again`, { what });
+  }
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
