@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+/**
+ * Background services Forge starts itself (Temporal dev server, embedded Postgres, worker,
+ * scripted model). Each gets a pid file and a log file under <home>/run and <home>/logs so
+ * `forge down` and `forge doctor` can find them from any later shell.
+ */
+export interface ServiceSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export function runDir(home: string): string {
+  return path.join(home, 'run');
+}
+export function logFile(home: string, name: string): string {
+  return path.join(home, 'logs', `${name}.log`);
+}
+function pidFile(home: string, name: string): string {
+  return path.join(runDir(home), `${name}.pid`);
+}
+
+export function startDetached(home: string, spec: ServiceSpec): number {
+  fs.mkdirSync(runDir(home), { recursive: true });
+  fs.mkdirSync(path.join(home, 'logs'), { recursive: true });
+  const out = fs.openSync(logFile(home, spec.name), 'a');
+  const child = spawn(spec.command, spec.args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: spec.env ?? process.env,
+    cwd: spec.cwd,
+  });
+  child.unref();
+  fs.closeSync(out);
+  if (!child.pid) throw new Error(`could not start ${spec.name} (${spec.command})`);
+  fs.writeFileSync(pidFile(home, spec.name), String(child.pid));
+  return child.pid;
+}
+
+export function runningPid(home: string, name: string): number | null {
+  try {
+    const pid = Number(fs.readFileSync(pidFile(home, name), 'utf8').trim());
+    if (!pid) return null;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
+/** Stops a service by its pid file: SIGTERM, then SIGKILL after graceMs. */
+export async function stopService(home: string, name: string, graceMs = 5000): Promise<boolean> {
+  const pid = runningPid(home, name);
+  fs.rmSync(pidFile(home, name), { force: true });
+  if (!pid) return false;
+  signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return true;
+    await sleep(100);
+  }
+  signalGroup(pid, 'SIGKILL');
+  return true;
+}
+
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig); // detached ⇒ own process group: reach its children too
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logPath?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(200);
+  }
+  const tail = logPath && fs.existsSync(logPath) ? fs.readFileSync(logPath, 'utf8').slice(-1500) : '';
+  throw new Error(`${what} did not become ready within ${timeoutMs} ms${tail ? `; last log lines:\n${tail}` : ''}`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,190 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection, Client } from '@temporalio/client';
+import { ComponentDownError } from '../domain/errors.ts';
+import type { ForgeConfig } from '../domain/config.ts';
+import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.ts';
+import { log } from './log.ts';
+import { logFile, portOpen, runningPid, startDetached, waitFor } from './processes.ts';
+
+export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+
+/** Where Forge caches binaries it builds (the Temporal CLI). */
+export function cacheBinDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'forge', 'bin');
+}
+
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, name);
+    if (dir && fs.existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+/** TEMPORAL_CLI_PATH, then PATH, then Forge's cache. */
+export function findTemporalCli(cfg: Pick<ForgeConfig, 'TEMPORAL_CLI_PATH'>): string | null {
+  if (cfg.TEMPORAL_CLI_PATH) return fs.existsSync(cfg.TEMPORAL_CLI_PATH) ? cfg.TEMPORAL_CLI_PATH : null;
+  const cached = path.join(cacheBinDir(), 'temporal');
+  return onPath('temporal') ?? (fs.existsSync(cached) ? cached : null);
+}
+
+/** Builds the CLI from the Go module proxy (v1.5.1: newest tag that `go install` accepts). */
+export function buildTemporalCli(): string {
+  const go = onPath('go') ?? (fs.existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
+  if (!go) {
+    throw new ComponentDownError(
+      'Temporal CLI',
+      'no temporal binary on TEMPORAL_CLI_PATH, PATH or in the cache, and Go is not installed to build one',
+      `install Go, or put a temporal binary on PATH, or set TEMPORAL_ADDRESS to an existing Temporal server`,
+    );
+  }
+  const bin = cacheBinDir();
+  fs.mkdirSync(bin, { recursive: true });
+  log.info('building the Temporal CLI with go install (first run only, a few minutes)', { module: TEMPORAL_CLI_MODULE });
+  const res = spawnSync(go, ['install', TEMPORAL_CLI_MODULE], {
+    env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' },
+    cwd: os.tmpdir(),
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const built = path.join(bin, 'temporal');
+  if (res.status !== 0 || !fs.existsSync(built)) {
+    throw new ComponentDownError('Temporal CLI', `go install ${TEMPORAL_CLI_MODULE} failed`, `run: GOBIN=${bin} go install ${TEMPORAL_CLI_MODULE}`);
+  }
+  return built;
+}
+
+export function ensureTemporalCli(cfg: ForgeConfig): string {
+  return findTemporalCli(cfg) ?? buildTemporalCli();
+}
+
+export function devServerArgs(opts: { dbFile: string; port: number; uiPort: number; namespace: string; headless?: boolean }): string[] {
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', opts.dbFile,
+    '--port', String(opts.port),
+    '--ui-port', String(opts.uiPort),
+    '--ip', '127.0.0.1',
+    '--namespace', opts.namespace,
+    '--log-level', 'warn',
+  ];
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  if (opts.headless) args.push('--headless');
+  return args;
+}
+
+export interface TemporalEndpoint {
+  address: string;
+  namespace: string;
+  uiUrl: string | null;
+  managed: boolean;
+}
+
+/**
+ * TEMPORAL_ADDRESS when set; otherwise Forge's own dev server, started in the background when it
+ * is not already answering, with history persisted in <home>/temporal.db.
+ */
+export async function ensureTemporal(cfg: ForgeConfig): Promise<TemporalEndpoint & { started: boolean }> {
+  if (cfg.TEMPORAL_ADDRESS) {
+    return { address: cfg.TEMPORAL_ADDRESS, namespace: cfg.TEMPORAL_NAMESPACE, uiUrl: null, managed: false, started: false };
+  }
+  const endpoint = localEndpoint(cfg);
+  if (await portOpen(cfg.TEMPORAL_PORT)) return { ...endpoint, started: false };
+  const cli = ensureTemporalCli(cfg);
+  fs.mkdirSync(cfg.home, { recursive: true });
+  startDetached(cfg.home, {
+    name: 'temporal',
+    command: cli,
+    args: devServerArgs({ dbFile: path.join(cfg.home, 'temporal.db'), port: cfg.TEMPORAL_PORT, uiPort: cfg.TEMPORAL_UI_PORT, namespace: cfg.TEMPORAL_NAMESPACE }),
+  });
+  await waitFor('Temporal dev server', () => portOpen(cfg.TEMPORAL_PORT), 60_000, logFile(cfg.home, 'temporal'));
+  await waitForNamespace(endpoint);
+  log.info('temporal dev server started', { address: endpoint.address, ui: endpoint.uiUrl });
+  return { ...endpoint, started: true };
+}
+
+export function localEndpoint(cfg: ForgeConfig): TemporalEndpoint {
+  return {
+    address: `127.0.0.1:${cfg.TEMPORAL_PORT}`,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    uiUrl: `http://localhost:${cfg.TEMPORAL_UI_PORT}`,
+    managed: true,
+  };
+}
+
+export function temporalEndpoint(cfg: ForgeConfig): TemporalEndpoint {
+  return cfg.TEMPORAL_ADDRESS
+    ? { address: cfg.TEMPORAL_ADDRESS, namespace: cfg.TEMPORAL_NAMESPACE, uiUrl: null, managed: false }
+    : localEndpoint(cfg);
+}
+
+export function managedTemporalPid(cfg: ForgeConfig): number | null {
+  return runningPid(cfg.home, 'temporal');
+}
+
+export async function connectTemporal(cfg: ForgeConfig, address = temporalEndpoint(cfg).address): Promise<Connection> {
+  const tls =
+    cfg.TEMPORAL_TLS_CERT && cfg.TEMPORAL_TLS_KEY
+      ? { clientCertPair: { crt: fs.readFileSync(cfg.TEMPORAL_TLS_CERT), key: fs.readFileSync(cfg.TEMPORAL_TLS_KEY) } }
+      : cfg.TEMPORAL_TLS || cfg.TEMPORAL_API_KEY
+        ? true
+        : undefined;
+  try {
+    return await Connection.connect({ address, tls, apiKey: cfg.TEMPORAL_API_KEY, connectTimeout: '5s' });
+  } catch (err) {
+    throw new ComponentDownError(
+      'Temporal',
+      `cannot reach ${address}: ${(err as Error).message}`,
+      cfg.TEMPORAL_ADDRESS ? 'check TEMPORAL_ADDRESS / TLS settings, or unset it to let Forge run a dev server' : 'run: forge up',
+    );
+  }
+}
+
+export async function temporalClient(cfg: ForgeConfig): Promise<Client> {
+  const connection = await connectTemporal(cfg);
+  return new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+}
+
+/** The dev server answers on its port a moment before the namespace is usable. */
+async function waitForNamespace(endpoint: TemporalEndpoint): Promise<void> {
+  const connection = await Connection.connect({ address: endpoint.address });
+  try {
+    await waitFor(
+      `Temporal namespace ${endpoint.namespace}`,
+      async () => {
+        try {
+          await connection.workflowService.describeNamespace({ namespace: endpoint.namespace });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+/** On a server Forge did not start, register the custom search attributes (idempotent). */
+export async function registerSearchAttributes(connection: Connection, namespace: string): Promise<void> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !(name in (existing.customAttributes ?? {})));
+  if (!missing.length) return;
+  const Keyword = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map(([name]) => [name, Keyword])),
+  });
+}
+
+export function temporalCliVersion(cli: string): string | null {
+  try {
+    return execFileSync(cli, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
