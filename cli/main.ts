@@ -1,0 +1,63 @@
+import type { ForgeConfig } from '../domain/config.ts';
+import { config } from '../infra/config.ts';
+import { reportError, say } from './output.ts';
+import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
+import { runCommand } from './commands/run.ts';
+
+const usage = `forge — durable tool forging on Temporal
+
+  forge up [--json]                      start whatever is missing (Docker, Postgres, Temporal, worker)
+  forge down [--json]                    stop what forge up started
+  forge doctor [--json]                  check each component; says how to fix what is wrong
+  forge run "<task>" [--wait] [--json]   start a task workflow (--wait follows it to the end)
+  forge demo                             forge up, then run a demo task end to end
+  forge worker                           run a worker in the foreground
+  forge sandbox exec <tool-file> --input '<json>' [--json]
+  forge sandbox verify <tool-dir> [--json]
+`;
+
+type Command = (cfg: ForgeConfig, args: string[]) => Promise<number>;
+
+const DEMO_TASK = 'Check whether example.com serves a valid TLS certificate and summarise the plan';
+
+const commands: Record<string, Command> = {
+  up: upCommand,
+  down: downCommand,
+  doctor: doctorCommand,
+  run: runCommand,
+  async demo(cfg, args) {
+    const code = await upCommand(cfg, args);
+    return code === 0 ? runCommand(cfg, [DEMO_TASK, '--wait', ...args]) : code;
+  },
+  async worker(cfg) {
+    const { startWorkers } = await import('../workers/main.ts');
+    await (await startWorkers(cfg, (process.env.FORGE_WORKER_ROLE ?? 'all') as 'all')).run();
+    return 0;
+  },
+  async sandbox(_cfg, args) {
+    const [sub, ...rest] = args;
+    if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
+    if (sub === 'verify') return (await import('./commands/sandbox-verify.ts')).sandboxVerifyCommand(rest);
+    process.stderr.write(`unknown sandbox command ${JSON.stringify(sub)}\n${usage}`);
+    return 2;
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    say(usage);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`unknown command ${JSON.stringify(name)}\n${usage}`);
+    return 2;
+  }
+  const json = args.includes('--json');
+  try {
+    return await command(config(), args);
+  } catch (err) {
+    return reportError(err, json);
+  }
+}

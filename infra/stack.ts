@@ -1,0 +1,170 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import type { ForgeConfig } from '../domain/config.ts';
+import { describeError } from '../domain/errors.ts';
+import { llmEndpoint } from '../workers/llm-endpoint.ts';
+import { connect, ping, redact } from './db.ts';
+import { dockerAnswers, dockerClient, ensureDockerEngine } from './docker.ts';
+import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from './postgres.ts';
+import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from './processes.ts';
+import { ensureSandboxImage } from './sandbox-image.ts';
+import { ensureTemporal, findTemporalCli, temporalClient, temporalEndpoint } from './temporal.ts';
+
+/**
+ * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
+ */
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DEMO_SCENARIO = path.join(root, 'scenarios', 'demo.json');
+
+type Step = (msg: string) => void;
+
+export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: string | null; scripted: boolean }> {
+  fs.mkdirSync(cfg.home, { recursive: true });
+  step('docker: checking the engine');
+  const dockerState = await ensureDockerEngine(cfg);
+  if (dockerState.started) step('docker: started dockerd');
+  step('sandbox image: checking');
+  const image = await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
+  step(`sandbox image: ${image.tag} ${image.built ? 'built' : 'present'}`);
+
+  const db = await ensureDatabaseServer(cfg);
+  step(`postgres: ${usesEmbedded(cfg) ? `embedded PGlite ${db.started ? 'started' : 'running'}` : 'DATABASE_URL'} at ${redact(db.url)}`);
+  const sql = await openDatabase(cfg, { max: 1 });
+  await sql.end();
+  step('postgres: migrations applied');
+
+  const temporal = await ensureTemporal(cfg);
+  step(`temporal: ${temporal.managed ? `dev server ${temporal.started ? 'started' : 'running'}` : 'TEMPORAL_ADDRESS'} at ${temporal.address}`);
+
+  const llm = llmEndpoint(cfg);
+  if (llm.scripted && !cfg.ANTHROPIC_BASE_URL) {
+    await ensureScriptedModel(cfg);
+    step(`llm: no ANTHROPIC_API_KEY, so Forge answers with the scripted model (${cfg.FORGE_SCENARIO ?? 'bundled demo scenario'}) at ${llm.baseURL}`);
+  } else {
+    step(`llm: ${llm.scripted ? 'scripted model' : 'Anthropic API'} at ${llm.baseURL ?? 'api.anthropic.com'}`);
+  }
+
+  await ensureWorker(cfg);
+  step(`worker: polling ${cfg.FORGE_TASK_QUEUE} and ${cfg.FORGE_SANDBOX_QUEUE}`);
+  return { uiUrl: temporal.uiUrl, scripted: llm.scripted };
+}
+
+async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
+  if (await portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT)) return;
+  startDetached(cfg.home, {
+    name: 'scripted-model',
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(root, 'infra', 'scripted-model.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), cfg.FORGE_SCENARIO ?? DEMO_SCENARIO],
+    cwd: root,
+  });
+  await waitFor('scripted model server', () => portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT), 30_000, logFile(cfg.home, 'scripted-model'));
+}
+
+async function ensureWorker(cfg: ForgeConfig): Promise<void> {
+  const client = await temporalClient(cfg);
+  try {
+    if (await hasPollers(client, cfg.FORGE_TASK_QUEUE) && await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)) return;
+    if (!runningPid(cfg.home, 'worker')) {
+      startDetached(cfg.home, {
+        name: 'worker',
+        command: process.execPath,
+        args: ['--import', 'tsx', path.join(root, 'workers', 'main.ts')],
+        cwd: root,
+        env: { ...process.env, FORGE_HOME: cfg.home },
+      });
+    }
+    await waitFor('Forge worker', async () => (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)), 120_000, logFile(cfg.home, 'worker'));
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
+  const res = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: taskQueue.includes('sandbox') ? 2 : 1, // 1 = workflow, 2 = activity
+  });
+  return (res.pollers ?? []).length > 0;
+}
+
+export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const name of ['worker', 'scripted-model', 'temporal', 'pglite']) {
+    if (await stopService(cfg.home, name, name === 'worker' ? 15_000 : 5_000)) stopped.push(name);
+  }
+  return stopped;
+}
+
+async function sandboxImagePresent(docker: ReturnType<typeof dockerClient>, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Check {
+  component: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
+  const checks: Check[] = [{ component: 'config', ok: true, detail: `FORGE_HOME=${cfg.home}` }];
+  const docker = dockerClient(cfg);
+  const dockerUp = await dockerAnswers(docker);
+  checks.push(
+    dockerUp
+      ? { component: 'docker', ok: true, detail: `engine answers${cfg.DOCKER_HOST ? ` at ${cfg.DOCKER_HOST}` : ''}` }
+      : { component: 'docker', ok: false, detail: 'no engine answers', fix: 'forge up (starts dockerd as root), or start Docker yourself' },
+  );
+  if (dockerUp) {
+    const present = await sandboxImagePresent(docker, cfg.FORGE_SANDBOX_IMAGE);
+    checks.push({ component: 'sandbox image', ok: present, detail: present ? cfg.FORGE_SANDBOX_IMAGE : `${cfg.FORGE_SANDBOX_IMAGE} missing`, fix: present ? undefined : 'forge up (builds it locally)' });
+  }
+  const url = databaseUrl(cfg);
+  try {
+    const sql = connect(url, { max: 1 });
+    try {
+      await ping(sql, url);
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from schema_migrations`;
+      checks.push({ component: 'postgres', ok: true, detail: `${usesEmbedded(cfg) ? 'embedded PGlite' : 'DATABASE_URL'} ${redact(url)}, ${row?.n ?? 0} migrations` });
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  } catch (err) {
+    checks.push({ component: 'postgres', ok: false, detail: describeError(err), fix: usesEmbedded(cfg) ? 'forge up (starts the embedded database)' : 'check DATABASE_URL and that the server runs' });
+  }
+  const endpoint = temporalEndpoint(cfg);
+  if (endpoint.managed) {
+    const cli = findTemporalCli(cfg);
+    checks.push(cli ? { component: 'temporal cli', ok: true, detail: cli } : { component: 'temporal cli', ok: false, detail: 'not found', fix: 'forge up (builds it with go install), or set TEMPORAL_CLI_PATH' });
+  }
+  try {
+    const client = await temporalClient(cfg);
+    try {
+      await client.workflowService.getSystemInfo({});
+      checks.push({ component: 'temporal', ok: true, detail: `${endpoint.address} namespace ${cfg.TEMPORAL_NAMESPACE}${endpoint.uiUrl ? `, UI ${endpoint.uiUrl}` : ''}` });
+      const polling = (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE));
+      checks.push({ component: 'worker', ok: polling, detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues', fix: polling ? undefined : 'forge up (or: forge worker)' });
+    } finally {
+      await client.connection.close();
+    }
+  } catch (err) {
+    checks.push({ component: 'temporal', ok: false, detail: describeError(err), fix: endpoint.managed ? 'forge up' : 'check TEMPORAL_ADDRESS' });
+  }
+  const llm = llmEndpoint(cfg);
+  if (llm.scripted) {
+    const port = Number(new URL(llm.baseURL!).port);
+    const up = await portOpen(port);
+    checks.push({ component: 'llm', ok: up, detail: `no ANTHROPIC_API_KEY: scripted model at ${llm.baseURL} ${up ? 'answers' : 'is not running'}`, fix: up ? undefined : 'forge up (starts it), or set ANTHROPIC_API_KEY' });
+  } else {
+    checks.push({ component: 'llm', ok: true, detail: `Anthropic API key set; model ${cfg.FORGE_MODEL}` });
+  }
+  return checks;
+}

@@ -1,0 +1,96 @@
+/**
+ * The Forge worker: one process serving the control queue (workflows, LLM, Postgres) and the
+ * sandbox queue (Docker). Split them across hosts by running it with FORGE_WORKER_ROLE=control
+ * or =sandbox; the default serves both.
+ */
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ForgeConfig } from '../domain/config.ts';
+import { config } from '../infra/config.ts';
+import { dockerClient } from '../infra/docker.ts';
+import { log } from '../infra/log.ts';
+import { openDatabase } from '../infra/postgres.ts';
+import { ensureSandboxImage } from '../infra/sandbox-image.ts';
+import { temporalEndpoint } from '../infra/temporal.ts';
+import { createLlm, llmActivities, recordLlmUsage } from '../activities/llm.ts';
+import { createSandbox, reapOrphans } from '../activities/sandbox/index.ts';
+import { createSandboxActivities } from '../activities/sandbox/index.ts';
+import { createStoreActivities } from '../activities/store.ts';
+import { workflowBundle } from './bundle.ts';
+import { llmEndpoint } from './llm-endpoint.ts';
+
+export type WorkerRole = 'all' | 'control' | 'sandbox';
+
+export interface RunningWorkers {
+  run(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {
+  const endpoint = temporalEndpoint(cfg);
+  const connection = await NativeConnection.connect({
+    address: endpoint.address,
+    tls: cfg.TEMPORAL_TLS || cfg.TEMPORAL_API_KEY ? true : undefined,
+    apiKey: cfg.TEMPORAL_API_KEY,
+  });
+  const workers: Worker[] = [];
+  const closers: (() => Promise<void>)[] = [];
+
+  if (role !== 'sandbox') {
+    const sql = await openDatabase(cfg);
+    closers.push(() => sql.end());
+    const llmTarget = llmEndpoint(cfg);
+    if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
+    const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: cfg.TEMPORAL_NAMESPACE,
+        taskQueue: cfg.FORGE_TASK_QUEUE,
+        workflowBundle: await workflowBundle(path.join(cfg.home, 'cache')),
+        activities: { ...createStoreActivities(sql), ...llmActivities(llm) },
+        maxCachedWorkflows: 200,
+      }),
+    );
+  }
+
+  if (role !== 'control') {
+    const docker = dockerClient(cfg);
+    await reapOrphans(docker);
+    await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
+    const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
+    closers.push(() => sandbox.close());
+    workers.push(
+      await Worker.create({
+        connection,
+        namespace: cfg.TEMPORAL_NAMESPACE,
+        taskQueue: cfg.FORGE_SANDBOX_QUEUE,
+        activities: createSandboxActivities(sandbox),
+        maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
+      }),
+    );
+  }
+
+  log.info('worker started', { role, temporal: endpoint.address, namespace: cfg.TEMPORAL_NAMESPACE, queues: [cfg.FORGE_TASK_QUEUE, cfg.FORGE_SANDBOX_QUEUE] });
+  let running: Promise<void> | undefined;
+  return {
+    run() {
+      running ??= Promise.all(workers.map((w) => w.run())).then(async () => {
+        for (const close of closers) await close();
+        await connection.close();
+      });
+      return running;
+    },
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await running;
+    },
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const role = (process.env.FORGE_WORKER_ROLE ?? 'all') as WorkerRole;
+  const workers = await startWorkers(config(), role);
+  // Worker.run() handles SIGINT/SIGTERM itself (graceful shutdown).
+  await workers.run();
+}

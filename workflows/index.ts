@@ -1,0 +1,2 @@
+// The workflow bundle's entry: every workflow type the workers serve.
+export { taskWorkflow } from './task.ts';
