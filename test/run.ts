@@ -1,0 +1,81 @@
+/**
+ * `npm test`: provisions what the suite needs (Temporal CLI, Docker engine, sandbox image, a real
+ * Postgres server), starts one Temporal dev server and one embedded PGlite server for the whole
+ * run, then runs every test file with node:test. Pass file paths to run a subset.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { config } from '../infra/config.ts';
+import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
+import { ensureLocalPostgres } from '../infra/local-postgres.ts';
+import { freePort, portOpen, waitFor } from '../infra/processes.ts';
+import { ensureSandboxImage } from '../infra/sandbox-image.ts';
+import { devServerArgs, ensureTemporalCli } from '../infra/temporal.ts';
+import { servePglite } from '../infra/pglite-server.ts';
+
+const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
+const cfg = config();
+const say = (m: string) => process.stdout.write(`[test-run] ${m}\n`);
+
+function testFiles(args: string[]): string[] {
+  if (args.length) return args;
+  const files: string[] = [];
+  for (const dir of ['test/unit', 'test/integration', 'test/smoke', 'test/e2e']) {
+    const abs = path.join(root, dir);
+    if (!fs.existsSync(abs)) continue;
+    for (const f of fs.readdirSync(abs).sort()) if (f.endsWith('.test.ts')) files.push(path.join(dir, f));
+  }
+  return files;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-test-'));
+const cleanups: (() => Promise<void> | void)[] = [];
+
+async function main(): Promise<number> {
+  say('provisioning: temporal cli, docker engine, sandbox image, postgres');
+  const temporalCli = ensureTemporalCli(cfg);
+  await ensureDockerEngine(cfg);
+  await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
+  const adminUrl = ensureLocalPostgres();
+
+  const port = await freePort();
+  const server = spawn(temporalCli, devServerArgs({ dbFile: path.join(tmp, 'temporal.db'), port, uiPort: await freePort(), namespace: 'default', headless: true }), {
+    stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'temporal.log'), 'a')],
+  });
+  cleanups.push(() => void server.kill('SIGTERM'));
+  await waitFor('Temporal dev server', () => portOpen(port), 60_000, path.join(tmp, 'temporal.log'));
+
+  const pglite = await servePglite(path.join(tmp, 'pglite'), await freePort());
+  cleanups.push(() => pglite.stop());
+  say(`temporal 127.0.0.1:${port}, postgres ${adminUrl.replace(/:[^:@]+@/, ':***@')}, pglite ready`);
+
+  const env = {
+    ...process.env,
+    FORGE_HOME: path.join(tmp, 'home'),
+    TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+    FORGE_TEST_ADMIN_URL: adminUrl,
+    FORGE_TEST_PGLITE_URL: pglite.url,
+    DATABASE_URL: adminUrl.replace(/\/postgres$/, '/forge_test_shared'),
+    FORGE_LOG_LEVEL: process.env.FORGE_LOG_LEVEL ?? 'warn',
+  };
+  const files = testFiles(process.argv.slice(2));
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  });
+  return await new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  process.stderr.write(`[test-run] provisioning failed: ${(err as Error).message}\n`);
+} finally {
+  for (const c of cleanups.reverse()) await c();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(code);
