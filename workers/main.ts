@@ -17,6 +17,7 @@ import { createSandbox, reapOrphans } from '../activities/sandbox/index.ts';
 import { createSandboxActivities } from '../activities/sandbox/index.ts';
 import { createStoreActivities } from '../activities/store.ts';
 import { workflowBundle } from './bundle.ts';
+import { heartbeatInterceptors } from './heartbeat.ts';
 import { llmEndpoint } from './llm-endpoint.ts';
 
 export type WorkerRole = 'all' | 'control' | 'sandbox';
@@ -50,6 +51,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         workflowBundle: await workflowBundle(path.join(cfg.home, 'cache')),
         activities: { ...createStoreActivities(sql), ...llmActivities(llm) },
         maxCachedWorkflows: 200,
+        interceptors: heartbeatInterceptors,
       }),
     );
   }
@@ -67,6 +69,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         taskQueue: cfg.FORGE_SANDBOX_QUEUE,
         activities: createSandboxActivities(sandbox),
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
+        interceptors: heartbeatInterceptors,
       }),
     );
   }

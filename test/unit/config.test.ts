@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { loadConfig } from '../../domain/config.ts';
+import { ConfigError } from '../../domain/errors.ts';
+
+it('uses embedded defaults when nothing is set', () => {
+  const cfg = loadConfig({}, '/home/u/.forge');
+  assert.equal(cfg.home, '/home/u/.forge');
+  assert.equal(cfg.TEMPORAL_PORT, 7233);
+  assert.equal(cfg.TEMPORAL_UI_PORT, 8233);
+  assert.equal(cfg.DATABASE_URL, undefined);
+  assert.equal(cfg.FORGE_DAILY_FORGE_BUDGET, 3);
+});
+
+it('names the variable, the value and what is expected when a value is wrong', () => {
+  assert.throws(
+    () => loadConfig({ TEMPORAL_ADDRESS: 'localhost' }, '/h'),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /TEMPORAL_ADDRESS="localhost" is not valid: expected host:port/.test(err.message) &&
+      err.details?.variable === 'TEMPORAL_ADDRESS',
+  );
+  assert.throws(() => loadConfig({ FORGE_POOL_SIZE: 'many' }, '/h'), /FORGE_POOL_SIZE="many" is not valid/);
+  assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }, '/h'), /DATABASE_URL="mysql:\/\/x" is not valid: expected a postgres:\/\/ URL/);
+});
+
+it('treats empty strings as unset and coerces numbers and flags', () => {
+  const cfg = loadConfig({ DATABASE_URL: '', FORGE_POOL_SIZE: '4', TEMPORAL_TLS: 'yes', FORGE_HOME: '/srv/forge' }, '/h');
+  assert.equal(cfg.DATABASE_URL, undefined);
+  assert.equal(cfg.FORGE_POOL_SIZE, 4);
+  assert.equal(cfg.TEMPORAL_TLS, true);
+  assert.equal(cfg.home, '/srv/forge');
+});
