@@ -1,0 +1,310 @@
+/**
+ * The LLM layer: every model call Forge makes goes through `createLlm(...).structured()`,
+ * which forces a tool call whose input is checked with zod, retries once with the
+ * validation error when it does not fit, meters tokens and cost, and turns API failures
+ * into Temporal ApplicationFailures (retryable or not, with the delay the API asked for).
+ * The SDK's own retries are off: Temporal's activity retry policy does the retrying, so
+ * every attempt is visible in the workflow history.
+ *
+ * Offline (tests, demo), ANTHROPIC_BASE_URL points at infra/scripted-model.ts, which
+ * speaks the same API, so this code path is the same one production runs.
+ */
+import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { InvalidInputError, LlmOutputError } from '../domain/errors.ts';
+import { classifyLlmFailure } from '../domain/llm-retry.ts';
+import { planSchema, type Plan } from '../domain/plan.ts';
+import { estimateCost } from '../domain/pricing.ts';
+import type { Sql } from '../infra/db.ts';
+import { log as rootLog } from '../infra/log.ts';
+
+const log = rootLog.child({ component: 'llm' });
+
+export const llmUsageSchema = z.object({
+  purpose: z.string(),
+  model: z.string(),
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  cacheCreationTokens: z.number().int().min(0),
+  cacheReadTokens: z.number().int().min(0),
+  costUsd: z.number().min(0),
+  /** The price-table family used for costUsd. */
+  pricedAs: z.enum(['opus', 'sonnet', 'haiku']),
+  /** Set when the model was not in the price table, so the cost is a guess. */
+  priceNote: z.string().optional(),
+  workflowId: z.string().optional(),
+  activityId: z.string().optional(),
+});
+export type LlmUsage = z.infer<typeof llmUsageSchema>;
+
+export interface LlmOptions {
+  /** Without a key, baseURL must point at a server that needs none (the scripted model). */
+  apiKey?: string;
+  baseURL?: string;
+  model: string;
+  /** Called once per HTTP call that returned a reply (billed), including replies that failed validation. */
+  recordUsage?: (u: LlmUsage) => Promise<void>;
+  /** Per HTTP request; the activity's startToCloseTimeout should be a bit longer. Default 5 minutes. */
+  timeoutMs?: number;
+}
+
+export interface StructuredRequest<T> {
+  /** Short label for metering and scenario matching, e.g. "plan_task". Sent as the x-forge-purpose header. */
+  purpose: string;
+  /** Static instructions; sent with cache_control so repeated calls hit the prompt cache. */
+  system: string;
+  /** The dynamic part of the prompt. */
+  prompt: string;
+  schema: z.ZodType<T>;
+  toolName: string;
+  toolDescription: string;
+  maxTokens?: number;
+}
+
+export interface StructuredResult<T> {
+  value: T;
+  /** Summed over the attempts (one, or two when the first reply did not validate). */
+  usage: LlmUsage;
+}
+
+export interface Llm {
+  readonly model: string;
+  structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>>;
+}
+
+/** Workflow and activity ids when running inside a Temporal activity; nothing outside one (tests, scripts). */
+function activityScope(): { workflowId?: string; activityId?: string; signal?: AbortSignal } {
+  try {
+    const ctx = Context.current();
+    return { workflowId: ctx.info.workflowExecution?.workflowId, activityId: ctx.info.activityId, signal: ctx.cancellationSignal };
+  } catch {
+    return {};
+  }
+}
+
+/** The tool's input_schema: the JSON Schema of what the model must produce (zod's input side). */
+export function toolInputSchema(schema: z.ZodType): Anthropic.Tool.InputSchema {
+  const { $schema: _drop, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  if (json.type !== 'object') {
+    throw new InvalidInputError('structured output schema', `a tool input must be a JSON object schema, got type ${String(json.type)}`);
+  }
+  return json as Anthropic.Tool.InputSchema;
+}
+
+function headersOf(h: Headers | undefined): Record<string, string> {
+  return h ? Object.fromEntries(h.entries()) : {};
+}
+
+/**
+ * Turns an SDK failure into an ApplicationFailure Temporal understands. Cancellation and
+ * unknown errors pass through unchanged (Temporal then applies its default handling).
+ */
+export function toApplicationFailure(err: unknown, call: { purpose: string; model: string }): unknown {
+  if (err instanceof ApplicationFailure || err instanceof APIUserAbortError) return err;
+  const what = `LLM call "${call.purpose}" to ${call.model}`;
+  if (err instanceof APIConnectionError) {
+    const d = classifyLlmFailure({ timedOut: err instanceof APIConnectionTimeoutError });
+    return ApplicationFailure.create({ type: d.failureType, message: `${what} failed: ${err.message}. ${d.hint}`, nonRetryable: false, cause: err });
+  }
+  if (err instanceof APIError && typeof err.status === 'number') {
+    const d = classifyLlmFailure({ status: err.status, headers: headersOf(err.headers) });
+    const apiMessage = err.apiMessage ?? err.message;
+    return ApplicationFailure.create({
+      type: d.failureType,
+      message: `${what} failed with HTTP ${err.status} ${err.type ?? ''}: ${apiMessage}. ${d.hint}`,
+      nonRetryable: !d.retryable,
+      nextRetryDelay: d.delayMs,
+      details: [{ status: err.status, errorType: err.type, requestId: err.requestID ?? undefined, hint: d.hint }],
+      cause: err,
+    });
+  }
+  if (err instanceof AnthropicError) {
+    // Raised by the SDK before sending (bad options, missing credentials): retrying cannot help.
+    return ApplicationFailure.create({ type: 'LlmClientError', message: `${what} could not be sent: ${err.message}`, nonRetryable: true, cause: err });
+  }
+  return err;
+}
+
+type Reply = Anthropic.Message;
+
+function usageOf(reply: Reply, purpose: string, fallbackModel: string, scope: ReturnType<typeof activityScope>): LlmUsage {
+  const model = reply.model || fallbackModel;
+  const tokens = {
+    inputTokens: reply.usage.input_tokens,
+    outputTokens: reply.usage.output_tokens,
+    cacheCreationTokens: reply.usage.cache_creation_input_tokens ?? 0,
+    cacheReadTokens: reply.usage.cache_read_input_tokens ?? 0,
+  };
+  const cost = estimateCost(model, tokens);
+  return { purpose, model, ...tokens, ...cost, workflowId: scope.workflowId, activityId: scope.activityId };
+}
+
+function addUsage(a: LlmUsage, b: LlmUsage): LlmUsage {
+  return {
+    ...b,
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    cacheCreationTokens: a.cacheCreationTokens + b.cacheCreationTokens,
+    cacheReadTokens: a.cacheReadTokens + b.cacheReadTokens,
+    costUsd: Math.round((a.costUsd + b.costUsd) * 1e6) / 1e6,
+  };
+}
+
+type Checked<T> = { ok: true; value: T } | { ok: false; issues: string; raw: string };
+
+/** Finds the forced tool call in a reply and validates its input. */
+function checkReply<T>(reply: Reply, req: StructuredRequest<T>, maxTokens: number): Checked<T> {
+  const call = reply.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use' && b.name === req.toolName);
+  const cutOff = reply.stop_reason === 'max_tokens' ? ` (the reply was cut off at max_tokens=${maxTokens}; raise maxTokens)` : '';
+  if (!call) {
+    const text = reply.content.map((b) => (b.type === 'text' ? b.text : `[${b.type}]`)).join('\n');
+    return { ok: false, issues: `the reply did not call ${req.toolName} (stop_reason ${reply.stop_reason})${cutOff}`, raw: text };
+  }
+  const parsed = req.schema.safeParse(call.input);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, issues: z.prettifyError(parsed.error) + cutOff, raw: JSON.stringify(call.input) };
+}
+
+/** The turn that tells the model what was wrong: a tool_result with is_error, or plain text when it called no tool. */
+function correction(reply: Reply, toolName: string, issues: string): Anthropic.MessageParam[] {
+  const note = `The ${toolName} input was rejected:\n${issues}\nCall ${toolName} again with input that fits its schema.`;
+  const assistant: Anthropic.ContentBlockParam[] = reply.content.flatMap((b): Anthropic.ContentBlockParam[] => {
+    if (b.type === 'text') return b.text ? [{ type: 'text', text: b.text }] : [];
+    if (b.type === 'tool_use') return [{ type: 'tool_use', id: b.id, name: b.name, input: b.input }];
+    return [];
+  });
+  const toolUses = assistant.filter((b): b is Anthropic.ToolUseBlockParam => b.type === 'tool_use');
+  const user: Anthropic.ContentBlockParam[] = toolUses.length
+    ? toolUses.map((t) => ({ type: 'tool_result', tool_use_id: t.id, is_error: true, content: note }))
+    : [{ type: 'text', text: note }];
+  return [...(assistant.length ? [{ role: 'assistant' as const, content: assistant }] : []), { role: 'user', content: user }];
+}
+
+export function createLlm(opts: LlmOptions): Llm {
+  if (!opts.apiKey && !opts.baseURL) {
+    throw new InvalidInputError('LLM configuration', 'no API key and no base URL: set ANTHROPIC_API_KEY, or ANTHROPIC_BASE_URL to a scripted model server');
+  }
+  const client = new Anthropic({
+    // The scripted model ignores the key; a placeholder keeps the SDK from searching for credentials elsewhere.
+    apiKey: opts.apiKey ?? 'scripted-model-needs-no-key',
+    baseURL: opts.baseURL,
+    maxRetries: 0,
+    timeout: opts.timeoutMs ?? 5 * 60_000,
+  });
+
+  async function record(u: LlmUsage): Promise<void> {
+    log.info('llm call', { ...u });
+    if (!opts.recordUsage) return;
+    try {
+      await opts.recordUsage(u);
+    } catch (err) {
+      // The call is already paid for; failing now would make Temporal pay for it again.
+      log.error('could not record LLM usage', { purpose: u.purpose, error: (err as Error).message });
+    }
+  }
+
+  async function send(
+    req: StructuredRequest<unknown>,
+    messages: Anthropic.MessageParam[],
+    maxTokens: number,
+    scope: ReturnType<typeof activityScope>,
+  ): Promise<Reply> {
+    try {
+      return await client.messages.create(
+        {
+          model: opts.model,
+          max_tokens: maxTokens,
+          system: [{ type: 'text', text: req.system, cache_control: { type: 'ephemeral' } }],
+          tools: [{ name: req.toolName, description: req.toolDescription, input_schema: toolInputSchema(req.schema) }],
+          tool_choice: { type: 'tool', name: req.toolName },
+          messages,
+        },
+        { headers: { 'x-forge-purpose': req.purpose }, signal: scope.signal },
+      );
+    } catch (err) {
+      throw toApplicationFailure(err, { purpose: req.purpose, model: opts.model });
+    }
+  }
+
+  async function structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>> {
+    const scope = activityScope();
+    const maxTokens = req.maxTokens ?? 4096;
+    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: req.prompt }];
+
+    const first = await send(req, messages, maxTokens, scope);
+    let usage = usageOf(first, req.purpose, opts.model, scope);
+    await record(usage);
+    const one = checkReply(first, req, maxTokens);
+    if (one.ok) return { value: one.value, usage };
+
+    log.warn('llm reply did not validate; retrying once with the error', { purpose: req.purpose, issues: one.issues });
+    const second = await send(req, [...messages, ...correction(first, req.toolName, one.issues)], maxTokens, scope);
+    const secondUsage = usageOf(second, req.purpose, opts.model, scope);
+    await record(secondUsage);
+    usage = addUsage(usage, secondUsage);
+    const two = checkReply(second, req, maxTokens);
+    if (two.ok) return { value: two.value, usage };
+
+    const err = new LlmOutputError(req.purpose, two.issues, two.raw);
+    throw ApplicationFailure.create({ type: 'LlmOutputInvalid', message: err.message, nonRetryable: true, details: [err.toJSON()], cause: err });
+  }
+
+  return { model: opts.model, structured };
+}
+
+/** A recordUsage callback that meters each call into llm_calls (infra/migrations/010_llm_calls.sql). */
+export function recordLlmUsage(sql: Sql): (u: LlmUsage) => Promise<void> {
+  // No idempotency key on purpose: every row is one billed HTTP call, and a retried
+  // activity really does pay again.
+  return async (u) => {
+    await sql`
+      insert into llm_calls (workflow_id, activity_id, purpose, model, input_tokens, output_tokens,
+                             cache_creation_tokens, cache_read_tokens, cost_usd, priced_as, price_note)
+      values (${u.workflowId ?? null}, ${u.activityId ?? null}, ${u.purpose}, ${u.model}, ${u.inputTokens}, ${u.outputTokens},
+              ${u.cacheCreationTokens}, ${u.cacheReadTokens}, ${u.costUsd}, ${u.pricedAs}, ${u.priceNote ?? null})`;
+  };
+}
+
+// ---- activities ----
+
+export const PLAN_TOOL = 'submit_plan';
+
+/** Static, so it is cached across calls; keep anything task-specific out of it. */
+export const PLAN_SYSTEM = `You are the planner of Forge, an agent that completes tasks with tools, and forges a new tool when none fits.
+Given a task, call ${PLAN_TOOL} with a short plan:
+- summary: one or two sentences on how the task will be done.
+- steps: 1 to 8 steps in order. Each step has a title and a kind:
+  - think: reasoning or writing that needs no side effects;
+  - sandbox: run one command in an isolated container that has Node.js and no network; give the command;
+  - tool: call a tool (a registered one, or the one named in needsTool).
+- needsTool: set it only when the task needs a capability no step can provide without a tool (for example calling an external HTTP API). Give a snake_case name and a description of the tool's input and output.
+Prefer the fewest steps that do the task. Do not invent results: the plan is carried out later.`;
+
+export const planTaskInputSchema = z.strictObject({ task: z.string().trim().min(1).max(20_000) });
+export type PlanTaskInput = z.infer<typeof planTaskInputSchema>;
+
+export function llmActivities(llm: Llm) {
+  return {
+    async planTask(input: PlanTaskInput): Promise<Plan> {
+      const parsed = planTaskInputSchema.safeParse(input);
+      if (!parsed.success) {
+        const err = new InvalidInputError('planTask input', z.prettifyError(parsed.error));
+        throw ApplicationFailure.create({ type: 'InvalidInput', message: err.message, nonRetryable: true, details: [err.toJSON()], cause: err });
+      }
+      const { value } = await llm.structured({
+        purpose: 'plan_task',
+        system: PLAN_SYSTEM,
+        prompt: `Task:\n${parsed.data.task}`,
+        schema: planSchema,
+        toolName: PLAN_TOOL,
+        toolDescription: 'Submit the plan for the task.',
+        maxTokens: 2048,
+      });
+      return value;
+    },
+  };
+}
+
+export type LlmActivities = ReturnType<typeof llmActivities>;
