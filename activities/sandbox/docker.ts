@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type Docker from 'dockerode';
+import { ComponentDownError, describeError } from '../../domain/errors.ts';
+import { log } from '../../infra/log.ts';
+import { splitRunnerOutput, type JobMessageInput } from '../../runner/protocol.ts';
+import { LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
+import {
+  resolveLimits, sandboxJobSchema, SandboxCancelledError, SandboxStartError,
+  type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,
+} from './types.ts';
+
+/**
+ * The hardened Docker backend, cold path: one fresh container per job (see
+ * container.ts for the container's limits), removed afterwards whatever happens.
+ */
+
+/** The runner honours the budget itself; the host kills this long after, for jobs that cannot stop. */
+const KILL_GRACE_MS = 250;
+/** Time a fresh container gets to start node and load the runner before the job clock starts. */
+const BOOT_TIMEOUT_MS = 20_000;
+
+export interface JobClock {
+  startedAt: number;
+  warm: boolean;
+}
+
+export function newJobId(job: Pick<SandboxJob, 'id'>): string {
+  return job.id ?? `job-${randomUUID().slice(0, 8)}`;
+}
+
+function jobMessage(job: SandboxJob, limits: SandboxLimits): JobMessageInput {
+  return {
+    mode: job.mode,
+    files: job.files,
+    entry: job.entry,
+    command: job.command,
+    input: job.input,
+    env: job.env ?? {},
+    permissions: job.permissions,
+    limits: { timeoutMs: limits.timeoutMs },
+  };
+}
+
+const mib = (n: number) => `${n} MiB`;
+const PIDS_HINT = /EAGAIN|Resource temporarily unavailable/;
+const HEAP_HINT = /heap out of memory|Reached heap limit|ERR_MEMORY_ALLOCATION_FAILED|Cannot allocate memory|ENOMEM/;
+
+interface Verdict {
+  ok: boolean;
+  exitCode: number | null;
+  killedBy: KilledBy;
+  reason?: string;
+}
+
+/** Turns what we observed into the result's ok / killedBy / reason. */
+async function judge(outcome: Outcome, handle: RunnerContainer, limits: SandboxLimits, runnerOk: boolean | undefined, runnerExit: number | null | undefined, errorText: string): Promise<Verdict> {
+  switch (outcome.kind) {
+    case 'result': {
+      const pids = PIDS_HINT.test(errorText) || PIDS_HINT.test(handle.stderr.text);
+      return {
+        ok: Boolean(runnerOk),
+        exitCode: runnerExit ?? (runnerOk ? 0 : 1),
+        killedBy: !runnerOk && pids ? 'pids' : null,
+        reason: runnerOk ? undefined : pids ? `the job hit the limit of ${limits.pids} processes/threads: ${errorText}` : errorText || undefined,
+      };
+    }
+    case 'timeout': {
+      // A fork bomb looks like a timeout from outside; the pid count says which it was.
+      const pids = await handle.pidCount();
+      if (pids !== undefined && pids >= limits.pids - 2) {
+        return { ok: false, exitCode: null, killedBy: 'pids', reason: `the job ran into the limit of ${limits.pids} processes/threads (${pids} running) and was killed after ${limits.timeoutMs} ms` };
+      }
+      return { ok: false, exitCode: null, killedBy: 'timeout', reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was killed` };
+    }
+    case 'output':
+      return { ok: false, exitCode: null, killedBy: 'output', reason: `the job wrote more than ${limits.outputBytes} bytes to stdout/stderr and was killed; output truncated` };
+    case 'exited': {
+      const state = await handle.exitState();
+      if (state.oomKilled || HEAP_HINT.test(handle.stderr.text)) {
+        return { ok: false, exitCode: state.exitCode, killedBy: 'memory', reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit and was killed` };
+      }
+      if (PIDS_HINT.test(handle.stderr.text)) {
+        return { ok: false, exitCode: state.exitCode, killedBy: 'pids', reason: `the job hit the limit of ${limits.pids} processes/threads and the runner died` };
+      }
+      const tail = handle.stderr.text.trim().split('\n').slice(-3).join(' | ');
+      return { ok: false, exitCode: state.exitCode, killedBy: null, reason: `the sandbox runner exited with code ${state.exitCode} without a result${tail ? `: ${tail}` : ''}` };
+    }
+    case 'cancelled':
+      return { ok: false, exitCode: null, killedBy: null, reason: 'cancelled' };
+  }
+}
+
+/**
+ * Runs one job on a started container and always removes the container. Shared by
+ * the cold path and the warm pool. Throws only on cancellation.
+ */
+export async function runOnContainer(handle: RunnerContainer, job: SandboxJob, limits: SandboxLimits, clock: JobClock, opts: RunOptions = {}): Promise<SandboxResult> {
+  const jobId = newJobId(job);
+  try {
+    handle.send(jobMessage(job, limits), limits.outputBytes);
+    if (!clock.warm) await bootOrEnd(handle);
+    const outcome = await handle.outcome(limits.timeoutMs + KILL_GRACE_MS, opts.signal);
+    if (outcome.kind === 'cancelled') throw new SandboxCancelledError(jobId);
+    const split = splitRunnerOutput(handle.stdout.text);
+    const r = split.result;
+    const errorText = r?.error?.message ?? (split.malformed ? `the runner's result line was malformed: ${split.malformed}` : '');
+    const verdict = await judge(outcome, handle, limits, r?.ok, r?.exitCode, errorText);
+    const durationMs = Math.round(performance.now() - clock.startedAt);
+    const result: SandboxResult = {
+      ok: verdict.ok,
+      exitCode: verdict.exitCode,
+      ...(r?.output !== undefined ? { output: r.output } : {}),
+      stdout: split.stdout,
+      stderr: handle.stderr.text,
+      durationMs,
+      ...(r ? { overheadMs: Math.max(0, durationMs - r.durationMs) } : {}),
+      killedBy: verdict.killedBy,
+      ...(verdict.reason ? { reason: verdict.reason } : {}),
+      ...(r?.error ? { error: r.error } : {}),
+      ...(r?.logs?.length ? { logs: r.logs } : {}),
+      ...(handle.outputExceeded ? { truncated: true } : {}),
+      warm: clock.warm,
+      containerId: handle.id.slice(0, 12),
+    };
+    log.debug('sandbox job done', { jobId, mode: job.mode, ok: result.ok, killedBy: result.killedBy, ms: durationMs, overheadMs: result.overheadMs, warm: clock.warm });
+    return result;
+  } finally {
+    // Single use, whatever happened: removal runs in the background so the caller gets the result at once.
+    void handle.remove();
+  }
+}
+
+async function bootOrEnd(handle: RunnerContainer): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const boot = new Promise<void>((resolve) => (timer = setTimeout(resolve, BOOT_TIMEOUT_MS)));
+  // A runner that dies while booting is reported by outcome() as 'exited'.
+  await Promise.race([handle.ready.catch(() => undefined), boot]);
+  clearTimeout(timer);
+}
+
+const DOCKER_DOWN = /ENOENT|ECONNREFUSED|EACCES|socket hang up/;
+
+export async function startContainer(docker: Docker, image: string, jobId: string, limits: SandboxLimits, network?: string): Promise<RunnerContainer> {
+  try {
+    return await RunnerContainer.start(docker, { image, limits, network, jobId });
+  } catch (err) {
+    const reason = describeError(err);
+    if (DOCKER_DOWN.test(reason)) throw new ComponentDownError('Docker', reason, 'start dockerd (forge provisions it) or set DOCKER_HOST');
+    throw new SandboxStartError(jobId, image, reason);
+  }
+}
+
+export interface DockerBackend extends SandboxBackend {
+  /** the removals still running in the background */
+  drain(): Promise<void>;
+}
+
+export function createDockerBackend(opts: { docker: Docker; image: string }): DockerBackend {
+  const live = new Set<RunnerContainer>();
+  return {
+    async runJob(raw, runOpts) {
+      const job = sandboxJobSchema.parse(raw) as SandboxJob;
+      const limits = resolveLimits(job.limits);
+      const startedAt = performance.now();
+      const jobId = newJobId(job);
+      const handle = await startContainer(opts.docker, opts.image, jobId, limits, job.network);
+      live.add(handle);
+      try {
+        return await runOnContainer(handle, { ...job, id: jobId }, limits, { startedAt, warm: false }, runOpts);
+      } finally {
+        void handle.remove().finally(() => live.delete(handle));
+      }
+    },
+    async drain() {
+      await Promise.all([...live].map((h) => h.remove()));
+    },
+  };
+}
+
+function ownerIsGone(owner: string | undefined): boolean {
+  if (!owner) return true;
+  const [host, pid] = owner.split(':');
+  if (host !== os.hostname()) return false;
+  if (Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes leftover sandbox containers (a worker killed mid-job leaves them). By default
+ * only those whose owning process on this host is gone, or that are older than
+ * staleAfterMs, so two workers (or test files) sharing one engine do not kill each
+ * other's jobs; `all: true` removes every forge.sandbox container.
+ */
+export async function reapOrphans(docker: Docker, opts: { all?: boolean; staleAfterMs?: number } = {}): Promise<number> {
+  const staleAfterMs = opts.staleAfterMs ?? 6 * 3600_000;
+  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_SANDBOX}=1`] } });
+  const doomed = containers.filter((c) => opts.all || ownerIsGone(c.Labels[LABEL_OWNER]) || Date.now() - c.Created * 1000 > staleAfterMs);
+  await Promise.all(doomed.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  if (doomed.length) log.info('reaped orphan sandbox containers', { count: doomed.length });
+  return doomed.length;
+}
+
+export { OWNER };

@@ -1,0 +1,11 @@
+/**
+ * The sandbox: a hardened Docker backend (docker.ts, container.ts), a single-use warm
+ * pool in front of it (pool.ts) and the Temporal activities the workflows call (activities.ts).
+ */
+export { createSandbox, type Sandbox, type CreateSandboxOptions, type PoolStats } from './pool.ts';
+export { createDockerBackend, reapOrphans, type DockerBackend } from './docker.ts';
+export { createSandboxActivities, type SandboxExecInput, type SandboxRunToolInput } from './activities.ts';
+export {
+  DEFAULT_LIMITS, SandboxCancelledError, SandboxStartError,
+  type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,
+} from './types.ts';

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import type Docker from 'dockerode';
+import { describeError } from '../../domain/errors.ts';
+import { log } from '../../infra/log.ts';
+import type { RunnerContainer } from './container.ts';
+import { createDockerBackend, newJobId, runOnContainer, startContainer } from './docker.ts';
+import { DEFAULT_LIMITS, resolveLimits, sandboxJobSchema, type SandboxBackend, type SandboxJob, type SandboxLimits } from './types.ts';
+
+/**
+ * Single-use warm pool. Starting a container costs ~300 ms here, nearly all of it in
+ * `docker start`; pre-creating saves only ~30 ms. So we keep K containers already
+ * running the runner in `idle` mode, each waiting for ONE job on stdin. A job takes one,
+ * the container is destroyed after it, and the pool refills in the background. No
+ * container ever sees two jobs, so nothing leaks between them.
+ */
+export interface PoolStats {
+  size: number;
+  idle: number;
+  filling: number;
+  warmJobs: number;
+  coldJobs: number;
+}
+
+export interface Sandbox extends SandboxBackend {
+  /** resolves once the pool holds `poolSize` ready containers (at once when poolSize is 0) */
+  ready(timeoutMs?: number): Promise<void>;
+  stats(): PoolStats;
+  /** stops refilling and removes every container this sandbox started */
+  close(): Promise<void>;
+}
+
+export interface CreateSandboxOptions {
+  docker: Docker;
+  image: string;
+  /** 0 = always cold */
+  poolSize: number;
+  /** limits the pool's containers are created with; jobs asking for other memory/pids/cpus go cold */
+  limits?: Partial<SandboxLimits>;
+}
+
+/** Parallel starts beyond two only make them queue inside dockerd on a small host. */
+const MAX_PARALLEL_FILLS = 2;
+const READY_TIMEOUT_MS = 20_000;
+
+export function createSandbox(opts: CreateSandboxOptions): Sandbox {
+  const poolLimits = resolveLimits({ ...DEFAULT_LIMITS, ...opts.limits });
+  const cold = createDockerBackend({ docker: opts.docker, image: opts.image });
+  const idle: RunnerContainer[] = [];
+  const busy = new Set<RunnerContainer>();
+  /** used containers still being removed: close() waits for them */
+  const retiring = new Set<Promise<void>>();
+  const waiters = new Set<() => void>();
+  let filling = 0;
+  let closed = false;
+  let backoffMs = 0;
+  let warmJobs = 0;
+  let coldJobs = 0;
+
+  const full = () => idle.length >= opts.poolSize;
+  const notify = () => waiters.forEach((w) => w());
+
+  async function fillOne(): Promise<void> {
+    const slot = `pool-${randomUUID().slice(0, 8)}`;
+    const handle = await startContainer(opts.docker, opts.image, slot, poolLimits);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        handle.ready,
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS))),
+      ]);
+    } catch (err) {
+      await handle.remove();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (closed) return void (await handle.remove());
+    // An idle container that dies (someone removed it, the engine restarted) leaves the pool.
+    void handle.ended.then(() => {
+      const at = idle.indexOf(handle);
+      if (at >= 0 && !busy.has(handle)) {
+        idle.splice(at, 1);
+        void handle.remove();
+        refill();
+      }
+    });
+    idle.push(handle);
+    notify();
+  }
+
+  function refill(): void {
+    while (!closed && idle.length + filling < opts.poolSize && filling < MAX_PARALLEL_FILLS) {
+      filling++;
+      void fillOne()
+        .then(() => (backoffMs = 0))
+        .catch((err) => {
+          // Back off so a broken engine or image does not turn into a hot loop of failing starts.
+          backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
+          log.warn('sandbox pool could not start a container', { reason: describeError(err), retryInMs: backoffMs });
+          return new Promise((r) => setTimeout(r, backoffMs).unref());
+        })
+        .finally(() => {
+          filling--;
+          refill();
+        });
+    }
+  }
+
+  const fitsPool = (job: SandboxJob, limits: SandboxLimits) =>
+    !job.network && limits.memoryMb === poolLimits.memoryMb && limits.pids === poolLimits.pids && limits.cpus === poolLimits.cpus;
+
+  function takeIdle(): RunnerContainer | undefined {
+    while (idle.length) {
+      const handle = idle.shift()!;
+      if (!handle.exited) return handle;
+      void handle.remove();
+    }
+    return undefined;
+  }
+
+  refill();
+
+  return {
+    async runJob(raw, runOpts) {
+      const job = sandboxJobSchema.parse(raw) as SandboxJob;
+      const startedAt = performance.now();
+      const limits = resolveLimits(job.limits);
+      const handle = fitsPool(job, limits) ? takeIdle() : undefined;
+      if (!handle) {
+        coldJobs++;
+        return cold.runJob(job, runOpts);
+      }
+      warmJobs++;
+      busy.add(handle);
+      refill();
+      try {
+        return await runOnContainer(handle, { ...job, id: newJobId(job) }, limits, { startedAt, warm: true }, runOpts);
+      } finally {
+        busy.delete(handle);
+        const removal = handle.remove();
+        retiring.add(removal);
+        void removal.finally(() => retiring.delete(removal));
+      }
+    },
+
+    ready(timeoutMs = 60_000) {
+      if (full()) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`the sandbox pool did not fill to ${opts.poolSize} within ${timeoutMs} ms (has ${idle.length})`));
+        }, timeoutMs);
+        const check = () => {
+          if (!full()) return;
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve();
+        };
+        waiters.add(check);
+      });
+    },
+
+    stats: () => ({ size: opts.poolSize, idle: idle.length, filling, warmJobs, coldJobs }),
+
+    async close() {
+      closed = true;
+      // Fills in flight see `closed` and remove their container themselves; wait for them.
+      while (filling > 0) await new Promise((r) => setTimeout(r, 20));
+      const all = [...idle.splice(0), ...busy];
+      await Promise.all([...all.map((h) => h.remove()), ...retiring, cold.drain()]);
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+import * as esbuild from 'esbuild';
+import { ForgeError, describeError } from '../domain/errors.ts';
+import { NODE_PATH, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
+import { log } from './log.ts';
+import { tarStream, type TarEntry } from './sandbox-image/tar.ts';
+
+/**
+ * Forge's sandbox base image, built locally (no registry is reachable): a minimal
+ * rootfs holding the host's own `node`, the shared libraries it needs, a non-root
+ * user and the runner bundle, imported with the Engine API's `docker import`.
+ * The image carries a label with the hash of what went in, so a changed runner (or
+ * node) rebuilds it and an unchanged one costs one bundle + one inspect.
+ */
+export const SANDBOX_UID = 10001;
+export const HASH_LABEL = 'forge.sandbox-image.hash';
+/** Bump when the rootfs layout changes in a way the runner hash would not show. */
+const LAYOUT_VERSION = '1';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const BUILD_DIR = path.join(here, 'sandbox-image', 'build');
+const RUNNER_SOURCE = path.join(here, '..', 'runner', 'main.ts');
+
+export class SandboxImageError extends ForgeError {
+  constructor(tag: string, step: string, reason: string) {
+    super(`could not build the sandbox image ${tag} (${step}): ${reason}`, 'SANDBOX_IMAGE_FAILED',
+      'check that dockerd runs (docker info) and that the host node binary and its libraries are readable; see the log above',
+      { tag, step });
+  }
+}
+
+/**
+ * One ESM file with the MCP SDK and zod inlined. The banner gives CommonJS dependencies
+ * (ajv, used by the MCP SDK) the `require` that ESM output lacks.
+ */
+export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs')): Promise<{ file: string; code: Buffer }> {
+  await mkdir(path.dirname(outfile), { recursive: true });
+  await esbuild.build({
+    entryPoints: [RUNNER_SOURCE],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+    banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
+  });
+  return { file: outfile, code: await readFile(outfile) };
+}
+
+/** The shared libraries `ldd` lists for a binary (absolute paths as the loader looks them up). */
+export function sharedLibraries(binary: string): string[] {
+  const out = execFileSync('ldd', [binary], { encoding: 'utf8' });
+  const libs = new Set<string>();
+  for (const line of out.split('\n')) {
+    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m?.[1]) libs.add(m[1]);
+  }
+  return [...libs];
+}
+
+/**
+ * glibc loads the name-service modules with dlopen, so ldd does not list them; without
+ * them uid/host look-ups misbehave. Taken from libc's own directory when present.
+ */
+function nssLibraries(libs: string[]): string[] {
+  const libc = libs.find((l) => /\/libc\.so\.\d+$/.test(l));
+  if (!libc) return [];
+  const dir = path.dirname(libc);
+  return ['libnss_files.so.2', 'libnss_dns.so.2', 'libresolv.so.2'].map((n) => path.join(dir, n)).filter((p) => existsSync(p));
+}
+
+const text = (s: string) => Buffer.from(s, 'utf8');
+
+/** Every directory on the way to `file`, parents first. */
+function parents(file: string): string[] {
+  const out: string[] = [];
+  for (let d = path.dirname(file); d !== '/'; d = path.dirname(d)) out.unshift(d);
+  return out;
+}
+
+export function rootfsEntries(nodeBinary: string, runnerCode: Buffer): TarEntry[] {
+  const libs = sharedLibraries(nodeBinary);
+  const hostFiles = [...new Set([...libs, ...nssLibraries(libs)])].map((p) => ({ at: p, source: realpathSync(p) }));
+  hostFiles.push({ at: NODE_PATH, source: realpathSync(nodeBinary) });
+  const dirs = new Set<string>(['/etc', '/tmp', '/opt/forge', '/usr/local/bin']);
+  for (const f of [...hostFiles.map((h) => h.at), RUNNER_PATH]) for (const d of parents(f)) dirs.add(d);
+  const entries: TarEntry[] = [...dirs].sort().map((d) => ({ kind: 'dir' as const, path: d, mode: d === '/tmp' ? 0o1777 : 0o755 }));
+  for (const h of hostFiles) {
+    entries.push({ kind: 'hostFile', path: h.at, source: h.source, size: statSync(h.source).size, mode: 0o755 });
+  }
+  entries.push(
+    { kind: 'file', path: RUNNER_PATH, data: runnerCode, mode: 0o444 },
+    { kind: 'file', path: '/etc/passwd', data: text(`root:x:0:0:root:/root:/sbin/nologin\nforge:x:${SANDBOX_UID}:${SANDBOX_UID}:forge sandbox:/tmp:/sbin/nologin\n`) },
+    { kind: 'file', path: '/etc/group', data: text(`root:x:0:\nforge:x:${SANDBOX_UID}:\n`) },
+    { kind: 'file', path: '/etc/nsswitch.conf', data: text('passwd: files\ngroup: files\nhosts: files dns\n') },
+  );
+  return entries;
+}
+
+export function imageHash(runnerCode: Buffer, nodeBinary: string): string {
+  const nodeStat = statSync(realpathSync(nodeBinary));
+  return createHash('sha256')
+    .update(`layout:${LAYOUT_VERSION}\nnode:${process.version}:${nodeStat.size}:${nodeStat.mtimeMs}\n`)
+    .update(runnerCode)
+    .digest('hex');
+}
+
+function splitTag(tag: string): { repo: string; tag: string } {
+  const colon = tag.lastIndexOf(':');
+  if (colon > tag.lastIndexOf('/')) return { repo: tag.slice(0, colon), tag: tag.slice(colon + 1) };
+  return { repo: tag, tag: 'latest' };
+}
+
+async function inspectOrNull(docker: Docker, tag: string): Promise<Docker.ImageInspectInfo | null> {
+  try {
+    return await docker.getImage(tag).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return null;
+    throw err;
+  }
+}
+
+async function importRootfs(docker: Docker, tag: string, hash: string, entries: TarEntry[]): Promise<void> {
+  const { repo, tag: version } = splitTag(tag);
+  // Imported images have no config: these `changes` give them labels, a user and a safe default command.
+  const changes = [
+    `LABEL ${HASH_LABEL}=${hash} forge.sandbox-image=1`,
+    `ENV PATH=${SANDBOX_PATH_ENV} HOME=/tmp`,
+    `USER ${SANDBOX_UID}:${SANDBOX_UID}`,
+    'WORKDIR /tmp',
+    `CMD ["${NODE_PATH}", "${RUNNER_PATH}", "idle"]`,
+  ];
+  const stream = await docker.importImage(tarStream(entries), { repo, tag: version, changes });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string }>) => {
+      const failed = err ?? events.find((e) => e.error);
+      if (failed) reject(new Error(err ? err.message : String((failed as { error?: string }).error)));
+      else resolve();
+    });
+  });
+}
+
+export async function ensureSandboxImage(
+  docker: Docker,
+  opts: { tag: string; force?: boolean; nodeBinary?: string },
+): Promise<{ tag: string; built: boolean; imageId: string }> {
+  const nodeBinary = opts.nodeBinary ?? process.execPath;
+  const started = performance.now();
+  let step = 'bundle the runner';
+  try {
+    const { code } = await bundleRunner();
+    const hash = imageHash(code, nodeBinary);
+    step = 'inspect the existing image';
+    const existing = await inspectOrNull(docker, opts.tag);
+    if (existing && !opts.force && existing.Config?.Labels?.[HASH_LABEL] === hash) {
+      return { tag: opts.tag, built: false, imageId: existing.Id };
+    }
+    step = 'import the rootfs';
+    await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, code));
+    const fresh = await docker.getImage(opts.tag).inspect();
+    if (existing && existing.Id !== fresh.Id) await removeQuietly(docker, existing.Id);
+    log.info('sandbox image built', { tag: opts.tag, imageId: fresh.Id, hash: hash.slice(0, 12), ms: Math.round(performance.now() - started) });
+    return { tag: opts.tag, built: true, imageId: fresh.Id };
+  } catch (err) {
+    if (err instanceof SandboxImageError) throw err;
+    throw new SandboxImageError(opts.tag, step, describeError(err));
+  }
+}
+
+/** The old image may still back a running container; it then stays until that one is gone. */
+async function removeQuietly(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getImage(id).remove();
+  } catch (err) {
+    log.debug('old sandbox image kept', { id, reason: describeError(err) });
+  }
+}
