@@ -36,7 +36,7 @@ export const configSchema = z.object({
 
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.string().url().optional(),
-  FORGE_MODEL: z.string().min(1).default('claude-sonnet-4-5'),
+  FORGE_MODEL: z.string().min(1).default('claude-sonnet-4-6'),
   FORGE_SCENARIO: z.string().min(1).optional(),
   FORGE_SCRIPTED_MODEL_PORT: port.default(4399),
 
