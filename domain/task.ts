@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NODE_PATH } from '../runner/protocol.ts';
 import type { Plan } from './plan.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
@@ -35,7 +36,7 @@ export interface TaskResult {
 /** A fixed, harmless command that proves the sandbox runs; it echoes facts about its own confinement. */
 export function sandboxProbeCommand(stepCount: number): string[] {
   return [
-    '/usr/local/bin/node',
+    NODE_PATH,
     '-e',
     'console.log(JSON.stringify({ node: process.version, uid: process.getuid(), steps: Number(process.argv[1]) }))',
     String(stepCount),
