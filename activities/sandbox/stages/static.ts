@@ -127,7 +127,6 @@ function createHost(virtual: Map<string, string>): ts.CompilerHost {
  * string here (no `as const` needed) and as a literal by the manifest reader.
  */
 const CONTRACT_SOURCE = `
-import type { z } from 'zod';
 import type { ToolContext } from '@forge/tool';
 import * as tool from './tool.ts';
 type ContractManifest = {
@@ -136,12 +135,13 @@ type ContractManifest = {
   sideEffect: string;
   destructive?: boolean;
   permissions: { network?: readonly string[]; env?: readonly string[] };
-  input: z.ZodType;
-  output: z.ZodType;
+  input: Schema;
+  output: Schema;
 };
+type Schema = { safeParse(value: unknown): unknown; _zod: { output: unknown; input: unknown } };
 export const manifest: ContractManifest = tool.manifest;
-type In = z.output<typeof tool.manifest.input>;
-type Out = z.input<typeof tool.manifest.output>;
+type In = typeof tool.manifest.input._zod.output;
+type Out = typeof tool.manifest.output._zod.input;
 export const run: (input: In, ctx: ToolContext) => Promise<Out> | Out = tool.run;
 `;
 
@@ -269,10 +269,14 @@ function checkGlobalIdentifier(id: ts.Identifier, rc: RuleContext): void {
 
 /** process.binding & co. reach native code; everything else on process is I/O outside ctx. */
 function checkProcess(id: ts.Identifier, rc: RuleContext): void {
-  const parent = id.parent;
+  // `(process as any).binding` is still process.binding.
+  let inner: ts.Expression = id;
+  while (ts.isParenthesizedExpression(inner.parent) || ts.isAsExpression(inner.parent) || ts.isNonNullExpression(inner.parent)
+    || ts.isTypeAssertionExpression(inner.parent) || ts.isSatisfiesExpression(inner.parent)) inner = inner.parent;
+  const parent = inner.parent;
   let member: string | undefined;
-  if (ts.isPropertyAccessExpression(parent) && parent.expression === id) member = parent.name.text;
-  if (ts.isElementAccessExpression(parent) && parent.expression === id) member = stringValue(parent.argumentExpression);
+  if (ts.isPropertyAccessExpression(parent) && parent.expression === inner) member = parent.name.text;
+  if (ts.isElementAccessExpression(parent) && parent.expression === inner) member = stringValue(parent.argumentExpression);
   if (member && PROCESS_INTERNALS.has(member)) {
     return rc.sink.at(id, 'process-internals', `process.${member} loads native code: tools may not use it`);
   }
