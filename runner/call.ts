@@ -14,7 +14,11 @@ export interface CallOptions {
 
 export function toRunnerError(err: unknown): RunnerError {
   if (err instanceof ForgeError) return { ...err.toJSON(), code: err.code, message: err.message };
-  if (err instanceof Error) return { code: 'TOOL_THREW', message: err.message, name: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') };
+  if (err instanceof Error) {
+    // fetch() says only "fetch failed"; the cause (ENETUNREACH, EAI_AGAIN, ...) is what tells a person why.
+    const cause = err.cause instanceof Error ? ` (${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message})` : '';
+    return { code: 'TOOL_THREW', message: err.message + cause, name: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') };
+  }
   return { code: 'TOOL_THREW', message: String(err) };
 }
 

@@ -7,6 +7,7 @@ import { idle } from './idle.ts';
 import { JOB_DIR, RESULT_MARKER, type JobMessage, type RunnerResult } from './protocol.ts';
 import { serveTool } from './serve.ts';
 import { runTestFile } from './test-mode.ts';
+import { readResourceCounters } from './resources.ts';
 import { loadTool } from './tool-module.ts';
 
 /**
@@ -54,7 +55,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     switch (mode) {
       case 'idle':
-        return await idle(runJob, (r) => emitAndExit(r));
+        return await idle(runJob, (r) => emitAndExit({ ...r, resources: readResourceCounters() }));
       case 'call': {
         if (!file || !inputFile) throw new Error(USAGE);
         const input: unknown = JSON.parse(await readFile(inputFile, 'utf8'));

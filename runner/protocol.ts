@@ -88,6 +88,8 @@ export const runnerResultSchema = z.object({
   /** time the runner spent on the job itself, from reading it to printing this */
   durationMs: z.number(),
   logs: z.array(logEntrySchema).default([]),
+  /** the container's cgroup counters when the job ended (idle mode only) */
+  resources: z.object({ oomKills: z.number().optional(), pidsLimitHits: z.number().optional() }).optional(),
 });
 export type RunnerResult = z.infer<typeof runnerResultSchema>;
 

@@ -233,13 +233,20 @@ export class RunnerContainer {
     }
   }
 
-  /** How many processes/threads run now: tells a fork bomb from an ordinary timeout. */
-  async pidCount(): Promise<number | undefined> {
+  /**
+   * Live resource facts of a running container: the pid count tells a fork bomb from an
+   * ordinary timeout, and the memory peak tells an OOM-killed child (the runner survives
+   * it, and the engine's OOMKilled flag only covers the container's main process).
+   */
+  async usage(): Promise<{ pids?: number; memoryPeakBytes?: number; memoryLimitBytes?: number }> {
     try {
-      const stats = (await this.container.stats({ stream: false, 'one-shot': true } as { stream: false })) as { pids_stats?: { current?: number } };
-      return stats.pids_stats?.current;
+      const stats = (await this.container.stats({ stream: false, 'one-shot': true } as { stream: false })) as {
+        pids_stats?: { current?: number };
+        memory_stats?: { max_usage?: number; limit?: number };
+      };
+      return { pids: stats.pids_stats?.current, memoryPeakBytes: stats.memory_stats?.max_usage, memoryLimitBytes: stats.memory_stats?.limit };
     } catch {
-      return undefined;
+      return {};
     }
   }
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
 import { log } from '../../infra/log.ts';
-import { splitRunnerOutput, type JobMessageInput } from '../../runner/protocol.ts';
+import { splitRunnerOutput, type JobMessageInput, type RunnerResult } from '../../runner/protocol.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
 import {
   resolveLimits, sandboxJobSchema, SandboxCancelledError, SandboxStartError,
@@ -54,20 +54,31 @@ interface Verdict {
 }
 
 /** Turns what we observed into the result's ok / killedBy / reason. */
-async function judge(outcome: Outcome, handle: RunnerContainer, limits: SandboxLimits, runnerOk: boolean | undefined, runnerExit: number | null | undefined, errorText: string): Promise<Verdict> {
+async function judge(
+  outcome: Outcome, handle: RunnerContainer, limits: SandboxLimits,
+  r: RunnerResult | undefined, errorText: string,
+): Promise<Verdict> {
+  const runnerOk = r?.ok;
+  const runnerExit = r?.exitCode;
   switch (outcome.kind) {
     case 'result': {
-      const pids = PIDS_HINT.test(errorText) || PIDS_HINT.test(handle.stderr.text);
-      return {
-        ok: Boolean(runnerOk),
-        exitCode: runnerExit ?? (runnerOk ? 0 : 1),
-        killedBy: !runnerOk && pids ? 'pids' : null,
-        reason: runnerOk ? undefined : pids ? `the job hit the limit of ${limits.pids} processes/threads: ${errorText}` : errorText || undefined,
-      };
+      if (runnerOk) return { ok: true, exitCode: runnerExit ?? 0, killedBy: null };
+      const exitCode = runnerExit ?? 1;
+      // The runner survived, but something it started may have been OOM-killed or refused a pid.
+      if ((r?.resources?.oomKills ?? 0) > 0) {
+        return { ok: false, exitCode, killedBy: 'memory', reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit; the kernel killed a process (${errorText})` };
+      }
+      if ((r?.resources?.pidsLimitHits ?? 0) > 0 || PIDS_HINT.test(errorText)) {
+        return { ok: false, exitCode, killedBy: 'pids', reason: `the job hit the limit of ${limits.pids} processes/threads (EAGAIN on spawn): ${errorText}` };
+      }
+      if (r?.error?.code === 'TIMEOUT') {
+        return { ok: false, exitCode, killedBy: 'timeout', reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was stopped: ${errorText}` };
+      }
+      return { ok: false, exitCode, killedBy: null, reason: errorText || `the job failed with exit code ${exitCode}` };
     }
     case 'timeout': {
       // A fork bomb looks like a timeout from outside; the pid count says which it was.
-      const pids = await handle.pidCount();
+      const { pids } = await handle.usage();
       if (pids !== undefined && pids >= limits.pids - 2) {
         return { ok: false, exitCode: null, killedBy: 'pids', reason: `the job ran into the limit of ${limits.pids} processes/threads (${pids} running) and was killed after ${limits.timeoutMs} ms` };
       }
@@ -105,7 +116,7 @@ export async function runOnContainer(handle: RunnerContainer, job: SandboxJob, l
     const split = splitRunnerOutput(handle.stdout.text);
     const r = split.result;
     const errorText = r?.error?.message ?? (split.malformed ? `the runner's result line was malformed: ${split.malformed}` : '');
-    const verdict = await judge(outcome, handle, limits, r?.ok, r?.exitCode, errorText);
+    const verdict = await judge(outcome, handle, limits, r, errorText);
     const durationMs = Math.round(performance.now() - clock.startedAt);
     const result: SandboxResult = {
       ok: verdict.ok,

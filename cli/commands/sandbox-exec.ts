@@ -1,0 +1,108 @@
+import path from 'node:path';
+import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { config } from '../../infra/config.ts';
+import { dockerClient } from '../../infra/docker.ts';
+import { InvalidInputError } from '../../domain/errors.ts';
+import { bundleToolModule } from '../../activities/sandbox/bundle.ts';
+import { createSandbox, type SandboxResult } from '../../activities/sandbox/index.ts';
+import { printJson, reportError, say } from '../output.ts';
+
+/**
+ * forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]
+ * Bundles the tool, runs it once in a fresh hardened container and prints the result.
+ * Host variables reach the tool only when named with --env, and then only those the
+ * tool's manifest declares.
+ */
+const USAGE = "usage: forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]";
+
+export interface SandboxExecArgs {
+  file: string;
+  input: unknown;
+  env: Record<string, string>;
+  timeoutMs?: number;
+  json: boolean;
+}
+
+export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, string | undefined> = process.env): SandboxExecArgs {
+  let file: string | undefined;
+  let inputText = '{}';
+  let timeoutMs: number | undefined;
+  const env: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new InvalidInputError('arguments', `${arg} needs a value. ${USAGE}`);
+      return v;
+    };
+    if (arg === '--json') continue;
+    else if (arg === '--input') inputText = value();
+    else if (arg === '--timeout') timeoutMs = Number(value());
+    else if (arg === '--env') {
+      const spec = value();
+      const eq = spec.indexOf('=');
+      const name = eq < 0 ? spec : spec.slice(0, eq);
+      const v = eq < 0 ? hostEnv[name] : spec.slice(eq + 1);
+      if (v !== undefined) env[name] = v;
+    } else if (arg.startsWith('--')) throw new InvalidInputError('arguments', `unknown option ${arg}. ${USAGE}`);
+    else if (!file) file = arg;
+    else throw new InvalidInputError('arguments', `unexpected argument ${JSON.stringify(arg)}. ${USAGE}`);
+  }
+  if (!file) throw new InvalidInputError('arguments', `missing <tool-file>. ${USAGE}`);
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+    throw new InvalidInputError('--timeout', 'expected a positive whole number of milliseconds');
+  }
+  let input: unknown;
+  try {
+    input = JSON.parse(inputText);
+  } catch (err) {
+    throw new InvalidInputError('--input', `not valid JSON (${(err as Error).message})`);
+  }
+  return { file: path.resolve(file), input, env, timeoutMs, json: args.includes('--json') };
+}
+
+function printHuman(file: string, r: SandboxResult): void {
+  const timing = `${r.durationMs} ms, sandbox overhead ${r.overheadMs ?? '?'} ms`;
+  if (r.ok) {
+    say(`ok: ${path.basename(file)} (${timing})`);
+    say(JSON.stringify(r.output, null, 2));
+  } else {
+    process.stderr.write(`failed: ${r.reason ?? 'the tool failed'}\n`);
+    if (r.killedBy) process.stderr.write(`  contained: killed by the ${r.killedBy} limit\n`);
+    if (r.error?.fix) process.stderr.write(`  fix: ${String(r.error.fix)}\n`);
+    process.stderr.write(`  (${timing})\n`);
+  }
+  for (const l of r.logs ?? []) process.stderr.write(`  [${l.level}] ${l.msg}${l.fields ? ' ' + JSON.stringify(l.fields) : ''}\n`);
+  if (r.stdout.trim()) process.stderr.write(`  stdout: ${r.stdout.trim().slice(0, 2000)}\n`);
+  if (!r.ok && r.stderr.trim()) process.stderr.write(`  stderr: ${r.stderr.trim().slice(-2000)}\n`);
+}
+
+export async function sandboxExecCommand(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    const parsed = parseSandboxExecArgs(args);
+    const code = await bundleToolModule(parsed.file);
+    const cfg = config();
+    const docker = dockerClient(cfg);
+    await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
+    const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 0 });
+    let result: SandboxResult;
+    try {
+      result = await sandbox.runJob({
+        mode: 'call',
+        files: { 'tool.mjs': code },
+        entry: 'tool.mjs',
+        input: parsed.input,
+        env: parsed.env,
+        limits: parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : undefined,
+      });
+    } finally {
+      await sandbox.close();
+    }
+    if (json) printJson(result);
+    else printHuman(parsed.file, result);
+    return result.ok ? 0 : 1;
+  } catch (err) {
+    return reportError(err, json);
+  }
+}
