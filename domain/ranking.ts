@@ -260,3 +260,70 @@ export function describeFit(fit: ParamsFit): string {
   ].filter(Boolean);
   return parts.join('; ') || 'fits';
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retrieval similarity (no embeddings): how strongly the request's words point at one tool.
+
+export const lexicalPolicySchema = z.object({
+  /**
+   * Virtual tools that contain none of the request's words, added to the catalog when weighing
+   * words. Without them a one-tool catalog makes every word look common (and worthless).
+   */
+  priorDocuments: z.number().min(0).default(8),
+  /** how much a word counts where it was found: the tool's name, its description, its parameters */
+  fieldWeights: z.object({ name: z.number(), description: z.number(), params: z.number() }).default({ name: 1, description: 0.8, params: 0.6 }),
+  /** a misspelled or differently inflected word counts when its trigram similarity reaches this … */
+  fuzzyMin: z.number().min(0).max(1).default(0.7),
+  /** … at this fraction of its similarity */
+  fuzzyWeight: z.number().min(0).max(1).default(0.7),
+  /**
+   * Evidence turns into a 0..1 similarity as 1 - exp(-steepness · evidence). At 1.6 one rare word
+   * of a tool's name alone lands in 0.65..0.80 — the band where the parameters must fit too — and
+   * it takes two to clear 0.80. That is what keeps "weather this outage" away from auto-reuse.
+   */
+  steepness: z.number().positive().default(1.6),
+});
+export type LexicalPolicy = z.infer<typeof lexicalPolicySchema>;
+export type LexicalPolicyInput = z.input<typeof lexicalPolicySchema>;
+
+/** A word's weight by how many catalog tools use it: 1 for a word no tool uses, less the more do. */
+export function termWeight(docFrequency: number, catalogSize: number, policy: LexicalPolicy = lexicalPolicySchema.parse({})): number {
+  const n = catalogSize + policy.priorDocuments;
+  return Math.log(1 + n / (docFrequency + 1)) / Math.log(1 + n);
+}
+
+export interface TermEvidence {
+  /** catalog tools whose index holds this word */
+  docFrequency: number;
+  inName: boolean;
+  inDescription: boolean;
+  inParams: boolean;
+  /** best trigram word similarity of the raw word against the tool's name + description, 0..1 */
+  fuzzy: number;
+}
+
+/** 0..1: the summed weight of the request's words found in the tool, saturating. */
+export function lexicalSimilarity(terms: readonly TermEvidence[], catalogSize: number, policyInput: LexicalPolicyInput = {}): number {
+  const p = lexicalPolicySchema.parse(policyInput);
+  let evidence = 0;
+  for (const t of terms) {
+    const exact = t.inName ? p.fieldWeights.name : t.inDescription ? p.fieldWeights.description : t.inParams ? p.fieldWeights.params : 0;
+    const fuzzy = t.fuzzy >= p.fuzzyMin ? p.fuzzyWeight * t.fuzzy : 0;
+    evidence += termWeight(t.docFrequency, catalogSize, p) * Math.max(exact, fuzzy);
+  }
+  return 1 - Math.exp(-p.steepness * evidence);
+}
+
+/** Cosine similarity clamped to 0..1 (opposite directions are as useless as orthogonal ones). */
+export function cosine(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length || a.length === 0) return 0;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na === 0 || nb === 0 ? 0 : Math.max(0, dot / Math.sqrt(na * nb));
+}

@@ -36,6 +36,7 @@ create table if not exists tool_versions (
   -- and diff history even when a folder was edited by hand
   source text not null,
   tests text not null,
+  api_spec jsonb,
   source_sha256 text not null check (source_sha256 ~ '^[a-f0-9]{64}$'),
   -- hash over every file of the version folder, to tell a person's edit from our own writes
   files_sha256 text not null check (files_sha256 ~ '^[a-f0-9]{64}$'),
