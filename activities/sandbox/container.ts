@@ -84,12 +84,24 @@ export type Outcome =
 /** Collects one demultiplexed stream, counting bytes against the shared output budget. */
 class Capture extends Writable {
   text = '';
+  /** whether the runner's READY line went by (tracked here, since a sink may consume the text) */
+  readySeen = false;
+  private tail = '';
+  /** set for long sessions (MCP): chunks go to the listener instead of piling up in `text` */
+  sink?: (chunk: Buffer) => void;
   constructor(private readonly budget: OutputBudget, private readonly onChunk: () => void) {
     super();
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     const allowed = this.budget.take(chunk.length);
-    if (allowed > 0) this.text += chunk.subarray(0, allowed).toString('utf8');
+    if (allowed > 0) {
+      if (!this.readySeen) {
+        this.tail = (this.tail + chunk.subarray(0, allowed).toString('utf8')).slice(-64);
+        this.readySeen = this.tail.includes(READY_MARKER + '\n');
+      }
+      if (this.sink) this.sink(chunk.subarray(0, allowed));
+      else this.text += chunk.subarray(0, allowed).toString('utf8');
+    }
     this.onChunk();
     done();
   }
@@ -138,7 +150,9 @@ export class RunnerContainer {
       stream.once('close', done);
       stream.once('error', done);
     });
-    this.ready = this.waitFor(() => this.stdout.text.includes(READY_MARKER + '\n'), 'the runner exited before it was ready');
+    this.ready = this.waitFor(() => this.stdout.readySeen, 'the runner exited before it was ready');
+    // Callers that never await `ready` (the cold path races it) must not see an unhandled rejection.
+    this.ready.catch(() => undefined);
   }
 
   get id(): string {
