@@ -1,7 +1,13 @@
 // Activity interfaces as workflows see them (types only: workflows never import implementations).
 import type { createStoreActivities } from './store.ts';
 import type { llmActivities } from './llm.ts';
+import type { forgeLlmActivities } from './forge-llm.ts';
+import type { createForgeStoreActivities } from './forge-store.ts';
 import type { createSandboxActivities } from './sandbox/index.ts';
+import type { createVerifyActivities } from './sandbox/verify-activity.ts';
 
-export type ControlActivities = ReturnType<typeof createStoreActivities> & ReturnType<typeof llmActivities>;
-export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
+export type ControlActivities = ReturnType<typeof createStoreActivities> &
+  ReturnType<typeof llmActivities> &
+  ReturnType<typeof forgeLlmActivities> &
+  ReturnType<typeof createForgeStoreActivities>;
+export type SandboxActivities = ReturnType<typeof createSandboxActivities> & ReturnType<typeof createVerifyActivities>;

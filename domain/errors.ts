@@ -56,3 +56,6 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Temporal failure type of activities refused while the kill switch is on. */
+export const FROZEN_FAILURE = 'ForgeFrozen';

@@ -1,2 +1,3 @@
 // The workflow bundle's entry: every workflow type the workers serve.
 export { taskWorkflow } from './task.ts';
+export { forgeWorkflow } from './forge.ts';

@@ -1,0 +1,64 @@
+import type { ForgeAttempt, ToolSpec } from '../domain/forge.ts';
+import { inputJsonSchema, outputJsonSchema } from '../domain/tool-schemas.ts';
+import type { ApiSpec } from '../domain/tool.ts';
+import type { Sql } from '../infra/db.ts';
+import type { Registry } from './registry.ts';
+
+/**
+ * The forge cycle's bookkeeping: its run ledger (which also meters the daily budget) and the one
+ * catalog write at the end, keyed by the workflow id so a crash-and-retry registers exactly once.
+ */
+export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry; dailyBudget: number }) {
+  const { sql, registry } = deps;
+  return {
+    async recordForgeRun(input: {
+      workflowId: string;
+      need: string;
+      name?: string;
+      status: string;
+      version?: number;
+      reason?: string;
+      attempts: ForgeAttempt[];
+    }): Promise<void> {
+      await sql`insert into forge_runs (workflow_id, need, name, status, version, reason, attempts)
+                values (${input.workflowId}, ${input.need}, ${input.name ?? null}, ${input.status}, ${input.version ?? null},
+                        ${input.reason ?? null}, ${sql.json(input.attempts as never)})
+                on conflict (workflow_id) do update set name = coalesce(excluded.name, forge_runs.name), status = excluded.status,
+                  version = excluded.version, reason = excluded.reason, attempts = excluded.attempts, updated_at = now()`;
+    },
+
+    /** Tools forged (or being forged) today, UTC, not counting this run. */
+    async forgeBudget(input: { workflowId: string }): Promise<{ limit: number; usedToday: number; remaining: number; alreadyCounted: boolean }> {
+      const [row] = await sql<{ used: number }[]>`
+        select count(*)::int as used from forge_runs
+        where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'
+          and status in ('running', 'registered') and workflow_id <> ${input.workflowId}`;
+      const [self] = await sql<{ status: string }[]>`select status from forge_runs where workflow_id = ${input.workflowId}`;
+      const usedToday = row?.used ?? 0;
+      return { limit: deps.dailyBudget, usedToday, remaining: deps.dailyBudget - usedToday, alreadyCounted: self?.status === 'registered' };
+    },
+
+    async registerForgedTool(input: { workflowId: string; spec: ToolSpec; source: string; tests: string; apiSpec?: ApiSpec }): Promise<{ version: number; created: boolean }> {
+      const { spec } = input;
+      const result = await registry.registerVersion({
+        name: spec.name,
+        source: input.source,
+        tests: input.tests,
+        apiSpec: input.apiSpec,
+        manifest: {
+          description: spec.description,
+          sideEffect: spec.sideEffect,
+          destructive: spec.destructive,
+          permissions: spec.permissions,
+          inputSchema: inputJsonSchema(spec),
+          outputSchema: outputJsonSchema(spec),
+          apiSpec: input.apiSpec,
+        },
+        createdBy: 'forge',
+        status: 'verified',
+        idempotencyKey: `forge:${input.workflowId}`,
+      });
+      return { version: result.version, created: result.created };
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { FROZEN_FAILURE } from '../domain/errors.ts';
+import type { Sql } from '../infra/db.ts';
+
+export interface KillSwitchState {
+  frozen: boolean;
+  by?: string;
+  reason?: string;
+  since?: string;
+}
+
+/**
+ * The kill switch lives in Postgres (system_state), so it survives restarts and every worker sees
+ * it. Side-effecting activities call `guard()` first; while frozen they are refused with a
+ * non-retryable ForgeFrozen failure, which workflows answer by waiting (workflows/frozen.ts).
+ */
+export function createKillSwitch(sql: Sql, cacheMs = 500) {
+  let cached: { at: number; state: KillSwitchState } | undefined;
+
+  async function state(): Promise<KillSwitchState> {
+    if (cached && Date.now() - cached.at < cacheMs) return cached.state;
+    const [row] = await sql<{ value: KillSwitchState }[]>`select value from system_state where key = 'kill_switch'`;
+    const s = row?.value ?? { frozen: false };
+    cached = { at: Date.now(), state: s };
+    return s;
+  }
+
+  async function set(next: KillSwitchState): Promise<void> {
+    await sql`insert into system_state (key, value) values ('kill_switch', ${sql.json(next as never)})
+              on conflict (key) do update set value = excluded.value, updated_at = now()`;
+    cached = undefined;
+  }
+
+  return {
+    state,
+    freeze: (by: string, reason?: string) => set({ frozen: true, by, reason, since: new Date().toISOString() }),
+    thaw: (by: string) => set({ frozen: false, by, since: new Date().toISOString() }),
+    async guard(what: string): Promise<void> {
+      const s = await state();
+      if (s.frozen) {
+        throw ApplicationFailure.create({
+          type: FROZEN_FAILURE,
+          message: `Forge is frozen${s.by ? ` by ${s.by}` : ''}${s.since ? ` since ${s.since}` : ''}: ${what} refused (run forge thaw to resume)`,
+          nonRetryable: true,
+        });
+      }
+    },
+  };
+}
+export type KillSwitch = ReturnType<typeof createKillSwitch>;
+
+/** Wraps every activity of a set so it is refused while frozen. */
+export function guarded<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T, killSwitch: KillSwitch): T {
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      async (...args: never[]) => {
+        await killSwitch.guard(name);
+        return fn(...args);
+      },
+    ]),
+  ) as T;
+}

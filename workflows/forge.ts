@@ -1,0 +1,127 @@
+import { ApplicationFailure, condition, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  forgeRequestSchema,
+  toolFiles,
+  type ForgeOutcome,
+  type ForgePhase,
+  type ForgeProgress,
+  type ForgeRequest,
+  type ToolSpec,
+} from '../domain/forge.ts';
+import { TOOL_NAME } from '../domain/search-attributes.ts';
+import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
+import type { ApiSpec } from '../domain/tool.ts';
+import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+import { approveBudgetSignal, forgeProgressQuery } from './definitions.ts';
+import { unlessFrozen } from './frozen.ts';
+
+const llm = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+const store = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
+});
+
+/**
+ * Forges one tool: budget → spec → API spec → tests → implementation → verify (static, mock, live)
+ * → repair up to N times → register exactly one version (or record why not; the catalog is only
+ * touched by the final, idempotent registration).
+ */
+export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
+  const parsed = forgeRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid forge request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidForgeRequest');
+  }
+  const req = parsed.data;
+  const { workflowId } = workflowInfo();
+  const sandbox = proxyActivities<SandboxActivities>({
+    taskQueue: req.sandboxQueue,
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 5 },
+  });
+
+  const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [] };
+  let frozen = false;
+  let budgetApproved: boolean | undefined;
+  const enter = (phase: ForgePhase, note?: string) => {
+    progress.phase = phase;
+    progress.history.push({ phase, at: new Date().toISOString(), note });
+  };
+  const guarded = <T>(step: () => Promise<T>) =>
+    unlessFrozen(step, (f) => {
+      if (f && !frozen) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
+      frozen = f;
+    });
+  setHandler(forgeProgressQuery, () => ({ ...progress, frozen }));
+  setHandler(approveBudgetSignal, ({ approve }) => {
+    budgetApproved = approve;
+  });
+
+  const fail = async (reason: string, name?: string, report?: VerifyReport): Promise<ForgeOutcome> => {
+    enter('failed', reason);
+    await store.recordForgeRun({ workflowId, need: req.need, name, status: 'failed', reason, attempts: progress.attempts });
+    return { status: 'failed', name, reason, attempts: progress.attempts, report };
+  };
+
+  enter('budget');
+  await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
+  const budget = await store.forgeBudget({ workflowId });
+  if (budget.remaining <= 0 && !budget.alreadyCounted) {
+    enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today; approve with: forge approve ${workflowId}`);
+    await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
+    const answered = await condition(() => budgetApproved !== undefined, req.budgetApprovalTimeout);
+    if (!answered) return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
+    if (!budgetApproved) return fail('a person rejected forging past the daily budget');
+  }
+
+  enter('spec');
+  const spec: ToolSpec = await guarded(() => llm.writeSpec({ need: req.need, name: req.name }));
+  progress.toolName = spec.name;
+  upsertSearchAttributes([{ key: TOOL_NAME, value: spec.name }]);
+
+  enter('api');
+  const apiSpec: ApiSpec | null =
+    spec.permissions.network.length || req.apiDocs || req.openApi
+      ? await guarded(() => llm.extractApiSpec({ spec, apiDocs: req.apiDocs, openApi: req.openApi }))
+      : null;
+
+  enter('tests');
+  const { tests } = await guarded(() => llm.writeTests({ spec, apiSpec }));
+  enter('implementation');
+  let { source } = await guarded(() => llm.writeImplementation({ spec, apiSpec, tests }));
+
+  let report: VerifyReport | undefined;
+  for (let attempt = 1; ; attempt++) {
+    enter('verifying', `attempt ${attempt}`);
+    const files = toolFiles(source, tests, apiSpec ?? undefined);
+    report = await guarded(() => sandbox.sandboxVerify({ files }));
+    const summary = formatForRepair(report);
+    progress.attempts.push({ attempt, passed: report.passed, summary: summary.slice(0, 4000) });
+    if (report.passed) break;
+    if (attempt > req.maxRepairs) {
+      return fail(`verification failed after ${req.maxRepairs} repair(s): ${firstFailure(report)}`, spec.name, report);
+    }
+    enter('repairing', `repair ${attempt} of ${req.maxRepairs}`);
+    const currentSource = source;
+    const repaired = await guarded(() => llm.repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
+    source = repaired.source;
+  }
+
+  enter('registering');
+  const registered = await guarded(() =>
+    store.registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
+  );
+  enter('registered', `${spec.name} v${registered.version}`);
+  await store.recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
+  return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
+}
+
+function firstFailure(report: VerifyReport): string {
+  const failed = report.stages.find((s) => s.status === 'failed');
+  return failed ? `${failed.stage} stage: ${failed.reason ?? 'failed'}` : 'unknown failure';
+}
