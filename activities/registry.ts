@@ -771,13 +771,16 @@ export function createRegistry(opts: RegistryOptions) {
     const q = query.trim().slice(0, 2000);
     if (!q) return [];
 
-    // The request's words, each with its lexeme; stop words and bare numbers carry no intent.
-    const words = [...new Set(q.toLowerCase().match(/[\p{L}][\p{L}\p{N}'-]*/gu) ?? [])].slice(0, 64);
-    const lexed = await sql<{ word: string; lexeme: string | null }[]>`
-      select w as word, (select lexeme from unnest(to_tsvector('english', w)) limit 1) as lexeme
-      from unnest(${words}::text[]) as w`;
+    // The request's words with their lexemes, split by Postgres's own parser: stop words drop out,
+    // and host names, URLs, paths, versions and numbers (values, not intent: "blog.example.net"
+    // says nothing about blogs) are left out; hyphenated words count by their parts.
+    const lexed = await sql<{ word: string; lexeme: string }[]>`
+      select lower(token) as word, lexemes[1] as lexeme from ts_debug('english', ${q})
+      where alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
+        and coalesce(array_length(lexemes, 1), 0) > 0
+      limit 64`;
     const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
-    for (const { word, lexeme } of lexed) if (lexeme && lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
+    for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
     const lexemes = [...terms.keys()];
     const rawWords = [...terms.values()];
     if (lexemes.length === 0) return [];

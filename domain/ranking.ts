@@ -277,19 +277,25 @@ export const lexicalPolicySchema = z.object({
   /** … at this fraction of its similarity */
   fuzzyWeight: z.number().min(0).max(1).default(0.7),
   /**
-   * Evidence turns into a 0..1 similarity as 1 - exp(-steepness · evidence). At 1.6 one rare word
-   * of a tool's name alone lands in 0.65..0.80 — the band where the parameters must fit too — and
-   * it takes two to clear 0.80. That is what keeps "weather this outage" away from auto-reuse.
+   * Evidence turns into a 0..1 similarity as 1 - exp(-steepness · evidence), where a word found in
+   * exactly one tool weighs 1. At 1.45 such a word alone reaches the 0.65..0.80 band — 0.69 in the
+   * description, 0.77 in the name — where the parameters must fit too; it takes two to clear 0.80
+   * (0.90). That is what keeps "let's weather this outage" from a reuse: one word, nothing to fill
+   * the city with. A word found only among the parameters (0.58) is not enough on its own.
    */
-  steepness: z.number().positive().default(1.6),
+  steepness: z.number().positive().default(1.45),
 });
 export type LexicalPolicy = z.infer<typeof lexicalPolicySchema>;
 export type LexicalPolicyInput = z.input<typeof lexicalPolicySchema>;
 
-/** A word's weight by how many catalog tools use it: 1 for a word no tool uses, less the more do. */
+/**
+ * A word's weight by how many catalog tools use it (inverse document frequency): 1 for a word only
+ * one tool uses, less the more tools share it. Scaled so that 1 means the same whatever the
+ * catalog's size, which keeps the thresholds meaningful as the catalog grows.
+ */
 export function termWeight(docFrequency: number, catalogSize: number, policy: LexicalPolicy = lexicalPolicySchema.parse({})): number {
   const n = catalogSize + policy.priorDocuments;
-  return Math.log(1 + n / (docFrequency + 1)) / Math.log(1 + n);
+  return Math.min(1, Math.log(1 + n / (docFrequency + 1)) / Math.log(1 + n / 2));
 }
 
 export interface TermEvidence {

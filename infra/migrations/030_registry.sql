@@ -17,10 +17,11 @@ create table if not exists tools (
   -- name words weigh most, then the description, then the parameters
   search tsvector generated always as (
     setweight(to_tsvector('english'::regconfig, replace(name, '_', ' ')), 'A') ||
-    setweight(to_tsvector('english'::regconfig, description), 'B') ||
+    -- '/' split first: the parser would read "SSL/TLS" as one file path, not two words
+    setweight(to_tsvector('english'::regconfig, translate(description, '/', ' ')), 'B') ||
     setweight(to_tsvector('english'::regconfig, search_params), 'C')
   ) stored,
-  trgm_text text generated always as (replace(name, '_', ' ') || ' ' || description) stored,
+  trgm_text text generated always as (replace(name, '_', ' ') || ' ' || translate(description, '/', ' ')) stored,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { migrate, type Sql } from '../../infra/db.ts';
+
+/**
+ * Registry integration tests' database: a schema of its own in the DATABASE_URL database, so test
+ * files run in parallel, dropped at the end. Shared by registry.test.ts and discovery.test.ts.
+ */
+export interface ScratchDb {
+  sql: Sql;
+  schema: string;
+  drop(): Promise<void>;
+}
+
+function databaseUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run with `npm test` (it provisions Postgres) or point it at a Postgres server');
+  return url;
+}
+
+/** The runner names a database it does not create; create it when missing (races are fine). */
+async function ensureDatabase(url: string): Promise<void> {
+  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await probe`select 1`;
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+  const name = new URL(url).pathname.slice(1);
+  const admin = postgres(url.replace(/\/[^/?]*(\?|$)/, '/postgres$1'), { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name.replace(/"/g, '""')}"`);
+  } catch (err) {
+    if (!['42P04', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+}
+
+export async function scratchDb(label: string): Promise<ScratchDb> {
+  const url = databaseUrl();
+  await ensureDatabase(url);
+  const schema = `t_${label}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  // pg_trgm must live in public, not in the scratch schema: dropping that would drop it for everyone.
+  try {
+    await admin`create extension if not exists pg_trgm with schema public`;
+  } catch (err) {
+    if (!['42710', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
+  }
+  await admin.unsafe(`create schema ${schema}`);
+  const sql = postgres(url, { max: 4, onnotice: () => {}, connection: { search_path: `${schema},public` } });
+  await migrate(sql);
+  return {
+    sql,
+    schema,
+    async drop() {
+      await sql.end({ timeout: 2 });
+      await admin.unsafe(`drop schema if exists ${schema} cascade`);
+      await admin.end({ timeout: 2 });
+    },
+  };
+}
+
+export async function scratchDir(label: string): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `forge-${label}-`));
+  return { dir, remove: () => fs.rm(dir, { recursive: true, force: true }) };
+}
