@@ -1,7 +1,7 @@
 /**
- * The Forge worker: one process serving the control queue (workflows, LLM, Postgres) and the
- * sandbox queue (Docker). Split them across hosts by running it with FORGE_WORKER_ROLE=control
- * or =sandbox; the default serves both.
+ * The Forge worker: one process serving the control queue (workflows, LLM, Postgres, registry)
+ * and the sandbox queue (Docker). Split them across hosts by running it with
+ * FORGE_WORKER_ROLE=control or =sandbox; the default serves both.
  */
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -12,9 +12,13 @@ import { log } from '../infra/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
+import { createForgeStoreActivities } from '../activities/forge-store.ts';
+import { forgeLlmActivities } from '../activities/forge-llm.ts';
+import { createKillSwitch, guarded } from '../activities/kill-switch.ts';
 import { createLlm, llmActivities, recordLlmUsage } from '../activities/llm.ts';
-import { createSandbox, reapOrphans } from '../activities/sandbox/index.ts';
-import { createSandboxActivities } from '../activities/sandbox/index.ts';
+import { createRegistry } from '../activities/registry.ts';
+import { createSandbox, createSandboxActivities, reapOrphans } from '../activities/sandbox/index.ts';
+import { createVerifyActivities } from '../activities/sandbox/verify-activity.ts';
 import { createStoreActivities } from '../activities/store.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
@@ -27,6 +31,10 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
+export function toolsDir(cfg: ForgeConfig): string {
+  return path.join(cfg.home, 'tools');
+}
+
 export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {
   const endpoint = temporalEndpoint(cfg);
   const connection = await NativeConnection.connect({
@@ -36,20 +44,30 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
   });
   const workers: Worker[] = [];
   const closers: (() => Promise<void>)[] = [];
+  // Both roles need the kill switch, which lives in Postgres.
+  const sql = await openDatabase(cfg);
+  closers.push(() => sql.end());
+  const killSwitch = createKillSwitch(sql);
 
   if (role !== 'sandbox') {
-    const sql = await openDatabase(cfg);
-    closers.push(() => sql.end());
     const llmTarget = llmEndpoint(cfg);
     if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
     const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
+    const registry = createRegistry({ sql, root: toolsDir(cfg) });
+    await registry.recover();
+    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
     workers.push(
       await Worker.create({
         connection,
         namespace: cfg.TEMPORAL_NAMESPACE,
         taskQueue: cfg.FORGE_TASK_QUEUE,
         workflowBundle: await workflowBundle(path.join(cfg.home, 'cache')),
-        activities: { ...createStoreActivities(sql), ...llmActivities(llm) },
+        activities: {
+          ...createStoreActivities(sql),
+          ...forgeBookkeeping,
+          // Everything that costs money or changes the catalog is refused while frozen.
+          ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
+        },
         maxCachedWorkflows: 200,
         interceptors: heartbeatInterceptors,
       }),
@@ -61,13 +79,16 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     await reapOrphans(docker);
     await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
     const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
-    closers.push(() => sandbox.close());
+    closers.unshift(() => sandbox.close());
     workers.push(
       await Worker.create({
         connection,
         namespace: cfg.TEMPORAL_NAMESPACE,
         taskQueue: cfg.FORGE_SANDBOX_QUEUE,
-        activities: createSandboxActivities(sandbox),
+        activities: {
+          ...guarded(createSandboxActivities(sandbox), killSwitch),
+          ...createVerifyActivities({ sandbox, killSwitch, live: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
+        },
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,
       }),
