@@ -1,4 +1,5 @@
 // Activity interfaces as workflows see them (types only: workflows never import implementations).
+import type { createApprovalActivities } from './approvals.ts';
 import type { createStoreActivities } from './store.ts';
 import type { llmActivities } from './llm.ts';
 import type { forgeLlmActivities } from './forge-llm.ts';
@@ -9,5 +10,6 @@ import type { createVerifyActivities } from './sandbox/verify-activity.ts';
 export type ControlActivities = ReturnType<typeof createStoreActivities> &
   ReturnType<typeof llmActivities> &
   ReturnType<typeof forgeLlmActivities> &
-  ReturnType<typeof createForgeStoreActivities>;
+  ReturnType<typeof createForgeStoreActivities> &
+  ReturnType<typeof createApprovalActivities>;
 export type SandboxActivities = ReturnType<typeof createSandboxActivities> & ReturnType<typeof createVerifyActivities>;

@@ -3,6 +3,8 @@ import { config } from '../infra/config.ts';
 import { reportError, say } from './output.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { runCommand } from './commands/run.ts';
+import { forgeCommand } from './commands/forge.ts';
+import { approvalsCommand, budgetCommand, decideCommand, freezeCommand, thawCommand, toolsCommand } from './commands/catalog.ts';
 
 const usage = `forge — durable tool forging on Temporal
 
@@ -11,6 +13,13 @@ const usage = `forge — durable tool forging on Temporal
   forge doctor [--json]                  check each component; says how to fix what is wrong
   forge run "<task>" [--wait] [--json]   start a task workflow (--wait follows it to the end)
   forge demo                             forge up, then run a demo task end to end
+  forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
+                                         forge a new tool (spec, tests, code, sandbox proof, register)
+  forge tools ls|show <name>|history <name> [--json]
+  forge approvals [--json]               what waits for a person
+  forge approve|reject <id> [--json]     answer a pending approval
+  forge freeze [--reason r] | thaw       kill switch: stop all side effects / resume
+  forge budget [--json]                  today's forge budget
   forge worker                           run a worker in the foreground
   forge sandbox exec <tool-file> --input '<json>' [--json]
   forge sandbox verify <tool-dir> [--json]
@@ -25,6 +34,14 @@ const commands: Record<string, Command> = {
   down: downCommand,
   doctor: doctorCommand,
   run: runCommand,
+  forge: forgeCommand,
+  tools: toolsCommand,
+  approvals: approvalsCommand,
+  approve: decideCommand(true),
+  reject: decideCommand(false),
+  freeze: freezeCommand,
+  thaw: thawCommand,
+  budget: budgetCommand,
   async demo(cfg, args) {
     const code = await upCommand(cfg, args);
     return code === 0 ? runCommand(cfg, [DEMO_TASK, '--wait', ...args]) : code;

@@ -12,6 +12,7 @@ import { log } from '../infra/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
+import { createApprovalActivities } from '../activities/approvals.ts';
 import { createForgeStoreActivities } from '../activities/forge-store.ts';
 import { forgeLlmActivities } from '../activities/forge-llm.ts';
 import { createKillSwitch, guarded } from '../activities/kill-switch.ts';
@@ -65,6 +66,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         activities: {
           ...createStoreActivities(sql),
           ...forgeBookkeeping,
+          ...createApprovalActivities(sql),
           // Everything that costs money or changes the catalog is refused while frozen.
           ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
         },

@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   forgeRequestSchema,
   toolFiles,
@@ -12,7 +12,8 @@ import { TOOL_NAME } from '../domain/search-attributes.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
-import { approveBudgetSignal, forgeProgressQuery } from './definitions.ts';
+import { approvals } from './approval.ts';
+import { forgeProgressQuery } from './definitions.ts';
 import { unlessFrozen } from './frozen.ts';
 
 const llm = proxyActivities<ControlActivities>({
@@ -47,7 +48,6 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [] };
   let frozen = false;
-  let budgetApproved: boolean | undefined;
   const enter = (phase: ForgePhase, note?: string) => {
     progress.phase = phase;
     progress.history.push({ phase, at: new Date().toISOString(), note });
@@ -57,10 +57,8 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       if (f && !frozen) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
       frozen = f;
     });
-  setHandler(forgeProgressQuery, () => ({ ...progress, frozen }));
-  setHandler(approveBudgetSignal, ({ approve }) => {
-    budgetApproved = approve;
-  });
+  const approval = approvals(workflowId);
+  setHandler(forgeProgressQuery, () => ({ ...progress, frozen, pendingApproval: approval.pendingId() }));
 
   const fail = async (reason: string, name?: string, report?: VerifyReport): Promise<ForgeOutcome> => {
     enter('failed', reason);
@@ -72,11 +70,15 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
   const budget = await store.forgeBudget({ workflowId });
   if (budget.remaining <= 0 && !budget.alreadyCounted) {
-    enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today; approve with: forge approve ${workflowId}`);
+    enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today`);
     await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
-    const answered = await condition(() => budgetApproved !== undefined, req.budgetApprovalTimeout);
-    if (!answered) return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
-    if (!budgetApproved) return fail('a person rejected forging past the daily budget');
+    const decision = await approval.request(
+      { kind: 'budget', tool: req.name, summary: `forge a new tool past today's budget (${budget.usedToday}/${budget.limit}): ${req.need.slice(0, 200)}` },
+      req.budgetApprovalTimeout,
+    );
+    if (decision.timedOut) return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
+    if (!decision.approved) return fail(`${decision.by ?? 'a person'} rejected forging past the daily budget`);
+    await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
   }
 
   enter('spec');

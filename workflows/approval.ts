@@ -1,0 +1,63 @@
+import { condition, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/types.ts';
+import { decideApprovalUpdate, type ApprovalDecision } from './definitions.ts';
+
+const store = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
+});
+
+export interface ApprovalRequest {
+  kind: 'write' | 'destructive' | 'budget';
+  tool?: string;
+  summary: string;
+  request?: unknown;
+}
+
+export interface ApprovalOutcome {
+  approved: boolean;
+  by?: string;
+  timedOut: boolean;
+}
+
+/**
+ * Humans hold the keys: a workflow asks, records the request in Postgres (so `forge approvals`
+ * lists it), and waits for `forge approve|reject <id>` — an update whose validator refuses ids this
+ * workflow is not waiting for, so a decision sent to the wrong workflow fails loudly at the CLI.
+ */
+export function approvals(workflowId: string) {
+  let pending: string | undefined;
+  let decision: ApprovalDecision | undefined;
+  let seq = 0;
+
+  setHandler(
+    decideApprovalUpdate,
+    (d) => {
+      decision = d;
+      return { accepted: true, approvalId: d.approvalId, approve: d.approve };
+    },
+    {
+      validator: (d) => {
+        if (!pending) throw new Error(`workflow ${workflowId} is not waiting for any approval`);
+        if (d.approvalId !== pending) throw new Error(`workflow ${workflowId} waits for approval ${pending}, not ${d.approvalId}`);
+      },
+    },
+  );
+
+  return {
+    pendingId: () => pending,
+    async request(req: ApprovalRequest, timeout: string): Promise<ApprovalOutcome> {
+      const id = `${workflowId}.${req.kind}.${++seq}`;
+      await store.requestApproval({ id, workflowId, ...req });
+      pending = id;
+      decision = undefined;
+      const answered = await condition(() => decision?.approvalId === id, timeout);
+      pending = undefined;
+      const outcome: ApprovalOutcome = answered && decision
+        ? { approved: decision.approve, by: decision.by, timedOut: false }
+        : { approved: false, timedOut: true };
+      await store.resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
+      return outcome;
+    },
+  };
+}
