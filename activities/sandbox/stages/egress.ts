@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+import { ForgeError, describeError } from '../../../domain/errors.ts';
+import { log } from '../../../infra/log.ts';
+import { NODE_PATH } from '../../../runner/protocol.ts';
+import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
+import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../container.ts';
+import { bundleRunnerScript, repoRoot } from './bundle.ts';
+
+/**
+ * An egress network for one live call: an internal Docker network (no route out, and no
+ * host address on its bridge, so the host's own services are out of reach too) whose only
+ * other member is a proxy container that is also on the default bridge. The tool container
+ * joins the internal network and can talk to nothing but the proxy, which allows only the
+ * tool's declared domains (runner/proxy.ts). Everything carries forge.sandbox=1 and is
+ * removed by close(), or by reapEgress after a crash.
+ */
+export const LABEL_EGRESS = 'forge.egress';
+const READY_TIMEOUT_MS = 15_000;
+
+export interface EgressOptions {
+  image: string;
+  /** the tool's declared domains */
+  allow: readonly string[];
+  /** extra /etc/hosts lines for the proxy ("name:ip"); tests use them to point names at chosen addresses */
+  extraHosts?: string[];
+  id?: string;
+}
+
+export interface Egress {
+  /** the internal network the tool container joins */
+  network: string;
+  /** http://<proxy ip on the internal network>:3128 */
+  proxyUrl: string;
+  proxyIp: string;
+  /** the proxy's allow/deny decisions so far */
+  decisions(): ProxyDecision[];
+  close(): Promise<void>;
+}
+
+export class EgressError extends ForgeError {
+  constructor(step: string, reason: string) {
+    super(`could not set up the egress proxy (${step}): ${reason}`, 'EGRESS_FAILED',
+      'check dockerd (docker info) and that the sandbox image exists; leftovers are removed by reapEgress', { step });
+  }
+}
+
+let proxyCode: Promise<string> | undefined;
+/** Bundled once per process: passed to `node -e`, so the image needs no rebuild for it. */
+function proxyBundle(): Promise<string> {
+  proxyCode ??= bundleRunnerScript('the egress proxy', `import { startProxyFromEnv } from ${JSON.stringify(path.join(repoRoot, 'runner', 'proxy.ts'))};\nstartProxyFromEnv();\n`);
+  return proxyCode;
+}
+
+function proxySpec(opts: EgressOptions, name: string, code: string): Docker.ContainerCreateOptions {
+  return {
+    Image: opts.image,
+    Cmd: [NODE_PATH, '--max-old-space-size=48', '--input-type=module', '-e', code],
+    Env: [`FORGE_PROXY_ALLOW=${opts.allow.join(',')}`, `FORGE_PROXY_PORT=${PROXY_PORT}`, 'HOME=/tmp'],
+    User: '10001:10001',
+    WorkingDir: '/tmp',
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER },
+    HostConfig: {
+      // The default bridge is the proxy's way out; the internal network is connected below.
+      NetworkMode: 'bridge',
+      ExtraHosts: opts.extraHosts ?? [],
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      PidsLimit: 64,
+      Memory: 96 * 1024 * 1024,
+      MemorySwap: 96 * 1024 * 1024,
+      NanoCpus: 500_000_000,
+      LogConfig: { Type: 'none', Config: {} },
+      AutoRemove: false,
+    },
+  };
+}
+
+/** Collects the proxy's stdout: the ready marker, then one JSON decision per line. */
+function watch(docker: Docker, stream: NodeJS.ReadWriteStream): { text: () => string; wait: (what: string) => Promise<void> } {
+  let text = '';
+  let ended = false;
+  const listeners = new Set<() => void>();
+  const out = new PassThrough();
+  const err = new PassThrough();
+  out.on('data', (c: Buffer) => {
+    text += c.toString('utf8');
+    listeners.forEach((l) => l());
+  });
+  err.on('data', (c: Buffer) => {
+    text += c.toString('utf8');
+    listeners.forEach((l) => l());
+  });
+  docker.modem.demuxStream(stream, out, err);
+  stream.once('end', () => {
+    ended = true;
+    listeners.forEach((l) => l());
+  });
+  const wait = (what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`no ${what} within ${READY_TIMEOUT_MS} ms; output: ${text.slice(-300)}`)), READY_TIMEOUT_MS);
+      const check = () => {
+        if (text.includes(what)) done();
+        else if (ended) done(new Error(`the proxy exited before ${what}; output: ${text.slice(-300)}`));
+      };
+      const done = (e?: Error) => {
+        clearTimeout(timer);
+        listeners.delete(check);
+        if (e) reject(e);
+        else resolve();
+      };
+      listeners.add(check);
+      check();
+    });
+  return { text: () => text, wait };
+}
+
+function parseDecisions(text: string): ProxyDecision[] {
+  const out: ProxyDecision[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as ProxyDecision);
+    } catch {
+      // A partial last line: picked up on the next read.
+    }
+  }
+  return out;
+}
+
+async function removeQuietly(what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) log.warn('egress cleanup failed', { what, reason: describeError(err) });
+  }
+}
+
+export async function openEgress(docker: Docker, opts: EgressOptions): Promise<Egress> {
+  const name = `forge-egress-${opts.id ?? randomUUID().slice(0, 8)}`;
+  let step = 'create the internal network';
+  let network: Docker.Network | undefined;
+  let container: Docker.Container | undefined;
+  const close = async () => {
+    if (container) await removeQuietly('proxy container', () => container!.remove({ force: true }));
+    if (network) await removeQuietly('egress network', () => network!.remove());
+  };
+  try {
+    network = await docker.createNetwork({
+      Name: name,
+      Driver: 'bridge',
+      Internal: true,
+      CheckDuplicate: true,
+      // Without this the host gets an address on the bridge, and its services listening on
+      // 0.0.0.0 would be reachable from the "internal" network (measured here).
+      Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true' },
+      Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER },
+    });
+    step = 'bundle the proxy';
+    const code = await proxyBundle();
+    step = 'create the proxy container';
+    container = await docker.createContainer(proxySpec(opts, name, code));
+    await network.connect({ Container: container.id });
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const output = watch(docker, stream);
+    step = 'start the proxy';
+    await container.start();
+    await output.wait(PROXY_READY_MARKER);
+    const info = await container.inspect();
+    const proxyIp = info.NetworkSettings.Networks[name]?.IPAddress;
+    if (!proxyIp) throw new Error(`the proxy has no address on ${name}`);
+    return {
+      network: name,
+      proxyIp,
+      proxyUrl: `http://${proxyIp}:${PROXY_PORT}`,
+      decisions: () => parseDecisions(output.text()),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw new EgressError(step, describeError(err));
+  }
+}
+
+/** Removes egress proxies and networks left by a crashed process (same ownership rule as reapOrphans). */
+export async function reapEgress(docker: Docker, opts: { all?: boolean } = {}): Promise<number> {
+  const doomed = (labels: Record<string, string> | undefined) => opts.all || !ownerAlive(labels?.[LABEL_OWNER]);
+  const containers = await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } });
+  const deadContainers = containers.filter((c) => doomed(c.Labels));
+  await Promise.all(deadContainers.map((c) => removeQuietly('proxy container', () => docker.getContainer(c.Id).remove({ force: true }))));
+  const networks = await docker.listNetworks({ filters: { label: [LABEL_EGRESS] } });
+  const deadNetworks = networks.filter((n) => doomed(n.Labels));
+  await Promise.all(deadNetworks.map((n) => removeQuietly('egress network', () => docker.getNetwork(n.Id).remove())));
+  if (deadContainers.length + deadNetworks.length) log.info('reaped egress leftovers', { containers: deadContainers.length, networks: deadNetworks.length });
+  return deadContainers.length + deadNetworks.length;
+}
+
+/** Whether the owning process (host:pid) may still use it: ours, another live process here, or another host's (unknowable). */
+function ownerAlive(owner: string | undefined): boolean {
+  if (!owner) return false;
+  if (owner === OWNER) return true;
+  const [host, pid] = owner.split(':');
+  if (host !== os.hostname()) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

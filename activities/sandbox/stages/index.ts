@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError } from '../../../domain/errors.ts';
+import { apiSpecSchema, type ApiSpec } from '../../../domain/tool.ts';
+import { reportPassed, type Finding, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
+import type { SandboxBackend } from '../types.ts';
+import { liveStage, type LiveOptions } from './live.ts';
+import { mockStage } from './mock.ts';
+import { analyzeStatic } from './static.ts';
+
+/**
+ * The verification pipeline a forged tool goes through before it may be registered:
+ * static (compile, type-check, rules) → mock (its tests in a no-network sandbox against a
+ * mock of its API) → live (one real read through the egress proxy, when that is safe).
+ * A failing stage stops the pipeline; later stages are reported as not run.
+ */
+export { formatForRepair } from '../../../domain/verification.ts';
+export type { StageResult, VerifyReport, Finding } from '../../../domain/verification.ts';
+export { staticCheck, analyzeStatic, type StaticInput, type StaticManifest } from './static.ts';
+export { mockStage, type MockInput } from './mock.ts';
+export { liveStage, liveSkipReason, type LiveInput, type LiveOptions } from './live.ts';
+export { openEgress, reapEgress, type Egress } from './egress.ts';
+
+export const TOOL_FILE = 'tool.ts';
+export const TESTS_FILE = 'tool.test.ts';
+export const API_SPEC_FILE = 'api-spec.json';
+
+export type VerifyInput = ({ dir: string } | { files: Record<string, string> }) & {
+  /** the name the tool is registered under; manifest.name must match */
+  manifestName?: string;
+  /** Docker handle and image for the live stage; without it the live stage is skipped */
+  live?: LiveOptions | false;
+  /** real values for declared env vars, used only by the live call */
+  secrets?: Record<string, string>;
+  liveInput?: unknown;
+};
+
+interface ToolSources {
+  source?: string;
+  tests?: string;
+  apiSpec?: ApiSpec;
+  /** problems with the files themselves (missing, unparsable spec) */
+  problems: Finding[];
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function loadFiles(input: VerifyInput): Promise<Record<string, string | undefined>> {
+  if ('files' in input) return input.files;
+  const dir = path.resolve(input.dir);
+  const names = [TOOL_FILE, TESTS_FILE, API_SPEC_FILE];
+  const contents = await Promise.all(names.map((n) => readOptional(path.join(dir, n))));
+  if (contents.every((c) => c === undefined)) {
+    throw new InvalidInputError('tool directory', `${dir} has none of ${names.join(', ')}`);
+  }
+  return Object.fromEntries(names.map((n, i) => [n, contents[i]]));
+}
+
+const whole = (file: Finding['file'], rule: string, message: string): Finding => ({ rule, message, file, line: 0, column: 0, snippet: '' });
+
+function parseApiSpec(text: string): { spec?: ApiSpec; problem?: Finding } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { problem: whole('api-spec.json', 'api-spec', `api-spec.json is not valid JSON: ${(err as Error).message}`) };
+  }
+  const parsed = apiSpecSchema.safeParse(raw);
+  if (parsed.success) return { spec: parsed.data };
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  return { problem: whole('api-spec.json', 'api-spec', `api-spec.json does not match the ApiSpec schema: ${issues}`) };
+}
+
+async function sources(input: VerifyInput): Promise<ToolSources> {
+  const files = await loadFiles(input);
+  const problems: Finding[] = [];
+  const source = files[TOOL_FILE];
+  const tests = files[TESTS_FILE];
+  if (source === undefined) problems.push(whole('tool.ts', 'contract', 'tool.ts is missing: it must export `manifest` and `run`'));
+  if (tests === undefined) problems.push(whole('tool.test.ts', 'tests', 'tool.test.ts is missing: every tool ships node:test tests that use @forge/testkit'));
+  let apiSpec: ApiSpec | undefined;
+  const specText = files[API_SPEC_FILE];
+  if (specText !== undefined) {
+    const { spec, problem } = parseApiSpec(specText);
+    apiSpec = spec;
+    if (problem) problems.push(problem);
+  }
+  return { source, tests, apiSpec, problems };
+}
+
+function notRun(stage: StageName, after: StageName): StageResult {
+  return { stage, status: 'skipped', reason: `not run: the ${after} stage failed`, durationMs: 0 };
+}
+
+function withProblems(result: StageResult, problems: Finding[]): StageResult {
+  if (!problems.length) return result;
+  const findings = [...problems, ...(result.findings ?? [])];
+  const rules = [...new Set(findings.map((f) => f.rule))];
+  return { ...result, status: 'failed', reason: `${findings.length} finding${findings.length > 1 ? 's' : ''} (${rules.join(', ')})`, findings };
+}
+
+export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): Promise<VerifyReport> {
+  const { source, tests, apiSpec, problems } = await sources(input);
+  const staticStarted = performance.now();
+  const analysis = source === undefined
+    ? { result: { stage: 'static' as const, status: 'failed' as const, findings: [], durationMs: 0 }, manifest: null }
+    : await analyzeStatic({ source, ...(tests !== undefined ? { tests } : {}), ...(apiSpec ? { apiSpec } : {}), ...(input.manifestName ? { manifestName: input.manifestName } : {}) });
+  const staticResult = { ...withProblems(analysis.result, problems), durationMs: Math.round(performance.now() - staticStarted) };
+  const stages: StageResult[] = [staticResult];
+  if (staticResult.status === 'failed' || source === undefined || tests === undefined) {
+    stages.push(notRun('mock', 'static'), notRun('live', 'static'));
+    return { passed: false, stages };
+  }
+
+  const mock = await mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}) }, sandbox);
+  stages.push(mock);
+  if (mock.status === 'failed') {
+    stages.push(notRun('live', 'mock'));
+    return { passed: false, stages };
+  }
+
+  const live = input.live
+    ? await liveStage({ source, apiSpec, manifest: analysis.manifest, secrets: input.secrets, liveInput: input.liveInput }, sandbox, input.live)
+    : { stage: 'live' as const, status: 'skipped' as const, reason: 'live smoke disabled for this run', durationMs: 0 };
+  stages.push(live);
+  return { passed: reportPassed(stages), stages };
+}

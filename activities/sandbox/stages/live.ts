@@ -1,0 +1,144 @@
+import path from 'node:path';
+import type Docker from 'dockerode';
+import type { ApiSpec } from '../../../domain/tool.ts';
+import type { StageResult } from '../../../domain/verification.ts';
+import { NODE_PATH } from '../../../runner/protocol.ts';
+import { LIVE_MARKER, type LiveProbeOutput } from '../../../runner/live-probe.ts';
+import type { ProxyDecision } from '../../../runner/proxy.ts';
+import type { SandboxBackend } from '../types.ts';
+import { BundleError, bundleRunnerScript, bundleTool, repoRoot } from './bundle.ts';
+import { openEgress } from './egress.ts';
+import type { StaticManifest } from './static.ts';
+
+/**
+ * Stage 3: one real, read-only call, only when the API spec marks an endpoint safeRead
+ * and the tool declares itself read-only. The tool runs in a sandbox container on an
+ * internal network whose only way out is the egress proxy (egress.ts), which admits only
+ * the tool's declared domains and refuses private destinations.
+ */
+export interface LiveInput {
+  source: string;
+  apiSpec?: ApiSpec;
+  /** from the static stage: declared domains, env vars and sideEffect */
+  manifest: StaticManifest | null;
+  /** real values for the tool's declared env vars (e.g. from the operator's environment) */
+  secrets?: Record<string, string>;
+  /** the input for the call; default: the first example of manifest.input, else all defaults */
+  liveInput?: unknown;
+}
+
+export interface LiveOptions {
+  docker: Docker;
+  image: string;
+  /** extra /etc/hosts entries for the proxy ("name:ip"), for tests without internet */
+  extraHosts?: string[];
+  /** the call's own budget (default 20 s) */
+  timeoutMs?: number;
+}
+
+const DEFAULT_CALL_MS = 20_000;
+
+/** Why no live call may be made, or null when one may. Checked before any container starts. */
+export function liveSkipReason(input: Pick<LiveInput, 'apiSpec' | 'manifest' | 'secrets'>): string | null {
+  const { apiSpec, manifest } = input;
+  if (!apiSpec) return 'no api-spec.json: nothing says which real call is harmless';
+  const safe = apiSpec.endpoints.filter((e) => e.safeRead);
+  if (safe.length === 0) return 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless';
+  if (!manifest) return 'the manifest could not be read statically, so the declared domains for the egress proxy are unknown';
+  if (manifest.sideEffect !== 'read' || manifest.destructive) {
+    return `the tool declares sideEffect '${manifest.sideEffect ?? 'unknown'}'${manifest.destructive ? ' (destructive)' : ''}: a real call could change data`;
+  }
+  if (manifest.network.length === 0) return 'the tool declares no network domains, so there is nothing to call';
+  const needed = apiSpec.auth.kind !== 'none' ? apiSpec.auth.envVar : undefined;
+  if (needed && !input.secrets?.[needed]) return `the API needs ${needed} for a real call and none was given (set ${needed} in the environment)`;
+  return null;
+}
+
+let probeCode: Promise<string> | undefined;
+function probeBundle(): Promise<string> {
+  const probe = JSON.stringify(path.join(repoRoot, 'runner', 'live-probe.ts'));
+  const entry = [
+    `import { runLiveProbe, LIVE_MARKER } from ${probe};`,
+    'runLiveProbe().catch((err) => {',
+    "  process.stdout.write(LIVE_MARKER + JSON.stringify({ input: null, ok: false, durationMs: 0, logs: [], error: { code: 'PROBE_FAILED', message: String(err && err.message || err) } }) + '\\n', () => process.exit(1));",
+    '});',
+  ].join('\n');
+  probeCode ??= bundleRunnerScript('the live probe', entry);
+  return probeCode;
+}
+
+function parseProbe(stdout: string): LiveProbeOutput | undefined {
+  const at = stdout.lastIndexOf(LIVE_MARKER);
+  if (at < 0) return undefined;
+  try {
+    return JSON.parse(stdout.slice(at + LIVE_MARKER.length).split('\n')[0] ?? '') as LiveProbeOutput;
+  } catch {
+    return undefined;
+  }
+}
+
+function denials(decisions: ProxyDecision[]): string {
+  const refused = decisions.filter((d) => d.decision !== 'allow');
+  if (!refused.length) return '';
+  return `; egress proxy: ${refused.map((d) => `${d.decision === 'deny' ? 'refused' : 'failed'} ${d.host}:${d.port} (${d.reason})`).join('; ')}`;
+}
+
+function declaredSecrets(manifest: StaticManifest, secrets: Record<string, string> = {}): Record<string, string> {
+  return Object.fromEntries(manifest.env.filter((k) => secrets[k] !== undefined).map((k) => [k, secrets[k]!]));
+}
+
+export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts: LiveOptions): Promise<StageResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const skip = liveSkipReason(input);
+  if (skip) return { stage: 'live', status: 'skipped', reason: skip, durationMs: elapsed() };
+  const manifest = input.manifest!;
+  const safeIds = input.apiSpec!.endpoints.filter((e) => e.safeRead).map((e) => e.id);
+  const testName = `one real call through the egress proxy (safe read: ${safeIds.join(', ')})`;
+
+  let files: Record<string, string>;
+  try {
+    files = { 'tool.mjs': await bundleTool(input.source), 'probe.mjs': await probeBundle() };
+  } catch (err) {
+    if (err instanceof BundleError) return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
+    throw err;
+  }
+  const callMs = opts.timeoutMs ?? DEFAULT_CALL_MS;
+  const egress = await openEgress(opts.docker, { image: opts.image, allow: manifest.network, extraHosts: opts.extraHosts });
+  try {
+    const result = await sandbox.runJob({
+      mode: 'exec',
+      command: [NODE_PATH, 'probe.mjs'],
+      files,
+      network: egress.network,
+      env: {
+        ...declaredSecrets(manifest, input.secrets),
+        FORGE_PROXY_URL: egress.proxyUrl,
+        FORGE_LIVE_TIMEOUT_MS: String(callMs),
+        ...(input.liveInput !== undefined ? { FORGE_LIVE_INPUT: JSON.stringify(input.liveInput) } : {}),
+      },
+      limits: { timeoutMs: callMs + 10_000 },
+    });
+    const probe = parseProbe(result.stdout);
+    const proxyNote = denials(egress.decisions());
+    if (!probe) {
+      const detail = result.reason ?? result.error?.message ?? 'the probe printed no result';
+      return { stage: 'live', status: 'failed', reason: `the live probe did not complete: ${detail}${proxyNote}`, durationMs: elapsed() };
+    }
+    if (probe.skipped !== undefined) return { stage: 'live', status: 'skipped', reason: probe.skipped, durationMs: elapsed() };
+    if (probe.ok) {
+      return { stage: 'live', status: 'passed', tests: [{ name: testName, passed: true, durationMs: probe.durationMs }], coverage: 1, durationMs: elapsed() };
+    }
+    const error = `${probe.error?.code ?? 'FAILED'}: ${probe.error?.message ?? 'the call failed'}${proxyNote}`;
+    return {
+      stage: 'live',
+      status: 'failed',
+      reason: `the real call with input ${JSON.stringify(probe.input)} failed: ${error}`,
+      tests: [{ name: testName, passed: false, durationMs: probe.durationMs, error }],
+      coverage: 0,
+      durationMs: elapsed(),
+    };
+  } finally {
+    await egress.close();
+  }
+}
