@@ -602,7 +602,18 @@ export function createRegistry(opts: RegistryOptions) {
       await undo({ name, placedDir: null, createdToolDir: false, pointerBefore });
       throw err;
     }
+    await refreshEmbedding(name, version);
     events.emit('version', { name, version, current: true });
+  }
+
+  /** After a promotion the embedding must describe the version now current (best-effort). */
+  async function refreshEmbedding(name: string, version: number): Promise<void> {
+    if (!opts.embedder) return;
+    const row = await versionRow(name, version);
+    const embedding = row ? await embedTool(name, row.manifest.description) : null;
+    if (!embedding) return;
+    await sql`insert into tool_embeddings (name, version, model, embedding) values (${name}, ${version}, ${embedding.model}, ${embedding.vector})
+              on conflict (name, model) do update set version = excluded.version, embedding = excluded.embedding, created_at = now()`;
   }
 
   async function getCurrent(name: string): Promise<CurrentTool | null> {

@@ -284,6 +284,40 @@ describe('registry', () => {
     await assert.rejects(registry.setStatus('nope', 'active'), /not registered/);
   });
 
+  it('blends dense cosine into similarity when an embedder is configured, and survives its failure', async () => {
+    // A toy embedder: hashed bag of words. Real ones come from an embedding API.
+    const dims = 64;
+    const embed = (t: string) => {
+      const v = new Array<number>(dims).fill(0);
+      for (const w of t.toLowerCase().match(/[a-z]+/g) ?? []) v[[...w].reduce((h, c) => (h * 31 + c.charCodeAt(0)) % dims, 7)]! += 1;
+      return v;
+    };
+    let failing = false;
+    const dense = createRegistry({
+      sql: db.sql,
+      root,
+      embedder: {
+        model: 'toy-hash-64',
+        embed: async (texts) => {
+          if (failing) throw new Error('embedding API down');
+          return texts.map(embed);
+        },
+      },
+    });
+    await dense.registerVersion(draft('weather_forecast', 'd-1', 1, { manifest: { ...draft('x', 'x').manifest, description: 'Weather forecast for a city' } }));
+    const [row] = await db.sql<{ model: string; n: number }[]>`select model, array_length(embedding, 1) as n from tool_embeddings`;
+    assert.deepEqual(row, { model: 'toy-hash-64', n: dims });
+    const [hit] = await dense.search('weather forecast for Bern');
+    assert.ok(hit && hit.components.dense !== null && hit.components.dense > 0.5);
+    assert.ok(Math.abs(hit.similarity - (0.6 * hit.components.dense + 0.4 * hit.components.lexical)) < 1e-9);
+
+    failing = true;
+    const v2 = await dense.registerVersion(draft('weather_forecast', 'd-2', 2));
+    assert.equal(v2.created, true, 'registration does not depend on the embedding API');
+    const [degraded] = await dense.search('weather forecast for Bern');
+    assert.equal(degraded?.components.dense, null, 'search falls back to words');
+  });
+
   describe('watcher', () => {
     async function watchWith(verify: (dir: string) => Promise<{ ok: true } | { ok: false; reason: string }>) {
       const events: WatchEvent[] = [];

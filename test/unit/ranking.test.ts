@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decide, hybridScore, needsConfirmation, paramsFit, rerank, smoothedSuccessRate, usageScore, type Candidate } from '../../domain/ranking.ts';
+import { cosine, decide, hybridScore, lexicalSimilarity, needsConfirmation, paramsFit, rerank, smoothedSuccessRate, termWeight, usageScore, type Candidate, type TermEvidence } from '../../domain/ranking.ts';
 
 const weatherSchema = {
   type: 'object',
@@ -148,5 +148,39 @@ describe('decide', () => {
     ]);
     assert.equal(d.tool, 'weather_forecast');
     assert.equal(d.action, 'reuse');
+  });
+});
+
+describe('lexical similarity', () => {
+  const term = (t: Partial<TermEvidence>): TermEvidence => ({ docFrequency: 1, inName: false, inDescription: false, inParams: false, fuzzy: 0, ...t });
+
+  it('weighs a word one tool uses at 1, shared words less, whatever the catalog size', () => {
+    for (const n of [1, 12, 1000]) assert.equal(termWeight(1, n), 1);
+    assert.ok(termWeight(3, 12) < termWeight(2, 12) && termWeight(2, 12) < 1);
+    assert.ok(termWeight(12, 12) > 0);
+  });
+
+  it('puts one distinctive word in the 0.65–0.80 band and two above it', () => {
+    const inDesc = lexicalSimilarity([term({ inDescription: true })], 12);
+    const inName = lexicalSimilarity([term({ inName: true })], 12);
+    const two = lexicalSimilarity([term({ inDescription: true }), term({ inDescription: true })], 12);
+    assert.ok(inDesc >= 0.65 && inDesc < 0.8, `description word: ${inDesc}`);
+    assert.ok(inName > inDesc && inName < 0.8, `name word: ${inName}`);
+    assert.ok(two > 0.85, `two words: ${two}`);
+    assert.ok(lexicalSimilarity([term({ inParams: true })], 12) < 0.65, 'a parameter word alone is not enough');
+    assert.equal(lexicalSimilarity([term({})], 12), 0);
+  });
+
+  it('credits near-miss spellings through trigrams, above a floor', () => {
+    assert.ok(lexicalSimilarity([term({ fuzzy: 0.8 })], 12) > 0.5);
+    assert.equal(lexicalSimilarity([term({ fuzzy: 0.5 })], 12), 0);
+  });
+
+  it('computes a clamped cosine', () => {
+    assert.equal(cosine([1, 0], [1, 0]), 1);
+    assert.equal(cosine([1, 0], [-1, 0]), 0);
+    assert.equal(cosine([1, 0], [0, 0]), 0);
+    assert.equal(cosine([1], [1, 2]), 0);
+    assert.ok(Math.abs(cosine([1, 1], [1, 0]) - Math.SQRT1_2) < 1e-12);
   });
 });
