@@ -1,6 +1,8 @@
 // Activity interfaces as workflows see them (types only: workflows never import implementations).
 import type { createApprovalActivities } from './approvals.ts';
 import type { createStoreActivities } from './store.ts';
+import type { createTaskToolActivities } from './task-tools.ts';
+import type { createRegisteredToolActivities } from './sandbox/run-registered.ts';
 import type { llmActivities } from './llm.ts';
 import type { forgeLlmActivities } from './forge-llm.ts';
 import type { createForgeStoreActivities } from './forge-store.ts';
@@ -11,5 +13,8 @@ export type ControlActivities = ReturnType<typeof createStoreActivities> &
   ReturnType<typeof llmActivities> &
   ReturnType<typeof forgeLlmActivities> &
   ReturnType<typeof createForgeStoreActivities> &
-  ReturnType<typeof createApprovalActivities>;
-export type SandboxActivities = ReturnType<typeof createSandboxActivities> & ReturnType<typeof createVerifyActivities>;
+  ReturnType<typeof createApprovalActivities> &
+  ReturnType<typeof createTaskToolActivities>;
+export type SandboxActivities = ReturnType<typeof createSandboxActivities> &
+  ReturnType<typeof createVerifyActivities> &
+  ReturnType<typeof createRegisteredToolActivities>;

@@ -10,13 +10,28 @@ export const taskInputSchema = z.strictObject({
 });
 export type TaskInput = z.input<typeof taskInputSchema>;
 
-export const taskPhases = ['starting', 'planning', 'recording', 'sandbox', 'answering', 'completed', 'failed'] as const;
+export const taskPhases = [
+  'starting', 'planning', 'recording', 'discovering', 'forging', 'awaiting-approval', 'executing', 'sandbox', 'answering', 'completed', 'failed',
+] as const;
 export type TaskPhase = (typeof taskPhases)[number];
 
 export interface TaskProgress {
   phase: TaskPhase;
   history: { phase: TaskPhase; at: string; note?: string }[];
   plan?: Plan;
+  sandbox?: SandboxRun;
+  frozen?: boolean;
+  pendingApproval?: string;
+}
+
+/** What happened to the tool call a task needed. */
+export interface ToolCallOutcome {
+  tool: string;
+  version?: number;
+  status: 'succeeded' | 'failed' | 'not-run';
+  input?: unknown;
+  output?: unknown;
+  reason?: string;
 }
 
 export interface SandboxRun {
@@ -30,7 +45,9 @@ export interface TaskResult {
   task: string;
   answer: string;
   plan: Plan;
-  sandbox: SandboxRun;
+  /** the sandbox probe, when the task needed no tool */
+  sandbox?: SandboxRun;
+  tool?: ToolCallOutcome;
 }
 
 /** A fixed, harmless command that proves the sandbox runs; it echoes facts about its own confinement. */
@@ -43,7 +60,17 @@ export function sandboxProbeCommand(stepCount: number): string[] {
   ];
 }
 
-export function composeAnswer(plan: Plan, sandbox: SandboxRun): string {
+export function composeAnswer(plan: Plan, sandbox?: SandboxRun, tool?: ToolCallOutcome): string {
   const steps = plan.steps.map((s, i) => `  ${i + 1}. ${s.title}`).join('\n');
-  return `${plan.summary}\nPlan:\n${steps}\nSandbox check: exit ${sandbox.exitCode}, ${sandbox.stdout.trim()}`;
+  const lines = [plan.summary, 'Plan:', steps];
+  if (sandbox) lines.push(`Sandbox check: exit ${sandbox.exitCode}, ${sandbox.stdout.trim()}`);
+  if (tool) {
+    const head = `${tool.tool}${tool.version ? ` v${tool.version}` : ''}`;
+    lines.push(
+      tool.status === 'succeeded'
+        ? `Tool ${head} answered: ${JSON.stringify(tool.output)}`
+        : `Tool ${head} ${tool.status === 'failed' ? 'failed' : 'did not run'}: ${tool.reason ?? 'unknown reason'}`,
+    );
+  }
+  return lines.join('\n');
 }

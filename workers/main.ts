@@ -21,6 +21,8 @@ import { createRegistry } from '../activities/registry.ts';
 import { createSandbox, createSandboxActivities, reapOrphans } from '../activities/sandbox/index.ts';
 import { createVerifyActivities } from '../activities/sandbox/verify-activity.ts';
 import { createStoreActivities } from '../activities/store.ts';
+import { createTaskToolActivities } from '../activities/task-tools.ts';
+import { createRegisteredToolActivities } from '../activities/sandbox/run-registered.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
 import { llmEndpoint } from './llm-endpoint.ts';
@@ -57,6 +59,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     const registry = createRegistry({ sql, root: toolsDir(cfg) });
     await registry.recover();
     const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
+    const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
     workers.push(
       await Worker.create({
         connection,
@@ -67,8 +70,9 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
           ...createStoreActivities(sql),
           ...forgeBookkeeping,
           ...createApprovalActivities(sql),
+          ...taskTools,
           // Everything that costs money or changes the catalog is refused while frozen.
-          ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
+          ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
         },
         maxCachedWorkflows: 200,
         interceptors: heartbeatInterceptors,
@@ -90,6 +94,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         activities: {
           ...guarded(createSandboxActivities(sandbox), killSwitch),
           ...createVerifyActivities({ sandbox, killSwitch, live: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
+          ...createRegisteredToolActivities({ sandbox, killSwitch, toolsDir: toolsDir(cfg) }),
         },
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,

@@ -8,7 +8,7 @@ const store = proxyActivities<ControlActivities>({
 });
 
 export interface ApprovalRequest {
-  kind: 'write' | 'destructive' | 'budget';
+  kind: 'write' | 'destructive' | 'budget' | 'confirm';
   tool?: string;
   summary: string;
   request?: unknown;
@@ -53,9 +53,8 @@ export function approvals(workflowId: string) {
       decision = undefined;
       const answered = await condition(() => decision?.approvalId === id, timeout);
       pending = undefined;
-      const outcome: ApprovalOutcome = answered && decision
-        ? { approved: decision.approve, by: decision.by, timedOut: false }
-        : { approved: false, timedOut: true };
+      const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
+      const outcome: ApprovalOutcome = answered && d ? { approved: d.approve, by: d.by, timedOut: false } : { approved: false, timedOut: true };
       await store.resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
       return outcome;
     },

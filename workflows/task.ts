@@ -1,16 +1,31 @@
-import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import { composeAnswer, sandboxProbeCommand, taskInputSchema, type TaskInput, type TaskPhase, type TaskProgress, type TaskResult } from '../domain/task.ts';
+import { ApplicationFailure, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ForgeOutcome } from '../domain/forge.ts';
+import type { Plan } from '../domain/plan.ts';
+import {
+  composeAnswer,
+  sandboxProbeCommand,
+  taskInputSchema,
+  type TaskInput,
+  type TaskPhase,
+  type TaskProgress,
+  type TaskResult,
+  type ToolCallOutcome,
+} from '../domain/task.ts';
 import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+import { approvals } from './approval.ts';
 import { progressQuery } from './definitions.ts';
+import { forgeWorkflow } from './forge.ts';
+import { unlessFrozen } from './frozen.ts';
 
 const control = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '10 seconds',
+  startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
 /**
- * A task: plan with the model, record the plan, prove the sandbox, answer.
+ * A task: plan → (when a tool is needed) discover → forge if none fits → trust gate and approval →
+ * execute in the sandbox → meter and audit → answer. Without a tool need, it proves the sandbox.
  * Every side effect is an activity keyed by workflow id + step, so a worker killed at any point
  * resumes without writing anything twice.
  */
@@ -23,8 +38,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const { workflowId } = workflowInfo();
   const sandbox = proxyActivities<SandboxActivities>({
     taskQueue: input.sandboxQueue,
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '10 seconds',
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '20 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
   });
 
@@ -33,23 +48,35 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     progress.phase = phase;
     progress.history.push({ phase, at: new Date().toISOString(), note });
   };
-  setHandler(progressQuery, () => progress);
+  const approval = approvals(workflowId);
+  setHandler(progressQuery, () => ({ ...progress, pendingApproval: approval.pendingId() }));
+  const guarded = <T>(step: () => Promise<T>) =>
+    unlessFrozen(step, (frozen) => {
+      if (frozen && progress.frozen !== true) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
+      progress.frozen = frozen;
+    });
 
   try {
     enter('starting');
     await control.startTask({ workflowId, task: input.task });
     enter('planning');
-    const plan = await control.planTask({ task: input.task });
+    const plan = await guarded(() => control.planTask({ task: input.task }));
     progress.plan = plan;
     enter('recording');
     await control.recordStep({ workflowId, step: 'plan', output: plan });
-    enter('sandbox');
-    const run = await sandbox.sandboxExec({ command: sandboxProbeCommand(plan.steps.length), timeoutMs: 20_000 });
-    const sandboxRun = { exitCode: run.exitCode, stdout: run.stdout, durationMs: run.durationMs };
-    await control.recordStep({ workflowId, step: 'sandbox', output: sandboxRun });
+
+    let tool: ToolCallOutcome | undefined;
+    if (plan.needsTool) {
+      tool = await useTool(plan, input.task);
+    } else {
+      enter('sandbox');
+      const run = await guarded(() => sandbox.sandboxExec({ command: sandboxProbeCommand(plan.steps.length), timeoutMs: 20_000 }));
+      const probe = { exitCode: run.exitCode, stdout: run.stdout, durationMs: run.durationMs };
+      await control.recordStep({ workflowId, step: 'sandbox', output: probe });
+      progress.sandbox = probe;
+    }
     enter('answering');
-    const answer = composeAnswer(plan, sandboxRun);
-    const result: TaskResult = { workflowId, task: input.task, answer, plan, sandbox: sandboxRun };
+    const result: TaskResult = { workflowId, task: input.task, plan, answer: composeAnswer(plan, progress.sandbox, tool), sandbox: progress.sandbox, tool };
     await control.completeTask({ workflowId, result });
     enter('completed');
     return result;
@@ -57,5 +84,61 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     enter('failed', err instanceof Error ? err.message : String(err));
     await control.failTask({ workflowId, error: err instanceof Error ? err.message : String(err) });
     throw err;
+  }
+
+  async function useTool(plan: Plan, task: string): Promise<ToolCallOutcome> {
+    const need = plan.needsTool!;
+    enter('discovering', need.name);
+    const discovery = await control.discoverTool({ query: `${need.name.replace(/_/g, ' ')} ${need.description}` });
+    await control.recordStep({ workflowId, step: 'discovery', output: discovery });
+    let name = discovery.decision.action === 'forge' ? undefined : discovery.decision.tool;
+
+    if (name && discovery.decision.action === 'confirm') {
+      enter('awaiting-approval', `confirm reuse of ${name}`);
+      const ok = await approval.request({ kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` }, '1 hour');
+      if (!ok.approved) name = undefined;
+    }
+    if (!name) {
+      enter('forging', need.name);
+      const outcome: ForgeOutcome = await executeChild(forgeWorkflow, {
+        workflowId: `${workflowId}.forge`,
+        args: [{ need: need.description, name: need.name, sandboxQueue: input.sandboxQueue }],
+      });
+      if (outcome.status !== 'registered') {
+        return { tool: need.name, status: 'not-run', reason: `no tool fits and forging one failed: ${outcome.reason}` };
+      }
+      name = outcome.name;
+    }
+
+    const gate = await control.toolGate({ name });
+    const filled = await guarded(() => control.fillToolInput({ task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
+    if (gate.approval.blocked) return { tool: name, version: gate.version, status: 'not-run', reason: gate.approval.reason };
+    if (gate.approval.needed) {
+      enter('awaiting-approval', gate.approval.reason);
+      const ok = await approval.request(
+        { kind: gate.destructive ? 'destructive' : 'write', tool: name, summary: `${name} v${gate.version} with ${JSON.stringify(filled.input).slice(0, 300)} — ${gate.approval.reason}`, request: filled.input },
+        '1 hour',
+      );
+      if (!ok.approved) {
+        return { tool: name, version: gate.version, status: 'not-run', reason: ok.timedOut ? 'nobody approved the write within 1 hour' : `${ok.by ?? 'a person'} rejected the call` };
+      }
+    }
+
+    enter('executing', `${name} v${gate.version}`);
+    const run = await guarded(() => sandbox.sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: filled.input }));
+    const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
+    await control.recordToolCall({
+      workflowId,
+      tool: gate.name,
+      version: gate.version,
+      input: filled.input,
+      output: run.output,
+      success: run.ok,
+      error,
+      latencyMs: run.durationMs,
+      reasoning: filled.reasoning,
+      task,
+    });
+    return { tool: gate.name, version: gate.version, status: run.ok ? 'succeeded' : 'failed', input: filled.input, output: run.output, reason: error };
   }
 }

@@ -43,8 +43,8 @@ describe('task workflow through real Temporal, Postgres, Docker and the scripted
     const result = (await handle.result()) as TaskResult;
 
     assert.match(result.plan.summary, /Check DNS propagation for example\.com/);
-    assert.equal(result.sandbox.exitCode, 0);
-    const probe = JSON.parse(result.sandbox.stdout.trim()) as { uid: number; steps: number; node: string };
+    assert.equal(result.sandbox?.exitCode, 0);
+    const probe = JSON.parse(result.sandbox?.stdout.trim()) as { uid: number; steps: number; node: string };
     assert.equal(probe.uid, 10001, 'the sandbox runs as the unprivileged forge user');
     assert.equal(probe.steps, result.plan.steps.length);
     assert.match(result.answer, /Sandbox check: exit 0/);

@@ -74,7 +74,7 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
   try {
     const result = (await handle.result()) as TaskResult;
     assert.equal(result.plan.summary, 'crash-safe plan');
-    assert.equal(result.sandbox.exitCode, 0);
+    assert.equal(result.sandbox?.exitCode, 0);
   } finally {
     worker.kill('SIGTERM');
     await new Promise((r) => worker.once('exit', r));

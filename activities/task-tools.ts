@@ -1,0 +1,100 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { decide } from '../domain/ranking.ts';
+import { toolInputReplySchema, type Discovery, type ToolGate, type ToolInputReply } from '../domain/tool-call.ts';
+import { approvalNeeded } from '../domain/trust.ts';
+import type { Llm } from './llm.ts';
+import type { Registry } from './registry.ts';
+
+const TOOL_INPUT_SYSTEM = `You are Forge's tool caller. Given a task and one tool (its name, description and input JSON Schema),
+reply with the input object that makes the tool do what the task needs, and one or two sentences of reasoning.
+Use only the tool's parameters; never invent secrets; prefer the task's own words for values.`;
+
+/**
+ * The task workflow's tool steps on the control queue: discovery (hybrid search + the reuse/confirm/forge
+ * decision), the trust gate (which calls wait for a person), filling the input, and metering the call.
+ */
+export function createTaskToolActivities(deps: { registry: Registry; llm: Llm }) {
+  const { registry, llm } = deps;
+  return {
+    async discoverTool(input: { query: string }): Promise<Discovery> {
+      const hits = await registry.search(input.query, { limit: 5 });
+      return {
+        decision: decide(hits.map((h) => ({ name: h.name, similarity: h.similarity, invocations: h.invocations, successes: h.successes, inputSchema: h.inputSchema, status: h.status }))),
+        candidates: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),
+      };
+    },
+
+    async toolGate(input: { name: string; operation?: string }): Promise<ToolGate> {
+      const current = await registry.getCurrent(input.name);
+      if (!current) throw ApplicationFailure.nonRetryable(`no current version of ${input.name} in the registry`, 'ToolMissing');
+      const stats = await registry.stats(input.name);
+      const m = current.manifest;
+      return {
+        name: m.name,
+        version: current.version,
+        description: m.description,
+        inputSchema: m.inputSchema,
+        sideEffect: m.sideEffect,
+        destructive: m.destructive,
+        level: stats.level,
+        approval: approvalNeeded({
+          level: stats.level,
+          sideEffect: m.sideEffect,
+          destructive: m.destructive,
+          successfulRunsOfOperation: stats.successfulRunsByOperation[input.operation ?? 'run'] ?? 0,
+          status: current.status,
+        }),
+      };
+    },
+
+    async fillToolInput(input: { task: string; tool: { name: string; description: string; inputSchema: Record<string, unknown> } }): Promise<ToolInputReply> {
+      const { value } = await llm.structured({
+        purpose: 'task.tool-input',
+        system: TOOL_INPUT_SYSTEM,
+        prompt: `Task: ${input.task}\n\nTool: ${input.tool.name}\nDescription: ${input.tool.description}\nInput JSON Schema:\n${JSON.stringify(input.tool.inputSchema, null, 2)}`,
+        schema: toolInputReplySchema,
+        toolName: 'submit_tool_input',
+        toolDescription: 'Submit the input for the tool call',
+      });
+      return value;
+    },
+
+    async recordToolCall(input: {
+      workflowId: string;
+      tool: string;
+      version: number;
+      input: unknown;
+      output?: unknown;
+      success: boolean;
+      error?: string;
+      latencyMs: number;
+      reasoning: string;
+      task: string;
+    }): Promise<void> {
+      const key = `${input.workflowId}:call:${input.tool}`;
+      await registry.recordInvocation({
+        idempotencyKey: key,
+        tool: input.tool,
+        version: input.version,
+        input: input.input,
+        output: input.output,
+        latencyMs: Math.round(input.latencyMs),
+        success: input.success,
+        error: input.error,
+        workflowId: input.workflowId,
+      });
+      await registry.recordAudit({
+        idempotencyKey: key,
+        kind: 'tool_call',
+        tool: input.tool,
+        version: input.version,
+        input: input.input,
+        output: input.success ? input.output : { error: input.error },
+        latencyMs: Math.round(input.latencyMs),
+        reasoning: input.reasoning,
+        taskContext: { task: input.task },
+        workflowId: input.workflowId,
+      });
+    },
+  };
+}
