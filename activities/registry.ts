@@ -5,7 +5,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { unifiedDiff } from '../domain/diff.ts';
-import { ForgeError, describeError } from '../domain/errors.ts';
+import { ForgeError, InvalidInputError, describeError } from '../domain/errors.ts';
 import {
   cosine,
   lexicalSimilarity,
@@ -61,12 +61,24 @@ export class IdempotencyConflictError extends ForgeError {
 }
 
 export class RegistryWriteError extends ForgeError {
-  constructor(name: string, stage: string, cause: unknown) {
-    super(`registering ${name} failed at ${stage}: ${describeError(cause)}; the catalog is unchanged`, 'REGISTRY_WRITE_FAILED', `check that the registry directory is writable and Postgres is reachable, then retry`, {
-      tool: name,
-      stage,
-    });
+  constructor(name: string, stage: string, cause: unknown, clean: boolean) {
+    super(
+      `registering ${name} failed at ${stage}: ${describeError(cause)}; ` +
+        (clean ? 'the catalog is unchanged' : 'nothing was committed, but files were left behind'),
+      'REGISTRY_WRITE_FAILED',
+      clean
+        ? 'check that the registry directory is writable and Postgres is reachable, then retry'
+        : 'run the registry recovery (recover()) to sweep them, then retry',
+      { tool: name, stage, clean },
+    );
   }
+}
+
+/** zod at the boundary, failures as a typed error that names what was invalid. */
+function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw new InvalidInputError(what, parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  return parsed.data;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,8 +169,9 @@ export interface ToolSummary {
   sideEffect: 'read' | 'write';
   destructive: boolean;
   versions: number;
-  createdAt: Date;
-  updatedAt: Date;
+  /** ISO timestamps: these results cross Temporal's JSON data converter */
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface ToolStats {
@@ -168,7 +181,7 @@ export interface ToolStats {
   successRate: number;
   avgLatencyMs: number | null;
   successfulRunsByOperation: Record<string, number>;
-  lastFailureAt: Date | null;
+  lastFailureAt: string | null;
   lastError: string | null;
   level: TrustLevel;
 }
@@ -177,7 +190,7 @@ export interface HistoryEntry {
   version: number;
   status: 'verified' | 'experimental' | 'failed';
   createdBy: 'forge' | 'rewrite' | 'human';
-  createdAt: Date;
+  createdAt: string;
   sourceSha256: string;
   current: boolean;
   dir: string;
@@ -413,7 +426,7 @@ export function createRegistry(opts: RegistryOptions) {
   // -------------------------------------------------------------------------------------------
 
   async function registerVersion(input: RegisterInput): Promise<RegisterResult> {
-    const req = registerInputSchema.parse(input);
+    const req = parseInput(registerInputSchema, input, 'tool registration');
     const { name } = req;
     const makeCurrent = req.makeCurrent ?? req.status === 'verified';
     const sourceSha256 = sha256(req.source);
@@ -435,7 +448,7 @@ export function createRegistry(opts: RegistryOptions) {
         const [nextRow] = await tx<{ next: number }[]>`select coalesce(max(version), 0)::int + 1 as next from tool_versions where name = ${name}`;
         const version = nextRow!.next;
         at = 'validate';
-        const manifest = toolManifestSchema.parse({
+        const manifest = parseInput(toolManifestSchema, {
           ...req.manifest,
           name,
           version,
@@ -443,7 +456,7 @@ export function createRegistry(opts: RegistryOptions) {
           createdBy: req.createdBy,
           sourceSha256,
           status: req.status,
-        });
+        }, 'tool manifest');
         const files = renderFiles(req.source, req.tests, manifest, req.apiSpec);
         const dir = versionDir(name, version);
 
@@ -500,15 +513,15 @@ export function createRegistry(opts: RegistryOptions) {
       events.emit('version', { name, version: result.created.version, current: makeCurrent });
       return { version: result.created.version, created: true, dir: result.created.dir, current: makeCurrent };
     } catch (err) {
-      await undo({ name, placedDir, createdToolDir, pointerBefore });
+      const clean = await undo({ name, placedDir, createdToolDir, pointerBefore });
       if (err instanceof ForgeError) throw err;
-      if (err instanceof z.ZodError) throw err;
-      throw new RegistryWriteError(name, at, err);
+      throw new RegistryWriteError(name, at, err, clean);
     }
   }
 
   /** Rolls the files back after a registration that did not commit; never masks the first error. */
-  async function undo(u: { name: string; placedDir: string | null; createdToolDir: boolean; pointerBefore: { written: boolean; raw: string | null } }): Promise<void> {
+  async function undo(u: { name: string; placedDir: string | null; createdToolDir: boolean; pointerBefore: { written: boolean; raw: string | null } }): Promise<boolean> {
+    let clean = true;
     const steps: [string, () => Promise<void>][] = [
       ['restore pointer', async () => {
         if (!u.pointerBefore.written) return;
@@ -526,9 +539,11 @@ export function createRegistry(opts: RegistryOptions) {
       try {
         await step();
       } catch (err) {
+        clean = false;
         log.error('could not undo a failed registration: recover() will sweep it', { tool: u.name, step: what, error: describeError(err) });
       }
     }
+    return clean;
   }
 
   /**
@@ -639,8 +654,8 @@ export function createRegistry(opts: RegistryOptions) {
       sideEffect: r.side_effect,
       destructive: r.destructive,
       versions: r.versions,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
+      createdAt: r.created_at.toISOString(),
+      updatedAt: r.updated_at.toISOString(),
     };
   }
 
@@ -671,7 +686,7 @@ export function createRegistry(opts: RegistryOptions) {
         version: row.version,
         status: row.status,
         createdBy: row.created_by,
-        createdAt: row.created_at,
+        createdAt: row.created_at.toISOString(),
         sourceSha256: row.source_sha256,
         current: tool.current_version === row.version,
         dir: row.dir,
@@ -701,7 +716,7 @@ export function createRegistry(opts: RegistryOptions) {
   // Metering
 
   async function recordInvocation(input: InvocationInput): Promise<{ id: number; created: boolean }> {
-    const r = invocationInputSchema.parse(input);
+    const r = parseInput(invocationInputSchema, input, 'invocation record');
     const inputHash = sha256(stableStringify(r.input));
     const outputHash = r.output === undefined ? null : sha256(stableStringify(r.output));
     const inserted = await sql<{ id: string }[]>`
@@ -714,7 +729,7 @@ export function createRegistry(opts: RegistryOptions) {
   }
 
   async function recordAudit(input: AuditInput): Promise<{ id: number; created: boolean }> {
-    const r = auditInputSchema.parse(input);
+    const r = parseInput(auditInputSchema, input, 'audit record');
     const json = (v: unknown) => (v === undefined ? null : sql.json(v as never));
     const inserted = await sql<{ id: string }[]>`
       insert into audit_log (idempotency_key, kind, tool, version, input, output, latency_ms, reasoning, task_context, workflow_id)
@@ -744,7 +759,7 @@ export function createRegistry(opts: RegistryOptions) {
       successRate: invocations ? successes / invocations : 0,
       avgLatencyMs: agg?.avg_latency ?? null,
       successfulRunsByOperation: Object.fromEntries(ops.map((o) => [o.operation, o.n])),
-      lastFailureAt: agg?.last_failure_at ?? null,
+      lastFailureAt: agg?.last_failure_at?.toISOString() ?? null,
       lastError: lastErr?.error ?? null,
       level: trustLevel({ invocations, successes }),
     };

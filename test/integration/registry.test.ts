@@ -12,6 +12,7 @@ import {
   type Registry,
   type WatchEvent,
 } from '../../activities/registry.ts';
+import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
 
@@ -129,6 +130,15 @@ describe('registry', () => {
     assert.deepEqual((await fs.readdir(path.join(root, 'echo'))).sort(), ['current', 'v1', 'v2', 'v3', 'v4']);
     const current = await registry.getCurrent('echo');
     assert.equal(await fs.readFile(path.join(root, 'echo', 'current'), 'utf8'), `v${current?.version}\n`);
+  });
+
+  it('rejects invalid input with a typed error and writes nothing', async () => {
+    await assert.rejects(registry.registerVersion(draft('Bad-Name', 'inv-1')), InvalidInputError);
+    await assert.rejects(
+      registry.registerVersion({ ...draft('echo', 'inv-2'), manifest: { ...draft('echo', 'x').manifest, permissions: { network: ['not a host'], env: [] } } }),
+      /permissions\.network/,
+    );
+    assert.deepEqual(await tree(root), {});
   });
 
   it('rejects a reused key with different content', async () => {
