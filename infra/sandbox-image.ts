@@ -9,6 +9,7 @@ import * as esbuild from 'esbuild';
 import { ForgeError, describeError } from '../domain/errors.ts';
 import { NODE_PATH, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
 import { log } from './log.ts';
+import { zodEnglishOnly } from './sandbox-image/esbuild-plugins.ts';
 import { tarStream, type TarEntry } from './sandbox-image/tar.ts';
 
 /**
@@ -51,6 +52,7 @@ export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs'))
     minify: true,
     legalComments: 'none',
     logLevel: 'silent',
+    plugins: [zodEnglishOnly],
     banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
   });
   return { file: outfile, code: await readFile(outfile) };

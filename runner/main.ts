@@ -5,8 +5,6 @@ import { callTool, toRunnerError } from './call.ts';
 import { execCommand } from './exec.ts';
 import { idle } from './idle.ts';
 import { JOB_DIR, RESULT_MARKER, type JobMessage, type RunnerResult } from './protocol.ts';
-import { serveTool } from './serve.ts';
-import { runTestFile } from './test-mode.ts';
 import { readResourceCounters } from './resources.ts';
 import { loadTool } from './tool-module.ts';
 
@@ -17,6 +15,13 @@ import { loadTool } from './tool-module.ts';
  *   test  <test.mjs>                 run a node:test suite, one JSON report line
  *   idle                             warm-pool mode: wait for one job on stdin
  */
+/**
+ * serve (MCP SDK + ajv) and test (node:test) load on first use: the bundle evaluates them
+ * lazily, so a container booting into `idle` does not pay for what its job may not need.
+ */
+const serveTool: typeof import('./serve.ts').serveTool = async (...args) => (await import('./serve.ts')).serveTool(...args);
+const runTestFile: typeof import('./test-mode.ts').runTestFile = async (...args) => (await import('./test-mode.ts')).runTestFile(...args);
+
 const USAGE = 'usage: runner serve <tool.mjs> | call <tool.mjs> <input.json> | test <test.mjs> | idle';
 const DEFAULT_TIMEOUT_MS = 30_000;
 

@@ -25,6 +25,13 @@ function errorMessage(error: unknown): string {
   return typeof cause === 'string' ? cause : JSON.stringify(cause);
 }
 
+/** A file-level failure carries only "test failed"; its stderr says what really happened. */
+function explain(data: TestEventData, stderr: string): string {
+  const message = errorMessage(data.details?.error);
+  if (data.nesting > 0 || !stderr.trim()) return message;
+  return `${message}: ${stderr.trim().split('\n').filter((l) => !/^\s+at /.test(l)).slice(-8).join('\n')}`;
+}
+
 export function summarize(tests: TestCase[]): TestReport {
   const counted = tests.filter((t) => !t.skipped);
   const passed = counted.filter((t) => t.pass).length;
@@ -37,6 +44,8 @@ export async function runTestFile(file: string, opts: TestOptions): Promise<Runn
   Object.assign(process.env, opts.env);
   const tests: TestCase[] = [];
   const stack: string[] = [];
+  // What the suite's process printed to stderr: the only account of a file that fails to load.
+  let stderr = '';
   const record = (data: TestEventData, pass: boolean) => {
     if (data.details?.type === 'suite') return;
     tests.push({
@@ -45,13 +54,16 @@ export async function runTestFile(file: string, opts: TestOptions): Promise<Runn
       pass,
       skipped: Boolean(data.skip || data.todo),
       durationMs: Math.round(data.details?.duration_ms ?? 0),
-      ...(pass ? {} : { error: errorMessage(data.details?.error) }),
+      ...(pass ? {} : { error: explain(data, stderr) }),
     });
   };
   const stream = run({ files: [file], timeout: opts.timeoutMs, concurrency: 1 });
   stream.on('test:start', (data: TestEventData) => {
     stack.length = data.nesting;
     stack[data.nesting] = data.name;
+  });
+  stream.on('test:stderr', (data: { message: string }) => {
+    stderr = (stderr + data.message).slice(-4000);
   });
   stream.on('test:pass', (data: TestEventData) => record(data, true));
   stream.on('test:fail', (data: TestEventData) => record(data, false));

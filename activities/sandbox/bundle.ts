@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
+import { zodEnglishOnly } from '../../infra/sandbox-image/esbuild-plugins.ts';
 
 /**
  * Bundles a tool (or its test file) into one ESM module the runner loads inside the
@@ -42,7 +43,7 @@ export async function bundleToolModule(file: string): Promise<string> {
       target: 'node20',
       // Tools live anywhere on disk; zod comes from Forge's own node_modules.
       nodePaths: [path.join(repoRoot, 'node_modules')],
-      plugins: [forgeModules],
+      plugins: [forgeModules, zodEnglishOnly],
       logLevel: 'silent',
       legalComments: 'none',
     });

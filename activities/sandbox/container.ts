@@ -271,7 +271,9 @@ export class RunnerContainer {
         this.stream.end();
         await this.container.remove({ force: true });
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode !== 404) {
+        // 404: already gone; 409: the engine is already removing it (e.g. someone else's force remove).
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status !== 404 && status !== 409) {
           log.warn('sandbox container not removed', { id: this.id.slice(0, 12), reason: describeError(err) });
         }
       }

@@ -27,7 +27,7 @@ const canaryFile = path.join(os.tmpdir(), `forge-canary-${randomBytes(4).toStrin
 
 /** Runs a script with `node -e` inside the sandbox. */
 function exec(script: string, limits: SandboxJob['limits'] = {}): Promise<SandboxResult> {
-  return sandbox.runJob({ mode: 'exec', files: {}, command: ['node', '-e', script], limits: { timeoutMs: 5_000, ...limits } });
+  return sandbox.runJob({ mode: 'exec', files: {}, command: ['node', '-e', script], limits: { timeoutMs: 5_000, ...limits } }).then(remember);
 }
 
 /** A tool with hand-written schemas (no zod to load): `body` is run()'s body, with input and ctx in scope. */
@@ -36,17 +36,26 @@ function callTool(body: string, opts: { limits?: SandboxJob['limits']; permissio
     const any = { safeParse: (v) => ({ success: true, data: v }) };
     export const manifest = { name: 'hostile', description: 'hostile tool', permissions: { network: [], env: [] }, input: any, output: any };
     export async function run(input, ctx) { ${body} }`;
-  return sandbox.runJob({ mode: 'call', files: { 'tool.mjs': tool }, entry: 'tool.mjs', input: opts.input ?? {}, env: opts.env, permissions: opts.permissions, limits: { timeoutMs: 5_000, ...opts.limits } });
+  return sandbox
+    .runJob({ mode: 'call', files: { 'tool.mjs': tool }, entry: 'tool.mjs', input: opts.input ?? {}, env: opts.env, permissions: opts.permissions, limits: { timeoutMs: 5_000, ...opts.limits } })
+    .then(remember);
 }
 
-/** Processes on this host running as the sandbox user (they would be escaped or leaked container processes). */
-function sandboxUserProcesses(): number[] {
+/** Containers our jobs ran in: after the run none of their processes may survive on the host. */
+const usedContainers = new Set<string>();
+function remember(r: SandboxResult): SandboxResult {
+  if (r.containerId) usedContainers.add(r.containerId);
+  return r;
+}
+
+/** Host processes still living in the cgroup of one of our job containers (leaked or escaped). */
+function leftoverJobProcesses(): number[] {
   const pids: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const status = fs.readFileSync(`/proc/${entry}/status`, 'utf8');
-      if (/^Uid:\s+10001\b/m.test(status)) pids.push(Number(entry));
+      const cgroup = fs.readFileSync(`/proc/${entry}/cgroup`, 'utf8');
+      if ([...usedContainers].some((id) => cgroup.includes(id))) pids.push(Number(entry));
     } catch {
       // the process ended while we looked
     }
@@ -90,7 +99,8 @@ after(async () => {
   delete process.env[CANARY_NAME];
   fs.rmSync(canaryFile, { force: true });
   assert.deepEqual(await ourContainers(), [], 'no forge.sandbox container is left behind');
-  await eventually('sandbox-user processes to vanish from the host', () => sandboxUserProcesses().length === 0);
+  assert.ok(usedContainers.size >= 10, 'the jobs reported their containers');
+  await eventually('every job container process to vanish from the host', () => leftoverJobProcesses().length === 0);
 });
 
 describe('resource limits', { concurrency: 2 }, () => {
