@@ -17,7 +17,9 @@ import { createForgeStoreActivities } from '../activities/forge-store.ts';
 import { forgeLlmActivities } from '../activities/forge-llm.ts';
 import { createKillSwitch, guarded } from '../activities/kill-switch.ts';
 import { createLlm, llmActivities, recordLlmUsage } from '../activities/llm.ts';
-import { createRegistry } from '../activities/registry.ts';
+import { createRegistry, watchRegistry, type Registry } from '../activities/registry.ts';
+import { verifyTool } from '../activities/sandbox/stages/index.ts';
+import { formatForRepair } from '../domain/verification.ts';
 import { createSandbox, createSandboxActivities, reapOrphans } from '../activities/sandbox/index.ts';
 import { createVerifyActivities } from '../activities/sandbox/verify-activity.ts';
 import { createStoreActivities } from '../activities/store.ts';
@@ -51,14 +53,15 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
   const sql = await openDatabase(cfg);
   closers.push(() => sql.end());
   const killSwitch = createKillSwitch(sql);
+  let registry: Registry | undefined;
 
   if (role !== 'sandbox') {
     const llmTarget = llmEndpoint(cfg);
     if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
     const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
-    const registry = createRegistry({ sql, root: toolsDir(cfg) });
+    registry = createRegistry({ sql, root: toolsDir(cfg) });
     await registry.recover();
-    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
+    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry: registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
     const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
     workers.push(
       await Worker.create({
@@ -86,6 +89,17 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
     const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
     closers.unshift(() => sandbox.close());
+    if (registry && process.env.FORGE_WATCH_TOOLS !== '0') {
+      // A person's edit to a tool folder is re-verified in the sandbox before it becomes a version.
+      const watcher = await watchRegistry(registry, {
+        async verify(dir) {
+          const report = await verifyTool({ dir, live: false }, sandbox);
+          return report.passed ? { ok: true } : { ok: false, reason: formatForRepair(report).slice(0, 2000) };
+        },
+        onChange: (event) => log.info('tool folder change', event),
+      });
+      closers.unshift(() => watcher.close());
+    }
     workers.push(
       await Worker.create({
         connection,
