@@ -23,6 +23,8 @@ type Json = Record<string, unknown>;
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 /** Refs nest (schemas within schemas); past this depth a cycle is assumed and cut. */
 const MAX_REF_DEPTH = 12;
+/** Ref expansions per endpoint (or per top-level lookup): bounds the work and the size on huge documents. */
+const MAX_REFS_PER_ENDPOINT = 500;
 /** Words in an operation's id or summary that say a GET changes something anyway. */
 const MUTATING_WORDS = /\b(delete|remove|create|send|trigger|reset|revoke|purge|cancel|charge|pay|execute|run|start|stop)\b/i;
 
@@ -59,8 +61,8 @@ function resolvePointer(root: Json, ref: string): unknown {
  * Inlines local $refs so each endpoint's schemas stand alone (api-spec.json has no
  * components section). Remote refs and cycles become an empty schema with a note.
  */
-function deref(value: unknown, root: Json, notes: Set<string>, seen: readonly string[] = []): unknown {
-  if (Array.isArray(value)) return value.map((v) => deref(v, root, notes, seen));
+function deref(value: unknown, root: Json, notes: Set<string>, seen: readonly string[] = [], budget = { refs: MAX_REFS_PER_ENDPOINT }): unknown {
+  if (Array.isArray(value)) return value.map((v) => deref(v, root, notes, seen, budget));
   if (!isObject(value)) return value;
   if (typeof value.$ref === 'string') {
     const ref = value.$ref;
@@ -68,14 +70,19 @@ function deref(value: unknown, root: Json, notes: Set<string>, seen: readonly st
       notes.add(`recursive schema ${ref} was cut at its second use`);
       return { description: `recursive: see ${ref}` };
     }
+    // Shared schemas reused everywhere would otherwise multiply the draft's size with each level.
+    if (--budget.refs < 0) {
+      notes.add(`some schemas were too large to inline in full; ${ref} and later refs were left as descriptions`);
+      return { description: `omitted for size: see ${ref}` };
+    }
     const target = resolvePointer(root, ref);
     if (target === undefined) {
       notes.add(`$ref ${ref} could not be resolved (only local refs are followed)`);
       return {};
     }
-    return deref(target, root, notes, [...seen, ref]);
+    return deref(target, root, notes, [...seen, ref], budget);
   }
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deref(v, root, notes, seen)]));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deref(v, root, notes, seen, budget)]));
 }
 
 /** servers[0].url (OpenAPI 3) or scheme://host/basePath (Swagger 2), without a trailing slash. */
@@ -169,8 +176,9 @@ function operationId(method: string, path: string, op: Json): string {
 }
 
 function endpointOf(doc: Json, path: string, method: (typeof METHODS)[number], op: Json, shared: Json[], notes: Set<string>): ApiEndpoint {
+  const budget = { refs: MAX_REFS_PER_ENDPOINT };
   const params = [...shared, ...(Array.isArray(op.parameters) ? op.parameters : [])]
-    .map((p) => deref(p, doc, notes))
+    .map((p) => deref(p, doc, notes, [], budget))
     .filter(isObject);
   // An operation's own parameter overrides a path-level one of the same name and place.
   const byKey = new Map(params.map((p) => [`${String(p.in)}:${String(p.name)}`, p]));
@@ -179,13 +187,13 @@ function endpointOf(doc: Json, path: string, method: (typeof METHODS)[number], o
   const responses = isObject(op.responses) ? op.responses : {};
   const statuses = Object.keys(responses);
   const okKey = statuses.filter((s) => /^2\d\d$/.test(s)).sort()[0] ?? (statuses.includes('2XX') ? '2XX' : statuses.includes('default') ? 'default' : undefined);
-  const ok = okKey === undefined ? undefined : deref(responses[okKey], doc, notes);
+  const ok = okKey === undefined ? undefined : deref(responses[okKey], doc, notes, [], budget);
   const okMedia = isObject(ok) ? jsonContent(ok.content) : undefined;
   // Swagger 2 puts the schema on the response itself.
   const response = (okMedia && isObject(okMedia.schema) ? okMedia.schema : isObject(ok) && isObject(ok.schema) ? ok.schema : {}) as Json;
   const example = exampleOf(okMedia, response) ?? (isObject(ok) && isObject(ok.examples) ? jsonContent(ok.examples) : undefined);
 
-  const body = isObject(op.requestBody) ? deref(op.requestBody, doc, notes) : undefined;
+  const body = isObject(op.requestBody) ? deref(op.requestBody, doc, notes, [], budget) : undefined;
   const bodyMedia = isObject(body) ? jsonContent(body.content) : undefined;
   const swaggerBody = merged.find((p) => p.in === 'body' && isObject(p.schema));
   const requestBody = bodyMedia && isObject(bodyMedia.schema) ? bodyMedia.schema : swaggerBody ? (swaggerBody.schema as Json) : undefined;
@@ -193,7 +201,7 @@ function endpointOf(doc: Json, path: string, method: (typeof METHODS)[number], o
   const errorCodes = statuses
     .filter((s) => /^[45]\d\d$/.test(s))
     .map((s) => {
-      const r = deref(responses[s], doc, notes);
+      const r = deref(responses[s], doc, notes, [], budget);
       return { status: Number(s), meaning: isObject(r) && typeof r.description === 'string' && r.description ? r.description : `HTTP ${s}` };
     });
 
@@ -222,7 +230,8 @@ export function openApiToPartialApiSpec(input: unknown): PartialApiSpec {
   const endpoints: ApiEndpoint[] = [];
   const skipped: string[] = [];
   for (const [path, rawItem] of Object.entries(doc.paths as Json)) {
-    const item = deref(rawItem, doc, notes);
+    // A path item may itself be a $ref; its operations are inlined one by one below.
+    const item = isObject(rawItem) && typeof rawItem.$ref === 'string' ? resolvePointer(doc, rawItem.$ref) : rawItem;
     if (!isObject(item)) continue;
     const shared = Array.isArray(item.parameters) ? item.parameters.filter(isObject) : [];
     for (const [key, op] of Object.entries(item)) {
