@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { createKillSwitch } from '../../activities/kill-switch.ts';
+import type { ForgeOutcome } from '../../domain/forge.ts';
+import type { TaskResult } from '../../domain/task.ts';
+import { sleep } from '../../infra/processes.ts';
+import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { decideApprovalUpdate, forgeProgressQuery, progressQuery } from '../../workflows/definitions.ts';
+import { startWorkers, type RunningWorkers } from '../../workers/main.ts';
+import { freshDatabase, testConfig } from '../helpers/env.ts';
+import { testClient } from '../helpers/temporal.ts';
+
+// Forge scenarios on the scripted model: real Temporal, Postgres and Docker; the model's replies
+// come from scenarios/*.json (demo.json last: its planning rule answers any task).
+const scenarioFiles = ['forge-word-count', 'forge-repair', 'forge-always-broken', 'forge-exchange-rate', 'task-tools', 'demo'].map((f) =>
+  path.resolve(`scenarios/${f}.json`),
+);
+
+describe('forge scenarios', () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let model: ScriptedModel;
+  let workers: RunningWorkers;
+  let client: Client;
+  let cfg: ReturnType<typeof testConfig>;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-scenarios-'));
+  let n = 0;
+
+  before(async () => {
+    db = await freshDatabase();
+    model = await startScriptedModel({ scenarioFiles });
+    cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '1', FORGE_DAILY_FORGE_BUDGET: '20' });
+    workers = await startWorkers(cfg);
+    void workers.run();
+    client = await testClient(cfg);
+  });
+
+  after(async () => {
+    await workers.shutdown();
+    await client.connection.close();
+    await model.close();
+    await db.drop();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  const forge = (need: string) =>
+    client.workflow.start('forgeWorkflow', { taskQueue: cfg.FORGE_TASK_QUEUE, workflowId: `forge-s${++n}-${Date.now()}`, args: [{ need, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }] });
+  const task = (text: string) =>
+    client.workflow.start('taskWorkflow', { taskQueue: cfg.FORGE_TASK_QUEUE, workflowId: `task-s${++n}-${Date.now()}`, args: [{ task: text, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }] });
+  const versions = async (name: string) => (await db.sql`select version from tool_versions where name = ${name} order by version`).map((r) => r.version as number);
+
+  it('forges a tool that passes first time and registers it as files + rows', async () => {
+    const outcome = (await (await forge('count the words in a text: input text, output words, characters and lines')).result()) as ForgeOutcome;
+    assert.equal(outcome.status, 'registered');
+    assert.deepEqual([outcome.status === 'registered' && outcome.name, outcome.status === 'registered' && outcome.version, outcome.attempts], ['count_words', 1, 1]);
+    assert.deepEqual(await versions('count_words'), [1]);
+    const dir = path.join(home, 'tools', 'count_words', 'v1');
+    for (const f of ['tool.ts', 'tool.test.ts', 'manifest.json']) assert.ok(fs.existsSync(path.join(dir, f)), `${f} on disk`);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.sideEffect, 'read');
+    assert.deepEqual(manifest.permissions, { network: [], env: [] });
+  });
+
+  it('repairs an implementation that fails its tests, then registers the repaired one', async () => {
+    const handle = await forge('fetch the exchange rate between two currencies (repair demo)');
+    const outcome = (await handle.result()) as ForgeOutcome;
+    assert.equal(outcome.status, 'registered', JSON.stringify(outcome).slice(0, 2000));
+    assert.equal(outcome.attempts, 2);
+    const progress = await handle.query(forgeProgressQuery);
+    assert.deepEqual(progress.attempts.map((a) => a.passed), [false, true]);
+    assert.match(progress.attempts[0]!.summary, /mock/i, 'the first failure was found by the mock-API tests');
+    const source = fs.readFileSync(path.join(home, 'tools', 'fetch_exchange_rate_repair_demo', 'v1', 'tool.ts'), 'utf8');
+    assert.match(source, /retry-after/i, 'the registered source is the repaired one');
+  });
+
+  it('gives up after three failed repairs and leaves the catalog untouched', async () => {
+    const before = await db.sql`select name, version from tool_versions order by name, version`;
+    const handle = await forge('turn a title into a URL slug (always broken demo)');
+    const outcome = (await handle.result()) as ForgeOutcome;
+    assert.equal(outcome.status, 'failed');
+    assert.match(outcome.status === 'failed' ? outcome.reason : '', /verification failed after 3 repair/);
+    assert.equal(outcome.status === 'failed' && outcome.attempts.length, 4);
+    assert.deepEqual(await db.sql`select name, version from tool_versions order by name, version`, before);
+    assert.equal(fs.existsSync(path.join(home, 'tools', 'slugify_title')), false, 'no folder for the failed tool');
+    const [run] = await db.sql`select status, reason from forge_runs where workflow_id = ${handle.workflowId}`;
+    assert.equal(run?.status, 'failed');
+  });
+
+  it('reuses an existing tool for a paraphrased request instead of forging', async () => {
+    const handle = await task('how many words are in "the quick brown fox jumps"?');
+    const result = await finishWithApprovals(handle);
+    assert.equal(result.tool?.tool, 'count_words');
+    assert.equal(result.tool?.status, 'succeeded', JSON.stringify(result.tool));
+    assert.deepEqual((result.tool?.output as { words: number }).words, 5);
+    assert.deepEqual(await versions('count_words'), [1], 'no new version was forged');
+    const [inv] = await db.sql`select tool, version, success, latency_ms, input_hash, output_hash from invocations where workflow_id = ${handle.workflowId}`;
+    assert.equal(inv?.tool, 'count_words');
+    assert.equal(inv?.success, true);
+    assert.ok(inv?.input_hash && inv?.output_hash);
+    const [audit] = await db.sql`select reasoning, task_context from audit_log where workflow_id = ${handle.workflowId}`;
+    assert.match(String(audit?.reasoning), /count_words counts words/);
+  });
+
+  it('a write waits for a person, refuses a decision for the wrong approval, and proceeds when approved', async () => {
+    const handle = await task('create a note titled groceries with milk and eggs');
+    const approval = await waitForApproval(handle.workflowId);
+    assert.equal(approval.kind, 'write');
+    assert.equal(approval.tool, 'create_note');
+    assert.equal((await handle.query(progressQuery)).phase, 'awaiting-approval');
+
+    await assert.rejects(
+      handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: 'someone-else.write.1', approve: true }] }),
+      (err: unknown) => err instanceof WorkflowUpdateFailedError && /waits for approval .* not someone-else/.test(String(err.cause?.message)),
+    );
+    await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: approval.id, approve: true, by: 'tester' }] });
+    const result = (await handle.result()) as TaskResult;
+    assert.equal(result.tool?.status, 'succeeded');
+    const [row] = await db.sql`select status, decided_by from approvals where id = ${approval.id}`;
+    assert.deepEqual([row?.status, row?.decided_by], ['approved', 'tester']);
+  });
+
+  it('freeze during a running forge holds every side effect until thaw, then the forge completes once', async () => {
+    const killSwitch = createKillSwitch(db.sql);
+    await killSwitch.freeze('tester', 'scenario test');
+    const handle = await forge('fetch the exchange rate between two currencies');
+    try {
+      const deadline = Date.now() + 30_000;
+      let progress = await handle.query(forgeProgressQuery);
+      while (!progress.frozen && Date.now() < deadline) {
+        await sleep(200);
+        progress = await handle.query(forgeProgressQuery);
+      }
+      assert.equal(progress.frozen, true, 'the workflow reports it is frozen');
+      const calls = model.requests.length;
+      await sleep(4000);
+      assert.equal(model.requests.length, calls, 'no model call while frozen');
+      assert.deepEqual(await versions('fetch_exchange_rate'), [], 'nothing registered while frozen');
+    } finally {
+      await killSwitch.thaw('tester');
+    }
+    const outcome = (await handle.result()) as ForgeOutcome;
+    assert.equal(outcome.status, 'registered');
+    assert.deepEqual(await versions('fetch_exchange_rate'), [1]);
+  });
+
+  async function waitForApproval(workflowId: string) {
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      const [row] = await db.sql<{ id: string; kind: string; tool: string }[]>`select id, kind, tool from approvals where workflow_id = ${workflowId} and status = 'pending'`;
+      if (row) return row;
+      await sleep(250);
+    }
+    throw new Error(`no approval requested by ${workflowId}`);
+  }
+
+  /** Approves any confirmation a medium-similarity reuse asks for, and returns the task's result. */
+  async function finishWithApprovals(handle: WorkflowHandle): Promise<TaskResult> {
+    let done = false;
+    const result = handle.result().finally(() => (done = true)) as Promise<TaskResult>;
+    while (!done) {
+      const [row] = await db.sql<{ id: string }[]>`select id from approvals where workflow_id = ${handle.workflowId} and status = 'pending'`;
+      if (row) await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: row.id, approve: true, by: 'tester' }] }).catch(() => {});
+      await Promise.race([result.catch(() => {}), sleep(300)]);
+    }
+    return result;
+  }
+});
