@@ -19,6 +19,7 @@ export const PROXY_PORT = 3128;
 export const PROXY_REASON_HEADER = 'x-forge-proxy-reason';
 const ALLOWED_PORTS = new Set([80, 443]);
 const IDLE_TIMEOUT_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 5_000;
 
 export interface ProxyDecision {
   t: string;
@@ -195,7 +196,7 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     const port = Number(url.port || 80);
     const verdict = await decide(url.hostname, port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({ decision: 'deny', method: 'HTTP', host: url.hostname, port, reason: verdict.reason });
+      record({ decision: verdict.status === 403 ? 'deny' : 'error', method: 'HTTP', host: url.hostname, port, reason: verdict.reason });
       res.writeHead(verdict.status, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(verdict.reason) }).end(`forge egress proxy: ${verdict.reason}\n`);
       return;
     }
@@ -203,10 +204,12 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     const headers: http.OutgoingHttpHeaders = { ...req.headers, host: url.host };
     for (const h of HOP_BY_HOP) delete headers[h];
     const to = target(verdict.address, port);
-    const upstream = http.request({ host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers, timeout: IDLE_TIMEOUT_MS }, (up) => {
+    const upstream = http.request({ host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers, timeout: CONNECT_TIMEOUT_MS }, (up) => {
+      upstream.setTimeout(IDLE_TIMEOUT_MS);
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
     });
+    upstream.on('timeout', () => upstream.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     upstream.on('error', (err) => {
       record({ decision: 'error', method: 'HTTP', host: url.hostname, port, address: verdict.address, reason: err.message });
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(`upstream: ${err.message}`) });
@@ -221,15 +224,17 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     if (!authority) return refuseSocket(socket, 403, `bad CONNECT target ${JSON.stringify(req.url)}`);
     const verdict = await decide(authority.host, authority.port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({ decision: 'deny', method: 'CONNECT', host: authority.host, port: authority.port, reason: verdict.reason });
+      record({ decision: verdict.status === 403 ? 'deny' : 'error', method: 'CONNECT', host: authority.host, port: authority.port, reason: verdict.reason });
       return refuseSocket(socket, verdict.status, verdict.reason);
     }
     const to = target(verdict.address, authority.port);
     const upstream = net.connect({ host: to.host, port: to.port });
-    upstream.setTimeout(IDLE_TIMEOUT_MS, () => upstream.destroy(new Error('idle timeout')));
     let connected = false;
+    // A black-holed address would otherwise hold the tool until its own budget runs out.
+    upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error(connected ? 'idle timeout' : `no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     upstream.once('connect', () => {
       connected = true;
+      upstream.setTimeout(IDLE_TIMEOUT_MS);
       record({ decision: 'allow', method: 'CONNECT', host: authority.host, port: authority.port, address: verdict.address });
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);

@@ -20,6 +20,8 @@ import { bundleRunnerScript, repoRoot } from './bundle.ts';
  */
 export const LABEL_EGRESS = 'forge.egress';
 const READY_TIMEOUT_MS = 15_000;
+const SETTLE_QUIET_MS = 200;
+const SETTLE_MAX_MS = 2_000;
 
 export interface EgressOptions {
   image: string;
@@ -36,8 +38,13 @@ export interface Egress {
   /** http://<proxy ip on the internal network>:3128 */
   proxyUrl: string;
   proxyIp: string;
-  /** the proxy's allow/deny decisions so far */
+  /** the proxy's allow/deny decisions received so far */
   decisions(): ProxyDecision[];
+  /**
+   * The decisions once the proxy's output has been quiet for a moment: its log arrives over
+   * the attach stream, independently of the tool job's own result.
+   */
+  settledDecisions(): Promise<ProxyDecision[]>;
   close(): Promise<void>;
 }
 
@@ -84,13 +91,21 @@ function proxySpec(opts: EgressOptions, name: string, code: string): Docker.Cont
 }
 
 /** Collects the proxy's stdout: the ready marker, then one JSON decision per line. */
-function watch(docker: Docker, stream: NodeJS.ReadWriteStream): { text: () => string; wait: (what: string) => Promise<void> } {
+interface Watch {
+  text: () => string;
+  wait: (what: string) => Promise<void>;
+  quiet: (quietMs: number, maxMs: number) => Promise<void>;
+}
+
+function watch(docker: Docker, stream: NodeJS.ReadWriteStream): Watch {
   let text = '';
   let ended = false;
+  let lastChunkAt = performance.now();
   const listeners = new Set<() => void>();
   const out = new PassThrough();
   const err = new PassThrough();
   out.on('data', (c: Buffer) => {
+    lastChunkAt = performance.now();
     text += c.toString('utf8');
     listeners.forEach((l) => l());
   });
@@ -119,7 +134,15 @@ function watch(docker: Docker, stream: NodeJS.ReadWriteStream): { text: () => st
       listeners.add(check);
       check();
     });
-  return { text: () => text, wait };
+  const quiet = async (quietMs: number, maxMs: number) => {
+    const since = performance.now();
+    const deadline = since + maxMs;
+    // Quiet means no output for quietMs counted from now too: the last line may still be in flight.
+    while (!ended && performance.now() < deadline && performance.now() - Math.max(lastChunkAt, since) < quietMs) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  return { text: () => text, wait, quiet };
 }
 
 function parseDecisions(text: string): ProxyDecision[] {
@@ -181,6 +204,10 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
       proxyIp,
       proxyUrl: `http://${proxyIp}:${PROXY_PORT}`,
       decisions: () => parseDecisions(output.text()),
+      settledDecisions: async () => {
+        await output.quiet(SETTLE_QUIET_MS, SETTLE_MAX_MS);
+        return parseDecisions(output.text());
+      },
       close,
     };
   } catch (err) {

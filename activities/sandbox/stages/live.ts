@@ -50,7 +50,7 @@ export function liveSkipReason(input: Pick<LiveInput, 'apiSpec' | 'manifest' | '
   }
   if (manifest.network.length === 0) return 'the tool declares no network domains, so there is nothing to call';
   const needed = apiSpec.auth.kind !== 'none' ? apiSpec.auth.envVar : undefined;
-  if (needed && !input.secrets?.[needed]) return `the API needs ${needed} for a real call and none was given (set ${needed} in the environment)`;
+  if (needed && !input.secrets?.[needed]) return `the API needs ${needed} for a real call and no value was given for it (CLI: --env ${needed})`;
   return null;
 }
 
@@ -120,7 +120,7 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
       limits: { timeoutMs: callMs + 10_000 },
     });
     const probe = parseProbe(result.stdout);
-    const proxyNote = denials(egress.decisions());
+    const proxyNote = denials(await egress.settledDecisions());
     if (!probe) {
       const detail = result.reason ?? result.error?.message ?? 'the probe printed no result';
       return { stage: 'live', status: 'failed', reason: `the live probe did not complete: ${detail}${proxyNote}`, durationMs: elapsed() };

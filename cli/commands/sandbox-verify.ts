@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { InvalidInputError } from '../../domain/errors.ts';
+import type { StageResult, VerifyReport } from '../../domain/verification.ts';
+import { createSandbox } from '../../activities/sandbox/index.ts';
+import { reapEgress, verifyTool } from '../../activities/sandbox/stages/index.ts';
+import { config } from '../../infra/config.ts';
+import { dockerClient } from '../../infra/docker.ts';
+import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { printJson, reportError, say } from '../output.ts';
+
+/**
+ * forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']
+ * Runs the three verification stages on a tool folder (tool.ts, tool.test.ts, optional
+ * api-spec.json) and prints a per-stage summary, or one JSON line with --json.
+ * Exit code 0 when the tool passed, 1 when it did not (or could not be verified).
+ * Host variables reach the live call only when named with --env, as in `sandbox exec`.
+ */
+const USAGE = "usage: forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']";
+
+export interface SandboxVerifyArgs {
+  dir: string;
+  json: boolean;
+  name?: string;
+  live: boolean;
+  env: Record<string, string>;
+  liveInput?: unknown;
+}
+
+export function parseSandboxVerifyArgs(args: string[], hostEnv: Record<string, string | undefined> = process.env): SandboxVerifyArgs {
+  const out: SandboxVerifyArgs = { dir: '', json: false, live: true, env: {} };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new InvalidInputError('arguments', `${arg} needs a value. ${USAGE}`);
+      return v;
+    };
+    if (arg === '--json') out.json = true;
+    else if (arg === '--no-live') out.live = false;
+    else if (arg === '--name') out.name = value();
+    else if (arg === '--env') {
+      const spec = value();
+      const eq = spec.indexOf('=');
+      const name = eq < 0 ? spec : spec.slice(0, eq);
+      const v = eq < 0 ? hostEnv[name] : spec.slice(eq + 1);
+      if (v !== undefined) out.env[name] = v;
+    } else if (arg === '--live-input') {
+      const text = value();
+      try {
+        out.liveInput = JSON.parse(text);
+      } catch (err) {
+        throw new InvalidInputError('--live-input', `not valid JSON (${(err as Error).message})`);
+      }
+    } else if (arg.startsWith('--')) throw new InvalidInputError('arguments', `unknown option ${arg}. ${USAGE}`);
+    else if (!out.dir) out.dir = path.resolve(arg);
+    else throw new InvalidInputError('arguments', `unexpected argument ${JSON.stringify(arg)}. ${USAGE}`);
+  }
+  if (!out.dir) throw new InvalidInputError('arguments', `missing <tool-dir>. ${USAGE}`);
+  return out;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function stageLine(s: StageResult): string {
+  const tests = s.tests?.length ? `  ${s.tests.filter((t) => t.passed).length}/${s.tests.length} tests` : '';
+  const findings = s.findings?.length ? `  ${s.findings.length} finding${s.findings.length > 1 ? 's' : ''}` : '';
+  const reason = s.status !== 'passed' && s.reason ? `  — ${s.reason.split('\n')[0]}` : '';
+  return `  ${s.stage.padEnd(6)} ${s.status.toUpperCase().padEnd(7)}${tests}${findings}${s.durationMs ? ` (${seconds(s.durationMs)})` : ''}${reason}`;
+}
+
+function stageDetails(s: StageResult): string[] {
+  const lines: string[] = [];
+  for (const f of s.findings ?? []) {
+    lines.push(`      ${f.file}${f.line ? `:${f.line}:${f.column}` : ''} [${f.rule}] ${f.message}`);
+    if (f.snippet) lines.push(`        > ${f.snippet}`);
+  }
+  for (const t of (s.tests ?? []).filter((x) => !x.passed)) {
+    lines.push(`      FAIL ${t.name}`);
+    for (const l of (t.error ?? '').split('\n').slice(0, 8)) lines.push(`        ${l}`);
+  }
+  return lines;
+}
+
+function printHuman(dir: string, report: VerifyReport): void {
+  say(`${report.passed ? 'verified' : 'NOT verified'}: ${dir}`);
+  for (const s of report.stages) {
+    say(stageLine(s));
+    for (const l of stageDetails(s)) say(l);
+  }
+}
+
+export async function sandboxVerifyCommand(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  try {
+    const parsed = parseSandboxVerifyArgs(args);
+    const cfg = config();
+    const docker = dockerClient(cfg);
+    await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
+    await reapEgress(docker);
+    const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 0 });
+    let report: VerifyReport;
+    try {
+      report = await verifyTool({
+        dir: parsed.dir,
+        ...(parsed.name ? { manifestName: parsed.name } : {}),
+        live: parsed.live ? { docker, image: cfg.FORGE_SANDBOX_IMAGE } : false,
+        secrets: parsed.env,
+        ...(parsed.liveInput !== undefined ? { liveInput: parsed.liveInput } : {}),
+      }, sandbox);
+    } finally {
+      await sandbox.close();
+    }
+    const failed = report.stages.find((s) => s.status === 'failed');
+    if (json) {
+      printJson({ ok: report.passed, dir: parsed.dir, ...(failed ? { failedStage: failed.stage, reason: failed.reason } : {}), ...report });
+    } else {
+      printHuman(parsed.dir, report);
+      if (failed) process.stderr.write(`failed at the ${failed.stage} stage: ${failed.reason ?? 'see above'}\n`);
+    }
+    return report.passed ? 0 : 1;
+  } catch (err) {
+    return reportError(err, json);
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The verification pipeline against the real Docker engine: the worked example passes,
+ * broken tools fail the mock stage with per-test output, the live stage skips when no
+ * call is known to be safe, and the egress proxy's mechanics hold without internet:
+ * undeclared and private destinations are refused, and the tool container reaches
+ * nothing but the proxy.
+ */
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Docker from 'dockerode';
+import { config } from '../../infra/config.ts';
+import { dockerClient } from '../../infra/docker.ts';
+import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { OWNER, LABEL_OWNER } from '../../activities/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox } from '../../activities/sandbox/index.ts';
+import { formatForRepair, openEgress, reapEgress, verifyTool, type Egress } from '../../activities/sandbox/stages/index.ts';
+import { LABEL_EGRESS } from '../../activities/sandbox/stages/egress.ts';
+import { NODE_PATH } from '../../runner/protocol.ts';
+
+const cfg = config();
+const image = cfg.FORGE_SANDBOX_IMAGE;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const exampleDir = path.join(root, 'examples/tools/fetch_exchange_rate');
+const example = {
+  'tool.ts': fs.readFileSync(path.join(exampleDir, 'tool.ts'), 'utf8'),
+  'tool.test.ts': fs.readFileSync(path.join(exampleDir, 'tool.test.ts'), 'utf8'),
+  'api-spec.json': fs.readFileSync(path.join(exampleDir, 'api-spec.json'), 'utf8'),
+};
+let docker: Docker;
+let sandbox: Sandbox;
+
+/** The example with one line of its tool changed (each must actually change something). */
+function exampleWith(from: string, to: string): Record<string, string> {
+  assert.ok(example['tool.ts'].includes(from), `the example contains ${JSON.stringify(from)}`);
+  return { ...example, 'tool.ts': example['tool.ts'].replace(from, to) };
+}
+
+async function ourEgressLeftovers(): Promise<number> {
+  const mine = (labels?: Record<string, string>) => labels?.[LABEL_OWNER] === OWNER;
+  const containers = (await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } })).filter((c) => mine(c.Labels));
+  const networks = (await docker.listNetworks({ filters: { label: [LABEL_EGRESS] } })).filter((n) => mine(n.Labels));
+  return containers.length + networks.length;
+}
+
+before(async () => {
+  docker = dockerClient(cfg);
+  await reapOrphans(docker);
+  await reapEgress(docker);
+  await ensureSandboxImage(docker, { tag: image });
+  sandbox = createSandbox({ docker, image, poolSize: 1 });
+});
+
+after(async () => {
+  await sandbox.close();
+  assert.equal(await ourEgressLeftovers(), 0, 'no egress network or proxy container is left behind');
+});
+
+describe('verifyTool', () => {
+  it('passes the worked example through static and mock, and skips live without its secret', async () => {
+    const report = await verifyTool({ dir: exampleDir, live: { docker, image } }, sandbox);
+    const [st, mock, live] = report.stages;
+    assert.equal(report.passed, true, formatForRepair(report));
+    assert.equal(st?.status, 'passed');
+    assert.deepEqual(st?.findings, []);
+    assert.equal(mock?.status, 'passed');
+    assert.equal(mock?.tests?.length, 9);
+    assert.ok(mock?.tests?.every((t) => t.passed));
+    assert.equal(mock?.coverage, 1);
+    assert.ok(mock?.tests?.some((t) => t.name === 'waits for Retry-After and retries after a 429'));
+    assert.equal(live?.status, 'skipped');
+    assert.match(live!.reason!, /needs OPENEXCHANGERATES_APP_ID/);
+  });
+
+  it('fails the mock stage of a buggy tool with per-test output a repair can use', async () => {
+    // The bug: the rate is inverted.
+    const report = await verifyTool({ files: exampleWith('const rate = parsed.data.rates[input.quote];', 'const found = parsed.data.rates[input.quote];\n  const rate = found === undefined ? undefined : 1 / found;') }, sandbox);
+    const mock = report.stages[1]!;
+    assert.equal(report.passed, false);
+    assert.equal(report.stages[0]?.status, 'passed');
+    assert.equal(mock.status, 'failed');
+    const failing = mock.tests!.filter((t) => !t.passed);
+    assert.deepEqual(failing.map((t) => t.name).sort(), ['returns the rate the API reports', 'waits for Retry-After and retries after a 429']);
+    assert.match(failing[0]!.error!, /0\.9175|149\.62/, 'the error shows the expected value');
+    assert.equal(mock.coverage, 7 / 9);
+    assert.match(mock.reason!, /2 of 9 tests failed/);
+    assert.deepEqual(report.stages[2], { stage: 'live', status: 'skipped', reason: 'not run: the mock stage failed', durationMs: 0 });
+    const text = formatForRepair(report);
+    assert.match(text, /VERIFICATION FAILED at stage "mock"/);
+    assert.match(text, /FAIL returns the rate the API reports/);
+  });
+
+  it('fails the rate-limit fault test of a tool that ignores 429', async () => {
+    const report = await verifyTool({ files: exampleWith('const MAX_ATTEMPTS = 3;', 'const MAX_ATTEMPTS = 1;') }, sandbox);
+    const mock = report.stages[1]!;
+    assert.equal(mock.status, 'failed');
+    const rateLimit = mock.tests!.find((t) => t.name === 'waits for Retry-After and retries after a 429');
+    assert.equal(rateLimit?.passed, false);
+    assert.match(rateLimit!.error!, /answered 429/);
+    assert.equal(mock.tests!.find((t) => t.name === 'returns the rate the API reports')?.passed, true);
+  });
+
+  it('reports static findings and does not run the later stages', async () => {
+    const report = await verifyTool({ files: exampleWith("const appId = ctx.env.OPENEXCHANGERATES_APP_ID;", "const appId = process.env.OPENEXCHANGERATES_APP_ID;") }, sandbox);
+    assert.equal(report.passed, false);
+    assert.equal(report.stages[0]?.status, 'failed');
+    assert.equal(report.stages[0]?.findings?.[0]?.rule, 'io-outside-ctx');
+    assert.deepEqual(report.stages.slice(1).map((s) => [s.stage, s.status, s.reason]), [
+      ['mock', 'skipped', 'not run: the static stage failed'],
+      ['live', 'skipped', 'not run: the static stage failed'],
+    ]);
+  });
+
+  it('skips the live stage with a reason when no endpoint is safeRead', async () => {
+    const spec = JSON.parse(example['api-spec.json']) as { endpoints: Array<{ safeRead: boolean }> };
+    spec.endpoints[0]!.safeRead = false;
+    const report = await verifyTool({ files: { ...example, 'api-spec.json': JSON.stringify(spec) }, live: { docker, image }, secrets: { OPENEXCHANGERATES_APP_ID: 'real-looking-id' } }, sandbox);
+    assert.equal(report.passed, true);
+    assert.deepEqual(report.stages[2], { stage: 'live', status: 'skipped', reason: 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless', durationMs: report.stages[2]!.durationMs });
+  });
+
+  it('makes the live call through the egress proxy, which refuses a declared name that points at a private address', async () => {
+    const report = await verifyTool({
+      dir: exampleDir,
+      live: { docker, image, extraHosts: ['openexchangerates.org:10.20.30.40'] },
+      secrets: { OPENEXCHANGERATES_APP_ID: 'some-id' },
+    }, sandbox);
+    const live = report.stages[2]!;
+    assert.equal(live.status, 'failed');
+    assert.match(live.reason!, /openexchangerates\.org resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\)/);
+    assert.match(live.reason!, /input \{"base":"USD","quote":"EUR"\}/, 'the input came from the schema example');
+  });
+});
+
+describe('egress proxy', () => {
+  let egress: Egress;
+  let hostServer: net.Server;
+  let hostPort: number;
+
+  before(async () => {
+    egress = await openEgress(docker, {
+      image,
+      allow: ['api.example.com', 'internal.example.com', 'meta.example.com'],
+      extraHosts: ['api.example.com:93.184.216.34', 'internal.example.com:10.1.2.3', 'meta.example.com:169.254.169.254'],
+    });
+    // A service on the host, listening on every interface: the tool container must not reach it.
+    hostServer = net.createServer((s) => {
+      s.on('error', () => undefined); // probes hang up abruptly
+      s.end('host-service\n');
+    });
+    await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
+    hostPort = (hostServer.address() as net.AddressInfo).port;
+  });
+
+  after(async () => {
+    await egress.close();
+    hostServer.close();
+  });
+
+  /** Runs plain node in a sandbox container on the egress network and returns what it printed. */
+  async function inContainer(script: string, network = egress.network): Promise<string> {
+    const r = await sandbox.runJob({ mode: 'exec', command: [NODE_PATH, '-e', script], files: {}, network, limits: { timeoutMs: 15_000 } });
+    assert.equal(r.exitCode, 0, `${r.reason}\n${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Sends one raw proxy request and prints the status line and the refusal reason header. */
+  const ask = (request: string) => `
+    const s = require('net').connect(3128, ${JSON.stringify(egress.proxyIp)});
+    let got = '';
+    s.on('connect', () => s.write(${JSON.stringify(request)}));
+    s.on('data', (d) => { got += d; if (got.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(got.split('\\r\\n\\r\\n')[0])); s.destroy(); } });
+    s.on('error', (e) => console.log(JSON.stringify('ERROR ' + e.message)));
+  `;
+  const head = async (request: string) => JSON.parse((await inContainer(ask(request))).trim()) as string;
+
+  it('refuses a domain the tool did not declare (CONNECT and plain HTTP)', async () => {
+    const connect = await head('CONNECT evil.example.net:443 HTTP/1.1\r\nHost: evil.example.net:443\r\n\r\n');
+    assert.match(connect, /^HTTP\/1\.1 403 Forbidden/);
+    assert.match(connect, /x-forge-proxy-reason: evil\.example\.net is not a declared domain of this tool \(declared: api\.example\.com, internal\.example\.com, meta\.example\.com\)/);
+    const plain = await head('GET http://evil.example.net/x HTTP/1.1\r\nHost: evil.example.net\r\n\r\n');
+    assert.match(plain, /^HTTP\/1\.1 403 Forbidden/);
+    assert.ok((await egress.settledDecisions()).some((d) => d.decision === 'deny' && d.host === 'evil.example.net'));
+  });
+
+  it('refuses private, link-local and loopback destinations, even for declared names', async () => {
+    const priv = await head('CONNECT internal.example.com:443 HTTP/1.1\r\nHost: internal.example.com:443\r\n\r\n');
+    assert.match(priv, /^HTTP\/1\.1 403/);
+    assert.match(priv, /resolves to 10\.1\.2\.3 in 10\.0\.0\.0\/8 \(private\)/);
+    const metadata = await head('GET http://meta.example.com/latest/meta-data/ HTTP/1.1\r\nHost: meta.example.com\r\n\r\n');
+    assert.match(metadata, /^HTTP\/1\.1 403/);
+    assert.match(metadata, /169\.254\.0\.0\/16 \(link-local/);
+    const loopback = await head('CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
+    assert.match(loopback, /127\.0\.0\.0\/8 \(loopback\)/);
+    const port = await head('CONNECT api.example.com:22 HTTP/1.1\r\nHost: api.example.com:22\r\n\r\n');
+    assert.match(port, /port 22 is not allowed/);
+  });
+
+  it('lets a declared domain with a public address through its checks', async () => {
+    // No internet here: the upstream may answer or fail (502), but the proxy must not refuse it.
+    const allowed = await head('CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n');
+    const decisions = (await egress.settledDecisions()).filter((d) => d.host === 'api.example.com' && d.port === 443);
+    assert.doesNotMatch(allowed, / 403 /, JSON.stringify(decisions));
+    assert.ok(decisions.length > 0 && decisions.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'), JSON.stringify(decisions));
+  });
+
+  it('leaves the tool container no way out but the proxy', async () => {
+    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const hostIp = bridge.IPAM.Config[0]?.Gateway ?? '172.17.0.1';
+    const internal = await docker.getNetwork(egress.network).inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const targets: Array<[string, string, number]> = [
+      ['proxy', egress.proxyIp, 3128],
+      ['host via the default bridge', hostIp, hostPort],
+      ['host via the internal bridge', internal.IPAM.Config[0]?.Gateway ?? '', hostPort],
+      ['public address', '1.1.1.1', 443],
+    ];
+    const probe = (list: Array<[string, string, number]>) => `
+      const net = require('net');
+      const out = {};
+      const list = ${JSON.stringify(list)};
+      let left = list.length;
+      const done = (name, v) => { if (name in out) return; out[name] = v; if (--left === 0) console.log(JSON.stringify(out)); };
+      for (const [name, host, port] of list) {
+        if (!host) { done(name, 'no address'); continue; }
+        const s = net.connect({ host, port });
+        s.setTimeout(2000, () => { s.destroy(); done(name, 'timeout'); });
+        s.on('connect', () => { s.destroy(); done(name, 'connected'); });
+        s.on('error', (e) => done(name, e.code));
+      }
+    `;
+    const reach = JSON.parse((await inContainer(probe(targets))).trim()) as Record<string, string>;
+    assert.equal(reach.proxy, 'connected', 'the proxy is reachable (so the other failures mean something)');
+    assert.notEqual(reach['host via the default bridge'], 'connected');
+    assert.notEqual(reach['host via the internal bridge'], 'connected');
+    assert.notEqual(reach['public address'], 'connected');
+    // Control: from a normal bridge the same host service is reachable, so the refusal above is the network's doing.
+    const control = JSON.parse((await inContainer(probe([['host via the default bridge', hostIp, hostPort]]), 'bridge')).trim()) as Record<string, string>;
+    assert.equal(control['host via the default bridge'], 'connected');
+  });
+});
+
+describe('forge sandbox verify', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
+    `const { sandboxVerifyCommand } = await import(${JSON.stringify(path.join(root, 'cli/commands/sandbox-verify.ts'))}); process.exitCode = await sandboxVerifyCommand(${JSON.stringify(args)});`,
+  ], { cwd: root, encoding: 'utf8', env: { ...process.env, FORGE_LOG_LEVEL: 'warn' }, timeout: 120_000 });
+
+  it('prints one JSON line and exits 0 for the example', () => {
+    const r = cli([exampleDir, '--json', '--no-live']);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const out = JSON.parse(lines[0]!) as { ok: boolean; stages: Array<{ stage: string; status: string }> };
+    assert.equal(out.ok, true);
+    assert.deepEqual(out.stages.map((s) => `${s.stage}:${s.status}`), ['static:passed', 'mock:passed', 'live:skipped']);
+  });
+
+  it('exits non-zero with the failing stage and its reason', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-cli-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'tool.ts'), example['tool.ts'].replace("import { z } from 'zod';", "import { z } from 'zod';\nimport { execSync } from 'node:child_process';"));
+      fs.writeFileSync(path.join(dir, 'tool.test.ts'), example['tool.test.ts']);
+      const json = cli([dir, '--json']);
+      assert.equal(json.status, 1);
+      const out = JSON.parse(json.stdout.trim()) as { ok: boolean; failedStage: string; reason: string };
+      assert.equal(out.ok, false);
+      assert.equal(out.failedStage, 'static');
+      assert.match(out.reason, /child-process/);
+      const human = cli([dir]);
+      assert.equal(human.status, 1);
+      assert.match(human.stdout, /static FAILED/);
+      assert.match(human.stdout, /tool\.ts:2:\d+ \[child-process\]/);
+      assert.match(human.stderr, /failed at the static stage/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
