@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
@@ -42,9 +42,10 @@ export class SandboxImageError extends ForgeError {
  */
 export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs')): Promise<{ file: string; code: Buffer }> {
   await mkdir(path.dirname(outfile), { recursive: true });
-  await esbuild.build({
+  const out = await esbuild.build({
     entryPoints: [RUNNER_SOURCE],
     outfile,
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -55,7 +56,38 @@ export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs'))
     plugins: [zodEnglishOnly],
     banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
   });
-  return { file: outfile, code: await readFile(outfile) };
+  const code = Buffer.from(out.outputFiles[0]!.contents);
+  // Write-then-rename: test files and workers may bundle at the same moment.
+  const tmp = `${outfile}.${process.pid}.tmp`;
+  await writeFile(tmp, code);
+  await rename(tmp, outfile);
+  return { file: outfile, code };
+}
+
+/**
+ * One build at a time per tag across processes (parallel test files, a worker and the
+ * CLI): a lock directory, taken over when older than a build could possibly take.
+ */
+async function withBuildLock<T>(tag: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(BUILD_DIR, `.build-${tag.replace(/[^A-Za-z0-9_.-]/g, '_')}.lock`);
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (await stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 3 * 60_000) await rm(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`another process holds ${lock}; remove it if no build is running`);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }
 
 /** The shared libraries `ldd` lists for a binary (absolute paths as the loader looks them up). */
@@ -162,16 +194,20 @@ export async function ensureSandboxImage(
     const { code } = await bundleRunner();
     const hash = imageHash(code, nodeBinary);
     step = 'inspect the existing image';
+    const current = (info: Docker.ImageInspectInfo | null) => !opts.force && info?.Config?.Labels?.[HASH_LABEL] === hash;
     const existing = await inspectOrNull(docker, opts.tag);
-    if (existing && !opts.force && existing.Config?.Labels?.[HASH_LABEL] === hash) {
-      return { tag: opts.tag, built: false, imageId: existing.Id };
-    }
-    step = 'import the rootfs';
-    await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, code));
-    const fresh = await docker.getImage(opts.tag).inspect();
-    if (existing && existing.Id !== fresh.Id) await removeQuietly(docker, existing.Id);
-    log.info('sandbox image built', { tag: opts.tag, imageId: fresh.Id, hash: hash.slice(0, 12), ms: Math.round(performance.now() - started) });
-    return { tag: opts.tag, built: true, imageId: fresh.Id };
+    if (existing && current(existing)) return { tag: opts.tag, built: false, imageId: existing.Id };
+    return await withBuildLock(opts.tag, async () => {
+      // Another process may have built it while we waited for the lock.
+      const now = await inspectOrNull(docker, opts.tag);
+      if (now && current(now) && now.Id !== existing?.Id) return { tag: opts.tag, built: false, imageId: now.Id };
+      step = 'import the rootfs';
+      await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, code));
+      const fresh = await docker.getImage(opts.tag).inspect();
+      if (now && now.Id !== fresh.Id) await removeQuietly(docker, now.Id);
+      log.info('sandbox image built', { tag: opts.tag, imageId: fresh.Id, hash: hash.slice(0, 12), ms: Math.round(performance.now() - started) });
+      return { tag: opts.tag, built: true, imageId: fresh.Id };
+    });
   } catch (err) {
     if (err instanceof SandboxImageError) throw err;
     throw new SandboxImageError(opts.tag, step, describeError(err));

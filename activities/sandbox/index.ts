@@ -6,6 +6,6 @@ export { createSandbox, type Sandbox, type CreateSandboxOptions, type PoolStats 
 export { createDockerBackend, reapOrphans, type DockerBackend } from './docker.ts';
 export { createSandboxActivities, type SandboxExecInput, type SandboxRunToolInput } from './activities.ts';
 export {
-  DEFAULT_LIMITS, SandboxCancelledError, SandboxStartError,
+  DEFAULT_LIMITS, SandboxCancelledError, SandboxClosedError, SandboxStartError,
   type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,
 } from './types.ts';

@@ -4,7 +4,7 @@ import { describeError } from '../../domain/errors.ts';
 import { log } from '../../infra/log.ts';
 import type { RunnerContainer } from './container.ts';
 import { createDockerBackend, newJobId, runOnContainer, startContainer } from './docker.ts';
-import { DEFAULT_LIMITS, resolveLimits, sandboxJobSchema, type SandboxBackend, type SandboxJob, type SandboxLimits } from './types.ts';
+import { DEFAULT_LIMITS, SandboxClosedError, resolveLimits, sandboxJobSchema, type SandboxBackend, type SandboxJob, type SandboxLimits } from './types.ts';
 
 /**
  * Single-use warm pool. Starting a container costs ~300 ms here, nearly all of it in
@@ -122,6 +122,8 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
 
   return {
     async runJob(raw, runOpts) {
+      // A job started after close() would run in a container nobody removes.
+      if (closed) throw new SandboxClosedError();
       const job = sandboxJobSchema.parse(raw) as SandboxJob;
       const startedAt = performance.now();
       const limits = resolveLimits(job.limits);

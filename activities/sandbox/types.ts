@@ -102,3 +102,9 @@ export class SandboxStartError extends ForgeError {
       'check dockerd (docker info) and that the image exists (forge provisions it with ensureSandboxImage)', { jobId, image });
   }
 }
+
+export class SandboxClosedError extends ForgeError {
+  constructor() {
+    super('the sandbox was closed; no new jobs are accepted', 'SANDBOX_CLOSED', 'create a new sandbox (createSandbox) for further jobs');
+  }
+}
