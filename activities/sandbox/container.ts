@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -16,8 +17,12 @@ export const LABEL_JOB = 'forge.job';
 export const LABEL_OWNER = 'forge.owner';
 const TMPFS_MB = 16;
 
-/** Identifies this process, so start-up reaping can tell our live containers from orphans. */
-export const OWNER = `${os.hostname()}:${process.pid}`;
+/**
+ * Identifies this process, so start-up reaping can tell live containers from orphans.
+ * The random part matters when a restarted worker gets the same host name and pid
+ * (pid 1 in a container): its predecessor's containers are still orphans.
+ */
+export const OWNER = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
 export interface ContainerPlan {
   image: string;

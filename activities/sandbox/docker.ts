@@ -189,11 +189,14 @@ export function createDockerBackend(opts: { docker: Docker; image: string }): Do
   };
 }
 
-function ownerIsGone(owner: string | undefined): boolean {
+/** Whether the process that started a container is gone (only knowable for this host). */
+export function ownerIsGone(owner: string | undefined, self = OWNER, host = os.hostname()): boolean {
   if (!owner) return true;
-  const [host, pid] = owner.split(':');
-  if (host !== os.hostname()) return false;
-  if (Number(pid) === process.pid) return false;
+  if (owner === self) return false;
+  const [ownerHost, pid] = owner.split(':');
+  if (ownerHost !== host) return false;
+  // Same host and pid but another nonce: a restarted process reusing the pid; its predecessor is gone.
+  if (Number(pid) === process.pid) return true;
   try {
     process.kill(Number(pid), 0);
     return false;

@@ -135,3 +135,16 @@ describe('forge sandbox exec arguments', () => {
     assert.throws(() => parseSandboxExecArgs([]), /missing <tool-file>/);
   });
 });
+
+describe('orphan detection', () => {
+  it('knows its own containers, and a dead or restarted owner on this host', async () => {
+    const { ownerIsGone } = await import('../../activities/sandbox/docker.ts');
+    const self = `h:${process.pid}:aaaa1111`;
+    assert.equal(ownerIsGone(self, self, 'h'), false);
+    assert.equal(ownerIsGone(`h:${process.pid}:bbbb2222`, self, 'h'), true, 'same pid, other nonce: a predecessor');
+    assert.equal(ownerIsGone('h:999999999:cccc', self, 'h'), true, 'no such process');
+    assert.equal(ownerIsGone(`h:${process.ppid}:dddd`, self, 'h'), false, 'a live process on this host');
+    assert.equal(ownerIsGone('other-host:1:x', self, 'h'), false, 'cannot tell for another host');
+    assert.equal(ownerIsGone(undefined, self, 'h'), true);
+  });
+});
