@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { config } from '../../infra/config.ts';
@@ -49,6 +50,7 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
     else throw new InvalidInputError('arguments', `unexpected argument ${JSON.stringify(arg)}. ${USAGE}`);
   }
   if (!file) throw new InvalidInputError('arguments', `missing <tool-file>. ${USAGE}`);
+  if (!existsSync(file)) throw new InvalidInputError('<tool-file>', `${file} does not exist`);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
     throw new InvalidInputError('--timeout', 'expected a positive whole number of milliseconds');
   }
@@ -62,7 +64,7 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
 }
 
 function printHuman(file: string, r: SandboxResult): void {
-  const timing = `${r.durationMs} ms, sandbox overhead ${r.overheadMs ?? '?'} ms`;
+  const timing = r.overheadMs === undefined ? `${r.durationMs} ms` : `${r.durationMs} ms, sandbox overhead ${r.overheadMs} ms`;
   if (r.ok) {
     say(`ok: ${path.basename(file)} (${timing})`);
     say(JSON.stringify(r.output, null, 2));

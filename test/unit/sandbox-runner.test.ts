@@ -126,13 +126,14 @@ describe('tar writer', () => {
 
 describe('forge sandbox exec arguments', () => {
   it('parses the tool file, JSON input, named env and timeout', () => {
-    const a = parseSandboxExecArgs(['tool.ts', '--input', '{"a":1}', '--env', 'KEY', '--env', 'X=y', '--timeout', '500', '--json'], { KEY: 'v' });
+    const a = parseSandboxExecArgs(['package.json', '--input', '{"a":1}', '--env', 'KEY', '--env', 'X=y', '--timeout', '500', '--json'], { KEY: 'v' });
     assert.deepEqual(a.input, { a: 1 });
     assert.deepEqual(a.env, { KEY: 'v', X: 'y' });
     assert.equal(a.timeoutMs, 500);
     assert.equal(a.json, true);
-    assert.throws(() => parseSandboxExecArgs(['tool.ts', '--input', '{nope']), /--input.*not valid JSON/);
+    assert.throws(() => parseSandboxExecArgs(['package.json', '--input', '{nope']), /--input.*not valid JSON/);
     assert.throws(() => parseSandboxExecArgs([]), /missing <tool-file>/);
+    assert.throws(() => parseSandboxExecArgs(['no-such-tool.ts']), /does not exist/);
   });
 });
 
