@@ -151,6 +151,8 @@ describe('forge scenarios', () => {
     while (Date.now() < deadline) {
       const [row] = await db.sql<{ id: string; kind: string; tool: string }[]>`select id, kind, tool from approvals where workflow_id = ${workflowId} and status = 'pending'`;
       if (row) return row;
+      const { status } = await client.workflow.getHandle(workflowId).describe();
+      if (status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${status.name}) without asking for approval`);
       await sleep(250);
     }
     throw new Error(`no approval requested by ${workflowId}`);
