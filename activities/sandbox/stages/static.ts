@@ -78,6 +78,8 @@ const PROCESS_INTERNALS = new Set(['binding', '_linkedBinding', 'dlopen', 'getBu
 
 /** lib.d.ts, @types/node and zod never change while we run; parsing them once saves ~1 s per check. */
 const libCache = new Map<string, ts.SourceFile>();
+// Forge's own files (domain/tool.ts, runner/testkit.ts) are re-read, so edits to them show up.
+const cacheable = (fileName: string) => fileName.includes(`${path.sep}node_modules${path.sep}`);
 
 const compilerOptions: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
@@ -113,7 +115,7 @@ function createHost(virtual: Map<string, string>): ts.CompilerHost {
       let sf = libCache.get(key);
       if (!sf) {
         sf = base.getSourceFile(fileName, languageVersion, onError);
-        if (sf) libCache.set(key, sf);
+        if (sf && cacheable(fileName)) libCache.set(key, sf);
       }
       return sf;
     },
@@ -411,7 +413,7 @@ function exportedDeclaration(sf: ts.SourceFile, name: string): ts.Node | undefin
 }
 
 /** Reads the permission lists; a non-literal list is a finding, because reviewers and this stage must see it. */
-function literalList(obj: ts.ObjectLiteralExpression, key: 'network' | 'env', sf: ts.SourceFile, sink: FindingSink): string[] {
+function literalList(obj: ts.ObjectLiteralExpression, key: 'network' | 'env', sink: FindingSink): string[] {
   const value = propertyOf(obj, key);
   if (!value) return [];
   if (!ts.isArrayLiteralExpression(value)) {
@@ -424,7 +426,6 @@ function literalList(obj: ts.ObjectLiteralExpression, key: 'network' | 'env', sf
     if (s === undefined) sink.at(el, 'manifest', `manifest.permissions.${key} entries must be string literals`);
     else out.push(s);
   }
-  void sf;
   return out;
 }
 
@@ -468,8 +469,8 @@ function readManifest(sf: ts.SourceFile, sink: FindingSink, manifestName?: strin
   } else if (!ts.isObjectLiteralExpression(perms)) {
     sink.at(perms, 'manifest', 'manifest.permissions must be an object literal, so it can be reviewed without running the tool');
   } else {
-    m.network = literalList(perms, 'network', sf, sink);
-    m.env = literalList(perms, 'env', sf, sink);
+    m.network = literalList(perms, 'network', sink);
+    m.env = literalList(perms, 'env', sink);
     for (const d of m.network) if (!fieldChecks.domain.safeParse(d).success) sink.at(propertyOf(perms, 'network')!, 'manifest', `"${d}" is not a host name such as api.example.com or *.example.com`);
     for (const e of m.env) if (!fieldChecks.env.safeParse(e).success) sink.at(propertyOf(perms, 'env')!, 'manifest', `"${e}" is not an UPPER_SNAKE environment variable name`);
   }
@@ -497,7 +498,7 @@ function compile(input: StaticInput): { program: ts.Program; virtual: Map<string
 }
 
 function reportDiagnostics(program: ts.Program, files: Map<string, { sf: ts.SourceFile; label: SourceFile }>, sink: FindingSink): void {
-  for (const [fileName, { sf, label }] of files) {
+  for (const { sf, label } of files.values()) {
     const syntactic = program.getSyntacticDiagnostics(sf);
     const diags = syntactic.length ? syntactic : program.getSemanticDiagnostics(sf);
     const rule = syntactic.length ? 'syntax' : 'typescript';
@@ -505,7 +506,6 @@ function reportDiagnostics(program: ts.Program, files: Map<string, { sf: ts.Sour
       if (d.start === undefined) sink.whole(label, rule, diagnosticText(d));
       else sink.atPos(sf, label, d.start, rule, diagnosticText(d));
     }
-    void fileName;
   }
 }
 
