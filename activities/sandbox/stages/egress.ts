@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
@@ -8,6 +7,7 @@ import { log } from '../../../infra/log.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../container.ts';
+import { ownerIsGone } from '../docker.ts';
 import { bundleRunnerScript, repoRoot } from './bundle.ts';
 
 /**
@@ -218,7 +218,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
 
 /** Removes egress proxies and networks left by a crashed process (same ownership rule as reapOrphans). */
 export async function reapEgress(docker: Docker, opts: { all?: boolean } = {}): Promise<number> {
-  const doomed = (labels: Record<string, string> | undefined) => opts.all || !ownerAlive(labels?.[LABEL_OWNER]);
+  const doomed = (labels: Record<string, string> | undefined) => opts.all || ownerIsGone(labels?.[LABEL_OWNER]);
   const containers = await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } });
   const deadContainers = containers.filter((c) => doomed(c.Labels));
   await Promise.all(deadContainers.map((c) => removeQuietly('proxy container', () => docker.getContainer(c.Id).remove({ force: true }))));
@@ -227,18 +227,4 @@ export async function reapEgress(docker: Docker, opts: { all?: boolean } = {}): 
   await Promise.all(deadNetworks.map((n) => removeQuietly('egress network', () => docker.getNetwork(n.Id).remove())));
   if (deadContainers.length + deadNetworks.length) log.info('reaped egress leftovers', { containers: deadContainers.length, networks: deadNetworks.length });
   return deadContainers.length + deadNetworks.length;
-}
-
-/** Whether the owning process (host:pid) may still use it: ours, another live process here, or another host's (unknowable). */
-function ownerAlive(owner: string | undefined): boolean {
-  if (!owner) return false;
-  if (owner === OWNER) return true;
-  const [host, pid] = owner.split(':');
-  if (host !== os.hostname()) return true;
-  try {
-    process.kill(Number(pid), 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
