@@ -10,7 +10,7 @@ import { dockerAnswers, dockerClient, ensureDockerEngine } from './docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from './postgres.ts';
 import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from './processes.ts';
 import { ensureSandboxImage } from './sandbox-image.ts';
-import { ensureTemporal, findTemporalCli, temporalClient, temporalEndpoint } from './temporal.ts';
+import { connectTemporal, ensureTemporal, findTemporalCli, registerSearchAttributes, temporalClient, temporalEndpoint } from './temporal.ts';
 
 /**
  * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
@@ -37,6 +37,18 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
 
   const temporal = await ensureTemporal(cfg);
   step(`temporal: ${temporal.managed ? `dev server ${temporal.started ? 'started' : 'running'}` : 'TEMPORAL_ADDRESS'} at ${temporal.address}`);
+  if (!temporal.managed) {
+    // Forge's dev server gets them on its command line; another cluster gets them registered here.
+    const connection = await connectTemporal(cfg);
+    try {
+      await registerSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
+      step('temporal: search attributes ForgeCycleKind, ForgeToolName registered');
+    } catch (err) {
+      step(`temporal: could not register search attributes (${describeError(err)}); ask the cluster's operator to add ForgeCycleKind and ForgeToolName as Keyword`);
+    } finally {
+      await connection.close();
+    }
+  }
 
   const llm = llmEndpoint(cfg);
   if (llm.scripted && !cfg.ANTHROPIC_BASE_URL) {
