@@ -1,6 +1,7 @@
 import { ApplicationFailure, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import type { Plan } from '../domain/plan.ts';
+import { defaultRankingPolicy, paramsFit } from '../domain/ranking.ts';
 import {
   composeAnswer,
   sandboxProbeCommand,
@@ -86,19 +87,35 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     throw err;
   }
 
+  /** The tool's trust gate, and the input the model fills for it from the task. */
+  async function prepare(name: string) {
+    const gate = await control.toolGate({ name });
+    const filled = await guarded(() => control.fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
+    return { gate, filled };
+  }
+
   async function useTool(plan: Plan, task: string): Promise<ToolCallOutcome> {
     const need = plan.needsTool!;
     enter('discovering', need.name);
     const discovery = await control.discoverTool({ query: `${need.name.replace(/_/g, ' ')} ${need.description}` });
     await control.recordStep({ workflowId, step: 'discovery', output: discovery });
     let name = discovery.decision.action === 'forge' ? undefined : discovery.decision.tool;
+    let prepared = name ? await prepare(name) : undefined;
 
+    // A medium match is reused only when the arguments the task supplies fit its parameters.
+    if (prepared && discovery.decision.similarity < defaultRankingPolicy.reuseAt) {
+      const fit = paramsFit(prepared.gate.inputSchema, prepared.filled.input);
+      if (!fit.fit) {
+        progress.history.push({ phase: 'discovering', at: new Date().toISOString(), note: `${name} does not fit (missing ${fit.missing.join(', ') || '-'}, unknown ${fit.unknown.join(', ') || '-'}): forging instead` });
+        name = prepared = undefined;
+      }
+    }
     if (name && discovery.decision.action === 'confirm') {
       enter('awaiting-approval', `confirm reuse of ${name}`);
       const ok = await approval.request({ kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` }, '1 hour');
-      if (!ok.approved) name = undefined;
+      if (!ok.approved) name = prepared = undefined;
     }
-    if (!name) {
+    if (!name || !prepared) {
       enter('forging', need.name);
       const outcome: ForgeOutcome = await executeChild(forgeWorkflow, {
         workflowId: `${workflowId}.forge`,
@@ -108,10 +125,10 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
         return { tool: need.name, status: 'not-run', reason: `no tool fits and forging one failed: ${outcome.reason}` };
       }
       name = outcome.name;
+      prepared = await prepare(name);
     }
 
-    const gate = await control.toolGate({ name });
-    const filled = await guarded(() => control.fillToolInput({ task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
+    const { gate, filled } = prepared;
     if (gate.approval.blocked) return { tool: name, version: gate.version, status: 'not-run', reason: gate.approval.reason };
     if (gate.approval.needed) {
       enter('awaiting-approval', gate.approval.reason);
