@@ -1,47 +1,25 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { sleep } from '../../infra/processes.ts';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/main.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { testClient } from '../helpers/temporal.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
 
 // A daily budget of one new tool: the second forge of the day waits for a person.
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let model: ScriptedModel;
-let workers: RunningWorkers;
-let client: Client;
-let cfg: ReturnType<typeof testConfig>;
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-budget-'));
+let h: Harness;
 
 before(async () => {
-  db = await freshDatabase();
-  model = await startScriptedModel({ scenarioFiles: [path.resolve('scenarios/forge-word-count.json')] });
-  cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '0', FORGE_DAILY_FORGE_BUDGET: '1' });
-  workers = await startWorkers(cfg);
-  void workers.run();
-  client = await testClient(cfg);
+  h = await startHarness({ scenarioFiles: ['scenarios/forge-word-count.json'], env: { FORGE_DAILY_FORGE_BUDGET: '1' } });
 });
 
-after(async () => {
-  await workers.shutdown();
-  await client.connection.close();
-  await model.close();
-  await db.drop();
-  fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => h.close());
 
 const forge = (need: string) =>
-  client.workflow.start('forgeWorkflow', {
-    taskQueue: cfg.FORGE_TASK_QUEUE,
+  h.client.workflow.start('forgeWorkflow', {
+    taskQueue: h.cfg.FORGE_TASK_QUEUE,
     workflowId: `forge-budget-${Math.random().toString(16).slice(2)}`,
-    args: [{ need, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }],
+    args: [{ need, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
   });
 
 async function pendingBudgetApproval(handle: WorkflowHandle): Promise<string> {
@@ -60,14 +38,14 @@ it('forges within budget, then waits for a person: rejected leaves the catalog a
 
   const rejected = await forge('create a note with a title and a body');
   const rejectId = await pendingBudgetApproval(rejected);
-  const [row] = await db.sql`select kind, status from approvals where id = ${rejectId}`;
+  const [row] = await h.db.sql`select kind, status from approvals where id = ${rejectId}`;
   assert.deepEqual([row?.kind, row?.status], ['budget', 'pending']);
-  assert.equal(model.requests.filter((r) => r.headers['x-forge-purpose'] === 'forge.spec').length, 1, 'no model call before approval');
+  assert.equal(h.model.requests.filter((r) => r.headers['x-forge-purpose'] === 'forge.spec').length, 1, 'no model call before approval');
   await rejected.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: rejectId, approve: false, by: 'tester' }] });
   const outcome = (await rejected.result()) as ForgeOutcome;
   assert.equal(outcome.status, 'failed');
   assert.match(outcome.status === 'failed' ? outcome.reason : '', /tester rejected forging past the daily budget/);
-  assert.equal((await db.sql`select 1 from tool_versions where name = 'create_note'`).length, 0);
+  assert.equal((await h.db.sql`select 1 from tool_versions where name = 'create_note'`).length, 0);
 
   const approved = await forge('create a note with a title and a body');
   await approved.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: await pendingBudgetApproval(approved), approve: true, by: 'tester' }] });

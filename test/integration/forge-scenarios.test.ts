@@ -1,50 +1,34 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createKillSwitch } from '../../activities/kill-switch.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
 import { decideApprovalUpdate, forgeProgressQuery, progressQuery } from '../../workflows/definitions.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/main.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { testClient } from '../helpers/temporal.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
 
 // Forge scenarios on the scripted model: real Temporal, Postgres and Docker; the model's replies
 // come from scenarios/*.json (demo.json last: its planning rule answers any task).
-const scenarioFiles = ['forge-word-count', 'forge-repair', 'forge-always-broken', 'forge-exchange-rate', 'task-tools', 'demo'].map((f) =>
-  path.resolve(`scenarios/${f}.json`),
-);
+const scenarioFiles = ['forge-word-count', 'forge-repair', 'forge-always-broken', 'forge-exchange-rate', 'task-tools', 'demo'].map((f) => `scenarios/${f}.json`);
 
 describe('forge scenarios', () => {
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let model: ScriptedModel;
-  let workers: RunningWorkers;
-  let client: Client;
-  let cfg: ReturnType<typeof testConfig>;
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-scenarios-'));
+  let h: Harness;
+  let db: Harness['db'];
+  let model: Harness['model'];
+  let client: Harness['client'];
+  let cfg: Harness['cfg'];
+  let home: string;
   let n = 0;
 
   before(async () => {
-    db = await freshDatabase();
-    model = await startScriptedModel({ scenarioFiles });
-    cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '1', FORGE_DAILY_FORGE_BUDGET: '20' });
-    workers = await startWorkers(cfg);
-    void workers.run();
-    client = await testClient(cfg);
+    h = await startHarness({ scenarioFiles, env: { FORGE_POOL_SIZE: '1', FORGE_DAILY_FORGE_BUDGET: '20' } });
+    ({ db, model, client, cfg, home } = h);
   });
 
-  after(async () => {
-    await workers.shutdown();
-    await client.connection.close();
-    await model.close();
-    await db.drop();
-    fs.rmSync(home, { recursive: true, force: true });
-  });
+  after(() => h.close());
 
   const forge = (need: string) =>
     client.workflow.start('forgeWorkflow', { taskQueue: cfg.FORGE_TASK_QUEUE, workflowId: `forge-s${++n}-${Date.now()}`, args: [{ need, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }] });

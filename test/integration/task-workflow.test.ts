@@ -1,44 +1,25 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { WorkflowFailedError } from '@temporalio/client';
 import { progressQuery } from '../../workflows/definitions.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/main.ts';
 import type { TaskResult } from '../../domain/task.ts';
-import { freshDatabase } from '../helpers/env.ts';
-import { testConfig } from '../helpers/env.ts';
-import { testClient } from '../helpers/temporal.ts';
+import { startHarness, type Harness } from '../helpers/harness.ts';
 
 describe('task workflow through real Temporal, Postgres, Docker and the scripted model', () => {
-  let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let model: ScriptedModel;
-  let workers: RunningWorkers;
-  let client: Client;
-  let cfg: ReturnType<typeof testConfig>;
+  let h: Harness;
 
   before(async () => {
-    db = await freshDatabase();
-    model = await startScriptedModel({ scenarioFiles: [path.resolve('scenarios/demo.json')] });
-    cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_POOL_SIZE: '0' });
-    workers = await startWorkers(cfg);
-    void workers.run();
-    client = await testClient(cfg);
+    h = await startHarness({ scenarioFiles: ['scenarios/demo.json'] });
   });
 
-  after(async () => {
-    await workers.shutdown();
-    await client.connection.close();
-    await model.close();
-    await db.drop();
-  });
+  after(() => h.close());
 
   it('plans with the model, records the plan, runs in the sandbox as a non-root user, and answers', async () => {
     const workflowId = `task-test-${Date.now()}`;
-    const handle = await client.workflow.start('taskWorkflow', {
-      taskQueue: cfg.FORGE_TASK_QUEUE,
+    const handle = await h.client.workflow.start('taskWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
       workflowId,
-      args: [{ task: 'Check DNS propagation for example.com', sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }],
+      args: [{ task: 'Check DNS propagation for example.com', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
     });
     const result = (await handle.result()) as TaskResult;
 
@@ -49,26 +30,26 @@ describe('task workflow through real Temporal, Postgres, Docker and the scripted
     assert.equal(probe.steps, result.plan.steps.length);
     assert.match(result.answer, /Sandbox check: exit 0/);
 
-    const [task] = await db.sql`select status, plan, result from tasks where workflow_id = ${workflowId}`;
+    const [task] = await h.db.sql`select status, plan, result from tasks where workflow_id = ${workflowId}`;
     assert.equal(task?.status, 'completed');
     assert.deepEqual(task?.plan, result.plan);
-    const steps = await db.sql`select step from task_steps where workflow_id = ${workflowId} order by step`;
+    const steps = await h.db.sql`select step from task_steps where workflow_id = ${workflowId} order by step`;
     assert.deepEqual(steps.map((s) => s.step), ['plan', 'sandbox']);
-    const [usage] = await db.sql`select count(*)::int as n, sum(input_tokens)::int as tokens from llm_calls where workflow_id = ${workflowId}`;
+    const [usage] = await h.db.sql`select count(*)::int as n, sum(input_tokens)::int as tokens from llm_calls where workflow_id = ${workflowId}`;
     assert.equal(usage?.n, 1, 'one metered LLM call');
     assert.ok((usage?.tokens ?? 0) > 0);
 
     const progress = await handle.query(progressQuery);
     assert.equal(progress.phase, 'completed');
     assert.deepEqual(
-      progress.history.map((h) => h.phase),
+      progress.history.map((e) => e.phase),
       ['starting', 'planning', 'recording', 'sandbox', 'answering', 'completed'],
     );
   });
 
   it('rejects a malformed task with a clear, non-retryable failure', async () => {
-    const handle = await client.workflow.start('taskWorkflow', {
-      taskQueue: cfg.FORGE_TASK_QUEUE,
+    const handle = await h.client.workflow.start('taskWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
       workflowId: `task-bad-${Date.now()}`,
       args: [{ task: '  ' }],
     });
