@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { FROZEN_FAILURE } from '../domain/errors.ts';
+import type Docker from 'dockerode';
 import type { Sql } from '../infra/db.ts';
+import { reapOrphans } from './sandbox/docker.ts';
 
 export interface KillSwitchState {
   frozen: boolean;
@@ -60,4 +62,14 @@ export function guarded<T extends Record<string, (...args: never[]) => Promise<u
       },
     ]),
   ) as T;
+}
+
+/**
+ * `forge freeze`: refuse first, then kill every running sandbox — a job that starts in between is
+ * refused by the guard that runs after it, so nothing slips through.
+ */
+export async function freezeForge(deps: { sql: Sql; docker: Docker; by: string; reason?: string }): Promise<{ killedSandboxes: number }> {
+  await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
+  // With no Docker engine answering, no sandbox runs: the freeze itself still holds.
+  return { killedSandboxes: await reapOrphans(deps.docker, { all: true }).catch(() => 0) };
 }

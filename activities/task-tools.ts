@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { decide } from '../domain/ranking.ts';
 import { toolInputReplySchema, type Discovery, type ToolGate, type ToolInputReply } from '../domain/tool-call.ts';
-import { approvalNeeded } from '../domain/trust.ts';
+import { approvalNeeded, statusForLevel, type TrustLevel } from '../domain/trust.ts';
 import type { Llm } from './llm.ts';
 import type { Registry } from './registry.ts';
 
@@ -70,7 +70,7 @@ export function createTaskToolActivities(deps: { registry: Registry; llm: Llm })
       latencyMs: number;
       reasoning: string;
       task: string;
-    }): Promise<void> {
+    }): Promise<{ level: TrustLevel; quarantined: boolean }> {
       const key = `${input.workflowId}:call:${input.tool}`;
       await registry.recordInvocation({
         idempotencyKey: key,
@@ -95,6 +95,13 @@ export function createTaskToolActivities(deps: { registry: Registry; llm: Llm })
         taskContext: { task: input.task },
         workflowId: input.workflowId,
       });
+      // The trust ladder moves with every call: a tool that falls below 70% is quarantined (not run
+      // again until repaired or replaced).
+      const stats = await registry.stats(input.tool);
+      const current = await registry.getCurrent(input.tool);
+      const quarantine = statusForLevel(stats.level) === 'quarantined' && current?.status === 'active';
+      if (quarantine) await registry.setStatus(input.tool, 'quarantined');
+      return { level: stats.level, quarantined: quarantine || current?.status === 'quarantined' };
     },
   };
 }

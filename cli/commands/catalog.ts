@@ -3,9 +3,8 @@ import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { ForgeError, InvalidInputError } from '../../domain/errors.ts';
 import { findApproval, pendingApprovals } from '../../activities/approvals.ts';
-import { createKillSwitch } from '../../activities/kill-switch.ts';
+import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
 import { createRegistry } from '../../activities/registry.ts';
-import { reapOrphans } from '../../activities/sandbox/index.ts';
 import type { Sql } from '../../infra/db.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { openDatabase } from '../../infra/postgres.ts';
@@ -102,9 +101,7 @@ export function decideCommand(approve: boolean) {
 export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...jsonFlag, reason: { type: 'string' } } });
   const by = process.env.FORGE_USER ?? os.userInfo().username;
-  await withDb(cfg, (sql) => createKillSwitch(sql).freeze(by, values.reason));
-  // Refuse first, then kill: a job that starts in between is refused by the guard after it.
-  const killed = await reapOrphans(dockerClient(cfg), { all: true }).catch(() => 0);
+  const { killedSandboxes: killed } = await withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), by, reason: values.reason }));
   if (values.json) printJson({ ok: true, frozen: true, by, killedSandboxes: killed });
   else say(`Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`);
   return 0;

@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { createKillSwitch } from '../../activities/kill-switch.ts';
-import type { ForgeOutcome } from '../../domain/forge.ts';
+import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
+import { dockerClient } from '../../infra/docker.ts';
+import type { ForgeOutcome, ForgeProgress } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
 import { decideApprovalUpdate, forgeProgressQuery, progressQuery } from '../../workflows/definitions.ts';
@@ -13,6 +14,8 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 // Forge scenarios on the scripted model: real Temporal, Postgres and Docker; the model's replies
 // come from scenarios/*.json (demo.json last: its planning rule answers any task).
 const scenarioFiles = ['forge-word-count', 'forge-repair', 'forge-always-broken', 'forge-exchange-rate', 'task-tools', 'demo'].map((f) => `scenarios/${f}.json`);
+
+type ForgeProgressView = ForgeProgress & { frozen: boolean; pendingApproval?: string };
 
 describe('forge scenarios', () => {
   let h: Harness;
@@ -106,27 +109,34 @@ describe('forge scenarios', () => {
     assert.deepEqual([row?.status, row?.decided_by], ['approved', 'tester']);
   });
 
-  it('freeze during a running forge holds every side effect until thaw, then the forge completes once', async () => {
-    const killSwitch = createKillSwitch(db.sql);
-    await killSwitch.freeze('tester', 'scenario test');
+  it('freeze during a running forge kills its sandbox, holds every side effect until thaw, then the forge completes once', async () => {
     const handle = await forge('fetch the exchange rate between two currencies');
-    try {
-      const deadline = Date.now() + 30_000;
-      let progress = await handle.query(forgeProgressQuery);
-      while (!progress.frozen && Date.now() < deadline) {
-        await sleep(200);
-        progress = await handle.query(forgeProgressQuery);
+    const waitFor = async (what: string, ok: (p: ForgeProgressView) => boolean) => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const p = await handle.query(forgeProgressQuery);
+        if (ok(p)) return p;
+        if (Date.now() > deadline) throw new Error(`forge never reached: ${what} (phase ${p.phase})`);
+        await sleep(50);
       }
-      assert.equal(progress.frozen, true, 'the workflow reports it is frozen');
+    };
+    await waitFor('verifying', (p) => p.phase === 'verifying');
+    const { killedSandboxes } = await freezeForge({ sql: db.sql, docker: dockerClient(cfg), by: 'tester', reason: 'scenario test' });
+    try {
+      assert.ok(killedSandboxes >= 1, 'the running verification sandbox was killed');
+      const frozen = await waitFor('frozen', (p) => p.frozen);
+      assert.equal(frozen.phase, 'verifying', 'frozen where it was');
       const calls = model.requests.length;
       await sleep(4000);
       assert.equal(model.requests.length, calls, 'no model call while frozen');
       assert.deepEqual(await versions('fetch_exchange_rate'), [], 'nothing registered while frozen');
+      assert.equal((await handle.query(forgeProgressQuery)).attempts.length, 0, 'the killed run does not count as a failed verification');
     } finally {
-      await killSwitch.thaw('tester');
+      await createKillSwitch(db.sql).thaw('tester');
     }
     const outcome = (await handle.result()) as ForgeOutcome;
     assert.equal(outcome.status, 'registered');
+    assert.equal(outcome.attempts, 1, 'no repair was triggered by the freeze');
     assert.deepEqual(await versions('fetch_exchange_rate'), [1]);
   });
 
