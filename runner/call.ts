@@ -10,6 +10,18 @@ export interface CallOptions {
   permissions?: Permissions;
   timeoutMs: number;
   fetchImpl?: typeof fetch;
+  /** the egress proxy (a job on an egress network): ctx.fetch's transport goes through it */
+  proxyUrl?: string;
+}
+
+/**
+ * The transport under ctx.fetch. Loaded only for proxied jobs: undici is large, and a warm
+ * runner booting into `idle` should not evaluate it for the jobs (most) that never need it.
+ */
+async function transport(opts: CallOptions): Promise<typeof fetch | undefined> {
+  if (opts.fetchImpl || !opts.proxyUrl) return opts.fetchImpl;
+  const { proxiedFetch } = await import('./proxy-fetch.ts');
+  return proxiedFetch(opts.proxyUrl);
 }
 
 export function toRunnerError(err: unknown): RunnerError {
@@ -39,10 +51,11 @@ export async function callTool(tool: LoadedTool, input: unknown, opts: CallOptio
     return done({ ok: false, error: { code: 'INPUT_INVALID', message: `invalid input for ${tool.name}: ${describeIssues(parsedInput.error)}` } });
   }
   const controller = new AbortController();
+  // ctx checks the declared domains before any request reaches this transport (first layer).
   const ctx = createToolContext({
     permissions: opts.permissions ?? tool.permissions,
     env: opts.env,
-    fetchImpl: opts.fetchImpl,
+    fetchImpl: await transport(opts),
     signal: controller.signal,
     logSink: (e) => logs.push(e),
   });

@@ -1,7 +1,7 @@
-import { ProxyAgent, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import { callTool } from './call.ts';
 import { JOB_DIR, type RunnerResult } from './protocol.ts';
+import { proxiedFetch } from './proxy-fetch.ts';
 import { loadTool, type LoadedTool } from './tool-module.ts';
 
 /**
@@ -28,20 +28,6 @@ export function chooseInput(tool: LoadedTool, given: string | undefined): { inpu
   }
   if (tool.input.safeParse({}).success) return { input: {} };
   return { skipped: 'no input for the live call: add .meta({ examples: [{ ... }] }) to manifest.input, or pass a live input' };
-}
-
-/** undici hides the useful part (e.g. "Proxy response (403) !== 200") in `cause`; surface it. */
-function proxiedFetch(proxyUrl: string): typeof fetch {
-  const agent = new ProxyAgent(proxyUrl);
-  return (async (url: string | URL | Request, init?: RequestInit) => {
-    try {
-      return (await undiciFetch(url as Parameters<typeof undiciFetch>[0], { ...(init as object), dispatcher: agent })) as unknown as Response;
-    } catch (err) {
-      const cause = (err as { cause?: unknown }).cause;
-      if (err instanceof TypeError && cause instanceof Error) throw new TypeError(`${err.message}: ${cause.message}`, { cause });
-      throw err;
-    }
-  }) as typeof fetch;
 }
 
 function print(out: LiveProbeOutput): Promise<void> {

@@ -41,7 +41,7 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
       return execCommand(job.command ?? need('command'), job.env, job.limits.timeoutMs);
     case 'call': {
       const tool = await loadTool(entry ?? need('entry'));
-      return callTool(tool, job.input, { env: job.env, permissions: job.permissions, timeoutMs: job.limits.timeoutMs });
+      return callTool(tool, job.input, { env: job.env, permissions: job.permissions, timeoutMs: job.limits.timeoutMs, proxyUrl: job.proxyUrl });
     }
     case 'test':
       return runTestFile(entry ?? need('entry'), { env: job.env, timeoutMs: job.limits.timeoutMs });

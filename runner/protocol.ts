@@ -25,6 +25,9 @@ const fileNameSchema = z
   .max(200)
   .regex(/^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._/-]+$/, 'a relative path without . or .. segments');
 
+/** http://<proxy address>:<port> on the job's egress network; nothing else is a proxy address. */
+export const proxyUrlSchema = z.string().regex(/^http:\/\/[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'http://<host>:<port> of the egress proxy');
+
 export const jobModeSchema = z.enum(['call', 'test', 'exec', 'serve']);
 export type JobMode = z.infer<typeof jobModeSchema>;
 
@@ -40,6 +43,8 @@ export const jobMessageSchema = z.object({
   env: z.record(z.string(), z.string()).default({}),
   permissions: permissionsSchema.optional(),
   limits: z.object({ timeoutMs: z.number().int().positive() }),
+  /** call mode: the egress proxy ctx.fetch goes through (plain http to the proxy; https is tunnelled) */
+  proxyUrl: proxyUrlSchema.optional(),
 });
 export type JobMessage = z.infer<typeof jobMessageSchema>;
 export type JobMessageInput = z.input<typeof jobMessageSchema>;

@@ -13,6 +13,7 @@ import { openDatabase } from '../infra/postgres.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { createApprovalActivities } from '../activities/approvals.ts';
+import { createAuditActivities } from '../activities/audit.ts';
 import { createForgeStoreActivities } from '../activities/forge-store.ts';
 import { forgeLlmActivities } from '../activities/forge-llm.ts';
 import { createKillSwitch, guarded } from '../activities/kill-switch.ts';
@@ -74,6 +75,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
           ...forgeBookkeeping,
           ...createApprovalActivities(sql),
           ...taskTools,
+          ...createAuditActivities({ sql, registry, killSwitch }),
           // Everything that costs money or changes the catalog is refused while frozen.
           ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
         },
@@ -108,7 +110,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         activities: {
           ...guarded(createSandboxActivities(sandbox), killSwitch),
           ...createVerifyActivities({ sandbox, killSwitch, live: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
-          ...createRegisteredToolActivities({ sandbox, killSwitch, toolsDir: toolsDir(cfg) }),
+          ...createRegisteredToolActivities({ sandbox, killSwitch, toolsDir: toolsDir(cfg), egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
         },
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,

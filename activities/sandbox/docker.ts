@@ -39,6 +39,7 @@ function jobMessage(job: SandboxJob, limits: SandboxLimits): JobMessageInput {
     env: job.env ?? {},
     permissions: job.permissions,
     limits: { timeoutMs: limits.timeoutMs },
+    ...(job.proxyUrl ? { proxyUrl: job.proxyUrl } : {}),
   };
 }
 

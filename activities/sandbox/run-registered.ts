@@ -1,20 +1,96 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
+import { Context, asyncLocalStorage } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
 import { toolManifestSchema } from '../../domain/tool.ts';
+import { log } from '../../infra/log.ts';
+import type { ProxyDecision } from '../../runner/proxy.ts';
 import type { KillSwitch } from '../kill-switch.ts';
 import { bundleToolModule } from './bundle.ts';
-import type { SandboxBackend, SandboxResult } from './types.ts';
+import { openEgress, reapEgress } from './stages/egress.ts';
+import { SandboxCancelledError, type SandboxBackend, type SandboxJob, type SandboxResult } from './types.ts';
 
 /**
  * Runs a registered tool version once in a fresh sandbox. The tool gets only what its manifest
  * declares: ctx.fetch limited to its domains, and of this worker's environment (where secrets
- * live, never in code) only its declared variables.
+ * live, never in code) only its declared variables. A tool with network permissions runs on its
+ * own egress network (stages/egress.ts), whose only way out is a proxy admitting just those
+ * domains and no private destination: ctx refuses undeclared domains, the proxy refuses them
+ * again. A tool without any runs with no network at all.
  */
-export function createRegisteredToolActivities(deps: { sandbox: SandboxBackend; toolsDir: string; killSwitch?: KillSwitch; env?: NodeJS.ProcessEnv }) {
+export interface RegisteredToolDeps {
+  sandbox: SandboxBackend;
+  toolsDir: string;
+  /** where a tool with network permissions gets its egress network and proxy container */
+  egress: {
+    docker: Docker;
+    image: string;
+    /** extra /etc/hosts lines for the proxy ("name:ip"); tests point names at chosen addresses */
+    extraHosts?: string[];
+  };
+  killSwitch?: KillSwitch;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunRegisteredToolInput {
+  name: string;
+  version: number;
+  input: unknown;
+  timeoutMs?: number;
+}
+
+/** The Temporal cancellation signal when running as an activity; none when called directly (tests). */
+const cancellationSignal = (): AbortSignal | undefined => (asyncLocalStorage.getStore() ? Context.current().cancellationSignal : undefined);
+
+async function runJob(sandbox: SandboxBackend, job: SandboxJob, signal: AbortSignal | undefined): Promise<SandboxResult> {
+  try {
+    return await sandbox.runJob(job, { signal });
+  } catch (err) {
+    if (err instanceof SandboxCancelledError) throw new CancelledFailure(err.message);
+    throw err;
+  }
+}
+
+function refusals(decisions: ProxyDecision[]): string[] {
+  return decisions
+    .filter((d) => d.decision !== 'allow')
+    .map((d) => `${d.decision === 'deny' ? 'refused' : 'failed'} ${d.host}:${d.port} (${d.reason ?? 'no reason given'})`);
+}
+
+/**
+ * The proxy's refusals explain a failed call far better than undici's "Proxy response (403)",
+ * so they join the reason; a tool that swallowed one still leaves a warning in the log.
+ */
+function withProxyNotes(result: SandboxResult, tool: string, decisions: ProxyDecision[]): SandboxResult {
+  const notes = refusals(decisions);
+  if (!notes.length) return result;
+  log.warn('egress proxy refused requests of a tool call', { tool, refusals: notes });
+  if (result.ok) return result;
+  return { ...result, reason: `${result.reason ?? 'the call failed'}; egress proxy: ${notes.join('; ')}` };
+}
+
+export function createRegisteredToolActivities(deps: RegisteredToolDeps) {
   const env = deps.env ?? process.env;
+  let reaped: Promise<unknown> | undefined;
+
+  /** Runs the job on a fresh egress network and always removes it (result, failure or cancel). */
+  async function callThroughEgress(tool: string, job: SandboxJob, allow: readonly string[], signal: AbortSignal | undefined): Promise<SandboxResult> {
+    // Leftovers of a crashed worker would pile up networks (and their address ranges): clear them once.
+    reaped ??= reapEgress(deps.egress.docker).catch((err: unknown) => log.warn('could not reap egress leftovers', { reason: String(err) }));
+    await reaped;
+    const egress = await openEgress(deps.egress.docker, { image: deps.egress.image, allow, extraHosts: deps.egress.extraHosts });
+    try {
+      const result = await runJob(deps.sandbox, { ...job, network: egress.network, proxyUrl: egress.proxyUrl }, signal);
+      // A failure may stem from a refusal whose log line is still in flight; a success need not wait.
+      return withProxyNotes(result, tool, result.ok ? egress.decisions() : await egress.settledDecisions());
+    } finally {
+      await egress.close();
+    }
+  }
+
   return {
-    async sandboxRunRegisteredTool(input: { name: string; version: number; input: unknown; timeoutMs?: number }): Promise<SandboxResult> {
+    async sandboxRunRegisteredTool(input: RunRegisteredToolInput): Promise<SandboxResult> {
       await deps.killSwitch?.guard(`running ${input.name}`);
       const dir = path.join(deps.toolsDir, input.name, `v${input.version}`);
       const manifestText = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => {
@@ -25,7 +101,7 @@ export function createRegisteredToolActivities(deps: { sandbox: SandboxBackend; 
       const declaredEnv = Object.fromEntries(
         manifest.permissions.env.flatMap((k) => (env[k] !== undefined ? [[k, env[k] as string]] : [])),
       );
-      const result = await deps.sandbox.runJob({
+      const job: SandboxJob = {
         mode: 'call',
         files: { 'tool.mjs': bundled },
         entry: 'tool.mjs',
@@ -33,7 +109,12 @@ export function createRegisteredToolActivities(deps: { sandbox: SandboxBackend; 
         permissions: manifest.permissions,
         env: declaredEnv,
         limits: input.timeoutMs ? { timeoutMs: input.timeoutMs } : undefined,
-      });
+      };
+      const signal = cancellationSignal();
+      const allow = manifest.permissions.network;
+      const result = allow.length
+        ? await callThroughEgress(input.name, job, allow, signal)
+        : await runJob(deps.sandbox, job, signal);
       // A call cut short by `forge freeze` is not the tool's failure: refuse it so it is retried after thaw.
       await deps.killSwitch?.guard(`running ${input.name}`);
       return result;

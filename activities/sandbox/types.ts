@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
 import { permissionsSchema, type Permissions } from '../../domain/tool.ts';
+import { proxyUrlSchema } from '../../runner/protocol.ts';
 
 /** The sandbox's public shapes: what callers hand in, what they get back. */
 export const sandboxLimitsSchema = z.object({
@@ -34,10 +35,16 @@ export const sandboxJobSchema = z.object({
   /** the approved permissions; without them the tool's own manifest declares them */
   permissions: permissionsSchema.optional(),
   limits: sandboxLimitsSchema.partial().optional(),
-  /** a Docker network to attach instead of none (the live stage's egress network) */
+  /** a Docker network to attach instead of none (an egress network: see stages/egress.ts) */
   network: z.string().min(1).optional(),
+  /** call mode: the egress proxy on `network` that ctx.fetch goes through */
+  proxyUrl: proxyUrlSchema.optional(),
   /** a caller-chosen id for labels and logs (e.g. workflow id + step) */
   id: z.string().min(1).max(120).optional(),
+}).refine((job) => !job.proxyUrl || job.network, {
+  // Without the egress network the container has no interface to reach the proxy on.
+  message: 'proxyUrl needs the network the proxy is on',
+  path: ['proxyUrl'],
 });
 export type SandboxJob = {
   mode: 'call' | 'test' | 'exec';
@@ -49,6 +56,7 @@ export type SandboxJob = {
   permissions?: Permissions;
   limits?: Partial<SandboxLimits>;
   network?: string;
+  proxyUrl?: string;
   id?: string;
 };
 
