@@ -64,10 +64,9 @@ function refusals(decisions: ProxyDecision[]): string[] {
  */
 function withProxyNotes(result: SandboxResult, tool: string, decisions: ProxyDecision[]): SandboxResult {
   const notes = refusals(decisions);
-  if (!notes.length) return result;
-  log.warn('egress proxy refused requests of a tool call', { tool, refusals: notes });
-  if (result.ok) return result;
-  return { ...result, reason: `${result.reason ?? 'the call failed'}; egress proxy: ${notes.join('; ')}` };
+  if (notes.length) log.warn('egress proxy refused requests of a tool call', { tool, refusals: notes });
+  if (result.ok || !notes.length) return { ...result, egress: decisions };
+  return { ...result, egress: decisions, reason: `${result.reason ?? 'the call failed'}; egress proxy: ${notes.join('; ')}` };
 }
 
 export function createRegisteredToolActivities(deps: RegisteredToolDeps) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
 import { permissionsSchema, type Permissions } from '../../domain/tool.ts';
 import { proxyUrlSchema } from '../../runner/protocol.ts';
+import type { ProxyDecision } from '../../runner/proxy.ts';
 
 /** The sandbox's public shapes: what callers hand in, what they get back. */
 export const sandboxLimitsSchema = z.object({
@@ -80,6 +81,11 @@ export interface SandboxResult {
   error?: { code: string; message: string; [k: string]: unknown };
   logs?: Array<{ t: string; level: string; msg: string; fields?: Record<string, unknown> }>;
   truncated?: boolean;
+  /**
+   * A call through the egress proxy: what the proxy allowed and refused. Complete for a failed
+   * call; a successful one does not wait for the proxy's last log lines, so some may be missing.
+   */
+  egress?: ProxyDecision[];
   /** whether a pre-started pool container served the job */
   warm?: boolean;
   containerId?: string;

@@ -22,6 +22,7 @@ export const LABEL_EGRESS = 'forge.egress';
 const READY_TIMEOUT_MS = 15_000;
 const SETTLE_QUIET_MS = 200;
 const SETTLE_MAX_MS = 2_000;
+const NETWORK_REMOVE_WAIT_MS = 5_000;
 
 export interface EgressOptions {
   image: string;
@@ -166,6 +167,22 @@ async function removeQuietly(what: string, fn: () => Promise<unknown>): Promise<
   }
 }
 
+/**
+ * The tool container is removed in the background (docker.ts), and until it is gone the network
+ * still has its endpoint and refuses removal: wait for it briefly instead of leaking the network.
+ */
+async function removeNetwork(network: Docker.Network): Promise<void> {
+  const deadline = performance.now() + NETWORK_REMOVE_WAIT_MS;
+  for (;;) {
+    try {
+      return void (await network.remove());
+    } catch (err) {
+      if (!/active endpoints/i.test(describeError(err)) || performance.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 export async function openEgress(docker: Docker, opts: EgressOptions): Promise<Egress> {
   const name = `forge-egress-${opts.id ?? randomUUID().slice(0, 8)}`;
   let step = 'create the internal network';
@@ -173,7 +190,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
   let container: Docker.Container | undefined;
   const close = async () => {
     if (container) await removeQuietly('proxy container', () => container!.remove({ force: true }));
-    if (network) await removeQuietly('egress network', () => network!.remove());
+    if (network) await removeQuietly('egress network', () => removeNetwork(network!));
   };
   try {
     network = await docker.createNetwork({

@@ -1,0 +1,205 @@
+/**
+ * Production calls of registered tools against the real Docker engine: a tool declaring
+ * network domains runs on its own egress network and reaches the outside only through the
+ * egress proxy (ctx refuses undeclared domains, the proxy refuses them again and refuses
+ * private destinations); a tool without network permissions still has no network at all;
+ * nothing of the egress is left behind, whether the call succeeds, fails or is cancelled.
+ * No internet here: declared names are pointed at chosen addresses with the proxy's extraHosts.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { asyncLocalStorage, type Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import { config } from '../../infra/config.ts';
+import { dockerClient } from '../../infra/docker.ts';
+import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../activities/sandbox/index.ts';
+import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../activities/sandbox/container.ts';
+import { LABEL_EGRESS, reapEgress } from '../../activities/sandbox/stages/egress.ts';
+import { createRegisteredToolActivities } from '../../activities/sandbox/run-registered.ts';
+
+const cfg = config();
+const image = cfg.FORGE_SANDBOX_IMAGE;
+let docker: Docker;
+let sandbox: Sandbox;
+let toolsDir: string;
+
+/**
+ * Reports the container's network interfaces (lo only = no network), fetches input.url
+ * through ctx when given, and sleeps (honouring ctx.signal) when asked to.
+ */
+const probeSource = (name: string, network: string[]) => `
+import os from 'node:os';
+import { z } from 'zod';
+import type { ToolContext } from '@forge/tool';
+
+export const manifest = {
+  name: '${name}',
+  description: 'Reports its network interfaces and fetches one URL.',
+  sideEffect: 'read',
+  permissions: { network: ${JSON.stringify(network)}, env: [] },
+  input: z.object({ url: z.string().optional(), sleepMs: z.number().optional() }),
+  output: z.object({ interfaces: z.array(z.string()), status: z.number().nullable() }),
+};
+
+export async function run(input: z.output<typeof manifest.input>, ctx: ToolContext) {
+  const interfaces = Object.keys(os.networkInterfaces()).sort();
+  if (input.sleepMs) await new Promise((resolve) => { const t = setTimeout(resolve, input.sleepMs); ctx.signal.addEventListener('abort', () => clearTimeout(t)); });
+  if (!input.url) return { interfaces, status: null };
+  const res = await ctx.fetch(input.url);
+  return { interfaces, status: res.status };
+}
+`;
+
+/** A version folder as the registry writes it: tool.ts + manifest.json (domain/tool.ts toolManifestSchema). */
+function writeTool(name: string, network: string[]): void {
+  const dir = path.join(toolsDir, name, 'v1');
+  const source = probeSource(name, network);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tool.ts'), source);
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({
+    name,
+    version: 1,
+    description: 'Reports its network interfaces and fetches one URL.',
+    sideEffect: 'read',
+    destructive: false,
+    permissions: { network, env: [] },
+    inputSchema: { type: 'object' },
+    outputSchema: { type: 'object' },
+    createdAt: new Date().toISOString(),
+    createdBy: 'human',
+    sourceSha256: createHash('sha256').update(source).digest('hex'),
+    status: 'verified',
+  }, null, 2));
+}
+
+/** The activity, with the proxy resolving example.com to `address`. */
+const activities = (address: string) =>
+  createRegisteredToolActivities({ sandbox, toolsDir, egress: { docker, image, extraHosts: [`example.com:${address}`] } });
+
+interface ProbeOutput {
+  interfaces: string[];
+  status: number | null;
+}
+const output = (r: SandboxResult) => r.output as ProbeOutput;
+
+/** Egress networks and proxy containers of this process (other test files share the engine). */
+async function egressLeftovers(): Promise<string[]> {
+  const mine = (labels?: Record<string, string>) => labels?.[LABEL_OWNER] === OWNER;
+  const containers = (await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } })).filter((c) => mine(c.Labels));
+  const networks = (await docker.listNetworks({ filters: { label: [`${LABEL_SANDBOX}=1`] } })).filter((n) => mine(n.Labels));
+  return [...containers.map((c) => `proxy container ${c.Names.join(',')}`), ...networks.map((n) => `network ${n.Name}`)];
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  docker = dockerClient(cfg);
+  await reapOrphans(docker);
+  await reapEgress(docker);
+  await ensureSandboxImage(docker, { tag: image });
+  sandbox = createSandbox({ docker, image, poolSize: 1 });
+  toolsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-egress-call-'));
+  writeTool('net_probe', ['example.com']);
+  writeTool('offline_probe', []);
+});
+
+after(async () => {
+  await sandbox.close();
+  fs.rmSync(toolsDir, { recursive: true, force: true });
+});
+
+describe('sandboxRunRegisteredTool with network permissions', () => {
+  it('runs the tool cold on an egress network (it has an interface besides lo) and removes it afterwards', async () => {
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: {} });
+    assert.equal(r.ok, true, r.reason);
+    assert.equal(r.warm, false, 'a job that needs its own network never takes a pooled (network-less) container');
+    assert.ok(output(r).interfaces.includes('lo'));
+    assert.ok(output(r).interfaces.some((i) => i !== 'lo'), `on the egress network: ${output(r).interfaces.join(', ')}`);
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+
+  it('refuses an undeclared domain in ctx, naming it, before the proxy is asked', async () => {
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://evil.example.net/x' } });
+    assert.equal(r.ok, false);
+    assert.equal(r.error?.code, 'PERMISSION_DENIED');
+    assert.match(r.reason!, /network access to "evil\.example\.net" is not declared \(declared network: example\.com\)/);
+    assert.doesNotMatch(r.reason!, /egress proxy/);
+    assert.deepEqual(r.egress, [], 'the request never reached the proxy');
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+
+  it('sends a declared domain to the proxy, which refuses it when it resolves to a private address', async () => {
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://example.com/' } });
+    assert.equal(r.ok, false);
+    assert.equal(r.error?.code, 'TOOL_THREW');
+    // What the tool saw (runner/proxy-fetch.ts), then the proxy's own account of it.
+    assert.match(r.reason!, /the egress proxy refused it: only declared domains with public addresses are reachable \(example\.com\)/);
+    assert.deepEqual(r.egress?.map((d) => [d.decision, d.method, d.host, d.port]), [['deny', 'CONNECT', 'example.com', 443]]);
+    assert.match(r.reason!, /egress proxy: refused example\.com:443 \(example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\): private, loopback and link-local destinations are refused\)/);
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+
+  it('lets a declared domain with a public address through the proxy’s checks (the upstream is unreachable here)', async () => {
+    const r = await activities('93.184.216.34').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://example.com/' }, timeoutMs: 20_000 });
+    // No real upstream here: the call fails (no route, or an interceptor's certificate), but not by a refusal.
+    assert.equal(r.ok, false);
+    assert.doesNotMatch(r.reason!, /refused/, r.reason);
+    const seen = (r.egress ?? []).filter((d) => d.host === 'example.com' && d.port === 443);
+    assert.ok(seen.length > 0, `the proxy handled the request: ${JSON.stringify(r.egress)}`);
+    assert.ok(seen.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'), JSON.stringify(seen));
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+
+  it('removes the egress network and proxy when the activity is cancelled mid-call', async () => {
+    const controller = new AbortController();
+    // The worker normally provides this context; a minimal stand-in is enough for what the activity reads.
+    const ctx = { info: { activityId: '1', attempt: 1 }, cancellationSignal: controller.signal } as unknown as Context;
+    const call = asyncLocalStorage.run(ctx, () =>
+      activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { sleepMs: 60_000 }, timeoutMs: 90_000 }),
+    );
+    const settled = call.then(() => undefined, (err: unknown) => err);
+    // Cancel once the tool's container runs on an egress network.
+    await waitFor('the tool container on its egress network', async () => {
+      const running = await docker.listContainers({ filters: { label: [LABEL_JOB], status: ['running'] } });
+      return running.find((c) => c.Labels[LABEL_OWNER] === OWNER && Object.keys(c.NetworkSettings.Networks).some((n) => n.startsWith('forge-egress-')));
+    });
+    assert.ok((await egressLeftovers()).length >= 2, 'the egress exists while the call runs');
+    controller.abort();
+    const err = await settled;
+    assert.ok(err instanceof CancelledFailure, `cancellation surfaces as a CancelledFailure, got ${String(err)}`);
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+});
+
+describe('sandboxRunRegisteredTool without network permissions', () => {
+  it('runs with NetworkMode none: the container has only lo, and no egress is opened', async () => {
+    await sandbox.ready();
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'offline_probe', version: 1, input: {} });
+    assert.equal(r.ok, true, r.reason);
+    assert.deepEqual(output(r).interfaces, ['lo']);
+    assert.equal(r.egress, undefined, 'no proxy was involved');
+    assert.equal(r.warm, true, 'a network-less job may take a pooled container');
+    assert.deepEqual(await egressLeftovers(), []);
+  });
+
+  it('refuses any fetch in ctx (no domains declared)', async () => {
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'offline_probe', version: 1, input: { url: 'https://example.com/' } });
+    assert.equal(r.ok, false);
+    assert.equal(r.error?.code, 'PERMISSION_DENIED');
+    assert.match(r.reason!, /"example\.com" is not declared \(declared network: none\)/);
+  });
+});
