@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
 import { llmEndpoint } from '../workers/llm-endpoint.ts';
+import { createKillSwitch } from '../activities/kill-switch.ts';
 import { connect, ping, redact } from './db.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from './docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from './postgres.ts';
@@ -16,7 +17,16 @@ import { connectTemporal, ensureTemporal, findTemporalCli, registerSearchAttribu
  * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
  */
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const DEMO_SCENARIO = path.join(root, 'scenarios', 'demo.json');
+/**
+ * The bundled scenarios, in the order the scripted model tries them: the forge and tool cases first,
+ * demo.json last (its planning rule answers any task). FORGE_SCENARIO (comma-separated) replaces them.
+ */
+export function scenarioFiles(cfg: Pick<ForgeConfig, 'FORGE_SCENARIO'>): string[] {
+  if (cfg.FORGE_SCENARIO) return cfg.FORGE_SCENARIO.split(',').map((f) => path.resolve(f.trim()));
+  const dir = path.join(root, 'scenarios');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'demo.json').sort();
+  return [...files, 'demo.json'].map((f) => path.join(dir, f));
+}
 
 type Step = (msg: string) => void;
 
@@ -53,7 +63,7 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   const llm = llmEndpoint(cfg);
   if (llm.scripted && !cfg.ANTHROPIC_BASE_URL) {
     await ensureScriptedModel(cfg);
-    step(`llm: no ANTHROPIC_API_KEY, so Forge answers with the scripted model (${cfg.FORGE_SCENARIO ?? 'bundled demo scenario'}) at ${llm.baseURL}`);
+    step(`llm: no ANTHROPIC_API_KEY, so Forge answers with the scripted model (${cfg.FORGE_SCENARIO ?? 'bundled scenarios'}) at ${llm.baseURL}`);
   } else {
     step(`llm: ${llm.scripted ? 'scripted model' : 'Anthropic API'} at ${llm.baseURL ?? 'api.anthropic.com'}`);
   }
@@ -68,7 +78,7 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
   startDetached(cfg.home, {
     name: 'scripted-model',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(root, 'infra', 'scripted-model.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), cfg.FORGE_SCENARIO ?? DEMO_SCENARIO],
+    args: ['--import', 'tsx', path.join(root, 'infra', 'scripted-model.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), ...scenarioFiles(cfg)],
     cwd: root,
   });
   await waitFor('scripted model server', () => portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT), 30_000, logFile(cfg.home, 'scripted-model'));
@@ -146,6 +156,9 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
       await ping(sql, url);
       const [row] = await sql<{ n: number }[]>`select count(*)::int as n from schema_migrations`;
       checks.push({ component: 'postgres', ok: true, detail: `${usesEmbedded(cfg) ? 'embedded PGlite' : 'DATABASE_URL'} ${redact(url)}, ${row?.n ?? 0} migrations` });
+      const state = await createKillSwitch(sql).state();
+      // Frozen is a state a person chose, not a fault: reported, not failed.
+      checks.push({ component: 'kill switch', ok: true, detail: state.frozen ? `FROZEN by ${state.by ?? '?'} since ${state.since ?? '?'}${state.reason ? ` (${state.reason})` : ''}: side effects refused; forge thaw resumes` : 'off' });
     } finally {
       await sql.end({ timeout: 1 });
     }
