@@ -82,6 +82,7 @@ export interface ForgeProgress {
   toolName?: string;
   attempts: ForgeAttempt[];
   history: { phase: ForgePhase; at: string; note?: string }[];
+  frozen?: boolean;
 }
 
 export type ForgeOutcome =

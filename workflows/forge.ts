@@ -3,7 +3,6 @@ import {
   forgeRequestSchema,
   toolFiles,
   type ForgeOutcome,
-  type ForgePhase,
   type ForgeProgress,
   type ForgeRequest,
   type ToolSpec,
@@ -14,7 +13,7 @@ import type { ApiSpec } from '../domain/tool.ts';
 import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
 import { approvals } from './approval.ts';
 import { forgeProgressQuery } from './definitions.ts';
-import { unlessFrozen } from './frozen.ts';
+import { track } from './progress.ts';
 
 const llm = proxyActivities<ControlActivities>({
   startToCloseTimeout: '6 minutes',
@@ -46,19 +45,10 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 5 },
   });
 
-  const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [] };
-  let frozen = false;
-  const enter = (phase: ForgePhase, note?: string) => {
-    progress.phase = phase;
-    progress.history.push({ phase, at: new Date().toISOString(), note });
-  };
-  const guarded = <T>(step: () => Promise<T>) =>
-    unlessFrozen(step, (f) => {
-      if (f && !frozen) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
-      frozen = f;
-    });
+  const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };
+  const { enter, guarded } = track(progress);
   const approval = approvals(workflowId);
-  setHandler(forgeProgressQuery, () => ({ ...progress, frozen, pendingApproval: approval.pendingId() }));
+  setHandler(forgeProgressQuery, () => ({ ...progress, frozen: progress.frozen ?? false, pendingApproval: approval.pendingId() }));
 
   const fail = async (reason: string, name?: string, report?: VerifyReport): Promise<ForgeOutcome> => {
     enter('failed', reason);

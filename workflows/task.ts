@@ -7,7 +7,6 @@ import {
   sandboxProbeCommand,
   taskInputSchema,
   type TaskInput,
-  type TaskPhase,
   type TaskProgress,
   type TaskResult,
   type ToolCallOutcome,
@@ -16,7 +15,7 @@ import type { ControlActivities, SandboxActivities } from '../activities/types.t
 import { approvals } from './approval.ts';
 import { progressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
-import { unlessFrozen } from './frozen.ts';
+import { track } from './progress.ts';
 
 const control = proxyActivities<ControlActivities>({
   startToCloseTimeout: '6 minutes',
@@ -45,17 +44,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   });
 
   const progress: TaskProgress = { phase: 'starting', history: [] };
-  const enter = (phase: TaskPhase, note?: string) => {
-    progress.phase = phase;
-    progress.history.push({ phase, at: new Date().toISOString(), note });
-  };
+  const { enter, note, guarded } = track(progress);
   const approval = approvals(workflowId);
   setHandler(progressQuery, () => ({ ...progress, pendingApproval: approval.pendingId() }));
-  const guarded = <T>(step: () => Promise<T>) =>
-    unlessFrozen(step, (frozen) => {
-      if (frozen && progress.frozen !== true) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
-      progress.frozen = frozen;
-    });
 
   try {
     enter('starting');
@@ -106,7 +97,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     if (prepared && discovery.decision.similarity < defaultRankingPolicy.reuseAt) {
       const fit = paramsFit(prepared.gate.inputSchema, prepared.filled.input);
       if (!fit.fit) {
-        progress.history.push({ phase: 'discovering', at: new Date().toISOString(), note: `${name} does not fit (missing ${fit.missing.join(', ') || '-'}, unknown ${fit.unknown.join(', ') || '-'}): forging instead` });
+        note(`${name} does not fit (missing ${fit.missing.join(', ') || '-'}, unknown ${fit.unknown.join(', ') || '-'}): forging instead`);
         name = prepared = undefined;
       }
     }
