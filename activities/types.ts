@@ -1,5 +1,6 @@
 // Activity interfaces as workflows see them (types only: workflows never import implementations).
 import type { createApprovalActivities } from './approvals.ts';
+import type { createAuditActivities } from './audit.ts';
 import type { createStoreActivities } from './store.ts';
 import type { createTaskToolActivities } from './task-tools.ts';
 import type { createRegisteredToolActivities } from './sandbox/run-registered.ts';
@@ -14,7 +15,8 @@ export type ControlActivities = ReturnType<typeof createStoreActivities> &
   ReturnType<typeof forgeLlmActivities> &
   ReturnType<typeof createForgeStoreActivities> &
   ReturnType<typeof createApprovalActivities> &
-  ReturnType<typeof createTaskToolActivities>;
+  ReturnType<typeof createTaskToolActivities> &
+  ReturnType<typeof createAuditActivities>;
 export type SandboxActivities = ReturnType<typeof createSandboxActivities> &
   ReturnType<typeof createVerifyActivities> &
   ReturnType<typeof createRegisteredToolActivities>;

@@ -4,6 +4,7 @@ import { reportError, say } from './output.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { runCommand } from './commands/run.ts';
 import { forgeCommand } from './commands/forge.ts';
+import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand, budgetCommand, decideCommand, freezeCommand, thawCommand, toolsCommand } from './commands/catalog.ts';
 
 const usage = `forge — durable tool forging on Temporal
@@ -20,6 +21,11 @@ const usage = `forge — durable tool forging on Temporal
   forge approve|reject <id> [--json]     answer a pending approval
   forge freeze [--reason r] | thaw       kill switch: stop all side effects / resume
   forge budget [--json]                  today's forge budget
+  forge audit [--tool n] [--workflow id] [--kind k] [--limit n] [--json]
+                                         audited calls, newest first (reasoning, task, input, output)
+  forge audit show <id> [--json]         one audit entry, whole
+  forge audit replay <id> [--allow-write] [--json]
+                                         re-run that call in the sandbox; compare outputs (exit 1 if they differ)
   forge worker                           run a worker in the foreground
   forge sandbox exec <tool-file> --input '<json>' [--json]
   forge sandbox verify <tool-dir> [--json]
@@ -42,6 +48,7 @@ const commands: Record<string, Command> = {
   freeze: freezeCommand,
   thaw: thawCommand,
   budget: budgetCommand,
+  audit: auditCommand,
   async demo(cfg, args) {
     const code = await upCommand(cfg, args);
     return code === 0 ? runCommand(cfg, [DEMO_TASK, '--wait', ...args]) : code;

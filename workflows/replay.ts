@@ -1,0 +1,82 @@
+import { ActivityFailure, ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ReplayNeedsConsentError, replayRequestSchema, type ReplayRequest, type ReplayResult } from '../domain/audit.ts';
+import { FROZEN_FAILURE } from '../domain/errors.ts';
+import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
+import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+
+const control = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
+});
+
+/**
+ * A frozen Forge refuses a replay outright rather than waiting for thaw (as task and forge
+ * workflows do): a replay is a question a person asks now, and a stale answer hours later helps
+ * nobody. The refusal is a workflow failure of type ForgeFrozen, which the CLI turns into advice.
+ */
+async function refusedWhileFrozen<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    if (cause instanceof ApplicationFailure && cause.type === FROZEN_FAILURE) {
+      throw ApplicationFailure.create({ type: FROZEN_FAILURE, message: cause.message, nonRetryable: true });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Replays one audited tool call: load the audit row → run the same tool version on the same input
+ * in the sandbox → record the replay (kind 'replay', never an invocation) with both output hashes.
+ * Durable and visible in the Temporal UI (ForgeCycleKind = replay, ForgeToolName = the tool).
+ */
+export async function replayWorkflow(raw: ReplayRequest): Promise<ReplayResult> {
+  const parsed = replayRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid replay request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidReplayRequest');
+  }
+  const req = parsed.data;
+  const { workflowId } = workflowInfo();
+  const sandbox = proxyActivities<SandboxActivities>({
+    taskQueue: req.sandboxQueue,
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
+  });
+
+  const target = await refusedWhileFrozen(() => control.loadReplayTarget({ auditId: req.auditId }));
+  // Also set here, not only by the CLI, so a replay started from elsewhere is still findable.
+  upsertSearchAttributes([
+    { key: CYCLE_KIND, value: 'replay' },
+    { key: TOOL_NAME, value: target.tool },
+  ]);
+  if (target.sideEffect === 'write' && !req.allowWrite) {
+    const refusal = new ReplayNeedsConsentError(target.auditId, target.tool, target.version);
+    throw ApplicationFailure.create({ type: refusal.code, message: refusal.message, nonRetryable: true, details: [{ fix: refusal.fix }] });
+  }
+
+  const run = await refusedWhileFrozen(() => sandbox.sandboxRunRegisteredTool({ name: target.tool, version: target.version, input: target.input }));
+  const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
+  const recorded = await control.recordReplay({
+    workflowId,
+    requestedBy: req.requestedBy,
+    target,
+    run: { ok: run.ok, output: run.output, error, latencyMs: run.durationMs },
+  });
+  return {
+    workflowId,
+    auditId: target.auditId,
+    replayAuditId: recorded.replayAuditId,
+    tool: target.tool,
+    version: target.version,
+    succeeded: run.ok,
+    reason: error,
+    same: recorded.same,
+    originalOutputHash: recorded.originalOutputHash,
+    replayOutputHash: recorded.replayOutputHash,
+    diff: recorded.diff,
+    output: run.output,
+    latencyMs: run.durationMs,
+  };
+}
