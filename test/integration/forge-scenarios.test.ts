@@ -10,6 +10,8 @@ import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
 import { decideApprovalUpdate, forgeProgressQuery, progressQuery } from '../../workflows/definitions.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../../workers/bundle.ts';
 
 // Forge scenarios on the scripted model: real Temporal, Postgres and Docker; the model's replies
 // come from scenarios/*.json (demo.json last: its planning rule answers any task).
@@ -138,6 +140,21 @@ describe('forge scenarios', () => {
     assert.equal(outcome.status, 'registered');
     assert.equal(outcome.attempts, 1, 'no repair was triggered by the freeze');
     assert.deepEqual(await versions('fetch_exchange_rate'), [1]);
+  });
+
+  it('every workflow history of these scenarios replays deterministically against the current code', async () => {
+    const bundle = await workflowBundle(path.join(home, 'cache'));
+    const executions = client.workflow.list({ query: `TaskQueue = "${cfg.FORGE_TASK_QUEUE}" AND ExecutionStatus != "Running"` });
+    const histories = (async function* () {
+      for await (const e of executions) yield { workflowId: e.workflowId, history: await client.workflow.getHandle(e.workflowId, e.runId).fetchHistory() };
+    })();
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'forge-scenarios' }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
+      replayed++;
+    }
+    // 4 forges, 2 tasks and the forge one of them started as a child
+    assert.ok(replayed >= 7, `replayed ${replayed} histories, expected the 7 this file ran`);
   });
 
   async function waitForApproval(workflowId: string) {
