@@ -10,7 +10,9 @@ import type net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import type { ToolContext } from '../../domain/tool.ts';
+import { sandboxJobSchema } from '../../activities/sandbox/types.ts';
 import { callTool } from '../../runner/call.ts';
+import { jobMessageSchema } from '../../runner/protocol.ts';
 import { createProxyServer, type ProxyDecision } from '../../runner/proxy.ts';
 import type { LoadedTool } from '../../runner/tool-module.ts';
 
@@ -94,5 +96,23 @@ describe('callTool through an egress proxy', () => {
     assert.deepEqual(decisions.map((d) => [d.decision, d.method, d.host]), [['deny', 'CONNECT', 'inside.example.com']]);
     assert.match(decisions[0]!.reason!, /inside\.example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\)/);
     assert.deepEqual(seenByUpstream, []);
+  });
+});
+
+describe('the proxy in the job protocol', () => {
+  const job = { mode: 'call', files: {}, entry: 'tool.mjs', limits: { timeoutMs: 1000 } };
+
+  test('the runner accepts only an http://host:port proxy address', () => {
+    assert.equal(jobMessageSchema.parse({ ...job, proxyUrl: 'http://172.30.0.2:3128' }).proxyUrl, 'http://172.30.0.2:3128');
+    for (const bad of ['https://172.30.0.2:3128', 'http://user:pw@proxy:3128', 'http://172.30.0.2', 'http://proxy:3128/path', 'file:///etc/passwd']) {
+      assert.equal(jobMessageSchema.safeParse({ ...job, proxyUrl: bad }).success, false, bad);
+    }
+  });
+
+  test('a sandbox job with a proxy must name the network the proxy is on', () => {
+    const noNetwork = sandboxJobSchema.safeParse({ ...job, proxyUrl: 'http://172.30.0.2:3128' });
+    assert.equal(noNetwork.success, false);
+    assert.match(noNetwork.error!.issues[0]!.message, /proxyUrl needs the network the proxy is on/);
+    assert.equal(sandboxJobSchema.safeParse({ ...job, proxyUrl: 'http://172.30.0.2:3128', network: 'forge-egress-x' }).success, true);
   });
 });
