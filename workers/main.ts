@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ForgeConfig } from '../domain/config.ts';
-import { config } from '../infra/config.ts';
+import { config, toolsDir } from '../infra/config.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { log } from '../infra/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
@@ -35,10 +35,6 @@ export type WorkerRole = 'all' | 'control' | 'sandbox';
 export interface RunningWorkers {
   run(): Promise<void>;
   shutdown(): Promise<void>;
-}
-
-export function toolsDir(cfg: ForgeConfig): string {
-  return path.join(cfg.home, 'tools');
 }
 
 export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {

@@ -7,10 +7,10 @@ import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
 import { createRegistry } from '../../activities/registry.ts';
 import type { Sql } from '../../infra/db.ts';
 import { dockerClient } from '../../infra/docker.ts';
+import { toolsDir } from '../../infra/config.ts';
 import { openDatabase } from '../../infra/postgres.ts';
 import { temporalClient } from '../../infra/temporal.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
-import { toolsDir } from '../../workers/main.ts';
 import { printJson, say } from '../output.ts';
 
 /** Read-only and human-in-the-loop commands: they work while Forge is frozen. */
