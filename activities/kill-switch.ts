@@ -68,8 +68,8 @@ export function guarded<T extends Record<string, (...args: never[]) => Promise<u
  * `forge freeze`: refuse first, then kill every running sandbox — a job that starts in between is
  * refused by the guard that runs after it, so nothing slips through.
  */
-export async function freezeForge(deps: { sql: Sql; docker: Docker; by: string; reason?: string }): Promise<{ killedSandboxes: number }> {
+export async function freezeForge(deps: { sql: Sql; docker: Docker; deployment: string; by: string; reason?: string }): Promise<{ killedSandboxes: number }> {
   await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
   // With no Docker engine answering, no sandbox runs: the freeze itself still holds.
-  return { killedSandboxes: await reapOrphans(deps.docker, { all: true }).catch(() => 0) };
+  return { killedSandboxes: await reapOrphans(deps.docker, { all: true, deployment: deps.deployment }).catch(() => 0) };
 }

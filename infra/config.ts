@@ -2,6 +2,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type ForgeConfig } from '../domain/config.ts';
 
+/** The label that ties sandbox containers to one Forge deployment (see forge freeze). */
+export function sandboxDeploymentName(cfg: Pick<ForgeConfig, 'TEMPORAL_NAMESPACE' | 'FORGE_SANDBOX_QUEUE'>): string {
+  return `${cfg.TEMPORAL_NAMESPACE}/${cfg.FORGE_SANDBOX_QUEUE}`;
+}
+
 /** Where registered tools live as files: <FORGE_HOME>/tools/<name>/v<N>/. */
 export function toolsDir(cfg: Pick<ForgeConfig, 'home'>): string {
   return path.join(cfg.home, 'tools');

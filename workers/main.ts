@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ForgeConfig } from '../domain/config.ts';
-import { config, toolsDir } from '../infra/config.ts';
+import { config, sandboxDeploymentName, toolsDir } from '../infra/config.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { log } from '../infra/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
@@ -22,6 +22,7 @@ import { createRegistry, watchRegistry, type Registry } from '../activities/regi
 import { verifyTool } from '../activities/sandbox/stages/index.ts';
 import { formatForRepair } from '../domain/verification.ts';
 import { createSandbox, createSandboxActivities, reapOrphans } from '../activities/sandbox/index.ts';
+import { setSandboxDeployment } from '../activities/sandbox/container.ts';
 import { createVerifyActivities } from '../activities/sandbox/verify-activity.ts';
 import { createStoreActivities } from '../activities/store.ts';
 import { createTaskToolActivities } from '../activities/task-tools.ts';
@@ -83,6 +84,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
 
   if (role !== 'control') {
     const docker = dockerClient(cfg);
+    setSandboxDeployment(sandboxDeploymentName(cfg));
     await reapOrphans(docker);
     await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
     const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });

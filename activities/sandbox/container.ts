@@ -15,6 +15,19 @@ import type { SandboxLimits } from './types.ts';
 export const LABEL_SANDBOX = 'forge.sandbox';
 export const LABEL_JOB = 'forge.job';
 export const LABEL_OWNER = 'forge.owner';
+export const LABEL_DEPLOYMENT = 'forge.deployment';
+
+let deployment = 'default';
+/**
+ * Which Forge deployment (namespace + sandbox queue) this process's sandboxes belong to, so
+ * `forge freeze` kills this deployment's sandboxes and not those of another Forge on the same engine.
+ */
+export function setSandboxDeployment(name: string): void {
+  deployment = name;
+}
+export function sandboxDeployment(): string {
+  return deployment;
+}
 const TMPFS_MB = 16;
 
 /**
@@ -52,7 +65,7 @@ export function containerSpec(plan: ContainerPlan): Docker.ContainerCreateOption
     StdinOnce: true,
     Tty: false, // demuxStream needs the multiplexed (non-TTY) stream
     ...(plan.network ? {} : { NetworkDisabled: true }),
-    Labels: { [LABEL_SANDBOX]: '1', [LABEL_JOB]: plan.jobId, [LABEL_OWNER]: OWNER },
+    Labels: { [LABEL_SANDBOX]: '1', [LABEL_JOB]: plan.jobId, [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: deployment },
     StopTimeout: 1,
     HostConfig: {
       NetworkMode: plan.network ?? 'none',

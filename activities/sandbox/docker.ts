@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
 import { log } from '../../infra/log.ts';
 import { splitRunnerOutput, type JobMessageInput, type RunnerResult } from '../../runner/protocol.ts';
-import { LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
 import {
   resolveLimits, sandboxJobSchema, SandboxCancelledError, SandboxStartError,
   type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,
@@ -212,9 +212,10 @@ export function ownerIsGone(owner: string | undefined, self = OWNER, host = os.h
  * staleAfterMs, so two workers (or test files) sharing one engine do not kill each
  * other's jobs; `all: true` removes every forge.sandbox container.
  */
-export async function reapOrphans(docker: Docker, opts: { all?: boolean; staleAfterMs?: number } = {}): Promise<number> {
+export async function reapOrphans(docker: Docker, opts: { all?: boolean; staleAfterMs?: number; deployment?: string } = {}): Promise<number> {
   const staleAfterMs = opts.staleAfterMs ?? 6 * 3600_000;
-  const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_SANDBOX}=1`] } });
+  const label = [`${LABEL_SANDBOX}=1`, ...(opts.deployment ? [`${LABEL_DEPLOYMENT}=${opts.deployment}`] : [])];
+  const containers = await docker.listContainers({ all: true, filters: { label } });
   const doomed = containers.filter((c) => opts.all || ownerIsGone(c.Labels[LABEL_OWNER]) || Date.now() - c.Created * 1000 > staleAfterMs);
   await Promise.all(doomed.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
   if (doomed.length) log.info('reaped orphan sandbox containers', { count: doomed.length });

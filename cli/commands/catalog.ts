@@ -7,7 +7,7 @@ import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
 import { createRegistry } from '../../activities/registry.ts';
 import type { Sql } from '../../infra/db.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { toolsDir } from '../../infra/config.ts';
+import { sandboxDeploymentName, toolsDir } from '../../infra/config.ts';
 import { openDatabase } from '../../infra/postgres.ts';
 import { temporalClient } from '../../infra/temporal.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
@@ -101,7 +101,7 @@ export function decideCommand(approve: boolean) {
 export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...jsonFlag, reason: { type: 'string' } } });
   const by = process.env.FORGE_USER ?? os.userInfo().username;
-  const { killedSandboxes: killed } = await withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), by, reason: values.reason }));
+  const { killedSandboxes: killed } = await withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), deployment: sandboxDeploymentName(cfg), by, reason: values.reason }));
   if (values.json) printJson({ ok: true, frozen: true, by, killedSandboxes: killed });
   else say(`Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`);
   return 0;

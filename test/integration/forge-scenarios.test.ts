@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
 import { dockerClient } from '../../infra/docker.ts';
+import { sandboxDeploymentName } from '../../infra/config.ts';
 import type { ForgeOutcome, ForgeProgress } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
@@ -123,7 +124,7 @@ describe('forge scenarios', () => {
       }
     };
     await waitFor('verifying', (p) => p.phase === 'verifying');
-    const { killedSandboxes } = await freezeForge({ sql: db.sql, docker: dockerClient(cfg), by: 'tester', reason: 'scenario test' });
+    const { killedSandboxes } = await freezeForge({ sql: db.sql, docker: dockerClient(cfg), deployment: sandboxDeploymentName(cfg), by: 'tester', reason: 'scenario test' });
     try {
       assert.ok(killedSandboxes >= 1, 'the running verification sandbox was killed');
       const frozen = await waitFor('frozen', (p) => p.frozen);

@@ -6,7 +6,7 @@ import { ForgeError, describeError } from '../../../domain/errors.ts';
 import { log } from '../../../infra/log.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
-import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../container.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../container.ts';
 import { ownerIsGone } from '../docker.ts';
 import { bundleRunnerScript, repoRoot } from './bundle.ts';
 
@@ -73,7 +73,7 @@ function proxySpec(opts: EgressOptions, name: string, code: string): Docker.Cont
     AttachStdout: true,
     AttachStderr: true,
     Tty: false,
-    Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER },
+    Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: sandboxDeployment() },
     HostConfig: {
       // The default bridge is the proxy's way out; the internal network is connected below.
       NetworkMode: 'bridge',
@@ -201,7 +201,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
       // Without this the host gets an address on the bridge, and its services listening on
       // 0.0.0.0 would be reachable from the "internal" network (measured here).
       Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true' },
-      Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER },
+      Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: sandboxDeployment() },
     });
     step = 'bundle the proxy';
     const code = await proxyBundle();
