@@ -110,7 +110,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       enter('forging', need.name);
       const outcome: ForgeOutcome = await executeChild(forgeWorkflow, {
         workflowId: `${workflowId}.forge`,
-        args: [{ need: need.description, name: need.name, sandboxQueue: input.sandboxQueue }],
+        // The plan's name only helped discovery; the spec step names the tool it writes.
+        args: [{ need: need.description, sandboxQueue: input.sandboxQueue }],
       });
       if (outcome.status !== 'registered') {
         return { tool: need.name, status: 'not-run', reason: `no tool fits and forging one failed: ${outcome.reason}` };
