@@ -1,4 +1,4 @@
-import { ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   forgeRequestSchema,
   toolFiles,
@@ -10,9 +10,10 @@ import {
 import { TOOL_NAME } from '../domain/search-attributes.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import type { ApiSpec } from '../domain/tool.ts';
-import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+import type { ControlActivities } from '../activities/types.ts';
 import { approvals } from './approval.ts';
 import { forgeProgressQuery } from './definitions.ts';
+import { parseWorkflowInput, sandboxActivities } from './common.ts';
 import { track } from './progress.ts';
 
 const llm = proxyActivities<ControlActivities>({
@@ -32,18 +33,9 @@ const store = proxyActivities<ControlActivities>({
  * touched by the final, idempotent registration).
  */
 export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
-  const parsed = forgeRequestSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid forge request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidForgeRequest');
-  }
-  const req = parsed.data;
+  const req = parseWorkflowInput(forgeRequestSchema, raw, 'forge request', 'InvalidForgeRequest');
   const { workflowId } = workflowInfo();
-  const sandbox = proxyActivities<SandboxActivities>({
-    taskQueue: req.sandboxQueue,
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '20 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 5 },
-  });
+  const sandbox = sandboxActivities(req.sandboxQueue);
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };
   const { enter, guarded } = track(progress);

@@ -2,7 +2,8 @@ import { ActivityFailure, ApplicationFailure, proxyActivities, upsertSearchAttri
 import { ReplayNeedsConsentError, replayRequestSchema, type ReplayRequest, type ReplayResult } from '../domain/audit.ts';
 import { FROZEN_FAILURE } from '../domain/errors.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
-import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+import type { ControlActivities } from '../activities/types.ts';
+import { parseWorkflowInput, sandboxActivities } from './common.ts';
 
 const control = proxyActivities<ControlActivities>({
   startToCloseTimeout: '1 minute',
@@ -32,18 +33,9 @@ async function refusedWhileFrozen<T>(step: () => Promise<T>): Promise<T> {
  * Durable and visible in the Temporal UI (ForgeCycleKind = replay, ForgeToolName = the tool).
  */
 export async function replayWorkflow(raw: ReplayRequest): Promise<ReplayResult> {
-  const parsed = replayRequestSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid replay request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidReplayRequest');
-  }
-  const req = parsed.data;
+  const req = parseWorkflowInput(replayRequestSchema, raw, 'replay request', 'InvalidReplayRequest');
   const { workflowId } = workflowInfo();
-  const sandbox = proxyActivities<SandboxActivities>({
-    taskQueue: req.sandboxQueue,
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '20 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
-  });
+  const sandbox = sandboxActivities(req.sandboxQueue, 3);
 
   const target = await refusedWhileFrozen(() => control.loadReplayTarget({ auditId: req.auditId }));
   // Also set here, not only by the CLI, so a replay started from elsewhere is still findable.

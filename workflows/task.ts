@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import type { Plan } from '../domain/plan.ts';
 import { defaultRankingPolicy, paramsFit } from '../domain/ranking.ts';
@@ -11,9 +11,10 @@ import {
   type TaskResult,
   type ToolCallOutcome,
 } from '../domain/task.ts';
-import type { ControlActivities, SandboxActivities } from '../activities/types.ts';
+import type { ControlActivities } from '../activities/types.ts';
 import { approvals } from './approval.ts';
 import { progressQuery } from './definitions.ts';
+import { parseWorkflowInput, sandboxActivities } from './common.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
@@ -30,18 +31,9 @@ const control = proxyActivities<ControlActivities>({
  * resumes without writing anything twice.
  */
 export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
-  const parsed = taskInputSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid task input: ${parsed.error.issues.map((i) => i.message).join('; ')}`, 'InvalidTaskInput');
-  }
-  const input = parsed.data;
+  const input = parseWorkflowInput(taskInputSchema, raw, 'task input', 'InvalidTaskInput');
   const { workflowId } = workflowInfo();
-  const sandbox = proxyActivities<SandboxActivities>({
-    taskQueue: input.sandboxQueue,
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '20 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
+  const sandbox = sandboxActivities(input.sandboxQueue);
 
   const progress: TaskProgress = { phase: 'starting', history: [] };
   const { enter, note, guarded } = track(progress);

@@ -9,22 +9,13 @@ import { AuditEntryNotFoundError, ForgeFrozenError, ReplayNeedsConsentError, par
 import type { ForgeConfig } from '../../domain/config.ts';
 import { FROZEN_FAILURE, ForgeError, InvalidInputError } from '../../domain/errors.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../../domain/search-attributes.ts';
-import type { Sql } from '../../infra/db.ts';
-import { openDatabase } from '../../infra/postgres.ts';
 import { hasPollers } from '../../infra/stack.ts';
 import { temporalClient, temporalEndpoint } from '../../infra/temporal.ts';
+import { withDb } from '../db.ts';
 import { printJson, say, uiLink } from '../output.ts';
 
 const USAGE = 'usage: forge audit [--tool name] [--workflow id] [--kind k] [--limit n] [--json] | forge audit show <id> [--json] | forge audit replay <id> [--allow-write] [--json]';
 
-async function withDb<T>(cfg: ForgeConfig, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = await openDatabase(cfg, { max: 1 });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end({ timeout: 2 });
-  }
-}
 
 /** `forge audit`, `forge audit show <id>`, `forge audit replay <id>`. Listing and show work while frozen. */
 export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<number> {

@@ -5,23 +5,14 @@ import { ForgeError, InvalidInputError } from '../../domain/errors.ts';
 import { findApproval, pendingApprovals } from '../../activities/approvals.ts';
 import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
 import { createRegistry } from '../../activities/registry.ts';
-import type { Sql } from '../../infra/db.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { sandboxDeploymentName, toolsDir } from '../../infra/config.ts';
-import { openDatabase } from '../../infra/postgres.ts';
 import { temporalClient } from '../../infra/temporal.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
+import { withDb } from '../db.ts';
 import { printJson, say } from '../output.ts';
 
-/** Read-only and human-in-the-loop commands: they work while Forge is frozen. */
-async function withDb<T>(cfg: ForgeConfig, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = await openDatabase(cfg, { max: 1 });
-  try {
-    return await fn(sql);
-  } finally {
-    await sql.end({ timeout: 2 });
-  }
-}
+// Read-only and human-in-the-loop commands: they work while Forge is frozen.
 
 const jsonFlag = { json: { type: 'boolean' as const, default: false } };
 
