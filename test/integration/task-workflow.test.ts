@@ -55,7 +55,7 @@ describe('task workflow through real Temporal, Postgres, Docker and the scripted
     });
     await assert.rejects(handle.result(), (err: unknown) => {
       assert.ok(err instanceof WorkflowFailedError);
-      assert.match(String(err.cause?.message), /invalid task input: describe the task/);
+      assert.match(String(err.cause?.message), /invalid task input: task: describe the task/);
       return true;
     });
   });
