@@ -6,12 +6,11 @@ import {
   IdempotencyConflictError,
   RegistryWriteError,
   createRegistry,
-  watchRegistry,
   type RegisterInput,
   type RegisterStage,
   type Registry,
-  type WatchEvent,
 } from '../../activities/registry.ts';
+import { watchRegistry, type WatchEvent } from '../../activities/registry-watcher.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
