@@ -197,6 +197,11 @@ export async function ensureSandboxImage(
     const current = (info: Docker.ImageInspectInfo | null) => !opts.force && info?.Config?.Labels?.[HASH_LABEL] === hash;
     const existing = await inspectOrNull(docker, opts.tag);
     if (existing && current(existing)) return { tag: opts.tag, built: false, imageId: existing.Id };
+    if (!opts.force && fromRegistry(opts.tag)) {
+      step = 'pull the image';
+      const pulled = await pullQuietly(docker, opts.tag);
+      if (pulled && current(pulled)) return { tag: opts.tag, built: false, imageId: pulled.Id };
+    }
     return await withBuildLock(opts.tag, async () => {
       // Another process may have built it while we waited for the lock.
       const now = await inspectOrNull(docker, opts.tag);
@@ -211,6 +216,27 @@ export async function ensureSandboxImage(
   } catch (err) {
     if (err instanceof SandboxImageError) throw err;
     throw new SandboxImageError(opts.tag, step, describeError(err));
+  }
+}
+
+/** A tag that names a registry host (registry.example.com/forge-sandbox:1, localhost:5000/…) can be pulled. */
+export function fromRegistry(tag: string): boolean {
+  const first = tag.split('/')[0] ?? '';
+  return tag.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+}
+
+/**
+ * Pulls when a registry answers; the pulled image is used only if it carries this runner's hash.
+ * No registry (as on these machines) is not an error: the image is then built locally.
+ */
+async function pullQuietly(docker: Docker, tag: string): Promise<Docker.ImageInspectInfo | null> {
+  try {
+    const stream = await docker.pull(tag);
+    await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+    return await inspectOrNull(docker, tag);
+  } catch (err) {
+    log.info('sandbox image not pulled; building it locally', { tag, reason: describeError(err).slice(0, 200) });
+    return null;
   }
 }
 
