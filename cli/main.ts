@@ -55,7 +55,7 @@ const commands: Record<string, Command> = {
   },
   async worker(cfg) {
     const { startWorkers } = await import('../workers/main.ts');
-    await (await startWorkers(cfg, (process.env.FORGE_WORKER_ROLE ?? 'all') as 'all')).run();
+    await (await startWorkers(cfg, cfg.FORGE_WORKER_ROLE)).run();
     return 0;
   },
   async sandbox(_cfg, args) {

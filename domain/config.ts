@@ -41,6 +41,10 @@ export const configSchema = z.object({
   FORGE_SCRIPTED_MODEL_PORT: port.default(4399),
 
   FORGE_DAILY_FORGE_BUDGET: z.coerce.number().int().min(0).default(3),
+  /** which task queues a worker process serves: control (workflows, LLM, Postgres), sandbox (Docker), or all */
+  FORGE_WORKER_ROLE: z.enum(['all', 'control', 'sandbox']).default('all'),
+  /** re-verify and version a person's edits to tool folders */
+  FORGE_WATCH_TOOLS: boolFlag.default(true),
 });
 
 export type ForgeConfig = z.infer<typeof configSchema> & { home: string };
@@ -51,6 +55,8 @@ const expectations: Record<string, string> = {
   ANTHROPIC_BASE_URL: 'an http(s) URL',
   FORGE_LOG_LEVEL: 'one of debug, info, warn, error',
   TEMPORAL_TLS: 'one of 1, 0, true, false, yes, no',
+  FORGE_WATCH_TOOLS: 'one of 1, 0, true, false, yes, no',
+  FORGE_WORKER_ROLE: 'one of all, control, sandbox',
 };
 
 /** Parses the environment; a wrong value names the variable, the value and what is expected. */

@@ -32,7 +32,7 @@ import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
 import { llmEndpoint } from './llm-endpoint.ts';
 
-export type WorkerRole = 'all' | 'control' | 'sandbox';
+export type WorkerRole = ForgeConfig['FORGE_WORKER_ROLE'];
 
 export interface RunningWorkers {
   run(): Promise<void>;
@@ -60,7 +60,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
     registry = createRegistry({ sql, root: toolsDir(cfg) });
     await registry.recover();
-    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry: registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
+    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
     const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
     workers.push(
       await Worker.create({
@@ -90,7 +90,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
     const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
     closers.unshift(() => sandbox.close());
-    if (registry && process.env.FORGE_WATCH_TOOLS !== '0') {
+    if (registry && cfg.FORGE_WATCH_TOOLS) {
       // A person's edit to a tool folder is re-verified in the sandbox before it becomes a version.
       const watcher = await watchRegistry(registry, {
         async verify(dir) {
@@ -135,8 +135,8 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const role = (process.env.FORGE_WORKER_ROLE ?? 'all') as WorkerRole;
-  const workers = await startWorkers(config(), role);
+  const cfg = config();
+  const workers = await startWorkers(cfg, cfg.FORGE_WORKER_ROLE);
   // Worker.run() handles SIGINT/SIGTERM itself (graceful shutdown).
   await workers.run();
 }
