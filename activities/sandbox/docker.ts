@@ -16,7 +16,8 @@ import {
  */
 
 /** The runner honours the budget itself; the host kills this long after, for jobs that cannot stop. */
-const KILL_GRACE_MS = 250;
+// The runner's own deadline fires at the limit and reports; the host kills only if it could not.
+const KILL_GRACE_MS = 1000;
 /** Time a fresh container gets to start node and load the runner before the job clock starts. */
 const BOOT_TIMEOUT_MS = 20_000;
 

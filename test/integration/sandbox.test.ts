@@ -109,11 +109,9 @@ after(async () => {
 });
 
 describe('sandbox image', () => {
-  it('is idempotent and quick when present', async () => {
-    const started = Date.now();
+  it('is idempotent when present', async () => {
     const again = await ensureSandboxImage(docker, { tag: image });
-    assert.equal(again.built, false);
-    assert.ok(Date.now() - started < 5_000, 'an unchanged image is not rebuilt');
+    assert.equal(again.built, false, 'an unchanged image is not rebuilt');
     const info = await docker.getImage(image).inspect();
     assert.equal(info.Config.User, '10001:10001');
   });
