@@ -9,6 +9,7 @@ import { CYCLE_KIND } from '../../domain/search-attributes.ts';
 import { temporalClient, temporalEndpoint } from '../../infra/temporal.ts';
 import { forgeProgressQuery } from '../../workflows/definitions.ts';
 import { printJson, say, uiLink } from '../output.ts';
+import { progressPrinter } from '../progress.ts';
 
 function readFileArg(file: string | undefined, what: string): string | undefined {
   if (!file) return undefined;
@@ -66,17 +67,18 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       if (values.json) printJson({ ok: true, workflowId, uiUrl: link });
       return 0;
     }
-    let last = '';
+    const print = progressPrinter();
     let done = false;
     const result = handle.result() as Promise<ForgeOutcome>;
     result.then(() => (done = true), () => (done = true));
     while (!done) {
       const p = await handle.query(forgeProgressQuery).catch(() => undefined);
-      const line = p ? `${p.phase}${p.frozen ? ' (frozen)' : ''}${p.pendingApproval ? ` — waiting for: forge approve ${p.pendingApproval}` : ''}` : '';
-      if (line && line !== last && !values.json) say(`  … ${line}`);
-      last = line || last;
+      if (p && !values.json) print(p);
       await Promise.race([result.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
     }
+    // The last transitions happened after the last poll; a closed workflow still answers queries.
+    const final = await handle.query(forgeProgressQuery).catch(() => undefined);
+    if (final && !values.json) print(final);
     try {
       const outcome = await result;
       if (values.json) printJson({ ok: outcome.status === 'registered', workflowId, uiUrl: link, outcome });

@@ -4,11 +4,12 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import type { ForgeConfig } from '../../domain/config.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { CYCLE_KIND } from '../../domain/search-attributes.ts';
-import { taskInputSchema, type TaskPhase, type TaskResult } from '../../domain/task.ts';
+import { taskInputSchema, type TaskResult } from '../../domain/task.ts';
 import { hasPollers } from '../../infra/stack.ts';
 import { temporalClient, temporalEndpoint } from '../../infra/temporal.ts';
 import { progressQuery } from '../../workflows/definitions.ts';
 import { printJson, say, uiLink } from '../output.ts';
+import { progressPrinter } from '../progress.ts';
 
 export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -43,7 +44,7 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
 }
 
 async function follow(client: Client, cfg: ForgeConfig, handle: WorkflowHandle, json: boolean, link: string | null): Promise<number> {
-  let last: TaskPhase | undefined;
+  const print = progressPrinter();
   let warned = false;
   const started = Date.now();
   const resultPromise = handle.result() as Promise<TaskResult>;
@@ -52,8 +53,7 @@ async function follow(client: Client, cfg: ForgeConfig, handle: WorkflowHandle, 
   while (!settled) {
     try {
       const progress = await handle.query(progressQuery);
-      if (progress.phase !== last && !json) say(`  … ${progress.phase}`);
-      last = progress.phase;
+      if (!json) print(progress);
     } catch {
       /* no worker has picked the workflow up yet */
     }
@@ -63,6 +63,8 @@ async function follow(client: Client, cfg: ForgeConfig, handle: WorkflowHandle, 
     }
     await Promise.race([resultPromise.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
   }
+  const final = await handle.query(progressQuery).catch(() => undefined);
+  if (final && !json) print(final);
   try {
     const result = await resultPromise;
     if (json) printJson({ ok: true, workflowId: result.workflowId, uiUrl: link, status: 'completed', result });
