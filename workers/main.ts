@@ -137,6 +137,8 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const cfg = config();
   const workers = await startWorkers(cfg, cfg.FORGE_WORKER_ROLE);
-  // Worker.run() handles SIGINT/SIGTERM itself (graceful shutdown).
+  // Worker.run() handles SIGINT/SIGTERM itself (graceful shutdown); once it has drained and the
+  // closers ran, leftover keep-alive sockets must not hold the process up.
   await workers.run();
+  process.exit(0);
 }

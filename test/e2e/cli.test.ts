@@ -36,7 +36,7 @@ after(() => {
   fs.rmSync(home, { recursive: true, force: true });
 });
 
-it('forge up → run --wait → doctor → down, on embedded defaults', async () => {
+it('forge up → run --wait → doctor, on embedded defaults', async () => {
   const up = forge('up', '--json');
   assert.equal(up.code, 0, up.stderr);
   const upOut = up.json();
@@ -62,6 +62,55 @@ it('forge up → run --wait → doctor → down, on embedded defaults', async ()
   );
   assert.ok(['docker', 'postgres', 'temporal', 'worker', 'llm'].every((c) => checks.some((x) => x.component === c)));
 
+});
+
+it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person runs them', async () => {
+  const forged = forge('forge', 'count the words in a text', '--wait', '--json');
+  assert.equal(forged.code, 0, forged.stdout + forged.stderr);
+  assert.deepEqual([forged.json().outcome.status, forged.json().outcome.name], ['registered', 'count_words']);
+
+  const ls = forge('tools', 'ls', '--json').json();
+  assert.deepEqual(ls.tools.map((t: { name: string }) => t.name), ['count_words']);
+  assert.equal(ls.tools[0].stats.level, 'probationary');
+  const show = forge('tools', 'show', 'count_words', '--json').json();
+  assert.equal(show.tool.manifest.sideEffect, 'read');
+  const history = forge('tools', 'history', 'count_words', '--json').json();
+  assert.deepEqual(history.history.map((h: { version: number; createdBy: string }) => [h.version, h.createdBy]), [[1, 'forge']]);
+  const missing = forge('tools', 'show', 'no_such_tool', '--json');
+  assert.equal(missing.code, 1);
+  assert.match(missing.json().message, /no_such_tool/);
+
+  // A write by a new tool waits for a person.
+  const started = forge('run', 'create a note titled groceries with milk and eggs', '--json').json();
+  let pending: { id: string; kind: string; workflow_id: string }[] = [];
+  for (let i = 0; i < 240 && !pending.length; i++) {
+    pending = forge('approvals', '--json').json().pending;
+    if (!pending.length) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(pending[0]?.workflow_id, started.workflowId);
+  assert.equal(pending[0]?.kind, 'write');
+  const wrong = forge('approve', 'not-a-real-approval', '--json');
+  assert.equal(wrong.code, 1);
+  assert.equal(wrong.json().error, 'APPROVAL_NOT_FOUND');
+  const approved = forge('approve', pending[0]!.id, '--json');
+  assert.equal(approved.code, 0, approved.stdout);
+  assert.equal(approved.json().approve, true);
+  const again = forge('approve', pending[0]!.id, '--json');
+  assert.equal(again.json().error, 'APPROVAL_DECIDED');
+
+  const budget = forge('budget', '--json').json();
+  assert.equal(budget.limit, 3);
+  assert.equal(budget.usedToday, 2, 'count_words and create_note were forged today');
+
+  const frozen = forge('freeze', '--reason', 'e2e', '--json');
+  assert.equal(frozen.json().frozen, true);
+  const doctor = forge('doctor', '--json').json();
+  assert.match(doctor.checks.find((c: { component: string }) => c.component === 'kill switch').detail, /FROZEN .*\(e2e\)/);
+  assert.equal(forge('tools', 'ls', '--json').code, 0, 'read-only commands still answer while frozen');
+  assert.equal(forge('thaw', '--json').json().frozen, false);
+});
+
+it('forge down stops everything it started, and doctor then says what to run', () => {
   const down = forge('down', '--json');
   assert.equal(down.code, 0);
   assert.deepEqual(down.json().stopped.sort(), ['pglite', 'scripted-model', 'temporal', 'worker']);
