@@ -27,6 +27,7 @@ import {
   type ScenarioResponse,
   type ScenarioRule,
 } from '../domain/scenario.ts';
+import { hashedEmbedding } from '../domain/embedding.ts';
 import { log as rootLog } from './log.ts';
 
 const log = rootLog.child({ component: 'scripted-model' });
@@ -316,6 +317,14 @@ export async function startScriptedModel(opts: ScriptedModelOptions): Promise<Sc
       }
       const purpose = req.headers['x-forge-purpose'];
       return handleMessages(body, Array.isArray(purpose) ? purpose[0] : purpose, res, rec);
+    }
+    if (req.method === 'POST' && url.pathname === '/v1/embeddings') {
+      // The stand-in for an embedding provider: deterministic hashed bags of words.
+      const input = (body as { input?: unknown } | undefined)?.input;
+      const texts = typeof input === 'string' ? [input] : Array.isArray(input) ? input.map(String) : [];
+      rec.status = texts.length ? 200 : 400;
+      if (!texts.length) return sendError(res, 400, 'invalid_request_error', 'scripted model: /v1/embeddings needs { input: string | string[] }');
+      return sendJson(res, 200, { model: 'scripted-hash', data: texts.map((t, index) => ({ embedding: hashedEmbedding(t), index })) });
     }
     if (req.method === 'POST' && url.pathname === '/v1/messages/count_tokens') {
       rec.status = 200;

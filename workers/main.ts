@@ -14,6 +14,7 @@ import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { createApprovalActivities } from '../activities/approvals.ts';
 import { createAuditActivities } from '../activities/audit.ts';
+import { createHttpEmbedder } from '../activities/embeddings.ts';
 import { createForgeStoreActivities } from '../activities/forge-store.ts';
 import { forgeLlmActivities } from '../activities/forge-llm.ts';
 import { createKillSwitch, guarded } from '../activities/kill-switch.ts';
@@ -58,7 +59,10 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     const llmTarget = llmEndpoint(cfg);
     if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
     const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
-    registry = createRegistry({ sql, root: toolsDir(cfg) });
+    const embedder = cfg.FORGE_EMBEDDINGS_URL
+      ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
+      : undefined;
+    registry = createRegistry({ sql, root: toolsDir(cfg), embedder });
     await registry.recover();
     const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
     const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });

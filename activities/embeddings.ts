@@ -1,0 +1,34 @@
+import { embeddingsResponseSchema } from '../domain/embedding.ts';
+import { ComponentDownError, describeError } from '../domain/errors.ts';
+import type { Embedder } from './registry.ts';
+
+/**
+ * An embedding provider over HTTP (FORGE_EMBEDDINGS_URL, e.g. https://api.voyageai.com/v1/embeddings,
+ * or the scripted model's /v1/embeddings offline). The key comes from the environment only.
+ */
+export function createHttpEmbedder(opts: { url: string; model: string; apiKey?: string; timeoutMs?: number }): Embedder {
+  return {
+    model: opts.model,
+    async embed(texts: string[]): Promise<number[][]> {
+      let res: Response;
+      try {
+        res = await fetch(opts.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}) },
+          body: JSON.stringify({ input: texts, model: opts.model }),
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
+        });
+      } catch (err) {
+        throw new ComponentDownError('embedding provider', `${opts.url}: ${describeError(err)}`, 'check FORGE_EMBEDDINGS_URL, or unset it to search by words only');
+      }
+      if (!res.ok) {
+        throw new ComponentDownError('embedding provider', `${opts.url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`, res.status === 401 ? 'check FORGE_EMBEDDINGS_API_KEY' : 'check FORGE_EMBEDDINGS_URL and FORGE_EMBEDDINGS_MODEL');
+      }
+      const parsed = embeddingsResponseSchema.safeParse(await res.json());
+      if (!parsed.success || parsed.data.data.length !== texts.length) {
+        throw new ComponentDownError('embedding provider', `${opts.url} did not answer with ${texts.length} embedding(s)`, 'point FORGE_EMBEDDINGS_URL at an endpoint that speaks { input, model } → { data: [{ embedding }] }');
+      }
+      return [...parsed.data.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding);
+    },
+  };
+}
