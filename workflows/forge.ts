@@ -1,4 +1,4 @@
-import { proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   forgeRequestSchema,
   toolFiles,
@@ -63,46 +63,58 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
   }
 
-  enter('spec');
-  const spec: ToolSpec = await guarded(() => llm.writeSpec({ need: req.need, name: req.name }));
-  progress.toolName = spec.name;
-  upsertSearchAttributes([{ key: TOOL_NAME, value: spec.name }]);
-
-  enter('api');
-  const apiSpec: ApiSpec | null =
-    spec.permissions.network.length || req.apiDocs || req.openApi
-      ? await guarded(() => llm.extractApiSpec({ spec, apiDocs: req.apiDocs, openApi: req.openApi }))
-      : null;
-
-  enter('tests');
-  const { tests } = await guarded(() => llm.writeTests({ spec, apiSpec }));
-  enter('implementation');
-  let { source } = await guarded(() => llm.writeImplementation({ spec, apiSpec, tests }));
-
-  let report: VerifyReport | undefined;
-  for (let attempt = 1; ; attempt++) {
-    enter('verifying', `attempt ${attempt}`);
-    const files = toolFiles(source, tests, apiSpec ?? undefined);
-    report = await guarded(() => sandbox.sandboxVerify({ files }));
-    const summary = formatForRepair(report);
-    progress.attempts.push({ attempt, passed: report.passed, summary: summary.slice(0, 4000) });
-    if (report.passed) break;
-    if (attempt > req.maxRepairs) {
-      return fail(`verification failed after ${req.maxRepairs} repair(s): ${firstFailure(report)}`, spec.name, report);
-    }
-    enter('repairing', `repair ${attempt} of ${req.maxRepairs}`);
-    const currentSource = source;
-    const repaired = await guarded(() => llm.repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
-    source = repaired.source;
+  try {
+    return await synthesize();
+  } catch (err) {
+    // A step that failed for good (e.g. the model's reply never fit, even after the retry) ends the
+    // forge with its reason on record, like a failed verification; the catalog is untouched.
+    if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
+    const cause = err.cause instanceof Error ? err.cause.message : err.message;
+    return fail(`the ${progress.phase} step failed: ${cause}`, progress.toolName);
   }
 
-  enter('registering');
-  const registered = await guarded(() =>
-    store.registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
-  );
-  enter('registered', `${spec.name} v${registered.version}`);
-  await store.recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
-  return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
+  async function synthesize(): Promise<ForgeOutcome> {
+    enter('spec');
+    const spec: ToolSpec = await guarded(() => llm.writeSpec({ need: req.need, name: req.name }));
+    progress.toolName = spec.name;
+    upsertSearchAttributes([{ key: TOOL_NAME, value: spec.name }]);
+
+    enter('api');
+    const apiSpec: ApiSpec | null =
+      spec.permissions.network.length || req.apiDocs || req.openApi
+        ? await guarded(() => llm.extractApiSpec({ spec, apiDocs: req.apiDocs, openApi: req.openApi }))
+        : null;
+
+    enter('tests');
+    const { tests } = await guarded(() => llm.writeTests({ spec, apiSpec }));
+    enter('implementation');
+    let { source } = await guarded(() => llm.writeImplementation({ spec, apiSpec, tests }));
+
+    let report: VerifyReport | undefined;
+    for (let attempt = 1; ; attempt++) {
+      enter('verifying', `attempt ${attempt}`);
+      const files = toolFiles(source, tests, apiSpec ?? undefined);
+      report = await guarded(() => sandbox.sandboxVerify({ files }));
+      const summary = formatForRepair(report);
+      progress.attempts.push({ attempt, passed: report.passed, summary: summary.slice(0, 4000) });
+      if (report.passed) break;
+      if (attempt > req.maxRepairs) {
+        return fail(`verification failed after ${req.maxRepairs} repair(s): ${firstFailure(report)}`, spec.name, report);
+      }
+      enter('repairing', `repair ${attempt} of ${req.maxRepairs}`);
+      const currentSource = source;
+      const repaired = await guarded(() => llm.repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
+      source = repaired.source;
+    }
+
+    enter('registering');
+    const registered = await guarded(() =>
+      store.registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
+    );
+    enter('registered', `${spec.name} v${registered.version}`);
+    await store.recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
+    return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
+  }
 }
 
 function firstFailure(report: VerifyReport): string {
