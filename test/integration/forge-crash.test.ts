@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { sleep } from '../../infra/processes.ts';
 import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
 
 // The word-count forge, with the implementation call slowed down so the worker can be killed mid-forge.
 function slowImplementationScenario(): ScenarioInput {
@@ -27,9 +27,6 @@ let client: Client;
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-crash-'));
 const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
 
-const startWorker = (env: NodeJS.ProcessEnv): ChildProcess =>
-  spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-
 before(async () => {
   db = await freshDatabase();
   model = await startScriptedModel({ scenarios: [slowImplementationScenario()] });
@@ -44,17 +41,8 @@ after(async () => {
 });
 
 it('a worker killed with SIGKILL mid-forge resumes and registers exactly one version', async () => {
-  const env = {
-    ...process.env,
-    FORGE_HOME: home,
-    DATABASE_URL: db.url,
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: '',
-    FORGE_TASK_QUEUE: cfg.FORGE_TASK_QUEUE,
-    FORGE_SANDBOX_QUEUE: cfg.FORGE_SANDBOX_QUEUE,
-    FORGE_POOL_SIZE: '0',
-  };
-  let worker = startWorker(env);
+  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });
+  let worker = startWorkerProcess(env);
   const handle = await client.workflow.start('forgeWorkflow', {
     taskQueue: cfg.FORGE_TASK_QUEUE,
     workflowId: `forge-crash-${Date.now()}`,
@@ -65,16 +53,14 @@ it('a worker killed with SIGKILL mid-forge resumes and registers exactly one ver
   const implementationAsked = () => model.requests.some((r) => r.headers['x-forge-purpose'] === 'forge.implementation');
   while (!implementationAsked() && Date.now() < deadline) await sleep(100);
   assert.ok(implementationAsked(), 'the forge reached the implementation step');
-  worker.kill('SIGKILL');
-  await new Promise((r) => worker.once('exit', r));
+  await stopWorkerProcess(worker, 'SIGKILL');
 
-  worker = startWorker(env);
+  worker = startWorkerProcess(env);
   try {
     const outcome = (await handle.result()) as ForgeOutcome;
     assert.equal(outcome.status, 'registered');
   } finally {
-    worker.kill('SIGTERM');
-    await new Promise((r) => worker.once('exit', r));
+    await stopWorkerProcess(worker, 'SIGTERM');
   }
   assert.ok((await activityAttempts(client, handle.workflowId, 'writeImplementation')) >= 2, 'the killed step was retried');
   const versions = await db.sql`select name, version from tool_versions`;

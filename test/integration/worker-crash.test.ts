@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
@@ -7,6 +6,7 @@ import { sleep } from '../../infra/processes.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
 
 // The planning call takes a few seconds, which gives the test a window to SIGKILL the worker mid-activity.
 const slowPlan = {
@@ -29,10 +29,6 @@ let model: ScriptedModel;
 let client: Client;
 const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
 
-function startWorkerProcess(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
 before(async () => {
   db = await freshDatabase();
   model = await startScriptedModel({ scenarios: [slowPlan] });
@@ -46,15 +42,7 @@ after(async () => {
 });
 
 it('a worker killed with SIGKILL mid-activity resumes the workflow with no duplicate rows', async () => {
-  const env = {
-    ...process.env,
-    DATABASE_URL: db.url,
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: '',
-    FORGE_TASK_QUEUE: cfg.FORGE_TASK_QUEUE,
-    FORGE_SANDBOX_QUEUE: cfg.FORGE_SANDBOX_QUEUE,
-    FORGE_POOL_SIZE: '0',
-  };
+  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url });
   const workflowId = `task-crash-${Date.now()}`;
   let worker = startWorkerProcess(env);
   const handle = await client.workflow.start('taskWorkflow', {
@@ -67,8 +55,7 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
   const deadline = Date.now() + 90_000;
   while (!model.requests.some((r) => r.path.endsWith('/messages')) && Date.now() < deadline) await sleep(100);
   assert.ok(model.requests.length > 0, 'the worker reached the planning call');
-  worker.kill('SIGKILL');
-  await new Promise((r) => worker.once('exit', r));
+  await stopWorkerProcess(worker, 'SIGKILL');
 
   worker = startWorkerProcess(env);
   try {
@@ -76,8 +63,7 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
     assert.equal(result.plan.summary, 'crash-safe plan');
     assert.equal(result.sandbox?.exitCode, 0);
   } finally {
-    worker.kill('SIGTERM');
-    await new Promise((r) => worker.once('exit', r));
+    await stopWorkerProcess(worker, 'SIGTERM');
   }
 
   assert.ok((await activityAttempts(client, workflowId, 'planTask')) >= 2, 'the killed planning activity was retried on the new worker');
