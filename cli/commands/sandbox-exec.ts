@@ -7,6 +7,7 @@ import { InvalidInputError } from '../../domain/errors.ts';
 import { bundleToolModule } from '../../activities/sandbox/bundle.ts';
 import { createSandbox, type SandboxResult } from '../../activities/sandbox/index.ts';
 import { printJson, reportError, say } from '../output.ts';
+import { envAssignment } from '../args.ts';
 
 /**
  * forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]
@@ -40,10 +41,7 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
     else if (arg === '--input') inputText = value();
     else if (arg === '--timeout') timeoutMs = Number(value());
     else if (arg === '--env') {
-      const spec = value();
-      const eq = spec.indexOf('=');
-      const name = eq < 0 ? spec : spec.slice(0, eq);
-      const v = eq < 0 ? hostEnv[name] : spec.slice(eq + 1);
+      const [name, v] = envAssignment(value(), hostEnv);
       if (v !== undefined) env[name] = v;
     } else if (arg.startsWith('--')) throw new InvalidInputError('arguments', `unknown option ${arg}. ${USAGE}`);
     else if (!file) file = arg;

@@ -7,6 +7,7 @@ import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { printJson, reportError, say } from '../output.ts';
+import { envAssignment } from '../args.ts';
 
 /**
  * forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']
@@ -39,10 +40,7 @@ export function parseSandboxVerifyArgs(args: string[], hostEnv: Record<string, s
     else if (arg === '--no-live') out.live = false;
     else if (arg === '--name') out.name = value();
     else if (arg === '--env') {
-      const spec = value();
-      const eq = spec.indexOf('=');
-      const name = eq < 0 ? spec : spec.slice(0, eq);
-      const v = eq < 0 ? hostEnv[name] : spec.slice(eq + 1);
+      const [name, v] = envAssignment(value(), hostEnv);
       if (v !== undefined) out.env[name] = v;
     } else if (arg === '--live-input') {
       const text = value();

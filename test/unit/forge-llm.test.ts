@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
+import { failureOf } from '../helpers/failures.ts';
 import {
   API_SYSTEM,
   draftForPrompt,
@@ -78,15 +78,6 @@ type Body = { system: { text: string }[]; messages: { role: string; content: unk
 const bodyOf = (r: RecordedRequest | undefined) => r?.body as Body;
 const userText = (r: RecordedRequest | undefined) => JSON.stringify(bodyOf(r).messages.at(-1)?.content);
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the call to fail');
-}
 
 describe('system prompts', () => {
   const all = { SPEC_SYSTEM, API_SYSTEM, TESTS_SYSTEM, IMPLEMENTATION_SYSTEM, REPAIR_SYSTEM };

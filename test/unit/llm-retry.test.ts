@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { createLlm } from '../../activities/llm.ts';
 import { classifyLlmFailure, retryAfterMs } from '../../domain/llm-retry.ts';
 import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { failureOf } from '../helpers/failures.ts';
 
 describe('retry classification (pure)', () => {
   const now = new Date('2026-11-22T12:00:00Z');
@@ -69,15 +69,6 @@ describe('API failures through the real SDK become Temporal failures', () => {
       toolName: 'answer',
       toolDescription: 'answer',
     });
-  const failureOf = async (p: Promise<unknown>): Promise<ApplicationFailure> => {
-    try {
-      await p;
-    } catch (err) {
-      assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-      return err;
-    }
-    assert.fail('expected the call to fail');
-  };
 
   before(async () => {
     model = await startScriptedModel({

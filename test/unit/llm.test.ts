@@ -3,7 +3,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { createLlm, llmActivities, PLAN_TOOL, toolInputSchema, type LlmUsage } from '../../activities/llm.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
@@ -11,6 +10,7 @@ import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import type { ScenarioInput } from '../../domain/scenario.ts';
 import { startScriptedModel, type RecordedRequest, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { failureOf } from '../helpers/failures.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MODEL = 'claude-sonnet-4-6';
@@ -38,15 +38,6 @@ const weather = (llm: ReturnType<typeof createLlm>, purpose = 'weather') =>
 type Body = { system: { type: string; text: string; cache_control?: { type: string } }[]; messages: { role: string; content: unknown }[]; tools: { name: string; input_schema: unknown }[]; tool_choice: unknown };
 const bodyOf = (r: RecordedRequest | undefined) => r?.body as Body;
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the call to fail');
-}
 
 describe('structured output through the real SDK', () => {
   it('returns the validated tool input of a valid reply', async () => {
