@@ -8,7 +8,7 @@
  * itself, so it is what the sandbox costs, whatever the job. With --json the figures are
  * printed as ONE JSON line, last.
  */
-import { createSandbox, type Sandbox, type SandboxJob, type SandboxResult } from '../activities/sandbox/index.ts';
+import { createSandbox, type Sandbox, type SandboxJob, type SandboxResult } from '../services/sandbox/index.ts';
 import { config } from '../infra/config.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';

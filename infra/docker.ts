@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import Docker from 'dockerode';
 import type { ForgeConfig } from '../domain/config.ts';
 import { ComponentDownError } from '../domain/errors.ts';
-import { log } from './log.ts';
+import { log } from '../services/log.ts';
 import { sleep } from './processes.ts';
 
 /** DOCKER_HOST (tcp://host:port or unix:///path), or the default socket. */

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { ComponentDownError } from '../domain/errors.ts';
-import { log } from './log.ts';
+import { log } from '../services/log.ts';
 
 /**
  * A real local Postgres server for the test suite (Debian `postgresql`, on loopback): installed

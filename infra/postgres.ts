@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ForgeConfig } from '../domain/config.ts';
-import { connect, migrate, ping, type Sql } from './db.ts';
+import { connect, ping, type Sql } from '../services/db.ts';
+import { migrate } from './migrate.ts';
 import { logFile, portOpen, startDetached, waitFor } from './processes.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

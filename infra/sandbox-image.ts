@@ -8,8 +8,8 @@ import type Docker from 'dockerode';
 import * as esbuild from 'esbuild';
 import { ForgeError, describeError } from '../domain/errors.ts';
 import { NODE_PATH, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
-import { log } from './log.ts';
-import { zodEnglishOnly } from './sandbox-image/esbuild-plugins.ts';
+import { log } from '../services/log.ts';
+import { zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
 import { tarStream, type TarEntry } from './sandbox-image/tar.ts';
 
 /**

@@ -1,65 +1,13 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
 import { ComponentDownError } from '../domain/errors.ts';
 import type { ForgeConfig } from '../domain/config.ts';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.ts';
-import { log } from './log.ts';
+import { log } from '../services/log.ts';
 import { logFile, portOpen, runningPid, startDetached, waitFor } from './processes.ts';
-
-export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
-
-/** Where Forge caches binaries it builds (the Temporal CLI). */
-export function cacheBinDir(): string {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'forge', 'bin');
-}
-
-function onPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, name);
-    if (dir && fs.existsSync(candidate)) return candidate;
-  }
-  return null;
-}
-
-/** TEMPORAL_CLI_PATH, then PATH, then Forge's cache. */
-export function findTemporalCli(cfg: Pick<ForgeConfig, 'TEMPORAL_CLI_PATH'>): string | null {
-  if (cfg.TEMPORAL_CLI_PATH) return fs.existsSync(cfg.TEMPORAL_CLI_PATH) ? cfg.TEMPORAL_CLI_PATH : null;
-  const cached = path.join(cacheBinDir(), 'temporal');
-  return onPath('temporal') ?? (fs.existsSync(cached) ? cached : null);
-}
-
-/** Builds the CLI from the Go module proxy (v1.5.1: newest tag that `go install` accepts). */
-export function buildTemporalCli(): string {
-  const go = onPath('go') ?? (fs.existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
-  if (!go) {
-    throw new ComponentDownError(
-      'Temporal CLI',
-      'no temporal binary on TEMPORAL_CLI_PATH, PATH or in the cache, and Go is not installed to build one',
-      `install Go, or put a temporal binary on PATH, or set TEMPORAL_ADDRESS to an existing Temporal server`,
-    );
-  }
-  const bin = cacheBinDir();
-  fs.mkdirSync(bin, { recursive: true });
-  log.info('building the Temporal CLI with go install (first run only, a few minutes)', { module: TEMPORAL_CLI_MODULE });
-  const res = spawnSync(go, ['install', TEMPORAL_CLI_MODULE], {
-    env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' },
-    cwd: os.tmpdir(),
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const built = path.join(bin, 'temporal');
-  if (res.status !== 0 || !fs.existsSync(built)) {
-    throw new ComponentDownError('Temporal CLI', `go install ${TEMPORAL_CLI_MODULE} failed`, `run: GOBIN=${bin} go install ${TEMPORAL_CLI_MODULE}`);
-  }
-  return built;
-}
-
-export function ensureTemporalCli(cfg: ForgeConfig): string {
-  return findTemporalCli(cfg) ?? buildTemporalCli();
-}
+import { ensureTemporalCli } from './temporal-cli.ts';
 
 export function devServerArgs(opts: { dbFile: string; port: number; uiPort: number; namespace: string; headless?: boolean }): string[] {
   const args = [
@@ -93,7 +41,7 @@ export async function ensureTemporal(cfg: ForgeConfig): Promise<TemporalEndpoint
   }
   const endpoint = localEndpoint(cfg);
   if (await portOpen(cfg.TEMPORAL_PORT)) return { ...endpoint, started: false };
-  const cli = ensureTemporalCli(cfg);
+  const cli = await ensureTemporalCli(cfg);
   fs.mkdirSync(cfg.home, { recursive: true });
   startDetached(cfg.home, {
     name: 'temporal',

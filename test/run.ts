@@ -12,7 +12,8 @@ import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { freePort, portOpen, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
-import { devServerArgs, ensureTemporalCli } from '../infra/temporal.ts';
+import { devServerArgs } from '../infra/temporal.ts';
+import { ensureTemporalCli } from '../infra/temporal-cli.ts';
 import { servePglite } from '../infra/pglite-server.ts';
 
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -35,7 +36,7 @@ const cleanups: (() => Promise<void> | void)[] = [];
 
 async function main(): Promise<number> {
   say('provisioning: temporal cli, docker engine, sandbox image, postgres');
-  const temporalCli = ensureTemporalCli(cfg);
+  const temporalCli = await ensureTemporalCli(cfg);
   await ensureDockerEngine(cfg);
   await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
   const adminUrl = ensureLocalPostgres();

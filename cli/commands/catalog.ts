@@ -2,14 +2,14 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { ForgeError, InvalidInputError } from '../../domain/errors.ts';
-import { findApproval, pendingApprovals } from '../../activities/approvals.ts';
-import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
-import { createRegistry } from '../../activities/registry.ts';
+import { findApproval, pendingApprovals } from '../../services/control/approvals.ts';
+import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
+import { createRegistry } from '../../services/catalog/registry.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { sandboxDeploymentName, toolsDir } from '../../infra/config.ts';
 import { temporalClient } from '../../infra/temporal.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
-import { withDb } from '../db.ts';
+import { withDb } from '../../app/db.ts';
 import { printJson, say } from '../output.ts';
 
 // Read-only and human-in-the-loop commands: they work while Forge is frozen.

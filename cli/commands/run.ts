@@ -5,7 +5,7 @@ import type { ForgeConfig } from '../../domain/config.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { CYCLE_KIND } from '../../domain/search-attributes.ts';
 import { taskInputSchema, type TaskResult } from '../../domain/task.ts';
-import { hasPollers } from '../../infra/stack.ts';
+import { hasPollers } from '../../app/stack.ts';
 import { temporalClient, temporalEndpoint } from '../../infra/temporal.ts';
 import { progressQuery } from '../../workflows/definitions.ts';
 import { printJson, say, uiLink } from '../output.ts';

@@ -4,8 +4,8 @@ import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
-import { bundleToolModule } from '../../activities/sandbox/bundle.ts';
-import { createSandbox, type SandboxResult } from '../../activities/sandbox/index.ts';
+import { bundleToolModule } from '../../services/sandbox/bundle.ts';
+import { createSandbox, type SandboxResult } from '../../services/sandbox/index.ts';
 import { printJson, reportError, say } from '../output.ts';
 import { envAssignment } from '../args.ts';
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { InvalidInputError } from '../../domain/errors.ts';
 import type { StageResult, VerifyReport } from '../../domain/verification.ts';
-import { createSandbox } from '../../activities/sandbox/index.ts';
-import { reapEgress, verifyTool } from '../../activities/sandbox/stages/index.ts';
+import { createSandbox } from '../../services/sandbox/index.ts';
+import { reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';

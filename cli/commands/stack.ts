@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../domain/config.ts';
-import { bringDown, bringUp, checkStack } from '../../infra/stack.ts';
+import { bringDown, bringUp, checkStack } from '../../app/stack.ts';
 import { printJson, say } from '../output.ts';
 
 export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<number> {

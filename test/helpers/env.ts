@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { loadConfig, type ForgeConfig } from '../../domain/config.ts';
-import { connect, migrate, type Sql } from '../../infra/db.ts';
+import { connect, type Sql } from '../../services/db.ts';
+import { migrate } from '../../infra/migrate.ts';
 
 /** A config for one test: the run's shared services, with unique task queues so files don't collide. */
 export function testConfig(overrides: Record<string, string> = {}): ForgeConfig {

@@ -14,8 +14,8 @@ import type Docker from 'dockerode';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { createSandbox, reapOrphans, type Sandbox, type SandboxJob, type SandboxResult } from '../../activities/sandbox/index.ts';
-import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../activities/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox, type SandboxJob, type SandboxResult } from '../../services/sandbox/index.ts';
+import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
 
 const cfg = config();
 let docker: Docker;

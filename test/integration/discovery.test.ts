@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { createRegistry, type Registry } from '../../activities/registry.ts';
+import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { decide, type Decision } from '../../domain/ranking.ts';
 import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
 

@@ -18,10 +18,10 @@ import type Docker from 'dockerode';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../activities/sandbox/index.ts';
-import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../activities/sandbox/container.ts';
-import { LABEL_EGRESS, reapEgress } from '../../activities/sandbox/stages/egress.ts';
-import { createRegisteredToolActivities } from '../../activities/sandbox/run-registered.ts';
+import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';
+import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { LABEL_EGRESS, reapEgress } from '../../services/sandbox/stages/egress.ts';
+import { createRegisteredToolActivities } from '../../services/sandbox/run-registered.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;

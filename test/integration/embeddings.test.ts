@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { createHttpEmbedder } from '../../activities/embeddings.ts';
-import { createRegistry, type RegisterInput } from '../../activities/registry.ts';
+import { createHttpEmbedder } from '../../services/catalog/embeddings.ts';
+import { createRegistry, type RegisterInput } from '../../services/catalog/registry.ts';
 import { ComponentDownError } from '../../domain/errors.ts';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // Discovery with a configured embedding provider (offline: the scripted model's /v1/embeddings),

@@ -13,14 +13,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { forgeLlmActivities, FORGE_PURPOSES, type ForgeLlmActivities } from '../../activities/forge-llm.ts';
-import { createLlm } from '../../activities/llm.ts';
+import { forgeLlmActivities, FORGE_PURPOSES, type ForgeLlmActivities } from '../../services/llm/forge-author.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { toolFiles, type ToolSpec } from '../../domain/forge.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import { formatForRepair, verifyReportSchema, type VerifyReport } from '../../domain/verification.ts';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { createKillSwitch, freezeForge } from '../../activities/kill-switch.ts';
+import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { sandboxDeploymentName } from '../../infra/config.ts';
 import type { ForgeOutcome, ForgeProgress } from '../../domain/forge.ts';

@@ -9,8 +9,8 @@ import {
   type RegisterInput,
   type RegisterStage,
   type Registry,
-} from '../../activities/registry.ts';
-import { watchRegistry, type WatchEvent } from '../../activities/registry-watcher.ts';
+} from '../../services/catalog/registry.ts';
+import { watchRegistry, type WatchEvent } from '../../services/catalog/watcher.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';

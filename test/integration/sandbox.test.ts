@@ -12,12 +12,12 @@ import type Docker from 'dockerode';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { bundleToolModule } from '../../activities/sandbox/bundle.ts';
-import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../activities/sandbox/container.ts';
-import { openToolSession } from '../../activities/sandbox/mcp.ts';
+import { bundleToolModule } from '../../services/sandbox/bundle.ts';
+import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { openToolSession } from '../../services/sandbox/mcp.ts';
 import {
   createSandbox, createSandboxActivities, reapOrphans, SandboxCancelledError, type Sandbox, type SandboxJob,
-} from '../../activities/sandbox/index.ts';
+} from '../../services/sandbox/index.ts';
 import type { TestReport } from '../../runner/protocol.ts';
 
 const cfg = config();

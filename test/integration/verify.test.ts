@@ -17,10 +17,10 @@ import type Docker from 'dockerode';
 import { config } from '../../infra/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { OWNER, LABEL_OWNER } from '../../activities/sandbox/container.ts';
-import { createSandbox, reapOrphans, type Sandbox } from '../../activities/sandbox/index.ts';
-import { formatForRepair, openEgress, reapEgress, verifyTool, type Egress } from '../../activities/sandbox/stages/index.ts';
-import { LABEL_EGRESS } from '../../activities/sandbox/stages/egress.ts';
+import { OWNER, LABEL_OWNER } from '../../services/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
+import { formatForRepair, openEgress, reapEgress, verifyTool, type Egress } from '../../services/sandbox/stages/index.ts';
+import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
 import { NODE_PATH } from '../../runner/protocol.ts';
 
 const cfg = config();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { sleep } from '../../infra/processes.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { connect, migrate, type Sql } from '../../infra/db.ts';
-import { createStoreActivities } from '../../activities/store.ts';
+import { connect, type Sql } from '../../services/db.ts';
+import { migrate } from '../../infra/migrate.ts';
+import { createStoreActivities } from '../../services/runs/tasks.ts';
 
 // The same `postgres` client code path against embedded PGlite (served by the test runner).
 let sql: Sql;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { outputDiff, outputHash, type AuditEntry } from '../../activities/audit.ts';
+import { outputDiff, outputHash, type AuditEntry } from '../../services/catalog/audit.ts';
 import { summaryLines } from '../../cli/commands/audit.ts';
 import { auditedOutput, parseAuditId } from '../../domain/audit.ts';
 

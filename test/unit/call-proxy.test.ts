@@ -10,7 +10,7 @@ import type net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import type { ToolContext } from '../../domain/tool.ts';
-import { sandboxJobSchema } from '../../activities/sandbox/types.ts';
+import { sandboxJobSchema } from '../../services/sandbox/types.ts';
 import { callTool } from '../../runner/call.ts';
 import { jobMessageSchema } from '../../runner/protocol.ts';
 import { createProxyServer, type ProxyDecision } from '../../runner/proxy.ts';

@@ -14,14 +14,14 @@ import {
   TESTS_SYSTEM,
   testsSourceProblems,
   toolSourceProblems,
-} from '../../activities/forge-llm.ts';
-import { createLlm } from '../../activities/llm.ts';
+} from '../../services/llm/forge-author.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import type { ToolSpec } from '../../domain/forge.ts';
 import { openApiToPartialApiSpec } from '../../domain/openapi.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
-import type { ScenarioInput } from '../../domain/scenario.ts';
-import { startScriptedModel, type RecordedRequest } from '../../infra/scripted-model.ts';
+import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { startScriptedModel, type RecordedRequest } from '../../scripted-model/server.ts';
 
 const spec: ToolSpec = {
   name: 'get_weather',

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
-import { createLlm } from '../../activities/llm.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { classifyLlmFailure, retryAfterMs } from '../../domain/llm-retry.ts';
-import { startScriptedModel, type ScriptedModel } from '../../infra/scripted-model.ts';
+import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { failureOf } from '../helpers/failures.ts';
 
 describe('retry classification (pure)', () => {

@@ -4,12 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { createLlm, llmActivities, PLAN_TOOL, toolInputSchema, type LlmUsage } from '../../activities/llm.ts';
+import { createLlm, llmActivities, PLAN_TOOL, toolInputSchema, type LlmUsage } from '../../services/llm/client.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
 import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
-import type { ScenarioInput } from '../../domain/scenario.ts';
-import { startScriptedModel, type RecordedRequest, type ScriptedModel } from '../../infra/scripted-model.ts';
+import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { startScriptedModel, type RecordedRequest, type ScriptedModel } from '../../scripted-model/server.ts';
 import { failureOf } from '../helpers/failures.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

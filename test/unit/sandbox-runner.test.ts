@@ -5,8 +5,8 @@ import { createToolContext, domainAllowed, PermissionDeniedError } from '../../r
 import { RESULT_MARKER, READY_MARKER, jobMessageSchema, splitRunnerOutput } from '../../runner/protocol.ts';
 import { summarize } from '../../runner/test-mode.ts';
 import { tarHeader } from '../../infra/sandbox-image/tar.ts';
-import { containerSpec } from '../../activities/sandbox/container.ts';
-import { DEFAULT_LIMITS, resolveLimits } from '../../activities/sandbox/types.ts';
+import { containerSpec } from '../../services/sandbox/container.ts';
+import { DEFAULT_LIMITS, resolveLimits } from '../../services/sandbox/types.ts';
 import { parseSandboxExecArgs } from '../../cli/commands/sandbox-exec.ts';
 import type { LogEntry } from '../../runner/protocol.ts';
 
@@ -139,7 +139,7 @@ describe('forge sandbox exec arguments', () => {
 
 describe('orphan detection', () => {
   it('knows its own containers, and a dead or restarted owner on this host', async () => {
-    const { ownerIsGone } = await import('../../activities/sandbox/docker.ts');
+    const { ownerIsGone } = await import('../../services/sandbox/docker.ts');
     const self = `h:${process.pid}:aaaa1111`;
     assert.equal(ownerIsGone(self, self, 'h'), false);
     assert.equal(ownerIsGone(`h:${process.pid}:bbbb2222`, self, 'h'), true, 'same pid, other nonce: a predecessor');

@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { createLlm } from '../../activities/llm.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
-import { compilePattern, interpolate, matchRule, scenarioSchema, selectResponse, type RequestFacts } from '../../domain/scenario.ts';
-import { loadScenarioFile, startScriptedModel } from '../../infra/scripted-model.ts';
+import { compilePattern, interpolate, matchRule, scenarioSchema, selectResponse, type RequestFacts } from '../../scripted-model/scenario.ts';
+import { loadScenarioFile, startScriptedModel } from '../../scripted-model/server.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const facts = (over: Partial<RequestFacts> = {}): RequestFacts => ({ system: 'You plan.', user: 'Task:\nfetch weather', tools: ['submit_plan'], model: 'claude-sonnet-4-6', ...over });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { analyzeStatic, staticCheck } from '../../activities/sandbox/stages/static.ts';
+import { analyzeStatic, staticCheck } from '../../services/sandbox/stages/static.ts';
 import { apiSpecSchema } from '../../domain/tool.ts';
 import type { Finding } from '../../domain/verification.ts';
 

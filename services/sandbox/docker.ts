@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
-import { log } from '../../infra/log.ts';
+import { log } from '../log.ts';
 import { splitRunnerOutput, type JobMessageInput, type RunnerResult } from '../../runner/protocol.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
 import {

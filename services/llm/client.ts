@@ -13,12 +13,12 @@ import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutErro
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { InvalidInputError, LlmOutputError } from '../domain/errors.ts';
-import { classifyLlmFailure } from '../domain/llm-retry.ts';
-import { planSchema, type Plan } from '../domain/plan.ts';
-import { estimateCost } from '../domain/pricing.ts';
-import type { Sql } from '../infra/db.ts';
-import { log as rootLog } from '../infra/log.ts';
+import { InvalidInputError, LlmOutputError } from '../../domain/errors.ts';
+import { classifyLlmFailure } from '../../domain/llm-retry.ts';
+import { planSchema, type Plan } from '../../domain/plan.ts';
+import { estimateCost } from '../../domain/pricing.ts';
+import type { Sql } from '../db.ts';
+import { log as rootLog } from '../log.ts';
 
 const log = rootLog.child({ component: 'llm' });
 

@@ -14,12 +14,12 @@ import {
   auditedOutput,
   type ReplayContext,
   type ReplayTarget,
-} from '../domain/audit.ts';
-import { unifiedDiff } from '../domain/diff.ts';
-import { ForgeError } from '../domain/errors.ts';
-import { sideEffectSchema } from '../domain/tool.ts';
-import type { Sql } from '../infra/db.ts';
-import type { KillSwitch } from './kill-switch.ts';
+} from '../../domain/audit.ts';
+import { unifiedDiff } from '../../domain/diff.ts';
+import { ForgeError } from '../../domain/errors.ts';
+import { sideEffectSchema } from '../../domain/tool.ts';
+import type { Sql } from '../db.ts';
+import type { KillSwitch } from '../control/kill-switch.ts';
 import { stableStringify, type Registry } from './registry.ts';
 
 export interface AuditEntry {

@@ -26,9 +26,9 @@ import {
   type ScenarioInput,
   type ScenarioResponse,
   type ScenarioRule,
-} from '../domain/scenario.ts';
+} from './scenario.ts';
 import { hashedEmbedding } from '../domain/embedding.ts';
-import { log as rootLog } from './log.ts';
+import { log as rootLog } from '../services/log.ts';
 
 const log = rootLog.child({ component: 'scripted-model' });
 

@@ -1,8 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { decide } from '../domain/ranking.ts';
-import { toolInputReplySchema, type Discovery, type ToolGate, type ToolInputReply } from '../domain/tool-call.ts';
-import { approvalNeeded, statusForLevel, type TrustLevel } from '../domain/trust.ts';
-import type { Llm } from './llm.ts';
+import { decide } from '../../domain/ranking.ts';
+import { toolInputReplySchema, type Discovery, type ToolGate, type ToolInputReply } from '../../domain/tool-call.ts';
+import { approvalNeeded, statusForLevel, type TrustLevel } from '../../domain/trust.ts';
+import type { Llm } from '../llm/client.ts';
 import type { Registry } from './registry.ts';
 
 const TOOL_INPUT_SYSTEM = `You are Forge's tool caller. Given a task and one tool (its name, description and input JSON Schema),

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
 import { NODE_PATH, READY_MARKER, RESULT_MARKER, RUNNER_PATH, SANDBOX_PATH_ENV, type JobMessageInput } from '../../runner/protocol.ts';
-import { log } from '../../infra/log.ts';
+import { log } from '../log.ts';
 import type { SandboxLimits } from './types.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { Context, asyncLocalStorage } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { permissionsSchema } from '../../domain/tool.ts';
-import { SandboxCancelledError, type SandboxBackend, type SandboxJob, type SandboxResult } from './types.ts';
+import { permissionsSchema } from '../domain/tool.ts';
+import { SandboxCancelledError, type SandboxBackend, type SandboxJob, type SandboxResult } from '../services/sandbox/types.ts';
 
 /**
  * Temporal activities over a sandbox. A job that fails or breaks a limit is a normal

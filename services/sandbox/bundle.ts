@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
-import { zodEnglishOnly } from '../../infra/sandbox-image/esbuild-plugins.ts';
+import { zodEnglishOnly } from './esbuild-plugins.ts';
 
 /**
  * Bundles a tool (or its test file) into one ESM module the runner loads inside the

@@ -1,4 +1,4 @@
-import type { ForgeConfig } from '../domain/config.ts';
+import type { ForgeConfig } from '../../domain/config.ts';
 
 /**
  * Where the LLM lives. With ANTHROPIC_API_KEY: Anthropic (or ANTHROPIC_BASE_URL). Without one:

@@ -4,14 +4,15 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
-import { llmEndpoint } from '../workers/llm-endpoint.ts';
-import { createKillSwitch } from '../activities/kill-switch.ts';
-import { connect, ping, redact } from './db.ts';
-import { dockerAnswers, dockerClient, ensureDockerEngine } from './docker.ts';
-import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from './postgres.ts';
-import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from './processes.ts';
-import { ensureSandboxImage } from './sandbox-image.ts';
-import { connectTemporal, ensureTemporal, findTemporalCli, registerSearchAttributes, temporalClient, temporalEndpoint } from './temporal.ts';
+import { llmEndpoint } from '../services/llm/endpoint.ts';
+import { createKillSwitch } from '../services/control/kill-switch.ts';
+import { connect, ping, redact } from '../services/db.ts';
+import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
+import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
+import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
+import { ensureSandboxImage } from '../infra/sandbox-image.ts';
+import { connectTemporal, ensureTemporal, registerSearchAttributes, temporalClient, temporalEndpoint } from '../infra/temporal.ts';
+import { findTemporalCli } from '../infra/temporal-cli.ts';
 
 /**
  * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
@@ -78,7 +79,7 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
   startDetached(cfg.home, {
     name: 'scripted-model',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(root, 'infra', 'scripted-model.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), ...scenarioFiles(cfg)],
+    args: ['--import', 'tsx', path.join(root, 'scripted-model', 'server.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), ...scenarioFiles(cfg)],
     cwd: root,
   });
   await waitFor('scripted model server', () => portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT), 30_000, logFile(cfg.home, 'scripted-model'));
@@ -168,7 +169,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   const endpoint = temporalEndpoint(cfg);
   if (endpoint.managed) {
     const cli = findTemporalCli(cfg);
-    checks.push(cli ? { component: 'temporal cli', ok: true, detail: cli } : { component: 'temporal cli', ok: false, detail: 'not found', fix: 'forge up (builds it with go install), or set TEMPORAL_CLI_PATH' });
+    checks.push(cli ? { component: 'temporal cli', ok: true, detail: cli } : { component: 'temporal cli', ok: false, detail: 'not found', fix: 'forge up (downloads it, or builds it with go install), or set TEMPORAL_CLI_PATH' });
   }
   try {
     const client = await temporalClient(cfg);

@@ -1,8 +1,8 @@
-import type { ForgeAttempt, ToolSpec } from '../domain/forge.ts';
-import { inputJsonSchema, outputJsonSchema } from '../domain/tool-schemas.ts';
-import type { ApiSpec } from '../domain/tool.ts';
-import type { Sql } from '../infra/db.ts';
-import type { Registry } from './registry.ts';
+import type { ForgeAttempt, ToolSpec } from '../../domain/forge.ts';
+import { inputJsonSchema, outputJsonSchema } from '../../domain/tool-schemas.ts';
+import type { ApiSpec } from '../../domain/tool.ts';
+import type { Sql } from '../db.ts';
+import type { Registry } from '../catalog/registry.ts';
 
 /**
  * The forge cycle's bookkeeping: its run ledger (which also meters the daily budget) and the one

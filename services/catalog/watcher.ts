@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { describeError } from '../domain/errors.ts';
-import { log as rootLog } from '../infra/log.ts';
-import { apiSpecSchema, type ApiSpec } from '../domain/tool.ts';
+import { describeError } from '../../domain/errors.ts';
+import { log as rootLog } from '../log.ts';
+import { apiSpecSchema, type ApiSpec } from '../../domain/tool.ts';
 import { FILES, filesHash, manifestDraftSchema, readVersionFiles, stamp, type ManifestDraft, type Registry } from './registry.ts';
 
 /**

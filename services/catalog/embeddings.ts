@@ -1,5 +1,5 @@
-import { embeddingsResponseSchema } from '../domain/embedding.ts';
-import { ComponentDownError, describeError } from '../domain/errors.ts';
+import { embeddingsResponseSchema } from '../../domain/embedding.ts';
+import { ComponentDownError, describeError } from '../../domain/errors.ts';
 import type { Embedder } from './registry.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { FROZEN_FAILURE } from '../domain/errors.ts';
+import { FROZEN_FAILURE } from '../../domain/errors.ts';
 import type Docker from 'dockerode';
-import type { Sql } from '../infra/db.ts';
-import { reapOrphans } from './sandbox/docker.ts';
+import type { Sql } from '../db.ts';
+import { reapOrphans } from '../sandbox/docker.ts';
 
 export interface KillSwitchState {
   frozen: boolean;

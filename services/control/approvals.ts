@@ -1,4 +1,4 @@
-import type { Sql } from '../infra/db.ts';
+import type { Sql } from '../db.ts';
 
 export interface ApprovalRow {
   id: string;

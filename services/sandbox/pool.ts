@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
-import { log } from '../../infra/log.ts';
+import { log } from '../log.ts';
 import type { RunnerContainer } from './container.ts';
 import { createDockerBackend, newJobId, runOnContainer, startContainer } from './docker.ts';
 import { DEFAULT_LIMITS, SandboxClosedError, resolveLimits, sandboxJobSchema, type SandboxBackend, type SandboxJob, type SandboxLimits } from './types.ts';

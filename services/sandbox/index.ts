@@ -4,7 +4,7 @@
  */
 export { createSandbox, type Sandbox, type CreateSandboxOptions, type PoolStats } from './pool.ts';
 export { createDockerBackend, reapOrphans, type DockerBackend } from './docker.ts';
-export { createSandboxActivities, type SandboxExecInput, type SandboxRunToolInput } from './activities.ts';
+export { createSandboxActivities, type SandboxExecInput, type SandboxRunToolInput } from '../../activities/sandbox.ts';
 export {
   DEFAULT_LIMITS, SandboxCancelledError, SandboxClosedError, SandboxStartError,
   type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,

@@ -9,7 +9,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { describeError, InvalidInputError } from '../domain/errors.ts';
+import { describeError, InvalidInputError } from '../../domain/errors.ts';
 import {
   apiSpecReplySchema,
   forgeRequestSchema,
@@ -18,11 +18,11 @@ import {
   testsReplySchema,
   toolSpecSchema,
   type ToolSpec,
-} from '../domain/forge.ts';
-import { openApiToPartialApiSpec, type PartialApiSpec } from '../domain/openapi.ts';
-import { apiSpecSchema, toolNameSchema, type ApiSpec } from '../domain/tool.ts';
-import { domainAllowed } from '../runner/ctx.ts';
-import type { Llm } from './llm.ts';
+} from '../../domain/forge.ts';
+import { openApiToPartialApiSpec, type PartialApiSpec } from '../../domain/openapi.ts';
+import { apiSpecSchema, toolNameSchema, type ApiSpec } from '../../domain/tool.ts';
+import { domainAllowed } from '../../runner/ctx.ts';
+import type { Llm } from './client.ts';
 
 // ---- names the scenario files and the metering table key on ----
 

@@ -3,8 +3,8 @@ import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { unifiedDiff } from '../domain/diff.ts';
-import { ForgeError, InvalidInputError, describeError } from '../domain/errors.ts';
+import { unifiedDiff } from '../../domain/diff.ts';
+import { ForgeError, InvalidInputError, describeError } from '../../domain/errors.ts';
 import {
   cosine,
   lexicalSimilarity,
@@ -12,12 +12,12 @@ import {
   type LexicalPolicyInput,
   type RankingPolicyInput,
   type TermEvidence,
-} from '../domain/ranking.ts';
-import { apiSpecSchema, toolManifestSchema, toolNameSchema, type ApiSpec, type ToolManifest } from '../domain/tool.ts';
-import { toolStatusSchema, trustLevel, type ToolStatus, type TrustLevel } from '../domain/trust.ts';
+} from '../../domain/ranking.ts';
+import { apiSpecSchema, toolManifestSchema, toolNameSchema, type ApiSpec, type ToolManifest } from '../../domain/tool.ts';
+import { toolStatusSchema, trustLevel, type ToolStatus, type TrustLevel } from '../../domain/trust.ts';
 import type postgres from 'postgres';
-import type { Sql } from '../infra/db.ts';
-import { log as rootLog, type Logger } from '../infra/log.ts';
+import type { Sql } from '../db.ts';
+import { log as rootLog, type Logger } from '../log.ts';
 
 /**
  * The tool registry. Each tool version is a folder a person can read and edit:

@@ -1,5 +1,5 @@
 import type { ForgeConfig } from '../domain/config.ts';
-import type { Sql } from '../infra/db.ts';
+import type { Sql } from '../services/db.ts';
 import { openDatabase } from '../infra/postgres.ts';
 
 /** One short-lived connection for a CLI command (the embedded server serves few at once). */

@@ -1,7 +1,7 @@
-import type { VerifyReport } from '../../domain/verification.ts';
-import type { KillSwitch } from '../kill-switch.ts';
-import { verifyTool, type LiveOptions } from './stages/index.ts';
-import type { SandboxBackend } from './types.ts';
+import type { VerifyReport } from '../domain/verification.ts';
+import type { KillSwitch } from '../services/control/kill-switch.ts';
+import { verifyTool, type LiveOptions } from '../services/sandbox/stages/index.ts';
+import type { SandboxBackend } from '../services/sandbox/types.ts';
 
 /**
  * The three verification stages as one activity on the sandbox queue. A report is a normal result
