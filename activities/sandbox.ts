@@ -1,13 +1,18 @@
 import { Context, asyncLocalStorage } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { permissionsSchema } from '../domain/tool.ts';
-import { SandboxCancelledError, type SandboxBackend, type SandboxJob, type SandboxResult } from '../services/sandbox/types.ts';
+import type { VerifyReport } from '../domain/verification.ts';
+import type { KillSwitch } from '../services/control/kill-switch.ts';
+import { createRegisteredToolRunner, type RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
+import { verifyTool, type LiveOptions } from '../services/sandbox/stages/index.ts';
+import type { SandboxBackend, SandboxJob, SandboxResult } from '../services/sandbox/types.ts';
+import { adapted, parseActivityInput } from './failures.ts';
+import { guard } from './guard.ts';
 
 /**
- * Temporal activities over a sandbox. A job that fails or breaks a limit is a normal
- * result (the forge workflow repairs on it); only infrastructure trouble throws, so
- * Temporal retries it. Long jobs heartbeat; a cancelled activity kills its container.
+ * Temporal activities over the sandbox. A job that fails or breaks a limit is a normal result
+ * (the forge workflow repairs on it); only infrastructure trouble throws, so Temporal retries it.
+ * Long jobs heartbeat; a cancelled activity kills its container.
  */
 export const sandboxExecInputSchema = z.object({
   command: z.array(z.string()).min(1),
@@ -27,14 +32,15 @@ export const sandboxRunToolInputSchema = z.object({
 });
 export type SandboxRunToolInput = z.input<typeof sandboxRunToolInputSchema>;
 
-const HEARTBEAT_EVERY_MS = 2_000;
+const verifyInputSchema = z.object({ files: z.record(z.string(), z.string()), manifestName: z.string().optional() });
+const runRegisteredInputSchema = z.object({
+  name: z.string().min(1),
+  version: z.number().int().positive(),
+  input: z.unknown(),
+  timeoutMs: z.number().int().positive().optional(),
+});
 
-function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-  throw ApplicationFailure.create({ type: 'INPUT_INVALID', message: `invalid ${what}: ${issues}`, nonRetryable: true });
-}
+const HEARTBEAT_EVERY_MS = 2_000;
 
 /** The current activity's context, or undefined when called directly (tests, the CLI). */
 const currentContext = (): Context | undefined => (asyncLocalStorage.getStore() ? Context.current() : undefined);
@@ -46,19 +52,16 @@ async function runAsActivity(sandbox: SandboxBackend, job: SandboxJob): Promise<
   const beat = ctx ? setInterval(() => ctx.heartbeat({ elapsedMs: Date.now() - started }), HEARTBEAT_EVERY_MS) : undefined;
   try {
     return await sandbox.runJob({ ...job, ...(id ? { id: id.slice(0, 120) } : {}) }, { signal: ctx?.cancellationSignal });
-  } catch (err) {
-    if (err instanceof SandboxCancelledError) throw new CancelledFailure(err.message);
-    throw err;
   } finally {
     clearInterval(beat);
   }
 }
 
 export function createSandboxActivities(sandbox: SandboxBackend) {
-  return {
+  return adapted({
     /** Runs an argv in a fresh sandbox, e.g. ['node', '-e', 'console.log(1+1)'] → stdout "2\n". */
     async sandboxExec(raw: SandboxExecInput): Promise<SandboxResult> {
-      const input = parse(sandboxExecInputSchema, raw, 'sandboxExec input');
+      const input = parseActivityInput(sandboxExecInputSchema, raw, 'sandboxExec input');
       return runAsActivity(sandbox, {
         mode: 'exec',
         command: input.command,
@@ -70,7 +73,7 @@ export function createSandboxActivities(sandbox: SandboxBackend) {
 
     /** Calls a bundled tool once with the approved permissions. */
     async sandboxRunTool(raw: SandboxRunToolInput): Promise<SandboxResult> {
-      const input = parse(sandboxRunToolInputSchema, raw, 'sandboxRunTool input');
+      const input = parseActivityInput(sandboxRunToolInputSchema, raw, 'sandboxRunTool input');
       return runAsActivity(sandbox, {
         mode: 'call',
         files: input.files,
@@ -81,5 +84,37 @@ export function createSandboxActivities(sandbox: SandboxBackend) {
         limits: input.timeoutMs ? { timeoutMs: input.timeoutMs } : undefined,
       });
     },
-  };
+  });
+}
+
+/**
+ * The three verification stages as one activity. A report is a normal result (the forge workflow
+ * repairs on it); but a run that overlapped a freeze is refused afterwards, so a sandbox killed by
+ * `forge freeze` never reads as a broken tool.
+ */
+export function createVerifyActivities(deps: { sandbox: SandboxBackend; live?: LiveOptions; killSwitch?: KillSwitch }) {
+  return adapted({
+    async sandboxVerify(raw: z.input<typeof verifyInputSchema>): Promise<VerifyReport> {
+      const input = parseActivityInput(verifyInputSchema, raw, 'sandboxVerify input');
+      await guard(deps.killSwitch, 'sandbox verification');
+      const report = await verifyTool({ files: input.files, manifestName: input.manifestName, live: deps.live ?? false }, deps.sandbox);
+      await guard(deps.killSwitch, 'sandbox verification');
+      return report;
+    },
+  });
+}
+
+/** A registered tool version, run once with only what its manifest declares (services/sandbox/run-registered.ts). */
+export function createRegisteredToolActivities(deps: RegisteredToolDeps & { killSwitch?: KillSwitch }) {
+  const runner = createRegisteredToolRunner(deps);
+  return adapted({
+    async sandboxRunRegisteredTool(raw: z.input<typeof runRegisteredInputSchema>): Promise<SandboxResult> {
+      const input = parseActivityInput(runRegisteredInputSchema, raw, 'sandboxRunRegisteredTool input');
+      await guard(deps.killSwitch, `running ${input.name}`);
+      const result = await runner.run(input, { signal: currentContext()?.cancellationSignal });
+      // A call cut short by `forge freeze` is not the tool's failure: refuse it so it is retried after thaw.
+      await guard(deps.killSwitch, `running ${input.name}`);
+      return result;
+    },
+  });
 }

@@ -59,3 +59,37 @@ export function describeError(err: unknown): string {
 
 /** Temporal failure type of activities refused while the kill switch is on. */
 export const FROZEN_FAILURE = 'ForgeFrozen';
+
+/**
+ * A failure retrying cannot fix (a missing tool, an entry that cannot be replayed): it crosses
+ * the activity boundary as a non-retryable failure whose type is its code.
+ */
+export class PermanentError extends ForgeError {}
+
+/** Refused by the kill switch: workflows wait for `forge thaw` and try again (workflows/frozen.ts). */
+export class FrozenRefusal extends ForgeError {
+  constructor(message: string) {
+    super(message, FROZEN_FAILURE, 'run forge thaw to resume');
+  }
+}
+
+/** An LLM API call that failed, with whether another attempt can help and when to make it. */
+export class LlmCallError extends ForgeError {
+  constructor(
+    message: string,
+    readonly failureType: string,
+    readonly retryable: boolean,
+    readonly retryDelayMs?: number,
+    details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, failureType, undefined, details);
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+export class ToolMissingError extends PermanentError {
+  constructor(what: string) {
+    super(what, 'ToolMissing', 'list the catalog with: forge tools ls');
+  }
+}

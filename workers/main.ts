@@ -12,26 +12,20 @@ import { log } from '../services/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
-import { createApprovalActivities } from '../services/control/approvals.ts';
-import { createAuditActivities } from '../services/catalog/audit.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
-import { createForgeStoreActivities } from '../services/runs/forge-runs.ts';
-import { forgeLlmActivities } from '../services/llm/forge-author.ts';
-import { createKillSwitch, guarded } from '../services/control/kill-switch.ts';
-import { createLlm, llmActivities, recordLlmUsage } from '../services/llm/client.ts';
+import { createKillSwitch } from '../services/control/kill-switch.ts';
+import { createLlm, recordLlmUsage } from '../services/llm/client.ts';
+import { llmEndpoint } from '../services/llm/endpoint.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { watchRegistry } from '../services/catalog/watcher.ts';
 import { verifyTool } from '../services/sandbox/stages/index.ts';
 import { formatForRepair } from '../domain/verification.ts';
-import { createSandbox, createSandboxActivities, reapOrphans } from '../services/sandbox/index.ts';
+import { createSandbox, reapOrphans } from '../services/sandbox/index.ts';
 import { setSandboxDeployment } from '../services/sandbox/container.ts';
-import { createVerifyActivities } from '../activities/verify.ts';
-import { createStoreActivities } from '../services/runs/tasks.ts';
-import { createTaskToolActivities } from '../services/catalog/tool-calls.ts';
-import { createRegisteredToolActivities } from '../services/sandbox/run-registered.ts';
+import { createControlActivities, createSandboxQueueActivities } from '../activities/index.ts';
+import { activityScope } from '../activities/scope.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
-import { llmEndpoint } from '../services/llm/endpoint.ts';
 
 export type WorkerRole = ForgeConfig['FORGE_WORKER_ROLE'];
 
@@ -58,29 +52,19 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
   if (role !== 'sandbox') {
     const llmTarget = llmEndpoint(cfg);
     if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
-    const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql) });
+    const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql), scope: activityScope });
     const embedder = cfg.FORGE_EMBEDDINGS_URL
       ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
       : undefined;
     registry = createRegistry({ sql, root: toolsDir(cfg), embedder });
     await registry.recover();
-    const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: cfg.FORGE_DAILY_FORGE_BUDGET });
-    const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
     workers.push(
       await Worker.create({
         connection,
         namespace: cfg.TEMPORAL_NAMESPACE,
         taskQueue: cfg.FORGE_TASK_QUEUE,
         workflowBundle: await workflowBundle(path.join(cfg.home, 'cache')),
-        activities: {
-          ...createStoreActivities(sql),
-          ...forgeBookkeeping,
-          ...createApprovalActivities(sql),
-          ...taskTools,
-          ...createAuditActivities({ sql, registry, killSwitch }),
-          // Everything that costs money or changes the catalog is refused while frozen.
-          ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
-        },
+        activities: createControlActivities({ sql, registry, llm, killSwitch, dailyForgeBudget: cfg.FORGE_DAILY_FORGE_BUDGET }),
         maxCachedWorkflows: 200,
         interceptors: heartbeatInterceptors,
       }),
@@ -110,11 +94,12 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         connection,
         namespace: cfg.TEMPORAL_NAMESPACE,
         taskQueue: cfg.FORGE_SANDBOX_QUEUE,
-        activities: {
-          ...guarded(createSandboxActivities(sandbox), killSwitch),
-          ...createVerifyActivities({ sandbox, killSwitch, live: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
-          ...createRegisteredToolActivities({ sandbox, killSwitch, toolsDir: toolsDir(cfg), egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE } }),
-        },
+        activities: createSandboxQueueActivities({
+          sandbox,
+          killSwitch,
+          live: { docker, image: cfg.FORGE_SANDBOX_IMAGE },
+          registered: { toolsDir: toolsDir(cfg), egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE } },
+        }),
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,
       }),

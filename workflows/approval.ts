@@ -1,11 +1,8 @@
-import { condition, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/types.ts';
+import { condition, setHandler } from '@temporalio/workflow';
+import { databaseWork } from './activities.ts';
 import { decideApprovalUpdate, type ApprovalDecision } from './definitions.ts';
 
-const store = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+const { requestApproval, resolveApproval } = databaseWork;
 
 export interface ApprovalRequest {
   kind: 'write' | 'destructive' | 'budget' | 'confirm';
@@ -48,14 +45,14 @@ export function approvals(workflowId: string) {
     pendingId: () => pending,
     async request(req: ApprovalRequest, timeout: string): Promise<ApprovalOutcome> {
       const id = `${workflowId}.${req.kind}.${++seq}`;
-      await store.requestApproval({ id, workflowId, ...req });
+      await requestApproval({ id, workflowId, ...req });
       pending = id;
       decision = undefined;
       const answered = await condition(() => decision?.approvalId === id, timeout);
       pending = undefined;
       const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
       const outcome: ApprovalOutcome = answered && d ? { approved: d.approve, by: d.by, timedOut: false } : { approved: false, timedOut: true };
-      await store.resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
+      await resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
       return outcome;
     },
   };

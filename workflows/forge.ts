@@ -1,4 +1,4 @@
-import { ActivityFailure, isCancellation, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   forgeRequestSchema,
   toolFiles,
@@ -10,22 +10,14 @@ import {
 import { TOOL_NAME } from '../domain/search-attributes.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import type { ApiSpec } from '../domain/tool.ts';
-import type { ControlActivities } from '../activities/types.ts';
 import { approvals } from './approval.ts';
 import { forgeProgressQuery } from './definitions.ts';
-import { parseWorkflowInput, sandboxActivities } from './common.ts';
+import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { parseWorkflowInput } from './common.ts';
 import { track } from './progress.ts';
 
-const llm = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '6 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
-const store = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '1 minute',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+const { extractApiSpec, repairImplementation, writeImplementation, writeSpec, writeTests } = llmCalls;
+const { forgeBudget, recordForgeRun, registerForgedTool } = databaseWork;
 
 /**
  * Forges one tool: budget → spec → API spec → tests → implementation → verify (static, mock, live)
@@ -35,7 +27,7 @@ const store = proxyActivities<ControlActivities>({
 export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   const req = parseWorkflowInput(forgeRequestSchema, raw, 'forge request', 'InvalidForgeRequest');
   const { workflowId } = workflowInfo();
-  const sandbox = sandboxActivities(req.sandboxQueue);
+  const { sandboxVerify } = sandboxJobs(req.sandboxQueue);
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };
   const { enter, guarded } = track(progress);
@@ -44,23 +36,23 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
 
   const fail = async (reason: string, name?: string, report?: VerifyReport): Promise<ForgeOutcome> => {
     enter('failed', reason);
-    await store.recordForgeRun({ workflowId, need: req.need, name, status: 'failed', reason, attempts: progress.attempts });
+    await recordForgeRun({ workflowId, need: req.need, name, status: 'failed', reason, attempts: progress.attempts });
     return { status: 'failed', name, reason, attempts: progress.attempts, report };
   };
 
   enter('budget');
-  await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
-  const budget = await store.forgeBudget({ workflowId });
+  await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
+  const budget = await forgeBudget({ workflowId });
   if (budget.remaining <= 0 && !budget.alreadyCounted) {
     enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today`);
-    await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
+    await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
     const decision = await approval.request(
       { kind: 'budget', tool: req.name, summary: `forge a new tool past today's budget (${budget.usedToday}/${budget.limit}): ${req.need.slice(0, 200)}` },
       req.budgetApprovalTimeout,
     );
     if (decision.timedOut) return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
     if (!decision.approved) return fail(`${decision.by ?? 'a person'} rejected forging past the daily budget`);
-    await store.recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
+    await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
   }
 
   try {
@@ -75,26 +67,26 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
 
   async function synthesize(): Promise<ForgeOutcome> {
     enter('spec');
-    const spec: ToolSpec = await guarded(() => llm.writeSpec({ need: req.need, name: req.name }));
+    const spec: ToolSpec = await guarded(() => writeSpec({ need: req.need, name: req.name }));
     progress.toolName = spec.name;
     upsertSearchAttributes([{ key: TOOL_NAME, value: spec.name }]);
 
     enter('api');
     const apiSpec: ApiSpec | null =
       spec.permissions.network.length || req.apiDocs || req.openApi
-        ? await guarded(() => llm.extractApiSpec({ spec, apiDocs: req.apiDocs, openApi: req.openApi }))
+        ? await guarded(() => extractApiSpec({ spec, apiDocs: req.apiDocs, openApi: req.openApi }))
         : null;
 
     enter('tests');
-    const { tests } = await guarded(() => llm.writeTests({ spec, apiSpec }));
+    const { tests } = await guarded(() => writeTests({ spec, apiSpec }));
     enter('implementation');
-    let { source } = await guarded(() => llm.writeImplementation({ spec, apiSpec, tests }));
+    let { source } = await guarded(() => writeImplementation({ spec, apiSpec, tests }));
 
     let report: VerifyReport | undefined;
     for (let attempt = 1; ; attempt++) {
       enter('verifying', `attempt ${attempt}`);
       const files = toolFiles(source, tests, apiSpec ?? undefined);
-      report = await guarded(() => sandbox.sandboxVerify({ files }));
+      report = await guarded(() => sandboxVerify({ files }));
       const summary = formatForRepair(report);
       progress.attempts.push({ attempt, passed: report.passed, summary: summary.slice(0, 4000) });
       if (report.passed) break;
@@ -103,16 +95,16 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       }
       enter('repairing', `repair ${attempt} of ${req.maxRepairs}`);
       const currentSource = source;
-      const repaired = await guarded(() => llm.repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
+      const repaired = await guarded(() => repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
       source = repaired.source;
     }
 
     enter('registering');
     const registered = await guarded(() =>
-      store.registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
+      registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
     );
     enter('registered', `${spec.name} v${registered.version}`);
-    await store.recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
+    await recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
     return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
   }
 }

@@ -1,14 +1,11 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { ReplayNeedsConsentError, replayRequestSchema, type ReplayRequest, type ReplayResult } from '../domain/audit.ts';
 import { FROZEN_FAILURE } from '../domain/errors.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
-import type { ControlActivities } from '../activities/types.ts';
-import { parseWorkflowInput, sandboxActivities } from './common.ts';
+import { databaseWork, sandboxJobs } from './activities.ts';
+import { parseWorkflowInput } from './common.ts';
 
-const control = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
-});
+const { loadReplayTarget, recordReplay } = databaseWork;
 
 /**
  * A frozen Forge refuses a replay outright rather than waiting for thaw (as task and forge
@@ -35,9 +32,9 @@ async function refusedWhileFrozen<T>(step: () => Promise<T>): Promise<T> {
 export async function replayWorkflow(raw: ReplayRequest): Promise<ReplayResult> {
   const req = parseWorkflowInput(replayRequestSchema, raw, 'replay request', 'InvalidReplayRequest');
   const { workflowId } = workflowInfo();
-  const sandbox = sandboxActivities(req.sandboxQueue, 3);
+  const { sandboxRunRegisteredTool } = sandboxJobs(req.sandboxQueue, 3);
 
-  const target = await refusedWhileFrozen(() => control.loadReplayTarget({ auditId: req.auditId }));
+  const target = await refusedWhileFrozen(() => loadReplayTarget({ auditId: req.auditId }));
   // Also set here, not only by the CLI, so a replay started from elsewhere is still findable.
   upsertSearchAttributes([
     { key: CYCLE_KIND, value: 'replay' },
@@ -48,9 +45,9 @@ export async function replayWorkflow(raw: ReplayRequest): Promise<ReplayResult> 
     throw ApplicationFailure.create({ type: refusal.code, message: refusal.message, nonRetryable: true, details: [{ fix: refusal.fix }] });
   }
 
-  const run = await refusedWhileFrozen(() => sandbox.sandboxRunRegisteredTool({ name: target.tool, version: target.version, input: target.input }));
+  const run = await refusedWhileFrozen(() => sandboxRunRegisteredTool({ name: target.tool, version: target.version, input: target.input }));
   const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
-  const recorded = await control.recordReplay({
+  const recorded = await recordReplay({
     workflowId,
     requestedBy: req.requestedBy,
     target,

@@ -1,4 +1,4 @@
-import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import type { Plan } from '../domain/plan.ts';
 import { defaultRankingPolicy, paramsFit } from '../domain/ranking.ts';
@@ -11,18 +11,15 @@ import {
   type TaskResult,
   type ToolCallOutcome,
 } from '../domain/task.ts';
-import type { ControlActivities } from '../activities/types.ts';
 import { approvals } from './approval.ts';
 import { progressQuery } from './definitions.ts';
-import { parseWorkflowInput, sandboxActivities } from './common.ts';
+import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { parseWorkflowInput } from './common.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
-const control = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '6 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
+const { fillToolInput, planTask } = llmCalls;
+const { completeTask, discoverTool, failTask, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
 
 /**
  * A task: plan → (when a tool is needed) discover → forge if none fits → trust gate and approval →
@@ -33,7 +30,7 @@ const control = proxyActivities<ControlActivities>({
 export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const input = parseWorkflowInput(taskInputSchema, raw, 'task input', 'InvalidTaskInput');
   const { workflowId } = workflowInfo();
-  const sandbox = sandboxActivities(input.sandboxQueue);
+  const { sandboxExec, sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
 
   const progress: TaskProgress = { phase: 'starting', history: [] };
   const { enter, note, guarded } = track(progress);
@@ -42,46 +39,46 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
 
   try {
     enter('starting');
-    await control.startTask({ workflowId, task: input.task });
+    await startTask({ workflowId, task: input.task });
     enter('planning');
-    const plan = await guarded(() => control.planTask({ task: input.task }));
+    const plan = await guarded(() => planTask({ task: input.task }));
     progress.plan = plan;
     enter('recording');
-    await control.recordStep({ workflowId, step: 'plan', output: plan });
+    await recordStep({ workflowId, step: 'plan', output: plan });
 
     let tool: ToolCallOutcome | undefined;
     if (plan.needsTool) {
       tool = await useTool(plan, input.task);
     } else {
       enter('sandbox');
-      const run = await guarded(() => sandbox.sandboxExec({ command: sandboxProbeCommand(plan.steps.length), timeoutMs: 20_000 }));
+      const run = await guarded(() => sandboxExec({ command: sandboxProbeCommand(plan.steps.length), timeoutMs: 20_000 }));
       const probe = { exitCode: run.exitCode, stdout: run.stdout, durationMs: run.durationMs };
-      await control.recordStep({ workflowId, step: 'sandbox', output: probe });
+      await recordStep({ workflowId, step: 'sandbox', output: probe });
       progress.sandbox = probe;
     }
     enter('answering');
     const result: TaskResult = { workflowId, task: input.task, plan, answer: composeAnswer(plan, progress.sandbox, tool), sandbox: progress.sandbox, tool };
-    await control.completeTask({ workflowId, result });
+    await completeTask({ workflowId, result });
     enter('completed');
     return result;
   } catch (err) {
     enter('failed', err instanceof Error ? err.message : String(err));
-    await control.failTask({ workflowId, error: err instanceof Error ? err.message : String(err) });
+    await failTask({ workflowId, error: err instanceof Error ? err.message : String(err) });
     throw err;
   }
 
   /** The tool's trust gate, and the input the model fills for it from the task. */
   async function prepare(name: string) {
-    const gate = await control.toolGate({ name });
-    const filled = await guarded(() => control.fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
+    const gate = await toolGate({ name });
+    const filled = await guarded(() => fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
     return { gate, filled };
   }
 
   async function useTool(plan: Plan, task: string): Promise<ToolCallOutcome> {
     const need = plan.needsTool!;
     enter('discovering', need.name);
-    const discovery = await control.discoverTool({ query: `${need.name.replace(/_/g, ' ')} ${need.description}` });
-    await control.recordStep({ workflowId, step: 'discovery', output: discovery });
+    const discovery = await discoverTool({ query: `${need.name.replace(/_/g, ' ')} ${need.description}` });
+    await recordStep({ workflowId, step: 'discovery', output: discovery });
     let name = discovery.decision.action === 'forge' ? undefined : discovery.decision.tool;
     let prepared = name ? await prepare(name) : undefined;
 
@@ -126,9 +123,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     }
 
     enter('executing', `${name} v${gate.version}`);
-    const run = await guarded(() => sandbox.sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: filled.input }));
+    const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: filled.input }));
     const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
-    await control.recordToolCall({
+    await recordToolCall({
       workflowId,
       tool: gate.name,
       version: gate.version,

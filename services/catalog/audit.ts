@@ -1,10 +1,8 @@
 /**
- * The audit log as a person reads it (forge audit, forge audit show) and replays it (the replay
- * workflow's control-side activities). Reads are plain functions the CLI calls; the activities
- * load what a replay re-runs and record its verdict.
+ * The audit log as a person reads it (forge audit, forge audit show) and replays it: what a replay
+ * re-runs, and its verdict (activities/audit.ts runs these for the replay workflow).
  */
 import { createHash } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import {
   AuditEntryNotFoundError,
@@ -16,10 +14,8 @@ import {
   type ReplayTarget,
 } from '../../domain/audit.ts';
 import { unifiedDiff } from '../../domain/diff.ts';
-import { ForgeError } from '../../domain/errors.ts';
 import { sideEffectSchema } from '../../domain/tool.ts';
 import type { Sql } from '../db.ts';
-import type { KillSwitch } from '../control/kill-switch.ts';
 import { stableStringify, type Registry } from './registry.ts';
 
 export interface AuditEntry {
@@ -162,12 +158,6 @@ export function outputDiff(before: unknown, after: unknown, labels: { from: stri
   return [...lines.slice(0, maxDiffLines), `… ${lines.length - maxDiffLines} more diff lines (forge audit show <id> prints both outputs whole)`].join('\n') + '\n';
 }
 
-/** Typed errors cross the activity boundary as non-retryable failures: retrying cannot fix them. */
-function asFailure(err: unknown): unknown {
-  if (!(err instanceof ForgeError)) return err;
-  return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: true, details: [{ fix: err.fix ?? null }] });
-}
-
 export interface ReplayRecord {
   replayAuditId: number;
   same: boolean;
@@ -176,19 +166,9 @@ export interface ReplayRecord {
   diff: string;
 }
 
-/** The replay workflow's control-side steps. */
-export function createAuditActivities(deps: { sql: Sql; registry: Registry; killSwitch: KillSwitch }) {
+/** A replay's verdict, recorded once. */
+export function createReplayLedger(deps: { registry: Registry }) {
   return {
-    async loadReplayTarget(input: { auditId: number }): Promise<ReplayTarget> {
-      // A replay is a side effect: refused while frozen, before any sandbox job is scheduled.
-      await deps.killSwitch.guard(`replay of audit entry #${input.auditId}`);
-      try {
-        return await replayTarget(deps.sql, input.auditId);
-      } catch (err) {
-        throw asFailure(err);
-      }
-    },
-
     /**
      * Audits the replay (kind 'replay', referencing the original) and compares the outputs. Never
      * an invocation: a replay must not move the tool's trust level. Not refused while frozen: the

@@ -1,20 +1,15 @@
-import { ApplicationFailure } from '@temporalio/common';
+import { ToolMissingError } from '../../domain/errors.ts';
 import { decide } from '../../domain/ranking.ts';
-import { toolInputReplySchema, type Discovery, type ToolGate, type ToolInputReply } from '../../domain/tool-call.ts';
+import type { Discovery, ToolGate } from '../../domain/tool-call.ts';
 import { approvalNeeded, statusForLevel, type TrustLevel } from '../../domain/trust.ts';
-import type { Llm } from '../llm/client.ts';
 import type { Registry } from './registry.ts';
 
-const TOOL_INPUT_SYSTEM = `You are Forge's tool caller. Given a task and one tool (its name, description and input JSON Schema),
-reply with the input object that makes the tool do what the task needs, and one or two sentences of reasoning.
-Use only the tool's parameters; never invent secrets; prefer the task's own words for values.`;
-
 /**
- * The task workflow's tool steps on the control queue: discovery (hybrid search + the reuse/confirm/forge
- * decision), the trust gate (which calls wait for a person), filling the input, and metering the call.
+ * A task's dealings with the catalog: discovery (hybrid search + the reuse/confirm/forge decision),
+ * the trust gate (which calls wait for a person), and metering the call.
  */
-export function createTaskToolActivities(deps: { registry: Registry; llm: Llm }) {
-  const { registry, llm } = deps;
+export function createToolCalls(deps: { registry: Registry }) {
+  const { registry } = deps;
   return {
     async discoverTool(input: { query: string }): Promise<Discovery> {
       const hits = await registry.search(input.query, { limit: 5 });
@@ -26,7 +21,7 @@ export function createTaskToolActivities(deps: { registry: Registry; llm: Llm })
 
     async toolGate(input: { name: string; operation?: string }): Promise<ToolGate> {
       const current = await registry.getCurrent(input.name);
-      if (!current) throw ApplicationFailure.nonRetryable(`no current version of ${input.name} in the registry`, 'ToolMissing');
+      if (!current) throw new ToolMissingError(`no current version of ${input.name} in the registry`);
       const stats = await registry.stats(input.name);
       const m = current.manifest;
       return {
@@ -45,18 +40,6 @@ export function createTaskToolActivities(deps: { registry: Registry; llm: Llm })
           status: current.status,
         }),
       };
-    },
-
-    async fillToolInput(input: { task: string; tool: { name: string; description: string; inputSchema: Record<string, unknown> } }): Promise<ToolInputReply> {
-      const { value } = await llm.structured({
-        purpose: 'task.tool-input',
-        system: TOOL_INPUT_SYSTEM,
-        prompt: `Task: ${input.task}\n\nTool: ${input.tool.name}\nDescription: ${input.tool.description}\nInput JSON Schema:\n${JSON.stringify(input.tool.inputSchema, null, 2)}`,
-        schema: toolInputReplySchema,
-        toolName: 'submit_tool_input',
-        toolDescription: 'Submit the input for the tool call',
-      });
-      return value;
     },
 
     async recordToolCall(input: {

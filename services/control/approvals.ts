@@ -14,7 +14,7 @@ export interface ApprovalRow {
 }
 
 /** The approvals ledger: what workflows wait for, so a person can list and answer it. */
-export function createApprovalActivities(sql: Sql) {
+export function createApprovalLedger(sql: Sql) {
   return {
     async requestApproval(input: { id: string; workflowId: string; kind: string; tool?: string; summary: string; request?: unknown }): Promise<void> {
       await sql`insert into approvals (id, workflow_id, kind, tool, summary, request)

@@ -1,5 +1,4 @@
-import { ApplicationFailure } from '@temporalio/common';
-import { FROZEN_FAILURE } from '../../domain/errors.ts';
+import { FrozenRefusal } from '../../domain/errors.ts';
 import type Docker from 'dockerode';
 import type { Sql } from '../db.ts';
 import { reapOrphans } from '../sandbox/docker.ts';
@@ -14,7 +13,7 @@ export interface KillSwitchState {
 /**
  * The kill switch lives in Postgres (system_state), so it survives restarts and every worker sees
  * it. Side-effecting activities call `guard()` first; while frozen they are refused with a
- * non-retryable ForgeFrozen failure, which workflows answer by waiting (workflows/frozen.ts).
+ * FrozenRefusal (a non-retryable ForgeFrozen failure once it crosses the activity boundary), which workflows answer by waiting (workflows/frozen.ts).
  */
 export function createKillSwitch(sql: Sql, cacheMs = 500) {
   let cached: { at: number; state: KillSwitchState } | undefined;
@@ -40,29 +39,12 @@ export function createKillSwitch(sql: Sql, cacheMs = 500) {
     async guard(what: string): Promise<void> {
       const s = await state();
       if (s.frozen) {
-        throw ApplicationFailure.create({
-          type: FROZEN_FAILURE,
-          message: `Forge is frozen${s.by ? ` by ${s.by}` : ''}${s.since ? ` since ${s.since}` : ''}: ${what} refused (run forge thaw to resume)`,
-          nonRetryable: true,
-        });
+        throw new FrozenRefusal(`Forge is frozen${s.by ? ` by ${s.by}` : ''}${s.since ? ` since ${s.since}` : ''}: ${what} refused (run forge thaw to resume)`);
       }
     },
   };
 }
 export type KillSwitch = ReturnType<typeof createKillSwitch>;
-
-/** Wraps every activity of a set so it is refused while frozen. */
-export function guarded<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T, killSwitch: KillSwitch): T {
-  return Object.fromEntries(
-    Object.entries(activities).map(([name, fn]) => [
-      name,
-      async (...args: never[]) => {
-        await killSwitch.guard(name);
-        return fn(...args);
-      },
-    ]),
-  ) as T;
-}
 
 /**
  * `forge freeze`: refuse first, then kill every running sandbox — a job that starts in between is

@@ -2,18 +2,16 @@
  * The LLM layer: every model call Forge makes goes through `createLlm(...).structured()`,
  * which forces a tool call whose input is checked with zod, retries once with the
  * validation error when it does not fit, meters tokens and cost, and turns API failures
- * into Temporal ApplicationFailures (retryable or not, with the delay the API asked for).
- * The SDK's own retries are off: Temporal's activity retry policy does the retrying, so
- * every attempt is visible in the workflow history.
+ * into LlmCallErrors (retryable or not, with the delay the API asked for), which the activity
+ * layer hands to Temporal. The SDK's own retries are off: Temporal's activity retry policy does
+ * the retrying, so every attempt is visible in the workflow history.
  *
- * Offline (tests, demo), ANTHROPIC_BASE_URL points at infra/scripted-model.ts, which
+ * Offline (tests, demo), ANTHROPIC_BASE_URL points at scripted-model/server.ts, which
  * speaks the same API, so this code path is the same one production runs.
  */
 import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { InvalidInputError, LlmOutputError } from '../../domain/errors.ts';
+import { InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
 import { classifyLlmFailure } from '../../domain/llm-retry.ts';
 import { planSchema, type Plan } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
@@ -48,6 +46,14 @@ export interface LlmOptions {
   recordUsage?: (u: LlmUsage) => Promise<void>;
   /** Per HTTP request; the activity's startToCloseTimeout should be a bit longer. Default 5 minutes. */
   timeoutMs?: number;
+  /** Who is calling (metered with each call) and the signal that cancels it; the activity layer supplies it. */
+  scope?: () => LlmScope;
+}
+
+export interface LlmScope {
+  workflowId?: string;
+  activityId?: string;
+  signal?: AbortSignal;
 }
 
 export interface StructuredRequest<T> {
@@ -74,16 +80,6 @@ export interface Llm {
   structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>>;
 }
 
-/** Workflow and activity ids when running inside a Temporal activity; nothing outside one (tests, scripts). */
-function activityScope(): { workflowId?: string; activityId?: string; signal?: AbortSignal } {
-  try {
-    const ctx = Context.current();
-    return { workflowId: ctx.info.workflowExecution?.workflowId, activityId: ctx.info.activityId, signal: ctx.cancellationSignal };
-  } catch {
-    return {};
-  }
-}
-
 /** The tool's input_schema: the JSON Schema of what the model must produce (zod's input side). */
 export function toolInputSchema(schema: z.ZodType): Anthropic.Tool.InputSchema {
   const { $schema: _drop, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -98,38 +94,38 @@ function headersOf(h: Headers | undefined): Record<string, string> {
 }
 
 /**
- * Turns an SDK failure into an ApplicationFailure Temporal understands. Cancellation and
+ * Turns an SDK failure into an LlmCallError that says whether to retry and when. Cancellation and
  * unknown errors pass through unchanged (Temporal then applies its default handling).
  */
-export function toApplicationFailure(err: unknown, call: { purpose: string; model: string }): unknown {
-  if (err instanceof ApplicationFailure || err instanceof APIUserAbortError) return err;
+export function toLlmCallError(err: unknown, call: { purpose: string; model: string }): unknown {
+  if (err instanceof LlmCallError || err instanceof APIUserAbortError) return err;
   const what = `LLM call "${call.purpose}" to ${call.model}`;
   if (err instanceof APIConnectionError) {
     const d = classifyLlmFailure({ timedOut: err instanceof APIConnectionTimeoutError });
-    return ApplicationFailure.create({ type: d.failureType, message: `${what} failed: ${err.message}. ${d.hint}`, nonRetryable: false, cause: err });
+    return new LlmCallError(`${what} failed: ${err.message}. ${d.hint}`, d.failureType, true, undefined, undefined, { cause: err });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const d = classifyLlmFailure({ status: err.status, headers: headersOf(err.headers) });
     const apiMessage = err.apiMessage ?? err.message;
-    return ApplicationFailure.create({
-      type: d.failureType,
-      message: `${what} failed with HTTP ${err.status} ${err.type ?? ''}: ${apiMessage}. ${d.hint}`,
-      nonRetryable: !d.retryable,
-      nextRetryDelay: d.delayMs,
-      details: [{ status: err.status, errorType: err.type, requestId: err.requestID ?? undefined, hint: d.hint }],
-      cause: err,
-    });
+    return new LlmCallError(
+      `${what} failed with HTTP ${err.status} ${err.type ?? ''}: ${apiMessage}. ${d.hint}`,
+      d.failureType,
+      d.retryable,
+      d.delayMs,
+      { status: err.status, errorType: err.type, requestId: err.requestID ?? undefined, hint: d.hint },
+      { cause: err },
+    );
   }
   if (err instanceof AnthropicError) {
     // Raised by the SDK before sending (bad options, missing credentials): retrying cannot help.
-    return ApplicationFailure.create({ type: 'LlmClientError', message: `${what} could not be sent: ${err.message}`, nonRetryable: true, cause: err });
+    return new LlmCallError(`${what} could not be sent: ${err.message}`, 'LlmClientError', false, undefined, undefined, { cause: err });
   }
   return err;
 }
 
 type Reply = Anthropic.Message;
 
-function usageOf(reply: Reply, purpose: string, fallbackModel: string, scope: ReturnType<typeof activityScope>): LlmUsage {
+function usageOf(reply: Reply, purpose: string, fallbackModel: string, scope: LlmScope): LlmUsage {
   const model = reply.model || fallbackModel;
   const tokens = {
     inputTokens: reply.usage.input_tokens,
@@ -209,7 +205,7 @@ export function createLlm(opts: LlmOptions): Llm {
     req: StructuredRequest<unknown>,
     messages: Anthropic.MessageParam[],
     maxTokens: number,
-    scope: ReturnType<typeof activityScope>,
+    scope: LlmScope,
   ): Promise<Reply> {
     try {
       return await client.messages.create(
@@ -224,12 +220,12 @@ export function createLlm(opts: LlmOptions): Llm {
         { headers: { 'x-forge-purpose': req.purpose }, signal: scope.signal },
       );
     } catch (err) {
-      throw toApplicationFailure(err, { purpose: req.purpose, model: opts.model });
+      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model });
     }
   }
 
   async function structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>> {
-    const scope = activityScope();
+    const scope = opts.scope?.() ?? {};
     const maxTokens = req.maxTokens ?? 4096;
     const messages: Anthropic.MessageParam[] = [{ role: 'user', content: req.prompt }];
 
@@ -247,8 +243,7 @@ export function createLlm(opts: LlmOptions): Llm {
     const two = checkReply(second, req, maxTokens);
     if (two.ok) return { value: two.value, usage };
 
-    const err = new LlmOutputError(req.purpose, two.issues, two.raw);
-    throw ApplicationFailure.create({ type: 'LlmOutputInvalid', message: err.message, nonRetryable: true, details: [err.toJSON()], cause: err });
+    throw new LlmOutputError(req.purpose, two.issues, two.raw);
   }
 
   return { model: opts.model, structured };
@@ -266,45 +261,3 @@ export function recordLlmUsage(sql: Sql): (u: LlmUsage) => Promise<void> {
               ${u.cacheCreationTokens}, ${u.cacheReadTokens}, ${u.costUsd}, ${u.pricedAs}, ${u.priceNote ?? null})`;
   };
 }
-
-// ---- activities ----
-
-export const PLAN_TOOL = 'submit_plan';
-
-/** Static, so it is cached across calls; keep anything task-specific out of it. */
-export const PLAN_SYSTEM = `You are the planner of Forge, an agent that completes tasks with tools, and forges a new tool when none fits.
-Given a task, call ${PLAN_TOOL} with a short plan:
-- summary: one or two sentences on how the task will be done.
-- steps: 1 to 8 steps in order. Each step has a title and a kind:
-  - think: reasoning or writing that needs no side effects;
-  - sandbox: run one command in an isolated container that has Node.js and no network; give the command;
-  - tool: call a tool (a registered one, or the one named in needsTool).
-- needsTool: set it only when the task needs a capability no step can provide without a tool (for example calling an external HTTP API). Give a snake_case name and a description of the tool's input and output.
-Prefer the fewest steps that do the task. Do not invent results: the plan is carried out later.`;
-
-export const planTaskInputSchema = z.strictObject({ task: z.string().trim().min(1).max(20_000) });
-export type PlanTaskInput = z.infer<typeof planTaskInputSchema>;
-
-export function llmActivities(llm: Llm) {
-  return {
-    async planTask(input: PlanTaskInput): Promise<Plan> {
-      const parsed = planTaskInputSchema.safeParse(input);
-      if (!parsed.success) {
-        const err = new InvalidInputError('planTask input', z.prettifyError(parsed.error));
-        throw ApplicationFailure.create({ type: 'InvalidInput', message: err.message, nonRetryable: true, details: [err.toJSON()], cause: err });
-      }
-      const { value } = await llm.structured({
-        purpose: 'plan_task',
-        system: PLAN_SYSTEM,
-        prompt: `Task:\n${parsed.data.task}`,
-        schema: planSchema,
-        toolName: PLAN_TOOL,
-        toolDescription: 'Submit the plan for the task.',
-        maxTokens: 2048,
-      });
-      return value;
-    },
-  };
-}
-
-export type LlmActivities = ReturnType<typeof llmActivities>;

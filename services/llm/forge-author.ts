@@ -1,13 +1,12 @@
 /**
  * The model's side of the forge cycle: spec → API spec → tests → implementation → repair.
- * Each step is one Temporal activity making one structured call (activities/llm.ts). The
+ * Each step is one structured call (client.ts), run as one Temporal activity. The
  * system prompts are static, so the prompt cache serves them across steps and tools; what
  * varies goes in the user prompt. Replies are checked beyond their schema where that is
  * cheap (names, exports, imports), as zod refinements on a per-call schema: a violation
- * goes back to the model through llm.structured's one retry, and only then fails the
- * activity (non-retryable LlmOutputInvalid) with a message saying what was wrong.
+ * goes back to the model through llm.structured's one retry, and only then fails with an
+ * LlmOutputError (non-retryable LlmOutputInvalid as an activity) saying what was wrong.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { describeError, InvalidInputError } from '../../domain/errors.ts';
 import {
@@ -308,16 +307,6 @@ export type WriteTestsInput = { spec: ToolSpec; apiSpec: ApiSpec | null };
 export type WriteImplementationInput = WriteTestsInput & { tests: string };
 export type RepairInput = WriteImplementationInput & { source: string; failures: string; attempt: number };
 
-function nonRetryable(type: string, err: Error & { toJSON?: () => unknown }): ApplicationFailure {
-  return ApplicationFailure.create({ type, message: err.message, nonRetryable: true, details: err.toJSON ? [err.toJSON()] : [], cause: err });
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw nonRetryable('InvalidInput', new InvalidInputError(what, z.prettifyError(parsed.error)));
-  return parsed.data;
-}
-
 // ---- prompts (the dynamic part) ----
 
 /** Fenced, so code in a prompt never reads as instructions; the fence grows if the text holds one. */
@@ -413,10 +402,10 @@ export function repairPrompt(input: RepairInput): string {
 /** Generated sources are long; the default 4096 output tokens would cut them off. */
 const CODE_MAX_TOKENS = 16_000;
 
-export function forgeLlmActivities(llm: Llm) {
+/** The model's side of each forge step; inputs are parsed by the activity layer. */
+export function createForgeAuthor(llm: Llm) {
   return {
-    async writeSpec(input: { need: string; name?: string }): Promise<ToolSpec> {
-      const { need, name } = parseInput(writeSpecInputSchema, input, 'writeSpec input');
+    async writeSpec({ need, name }: { need: string; name?: string }): Promise<ToolSpec> {
       const { value } = await llm.structured({
         purpose: FORGE_PURPOSES.spec,
         system: SPEC_SYSTEM,
@@ -429,14 +418,13 @@ export function forgeLlmActivities(llm: Llm) {
       return value;
     },
 
-    async extractApiSpec(input: { spec: ToolSpec; apiDocs?: string; openApi?: unknown }): Promise<ApiSpec | null> {
-      const { spec, apiDocs, openApi } = parseInput(extractApiSpecInputSchema, input, 'extractApiSpec input');
+    async extractApiSpec({ spec, apiDocs, openApi }: { spec: ToolSpec; apiDocs?: string; openApi?: unknown }): Promise<ApiSpec | null> {
       let draft: PartialApiSpec | undefined;
       if (openApi !== undefined && openApi !== null) {
         try {
           draft = openApiToPartialApiSpec(openApi);
         } catch (err) {
-          if (err instanceof InvalidInputError) throw nonRetryable('InvalidInput', err);
+          if (err instanceof InvalidInputError) throw err;
           throw new Error(`could not read the OpenAPI document: ${describeError(err)}`, { cause: err });
         }
       }
@@ -452,8 +440,7 @@ export function forgeLlmActivities(llm: Llm) {
       return value.needsApi && value.apiSpec ? value.apiSpec : null;
     },
 
-    async writeTests(input: { spec: ToolSpec; apiSpec: ApiSpec | null }): Promise<{ tests: string }> {
-      const parsed = parseInput(writeTestsInputSchema, input, 'writeTests input');
+    async writeTests(parsed: WriteTestsInput): Promise<{ tests: string }> {
       const { value } = await llm.structured({
         purpose: FORGE_PURPOSES.tests,
         system: TESTS_SYSTEM,
@@ -466,8 +453,7 @@ export function forgeLlmActivities(llm: Llm) {
       return { tests: value.tests };
     },
 
-    async writeImplementation(input: { spec: ToolSpec; apiSpec: ApiSpec | null; tests: string }): Promise<{ source: string }> {
-      const parsed = parseInput(writeImplementationInputSchema, input, 'writeImplementation input');
+    async writeImplementation(parsed: WriteImplementationInput): Promise<{ source: string }> {
       const { value } = await llm.structured({
         purpose: FORGE_PURPOSES.implementation,
         system: IMPLEMENTATION_SYSTEM,
@@ -480,15 +466,7 @@ export function forgeLlmActivities(llm: Llm) {
       return { source: value.source };
     },
 
-    async repairImplementation(input: {
-      spec: ToolSpec;
-      apiSpec: ApiSpec | null;
-      tests: string;
-      source: string;
-      failures: string;
-      attempt: number;
-    }): Promise<{ source: string; diagnosis: string }> {
-      const parsed = parseInput(repairInputSchema, input, 'repairImplementation input');
+    async repairImplementation(parsed: RepairInput): Promise<{ source: string; diagnosis: string }> {
       const { value } = await llm.structured({
         purpose: FORGE_PURPOSES.repair,
         system: REPAIR_SYSTEM,
@@ -503,4 +481,4 @@ export function forgeLlmActivities(llm: Llm) {
   };
 }
 
-export type ForgeLlmActivities = ReturnType<typeof forgeLlmActivities>;
+export type ForgeAuthor = ReturnType<typeof createForgeAuthor>;

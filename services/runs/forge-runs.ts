@@ -8,7 +8,7 @@ import type { Registry } from '../catalog/registry.ts';
  * The forge cycle's bookkeeping: its run ledger (which also meters the daily budget) and the one
  * catalog write at the end, keyed by the workflow id so a crash-and-retry registers exactly once.
  */
-export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry; dailyBudget: number }) {
+export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudget: number }) {
   const { sql, registry } = deps;
   return {
     async recordForgeRun(input: {

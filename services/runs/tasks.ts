@@ -5,7 +5,7 @@ import type { TaskResult } from '../../domain/task.ts';
  * Task bookkeeping in Postgres. Every write is keyed (workflow id, or workflow id + step) and uses
  * ON CONFLICT, so an activity retried after a worker crash writes nothing twice.
  */
-export function createStoreActivities(sql: Sql) {
+export function createTaskStore(sql: Sql) {
   return {
     async startTask(input: { workflowId: string; task: string }): Promise<void> {
       await sql`insert into tasks (workflow_id, task) values (${input.workflowId}, ${input.task})

@@ -1,15 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Context, asyncLocalStorage } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
+import { ToolMissingError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import { log } from '../log.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
-import type { KillSwitch } from '../control/kill-switch.ts';
 import { bundleToolModule } from './bundle.ts';
 import { openEgress, reapEgress } from './stages/egress.ts';
-import { SandboxCancelledError, type SandboxBackend, type SandboxJob, type SandboxResult } from './types.ts';
+import type { SandboxBackend, SandboxJob, SandboxResult } from './types.ts';
 
 /**
  * Runs a registered tool version once in a fresh sandbox. The tool gets only what its manifest
@@ -29,7 +27,6 @@ export interface RegisteredToolDeps {
     /** extra /etc/hosts lines for the proxy ("name:ip"); tests point names at chosen addresses */
     extraHosts?: string[];
   };
-  killSwitch?: KillSwitch;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -40,16 +37,8 @@ export interface RunRegisteredToolInput {
   timeoutMs?: number;
 }
 
-/** The Temporal cancellation signal when running as an activity; none when called directly (tests). */
-const cancellationSignal = (): AbortSignal | undefined => (asyncLocalStorage.getStore() ? Context.current().cancellationSignal : undefined);
-
-async function runJob(sandbox: SandboxBackend, job: SandboxJob, signal: AbortSignal | undefined): Promise<SandboxResult> {
-  try {
-    return await sandbox.runJob(job, { signal });
-  } catch (err) {
-    if (err instanceof SandboxCancelledError) throw new CancelledFailure(err.message);
-    throw err;
-  }
+function runJob(sandbox: SandboxBackend, job: SandboxJob, signal: AbortSignal | undefined): Promise<SandboxResult> {
+  return sandbox.runJob(job, { signal });
 }
 
 function refusals(decisions: ProxyDecision[]): string[] {
@@ -69,7 +58,7 @@ function withProxyNotes(result: SandboxResult, tool: string, decisions: ProxyDec
   return { ...result, egress: decisions, reason: `${result.reason ?? 'the call failed'}; egress proxy: ${notes.join('; ')}` };
 }
 
-export function createRegisteredToolActivities(deps: RegisteredToolDeps) {
+export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
   const env = deps.env ?? process.env;
   let reaped: Promise<unknown> | undefined;
 
@@ -89,11 +78,10 @@ export function createRegisteredToolActivities(deps: RegisteredToolDeps) {
   }
 
   return {
-    async sandboxRunRegisteredTool(input: RunRegisteredToolInput): Promise<SandboxResult> {
-      await deps.killSwitch?.guard(`running ${input.name}`);
+    async run(input: RunRegisteredToolInput, opts: { signal?: AbortSignal } = {}): Promise<SandboxResult> {
       const dir = path.join(deps.toolsDir, input.name, `v${input.version}`);
       const manifestText = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => {
-        throw ApplicationFailure.nonRetryable(`${input.name} v${input.version} is not on disk at ${dir}`, 'ToolMissing');
+        throw new ToolMissingError(`${input.name} v${input.version} is not on disk at ${dir}`);
       });
       const manifest = toolManifestSchema.parse(JSON.parse(manifestText));
       const bundled = await bundleToolModule(path.join(dir, 'tool.ts'));
@@ -109,13 +97,11 @@ export function createRegisteredToolActivities(deps: RegisteredToolDeps) {
         env: declaredEnv,
         limits: input.timeoutMs ? { timeoutMs: input.timeoutMs } : undefined,
       };
-      const signal = cancellationSignal();
+      const { signal } = opts;
       const allow = manifest.permissions.network;
       const result = allow.length
         ? await callThroughEgress(input.name, job, allow, signal)
         : await runJob(deps.sandbox, job, signal);
-      // A call cut short by `forge freeze` is not the tool's failure: refuse it so it is retried after thaw.
-      await deps.killSwitch?.guard(`running ${input.name}`);
       return result;
     },
   };

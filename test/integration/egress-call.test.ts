@@ -21,7 +21,7 @@ import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';
 import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
 import { LABEL_EGRESS, reapEgress } from '../../services/sandbox/stages/egress.ts';
-import { createRegisteredToolActivities } from '../../services/sandbox/run-registered.ts';
+import { createRegisteredToolActivities } from '../../activities/sandbox.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;

@@ -16,9 +16,10 @@ import { bundleToolModule } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
 import { openToolSession } from '../../services/sandbox/mcp.ts';
 import {
-  createSandbox, createSandboxActivities, reapOrphans, SandboxCancelledError, type Sandbox, type SandboxJob,
+  createSandbox, reapOrphans, SandboxCancelledError, type Sandbox, type SandboxJob,
 } from '../../services/sandbox/index.ts';
 import type { TestReport } from '../../runner/protocol.ts';
+import { createSandboxActivities } from '../../activities/sandbox.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { createLlm } from '../../services/llm/client.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { createTaskToolActivities } from '../../services/catalog/tool-calls.ts';
+import { createTaskToolActivities } from '../../activities/task-tools.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // The trust ladder as calls are metered: probationary → standard → degraded → quarantined,

@@ -6,7 +6,6 @@ import {
   draftForPrompt,
   FORGE_PURPOSES,
   FORGE_TOOLS,
-  forgeLlmActivities,
   IMPLEMENTATION_SYSTEM,
   importsOf,
   REPAIR_SYSTEM,
@@ -16,6 +15,7 @@ import {
   toolSourceProblems,
 } from '../../services/llm/forge-author.ts';
 import { createLlm } from '../../services/llm/client.ts';
+import { forgeLlmActivities } from '../../activities/llm.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import type { ToolSpec } from '../../domain/forge.ts';
 import { openApiToPartialApiSpec } from '../../domain/openapi.ts';

@@ -4,7 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { createLlm, llmActivities, PLAN_TOOL, toolInputSchema, type LlmUsage } from '../../services/llm/client.ts';
+import { createLlm, toolInputSchema, type LlmUsage } from '../../services/llm/client.ts';
+import { PLAN_TOOL } from '../../services/llm/planner.ts';
+import { llmActivities } from '../../activities/llm.ts';
+import { activityScope } from '../../activities/scope.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
 import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
@@ -21,7 +24,7 @@ const answerSchema = z.object({ city: z.string().min(1), celsius: z.number() });
 async function setup(rules: ScenarioInput['rules'], model = MODEL) {
   const usages: LlmUsage[] = [];
   const server = await startScriptedModel({ scenarios: [{ name: 'llm-test', rules }] });
-  const llm = createLlm({ baseURL: server.url, model, recordUsage: async (u) => void usages.push(u) });
+  const llm = createLlm({ baseURL: server.url, model, recordUsage: async (u) => void usages.push(u), scope: activityScope });
   return { server, llm, usages };
 }
 

@@ -8,6 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { createLlm } from '../../services/llm/client.ts';
+import { toActivityFailure } from '../../activities/failures.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { compilePattern, interpolate, matchRule, scenarioSchema, selectResponse, type RequestFacts } from '../../scripted-model/scenario.ts';
 import { loadScenarioFile, startScriptedModel } from '../../scripted-model/server.ts';
@@ -104,7 +105,9 @@ describe('scripted model server', () => {
     const server = await startScriptedModel({ scenarioFiles: [file] });
     try {
       const llm = createLlm({ baseURL: server.url, model: 'claude-sonnet-4-6' });
-      const call = llm.structured({ purpose: 'review', system: 's', prompt: 'Review this diff please', schema: z.object({ ok: z.boolean() }), toolName: 'review', toolDescription: 'r' });
+      const call = llm
+        .structured({ purpose: 'review', system: 's', prompt: 'Review this diff please', schema: z.object({ ok: z.boolean() }), toolName: 'review', toolDescription: 'r' })
+        .catch((err: unknown) => Promise.reject(toActivityFailure(err)));
       await assert.rejects(call, (err: unknown) => {
         assert.ok(err instanceof ApplicationFailure);
         assert.equal(err.nonRetryable, true, 'a missing rule will not appear on retry');

@@ -1,0 +1,61 @@
+/**
+ * Every activity the workers serve, composed once. Workflows import the types only
+ * (workflows/activities.ts); workers/main.ts builds the implementations from services.
+ */
+import type { Sql } from '../services/db.ts';
+import type { Registry } from '../services/catalog/registry.ts';
+import type { KillSwitch } from '../services/control/kill-switch.ts';
+import type { Llm } from '../services/llm/client.ts';
+import type { RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
+import type { LiveOptions } from '../services/sandbox/stages/index.ts';
+import type { SandboxBackend } from '../services/sandbox/types.ts';
+import { createAuditActivities } from './audit.ts';
+import { createApprovalActivities, createForgeStoreActivities, createStoreActivities } from './bookkeeping.ts';
+import { guarded } from './guard.ts';
+import { forgeLlmActivities, llmActivities } from './llm.ts';
+import { createRegisteredToolActivities, createSandboxActivities, createVerifyActivities } from './sandbox.ts';
+import { createTaskToolActivities } from './task-tools.ts';
+
+export interface ControlDeps {
+  sql: Sql;
+  registry: Registry;
+  llm: Llm;
+  killSwitch: KillSwitch;
+  dailyForgeBudget: number;
+}
+
+/** The control queue: bookkeeping, the catalog and the model. */
+export function createControlActivities(deps: ControlDeps) {
+  const { sql, registry, llm, killSwitch } = deps;
+  const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: deps.dailyForgeBudget });
+  const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
+  return {
+    ...createStoreActivities(sql),
+    ...forgeBookkeeping,
+    ...createApprovalActivities(sql),
+    ...taskTools,
+    ...createAuditActivities({ sql, registry, killSwitch }),
+    // Everything that costs money or changes the catalog is refused while frozen.
+    ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
+  };
+}
+
+export interface SandboxQueueDeps {
+  sandbox: SandboxBackend;
+  killSwitch: KillSwitch;
+  live: LiveOptions;
+  registered: Omit<RegisteredToolDeps, 'sandbox'>;
+}
+
+/** The sandbox queue: Docker hosts only. */
+export function createSandboxQueueActivities(deps: SandboxQueueDeps) {
+  const { sandbox, killSwitch } = deps;
+  return {
+    ...guarded(createSandboxActivities(sandbox), killSwitch),
+    ...createVerifyActivities({ sandbox, killSwitch, live: deps.live }),
+    ...createRegisteredToolActivities({ ...deps.registered, sandbox, killSwitch }),
+  };
+}
+
+export type ControlActivities = ReturnType<typeof createControlActivities>;
+export type SandboxActivities = ReturnType<typeof createSandboxQueueActivities>;

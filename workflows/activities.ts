@@ -1,0 +1,37 @@
+/**
+ * The activities workflows call, one proxy per kind of work, each with its own timeout and retry
+ * policy: a database write never runs under a model call's six minutes, and a sandbox job runs on
+ * the sandbox task queue (Docker hosts). Workflow files destructure what they use from here.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { ControlActivities, SandboxActivities } from '../activities/index.ts';
+
+type LlmCalls = Pick<
+  ControlActivities,
+  'planTask' | 'fillToolInput' | 'writeSpec' | 'extractApiSpec' | 'writeTests' | 'writeImplementation' | 'repairImplementation'
+>;
+type DatabaseWork = Omit<ControlActivities, keyof LlmCalls>;
+
+/** Model calls: minutes each; rate limits and overload say when to come back (nextRetryDelay). */
+export const llmCalls = proxyActivities<LlmCalls>({
+  startToCloseTimeout: '6 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+
+/** Bookkeeping, catalog reads and writes: seconds each, retried patiently (a database restart). */
+export const databaseWork = proxyActivities<DatabaseWork>({
+  startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
+});
+
+/** Sandbox jobs on their own task queue; they heartbeat, so a dead worker is noticed fast. */
+export function sandboxJobs(taskQueue: string, maximumAttempts = 5) {
+  return proxyActivities<SandboxActivities>({
+    taskQueue,
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts },
+  });
+}
