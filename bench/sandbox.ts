@@ -9,7 +9,7 @@
  * printed as ONE JSON line, last.
  */
 import { createSandbox, type Sandbox, type SandboxJob, type SandboxResult } from '../services/sandbox/index.ts';
-import { config } from '../infra/config.ts';
+import { config } from '../services/config.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 

@@ -1,5 +1,5 @@
 import type { ForgeConfig } from '../domain/config.ts';
-import { config } from '../infra/config.ts';
+import { config } from '../services/config.ts';
 import { reportError, say } from './output.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { runCommand } from './commands/run.ts';

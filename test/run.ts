@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { config } from '../infra/config.ts';
+import { config } from '../services/config.ts';
 import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { freePort, portOpen, waitFor } from '../infra/processes.ts';

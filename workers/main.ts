@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ForgeConfig } from '../domain/config.ts';
-import { config, sandboxDeploymentName, toolsDir } from '../infra/config.ts';
+import { config, sandboxDeploymentName, toolsDir } from '../services/config.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { log } from '../services/log.ts';
 import { openDatabase } from '../infra/postgres.ts';

@@ -6,7 +6,7 @@ import { findApproval, pendingApprovals } from '../../services/control/approvals
 import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { sandboxDeploymentName, toolsDir } from '../../infra/config.ts';
+import { sandboxDeploymentName, toolsDir } from '../../services/config.ts';
 import { temporalClient } from '../../infra/temporal.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
 import { withDb } from '../../app/db.ts';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { config } from '../../infra/config.ts';
+import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { bundleToolModule } from '../../services/sandbox/bundle.ts';

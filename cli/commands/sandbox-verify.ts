@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../domain/errors.ts';
 import type { StageResult, VerifyReport } from '../../domain/verification.ts';
 import { createSandbox } from '../../services/sandbox/index.ts';
 import { reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
-import { config } from '../../infra/config.ts';
+import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { printJson, reportError, say } from '../output.ts';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
-import { config } from '../../infra/config.ts';
+import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';

@@ -19,7 +19,7 @@ import { createLlm } from '../../services/llm/client.ts';
 import { toolFiles, type ToolSpec } from '../../domain/forge.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import { formatForRepair, verifyReportSchema, type VerifyReport } from '../../domain/verification.ts';
-import { config } from '../../infra/config.ts';
+import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';

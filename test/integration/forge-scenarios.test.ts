@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { sandboxDeploymentName } from '../../infra/config.ts';
+import { sandboxDeploymentName } from '../../services/config.ts';
 import type { ForgeOutcome, ForgeProgress } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';

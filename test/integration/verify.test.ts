@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
-import { config } from '../../infra/config.ts';
+import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { OWNER, LABEL_OWNER } from '../../services/sandbox/container.ts';
