@@ -1,55 +1,164 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
+import type { ApiSpec } from '../../domain/tool.ts';
+import type { Finding, SourceFile } from '../../domain/verification.ts';
 import { zodEnglishOnly } from './esbuild-plugins.ts';
 
 /**
- * Bundles a tool (or its test file) into one ESM module the runner loads inside the
- * sandbox: zod inlined, `@forge/tool` (types only) erased, `@forge/testkit` resolved to
- * the runner's kit. The container has no node_modules, so everything must be inside.
+ * The one bundler for code that runs in the sandbox: a registered tool's call, the mock
+ * stage's tool + tests, the live probe's tool and Forge's own scripts (egress proxy, live
+ * probe). One esbuild configuration builds them all, so what verification ran is built the
+ * way production runs it: one ESM file with zod inlined (the container has no node_modules),
+ * `@forge/tool` erased (it is types only) and `@forge/testkit` → runner/testkit.ts.
+ * A tool's own files come from memory (verification) or from its folder on disk (a
+ * registered version, `forge sandbox exec`); bare imports resolve from Forge's node_modules.
  */
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const NAMESPACE = 'forge-tool-files';
+const TESTKIT = path.join(repoRoot, 'runner', 'testkit.ts');
+
+/** CommonJS dependencies (undici) call require(); ESM output has none. */
+const REQUIRE_BANNER = "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);";
 
 export class ToolBundleError extends ForgeError {
-  constructor(file: string, messages: string[]) {
-    super(`could not bundle ${file}: ${messages.join('; ')}`, 'TOOL_BUNDLE_FAILED',
+  constructor(what: string, readonly findings: Finding[]) {
+    super(
+      `could not bundle ${what}: ${findings.map((f) => `${f.file}:${f.line}:${f.column} ${f.message}`).join('; ')}`,
+      'TOOL_BUNDLE_FAILED',
       'fix the import or syntax error named above; tools may import only zod, node built-ins, @forge/tool (types) and @forge/testkit (tests)',
-      { file, messages });
+      { what, findings },
+    );
   }
+}
+
+/** The tool's own files: only these are resolved for `./name` imports. */
+interface ToolFiles {
+  has(name: string): boolean;
+  read(name: string): Promise<string>;
+  /** why `name` is not among them, for the error */
+  missing(name: string): string;
+}
+
+function inMemory(files: Record<string, string>): ToolFiles {
+  return {
+    has: (name) => Object.hasOwn(files, name),
+    read: async (name) => files[name]!,
+    missing: (name) => `no file ${name} next to the tool (only ${Object.keys(files).join(', ')})`,
+  };
+}
+
+function onDisk(dir: string): ToolFiles {
+  return {
+    has: (name) => existsSync(path.join(dir, name)),
+    read: (name) => readFile(path.join(dir, name), 'utf8'),
+    missing: (name) => `no file ${name} next to the tool in ${dir}`,
+  };
 }
 
 const forgeModules: esbuild.Plugin = {
   name: 'forge-modules',
   setup(build) {
-    // Type-only: a value import from it has nothing to bind to, and esbuild says so.
+    // Types only: a value import from it has nothing to bind to, and esbuild says so.
     build.onResolve({ filter: /^@forge\/tool$/ }, () => ({ path: '@forge/tool', namespace: 'forge-empty' }));
     build.onLoad({ filter: /.*/, namespace: 'forge-empty' }, () => ({ contents: 'export {};', loader: 'js' }));
-    build.onResolve({ filter: /^@forge\/testkit$/ }, () => ({ path: path.join(repoRoot, 'runner', 'testkit.ts') }));
+    build.onResolve({ filter: /^@forge\/testkit$/ }, () => ({ path: TESTKIT }));
   },
 };
 
-const formatMessage = (m: esbuild.Message) =>
-  m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text;
+function toolFiles(files: ToolFiles): esbuild.Plugin {
+  return {
+    name: 'forge-tool-files',
+    setup(build) {
+      build.onResolve({ filter: /^\.\/[^/]+$/ }, (args) => {
+        // Only the tool's own files are virtual; relative imports inside Forge's modules are real.
+        if (args.namespace !== NAMESPACE && args.kind !== 'entry-point') return undefined;
+        const name = args.path.slice(2);
+        if (!files.has(name)) return { errors: [{ text: files.missing(name) }] };
+        return { path: name, namespace: NAMESPACE };
+      });
+      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, async (args) => ({
+        contents: await files.read(args.path),
+        loader: args.path.endsWith('.json') ? 'json' : 'ts',
+        // Bare imports (zod) resolve from Forge's node_modules.
+        resolveDir: repoRoot,
+      }));
+    },
+  };
+}
 
-export async function bundleToolModule(file: string): Promise<string> {
+function toFindings(messages: esbuild.Message[]): Finding[] {
+  return messages.map((m) => {
+    const file = (m.location?.file.replace(`${NAMESPACE}:`, '') ?? 'tool.ts') as SourceFile;
+    return {
+      rule: 'bundle',
+      message: m.text,
+      file: file === 'tool.test.ts' ? 'tool.test.ts' : 'tool.ts',
+      line: m.location?.line ?? 0,
+      column: m.location ? m.location.column + 1 : 0,
+      snippet: m.location?.lineText.trim() ?? '',
+    };
+  });
+}
+
+async function build(what: string, entry: string, files: ToolFiles, banner = false): Promise<string> {
   try {
     const out = await esbuild.build({
-      entryPoints: [file],
+      entryPoints: [entry],
       bundle: true,
       write: false,
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      // Tools live anywhere on disk; zod comes from Forge's own node_modules.
-      nodePaths: [path.join(repoRoot, 'node_modules')],
-      plugins: [forgeModules, zodEnglishOnly],
-      logLevel: 'silent',
+      // Readable stack traces in failing tests and calls matter more than a few kB.
+      minify: false,
+      keepNames: true,
       legalComments: 'none',
+      logLevel: 'silent',
+      plugins: [forgeModules, toolFiles(files), zodEnglishOnly],
+      ...(banner ? { banner: { js: REQUIRE_BANNER } } : {}),
     });
     return out.outputFiles[0]!.text;
   } catch (err) {
     const failure = err as Partial<esbuild.BuildFailure>;
-    throw new ToolBundleError(file, failure.errors?.map(formatMessage) ?? [String(err)]);
+    if (Array.isArray(failure.errors)) throw new ToolBundleError(what, toFindings(failure.errors));
+    throw err;
   }
+}
+
+/** The tool alone, as the runner's `call` mode and the live probe load it. */
+export function bundleTool(source: string): Promise<string> {
+  return build('the tool', './tool.ts', inMemory({ 'tool.ts': source }));
+}
+
+/** A tool module on disk (a registered version's tool.ts, `forge sandbox exec <file>`); its own imports come from its folder. */
+export function bundleToolModule(file: string): Promise<string> {
+  return build(file, `./${path.basename(file)}`, onDisk(path.dirname(file)));
+}
+
+/**
+ * The test bundle. A setup module runs first (ESM evaluates imports in order): it hands the
+ * testkit the API spec and the tool's own permissions, then the tests load.
+ */
+export function bundleTests(input: { source: string; tests: string; apiSpec?: ApiSpec }): Promise<string> {
+  const setup = [
+    "import { configureTestkit } from '@forge/testkit';",
+    "import { manifest } from './tool.ts';",
+    `configureTestkit({ apiSpec: ${JSON.stringify(input.apiSpec ?? null)} ?? undefined, permissions: manifest.permissions });`,
+  ].join('\n');
+  const entry = "import './__forge_setup.ts';\nimport './tool.test.ts';\n";
+  return build('the tool and its tests', './__forge_entry.ts', inMemory({
+    '__forge_entry.ts': entry,
+    '__forge_setup.ts': setup,
+    'tool.ts': input.source,
+    'tool.test.ts': input.tests,
+  }));
+}
+
+/** A Forge-side script that runs in the sandbox image (the egress proxy, the live probe). */
+export function bundleRunnerScript(what: string, entrySource: string): Promise<string> {
+  return build(what, './__forge_entry.ts', inMemory({ '__forge_entry.ts': entrySource }), true);
 }

@@ -6,9 +6,9 @@ import { ForgeError, describeError } from '../../../domain/errors.ts';
 import { log } from '../../log.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
+import { bundleRunnerScript, repoRoot } from '../bundle.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../container.ts';
 import { ownerIsGone } from '../docker.ts';
-import { bundleRunnerScript, repoRoot } from './bundle.ts';
 
 /**
  * An egress network for one live call: an internal Docker network (no route out, and no

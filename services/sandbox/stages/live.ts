@@ -5,8 +5,8 @@ import type { StageResult } from '../../../domain/verification.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { LIVE_MARKER, type LiveProbeOutput } from '../../../runner/live-probe.ts';
 import type { ProxyDecision } from '../../../runner/proxy.ts';
+import { ToolBundleError, bundleRunnerScript, bundleTool, repoRoot } from '../bundle.ts';
 import type { SandboxBackend } from '../types.ts';
-import { BundleError, bundleRunnerScript, bundleTool, repoRoot } from './bundle.ts';
 import { openEgress } from './egress.ts';
 import type { StaticManifest } from './static.ts';
 
@@ -100,7 +100,7 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
   try {
     files = { 'tool.mjs': await bundleTool(input.source), 'probe.mjs': await probeBundle() };
   } catch (err) {
-    if (err instanceof BundleError) return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
+    if (err instanceof ToolBundleError) return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
     throw err;
   }
   const callMs = opts.timeoutMs ?? DEFAULT_CALL_MS;

@@ -1,8 +1,8 @@
 import type { ApiSpec } from '../../../domain/tool.ts';
 import { coverageOf, type StageResult, type TestOutcome } from '../../../domain/verification.ts';
 import { testReportSchema, type TestCase } from '../../../runner/protocol.ts';
+import { ToolBundleError, bundleTests } from '../bundle.ts';
 import type { SandboxBackend, SandboxLimits } from '../types.ts';
-import { BundleError, bundleTests } from './bundle.ts';
 
 /**
  * Stage 2: run the tool's own tests in a sandbox container with no network at all. The
@@ -42,7 +42,7 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
   try {
     bundle = await bundleTests(input);
   } catch (err) {
-    if (err instanceof BundleError) return failed(err.message, started, { findings: err.findings });
+    if (err instanceof ToolBundleError) return failed(err.message, started, { findings: err.findings });
     throw err;
   }
   const result = await sandbox.runJob({
