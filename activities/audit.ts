@@ -4,7 +4,6 @@ import type { ReplayTarget } from '../domain/audit.ts';
 import { ForgeError } from '../domain/errors.ts';
 import type { Sql } from '../services/db.ts';
 import { createReplayLedger, replayTarget } from '../services/catalog/audit.ts';
-import type { Registry } from '../services/catalog/registry.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 import { guard } from './guard.ts';
@@ -24,7 +23,7 @@ function permanent(err: unknown): unknown {
 }
 
 /** The replay workflow's control-side steps. */
-export function createAuditActivities(deps: { sql: Sql; registry: Registry; killSwitch: KillSwitch }) {
+export function createAuditActivities(deps: { sql: Sql; killSwitch: KillSwitch }) {
   const ledger = createReplayLedger(deps);
   return adapted({
     async loadReplayTarget(raw: z.input<typeof loadInputSchema>): Promise<ReplayTarget> {

@@ -34,7 +34,7 @@ export function createControlActivities(deps: ControlDeps) {
     ...forgeBookkeeping,
     ...createApprovalActivities(sql),
     ...taskTools,
-    ...createAuditActivities({ sql, registry, killSwitch }),
+    ...createAuditActivities({ sql, killSwitch }),
     // Everything that costs money or changes the catalog is refused while frozen.
     ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
   };

@@ -1,8 +1,8 @@
 /**
- * The audit log as a person reads it (forge audit, forge audit show) and replays it: what a replay
- * re-runs, and its verdict (activities/audit.ts runs these for the replay workflow).
+ * The audit log, written and read here: the record of each decision and call (recordAudit, once
+ * per idempotency key), as a person reads it (forge audit, forge audit show) and replays it: what
+ * a replay re-runs, and its verdict (activities/audit.ts runs these for the replay workflow).
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   AuditEntryNotFoundError,
@@ -16,7 +16,36 @@ import {
 import { unifiedDiff } from '../../domain/diff.ts';
 import { sideEffectSchema } from '../../domain/tool.ts';
 import type { Sql } from '../db.ts';
-import { stableStringify, type Registry } from './registry.ts';
+import { sha256, stableStringify } from './hash.ts';
+import { parseInput } from './input.ts';
+
+export const auditInputSchema = z.object({
+  idempotencyKey: z.string().min(1).max(512),
+  kind: z.string().min(1).max(100),
+  tool: z.string().optional(),
+  version: z.number().int().min(1).optional(),
+  input: z.unknown().optional(),
+  output: z.unknown().optional(),
+  latencyMs: z.number().int().min(0).optional(),
+  reasoning: z.string().optional(),
+  taskContext: z.unknown().optional(),
+  workflowId: z.string().optional(),
+});
+export type AuditInput = z.input<typeof auditInputSchema>;
+
+/** Appends an entry; the same idempotency key again returns the first entry's id. */
+export async function recordAudit(sql: Sql, input: AuditInput): Promise<{ id: number; created: boolean }> {
+  const r = parseInput(auditInputSchema, input, 'audit record');
+  const json = (v: unknown) => (v === undefined ? null : sql.json(v as never));
+  const inserted = await sql<{ id: string }[]>`
+    insert into audit_log (idempotency_key, kind, tool, version, input, output, latency_ms, reasoning, task_context, workflow_id)
+    values (${r.idempotencyKey}, ${r.kind}, ${r.tool ?? null}, ${r.version ?? null}, ${json(r.input)}, ${json(r.output)}, ${r.latencyMs ?? null},
+            ${r.reasoning ?? null}, ${json(r.taskContext)}, ${r.workflowId ?? null})
+    on conflict (idempotency_key) do nothing returning id`;
+  if (inserted[0]) return { id: Number(inserted[0].id), created: true };
+  const [existing] = await sql<{ id: string }[]>`select id from audit_log where idempotency_key = ${r.idempotencyKey}`;
+  return { id: Number(existing!.id), created: false };
+}
 
 export interface AuditEntry {
   id: number;
@@ -139,7 +168,7 @@ export async function replayTarget(sql: Sql, id: number): Promise<ReplayTarget> 
 
 /** The hash the registry meters outputs with: sha256 over JSON with sorted keys. */
 export function outputHash(value: unknown): string {
-  return createHash('sha256').update(stableStringify(value)).digest('hex');
+  return sha256(stableStringify(value));
 }
 
 function sortKeys(value: unknown): unknown {
@@ -167,7 +196,7 @@ export interface ReplayRecord {
 }
 
 /** A replay's verdict, recorded once. */
-export function createReplayLedger(deps: { registry: Registry }) {
+export function createReplayLedger(deps: { sql: Sql }) {
   return {
     /**
      * Audits the replay (kind 'replay', referencing the original) and compares the outputs. Never
@@ -194,7 +223,7 @@ export function createReplayLedger(deps: { registry: Registry }) {
         replayOutputHash,
         original: { workflowId: target.workflowId, taskContext: target.taskContext ?? null },
       };
-      const { id } = await deps.registry.recordAudit({
+      const { id } = await recordAudit(deps.sql, {
         idempotencyKey: `${input.workflowId}:replay`,
         kind: 'replay',
         tool: target.tool,

@@ -1,6 +1,11 @@
 import { embeddingsResponseSchema } from '../../domain/embedding.ts';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
-import type { Embedder } from './registry.ts';
+
+/** Dense embeddings are optional: without an embedder, search is full-text + trigram only. */
+export interface Embedder {
+  model: string;
+  embed(texts: string[]): Promise<number[][]>;
+}
 
 /**
  * An embedding provider over HTTP (FORGE_EMBEDDINGS_URL, e.g. https://api.voyageai.com/v1/embeddings,

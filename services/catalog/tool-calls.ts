@@ -2,6 +2,7 @@ import { ToolMissingError } from '../../domain/errors.ts';
 import { decide } from '../../domain/ranking.ts';
 import type { Discovery, ToolGate } from '../../domain/tool-call.ts';
 import { approvalNeeded, statusForLevel, type TrustLevel } from '../../domain/trust.ts';
+import { harness } from '../../harness/index.ts';
 import type { Registry } from './registry.ts';
 
 /**
@@ -12,9 +13,12 @@ export function createToolCalls(deps: { registry: Registry }) {
   const { registry } = deps;
   return {
     async discoverTool(input: { query: string }): Promise<Discovery> {
-      const hits = await registry.search(input.query, { limit: 5 });
+      const hits = await registry.search(input.query, { limit: harness.policy.retrieval.candidates });
       return {
-        decision: decide(hits.map((h) => ({ name: h.name, similarity: h.similarity, invocations: h.invocations, successes: h.successes, inputSchema: h.inputSchema, status: h.status }))),
+        decision: decide(
+          hits.map((h) => ({ name: h.name, similarity: h.similarity, invocations: h.invocations, successes: h.successes, inputSchema: h.inputSchema, status: h.status })),
+          { policy: harness.policy.ranking },
+        ),
         candidates: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),
       };
     },

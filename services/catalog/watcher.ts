@@ -4,7 +4,9 @@ import path from 'node:path';
 import { describeError } from '../../domain/errors.ts';
 import { log as rootLog } from '../log.ts';
 import { apiSpecSchema, type ApiSpec } from '../../domain/tool.ts';
-import { FILES, filesHash, manifestDraftSchema, readVersionFiles, stamp, type ManifestDraft, type Registry } from './registry.ts';
+import { FILES, filesHash, readVersionFiles, stamp } from './folders.ts';
+import type { Registry } from './registry.ts';
+import { manifestDraftSchema, type ManifestDraft } from './store.ts';
 
 /**
  * The directory watcher: a person's edits to a tool's current version folder become a new version

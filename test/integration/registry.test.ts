@@ -2,14 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import {
-  IdempotencyConflictError,
-  RegistryWriteError,
-  createRegistry,
-  type RegisterInput,
-  type RegisterStage,
-  type Registry,
-} from '../../services/catalog/registry.ts';
+import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { IdempotencyConflictError, RegistryWriteError, type RegisterInput, type RegisterStage } from '../../services/catalog/store.ts';
 import { watchRegistry, type WatchEvent } from '../../services/catalog/watcher.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';

@@ -41,6 +41,8 @@ it('a good edit is verified in the sandbox and becomes the next version, by a hu
   await until('v2 registered from the edit', async () => (await current()) === 2);
   assert.deepEqual(await versions(), ['1:forge', '2:human']);
   assert.match(fs.readFileSync(path.join(h.home, 'tools', 'count_words', 'v2', 'tool.ts'), 'utf8'), /Reviewed by a person/);
+  // The watcher puts v1 back just after registering v2: wait for it rather than race it.
+  await until('v1 put back', async () => fs.readFileSync(file, 'utf8') === original, 10_000).catch(() => {});
   assert.equal(fs.readFileSync(file, 'utf8'), original, 'v1 on disk is what was registered as v1 again');
 });
 

@@ -1,0 +1,227 @@
+import type postgres from 'postgres';
+import { describeError } from '../../domain/errors.ts';
+import {
+  cosine,
+  lexicalSimilarity,
+  rerank,
+  type LexicalPolicy,
+  type RankingPolicy,
+  type TermEvidence,
+} from '../../domain/ranking.ts';
+import { trustLevel, type ToolStatus, type TrustLevel } from '../../domain/trust.ts';
+import { harness } from '../../harness/index.ts';
+import type { Sql } from '../db.ts';
+import type { Logger } from '../log.ts';
+import type { Embedder } from './embeddings.ts';
+
+/**
+ * Discovery over the catalog: lexical evidence from Postgres (full text + trigrams over the index
+ * the store writes), dense cosine when an embedder is configured, and the re-ranking of
+ * domain/ranking.ts. Also the index's own writes that the store calls: the parameter words it
+ * indexes and the tool embeddings.
+ */
+
+export interface SearchHit {
+  name: string;
+  version: number;
+  description: string;
+  status: ToolStatus;
+  sideEffect: 'read' | 'write';
+  destructive: boolean;
+  inputSchema: Record<string, unknown>;
+  /** 0..1 retrieval similarity (lexical, blended with dense cosine when embeddings exist) */
+  similarity: number;
+  /** the re-ranked score: similarity, success rate and usage, weighted by harness.policy.ranking */
+  score: number;
+  components: { lexical: number; fullText: number; dense: number | null };
+  invocations: number;
+  successes: number;
+  level: TrustLevel;
+}
+
+export interface SearchOptions {
+  limit?: number;
+  includeInactive?: boolean;
+}
+
+export interface SearchDeps {
+  sql: Sql;
+  /** dense embeddings are optional: without an embedder, search is full-text + trigram only */
+  embedder?: Embedder;
+  /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
+  denseWeight?: number;
+  /** absent: the harness's (harness.policy.ranking, .lexical) */
+  rankingPolicy?: RankingPolicy;
+  lexicalPolicy?: LexicalPolicy;
+  log: Logger;
+}
+
+export interface ToolEmbedding {
+  model: string;
+  vector: number[];
+}
+
+/** Words requests use that the schema knows: parameter names (split) and their descriptions. */
+export function paramsSearchText(inputSchema: Record<string, unknown>): string {
+  const props = inputSchema.properties;
+  if (typeof props !== 'object' || props === null) return '';
+  return Object.entries(props as Record<string, unknown>)
+    .map(([key, prop]) => {
+      const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ');
+      const desc = typeof prop === 'object' && prop !== null && typeof (prop as { description?: unknown }).description === 'string' ? (prop as { description: string }).description : '';
+      return `${words} ${desc}`.trim();
+    })
+    .join('. ');
+}
+
+interface SearchRow {
+  name: string;
+  version: number;
+  description: string;
+  status: ToolStatus;
+  side_effect: 'read' | 'write';
+  destructive: boolean;
+  input_schema: Record<string, unknown> | null;
+  a_hits: string[];
+  b_hits: string[];
+  c_hits: string[];
+  fuzzy: number[];
+  full_text: number;
+  invocations: number;
+  successes: number;
+}
+
+export type Search = ReturnType<typeof createSearch>;
+
+export function createSearch(deps: SearchDeps) {
+  const { sql, log } = deps;
+  const denseWeight = deps.denseWeight ?? harness.policy.retrieval.denseWeight;
+
+  /** The text a tool is embedded by; null without an embedder or when the provider fails. */
+  async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
+    if (!deps.embedder) return null;
+    try {
+      const [vector] = await deps.embedder.embed([`${name.replace(/_/g, ' ')}: ${description}`]);
+      return vector ? { model: deps.embedder.model, vector } : null;
+    } catch (err) {
+      // Embeddings only sharpen search; a tool is still findable by its words.
+      log.warn('embedding failed; the tool is indexed for full-text search only', { tool: name, error: describeError(err) });
+      return null;
+    }
+  }
+
+  /** One embedding per tool and model, describing the version given (inside the store's transaction or not). */
+  async function saveEmbedding(db: Sql | postgres.TransactionSql, name: string, version: number, embedding: ToolEmbedding): Promise<void> {
+    await db`insert into tool_embeddings (name, version, model, embedding) values (${name}, ${version}, ${embedding.model}, ${embedding.vector})
+             on conflict (name, model) do update set version = excluded.version, embedding = excluded.embedding, created_at = now()`;
+  }
+
+  /** After a promotion the embedding must describe the version now current (best-effort). */
+  async function refreshEmbedding(name: string, version: number, description: string): Promise<void> {
+    if (!deps.embedder) return;
+    const embedding = await embedTool(name, description);
+    if (!embedding) return;
+    await saveEmbedding(sql, name, version, embedding);
+  }
+
+  /**
+   * Hybrid retrieval. Postgres does the text work — stemming and stop words (to_tsvector), which of
+   * the request's words each tool's weighted index holds, trigram word_similarity for misspellings,
+   * ts_rank of websearch_to_tsquery for requests that name a tool outright — and the scores are
+   * combined here (domain/ranking.ts), blended with dense cosine when embeddings exist, then
+   * re-ranked by success rate and usage.
+   */
+  async function search(query: string, searchOpts: SearchOptions = {}): Promise<SearchHit[]> {
+    const limit = searchOpts.limit ?? 5;
+    const q = query.trim().slice(0, 2000);
+    if (!q) return [];
+
+    // The request's words with their lexemes, split by Postgres's own parser: stop words drop out,
+    // and host names, URLs, paths, versions and numbers (values, not intent: "blog.example.net"
+    // says nothing about blogs) are left out; hyphenated words count by their parts.
+    const lexed = await sql<{ word: string; lexeme: string }[]>`
+      select lower(token) as word, lexemes[1] as lexeme from ts_debug('english', ${q})
+      where alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
+        and coalesce(array_length(lexemes, 1), 0) > 0
+      limit 64`;
+    const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
+    for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
+    const lexemes = [...terms.keys()];
+    const rawWords = [...terms.values()];
+    if (lexemes.length === 0) return [];
+
+    const activeOnly = !searchOpts.includeInactive;
+    const [countRow] = await sql<{ n: number }[]>`
+      select count(*)::int as n from tools where current_version is not null and (${!activeOnly} or status = 'active')`;
+    const n = countRow?.n ?? 0;
+    const dfRows = await sql<{ word: string; ndoc: number }[]>`
+      select word, ndoc from ts_stat(${`select search from tools where current_version is not null${activeOnly ? " and status = 'active'" : ''}`})
+      where word = any(${lexemes}::text[])`;
+    const df = new Map(dfRows.map((r) => [r.word, r.ndoc]));
+
+    const rows = await sql<SearchRow[]>`
+      with q as (select ${lexemes}::text[] as lex, ${rawWords}::text[] as words)
+      select t.name, t.current_version as version, t.description, t.status, t.side_effect, t.destructive,
+             v.manifest -> 'inputSchema' as input_schema,
+             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':A')::tsquery) as a_hits,
+             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':B')::tsquery) as b_hits,
+             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':C')::tsquery) as c_hits,
+             array(select word_similarity(w, t.trgm_text)::float8 from unnest(q.words) with ordinality as u(w, i) order by i) as fuzzy,
+             ts_rank(t.search, websearch_to_tsquery('english', ${q}))::float8 as full_text,
+             coalesce(s.invocations, 0)::int as invocations, coalesce(s.successes, 0)::int as successes
+      from q, tools t
+      join tool_versions v on v.name = t.name and v.version = t.current_version
+      left join (select tool, count(*) as invocations, count(*) filter (where success) as successes from invocations group by tool) s on s.tool = t.name
+      where (${!activeOnly} or t.status = 'active')
+        and (t.search @@ to_tsquery('simple', array_to_string(array(select quote_literal(l) from unnest(q.lex) l), ' | '))
+             or exists (select 1 from unnest(q.words) w where word_similarity(w, t.trgm_text) >= 0.5))`;
+
+    const dense = await denseSimilarities(q, rows.map((r) => r.name));
+    const scored = rows.map((r) => {
+      const evidence: TermEvidence[] = lexemes.map((lex, i) => ({
+        docFrequency: df.get(lex) ?? 0,
+        inName: r.a_hits.includes(lex),
+        inDescription: r.b_hits.includes(lex),
+        inParams: r.c_hits.includes(lex),
+        fuzzy: r.fuzzy[i] ?? 0,
+      }));
+      const lexical = lexicalSimilarity(evidence, n, deps.lexicalPolicy ?? harness.policy.lexical);
+      const d = dense.get(r.name) ?? null;
+      const similarity = d === null ? lexical : denseWeight * d + (1 - denseWeight) * lexical;
+      return {
+        name: r.name,
+        version: r.version,
+        description: r.description,
+        status: r.status,
+        sideEffect: r.side_effect,
+        destructive: r.destructive,
+        inputSchema: r.input_schema ?? {},
+        similarity,
+        components: { lexical, fullText: r.full_text, dense: d },
+        invocations: r.invocations,
+        successes: r.successes,
+        level: trustLevel({ invocations: r.invocations, successes: r.successes }),
+      };
+    });
+    return rerank(scored, deps.rankingPolicy ?? harness.policy.ranking)
+      .slice(0, limit)
+      .map(({ successRate: _s, usage: _u, ...hit }) => hit);
+  }
+
+  async function denseSimilarities(query: string, names: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!deps.embedder || names.length === 0) return out;
+    const rows = await sql<{ name: string; embedding: number[] }[]>`
+      select name, embedding from tool_embeddings where model = ${deps.embedder.model} and name = any(${names}::text[])`;
+    if (rows.length === 0) return out;
+    try {
+      const [qv] = await deps.embedder.embed([query]);
+      if (qv) for (const r of rows) out.set(r.name, cosine(qv, r.embedding.map(Number)));
+    } catch (err) {
+      log.warn('query embedding failed; searching by words only', { error: describeError(err) });
+    }
+    return out;
+  }
+
+  return { search, embedTool, saveEmbedding, refreshEmbedding };
+}
