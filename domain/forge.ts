@@ -7,6 +7,9 @@ import type { VerifyReport } from './verification.ts';
  * workflow reports. Pure, so the forge workflow imports it.
  */
 
+/** A cap on repairs per forge (each is a model call and a sandbox run); the default is the harness's. */
+export const maxRepairsSchema = z.number().int().min(0).max(3);
+
 export const forgeRequestSchema = z.strictObject({
   /** what the tool must do, in the user's words */
   need: z.string().trim().min(8, 'describe the tool in at least a sentence').max(4000),
@@ -20,7 +23,8 @@ export const forgeRequestSchema = z.strictObject({
   sandboxQueue: z.string().min(1).default('forge-sandbox'),
   /** how long to wait for a person when the daily budget is spent */
   budgetApprovalTimeout: z.string().default('24 hours'),
-  maxRepairs: z.number().int().min(0).max(3).default(3),
+  /** absent: the harness's policy (harness.policy.forge.maxRepairs) */
+  maxRepairs: maxRepairsSchema.optional(),
 });
 export type ForgeRequest = z.input<typeof forgeRequestSchema>;
 

@@ -3,35 +3,33 @@ import type { ToolStatus } from './trust.ts';
 
 /**
  * Reuse-or-forge (seed 002). Retrieval gives each candidate tool a 0..1 similarity; re-ranking
- * orders them by  0.7 similarity + 0.2 success rate + 0.1 usage;  the thresholds then decide:
- *   similarity >= 0.80         reuse
- *   0.65 <= similarity < 0.80  reuse only when the request's parameters fit the tool's input schema
- *   similarity <  0.65         forge a new tool
- * and below 0.85 a reuse is only proposed, to be confirmed (seed 000: the "let's weather this
- * outage" false positive). Thresholds apply to the similarity, not to the re-ranked score: success
- * and popularity say how good a tool is, not whether it is the tool this request is about — a
- * popular weather tool must not climb over the threshold on a metaphor.
- * Pure: workflows import it.
+ * orders them by a weighted sum of similarity, success rate and usage; the thresholds then decide:
+ *   similarity >= reuseAt               reuse
+ *   considerAt <= similarity < reuseAt  reuse only when the request's parameters fit the tool's input schema
+ *   similarity <  considerAt            forge a new tool
+ * and below confirmBelow a reuse is only proposed, to be confirmed (seed 000: the "let's weather
+ * this outage" false positive). Thresholds apply to the similarity, not to the re-ranked score:
+ * success and popularity say how good a tool is, not whether it is the tool this request is about —
+ * a popular weather tool must not climb over the threshold on a metaphor.
+ * The numbers the agent uses are the harness's (harness/policy/ranking.ts); this file holds what
+ * they mean, the bounds they must stay within, and the functions, which take the policy as a
+ * parameter. Pure: workflows import it.
  */
 
 export const rankingPolicySchema = z.object({
-  weights: z
-    .object({ similarity: z.number().min(0), successRate: z.number().min(0), usage: z.number().min(0) })
-    .default({ similarity: 0.7, successRate: 0.2, usage: 0.1 }),
-  reuseAt: z.number().min(0).max(1).default(0.8),
-  considerAt: z.number().min(0).max(1).default(0.65),
-  confirmBelow: z.number().min(0).max(1).default(0.85),
+  weights: z.object({ similarity: z.number().min(0), successRate: z.number().min(0), usage: z.number().min(0) }),
+  reuseAt: z.number().min(0).max(1),
+  considerAt: z.number().min(0).max(1),
+  confirmBelow: z.number().min(0).max(1),
   /**
    * A tool with no history gets this success rate, fading as real runs arrive (a Beta prior worth
    * `priorWeight` runs). Without it a freshly forged tool, which just passed its tests, would rank
    * as if it always failed.
    */
-  priorSuccessRate: z.number().min(0).max(1).default(0.8),
-  priorWeight: z.number().min(0).default(2),
+  priorSuccessRate: z.number().min(0).max(1),
+  priorWeight: z.number().min(0),
 });
 export type RankingPolicy = z.infer<typeof rankingPolicySchema>;
-export type RankingPolicyInput = z.input<typeof rankingPolicySchema>;
-export const defaultRankingPolicy: RankingPolicy = rankingPolicySchema.parse({});
 
 export interface Candidate {
   name: string;
@@ -46,7 +44,7 @@ export interface Candidate {
 
 export type Ranked<C extends Candidate> = C & { score: number; successRate: number; usage: number };
 
-export function smoothedSuccessRate(invocations: number, successes: number, policy: RankingPolicy = defaultRankingPolicy): number {
+export function smoothedSuccessRate(invocations: number, successes: number, policy: RankingPolicy): number {
   const w = policy.priorWeight;
   const n = invocations + w;
   return n === 0 ? policy.priorSuccessRate : (successes + policy.priorSuccessRate * w) / n;
@@ -58,15 +56,14 @@ export function usageScore(invocations: number, maxInvocations: number): number 
   return Math.min(1, Math.log1p(Math.max(0, invocations)) / Math.log1p(maxInvocations));
 }
 
-export function hybridScore(parts: { similarity: number; successRate: number; usage: number }, policy: RankingPolicy = defaultRankingPolicy): number {
+export function hybridScore(parts: { similarity: number; successRate: number; usage: number }, policy: RankingPolicy): number {
   const w = policy.weights;
   const total = w.similarity + w.successRate + w.usage;
   return (w.similarity * parts.similarity + w.successRate * parts.successRate + w.usage * parts.usage) / total;
 }
 
 /** Best first; ties go to the more similar tool, then by name so the order is stable. */
-export function rerank<C extends Candidate>(candidates: readonly C[], policyInput: RankingPolicyInput = {}): Ranked<C>[] {
-  const policy = rankingPolicySchema.parse(policyInput);
+export function rerank<C extends Candidate>(candidates: readonly C[], policy: RankingPolicy): Ranked<C>[] {
   const maxUse = Math.max(0, ...candidates.map((c) => c.invocations ?? 0));
   return candidates
     .map((c) => {
@@ -77,8 +74,8 @@ export function rerank<C extends Candidate>(candidates: readonly C[], policyInpu
     .sort((a, b) => b.score - a.score || b.similarity - a.similarity || a.name.localeCompare(b.name));
 }
 
-export function needsConfirmation(similarity: number, policyInput: RankingPolicyInput = {}): boolean {
-  return similarity < rankingPolicySchema.parse(policyInput).confirmBelow;
+export function needsConfirmation(similarity: number, policy: RankingPolicy): boolean {
+  return similarity < policy.confirmBelow;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,13 +178,13 @@ export interface Decision {
 export interface DecideOptions {
   /** what the request supplies: extracted arguments, or parameter names. Absent = not checked. */
   args?: Record<string, unknown> | readonly string[];
-  policy?: RankingPolicyInput;
+  policy: RankingPolicy;
 }
 
 const pct = (x: number) => x.toFixed(2);
 
-export function decide(candidates: readonly Candidate[], opts: DecideOptions = {}): Decision {
-  const policy = rankingPolicySchema.parse(opts.policy ?? {});
+export function decide(candidates: readonly Candidate[], opts: DecideOptions): Decision {
+  const { policy } = opts;
   // Quarantined and archived tools are never reused: a replacement gets forged instead.
   const ranked = rerank(candidates.filter((c) => (c.status ?? 'active') === 'active'), policy);
   const best = ranked[0];
@@ -269,31 +266,27 @@ export const lexicalPolicySchema = z.object({
    * Virtual tools that contain none of the request's words, added to the catalog when weighing
    * words. Without them a one-tool catalog makes every word look common (and worthless).
    */
-  priorDocuments: z.number().min(0).default(8),
+  priorDocuments: z.number().min(0),
   /** how much a word counts where it was found: the tool's name, its description, its parameters */
-  fieldWeights: z.object({ name: z.number(), description: z.number(), params: z.number() }).default({ name: 1, description: 0.8, params: 0.6 }),
+  fieldWeights: z.object({ name: z.number(), description: z.number(), params: z.number() }),
   /** a misspelled or differently inflected word counts when its trigram similarity reaches this … */
-  fuzzyMin: z.number().min(0).max(1).default(0.7),
+  fuzzyMin: z.number().min(0).max(1),
   /** … at this fraction of its similarity */
-  fuzzyWeight: z.number().min(0).max(1).default(0.7),
+  fuzzyWeight: z.number().min(0).max(1),
   /**
    * Evidence turns into a 0..1 similarity as 1 - exp(-steepness · evidence), where a word found in
-   * exactly one tool weighs 1. At 1.45 such a word alone reaches the 0.65..0.80 band — 0.69 in the
-   * description, 0.77 in the name — where the parameters must fit too; it takes two to clear 0.80
-   * (0.90). That is what keeps "let's weather this outage" from a reuse: one word, nothing to fill
-   * the city with. A word found only among the parameters (0.58) is not enough on its own.
+   * exactly one tool weighs 1 (the harness's value says which band one word lands in).
    */
-  steepness: z.number().positive().default(1.45),
+  steepness: z.number().positive(),
 });
 export type LexicalPolicy = z.infer<typeof lexicalPolicySchema>;
-export type LexicalPolicyInput = z.input<typeof lexicalPolicySchema>;
 
 /**
  * A word's weight by how many catalog tools use it (inverse document frequency): 1 for a word only
  * one tool uses, less the more tools share it. Scaled so that 1 means the same whatever the
  * catalog's size, which keeps the thresholds meaningful as the catalog grows.
  */
-export function termWeight(docFrequency: number, catalogSize: number, policy: LexicalPolicy = lexicalPolicySchema.parse({})): number {
+export function termWeight(docFrequency: number, catalogSize: number, policy: LexicalPolicy): number {
   const n = catalogSize + policy.priorDocuments;
   return Math.min(1, Math.log(1 + n / (docFrequency + 1)) / Math.log(1 + n / 2));
 }
@@ -309,8 +302,7 @@ export interface TermEvidence {
 }
 
 /** 0..1: the summed weight of the request's words found in the tool, saturating. */
-export function lexicalSimilarity(terms: readonly TermEvidence[], catalogSize: number, policyInput: LexicalPolicyInput = {}): number {
-  const p = lexicalPolicySchema.parse(policyInput);
+export function lexicalSimilarity(terms: readonly TermEvidence[], catalogSize: number, p: LexicalPolicy): number {
   let evidence = 0;
   for (const t of terms) {
     const exact = t.inName ? p.fieldWeights.name : t.inDescription ? p.fieldWeights.description : t.inParams ? p.fieldWeights.params : 0;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NODE_PATH } from '../runner/protocol.ts';
+import { NODE_PATH } from './sandbox-image.ts';
 import type { Plan } from './plan.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
@@ -58,19 +58,4 @@ export function sandboxProbeCommand(stepCount: number): string[] {
     'console.log(JSON.stringify({ node: process.version, uid: process.getuid(), steps: Number(process.argv[1]) }))',
     String(stepCount),
   ];
-}
-
-export function composeAnswer(plan: Plan, sandbox?: SandboxRun, tool?: ToolCallOutcome): string {
-  const steps = plan.steps.map((s, i) => `  ${i + 1}. ${s.title}`).join('\n');
-  const lines = [plan.summary, 'Plan:', steps];
-  if (sandbox) lines.push(`Sandbox check: exit ${sandbox.exitCode}, ${sandbox.stdout.trim()}`);
-  if (tool) {
-    const head = `${tool.tool}${tool.version ? ` v${tool.version}` : ''}`;
-    lines.push(
-      tool.status === 'succeeded'
-        ? `Tool ${head} answered: ${JSON.stringify(tool.output)}`
-        : `Tool ${head} ${tool.status === 'failed' ? 'failed' : 'did not run'}: ${tool.reason ?? 'unknown reason'}`,
-    );
-  }
-  return lines.join('\n');
 }

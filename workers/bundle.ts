@@ -7,12 +7,19 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const workflowsPath = path.join(root, 'workflows', 'index.ts');
 
+/** The .ts files under dir, sub-folders included, by path relative to the root, in a stable order. */
+function sourceFiles(dir: string): string[] {
+  return fs
+    .readdirSync(path.join(root, dir), { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? sourceFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []))
+    .sort();
+}
+
+/** Everything the workflow bundle is built from: the workflows and the pure code they import (the harness's prompts and policy included). */
 function sourceHash(): string {
   const h = crypto.createHash('sha256');
-  for (const dir of ['workflows', 'domain']) {
-    for (const f of fs.readdirSync(path.join(root, dir)).sort()) {
-      if (f.endsWith('.ts')) h.update(f).update(fs.readFileSync(path.join(root, dir, f)));
-    }
+  for (const dir of ['workflows', 'domain', 'harness']) {
+    for (const f of sourceFiles(dir)) h.update(f).update(fs.readFileSync(path.join(root, f)));
   }
   return h.digest('hex').slice(0, 16);
 }

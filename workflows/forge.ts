@@ -10,6 +10,7 @@ import {
 import { TOOL_NAME } from '../domain/search-attributes.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import type { ApiSpec } from '../domain/tool.ts';
+import { harness } from '../harness/index.ts';
 import { approvals } from './approval.ts';
 import { forgeProgressQuery } from './definitions.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
@@ -28,6 +29,7 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   const req = parseWorkflowInput(forgeRequestSchema, raw, 'forge request', 'InvalidForgeRequest');
   const { workflowId } = workflowInfo();
   const { sandboxVerify } = sandboxJobs(req.sandboxQueue);
+  const maxRepairs = req.maxRepairs ?? harness.policy.forge.maxRepairs;
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };
   const { enter, guarded } = track(progress);
@@ -90,10 +92,10 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       const summary = formatForRepair(report);
       progress.attempts.push({ attempt, passed: report.passed, summary: summary.slice(0, 4000) });
       if (report.passed) break;
-      if (attempt > req.maxRepairs) {
-        return fail(`verification failed after ${req.maxRepairs} repair(s): ${firstFailure(report)}`, spec.name, report);
+      if (attempt > maxRepairs) {
+        return fail(`verification failed after ${maxRepairs} repair(s): ${firstFailure(report)}`, spec.name, report);
       }
-      enter('repairing', `repair ${attempt} of ${req.maxRepairs}`);
+      enter('repairing', `repair ${attempt} of ${maxRepairs}`);
       const currentSource = source;
       const repaired = await guarded(() => repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
       source = repaired.source;

@@ -1,9 +1,8 @@
 import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import type { Plan } from '../domain/plan.ts';
-import { defaultRankingPolicy, paramsFit } from '../domain/ranking.ts';
+import { paramsFit } from '../domain/ranking.ts';
 import {
-  composeAnswer,
   sandboxProbeCommand,
   taskInputSchema,
   type TaskInput,
@@ -11,6 +10,7 @@ import {
   type TaskResult,
   type ToolCallOutcome,
 } from '../domain/task.ts';
+import { harness } from '../harness/index.ts';
 import { approvals } from './approval.ts';
 import { progressQuery } from './definitions.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
@@ -57,7 +57,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       progress.sandbox = probe;
     }
     enter('answering');
-    const result: TaskResult = { workflowId, task: input.task, plan, answer: composeAnswer(plan, progress.sandbox, tool), sandbox: progress.sandbox, tool };
+    const result: TaskResult = { workflowId, task: input.task, plan, answer: harness.prompts.answer(plan, progress.sandbox, tool), sandbox: progress.sandbox, tool };
     await completeTask({ workflowId, result });
     enter('completed');
     return result;
@@ -83,7 +83,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     let prepared = name ? await prepare(name) : undefined;
 
     // A medium match is reused only when the arguments the task supplies fit its parameters.
-    if (prepared && discovery.decision.similarity < defaultRankingPolicy.reuseAt) {
+    if (prepared && discovery.decision.similarity < harness.policy.ranking.reuseAt) {
       const fit = paramsFit(prepared.gate.inputSchema, prepared.filled.input);
       if (!fit.fit) {
         note(`${name} does not fit (missing ${fit.missing.join(', ') || '-'}, unknown ${fit.unknown.join(', ') || '-'}): forging instead`);
@@ -92,7 +92,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     }
     if (name && discovery.decision.action === 'confirm') {
       enter('awaiting-approval', `confirm reuse of ${name}`);
-      const ok = await approval.request({ kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` }, '1 hour');
+      const ok = await approval.request({ kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` }, harness.policy.approval.confirmReuseWait);
       if (!ok.approved) name = prepared = undefined;
     }
     if (!name || !prepared) {
@@ -115,10 +115,15 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       enter('awaiting-approval', gate.approval.reason);
       const ok = await approval.request(
         { kind: gate.destructive ? 'destructive' : 'write', tool: name, summary: `${name} v${gate.version} with ${JSON.stringify(filled.input).slice(0, 300)} — ${gate.approval.reason}`, request: filled.input },
-        '1 hour',
+        harness.policy.approval.callWait,
       );
       if (!ok.approved) {
-        return { tool: name, version: gate.version, status: 'not-run', reason: ok.timedOut ? 'nobody approved the write within 1 hour' : `${ok.by ?? 'a person'} rejected the call` };
+        return {
+          tool: name,
+          version: gate.version,
+          status: 'not-run',
+          reason: ok.timedOut ? `nobody approved the write within ${harness.policy.approval.callWait}` : `${ok.by ?? 'a person'} rejected the call`,
+        };
       }
     }
 

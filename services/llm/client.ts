@@ -1,7 +1,7 @@
 /**
  * The LLM layer: every model call Forge makes goes through `createLlm(...).structured()`,
- * which forces a tool call whose input is checked with zod, retries once with the
- * validation error when it does not fit, meters tokens and cost, and turns API failures
+ * which forces a tool call whose input is checked with zod, re-asks with the validation error
+ * when it does not fit (harness.policy.llm.reasks times), meters tokens and cost, and turns API failures
  * into LlmCallErrors (retryable or not, with the delay the API asked for), which the activity
  * layer hands to Temporal. The SDK's own retries are off: Temporal's activity retry policy does
  * the retrying, so every attempt is visible in the workflow history.
@@ -15,6 +15,7 @@ import { InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/er
 import { classifyLlmFailure } from '../../domain/llm-retry.ts';
 import { planSchema, type Plan } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
+import { harness, type PromptedCall } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import { log as rootLog } from '../log.ts';
 
@@ -69,9 +70,22 @@ export interface StructuredRequest<T> {
   maxTokens?: number;
 }
 
+/** A request for one of the harness's prompted calls: the harness phrases it, the caller names its purpose and reply schema. */
+export function promptedRequest<In, T>(call: PromptedCall<In>, input: In, reply: { purpose: string; schema: z.ZodType<T> }): StructuredRequest<T> {
+  return {
+    purpose: reply.purpose,
+    system: call.system,
+    prompt: call.user(input),
+    schema: reply.schema,
+    toolName: call.tool.name,
+    toolDescription: call.tool.description,
+    maxTokens: call.maxTokens,
+  };
+}
+
 export interface StructuredResult<T> {
   value: T;
-  /** Summed over the attempts (one, or two when the first reply did not validate). */
+  /** Summed over the attempts (one, plus one per re-ask when a reply did not validate). */
   usage: LlmUsage;
 }
 
@@ -165,7 +179,7 @@ function checkReply<T>(reply: Reply, req: StructuredRequest<T>, maxTokens: numbe
 
 /** The turn that tells the model what was wrong: a tool_result with is_error, or plain text when it called no tool. */
 function correction(reply: Reply, toolName: string, issues: string): Anthropic.MessageParam[] {
-  const note = `The ${toolName} input was rejected:\n${issues}\nCall ${toolName} again with input that fits its schema.`;
+  const note = harness.prompts.reask(toolName, issues);
   const assistant: Anthropic.ContentBlockParam[] = reply.content.flatMap((b): Anthropic.ContentBlockParam[] => {
     if (b.type === 'text') return b.text ? [{ type: 'text', text: b.text }] : [];
     if (b.type === 'tool_use') return [{ type: 'tool_use', id: b.id, name: b.name, input: b.input }];
@@ -227,23 +241,22 @@ export function createLlm(opts: LlmOptions): Llm {
   async function structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>> {
     const scope = opts.scope?.() ?? {};
     const maxTokens = req.maxTokens ?? 4096;
-    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: req.prompt }];
+    const { reasks } = harness.policy.llm;
+    let messages: Anthropic.MessageParam[] = [{ role: 'user', content: req.prompt }];
+    let usage: LlmUsage | undefined;
 
-    const first = await send(req, messages, maxTokens, scope);
-    let usage = usageOf(first, req.purpose, opts.model, scope);
-    await record(usage);
-    const one = checkReply(first, req, maxTokens);
-    if (one.ok) return { value: one.value, usage };
+    for (let attempt = 0; ; attempt++) {
+      const reply = await send(req, messages, maxTokens, scope);
+      const replyUsage = usageOf(reply, req.purpose, opts.model, scope);
+      await record(replyUsage);
+      usage = usage ? addUsage(usage, replyUsage) : replyUsage;
+      const checked = checkReply(reply, req, maxTokens);
+      if (checked.ok) return { value: checked.value, usage };
+      if (attempt >= reasks) throw new LlmOutputError(req.purpose, checked.issues, checked.raw);
 
-    log.warn('llm reply did not validate; retrying once with the error', { purpose: req.purpose, issues: one.issues });
-    const second = await send(req, [...messages, ...correction(first, req.toolName, one.issues)], maxTokens, scope);
-    const secondUsage = usageOf(second, req.purpose, opts.model, scope);
-    await record(secondUsage);
-    usage = addUsage(usage, secondUsage);
-    const two = checkReply(second, req, maxTokens);
-    if (two.ok) return { value: two.value, usage };
-
-    throw new LlmOutputError(req.purpose, two.issues, two.raw);
+      log.warn('llm reply did not validate; asking again with the error', { purpose: req.purpose, issues: checked.issues, reask: attempt + 1, of: reasks });
+      messages = [...messages, ...correction(reply, req.toolName, checked.issues)];
+    }
   }
 
   return { model: opts.model, structured };

@@ -5,7 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { decide, type Decision } from '../../domain/ranking.ts';
+import { decide as decideWith, type Candidate, type Decision } from '../../domain/ranking.ts';
+import { harness } from '../../harness/index.ts';
 import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
 
 /**
@@ -79,6 +80,8 @@ const describe_ = (f: Figures) =>
   `tool recall ${f.toolRecall.toFixed(3)}, retrieval top-1 ${f.retrievalTop1.toFixed(3)}, forge recall ${f.forgeRecall.toFixed(3)}, unsafe auto-reuse ${f.unsafe.length}`;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** The reuse-or-forge decision under the agent's current policy (the harness's), as the task workflow makes it. */
+const decide = (hits: readonly Candidate[], opts: { args?: Record<string, unknown> }): Decision => decideWith(hits, { ...opts, policy: harness.policy.ranking });
 const evalSet = evalSchema.parse(JSON.parse(await fs.readFile(path.join(here, '..', 'eval', 'discovery.json'), 'utf8')));
 
 describe('discovery evaluation', () => {

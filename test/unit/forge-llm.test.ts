@@ -1,27 +1,34 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { failureOf } from '../helpers/failures.ts';
-import {
-  API_SYSTEM,
-  draftForPrompt,
-  FORGE_PURPOSES,
-  FORGE_TOOLS,
-  IMPLEMENTATION_SYSTEM,
-  importsOf,
-  REPAIR_SYSTEM,
-  SPEC_SYSTEM,
-  TESTS_SYSTEM,
-  testsSourceProblems,
-  toolSourceProblems,
-} from '../../services/llm/forge-author.ts';
+import { FORGE_PURPOSES, importsOf, testsSourceProblems, toolSourceProblems } from '../../services/llm/forge-author.ts';
 import { createLlm } from '../../services/llm/client.ts';
 import { forgeLlmActivities } from '../../activities/llm.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import type { ToolSpec } from '../../domain/forge.ts';
 import { openApiToPartialApiSpec } from '../../domain/openapi.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
+import { harness } from '../../harness/index.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { startScriptedModel, type RecordedRequest } from '../../scripted-model/server.ts';
+
+// The forge's prompts are the harness's: what the model is sent must be exactly these.
+const { forge } = harness.prompts;
+const {
+  spec: { system: SPEC_SYSTEM },
+  api: { system: API_SYSTEM },
+  tests: { system: TESTS_SYSTEM },
+  implementation: { system: IMPLEMENTATION_SYSTEM },
+  repair: { system: REPAIR_SYSTEM },
+} = forge;
+const FORGE_TOOLS = {
+  spec: forge.spec.tool.name,
+  api: forge.api.tool.name,
+  tests: forge.tests.tool.name,
+  implementation: forge.implementation.tool.name,
+  repair: forge.repair.tool.name,
+};
+const draftForPrompt = forge.api.draft;
 
 const spec: ToolSpec = {
   name: 'get_weather',

@@ -5,17 +5,18 @@ import { after, before, describe, it } from 'node:test';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { createLlm, toolInputSchema, type LlmUsage } from '../../services/llm/client.ts';
-import { PLAN_TOOL } from '../../services/llm/planner.ts';
 import { llmActivities } from '../../activities/llm.ts';
 import { activityScope } from '../../activities/scope.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
 import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
+import { harness } from '../../harness/index.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { startScriptedModel, type RecordedRequest, type ScriptedModel } from '../../scripted-model/server.ts';
 import { failureOf } from '../helpers/failures.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PLAN_TOOL = harness.prompts.plan.tool.name;
 const MODEL = 'claude-sonnet-4-6';
 
 const answerSchema = z.object({ city: z.string().min(1), celsius: z.number() });

@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cosine, decide, hybridScore, lexicalSimilarity, needsConfirmation, paramsFit, rerank, smoothedSuccessRate, termWeight, usageScore, type Candidate, type TermEvidence } from '../../domain/ranking.ts';
+import * as ranking from '../../domain/ranking.ts';
+import { cosine, paramsFit, usageScore, type Candidate, type DecideOptions, type TermEvidence } from '../../domain/ranking.ts';
+import { harness } from '../../harness/index.ts';
+
+// The functions under the agent's current policy (harness/policy/ranking.ts): these tests pin both.
+const { ranking: policy, lexical } = harness.policy;
+const hybridScore = (parts: Parameters<typeof ranking.hybridScore>[0]) => ranking.hybridScore(parts, policy);
+const smoothedSuccessRate = (invocations: number, successes: number) => ranking.smoothedSuccessRate(invocations, successes, policy);
+const rerank = <C extends Candidate>(candidates: readonly C[]) => ranking.rerank(candidates, policy);
+const needsConfirmation = (similarity: number) => ranking.needsConfirmation(similarity, policy);
+const decide = (candidates: readonly Candidate[], opts: Omit<DecideOptions, 'policy'> = {}) => ranking.decide(candidates, { ...opts, policy });
+const termWeight = (docFrequency: number, catalogSize: number) => ranking.termWeight(docFrequency, catalogSize, lexical);
+const lexicalSimilarity = (terms: readonly TermEvidence[], catalogSize: number) => ranking.lexicalSimilarity(terms, catalogSize, lexical);
 
 const weatherSchema = {
   type: 'object',

@@ -1,0 +1,120 @@
+/**
+ * The shape every evolvable harness file must fill, and the bounds its policy must stay within.
+ * Fixed (see manifest.json): consumers are written against these types, so an evolved prompt or
+ * policy can change what the agent says and decides, never what data it gets or hands back.
+ */
+import { z } from 'zod';
+import { maxRepairsSchema, type ToolSpec } from '../domain/forge.ts';
+import type { PartialApiSpec } from '../domain/openapi.ts';
+import type { Plan } from '../domain/plan.ts';
+import { lexicalPolicySchema, rankingPolicySchema } from '../domain/ranking.ts';
+import type { SandboxRun, ToolCallOutcome } from '../domain/task.ts';
+import type { ApiSpec } from '../domain/tool.ts';
+
+/** One structured model call as the agent phrases it: the services add the purpose and the reply schema. */
+export interface PromptedCall<In> {
+  /** Static instructions, sent with cache_control: nothing call-specific, or the prompt cache misses. */
+  system: string;
+  /** The tool the model is forced to call. */
+  tool: { name: string; description: string };
+  /** The dynamic part of the prompt. */
+  user(input: In): string;
+  /** Output token budget; absent = the LLM client's default. */
+  maxTokens?: number;
+}
+
+export interface PlanPromptInput {
+  task: string;
+}
+
+export interface ToolInputPromptInput {
+  task: string;
+  tool: { name: string; description: string; inputSchema: Record<string, unknown> };
+}
+
+export interface SpecPromptInput {
+  need: string;
+  name?: string;
+}
+
+export interface ApiPromptInput {
+  spec: ToolSpec;
+  apiDocs?: string;
+  /** derived deterministically from an OpenAPI document, when one was given */
+  draft?: PartialApiSpec;
+}
+
+export interface TestsPromptInput {
+  spec: ToolSpec;
+  apiSpec: ApiSpec | null;
+}
+
+export interface ImplementationPromptInput extends TestsPromptInput {
+  tests: string;
+}
+
+export interface RepairPromptInput extends ImplementationPromptInput {
+  source: string;
+  /** the verification report, formatted for repair */
+  failures: string;
+  attempt: number;
+}
+
+export interface ApiCall extends PromptedCall<ApiPromptInput> {
+  /** An OpenAPI draft as the prompt shows it, cut to maxChars (default: the prompt's own budget). */
+  draft(draft: PartialApiSpec, maxChars?: number): string;
+}
+
+export interface Prompts {
+  plan: PromptedCall<PlanPromptInput>;
+  toolInput: PromptedCall<ToolInputPromptInput>;
+  forge: {
+    spec: PromptedCall<SpecPromptInput>;
+    api: ApiCall;
+    tests: PromptedCall<TestsPromptInput>;
+    implementation: PromptedCall<ImplementationPromptInput>;
+    repair: PromptedCall<RepairPromptInput>;
+  };
+  /** What the model is told when its reply did not fit the schema, before it is asked again. */
+  reask(toolName: string, issues: string): string;
+  /** The task's final answer, from what was planned and what ran. */
+  answer(plan: Plan, sandbox?: SandboxRun, tool?: ToolCallOutcome): string;
+}
+
+/** A duration as Temporal reads it ('1 hour', '30 minutes', '90s'). */
+const durationSchema = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)$/i);
+
+/**
+ * The decision policy and its bounds. The bounds are not evolvable: the ranking and lexical ones
+ * are domain/ranking.ts's, the repair cap is the forge request's (domain/forge.ts), and the rest
+ * keep a mistaken value from costing money (re-asks are billed calls) or meaning nothing.
+ */
+export const policySchema = z.strictObject({
+  ranking: rankingPolicySchema,
+  lexical: lexicalPolicySchema,
+  retrieval: z.strictObject({
+    /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
+    denseWeight: z.number().min(0).max(1),
+    /** how many search hits the reuse-or-forge decision looks at */
+    candidates: z.number().int().min(1).max(50),
+  }),
+  forge: z.strictObject({ maxRepairs: maxRepairsSchema }),
+  llm: z.strictObject({
+    /** times a reply that does not fit its schema is sent back with the error, before the call fails */
+    reasks: z.number().int().min(0).max(3),
+  }),
+  approval: z.strictObject({
+    /** how long a task waits for a person to confirm reusing a tool that only probably fits */
+    confirmReuseWait: durationSchema,
+    /** how long a task waits for a person to approve a write or destructive call */
+    callWait: durationSchema,
+  }),
+});
+export type Policy = z.infer<typeof policySchema>;
+
+export interface Harness {
+  readonly prompts: Prompts;
+  readonly policy: Policy;
+}

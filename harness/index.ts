@@ -1,0 +1,27 @@
+/**
+ * The harness: every prompt the agent uses and the policy it decides by, behind this one
+ * interface. Services, workflows and tests import this file only, never a file behind it, so the
+ * evolvable files (manifest.json) can be rewritten freely as long as they fill harness/contract.ts.
+ * The policy is parsed here, at load, against bounds the harness does not own: an out-of-bounds
+ * value fails the import (and so the worker and the tests), it never reaches a decision.
+ */
+import { type Harness, policySchema } from './contract.ts';
+import { approval } from './policy/approval.ts';
+import { lexical, ranking, retrieval } from './policy/ranking.ts';
+import { forge, llm } from './policy/retry.ts';
+import { answer } from './prompts/answer.ts';
+import { api } from './prompts/forge/api.ts';
+import { implementation } from './prompts/forge/implementation.ts';
+import { repair } from './prompts/forge/repair.ts';
+import { spec } from './prompts/forge/spec.ts';
+import { tests } from './prompts/forge/tests.ts';
+import { plan } from './prompts/plan.ts';
+import { reask } from './prompts/reask.ts';
+import { toolInput } from './prompts/tool-input.ts';
+
+export const harness: Harness = {
+  prompts: { plan, toolInput, forge: { spec, api, tests, implementation, repair }, reask, answer },
+  policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval }),
+};
+
+export type * from './contract.ts';
