@@ -1,5 +1,5 @@
-import type { ForgeConfig } from '../domain/config.ts';
-import { config } from '../services/config.ts';
+import { type ForgeConfig, loadConfig } from '../app/context.ts';
+import { runWorkerInForeground } from '../app/worker.ts';
 import { reportError, say } from './output.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { runCommand } from './commands/run.ts';
@@ -53,11 +53,7 @@ const commands: Record<string, Command> = {
     const code = await upCommand(cfg, args);
     return code === 0 ? runCommand(cfg, [DEMO_TASK, '--wait', ...args]) : code;
   },
-  async worker(cfg) {
-    const { startWorkers } = await import('../workers/main.ts');
-    await (await startWorkers(cfg, cfg.FORGE_WORKER_ROLE)).run();
-    return 0;
-  },
+  worker: (cfg) => runWorkerInForeground(cfg),
   async sandbox(_cfg, args) {
     const [sub, ...rest] = args;
     if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
@@ -80,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const json = args.includes('--json');
   try {
-    return await command(config(), args);
+    return await command(loadConfig(), args);
   } catch (err) {
     return reportError(err, json);
   }

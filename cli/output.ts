@@ -1,4 +1,4 @@
-import { ForgeError } from '../domain/errors.ts';
+import { ForgeError } from '../app/errors.ts';
 
 /** Commands print results on stdout; --json prints exactly one JSON line. */
 export function printJson(value: unknown): void {
@@ -23,8 +23,4 @@ export function reportError(err: unknown, json: boolean): number {
   if (json) printJson({ ok: false, error: 'UNEXPECTED', message });
   else process.stderr.write(`error: ${message}\n`);
   return 1;
-}
-
-export function uiLink(uiUrl: string | null, namespace: string, workflowId: string): string | null {
-  return uiUrl ? `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}` : null;
 }

@@ -1,11 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { config } from '../../services/config.ts';
-import { dockerClient } from '../../infra/docker.ts';
-import { InvalidInputError } from '../../domain/errors.ts';
-import { bundleToolModule } from '../../services/sandbox/bundle.ts';
-import { createSandbox, type SandboxResult } from '../../services/sandbox/index.ts';
+import { loadConfig } from '../../app/context.ts';
+import { InvalidInputError } from '../../app/errors.ts';
+import { execToolFile, type SandboxResult } from '../../app/sandbox.ts';
 import { printJson, reportError, say } from '../output.ts';
 import { envAssignment } from '../args.ts';
 
@@ -81,24 +78,7 @@ export async function sandboxExecCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   try {
     const parsed = parseSandboxExecArgs(args);
-    const code = await bundleToolModule(parsed.file);
-    const cfg = config();
-    const docker = dockerClient(cfg);
-    await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
-    const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 0 });
-    let result: SandboxResult;
-    try {
-      result = await sandbox.runJob({
-        mode: 'call',
-        files: { 'tool.mjs': code },
-        entry: 'tool.mjs',
-        input: parsed.input,
-        env: parsed.env,
-        limits: parsed.timeoutMs ? { timeoutMs: parsed.timeoutMs } : undefined,
-      });
-    } finally {
-      await sandbox.close();
-    }
+    const result = await execToolFile(loadConfig(), { file: parsed.file, input: parsed.input, env: parsed.env, timeoutMs: parsed.timeoutMs });
     if (json) printJson(result);
     else printHuman(parsed.file, result);
     return result.ok ? 0 : 1;

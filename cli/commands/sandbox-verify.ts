@@ -1,11 +1,7 @@
 import path from 'node:path';
-import { InvalidInputError } from '../../domain/errors.ts';
-import type { StageResult, VerifyReport } from '../../domain/verification.ts';
-import { createSandbox } from '../../services/sandbox/index.ts';
-import { reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
-import { config } from '../../services/config.ts';
-import { dockerClient } from '../../infra/docker.ts';
-import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { loadConfig } from '../../app/context.ts';
+import { InvalidInputError } from '../../app/errors.ts';
+import { verifyToolFolder, type StageResult, type VerifyReport } from '../../app/sandbox.ts';
 import { printJson, reportError, say } from '../output.ts';
 import { envAssignment } from '../args.ts';
 
@@ -91,23 +87,7 @@ export async function sandboxVerifyCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   try {
     const parsed = parseSandboxVerifyArgs(args);
-    const cfg = config();
-    const docker = dockerClient(cfg);
-    await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
-    await reapEgress(docker);
-    const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 0 });
-    let report: VerifyReport;
-    try {
-      report = await verifyTool({
-        dir: parsed.dir,
-        ...(parsed.name ? { manifestName: parsed.name } : {}),
-        live: parsed.live ? { docker, image: cfg.FORGE_SANDBOX_IMAGE } : false,
-        secrets: parsed.env,
-        ...(parsed.liveInput !== undefined ? { liveInput: parsed.liveInput } : {}),
-      }, sandbox);
-    } finally {
-      await sandbox.close();
-    }
+    const report = await verifyToolFolder(loadConfig(), { dir: parsed.dir, name: parsed.name, live: parsed.live, env: parsed.env, liveInput: parsed.liveInput });
     const failed = report.stages.find((s) => s.status === 'failed');
     if (json) {
       printJson({ ok: report.passed, dir: parsed.dir, ...(failed ? { failedStage: failed.stage, reason: failed.reason } : {}), ...report });

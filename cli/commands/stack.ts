@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { ForgeConfig } from '../../domain/config.ts';
+import type { ForgeConfig } from '../../app/context.ts';
 import { bringDown, bringUp, checkStack } from '../../app/stack.ts';
 import { printJson, say } from '../output.ts';
 

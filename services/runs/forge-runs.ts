@@ -2,6 +2,7 @@ import type { ForgeAttempt, ToolSpec } from '../../domain/forge.ts';
 import { inputJsonSchema, outputJsonSchema } from '../../domain/tool-schemas.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import type { Sql } from '../db.ts';
+import { forgeBudgetFor } from '../control/budget.ts';
 import type { Registry } from '../catalog/registry.ts';
 
 /**
@@ -28,15 +29,7 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
     },
 
     /** Tools forged (or being forged) today, UTC, not counting this run. */
-    async forgeBudget(input: { workflowId: string }): Promise<{ limit: number; usedToday: number; remaining: number; alreadyCounted: boolean }> {
-      const [row] = await sql<{ used: number }[]>`
-        select count(*)::int as used from forge_runs
-        where created_at >= date_trunc('day', now() at time zone 'utc') at time zone 'utc'
-          and status in ('running', 'registered') and workflow_id <> ${input.workflowId}`;
-      const [self] = await sql<{ status: string }[]>`select status from forge_runs where workflow_id = ${input.workflowId}`;
-      const usedToday = row?.used ?? 0;
-      return { limit: deps.dailyBudget, usedToday, remaining: deps.dailyBudget - usedToday, alreadyCounted: self?.status === 'registered' };
-    },
+    forgeBudget: (input: { workflowId: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget),
 
     async registerForgedTool(input: { workflowId: string; spec: ToolSpec; source: string; tests: string; apiSpec?: ApiSpec }): Promise<{ version: number; created: boolean }> {
       const { spec } = input;

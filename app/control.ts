@@ -1,0 +1,21 @@
+import type { ForgeConfig } from '../domain/config.ts';
+import { dockerClient } from '../infra/docker.ts';
+import { sandboxDeploymentName } from '../services/config.ts';
+import { createKillSwitch, freezeForge, type KillSwitchState } from '../services/control/kill-switch.ts';
+import { withDb } from './db.ts';
+
+export type { KillSwitchState };
+
+/** The kill switch: refuse every side effect from now on, and kill the sandboxes that run. */
+export function freeze(cfg: ForgeConfig, by: string, reason?: string): Promise<{ killedSandboxes: number }> {
+  return withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), deployment: sandboxDeploymentName(cfg), by, reason }));
+}
+
+/** Lifts the kill switch: waiting workflows resume within seconds. */
+export function thaw(cfg: ForgeConfig, by: string): Promise<void> {
+  return withDb(cfg, (sql) => createKillSwitch(sql).thaw(by));
+}
+
+export function killSwitchState(cfg: ForgeConfig): Promise<KillSwitchState> {
+  return withDb(cfg, (sql) => createKillSwitch(sql).state());
+}

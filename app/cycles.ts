@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { ForgeConfig } from '../domain/config.ts';
+import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
+import { temporalEndpoint } from '../infra/temporal.ts';
+import { forgeWorkflow, replayWorkflow, taskWorkflow } from '../workflows/index.ts';
+import type { Session } from './context.ts';
+
+/**
+ * Starting a cycle: the one place that mints workflow ids and starts workflows, by their typed
+ * workflow functions (a renamed workflow or a wrong argument fails to compile, not at run time).
+ */
+const cycles = { task: taskWorkflow, forge: forgeWorkflow, replay: replayWorkflow };
+
+export type CycleKind = keyof typeof cycles;
+type CycleWorkflow<K extends CycleKind> = (typeof cycles)[K];
+
+/** What a surface shows (and keeps, to follow the cycle later) once a cycle has started. */
+export interface StartedCycle {
+  workflowId: string;
+  /** the first run's id: following it follows the whole chain of runs */
+  runId: string;
+  uiUrl: string | null;
+}
+
+/** `<kind>-[<qualifier>-]<UTC yyyymmddhhmmss>-<6 hex>`: unique, sorted by time, readable in the UI. */
+export function mintWorkflowId(kind: CycleKind, qualifier?: string | number): string {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .slice(0, 14);
+  return [kind, ...(qualifier === undefined ? [] : [String(qualifier)]), stamp, randomBytes(3).toString('hex')].join('-');
+}
+
+/** The workflow's page in the Temporal UI, when the UI is known (Forge's own dev server). */
+export function workflowUiUrl(cfg: ForgeConfig, workflowId: string): string | null {
+  const ui = temporalEndpoint(cfg).uiUrl;
+  return ui ? `${ui}/namespaces/${encodeURIComponent(cfg.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}` : null;
+}
+
+/** Starts a cycle, tagged with the search attributes the UI filters on (ForgeCycleKind, ForgeToolName). */
+export async function startCycle<K extends CycleKind>(
+  session: Session,
+  kind: K,
+  args: Parameters<CycleWorkflow<K>>,
+  opts: { qualifier?: string | number; toolName?: string } = {},
+): Promise<StartedCycle> {
+  const client = await session.temporal();
+  const workflowId = mintWorkflowId(kind, opts.qualifier);
+  const workflow: CycleWorkflow<K> = cycles[kind];
+  const handle = await client.workflow.start(workflow, {
+    taskQueue: session.cfg.FORGE_TASK_QUEUE,
+    workflowId,
+    args,
+    typedSearchAttributes: [{ key: CYCLE_KIND, value: kind }, ...(opts.toolName ? [{ key: TOOL_NAME, value: opts.toolName }] : [])],
+  });
+  return { workflowId, runId: handle.firstExecutionRunId, uiUrl: workflowUiUrl(session.cfg, workflowId) };
+}
+
+/** The handle of a started cycle: from its first run on, so results and queries follow every run. */
+export async function cycleHandle<K extends CycleKind>(
+  session: Session,
+  _kind: K,
+  started: StartedCycle,
+): Promise<WorkflowHandle<CycleWorkflow<K>>> {
+  const client = await session.temporal();
+  return client.workflow.getHandle<CycleWorkflow<K>>(started.workflowId, undefined, { firstExecutionRunId: started.runId });
+}

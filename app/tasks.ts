@@ -1,0 +1,37 @@
+import { InvalidInputError } from '../domain/errors.ts';
+import { type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
+import { progressQuery } from '../workflows/definitions.ts';
+import type { Session } from './context.ts';
+import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
+import { type CycleEnd, followCycle } from './follow.ts';
+import { hasPollers } from './stack.ts';
+
+/** Starts a task workflow for a task in a person's words (validated here, and again in the workflow). */
+export async function startTask(session: Session, task: string): Promise<StartedCycle> {
+  const parsed = taskInputSchema.safeParse({ task, sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE });
+  if (!parsed.success) throw new InvalidInputError('task', parsed.error.issues.map((i) => i.message).join('; '));
+  return startCycle(session, 'task', [parsed.data]);
+}
+
+export interface TaskFollowHooks {
+  onProgress?: (progress: TaskProgress) => void;
+  /** once, when the task has waited 5 s and no worker polls the queue it waits on */
+  onNoWorker?: (taskQueue: string) => void;
+}
+
+/** Follows a started task to its end, reporting its progress and a missing worker on the way. */
+export async function followTask(session: Session, started: StartedCycle, hooks: TaskFollowHooks = {}): Promise<CycleEnd<TaskResult>> {
+  const handle = await cycleHandle(session, 'task', started);
+  const client = await session.temporal();
+  const queue = session.cfg.FORGE_TASK_QUEUE;
+  const since = Date.now();
+  let warned = false;
+  return followCycle<TaskResult, TaskProgress>(handle, progressQuery, {
+    onProgress: hooks.onProgress,
+    async onPoll() {
+      if (warned || Date.now() - since <= 5000 || (await hasPollers(client, queue))) return;
+      warned = true;
+      hooks.onNoWorker?.(queue);
+    },
+  });
+}
