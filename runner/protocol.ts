@@ -16,7 +16,7 @@ export const RESULT_MARKER = '\u001eFORGE_RESULT\u001f';
 /** Where the runner writes job files: a tmpfs inside the container. */
 export const JOB_DIR = '/tmp/job';
 export const RUNNER_PATH = '/opt/forge/runner.mjs';
-export const NODE_PATH = '/usr/bin/node';
+export { NODE_PATH } from '../domain/sandbox-image.ts';
 export const SANDBOX_PATH_ENV = '/usr/local/bin:/usr/bin:/bin';
 
 const fileNameSchema = z
