@@ -2,9 +2,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { ReplayTarget } from '../domain/audit.ts';
 import { ForgeError } from '../domain/errors.ts';
-import type { Sql } from '../services/db.ts';
 import { createReplayLedger, replayTarget } from '../services/catalog/audit.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
+import type { Sql } from '../services/db.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 import { guard } from './guard.ts';
 
@@ -36,6 +36,7 @@ export function createAuditActivities(deps: { sql: Sql; killSwitch: KillSwitch }
         throw permanent(err);
       }
     },
-    recordReplay: (raw: z.input<typeof recordInputSchema>) => ledger.recordReplay(parseActivityInput(recordInputSchema, raw, 'recordReplay input')),
+    recordReplay: (raw: z.input<typeof recordInputSchema>) =>
+      ledger.recordReplay(parseActivityInput(recordInputSchema, raw, 'recordReplay input')),
   });
 }

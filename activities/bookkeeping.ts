@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { toolSpecSchema, type ForgeAttempt } from '../domain/forge.ts';
+import { type ForgeAttempt, toolSpecSchema } from '../domain/forge.ts';
 import type { TaskResult } from '../domain/task.ts';
 import { apiSpecSchema } from '../domain/tool.ts';
-import type { Sql } from '../services/db.ts';
 import type { Registry } from '../services/catalog/registry.ts';
 import { createApprovalLedger } from '../services/control/approvals.ts';
+import type { Sql } from '../services/db.ts';
 import { createForgeRuns } from '../services/runs/forge-runs.ts';
 import { createTaskStore } from '../services/runs/tasks.ts';
 import { adapted, parseActivityInput } from './failures.ts';
@@ -23,8 +23,10 @@ export function createStoreActivities(sql: Sql) {
   const store = createTaskStore(sql);
   return adapted({
     startTask: (input: z.input<typeof startTaskSchema>) => store.startTask(parseActivityInput(startTaskSchema, input, 'startTask input')),
-    recordStep: (input: z.input<typeof recordStepSchema>) => store.recordStep(parseActivityInput(recordStepSchema, input, 'recordStep input')),
-    completeTask: (input: z.input<typeof completeTaskSchema>) => store.completeTask(parseActivityInput(completeTaskSchema, input, 'completeTask input')),
+    recordStep: (input: z.input<typeof recordStepSchema>) =>
+      store.recordStep(parseActivityInput(recordStepSchema, input, 'recordStep input')),
+    completeTask: (input: z.input<typeof completeTaskSchema>) =>
+      store.completeTask(parseActivityInput(completeTaskSchema, input, 'completeTask input')),
     failTask: (input: z.input<typeof failTaskSchema>) => store.failTask(parseActivityInput(failTaskSchema, input, 'failTask input')),
   });
 }
@@ -37,14 +39,20 @@ const requestApprovalSchema = z.object({
   summary: z.string(),
   request: z.unknown().optional(),
 });
-const resolveApprovalSchema = z.object({ id: z.string().min(1), status: z.enum(['approved', 'rejected', 'expired']), by: z.string().optional() });
+const resolveApprovalSchema = z.object({
+  id: z.string().min(1),
+  status: z.enum(['approved', 'rejected', 'expired']),
+  by: z.string().optional(),
+});
 
 /** The approvals ledger: what workflows wait for, so a person can list and answer it. */
 export function createApprovalActivities(sql: Sql) {
   const ledger = createApprovalLedger(sql);
   return adapted({
-    requestApproval: (input: z.input<typeof requestApprovalSchema>) => ledger.requestApproval(parseActivityInput(requestApprovalSchema, input, 'requestApproval input')),
-    resolveApproval: (input: z.input<typeof resolveApprovalSchema>) => ledger.resolveApproval(parseActivityInput(resolveApprovalSchema, input, 'resolveApproval input')),
+    requestApproval: (input: z.input<typeof requestApprovalSchema>) =>
+      ledger.requestApproval(parseActivityInput(requestApprovalSchema, input, 'requestApproval input')),
+    resolveApproval: (input: z.input<typeof resolveApprovalSchema>) =>
+      ledger.resolveApproval(parseActivityInput(resolveApprovalSchema, input, 'resolveApproval input')),
   });
 }
 
@@ -58,14 +66,22 @@ const recordForgeRunSchema = z.object({
   attempts: z.array(object<ForgeAttempt>()),
 });
 const budgetSchema = z.object({ workflowId });
-const registerSchema = z.object({ workflowId, spec: toolSpecSchema, source: z.string().min(1), tests: z.string().min(1), apiSpec: apiSpecSchema.optional() });
+const registerSchema = z.object({
+  workflowId,
+  spec: toolSpecSchema,
+  source: z.string().min(1),
+  tests: z.string().min(1),
+  apiSpec: apiSpecSchema.optional(),
+});
 
 /** The forge cycle's run ledger, its daily budget, and its one catalog write. */
 export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry; dailyBudget: number }) {
   const runs = createForgeRuns(deps);
   return adapted({
-    recordForgeRun: (input: z.input<typeof recordForgeRunSchema>) => runs.recordForgeRun(parseActivityInput(recordForgeRunSchema, input, 'recordForgeRun input')),
+    recordForgeRun: (input: z.input<typeof recordForgeRunSchema>) =>
+      runs.recordForgeRun(parseActivityInput(recordForgeRunSchema, input, 'recordForgeRun input')),
     forgeBudget: (input: z.input<typeof budgetSchema>) => runs.forgeBudget(parseActivityInput(budgetSchema, input, 'forgeBudget input')),
-    registerForgedTool: (input: z.input<typeof registerSchema>) => runs.registerForgedTool(parseActivityInput(registerSchema, input, 'registerForgedTool input')),
+    registerForgedTool: (input: z.input<typeof registerSchema>) =>
+      runs.registerForgedTool(parseActivityInput(registerSchema, input, 'registerForgedTool input')),
   });
 }

@@ -25,7 +25,8 @@ export function toActivityFailure(err: unknown): unknown {
   if (err instanceof LlmOutputError) return permanent('LlmOutputInvalid', err);
   if (err instanceof InvalidInputError) return permanent(INVALID_INPUT, err);
   if (err instanceof FrozenRefusal) return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: true });
-  if (err instanceof PermanentError) return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: true, details: [{ fix: err.fix ?? null }] });
+  if (err instanceof PermanentError)
+    return ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: true, details: [{ fix: err.fix ?? null }] });
   return err;
 }
 

@@ -2,9 +2,10 @@
  * Every activity the workers serve, composed once. Workflows import the types only
  * (workflows/activities.ts); workers/main.ts builds the implementations from services.
  */
-import type { Sql } from '../services/db.ts';
+
 import type { Registry } from '../services/catalog/registry.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
+import type { Sql } from '../services/db.ts';
 import type { Llm } from '../services/llm/client.ts';
 import type { RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
 import type { LiveOptions } from '../services/sandbox/stages/index.ts';

@@ -29,10 +29,12 @@ export function llmActivities(llm: Llm) {
 export function forgeLlmActivities(llm: Llm) {
   const author = createForgeAuthor(llm);
   return adapted({
-    writeSpec: (input: z.input<typeof writeSpecInputSchema>) => author.writeSpec(parseActivityInput(writeSpecInputSchema, input, 'writeSpec input')),
+    writeSpec: (input: z.input<typeof writeSpecInputSchema>) =>
+      author.writeSpec(parseActivityInput(writeSpecInputSchema, input, 'writeSpec input')),
     extractApiSpec: (input: z.input<typeof extractApiSpecInputSchema>) =>
       author.extractApiSpec(parseActivityInput(extractApiSpecInputSchema, input, 'extractApiSpec input')),
-    writeTests: (input: z.input<typeof writeTestsInputSchema>) => author.writeTests(parseActivityInput(writeTestsInputSchema, input, 'writeTests input')),
+    writeTests: (input: z.input<typeof writeTestsInputSchema>) =>
+      author.writeTests(parseActivityInput(writeTestsInputSchema, input, 'writeTests input')),
     writeImplementation: (input: z.input<typeof writeImplementationInputSchema>) =>
       author.writeImplementation(parseActivityInput(writeImplementationInputSchema, input, 'writeImplementation input')),
     repairImplementation: (input: z.input<typeof repairInputSchema>) =>

@@ -1,10 +1,10 @@
-import { Context, asyncLocalStorage } from '@temporalio/activity';
+import { asyncLocalStorage, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { permissionsSchema } from '../domain/tool.ts';
 import type { VerifyReport } from '../domain/verification.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
 import { createRegisteredToolRunner, type RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
-import { verifyTool, type LiveOptions } from '../services/sandbox/stages/index.ts';
+import { type LiveOptions, verifyTool } from '../services/sandbox/stages/index.ts';
 import type { SandboxBackend, SandboxJob, SandboxResult } from '../services/sandbox/types.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 import { guard } from './guard.ts';
@@ -48,7 +48,9 @@ const currentContext = (): Context | undefined => (asyncLocalStorage.getStore() 
 async function runAsActivity(sandbox: SandboxBackend, job: SandboxJob): Promise<SandboxResult> {
   const ctx = currentContext();
   const started = Date.now();
-  const id = ctx ? `${ctx.info.workflowExecution?.workflowId ?? ctx.info.activityType}:${ctx.info.activityId}:${ctx.info.attempt}` : undefined;
+  const id = ctx
+    ? `${ctx.info.workflowExecution?.workflowId ?? ctx.info.activityType}:${ctx.info.activityId}:${ctx.info.attempt}`
+    : undefined;
   const beat = ctx ? setInterval(() => ctx.heartbeat({ elapsedMs: Date.now() - started }), HEARTBEAT_EVERY_MS) : undefined;
   try {
     return await sandbox.runJob({ ...job, ...(id ? { id: id.slice(0, 120) } : {}) }, { signal: ctx?.cancellationSignal });

@@ -31,9 +31,11 @@ const toolInputRequestSchema = z.object({
 export function createTaskToolActivities(deps: { registry: Registry; llm: Llm }) {
   const calls = createToolCalls(deps);
   return adapted({
-    discoverTool: (input: z.input<typeof discoverInputSchema>) => calls.discoverTool(parseActivityInput(discoverInputSchema, input, 'discoverTool input')),
+    discoverTool: (input: z.input<typeof discoverInputSchema>) =>
+      calls.discoverTool(parseActivityInput(discoverInputSchema, input, 'discoverTool input')),
     toolGate: (input: z.input<typeof gateInputSchema>) => calls.toolGate(parseActivityInput(gateInputSchema, input, 'toolGate input')),
-    fillToolInput: (input: z.input<typeof toolInputRequestSchema>) => fillToolInput(deps.llm, parseActivityInput(toolInputRequestSchema, input, 'fillToolInput input')),
+    fillToolInput: (input: z.input<typeof toolInputRequestSchema>) =>
+      fillToolInput(deps.llm, parseActivityInput(toolInputRequestSchema, input, 'fillToolInput input')),
     recordToolCall: (input: z.input<typeof recordToolCallInputSchema>) =>
       calls.recordToolCall(parseActivityInput(recordToolCallInputSchema, input, 'recordToolCall input')),
   });

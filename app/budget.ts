@@ -1,5 +1,5 @@
 import type { ForgeConfig } from '../domain/config.ts';
-import { forgeBudgetToday as budgetToday, type BudgetState, type ForgeRunToday } from '../services/control/budget.ts';
+import { type BudgetState, forgeBudgetToday as budgetToday, type ForgeRunToday } from '../services/control/budget.ts';
 import { withDb } from './db.ts';
 
 export type { ForgeRunToday };

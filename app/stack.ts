@@ -4,15 +4,15 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
-import { llmEndpoint } from '../services/llm/endpoint.ts';
-import { createKillSwitch } from '../services/control/kill-switch.ts';
-import { connect, ping, redact } from '../services/db.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
 import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { connectTemporal, ensureTemporal, registerSearchAttributes, temporalClient, temporalEndpoint } from '../infra/temporal.ts';
 import { findTemporalCli } from '../infra/temporal-cli.ts';
+import { createKillSwitch } from '../services/control/kill-switch.ts';
+import { connect, ping, redact } from '../services/db.ts';
+import { llmEndpoint } from '../services/llm/endpoint.ts';
 
 /**
  * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
@@ -25,7 +25,10 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 export function scenarioFiles(cfg: Pick<ForgeConfig, 'FORGE_SCENARIO'>): string[] {
   if (cfg.FORGE_SCENARIO) return cfg.FORGE_SCENARIO.split(',').map((f) => path.resolve(f.trim()));
   const dir = path.join(root, 'scenarios');
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'demo.json').sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && f !== 'demo.json')
+    .sort();
   return [...files, 'demo.json'].map((f) => path.join(dir, f));
 }
 
@@ -47,7 +50,9 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   step('postgres: migrations applied');
 
   const temporal = await ensureTemporal(cfg);
-  step(`temporal: ${temporal.managed ? `dev server ${temporal.started ? 'started' : 'running'}` : 'TEMPORAL_ADDRESS'} at ${temporal.address}`);
+  step(
+    `temporal: ${temporal.managed ? `dev server ${temporal.started ? 'started' : 'running'}` : 'TEMPORAL_ADDRESS'} at ${temporal.address}`,
+  );
   if (!temporal.managed) {
     // Forge's dev server gets them on its command line; another cluster gets them registered here.
     const connection = await connectTemporal(cfg);
@@ -55,7 +60,9 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
       await registerSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
       step('temporal: search attributes ForgeCycleKind, ForgeToolName registered');
     } catch (err) {
-      step(`temporal: could not register search attributes (${describeError(err)}); ask the cluster's operator to add ForgeCycleKind and ForgeToolName as Keyword`);
+      step(
+        `temporal: could not register search attributes (${describeError(err)}); ask the cluster's operator to add ForgeCycleKind and ForgeToolName as Keyword`,
+      );
     } finally {
       await connection.close();
     }
@@ -64,7 +71,9 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   const llm = llmEndpoint(cfg);
   if (llm.scripted && !cfg.ANTHROPIC_BASE_URL) {
     await ensureScriptedModel(cfg);
-    step(`llm: no ANTHROPIC_API_KEY, so Forge answers with the scripted model (${cfg.FORGE_SCENARIO ?? 'bundled scenarios'}) at ${llm.baseURL}`);
+    step(
+      `llm: no ANTHROPIC_API_KEY, so Forge answers with the scripted model (${cfg.FORGE_SCENARIO ?? 'bundled scenarios'}) at ${llm.baseURL}`,
+    );
   } else {
     step(`llm: ${llm.scripted ? 'scripted model' : 'Anthropic API'} at ${llm.baseURL ?? 'api.anthropic.com'}`);
   }
@@ -79,7 +88,14 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
   startDetached(cfg.home, {
     name: 'scripted-model',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(root, 'scripted-model', 'server.ts'), '--port', String(cfg.FORGE_SCRIPTED_MODEL_PORT), ...scenarioFiles(cfg)],
+    args: [
+      '--import',
+      'tsx',
+      path.join(root, 'scripted-model', 'server.ts'),
+      '--port',
+      String(cfg.FORGE_SCRIPTED_MODEL_PORT),
+      ...scenarioFiles(cfg),
+    ],
     cwd: root,
   });
   await waitFor('scripted model server', () => portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT), 30_000, logFile(cfg.home, 'scripted-model'));
@@ -88,7 +104,7 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
 async function ensureWorker(cfg: ForgeConfig): Promise<void> {
   const client = await temporalClient(cfg);
   try {
-    if (await hasPollers(client, cfg.FORGE_TASK_QUEUE) && await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)) return;
+    if ((await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE))) return;
     if (!runningPid(cfg.home, 'worker')) {
       startDetached(cfg.home, {
         name: 'worker',
@@ -98,7 +114,12 @@ async function ensureWorker(cfg: ForgeConfig): Promise<void> {
         env: { ...process.env, FORGE_HOME: cfg.home },
       });
     }
-    await waitFor('Forge worker', async () => (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)), 120_000, logFile(cfg.home, 'worker'));
+    await waitFor(
+      'Forge worker',
+      async () => (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)),
+      120_000,
+      logFile(cfg.home, 'worker'),
+    );
   } finally {
     await client.connection.close();
   }
@@ -148,7 +169,12 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   );
   if (dockerUp) {
     const present = await sandboxImagePresent(docker, cfg.FORGE_SANDBOX_IMAGE);
-    checks.push({ component: 'sandbox image', ok: present, detail: present ? cfg.FORGE_SANDBOX_IMAGE : `${cfg.FORGE_SANDBOX_IMAGE} missing`, fix: present ? undefined : 'forge up (builds it locally)' });
+    checks.push({
+      component: 'sandbox image',
+      ok: present,
+      detail: present ? cfg.FORGE_SANDBOX_IMAGE : `${cfg.FORGE_SANDBOX_IMAGE} missing`,
+      fix: present ? undefined : 'forge up (builds it locally)',
+    });
   }
   const url = databaseUrl(cfg);
   try {
@@ -156,39 +182,82 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
     try {
       await ping(sql, url);
       const [row] = await sql<{ n: number }[]>`select count(*)::int as n from schema_migrations`;
-      checks.push({ component: 'postgres', ok: true, detail: `${usesEmbedded(cfg) ? 'embedded PGlite' : 'DATABASE_URL'} ${redact(url)}, ${row?.n ?? 0} migrations` });
+      checks.push({
+        component: 'postgres',
+        ok: true,
+        detail: `${usesEmbedded(cfg) ? 'embedded PGlite' : 'DATABASE_URL'} ${redact(url)}, ${row?.n ?? 0} migrations`,
+      });
       const state = await createKillSwitch(sql).state();
       // Frozen is a state a person chose, not a fault: reported, not failed.
-      checks.push({ component: 'kill switch', ok: true, detail: state.frozen ? `FROZEN by ${state.by ?? '?'} since ${state.since ?? '?'}${state.reason ? ` (${state.reason})` : ''}: side effects refused; forge thaw resumes` : 'off' });
+      checks.push({
+        component: 'kill switch',
+        ok: true,
+        detail: state.frozen
+          ? `FROZEN by ${state.by ?? '?'} since ${state.since ?? '?'}${state.reason ? ` (${state.reason})` : ''}: side effects refused; forge thaw resumes`
+          : 'off',
+      });
     } finally {
       await sql.end({ timeout: 1 });
     }
   } catch (err) {
-    checks.push({ component: 'postgres', ok: false, detail: describeError(err), fix: usesEmbedded(cfg) ? 'forge up (starts the embedded database)' : 'check DATABASE_URL and that the server runs' });
+    checks.push({
+      component: 'postgres',
+      ok: false,
+      detail: describeError(err),
+      fix: usesEmbedded(cfg) ? 'forge up (starts the embedded database)' : 'check DATABASE_URL and that the server runs',
+    });
   }
   const endpoint = temporalEndpoint(cfg);
   if (endpoint.managed) {
     const cli = findTemporalCli(cfg);
-    checks.push(cli ? { component: 'temporal cli', ok: true, detail: cli } : { component: 'temporal cli', ok: false, detail: 'not found', fix: 'forge up (downloads it, or builds it with go install), or set TEMPORAL_CLI_PATH' });
+    checks.push(
+      cli
+        ? { component: 'temporal cli', ok: true, detail: cli }
+        : {
+            component: 'temporal cli',
+            ok: false,
+            detail: 'not found',
+            fix: 'forge up (downloads it, or builds it with go install), or set TEMPORAL_CLI_PATH',
+          },
+    );
   }
   try {
     const client = await temporalClient(cfg);
     try {
       await client.workflowService.getSystemInfo({});
-      checks.push({ component: 'temporal', ok: true, detail: `${endpoint.address} namespace ${cfg.TEMPORAL_NAMESPACE}${endpoint.uiUrl ? `, UI ${endpoint.uiUrl}` : ''}` });
+      checks.push({
+        component: 'temporal',
+        ok: true,
+        detail: `${endpoint.address} namespace ${cfg.TEMPORAL_NAMESPACE}${endpoint.uiUrl ? `, UI ${endpoint.uiUrl}` : ''}`,
+      });
       const polling = (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE));
-      checks.push({ component: 'worker', ok: polling, detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues', fix: polling ? undefined : 'forge up (or: forge worker)' });
+      checks.push({
+        component: 'worker',
+        ok: polling,
+        detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues',
+        fix: polling ? undefined : 'forge up (or: forge worker)',
+      });
     } finally {
       await client.connection.close();
     }
   } catch (err) {
-    checks.push({ component: 'temporal', ok: false, detail: describeError(err), fix: endpoint.managed ? 'forge up' : 'check TEMPORAL_ADDRESS' });
+    checks.push({
+      component: 'temporal',
+      ok: false,
+      detail: describeError(err),
+      fix: endpoint.managed ? 'forge up' : 'check TEMPORAL_ADDRESS',
+    });
   }
   const llm = llmEndpoint(cfg);
   if (llm.scripted) {
     const port = Number(new URL(llm.baseURL!).port);
     const up = await portOpen(port);
-    checks.push({ component: 'llm', ok: up, detail: `no ANTHROPIC_API_KEY: scripted model at ${llm.baseURL} ${up ? 'answers' : 'is not running'}`, fix: up ? undefined : 'forge up (starts it), or set ANTHROPIC_API_KEY' });
+    checks.push({
+      component: 'llm',
+      ok: up,
+      detail: `no ANTHROPIC_API_KEY: scripted model at ${llm.baseURL} ${up ? 'answers' : 'is not running'}`,
+      fix: up ? undefined : 'forge up (starts it), or set ANTHROPIC_API_KEY',
+    });
   } else {
     checks.push({ component: 'llm', ok: true, detail: `Anthropic API key set; model ${cfg.FORGE_MODEL}` });
   }

@@ -8,10 +8,11 @@
  * itself, so it is what the sandbox costs, whatever the job. With --json the figures are
  * printed as ONE JSON line, last.
  */
-import { createSandbox, type Sandbox, type SandboxJob, type SandboxResult } from '../services/sandbox/index.ts';
-import { config } from '../services/config.ts';
+
 import { dockerClient } from '../infra/docker.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
+import { config } from '../services/config.ts';
+import { createSandbox, type Sandbox, type SandboxJob, type SandboxResult } from '../services/sandbox/index.ts';
 
 interface Args {
   json: boolean;
@@ -44,14 +45,24 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-const summary = (values: number[]) => ({ n: values.length, p50: percentile(values, 50), p95: percentile(values, 95), min: Math.min(...values), max: Math.max(...values) });
+const summary = (values: number[]) => ({
+  n: values.length,
+  p50: percentile(values, 50),
+  p95: percentile(values, 95),
+  min: Math.min(...values),
+  max: Math.max(...values),
+});
 
 function check(r: SandboxResult): SandboxResult {
   if (!r.ok) throw new Error(`bench job failed: ${r.reason}`);
   return r;
 }
 
-async function measure(sandbox: Sandbox, samples: number, waitForPool: boolean): Promise<{ overhead: number[]; total: number[]; warm: number }> {
+async function measure(
+  sandbox: Sandbox,
+  samples: number,
+  waitForPool: boolean,
+): Promise<{ overhead: number[]; total: number[]; warm: number }> {
   const overhead: number[] = [];
   const total: number[] = [];
   let warm = 0;
@@ -79,7 +90,14 @@ async function throughput(sandbox: Sandbox, jobs: number, concurrency: number) {
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
   const wallMs = performance.now() - started;
-  return { jobs, concurrency: Math.max(1, concurrency), wallMs: Math.round(wallMs), jobsPerSec: Number(((jobs * 1000) / wallMs).toFixed(2)), warm, cold: jobs - warm };
+  return {
+    jobs,
+    concurrency: Math.max(1, concurrency),
+    wallMs: Math.round(wallMs),
+    jobsPerSec: Number(((jobs * 1000) / wallMs).toFixed(2)),
+    warm,
+    cold: jobs - warm,
+  };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +116,9 @@ async function main(): Promise<void> {
 
   const pool = createSandbox({ docker, image, poolSize: Math.max(1, args.pool) });
   const warmRun = await measure(pool, args.samples, true);
-  say(`warm: overhead p50 ${percentile(warmRun.overhead, 50)} ms, p95 ${percentile(warmRun.overhead, 95)} ms (${warmRun.warm}/${args.samples} served warm)`);
+  say(
+    `warm: overhead p50 ${percentile(warmRun.overhead, 50)} ms, p95 ${percentile(warmRun.overhead, 95)} ms (${warmRun.warm}/${args.samples} served warm)`,
+  );
   await pool.close();
 
   const tpPool = createSandbox({ docker, image, poolSize: args.pool });
@@ -120,7 +140,10 @@ async function main(): Promise<void> {
     target: { warmP50MaxMs: 30, met: warmS.p50 <= 30 },
   };
   if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
-  else say(`ratio cold/warm: p50 ${report.ratio.p50}x, p95 ${report.ratio.p95}x; warm p50 target ≤ 30 ms ${report.target.met ? 'met' : 'NOT met'}`);
+  else
+    say(
+      `ratio cold/warm: p50 ${report.ratio.p50}x, p95 ${report.ratio.p95}x; warm p50 target ≤ 30 ms ${report.target.met ? 'met' : 'NOT met'}`,
+    );
 }
 
 await main();

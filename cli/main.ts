@@ -1,11 +1,11 @@
 import { type ForgeConfig, loadConfig } from '../app/context.ts';
 import { runWorkerInForeground } from '../app/worker.ts';
-import { reportError, say } from './output.ts';
-import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
-import { runCommand } from './commands/run.ts';
-import { forgeCommand } from './commands/forge.ts';
 import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand, budgetCommand, decideCommand, freezeCommand, thawCommand, toolsCommand } from './commands/catalog.ts';
+import { forgeCommand } from './commands/forge.ts';
+import { runCommand } from './commands/run.ts';
+import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
+import { reportError, say } from './output.ts';
 
 const usage = `forge — durable tool forging on Temporal
 

@@ -77,7 +77,7 @@ export interface ReplayResult {
 }
 
 /**
- * The output as the audit log stores it. Mirrors recordToolCall (activities/task-tools.ts), so a
+ * The output as the audit log stores it. Mirrors recordToolCall (services/catalog/tool-calls.ts), so a
  * replay of a call that failed the same way hashes the same as the original.
  */
 export function auditedOutput(run: { ok: boolean; output?: unknown; error?: string }): unknown {
@@ -92,7 +92,12 @@ export class AuditEntryNotFoundError extends ForgeError {
 
 export class NotReplayableError extends ForgeError {
   constructor(id: number, why: string) {
-    super(`audit entry #${id} cannot be replayed: ${why}`, 'AUDIT_NOT_REPLAYABLE', `replay an entry of kind ${REPLAYABLE_KINDS.join(' or ')} (forge audit --kind tool_call)`, { id });
+    super(
+      `audit entry #${id} cannot be replayed: ${why}`,
+      'AUDIT_NOT_REPLAYABLE',
+      `replay an entry of kind ${REPLAYABLE_KINDS.join(' or ')} (forge audit --kind tool_call)`,
+      { id },
+    );
   }
 }
 

@@ -6,15 +6,16 @@ import { ConfigError } from './errors.ts';
  * object, so tests and workflows can build configs without touching process.env.
  */
 const port = z.coerce.number().int().min(1).max(65535);
-const boolFlag = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no'])
-  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+const boolFlag = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 export const configSchema = z.object({
   FORGE_HOME: z.string().min(1).optional(),
   FORGE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 
-  TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'host:port').optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, 'host:port')
+    .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS: boolFlag.optional(),
@@ -27,7 +28,10 @@ export const configSchema = z.object({
   FORGE_TASK_QUEUE: z.string().min(1).default('forge-control'),
   FORGE_SANDBOX_QUEUE: z.string().min(1).default('forge-sandbox'),
 
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+    .optional(),
   FORGE_PGLITE_PORT: port.default(5499),
 
   DOCKER_HOST: z.string().min(1).optional(),

@@ -26,7 +26,8 @@ export function diffLines(a: readonly string[], b: readonly string[]): DiffOp[] 
   const v = new Int32Array(2 * max + 3);
   const trace: Int32Array[] = [];
   for (let d = 0; d <= max; d++) {
-    if (d > maxEditDistance) return [...a.map((line) => ({ kind: '-' as const, line })), ...b.map((line) => ({ kind: '+' as const, line }))];
+    if (d > maxEditDistance)
+      return [...a.map((line) => ({ kind: '-' as const, line })), ...b.map((line) => ({ kind: '+' as const, line }))];
     trace.push(v.slice());
     for (let k = -d; k <= d; k += 2) {
       // Step down (take a line of b) or right (drop a line of a), whichever reaches further.

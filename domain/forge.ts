@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { apiSpecSchema, permissionsSchema, sideEffectSchema, toolNameSchema, type ApiSpec } from './tool.ts';
+import { type ApiSpec, apiSpecSchema, permissionsSchema, sideEffectSchema, toolNameSchema } from './tool.ts';
 import type { VerifyReport } from './verification.ts';
 
 /**
@@ -71,7 +71,17 @@ export const repairReplySchema = z.strictObject({
 });
 
 export const forgePhases = [
-  'budget', 'awaiting-budget-approval', 'spec', 'api', 'tests', 'implementation', 'verifying', 'repairing', 'registering', 'registered', 'failed',
+  'budget',
+  'awaiting-budget-approval',
+  'spec',
+  'api',
+  'tests',
+  'implementation',
+  'verifying',
+  'repairing',
+  'registering',
+  'registered',
+  'failed',
 ] as const;
 export type ForgePhase = (typeof forgePhases)[number];
 

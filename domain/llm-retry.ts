@@ -49,7 +49,10 @@ function byStatus(status: number | undefined, timedOut: boolean): RetryDecision 
   }
   switch (status) {
     case 400:
-      return stop('LlmRequestInvalid', 'the API rejected the request: check FORGE_MODEL, max_tokens and the prompt (with the scripted model, check the scenario rules)');
+      return stop(
+        'LlmRequestInvalid',
+        'the API rejected the request: check FORGE_MODEL, max_tokens and the prompt (with the scripted model, check the scenario rules)',
+      );
     case 401:
       return stop('LlmAuthFailed', 'the API key was refused: check ANTHROPIC_API_KEY (or unset it to use the offline scripted model)');
     case 402:
@@ -67,7 +70,10 @@ function byStatus(status: number | undefined, timedOut: boolean): RetryDecision 
     case 422:
       return stop('LlmRequestInvalid', 'the API could not process the request: check the prompt and parameters');
     case 429:
-      return retry('LlmRateLimited', 'rate limited; Temporal will retry after the delay the API asked for. Persistent? Lower concurrency or raise the rate limit');
+      return retry(
+        'LlmRateLimited',
+        'rate limited; Temporal will retry after the delay the API asked for. Persistent? Lower concurrency or raise the rate limit',
+      );
     case 529:
       return retry('LlmOverloaded', 'the API is overloaded; Temporal will retry');
   }
@@ -83,7 +89,11 @@ export function classifyLlmFailure(call: FailedCall, now: Date = new Date()): Re
     decision = { ...decision, retryable: true, hint: `the API answered ${call.status} but marked it retryable; Temporal will retry` };
   }
   if (should === 'false' && decision.retryable) {
-    decision = { ...decision, retryable: false, hint: `the API answered ${call.status ?? 'nothing'} and marked it not retryable; try again later` };
+    decision = {
+      ...decision,
+      retryable: false,
+      hint: `the API answered ${call.status ?? 'nothing'} and marked it not retryable; try again later`,
+    };
   }
   if (!decision.retryable) return decision;
   const delayMs = retryAfterMs(call.headers, now);

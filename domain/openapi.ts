@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InvalidInputError } from './errors.ts';
-import { apiEndpointSchema, type ApiEndpoint, type ApiSpec } from './tool.ts';
+import { type ApiEndpoint, type ApiSpec, apiEndpointSchema } from './tool.ts';
 
 /**
  * OpenAPI (3.x) or Swagger (2.0) → the parts of an ApiSpec that can be read off the document
@@ -37,13 +37,18 @@ export function parseOpenApiDocument(doc: unknown): Json {
     try {
       value = JSON.parse(doc);
     } catch {
-      throw new InvalidInputError('OpenAPI document', 'it is a string but not JSON (YAML is not parsed here): convert it to JSON, or pass it as apiDocs');
+      throw new InvalidInputError(
+        'OpenAPI document',
+        'it is a string but not JSON (YAML is not parsed here): convert it to JSON, or pass it as apiDocs',
+      );
     }
   }
-  if (!isObject(value)) throw new InvalidInputError('OpenAPI document', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+  if (!isObject(value))
+    throw new InvalidInputError('OpenAPI document', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
   const version = typeof value.openapi === 'string' ? value.openapi : typeof value.swagger === 'string' ? value.swagger : undefined;
   if (!version) throw new InvalidInputError('OpenAPI document', 'it has neither an "openapi" nor a "swagger" version field');
-  if (!isObject(value.paths)) throw new InvalidInputError('OpenAPI document', 'it has no "paths" object, so there are no endpoints to read');
+  if (!isObject(value.paths))
+    throw new InvalidInputError('OpenAPI document', 'it has no "paths" object, so there are no endpoints to read');
   return value;
 }
 
@@ -61,7 +66,13 @@ function resolvePointer(root: Json, ref: string): unknown {
  * Inlines local $refs so each endpoint's schemas stand alone (api-spec.json has no
  * components section). Remote refs and cycles become an empty schema with a note.
  */
-function deref(value: unknown, root: Json, notes: Set<string>, seen: readonly string[] = [], budget = { refs: MAX_REFS_PER_ENDPOINT }): unknown {
+function deref(
+  value: unknown,
+  root: Json,
+  notes: Set<string>,
+  seen: readonly string[] = [],
+  budget = { refs: MAX_REFS_PER_ENDPOINT },
+): unknown {
   if (Array.isArray(value)) return value.map((v) => deref(v, root, notes, seen, budget));
   if (!isObject(value)) return value;
   if (typeof value.$ref === 'string') {
@@ -115,7 +126,11 @@ function baseUrlOf(doc: Json, notes: Set<string>): string | undefined {
 /** The security scheme the API applies to every operation (or else the first one it defines). */
 function authOf(doc: Json, notes: Set<string>): ApiSpec['auth'] {
   const components = isObject(doc.components) ? doc.components : {};
-  const schemes = isObject(components.securitySchemes) ? components.securitySchemes : isObject(doc.securityDefinitions) ? doc.securityDefinitions : {};
+  const schemes = isObject(components.securitySchemes)
+    ? components.securitySchemes
+    : isObject(doc.securityDefinitions)
+      ? doc.securityDefinitions
+      : {};
   const required = Array.isArray(doc.security) ? doc.security.filter(isObject).flatMap((s) => Object.keys(s)) : [];
   const name = required.find((n) => n in schemes) ?? Object.keys(schemes)[0];
   const scheme = name === undefined ? undefined : deref(schemes[name], doc, notes);
@@ -162,8 +177,13 @@ function querySchema(params: Json[]): Json | undefined {
   for (const p of query) {
     // OpenAPI 3 nests the schema; Swagger 2 puts type/format/enum on the parameter itself.
     const { name: _n, in: _i, required: _r, schema, ...rest } = p;
-    const base = isObject(schema) ? schema : Object.fromEntries(Object.entries(rest).filter(([k]) => ['type', 'format', 'enum', 'items', 'default', 'pattern', 'minimum', 'maximum'].includes(k)));
-    properties[p.name as string] = typeof p.description === 'string' && !('description' in base) ? { ...base, description: p.description } : base;
+    const base = isObject(schema)
+      ? schema
+      : Object.fromEntries(
+          Object.entries(rest).filter(([k]) => ['type', 'format', 'enum', 'items', 'default', 'pattern', 'minimum', 'maximum'].includes(k)),
+        );
+    properties[p.name as string] =
+      typeof p.description === 'string' && !('description' in base) ? { ...base, description: p.description } : base;
   }
   const required = query.filter((p) => p.required === true).map((p) => p.name as string);
   return { type: 'object', properties, ...(required.length ? { required } : {}) };
@@ -171,7 +191,10 @@ function querySchema(params: Json[]): Json | undefined {
 
 function operationId(method: string, path: string, op: Json): string {
   if (typeof op.operationId === 'string' && op.operationId.trim()) return op.operationId.trim();
-  const slug = path.replace(/\{(\w+)\}/g, 'by_$1').replace(/[^a-zA-Z0-9]+/g, '_').replace(/^_|_$/g, '');
+  const slug = path
+    .replace(/\{(\w+)\}/g, 'by_$1')
+    .replace(/[^a-zA-Z0-9]+/g, '_')
+    .replace(/^_|_$/g, '');
   return `${method}_${slug || 'root'}`;
 }
 
@@ -186,7 +209,9 @@ function endpointOf(doc: Json, path: string, method: (typeof METHODS)[number], o
 
   const responses = isObject(op.responses) ? op.responses : {};
   const statuses = Object.keys(responses);
-  const okKey = statuses.filter((s) => /^2\d\d$/.test(s)).sort()[0] ?? (statuses.includes('2XX') ? '2XX' : statuses.includes('default') ? 'default' : undefined);
+  const okKey =
+    statuses.filter((s) => /^2\d\d$/.test(s)).sort()[0] ??
+    (statuses.includes('2XX') ? '2XX' : statuses.includes('default') ? 'default' : undefined);
   const ok = okKey === undefined ? undefined : deref(responses[okKey], doc, notes, [], budget);
   const okMedia = isObject(ok) ? jsonContent(ok.content) : undefined;
   // Swagger 2 puts the schema on the response itself.
@@ -202,12 +227,17 @@ function endpointOf(doc: Json, path: string, method: (typeof METHODS)[number], o
     .filter((s) => /^[45]\d\d$/.test(s))
     .map((s) => {
       const r = deref(responses[s], doc, notes, [], budget);
-      return { status: Number(s), meaning: isObject(r) && typeof r.description === 'string' && r.description ? r.description : `HTTP ${s}` };
+      return {
+        status: Number(s),
+        meaning: isObject(r) && typeof r.description === 'string' && r.description ? r.description : `HTTP ${s}`,
+      };
     });
 
   const summary = [op.summary, op.description].find((t): t is string => typeof t === 'string' && t.trim() !== '') ?? '';
   const id = operationId(method, path, op);
-  const mutates = op['x-side-effects'] === true || MUTATING_WORDS.test(`${id.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/_/g, ' ')} ${typeof op.summary === 'string' ? op.summary : ''}`);
+  const mutates =
+    op['x-side-effects'] === true ||
+    MUTATING_WORDS.test(`${id.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/_/g, ' ')} ${typeof op.summary === 'string' ? op.summary : ''}`);
   const query = querySchema(merged);
   return apiEndpointSchema.parse({
     id,
@@ -241,7 +271,8 @@ export function openApiToPartialApiSpec(input: unknown): PartialApiSpec {
       else if (['head', 'options', 'trace'].includes(key.toLowerCase())) skipped.push(`${key.toUpperCase()} ${path}`);
     }
   }
-  if (skipped.length) notes.add(`skipped ${skipped.length} HEAD/OPTIONS/TRACE operation(s): api-spec.json models GET, POST, PUT, PATCH, DELETE`);
+  if (skipped.length)
+    notes.add(`skipped ${skipped.length} HEAD/OPTIONS/TRACE operation(s): api-spec.json models GET, POST, PUT, PATCH, DELETE`);
   if (endpoints.length === 0) notes.add('the document defines no GET/POST/PUT/PATCH/DELETE operations');
   const baseUrl = baseUrlOf(doc, notes);
   const auth = authOf(doc, notes);

@@ -100,7 +100,10 @@ const normalizeName = (s: string) => s.toLowerCase().replace(/[^a-z0-9]/g, '');
  * supplied, and nothing supplied may lack a parameter to go into — a request that carries
  * information the tool has no slot for is asking for something else.
  */
-export function paramsFit(inputSchema: Record<string, unknown> | undefined, provided: Record<string, unknown> | readonly string[]): ParamsFit {
+export function paramsFit(
+  inputSchema: Record<string, unknown> | undefined,
+  provided: Record<string, unknown> | readonly string[],
+): ParamsFit {
   const properties = isRecord(inputSchema?.properties) ? inputSchema.properties : {};
   const required = Array.isArray(inputSchema?.required) ? inputSchema.required.filter((r): r is string => typeof r === 'string') : [];
   const byNorm = new Map(Object.keys(properties).map((k) => [normalizeName(k), k]));
@@ -131,7 +134,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  */
 function valueFits(schema: unknown, value: unknown): boolean {
   if (!isRecord(schema)) return true;
-  if (Array.isArray(schema.enum)) return schema.enum.some((e) => e === value || (typeof value === 'string' && String(e).toLowerCase() === value.toLowerCase()));
+  if (Array.isArray(schema.enum))
+    return schema.enum.some((e) => e === value || (typeof value === 'string' && String(e).toLowerCase() === value.toLowerCase()));
   const alternatives = [schema.anyOf, schema.oneOf].find(Array.isArray) as unknown[] | undefined;
   if (alternatives) return alternatives.some((alt) => valueFits(alt, value));
   const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
@@ -186,7 +190,10 @@ const pct = (x: number) => x.toFixed(2);
 export function decide(candidates: readonly Candidate[], opts: DecideOptions): Decision {
   const { policy } = opts;
   // Quarantined and archived tools are never reused: a replacement gets forged instead.
-  const ranked = rerank(candidates.filter((c) => (c.status ?? 'active') === 'active'), policy);
+  const ranked = rerank(
+    candidates.filter((c) => (c.status ?? 'active') === 'active'),
+    policy,
+  );
   const best = ranked[0];
   if (!best) return { action: 'forge', score: 0, similarity: 0, reason: 'no registered tool matches' };
 

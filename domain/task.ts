@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { NODE_PATH } from './sandbox-image.ts';
 import type { Plan } from './plan.ts';
+import { NODE_PATH } from './sandbox-image.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
 export const taskInputSchema = z.strictObject({
@@ -11,7 +11,17 @@ export const taskInputSchema = z.strictObject({
 export type TaskInput = z.input<typeof taskInputSchema>;
 
 export const taskPhases = [
-  'starting', 'planning', 'recording', 'discovering', 'forging', 'awaiting-approval', 'executing', 'sandbox', 'answering', 'completed', 'failed',
+  'starting',
+  'planning',
+  'recording',
+  'discovering',
+  'forging',
+  'awaiting-approval',
+  'executing',
+  'sandbox',
+  'answering',
+  'completed',
+  'failed',
 ] as const;
 export type TaskPhase = (typeof taskPhases)[number];
 

@@ -13,9 +13,7 @@ export const toolNameSchema = z
   .string()
   .regex(/^[a-z][a-z0-9_]{1,62}$/, 'snake_case: lower-case letters, digits and _, starting with a letter');
 
-export const domainSchema = z
-  .string()
-  .regex(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+$/i, 'a host name such as api.example.com or *.example.com');
+export const domainSchema = z.string().regex(/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+$/i, 'a host name such as api.example.com or *.example.com');
 
 export const envVarSchema = z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'an UPPER_SNAKE environment variable name');
 

@@ -95,7 +95,11 @@ export function approvalNeeded(input: ApprovalInput): ApprovalDecision {
   const what = a.destructive ? 'destructive call' : 'write';
   const runs = a.successfulRunsOfOperation;
   if (a.level === 'trusted' && runs >= trustPolicy.autonomousRunsOfOperation) {
-    return { needed: false, blocked: false, reason: `${what} by a trusted tool that completed this operation ${runs} times: runs without approval` };
+    return {
+      needed: false,
+      blocked: false,
+      reason: `${what} by a trusted tool that completed this operation ${runs} times: runs without approval`,
+    };
   }
   const lacking =
     a.level === 'trusted'

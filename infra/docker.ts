@@ -36,10 +36,18 @@ export async function ensureDockerEngine(cfg: ForgeConfig): Promise<{ started: b
   const docker = dockerClient(cfg);
   if (await dockerAnswers(docker)) return { started: false };
   if (cfg.DOCKER_HOST && !cfg.DOCKER_HOST.startsWith('unix:///var/run/docker.sock')) {
-    throw new ComponentDownError('Docker', `no engine answers at DOCKER_HOST=${cfg.DOCKER_HOST}`, 'start that engine, or unset DOCKER_HOST to use the local one');
+    throw new ComponentDownError(
+      'Docker',
+      `no engine answers at DOCKER_HOST=${cfg.DOCKER_HOST}`,
+      'start that engine, or unset DOCKER_HOST to use the local one',
+    );
   }
   if (!isRoot()) {
-    throw new ComponentDownError('Docker', 'no engine answers on /var/run/docker.sock', 'start Docker (e.g. sudo systemctl start docker, or sudo dockerd &) and make sure your user may use the socket');
+    throw new ComponentDownError(
+      'Docker',
+      'no engine answers on /var/run/docker.sock',
+      'start Docker (e.g. sudo systemctl start docker, or sudo dockerd &) and make sure your user may use the socket',
+    );
   }
   if (!hasBinary('/usr/sbin/dockerd') && !hasBinary('/usr/bin/dockerd')) installDockerIo();
   log.info('starting dockerd in the background');
@@ -58,7 +66,11 @@ export async function ensureDockerEngine(cfg: ForgeConfig): Promise<{ started: b
 
 function installDockerIo(): void {
   if (!hasBinary('/usr/bin/apt-get')) {
-    throw new ComponentDownError('Docker', 'dockerd is not installed and this is not a Debian-like system', 'install Docker Engine for your OS and start it');
+    throw new ComponentDownError(
+      'Docker',
+      'dockerd is not installed and this is not a Debian-like system',
+      'install Docker Engine for your OS and start it',
+    );
   }
   log.info('installing docker.io with apt-get (first run only)');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -41,12 +41,19 @@ function listClusters(): { version: string; name: string; port: string; status: 
 
 function installPostgres(): void {
   if (process.getuid?.() !== 0) {
-    throw new ComponentDownError('Postgres', 'postgresql is not installed', 'run as root: apt-get install -y postgresql, or set FORGE_TEST_DATABASE_URL');
+    throw new ComponentDownError(
+      'Postgres',
+      'postgresql is not installed',
+      'run as root: apt-get install -y postgresql, or set FORGE_TEST_DATABASE_URL',
+    );
   }
   log.info('installing postgresql with apt-get (first run only)');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const ok = (args: string[]) => spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
-  if (!ok(['install', '-y', 'postgresql', 'postgresql-contrib']) && !(ok(['update']) && ok(['install', '-y', 'postgresql', 'postgresql-contrib']))) {
+  if (
+    !ok(['install', '-y', 'postgresql', 'postgresql-contrib']) &&
+    !(ok(['update']) && ok(['install', '-y', 'postgresql', 'postgresql-contrib']))
+  ) {
     throw new ComponentDownError('Postgres', 'apt-get install postgresql failed', 'run: apt-get update && apt-get install -y postgresql');
   }
 }

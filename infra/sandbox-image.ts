@@ -6,11 +6,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import * as esbuild from 'esbuild';
-import { ForgeError, describeError } from '../domain/errors.ts';
+import { describeError, ForgeError } from '../domain/errors.ts';
 import { NODE_PATH, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
 import { log } from '../services/log.ts';
 import { zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
-import { tarStream, type TarEntry } from './sandbox-image/tar.ts';
+import { type TarEntry, tarStream } from './sandbox-image/tar.ts';
 
 /**
  * Forge's sandbox base image, built locally (no registry is reachable): a minimal
@@ -30,9 +30,12 @@ const RUNNER_SOURCE = path.join(here, '..', 'runner', 'main.ts');
 
 export class SandboxImageError extends ForgeError {
   constructor(tag: string, step: string, reason: string) {
-    super(`could not build the sandbox image ${tag} (${step}): ${reason}`, 'SANDBOX_IMAGE_FAILED',
+    super(
+      `could not build the sandbox image ${tag} (${step}): ${reason}`,
+      'SANDBOX_IMAGE_FAILED',
       'check that dockerd runs (docker info) and that the host node binary and its libraries are readable; see the log above',
-      { tag, step });
+      { tag, step },
+    );
   }
 }
 
@@ -133,7 +136,11 @@ export function rootfsEntries(nodeBinary: string, runnerCode: Buffer): TarEntry[
   }
   entries.push(
     { kind: 'file', path: RUNNER_PATH, data: runnerCode, mode: 0o444 },
-    { kind: 'file', path: '/etc/passwd', data: text(`root:x:0:0:root:/root:/sbin/nologin\nforge:x:${SANDBOX_UID}:${SANDBOX_UID}:forge sandbox:/tmp:/sbin/nologin\n`) },
+    {
+      kind: 'file',
+      path: '/etc/passwd',
+      data: text(`root:x:0:0:root:/root:/sbin/nologin\nforge:x:${SANDBOX_UID}:${SANDBOX_UID}:forge sandbox:/tmp:/sbin/nologin\n`),
+    },
     { kind: 'file', path: '/etc/group', data: text(`root:x:0:\nforge:x:${SANDBOX_UID}:\n`) },
     { kind: 'file', path: '/etc/nsswitch.conf', data: text('passwd: files\ngroup: files\nhosts: files dns\n') },
   );
@@ -210,7 +217,12 @@ export async function ensureSandboxImage(
       await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, code));
       const fresh = await docker.getImage(opts.tag).inspect();
       if (now && now.Id !== fresh.Id) await removeQuietly(docker, now.Id);
-      log.info('sandbox image built', { tag: opts.tag, imageId: fresh.Id, hash: hash.slice(0, 12), ms: Math.round(performance.now() - started) });
+      log.info('sandbox image built', {
+        tag: opts.tag,
+        imageId: fresh.Id,
+        hash: hash.slice(0, 12),
+        ms: Math.round(performance.now() - started),
+      });
       return { tag: opts.tag, built: true, imageId: fresh.Id };
     });
   } catch (err) {
@@ -232,7 +244,9 @@ export function fromRegistry(tag: string): boolean {
 async function pullQuietly(docker: Docker, tag: string): Promise<Docker.ImageInspectInfo | null> {
   try {
     const stream = await docker.pull(tag);
-    await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+    );
     return await inspectOrNull(docker, tag);
   } catch (err) {
     log.info('sandbox image not pulled; building it locally', { tag, reason: describeError(err).slice(0, 200) });

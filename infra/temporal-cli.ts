@@ -3,8 +3,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ComponentDownError } from '../domain/errors.ts';
 import type { ForgeConfig } from '../domain/config.ts';
+import { ComponentDownError } from '../domain/errors.ts';
 import { log } from '../services/log.ts';
 import { readZipEntry } from './zip.ts';
 
@@ -88,7 +88,10 @@ async function officialRelease(): Promise<Buffer> {
   const goArch = arch() === 'x86_64' ? 'amd64' : 'arm64';
   const file = `temporal_cli_${TEMPORAL_CLI_VERSION}_linux_${goArch}.tar.gz`;
   const sums = (await download(`${RELEASE_BASE}/temporal_cli_${TEMPORAL_CLI_VERSION}_checksums.txt`, 5_000)).toString('utf8');
-  const expected = sums.split('\n').find((line) => line.trim().endsWith(file))?.split(/\s+/)[0];
+  const expected = sums
+    .split('\n')
+    .find((line) => line.trim().endsWith(file))
+    ?.split(/\s+/)[0];
   if (!expected) throw new Error(`the release checksums do not list ${file}`);
   const tarball = await download(`${RELEASE_BASE}/${file}`, 120_000);
   if (sha256(tarball) !== expected) throw new Error(`${file} does not match its published sha256`);
@@ -140,7 +143,10 @@ function buildTemporalCli(earlier: string[]): string {
   }
   const bin = cacheBinDir();
   fs.mkdirSync(bin, { recursive: true });
-  log.info('building the Temporal CLI with go install (no download was reachable; a few minutes)', { module: TEMPORAL_CLI_MODULE, earlier });
+  log.info('building the Temporal CLI with go install (no download was reachable; a few minutes)', {
+    module: TEMPORAL_CLI_MODULE,
+    earlier,
+  });
   const res = spawnSync(go, ['install', TEMPORAL_CLI_MODULE], {
     env: { ...process.env, GOBIN: bin, GOFLAGS: '-mod=mod' },
     cwd: os.tmpdir(),
@@ -148,7 +154,11 @@ function buildTemporalCli(earlier: string[]): string {
   });
   const built = path.join(bin, 'temporal');
   if (res.status !== 0 || !fs.existsSync(built)) {
-    throw new ComponentDownError('Temporal CLI', `go install ${TEMPORAL_CLI_MODULE} failed`, `run: GOBIN=${bin} go install ${TEMPORAL_CLI_MODULE}`);
+    throw new ComponentDownError(
+      'Temporal CLI',
+      `go install ${TEMPORAL_CLI_MODULE} failed`,
+      `run: GOBIN=${bin} go install ${TEMPORAL_CLI_MODULE}`,
+    );
   }
   return built;
 }

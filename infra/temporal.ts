@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Connection, Client } from '@temporalio/client';
-import { ComponentDownError } from '../domain/errors.ts';
+import { Client, Connection } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
+import { ComponentDownError } from '../domain/errors.ts';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.ts';
 import { log } from '../services/log.ts';
 import { logFile, portOpen, runningPid, startDetached, waitFor } from './processes.ts';
@@ -11,13 +11,20 @@ import { ensureTemporalCli } from './temporal-cli.ts';
 
 export function devServerArgs(opts: { dbFile: string; port: number; uiPort: number; namespace: string; headless?: boolean }): string[] {
   const args = [
-    'server', 'start-dev',
-    '--db-filename', opts.dbFile,
-    '--port', String(opts.port),
-    '--ui-port', String(opts.uiPort),
-    '--ip', '127.0.0.1',
-    '--namespace', opts.namespace,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--port',
+    String(opts.port),
+    '--ui-port',
+    String(opts.uiPort),
+    '--ip',
+    '127.0.0.1',
+    '--namespace',
+    opts.namespace,
+    '--log-level',
+    'warn',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.headless) args.push('--headless');
@@ -46,7 +53,12 @@ export async function ensureTemporal(cfg: ForgeConfig): Promise<TemporalEndpoint
   startDetached(cfg.home, {
     name: 'temporal',
     command: cli,
-    args: devServerArgs({ dbFile: path.join(cfg.home, 'temporal.db'), port: cfg.TEMPORAL_PORT, uiPort: cfg.TEMPORAL_UI_PORT, namespace: cfg.TEMPORAL_NAMESPACE }),
+    args: devServerArgs({
+      dbFile: path.join(cfg.home, 'temporal.db'),
+      port: cfg.TEMPORAL_PORT,
+      uiPort: cfg.TEMPORAL_UI_PORT,
+      namespace: cfg.TEMPORAL_NAMESPACE,
+    }),
   });
   await waitFor('Temporal dev server', () => portOpen(cfg.TEMPORAL_PORT), 60_000, logFile(cfg.home, 'temporal'));
   await waitForNamespace(endpoint);

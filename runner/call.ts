@@ -28,7 +28,8 @@ export function toRunnerError(err: unknown): RunnerError {
   if (err instanceof ForgeError) return { ...err.toJSON(), code: err.code, message: err.message };
   if (err instanceof Error) {
     // fetch() says only "fetch failed"; the cause (ENETUNREACH, EAI_AGAIN, ...) is what tells a person why.
-    const cause = err.cause instanceof Error ? ` (${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message})` : '';
+    const cause =
+      err.cause instanceof Error ? ` (${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message})` : '';
     return { code: 'TOOL_THREW', message: err.message + cause, name: err.name, stack: err.stack?.split('\n').slice(0, 6).join('\n') };
   }
   return { code: 'TOOL_THREW', message: String(err) };
@@ -36,7 +37,9 @@ export function toRunnerError(err: unknown): RunnerError {
 
 class TimeoutError extends ForgeError {
   constructor(ms: number) {
-    super(`the tool did not finish within its ${ms} ms budget`, 'TIMEOUT', 'make the tool honour ctx.signal, or raise limits.timeoutMs', { timeoutMs: ms });
+    super(`the tool did not finish within its ${ms} ms budget`, 'TIMEOUT', 'make the tool honour ctx.signal, or raise limits.timeoutMs', {
+      timeoutMs: ms,
+    });
   }
 }
 
@@ -44,11 +47,16 @@ export async function callTool(tool: LoadedTool, input: unknown, opts: CallOptio
   const started = performance.now();
   const logs: LogEntry[] = [];
   const done = (r: Omit<RunnerResult, 'durationMs' | 'logs'>): RunnerResult => ({
-    ...r, durationMs: Math.round(performance.now() - started), logs,
+    ...r,
+    durationMs: Math.round(performance.now() - started),
+    logs,
   });
   const parsedInput = tool.input.safeParse(input);
   if (!parsedInput.success) {
-    return done({ ok: false, error: { code: 'INPUT_INVALID', message: `invalid input for ${tool.name}: ${describeIssues(parsedInput.error)}` } });
+    return done({
+      ok: false,
+      error: { code: 'INPUT_INVALID', message: `invalid input for ${tool.name}: ${describeIssues(parsedInput.error)}` },
+    });
   }
   const controller = new AbortController();
   // ctx checks the declared domains before any request reaches this transport (first layer).
@@ -70,7 +78,14 @@ export async function callTool(tool: LoadedTool, input: unknown, opts: CallOptio
     const output = await Promise.race([Promise.resolve(tool.run(parsedInput.data, ctx)), deadline]);
     const parsedOutput = tool.output.safeParse(output);
     if (!parsedOutput.success) {
-      return done({ ok: false, output, error: { code: 'OUTPUT_INVALID', message: `${tool.name} returned output that does not match its output schema: ${describeIssues(parsedOutput.error)}` } });
+      return done({
+        ok: false,
+        output,
+        error: {
+          code: 'OUTPUT_INVALID',
+          message: `${tool.name} returned output that does not match its output schema: ${describeIssues(parsedOutput.error)}`,
+        },
+      });
     }
     return done({ ok: true, output: parsedOutput.data });
   } catch (err) {

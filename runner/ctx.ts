@@ -1,5 +1,5 @@
-import type { Permissions, ToolContext, ToolLogger } from '../domain/tool.ts';
 import { ForgeError } from '../domain/errors.ts';
+import type { Permissions, ToolContext, ToolLogger } from '../domain/tool.ts';
 import type { LogEntry } from './protocol.ts';
 
 /**

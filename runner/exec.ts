@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { JOB_DIR, SANDBOX_PATH_ENV, type RunnerResult } from './protocol.ts';
+import { JOB_DIR, type RunnerResult, SANDBOX_PATH_ENV } from './protocol.ts';
 
 /**
  * exec mode: run an argv inside the container. The child writes straight to the
@@ -19,8 +19,13 @@ export function execCommand(command: string[], env: Record<string, string>, time
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
-      resolve({ ok: false, exitCode: null, durationMs: elapsed(), logs: [],
-        error: { code: 'EXEC_FAILED', message: `could not start ${JSON.stringify(file)}: ${err.message}` } });
+      resolve({
+        ok: false,
+        exitCode: null,
+        durationMs: elapsed(),
+        logs: [],
+        error: { code: 'EXEC_FAILED', message: `could not start ${JSON.stringify(file)}: ${err.message}` },
+      });
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -30,11 +35,16 @@ export function execCommand(command: string[], env: Record<string, string>, time
         exitCode: code,
         durationMs: elapsed(),
         logs: [],
-        ...(code === 0 ? {} : {
-          error: timedOut
-            ? { code: 'TIMEOUT', message: `the command did not finish within ${timeoutMs} ms` }
-            : { code: 'EXIT_NONZERO', message: signal ? `the command was killed by ${signal}` : `the command exited with code ${code}` },
-        }),
+        ...(code === 0
+          ? {}
+          : {
+              error: timedOut
+                ? { code: 'TIMEOUT', message: `the command did not finish within ${timeoutMs} ms` }
+                : {
+                    code: 'EXIT_NONZERO',
+                    message: signal ? `the command was killed by ${signal}` : `the command exited with code ${code}`,
+                  },
+            }),
       });
     });
   });

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { JOB_DIR, READY_MARKER, jobMessageSchema, type JobMessage, type RunnerResult } from './protocol.ts';
+import { JOB_DIR, type JobMessage, jobMessageSchema, READY_MARKER, type RunnerResult } from './protocol.ts';
 
 /**
  * Warm-pool mode. The container starts, we print READY, and wait for exactly ONE job
@@ -51,7 +51,12 @@ export async function idle(handle: JobHandler, emit: (r: RunnerResult) => void):
   try {
     job = jobMessageSchema.parse(JSON.parse(line));
   } catch (err) {
-    emit({ ok: false, durationMs: 0, logs: [], error: { code: 'JOB_INVALID', message: `the job message is not valid: ${err instanceof Error ? err.message : String(err)}` } });
+    emit({
+      ok: false,
+      durationMs: 0,
+      logs: [],
+      error: { code: 'JOB_INVALID', message: `the job message is not valid: ${err instanceof Error ? err.message : String(err)}` },
+    });
     return;
   }
   await writeJobFiles(job.files);

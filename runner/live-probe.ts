@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { callTool } from './call.ts';
 import { JOB_DIR, type RunnerResult } from './protocol.ts';
 import { proxiedFetch } from './proxy-fetch.ts';
-import { loadTool, type LoadedTool } from './tool-module.ts';
+import { type LoadedTool, loadTool } from './tool-module.ts';
 
 /**
  * The live smoke probe: runs inside a sandbox container on the egress network (exec

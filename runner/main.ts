@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { callTool, toRunnerError } from './call.ts';
 import { execCommand } from './exec.ts';
 import { idle } from './idle.ts';
-import { JOB_DIR, RESULT_MARKER, type JobMessage, type RunnerResult } from './protocol.ts';
+import { JOB_DIR, type JobMessage, RESULT_MARKER, type RunnerResult } from './protocol.ts';
 import { readResourceCounters } from './resources.ts';
 import { loadTool } from './tool-module.ts';
 
@@ -41,7 +41,12 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
       return execCommand(job.command ?? need('command'), job.env, job.limits.timeoutMs);
     case 'call': {
       const tool = await loadTool(entry ?? need('entry'));
-      return callTool(tool, job.input, { env: job.env, permissions: job.permissions, timeoutMs: job.limits.timeoutMs, proxyUrl: job.proxyUrl });
+      return callTool(tool, job.input, {
+        env: job.env,
+        permissions: job.permissions,
+        timeoutMs: job.limits.timeoutMs,
+        proxyUrl: job.proxyUrl,
+      });
     }
     case 'test':
       return runTestFile(entry ?? need('entry'), { env: job.env, timeoutMs: job.limits.timeoutMs });
@@ -56,7 +61,8 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
 async function main(argv: string[]): Promise<void> {
   const [mode, file, inputFile] = argv;
   const started = performance.now();
-  const fail = (err: unknown) => emitAndExit({ ok: false, durationMs: Math.round(performance.now() - started), logs: [], error: toRunnerError(err) }, mode === 'idle');
+  const fail = (err: unknown) =>
+    emitAndExit({ ok: false, durationMs: Math.round(performance.now() - started), logs: [], error: toRunnerError(err) }, mode === 'idle');
   try {
     switch (mode) {
       case 'idle':
@@ -72,7 +78,12 @@ async function main(argv: string[]): Promise<void> {
         return emitAndExit(await runTestFile(path.resolve(file), { env: {}, timeoutMs: DEFAULT_TIMEOUT_MS }), false);
       case 'serve':
         if (!file) throw new Error(USAGE);
-        return await serveTool(await loadTool(path.resolve(file)), { stdin: process.stdin, stdout: process.stdout, env: process.env, timeoutMs: DEFAULT_TIMEOUT_MS });
+        return await serveTool(await loadTool(path.resolve(file)), {
+          stdin: process.stdin,
+          stdout: process.stdout,
+          env: process.env,
+          timeoutMs: DEFAULT_TIMEOUT_MS,
+        });
       default:
         process.stderr.write(USAGE + '\n');
         process.exit(2);

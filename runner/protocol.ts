@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { permissionsSchema } from '../domain/tool.ts';
 
 /**
- * The wire protocol between the host (activities/sandbox) and the runner inside a
+ * The wire protocol between the host (services/sandbox) and the runner inside a
  * container. Pure: both sides import it, so they cannot drift apart.
  *
  * The container's stdout carries whatever the job prints, then one result line:
@@ -57,9 +57,7 @@ export const logEntrySchema = z.object({
 });
 export type LogEntry = z.infer<typeof logEntrySchema>;
 
-export const runnerErrorSchema = z
-  .object({ code: z.string(), message: z.string() })
-  .catchall(z.unknown());
+export const runnerErrorSchema = z.object({ code: z.string(), message: z.string() }).catchall(z.unknown());
 export type RunnerError = z.infer<typeof runnerErrorSchema>;
 
 export const testCaseSchema = z.object({

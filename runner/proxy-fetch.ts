@@ -10,7 +10,10 @@ export function proxiedFetch(proxyUrl: string): typeof fetch {
   const agent = new ProxyAgent(proxyUrl);
   return (async (url: string | URL | Request, init?: RequestInit) => {
     try {
-      return (await undiciFetch(url as Parameters<typeof undiciFetch>[0], { ...(init as object), dispatcher: agent })) as unknown as Response;
+      return (await undiciFetch(url as Parameters<typeof undiciFetch>[0], {
+        ...(init as object),
+        dispatcher: agent,
+      })) as unknown as Response;
     } catch (err) {
       throw explain(err, url);
     }
@@ -36,8 +39,7 @@ function explain(err: unknown, url: string | URL | Request): unknown {
   const status = PROXY_STATUS.exec(root.message)?.[1];
   if (!status) return new TypeError(`${err.message}: ${root.message}`, { cause: root });
   const host = new URL(url instanceof Request ? url.url : String(url)).host;
-  const what = status === '403'
-    ? 'refused it: only declared domains with public addresses are reachable'
-    : `could not reach it (HTTP ${status})`;
+  const what =
+    status === '403' ? 'refused it: only declared domains with public addresses are reachable' : `could not reach it (HTTP ${status})`;
   return new TypeError(`${err.message}: the egress proxy ${what} (${host})`, { cause: root });
 }

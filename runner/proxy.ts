@@ -104,7 +104,8 @@ export function nonPublicRange(ip: string): string | null {
     const bytes = v6Bytes(ip);
     // ::ffff:a.b.c.d (IPv4-mapped) and 64:ff9b::a.b.c.d (NAT64) reach the IPv4 address inside.
     const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
-    const nat64 = bytes[0] === 0x00 && bytes[1] === 0x64 && bytes[2] === 0xff && bytes[3] === 0x9b && bytes.slice(4, 12).every((b) => b === 0);
+    const nat64 =
+      bytes[0] === 0x00 && bytes[1] === 0x64 && bytes[2] === 0xff && bytes[3] === 0x9b && bytes.slice(4, 12).every((b) => b === 0);
     if (mapped || nat64) {
       const inner = V4_RANGES.find((r) => inRange(bytes.slice(12), r));
       return inner ? `${inner.name} via ${mapped ? 'IPv4-mapped' : 'NAT64'} IPv6` : null;
@@ -132,7 +133,8 @@ export async function decide(host: string, port: number, allow: readonly string[
   if (!ALLOWED_PORTS.has(port)) return { ok: false, status: 403, reason: `port ${port} is not allowed (only 80 and 443)` };
   if (net.isIP(name)) {
     const range = nonPublicRange(name);
-    if (range) return { ok: false, status: 403, reason: `${name} is in ${range}: private, loopback and link-local destinations are refused` };
+    if (range)
+      return { ok: false, status: 403, reason: `${name} is in ${range}: private, loopback and link-local destinations are refused` };
     return { ok: false, status: 403, reason: `${name} is an IP address, not a declared domain (declared: ${allow.join(', ') || 'none'})` };
   }
   if (!domainAllowed(name, allow)) {
@@ -147,7 +149,12 @@ export async function decide(host: string, port: number, allow: readonly string[
   if (addresses.length === 0) return { ok: false, status: 502, reason: `${name} has no addresses` };
   for (const a of addresses) {
     const range = nonPublicRange(a.address);
-    if (range) return { ok: false, status: 403, reason: `${name} resolves to ${a.address} in ${range}: private, loopback and link-local destinations are refused` };
+    if (range)
+      return {
+        ok: false,
+        status: 403,
+        reason: `${name} resolves to ${a.address} in ${range}: private, loopback and link-local destinations are refused`,
+      };
   }
   const chosen = addresses.find((a) => a.family === 4) ?? addresses[0]!;
   return { ok: true, address: chosen.address };
@@ -169,7 +176,9 @@ const headerSafe = (s: string) => s.replace(/[^\x20-\x7e]/g, '?');
 
 function refuseSocket(socket: Duplex, status: number, reason: string): void {
   const text = status === 403 ? 'Forbidden' : 'Bad Gateway';
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\n${PROXY_REASON_HEADER}: ${headerSafe(reason)}\r\nConnection: close\r\n\r\nforge egress proxy: ${reason}\n`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\n${PROXY_REASON_HEADER}: ${headerSafe(reason)}\r\nConnection: close\r\n\r\nforge egress proxy: ${reason}\n`,
+  );
 }
 
 function parseAuthority(authority: string): { host: string; port: number } | null {
@@ -190,29 +199,37 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
       url = new URL(req.url ?? '');
       if (url.protocol !== 'http:') throw new Error('not http');
     } catch {
-      res.writeHead(400, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: 'not a proxy request' }).end('forge egress proxy: send absolute http:// URLs or CONNECT\n');
+      res
+        .writeHead(400, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: 'not a proxy request' })
+        .end('forge egress proxy: send absolute http:// URLs or CONNECT\n');
       return;
     }
     const port = Number(url.port || 80);
     const verdict = await decide(url.hostname, port, opts.allow, opts.lookup);
     if (!verdict.ok) {
       record({ decision: verdict.status === 403 ? 'deny' : 'error', method: 'HTTP', host: url.hostname, port, reason: verdict.reason });
-      res.writeHead(verdict.status, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(verdict.reason) }).end(`forge egress proxy: ${verdict.reason}\n`);
+      res
+        .writeHead(verdict.status, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(verdict.reason) })
+        .end(`forge egress proxy: ${verdict.reason}\n`);
       return;
     }
     record({ decision: 'allow', method: 'HTTP', host: url.hostname, port, address: verdict.address });
     const headers: http.OutgoingHttpHeaders = { ...req.headers, host: url.host };
     for (const h of HOP_BY_HOP) delete headers[h];
     const to = target(verdict.address, port);
-    const upstream = http.request({ host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers, timeout: CONNECT_TIMEOUT_MS }, (up) => {
-      upstream.setTimeout(IDLE_TIMEOUT_MS);
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = http.request(
+      { host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers, timeout: CONNECT_TIMEOUT_MS },
+      (up) => {
+        upstream.setTimeout(IDLE_TIMEOUT_MS);
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('timeout', () => upstream.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     upstream.on('error', (err) => {
       record({ decision: 'error', method: 'HTTP', host: url.hostname, port, address: verdict.address, reason: err.message });
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(`upstream: ${err.message}`) });
+      if (!res.headersSent)
+        res.writeHead(502, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(`upstream: ${err.message}`) });
       res.end(`forge egress proxy: upstream ${url.hostname} failed: ${err.message}\n`);
     });
     req.pipe(upstream);
@@ -224,14 +241,22 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     if (!authority) return refuseSocket(socket, 403, `bad CONNECT target ${JSON.stringify(req.url)}`);
     const verdict = await decide(authority.host, authority.port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({ decision: verdict.status === 403 ? 'deny' : 'error', method: 'CONNECT', host: authority.host, port: authority.port, reason: verdict.reason });
+      record({
+        decision: verdict.status === 403 ? 'deny' : 'error',
+        method: 'CONNECT',
+        host: authority.host,
+        port: authority.port,
+        reason: verdict.reason,
+      });
       return refuseSocket(socket, verdict.status, verdict.reason);
     }
     const to = target(verdict.address, authority.port);
     const upstream = net.connect({ host: to.host, port: to.port });
     let connected = false;
     // A black-holed address would otherwise hold the tool until its own budget runs out.
-    upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy(new Error(connected ? 'idle timeout' : `no answer within ${CONNECT_TIMEOUT_MS} ms`)));
+    upstream.setTimeout(CONNECT_TIMEOUT_MS, () =>
+      upstream.destroy(new Error(connected ? 'idle timeout' : `no answer within ${CONNECT_TIMEOUT_MS} ms`)),
+    );
     upstream.once('connect', () => {
       connected = true;
       upstream.setTimeout(IDLE_TIMEOUT_MS);
@@ -243,7 +268,14 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     });
     upstream.once('error', (err) => {
       if (!connected) {
-        record({ decision: 'error', method: 'CONNECT', host: authority.host, port: authority.port, address: verdict.address, reason: err.message });
+        record({
+          decision: 'error',
+          method: 'CONNECT',
+          host: authority.host,
+          port: authority.port,
+          address: verdict.address,
+          reason: err.message,
+        });
         refuseSocket(socket, 502, `could not reach ${authority.host} (${verdict.address}): ${err.message}`);
       } else socket.destroy();
     });
@@ -254,7 +286,10 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
 
 /** Container entry: allowlist from FORGE_PROXY_ALLOW (comma-separated), prints the ready marker. */
 export function startProxyFromEnv(env: NodeJS.ProcessEnv = process.env): http.Server {
-  const allow = (env.FORGE_PROXY_ALLOW ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const allow = (env.FORGE_PROXY_ALLOW ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const port = Number(env.FORGE_PROXY_PORT ?? PROXY_PORT);
   const server = createProxyServer({ allow });
   server.listen(port, '0.0.0.0', () => process.stdout.write(`${PROXY_READY_MARKER} ${JSON.stringify({ port, allow })}\n`));

@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 function counter(files: string[], key: string): number | undefined {
   for (const file of files) {
     try {
-      const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(key + ' '));
+      const line = readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(key + ' '));
       if (line) return Number(line.slice(key.length + 1));
     } catch {
       // try the next layout

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Permissions } from '../domain/tool.ts';
 import { callTool } from './call.ts';
@@ -59,7 +59,15 @@ export async function serveTool(tool: LoadedTool, opts: ServeOptions): Promise<v
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [descriptor] }));
   server.setRequestHandler(CallToolRequestSchema, async (req) => {
     if (req.params.name !== tool.name) {
-      return { isError: true, content: [{ type: 'text', text: JSON.stringify({ code: 'TOOL_UNKNOWN', message: `this server serves only ${tool.name}, not ${req.params.name}` }) }] };
+      return {
+        isError: true,
+        content: [
+          {
+            type: 'text',
+            text: JSON.stringify({ code: 'TOOL_UNKNOWN', message: `this server serves only ${tool.name}, not ${req.params.name}` }),
+          },
+        ],
+      };
     }
     return handleCall(tool, req.params.arguments, opts, descriptor.outputSchema !== undefined);
   });

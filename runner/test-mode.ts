@@ -29,7 +29,12 @@ function errorMessage(error: unknown): string {
 function explain(data: TestEventData, stderr: string): string {
   const message = errorMessage(data.details?.error);
   if (data.nesting > 0 || !stderr.trim()) return message;
-  return `${message}: ${stderr.trim().split('\n').filter((l) => !/^\s+at /.test(l)).slice(-8).join('\n')}`;
+  return `${message}: ${stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !/^\s+at /.test(l))
+    .slice(-8)
+    .join('\n')}`;
 }
 
 export function summarize(tests: TestCase[]): TestReport {
@@ -76,6 +81,16 @@ export async function runTestFile(file: string, opts: TestOptions): Promise<Runn
     durationMs: Math.round(performance.now() - started),
     logs: [],
     ...(report.total === 0 ? { error: { code: 'NO_TESTS', message: `${file} defined no tests that ran` } } : {}),
-    ...(report.failed > 0 ? { error: { code: 'TESTS_FAILED', message: `${report.failed} of ${report.total} tests failed: ${tests.filter((t) => !t.pass && !t.skipped).map((t) => t.name).join(', ')}` } } : {}),
+    ...(report.failed > 0
+      ? {
+          error: {
+            code: 'TESTS_FAILED',
+            message: `${report.failed} of ${report.total} tests failed: ${tests
+              .filter((t) => !t.pass && !t.skipped)
+              .map((t) => t.name)
+              .join(', ')}`,
+          },
+        }
+      : {}),
   };
 }

@@ -207,7 +207,10 @@ export function synthesize(schema: unknown, root: unknown = schema, depth = 0): 
   if (!schema || typeof schema !== 'object' || depth > 8) return null;
   const s = schema as Schema;
   if (typeof s.$ref === 'string' && s.$ref.startsWith('#/')) {
-    const target = s.$ref.slice(2).split('/').reduce<unknown>((o, k) => (o as Schema | undefined)?.[k], root);
+    const target = s.$ref
+      .slice(2)
+      .split('/')
+      .reduce<unknown>((o, k) => (o as Schema | undefined)?.[k], root);
     return synthesize(target, root, depth + 1);
   }
   if ('const' in s) return s.const as Json;
@@ -343,7 +346,9 @@ function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): Moc
   const routes = Object.entries(opts.routes ?? {});
 
   const takeFault = (endpoint: ApiEndpoint | undefined, method: string, path: string): Fault | undefined => {
-    const state = faults.find((s) => s.remaining > 0 && (s.fault.endpoint === undefined || keyMatches(s.fault.endpoint, endpoint, method, path)));
+    const state = faults.find(
+      (s) => s.remaining > 0 && (s.fault.endpoint === undefined || keyMatches(s.fault.endpoint, endpoint, method, path)),
+    );
     if (!state) return undefined;
     state.remaining -= 1;
     return state.fault;
@@ -354,7 +359,10 @@ function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): Moc
     const route = routes.find(([key]) => path !== null && keyMatches(key, undefined, req.method, path));
     if (!spec || path === null) {
       if (route) return reply(route[1], req);
-      return jsonResponse(404, { error: 'not_found', message: `${req.url.host} is not the API in api-spec.json (${spec?.baseUrl ?? 'no spec configured'})` });
+      return jsonResponse(404, {
+        error: 'not_found',
+        message: `${req.url.host} is not the API in api-spec.json (${spec?.baseUrl ?? 'no spec configured'})`,
+      });
     }
     const { match, pathMatched } = findEndpoint(spec, req.method, path);
     if (match) {
@@ -372,7 +380,8 @@ function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): Moc
     const custom = routes.find(([key]) => keyMatches(key, match?.endpoint, req.method, path));
     if (custom) return reply(custom[1], req);
     if (match) return jsonResponse(200, exampleBody(match.endpoint));
-    if (pathMatched) return jsonResponse(405, { error: 'method_not_allowed', message: `${req.method} is not defined for ${path} in api-spec.json` });
+    if (pathMatched)
+      return jsonResponse(405, { error: 'method_not_allowed', message: `${req.method} is not defined for ${path} in api-spec.json` });
     return jsonResponse(404, { error: 'not_found', message: `no endpoint ${req.method} ${path} in api-spec.json` });
   };
 
@@ -381,7 +390,13 @@ function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): Moc
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
     const body = bodyText(init?.body);
-    const call: RecordedCall = { method, url: url.href, headers: Object.fromEntries(headers), ...(body !== undefined ? { body } : {}), status: null };
+    const call: RecordedCall = {
+      method,
+      url: url.href,
+      headers: Object.fromEntries(headers),
+      ...(body !== undefined ? { body } : {}),
+      status: null,
+    };
     calls.push(call);
     const signal = init?.signal ?? null;
     if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
@@ -402,10 +417,14 @@ function injected(fault: Fault, endpoint: ApiEndpoint | undefined, signal: Abort
   switch (fault.kind) {
     case 'rate_limit': {
       const seconds = fault.retryAfter ?? 1;
-      return jsonResponse(429, { error: 'rate_limited', message: `too many requests: retry after ${seconds} s` }, {
-        'retry-after': String(seconds),
-        'x-ratelimit-remaining': '0',
-      });
+      return jsonResponse(
+        429,
+        { error: 'rate_limited', message: `too many requests: retry after ${seconds} s` },
+        {
+          'retry-after': String(seconds),
+          'x-ratelimit-remaining': '0',
+        },
+      );
     }
     case 'server_error':
       return jsonResponse(fault.status ?? 503, { error: 'server_error', message: 'injected server error' });

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { permissionsSchema, type Permissions, type ToolContext } from '../domain/tool.ts';
 import { ForgeError } from '../domain/errors.ts';
+import { type Permissions, permissionsSchema, type ToolContext } from '../domain/tool.ts';
 
 /**
  * Loads a bundled tool module and checks it has the shape of the tool contract
@@ -9,7 +9,9 @@ import { ForgeError } from '../domain/errors.ts';
  * it), so we check for the zod v4 interface instead of using instanceof.
  */
 export interface ZodLike {
-  safeParse(value: unknown): { success: true; data: unknown } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+  safeParse(
+    value: unknown,
+  ): { success: true; data: unknown } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
 }
 
 export interface LoadedTool {
@@ -23,9 +25,12 @@ export interface LoadedTool {
 
 export class ToolModuleError extends ForgeError {
   constructor(file: string, problem: string) {
-    super(`the tool module ${file} is not a valid tool: ${problem}`, 'TOOL_MODULE_INVALID',
+    super(
+      `the tool module ${file} is not a valid tool: ${problem}`,
+      'TOOL_MODULE_INVALID',
       'export `manifest` ({ name, description, sideEffect, permissions, input, output } with zod schemas) and `run(input, ctx)`',
-      { file, problem });
+      { file, problem },
+    );
   }
 }
 

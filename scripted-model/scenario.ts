@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Scenario files: what the scripted model server (infra/scripted-model.ts) answers to
+ * Scenario files: what the scripted model server (scripted-model/server.ts) answers to
  * Messages API requests, so tests and the offline demo run the real SDK code path without
  * the real API. Pure: schema, pattern matching and response selection, no I/O.
  * The format is documented with examples in docs/scenarios.md.

@@ -3,7 +3,7 @@
  * from scenario files (domain/scenario.ts, docs/scenarios.md). Tests and the offline demo
  * point ANTHROPIC_BASE_URL at it, so the real @anthropic-ai/sdk code path always runs.
  *
- *   node --import tsx infra/scripted-model.ts --port 4399 scenarios/demo.json [more.json ...]
+ *   node --import tsx scripted-model/server.ts --port 4399 scenarios/demo.json [more.json ...]
  *
  * It also simulates prompt caching (a prefix marked with cache_control is "written" the
  * first time it is seen and "read" after that) and estimates token counts at ~4 characters
@@ -15,20 +15,20 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { hashedEmbedding } from '../domain/embedding.ts';
 import { InvalidInputError } from '../domain/errors.ts';
+import { log as rootLog } from '../services/log.ts';
 import {
   errorTypeFor,
   interpolate,
-  scenarioSchema,
-  selectResponse,
   type RequestFacts,
   type Scenario,
   type ScenarioInput,
   type ScenarioResponse,
   type ScenarioRule,
+  scenarioSchema,
+  selectResponse,
 } from './scenario.ts';
-import { hashedEmbedding } from '../domain/embedding.ts';
-import { log as rootLog } from '../services/log.ts';
 
 const log = rootLog.child({ component: 'scripted-model' });
 
@@ -93,9 +93,7 @@ const blockSchema = z.looseObject({ type: z.string() });
 const messagesRequestSchema = z.looseObject({
   model: z.string().min(1),
   max_tokens: z.number().int().min(1),
-  messages: z
-    .array(z.looseObject({ role: z.enum(['user', 'assistant']), content: z.union([z.string(), z.array(blockSchema)]) }))
-    .min(1),
+  messages: z.array(z.looseObject({ role: z.enum(['user', 'assistant']), content: z.union([z.string(), z.array(blockSchema)]) })).min(1),
   system: z.union([z.string(), z.array(blockSchema)]).optional(),
   tools: z.array(z.looseObject({ name: z.string() })).optional(),
   tool_choice: z.looseObject({ type: z.string(), name: z.string().optional() }).optional(),
@@ -219,7 +217,10 @@ function sendStream(res: http.ServerResponse, msg: Message): void {
     }
     event('content_block_stop', { index });
   });
-  event('message_delta', { delta: { stop_reason: msg.stop_reason, stop_sequence: null }, usage: { output_tokens: msg.usage.output_tokens } });
+  event('message_delta', {
+    delta: { stop_reason: msg.stop_reason, stop_sequence: null },
+    usage: { output_tokens: msg.usage.output_tokens },
+  });
   event('message_stop', {});
   res.end();
 }
@@ -302,7 +303,14 @@ export async function startScriptedModel(opts: ScriptedModelOptions): Promise<Sc
     } catch {
       body = undefined;
     }
-    const rec: RecordedRequest = { at: new Date().toISOString(), method: req.method ?? '', path: url.pathname, headers: headerRecord(req), body, status: 0 };
+    const rec: RecordedRequest = {
+      at: new Date().toISOString(),
+      method: req.method ?? '',
+      path: url.pathname,
+      headers: headerRecord(req),
+      body,
+      status: 0,
+    };
     requests.push(rec);
     if (requests.length > keepRequests) requests.shift();
 
@@ -323,7 +331,8 @@ export async function startScriptedModel(opts: ScriptedModelOptions): Promise<Sc
       const input = (body as { input?: unknown } | undefined)?.input;
       const texts = typeof input === 'string' ? [input] : Array.isArray(input) ? input.map(String) : [];
       rec.status = texts.length ? 200 : 400;
-      if (!texts.length) return sendError(res, 400, 'invalid_request_error', 'scripted model: /v1/embeddings needs { input: string | string[] }');
+      if (!texts.length)
+        return sendError(res, 400, 'invalid_request_error', 'scripted model: /v1/embeddings needs { input: string | string[] }');
       return sendJson(res, 200, { model: 'scripted-hash', data: texts.map((t, index) => ({ embedding: hashedEmbedding(t), index })) });
     }
     if (req.method === 'POST' && url.pathname === '/v1/messages/count_tokens') {
@@ -331,7 +340,12 @@ export async function startScriptedModel(opts: ScriptedModelOptions): Promise<Sc
       return sendJson(res, 200, { input_tokens: estimateTokens(body) });
     }
     rec.status = 404;
-    return sendError(res, 404, 'not_found_error', `scripted model: no endpoint ${req.method} ${url.pathname} (it serves POST /v1/messages)`);
+    return sendError(
+      res,
+      404,
+      'not_found_error',
+      `scripted model: no endpoint ${req.method} ${url.pathname} (it serves POST /v1/messages)`,
+    );
   }
 
   const server = http.createServer((req, res) => {

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, type ForgeConfig } from '../domain/config.ts';
+import { type ForgeConfig, loadConfig } from '../domain/config.ts';
 
 /** The label that ties sandbox containers to one Forge deployment (see forge freeze). */
 export function sandboxDeploymentName(cfg: Pick<ForgeConfig, 'TEMPORAL_NAMESPACE' | 'FORGE_SANDBOX_QUEUE'>): string {

@@ -7,14 +7,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { config } from '../services/config.ts';
 import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
+import { servePglite } from '../infra/pglite-server.ts';
 import { freePort, portOpen, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { devServerArgs } from '../infra/temporal.ts';
 import { ensureTemporalCli } from '../infra/temporal-cli.ts';
-import { servePglite } from '../infra/pglite-server.ts';
+import { config } from '../services/config.ts';
 
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
 const cfg = config();
@@ -42,9 +42,13 @@ async function main(): Promise<number> {
   const adminUrl = ensureLocalPostgres();
 
   const port = await freePort();
-  const server = spawn(temporalCli, devServerArgs({ dbFile: path.join(tmp, 'temporal.db'), port, uiPort: await freePort(), namespace: 'default', headless: true }), {
-    stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'temporal.log'), 'a')],
-  });
+  const server = spawn(
+    temporalCli,
+    devServerArgs({ dbFile: path.join(tmp, 'temporal.db'), port, uiPort: await freePort(), namespace: 'default', headless: true }),
+    {
+      stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'temporal.log'), 'a')],
+    },
+  );
   cleanups.push(() => void server.kill('SIGTERM'));
   await waitFor('Temporal dev server', () => portOpen(port), 60_000, path.join(tmp, 'temporal.log'));
 

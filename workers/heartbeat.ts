@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import type { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
 
 /**
@@ -7,7 +7,10 @@ import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from
  * activity is retried on a live worker; the idempotency keys make that retry safe.
  */
 export class HeartbeatInterceptor implements ActivityInboundCallsInterceptor {
-  constructor(private readonly ctx: Context, private readonly everyMs = 2000) {}
+  constructor(
+    private readonly ctx: Context,
+    private readonly everyMs = 2000,
+  ) {}
 
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     const timer = setInterval(() => this.ctx.heartbeat(), this.everyMs);

@@ -5,25 +5,25 @@
  */
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { createControlActivities, createSandboxQueueActivities } from '../activities/index.ts';
+import { activityScope } from '../activities/scope.ts';
 import type { ForgeConfig } from '../domain/config.ts';
-import { config, sandboxDeploymentName, toolsDir } from '../services/config.ts';
+import { formatForRepair } from '../domain/verification.ts';
 import { dockerClient } from '../infra/docker.ts';
-import { log } from '../services/log.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
+import { createRegistry, type Registry } from '../services/catalog/registry.ts';
+import { watchRegistry } from '../services/catalog/watcher.ts';
+import { config, sandboxDeploymentName, toolsDir } from '../services/config.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
 import { createLlm, recordLlmUsage } from '../services/llm/client.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
-import { createRegistry, type Registry } from '../services/catalog/registry.ts';
-import { watchRegistry } from '../services/catalog/watcher.ts';
-import { verifyTool } from '../services/sandbox/stages/index.ts';
-import { formatForRepair } from '../domain/verification.ts';
-import { createSandbox, reapOrphans } from '../services/sandbox/index.ts';
+import { log } from '../services/log.ts';
 import { setSandboxDeployment } from '../services/sandbox/container.ts';
-import { createControlActivities, createSandboxQueueActivities } from '../activities/index.ts';
-import { activityScope } from '../activities/scope.ts';
+import { createSandbox, reapOrphans } from '../services/sandbox/index.ts';
+import { verifyTool } from '../services/sandbox/stages/index.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
 
@@ -106,7 +106,12 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     );
   }
 
-  log.info('worker started', { role, temporal: endpoint.address, namespace: cfg.TEMPORAL_NAMESPACE, queues: [cfg.FORGE_TASK_QUEUE, cfg.FORGE_SANDBOX_QUEUE] });
+  log.info('worker started', {
+    role,
+    temporal: endpoint.address,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    queues: [cfg.FORGE_TASK_QUEUE, cfg.FORGE_SANDBOX_QUEUE],
+  });
   let running: Promise<void> | undefined;
   return {
     run() {

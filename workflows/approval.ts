@@ -1,6 +1,6 @@
 import { condition, setHandler } from '@temporalio/workflow';
 import { databaseWork } from './activities.ts';
-import { decideApprovalUpdate, type ApprovalDecision } from './definitions.ts';
+import { type ApprovalDecision, decideApprovalUpdate } from './definitions.ts';
 
 const { requestApproval, resolveApproval } = databaseWork;
 
@@ -51,7 +51,8 @@ export function approvals(workflowId: string) {
       const answered = await condition(() => decision?.approvalId === id, timeout);
       pending = undefined;
       const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
-      const outcome: ApprovalOutcome = answered && d ? { approved: d.approve, by: d.by, timedOut: false } : { approved: false, timedOut: true };
+      const outcome: ApprovalOutcome =
+        answered && d ? { approved: d.approve, by: d.by, timedOut: false } : { approved: false, timedOut: true };
       await resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
       return outcome;
     },

@@ -16,4 +16,6 @@ export interface ApprovalDecision {
 }
 
 /** A person's decision on a pending approval (forge approve|reject <id>). */
-export const decideApprovalUpdate = defineUpdate<{ accepted: boolean; approvalId: string; approve: boolean }, [ApprovalDecision]>('decideApproval');
+export const decideApprovalUpdate = defineUpdate<{ accepted: boolean; approvalId: string; approve: boolean }, [ApprovalDecision]>(
+  'decideApproval',
+);

@@ -1,20 +1,13 @@
 import { ActivityFailure, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import {
-  forgeRequestSchema,
-  toolFiles,
-  type ForgeOutcome,
-  type ForgeProgress,
-  type ForgeRequest,
-  type ToolSpec,
-} from '../domain/forge.ts';
+import { type ForgeOutcome, type ForgeProgress, type ForgeRequest, forgeRequestSchema, type ToolSpec, toolFiles } from '../domain/forge.ts';
 import { TOOL_NAME } from '../domain/search-attributes.ts';
-import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import type { ApiSpec } from '../domain/tool.ts';
+import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
-import { approvals } from './approval.ts';
-import { forgeProgressQuery } from './definitions.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
+import { forgeProgressQuery } from './definitions.ts';
 import { track } from './progress.ts';
 
 const { extractApiSpec, repairImplementation, writeImplementation, writeSpec, writeTests } = llmCalls;
@@ -49,10 +42,15 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today`);
     await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
     const decision = await approval.request(
-      { kind: 'budget', tool: req.name, summary: `forge a new tool past today's budget (${budget.usedToday}/${budget.limit}): ${req.need.slice(0, 200)}` },
+      {
+        kind: 'budget',
+        tool: req.name,
+        summary: `forge a new tool past today's budget (${budget.usedToday}/${budget.limit}): ${req.need.slice(0, 200)}`,
+      },
       req.budgetApprovalTimeout,
     );
-    if (decision.timedOut) return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
+    if (decision.timedOut)
+      return fail(`the daily forge budget (${budget.limit}) is spent and nobody approved within ${req.budgetApprovalTimeout}`);
     if (!decision.approved) return fail(`${decision.by ?? 'a person'} rejected forging past the daily budget`);
     await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
   }
@@ -97,16 +95,23 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       }
       enter('repairing', `repair ${attempt} of ${maxRepairs}`);
       const currentSource = source;
-      const repaired = await guarded(() => repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }));
+      const repaired = await guarded(() =>
+        repairImplementation({ spec, apiSpec, tests, source: currentSource, failures: summary, attempt }),
+      );
       source = repaired.source;
     }
 
     enter('registering');
-    const registered = await guarded(() =>
-      registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }),
-    );
+    const registered = await guarded(() => registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }));
     enter('registered', `${spec.name} v${registered.version}`);
-    await recordForgeRun({ workflowId, need: req.need, name: spec.name, status: 'registered', version: registered.version, attempts: progress.attempts });
+    await recordForgeRun({
+      workflowId,
+      need: req.need,
+      name: spec.name,
+      status: 'registered',
+      version: registered.version,
+      attempts: progress.attempts,
+    });
     return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
   }
 }

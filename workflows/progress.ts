@@ -22,7 +22,8 @@ export function track<P extends string>(progress: Progress<P>) {
     /** A side-effecting step that waits out a freeze (see frozen.ts). */
     guarded<T>(step: () => Promise<T>): Promise<T> {
       return unlessFrozen(step, (frozen) => {
-        if (frozen && !progress.frozen) progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
+        if (frozen && !progress.frozen)
+          progress.history.push({ phase: progress.phase, at: new Date().toISOString(), note: 'frozen: waiting for forge thaw' });
         progress.frozen = frozen;
       });
     },

@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { ReplayNeedsConsentError, replayRequestSchema, type ReplayRequest, type ReplayResult } from '../domain/audit.ts';
+import { ReplayNeedsConsentError, type ReplayRequest, type ReplayResult, replayRequestSchema } from '../domain/audit.ts';
 import { FROZEN_FAILURE } from '../domain/errors.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { databaseWork, sandboxJobs } from './activities.ts';

@@ -4,17 +4,17 @@ import type { Plan } from '../domain/plan.ts';
 import { paramsFit } from '../domain/ranking.ts';
 import {
   sandboxProbeCommand,
-  taskInputSchema,
   type TaskInput,
   type TaskProgress,
   type TaskResult,
   type ToolCallOutcome,
+  taskInputSchema,
 } from '../domain/task.ts';
 import { harness } from '../harness/index.ts';
-import { approvals } from './approval.ts';
-import { progressQuery } from './definitions.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
+import { progressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
@@ -57,7 +57,14 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       progress.sandbox = probe;
     }
     enter('answering');
-    const result: TaskResult = { workflowId, task: input.task, plan, answer: harness.prompts.answer(plan, progress.sandbox, tool), sandbox: progress.sandbox, tool };
+    const result: TaskResult = {
+      workflowId,
+      task: input.task,
+      plan,
+      answer: harness.prompts.answer(plan, progress.sandbox, tool),
+      sandbox: progress.sandbox,
+      tool,
+    };
     await completeTask({ workflowId, result });
     enter('completed');
     return result;
@@ -70,7 +77,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   /** The tool's trust gate, and the input the model fills for it from the task. */
   async function prepare(name: string) {
     const gate = await toolGate({ name });
-    const filled = await guarded(() => fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }));
+    const filled = await guarded(() =>
+      fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }),
+    );
     return { gate, filled };
   }
 
@@ -92,7 +101,10 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     }
     if (name && discovery.decision.action === 'confirm') {
       enter('awaiting-approval', `confirm reuse of ${name}`);
-      const ok = await approval.request({ kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` }, harness.policy.approval.confirmReuseWait);
+      const ok = await approval.request(
+        { kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` },
+        harness.policy.approval.confirmReuseWait,
+      );
       if (!ok.approved) name = prepared = undefined;
     }
     if (!name || !prepared) {
@@ -114,7 +126,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     if (gate.approval.needed) {
       enter('awaiting-approval', gate.approval.reason);
       const ok = await approval.request(
-        { kind: gate.destructive ? 'destructive' : 'write', tool: name, summary: `${name} v${gate.version} with ${JSON.stringify(filled.input).slice(0, 300)} — ${gate.approval.reason}`, request: filled.input },
+        {
+          kind: gate.destructive ? 'destructive' : 'write',
+          tool: name,
+          summary: `${name} v${gate.version} with ${JSON.stringify(filled.input).slice(0, 300)} — ${gate.approval.reason}`,
+          request: filled.input,
+        },
         harness.policy.approval.callWait,
       );
       if (!ok.approved) {
@@ -122,7 +139,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
           tool: name,
           version: gate.version,
           status: 'not-run',
-          reason: ok.timedOut ? `nobody approved the write within ${harness.policy.approval.callWait}` : `${ok.by ?? 'a person'} rejected the call`,
+          reason: ok.timedOut
+            ? `nobody approved the write within ${harness.policy.approval.callWait}`
+            : `${ok.by ?? 'a person'} rejected the call`,
         };
       }
     }
@@ -142,6 +161,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       reasoning: filled.reasoning,
       task,
     });
-    return { tool: gate.name, version: gate.version, status: run.ok ? 'succeeded' : 'failed', input: filled.input, output: run.output, reason: error };
+    return {
+      tool: gate.name,
+      version: gate.version,
+      status: run.ok ? 'succeeded' : 'failed',
+      input: filled.input,
+      output: run.output,
+      reason: error,
+    };
   }
 }

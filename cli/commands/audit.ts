@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
-import { auditEntries, auditEntry, parseAuditId, type AuditEntry } from '../../app/audit.ts';
+import { type AuditEntry, auditEntries, auditEntry, parseAuditId } from '../../app/audit.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { replayAuditEntry } from '../../app/replay.ts';
 import { printJson, say } from '../output.ts';
 
-const USAGE = 'usage: forge audit [--tool name] [--workflow id] [--kind k] [--limit n] [--json] | forge audit show <id> [--json] | forge audit replay <id> [--allow-write] [--json]';
-
+const USAGE =
+  'usage: forge audit [--tool name] [--workflow id] [--kind k] [--limit n] [--json] | forge audit show <id> [--json] | forge audit replay <id> [--allow-write] [--json]';
 
 /** `forge audit`, `forge audit show <id>`, `forge audit replay <id>`. Listing and show work while frozen. */
 export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
@@ -25,7 +25,8 @@ export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   const [sub, idText, ...extra] = positionals;
   if (sub === undefined) {
     const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
     const entries = await auditEntries(cfg, { tool: values.tool, workflowId: values.workflow, kind: values.kind, limit });
     if (values.json) printJson({ ok: true, entries });
     else if (!entries.length) say('no audit entries match (every tool call, replay and catalog edit is audited here)');
@@ -34,7 +35,8 @@ export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   }
   if (sub !== 'show' && sub !== 'replay') throw new InvalidInputError('command', `unknown audit command ${JSON.stringify(sub)} (${USAGE})`);
   const id = parseAuditId(idText);
-  if (id === null || extra.length) throw new InvalidInputError('audit id', `${JSON.stringify(idText ?? '')} is not an audit id like 12 or #12 (${USAGE})`);
+  if (id === null || extra.length)
+    throw new InvalidInputError('audit id', `${JSON.stringify(idText ?? '')} is not an audit id like 12 or #12 (${USAGE})`);
   return sub === 'show' ? show(cfg, id, values.json) : replay(cfg, id, { json: values.json, allowWrite: values['allow-write'] });
 }
 
@@ -100,7 +102,10 @@ async function replay(cfg: ForgeConfig, id: number, opts: { json: boolean; allow
       { auditId: id, allowWrite: opts.allowWrite, requestedBy: localUser() },
       {
         onStarted: ({ workflowId, uiUrl }, target) => {
-          if (!opts.json) say(`replaying #${id}: ${target.tool}@${target.version} on ${clip(compact(target.input), 80)} (workflow ${workflowId})${uiUrl ? `\n  ${uiUrl}` : ''}`);
+          if (!opts.json)
+            say(
+              `replaying #${id}: ${target.tool}@${target.version} on ${clip(compact(target.input), 80)} (workflow ${workflowId})${uiUrl ? `\n  ${uiUrl}` : ''}`,
+            );
         },
         onNoWorker: (queue) => process.stderr.write(`warning: no worker polls ${queue}; the replay waits until one does (run: forge up)\n`),
       },
@@ -109,9 +114,11 @@ async function replay(cfg: ForgeConfig, id: number, opts: { json: boolean; allow
   if (opts.json) printJson({ ok: true, uiUrl: started.uiUrl, ...result });
   else {
     const run = result.succeeded ? `ran in ${result.latencyMs} ms` : `failed again: ${result.reason ?? 'unknown reason'}`;
-    say(result.same
-      ? `same output (sha256 ${result.replayOutputHash.slice(0, 16)}…), ${run}; audited as #${result.replayAuditId}`
-      : `output differs (original sha256 ${result.originalOutputHash.slice(0, 16)}…, replay ${result.replayOutputHash.slice(0, 16)}…), ${run}; audited as #${result.replayAuditId}`);
+    say(
+      result.same
+        ? `same output (sha256 ${result.replayOutputHash.slice(0, 16)}…), ${run}; audited as #${result.replayAuditId}`
+        : `output differs (original sha256 ${result.originalOutputHash.slice(0, 16)}…, replay ${result.replayOutputHash.slice(0, 16)}…), ${run}; audited as #${result.replayAuditId}`,
+    );
     if (result.diff) say(result.diff.trimEnd());
   }
   // Like diff(1): a different output is an answer, but one a script should notice.

@@ -18,7 +18,11 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const tools = await listTools(cfg);
     if (values.json) printJson({ ok: true, tools });
     else if (!tools.length) say('no tools yet: forge one with  forge forge "<what the tool must do>"');
-    else for (const t of tools) say(`${t.name.padEnd(28)} v${t.currentVersion ?? '-'}  ${t.status.padEnd(11)} ${t.stats.level.padEnd(12)} ${t.sideEffect.padEnd(5)} ${t.stats.invocations} calls  ${t.description.slice(0, 60)}`);
+    else
+      for (const t of tools)
+        say(
+          `${t.name.padEnd(28)} v${t.currentVersion ?? '-'}  ${t.status.padEnd(11)} ${t.stats.level.padEnd(12)} ${t.sideEffect.padEnd(5)} ${t.stats.invocations} calls  ${t.description.slice(0, 60)}`,
+        );
     return 0;
   }
   if (!name) throw new InvalidInputError('command', `usage: forge tools ${sub} <name> [--json]`);
@@ -29,8 +33,12 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       say(`${details.name} v${details.currentVersion ?? '-'} (${details.status}, trust ${details.stats.level})`);
       say(`  ${details.description}`);
       say(`  side effect: ${details.sideEffect}${details.destructive ? ', destructive' : ''}`);
-      say(`  permissions: network ${JSON.stringify(details.manifest?.permissions.network ?? [])}, env ${JSON.stringify(details.manifest?.permissions.env ?? [])}`);
-      say(`  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${details.stats.avgLatencyMs ?? '-'} ms`);
+      say(
+        `  permissions: network ${JSON.stringify(details.manifest?.permissions.network ?? [])}, env ${JSON.stringify(details.manifest?.permissions.env ?? [])}`,
+      );
+      say(
+        `  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${details.stats.avgLatencyMs ?? '-'} ms`,
+      );
       say(`  folder: ${details.dir ?? '-'}`);
     }
     return 0;
@@ -40,7 +48,9 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     if (values.json) printJson({ ok: true, name, history });
     else
       for (const h of history) {
-        say(`v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()} ${h.onDisk !== 'same' ? `[on disk: ${h.onDisk}]` : ''}`);
+        say(
+          `v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()} ${h.onDisk !== 'same' ? `[on disk: ${h.onDisk}]` : ''}`,
+        );
         if (h.diff) say(h.diff.replace(/^/gm, '    '));
       }
     return 0;
@@ -61,7 +71,11 @@ export function decideCommand(approve: boolean) {
   return async (cfg: ForgeConfig, args: string[]): Promise<number> => {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
     const [id] = positionals;
-    if (!id) throw new InvalidInputError('command', `usage: forge ${approve ? 'approve' : 'reject'} <approval-id> (list them with: forge approvals)`);
+    if (!id)
+      throw new InvalidInputError(
+        'command',
+        `usage: forge ${approve ? 'approve' : 'reject'} <approval-id> (list them with: forge approvals)`,
+      );
     const by = localUser();
     const decision = await withSession(cfg, (session) => decideApproval(session, { id, approve, by }));
     if (values.json) printJson({ ok: true, ...decision, by });
@@ -75,7 +89,10 @@ export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<n
   const by = localUser();
   const { killedSandboxes: killed } = await freeze(cfg, by, values.reason);
   if (values.json) printJson({ ok: true, frozen: true, by, killedSandboxes: killed });
-  else say(`Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`);
+  else
+    say(
+      `Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`,
+    );
   return 0;
 }
 
@@ -93,7 +110,9 @@ export async function budgetCommand(cfg: ForgeConfig, args: string[]): Promise<n
   const budget = await forgeBudgetToday(cfg);
   if (values.json) printJson({ ok: true, ...budget });
   else {
-    say(`forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`);
+    say(
+      `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`,
+    );
     for (const r of budget.runs) say(`  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}`);
   }
   return 0;

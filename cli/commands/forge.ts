@@ -57,7 +57,12 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     }
     const outcome = end.result;
     if (values.json) printJson({ ok: outcome.status === 'registered', workflowId, uiUrl, outcome });
-    else say(outcome.status === 'registered' ? `registered ${outcome.name} v${outcome.version} after ${outcome.attempts} verification(s)` : `not registered: ${outcome.reason}`);
+    else
+      say(
+        outcome.status === 'registered'
+          ? `registered ${outcome.name} v${outcome.version} after ${outcome.attempts} verification(s)`
+          : `not registered: ${outcome.reason}`,
+      );
     return outcome.status === 'registered' ? 0 : 1;
   });
 }

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { loadConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { execToolFile, type SandboxResult } from '../../app/sandbox.ts';
-import { printJson, reportError, say } from '../output.ts';
 import { envAssignment } from '../args.ts';
+import { printJson, reportError, say } from '../output.ts';
 
 /**
  * forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]
@@ -78,7 +78,12 @@ export async function sandboxExecCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   try {
     const parsed = parseSandboxExecArgs(args);
-    const result = await execToolFile(loadConfig(), { file: parsed.file, input: parsed.input, env: parsed.env, timeoutMs: parsed.timeoutMs });
+    const result = await execToolFile(loadConfig(), {
+      file: parsed.file,
+      input: parsed.input,
+      env: parsed.env,
+      timeoutMs: parsed.timeoutMs,
+    });
     if (json) printJson(result);
     else printHuman(parsed.file, result);
     return result.ok ? 0 : 1;

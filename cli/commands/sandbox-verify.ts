@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { loadConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { verifyToolFolder, type StageResult, type VerifyReport } from '../../app/sandbox.ts';
-import { printJson, reportError, say } from '../output.ts';
+import { type StageResult, type VerifyReport, verifyToolFolder } from '../../app/sandbox.ts';
 import { envAssignment } from '../args.ts';
+import { printJson, reportError, say } from '../output.ts';
 
 /**
  * forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']
@@ -12,7 +12,8 @@ import { envAssignment } from '../args.ts';
  * Exit code 0 when the tool passed, 1 when it did not (or could not be verified).
  * Host variables reach the live call only when named with --env, as in `sandbox exec`.
  */
-const USAGE = "usage: forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']";
+const USAGE =
+  "usage: forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']";
 
 export interface SandboxVerifyArgs {
   dir: string;
@@ -87,7 +88,13 @@ export async function sandboxVerifyCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   try {
     const parsed = parseSandboxVerifyArgs(args);
-    const report = await verifyToolFolder(loadConfig(), { dir: parsed.dir, name: parsed.name, live: parsed.live, env: parsed.env, liveInput: parsed.liveInput });
+    const report = await verifyToolFolder(loadConfig(), {
+      dir: parsed.dir,
+      name: parsed.name,
+      live: parsed.live,
+      env: parsed.env,
+      liveInput: parsed.liveInput,
+    });
     const failed = report.stages.find((s) => s.status === 'failed');
     if (json) {
       printJson({ ok: report.passed, dir: parsed.dir, ...(failed ? { failedStage: failed.stage, reason: failed.reason } : {}), ...report });

@@ -12,8 +12,8 @@ export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<numbe
   });
   if (values.json) printJson({ ok: true, uiUrl, scripted, steps });
   else {
-    say(`Forge is up. Temporal UI: ${uiUrl ?? '(your Temporal cluster\'s UI)'}`);
-    if (scripted) say('No ANTHROPIC_API_KEY is set: the model is Forge\'s scripted stand-in (offline demo), not Claude.');
+    say(`Forge is up. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
+    if (scripted) say("No ANTHROPIC_API_KEY is set: the model is Forge's scripted stand-in (offline demo), not Claude.");
     say('Try: forge run "summarise the plan for a DNS check" --wait');
   }
   return 0;
@@ -23,7 +23,10 @@ export async function downCommand(cfg: ForgeConfig, args: string[]): Promise<num
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
   const stopped = await bringDown(cfg);
   if (values.json) printJson({ ok: true, stopped });
-  else say(stopped.length ? `stopped: ${stopped.join(', ')} (dockerd, if Forge started it, is left running)` : 'nothing of Forge\'s was running');
+  else
+    say(
+      stopped.length ? `stopped: ${stopped.join(', ')} (dockerd, if Forge started it, is left running)` : "nothing of Forge's was running",
+    );
   return 0;
 }
 

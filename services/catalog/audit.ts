@@ -6,12 +6,12 @@
 import { z } from 'zod';
 import {
   AuditEntryNotFoundError,
+  auditedOutput,
   NotReplayableError,
   REPLAYABLE_KINDS,
-  replayContextSchema,
-  auditedOutput,
   type ReplayContext,
   type ReplayTarget,
+  replayContextSchema,
 } from '../../domain/audit.ts';
 import { unifiedDiff } from '../../domain/diff.ts';
 import { sideEffectSchema } from '../../domain/tool.ts';
@@ -149,7 +149,9 @@ export async function replayTarget(sql: Sql, id: number): Promise<ReplayTarget> 
   if (!entry) throw new AuditEntryNotFoundError(id);
   if (!REPLAYABLE_KINDS.includes(entry.kind)) throw new NotReplayableError(id, `it records a ${entry.kind}, not a tool call`);
   if (!entry.tool || !entry.version) throw new NotReplayableError(id, 'it names no tool version');
-  const [version] = await sql<{ manifest: unknown }[]>`select manifest from tool_versions where name = ${entry.tool} and version = ${entry.version}`;
+  const [version] = await sql<
+    { manifest: unknown }[]
+  >`select manifest from tool_versions where name = ${entry.tool} and version = ${entry.version}`;
   if (!version) throw new NotReplayableError(id, `${entry.tool}@${entry.version} is no longer in the registry`);
   const effect = manifestEffectSchema.parse(version.manifest);
   return {
@@ -174,7 +176,11 @@ export function outputHash(value: unknown): string {
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, sortKeys(v)]));
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => [k, sortKeys(v)]),
+  );
 }
 
 const maxDiffLines = 40;
@@ -184,7 +190,12 @@ export function outputDiff(before: unknown, after: unknown, labels: { from: stri
   const pretty = (v: unknown) => (v === undefined ? 'null' : JSON.stringify(sortKeys(v), null, 2)) + '\n';
   const lines = unifiedDiff(pretty(before), pretty(after), { fromLabel: labels.from, toLabel: labels.to }).split('\n').filter(Boolean);
   if (lines.length <= maxDiffLines) return lines.length ? lines.join('\n') + '\n' : '';
-  return [...lines.slice(0, maxDiffLines), `… ${lines.length - maxDiffLines} more diff lines (forge audit show <id> prints both outputs whole)`].join('\n') + '\n';
+  return (
+    [
+      ...lines.slice(0, maxDiffLines),
+      `… ${lines.length - maxDiffLines} more diff lines (forge audit show <id> prints both outputs whole)`,
+    ].join('\n') + '\n'
+  );
 }
 
 export interface ReplayRecord {

@@ -24,14 +24,26 @@ export function createHttpEmbedder(opts: { url: string; model: string; apiKey?: 
           signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
         });
       } catch (err) {
-        throw new ComponentDownError('embedding provider', `${opts.url}: ${describeError(err)}`, 'check FORGE_EMBEDDINGS_URL, or unset it to search by words only');
+        throw new ComponentDownError(
+          'embedding provider',
+          `${opts.url}: ${describeError(err)}`,
+          'check FORGE_EMBEDDINGS_URL, or unset it to search by words only',
+        );
       }
       if (!res.ok) {
-        throw new ComponentDownError('embedding provider', `${opts.url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`, res.status === 401 ? 'check FORGE_EMBEDDINGS_API_KEY' : 'check FORGE_EMBEDDINGS_URL and FORGE_EMBEDDINGS_MODEL');
+        throw new ComponentDownError(
+          'embedding provider',
+          `${opts.url} answered ${res.status}: ${(await res.text()).slice(0, 300)}`,
+          res.status === 401 ? 'check FORGE_EMBEDDINGS_API_KEY' : 'check FORGE_EMBEDDINGS_URL and FORGE_EMBEDDINGS_MODEL',
+        );
       }
       const parsed = embeddingsResponseSchema.safeParse(await res.json());
       if (!parsed.success || parsed.data.data.length !== texts.length) {
-        throw new ComponentDownError('embedding provider', `${opts.url} did not answer with ${texts.length} embedding(s)`, 'point FORGE_EMBEDDINGS_URL at an endpoint that speaks { input, model } → { data: [{ embedding }] }');
+        throw new ComponentDownError(
+          'embedding provider',
+          `${opts.url} did not answer with ${texts.length} embedding(s)`,
+          'point FORGE_EMBEDDINGS_URL at an endpoint that speaks { input, model } → { data: [{ embedding }] }',
+        );
       }
       return [...parsed.data.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding);
     },

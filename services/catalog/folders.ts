@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { toolNameSchema, type ApiSpec, type ToolManifest } from '../../domain/tool.ts';
+import { type ApiSpec, type ToolManifest, toolNameSchema } from '../../domain/tool.ts';
 import type { Logger } from '../log.ts';
 import { sha256 } from './hash.ts';
 
@@ -24,7 +24,12 @@ export function filesHash(files: Record<string, string>): string {
   return sha256(names.map((n) => `${n}\0${sha256(files[n]!)}`).join('\n'));
 }
 
-export function renderFiles(source: string, tests: string, manifest: ToolManifest, apiSpec: ApiSpec | undefined | null): Record<string, string> {
+export function renderFiles(
+  source: string,
+  tests: string,
+  manifest: ToolManifest,
+  apiSpec: ApiSpec | undefined | null,
+): Record<string, string> {
   const files: Record<string, string> = {
     [FILES.source]: source,
     [FILES.tests]: tests,
@@ -110,7 +115,10 @@ export function createFolders(root: string, log: Logger) {
   async function sweep(dir: string, why: string): Promise<void> {
     if (!(await exists(dir))) return;
     await fsp.mkdir(scratch('.trash'), { recursive: true });
-    const to = path.join(scratch('.trash'), `${path.basename(path.dirname(dir))}-${path.basename(dir)}-${stamp()}-${randomBytes(2).toString('hex')}`);
+    const to = path.join(
+      scratch('.trash'),
+      `${path.basename(path.dirname(dir))}-${path.basename(dir)}-${stamp()}-${randomBytes(2).toString('hex')}`,
+    );
     await fsp.rename(dir, to);
     log.warn('moved debris out of the registry', { from: dir, to, why });
   }

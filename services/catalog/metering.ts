@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { toolNameSchema } from '../../domain/tool.ts';
-import { trustLevel, type TrustLevel } from '../../domain/trust.ts';
+import { type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import type { Sql } from '../db.ts';
 import { sha256, stableStringify } from './hash.ts';
 import { parseInput } from './input.ts';

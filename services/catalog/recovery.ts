@@ -30,7 +30,9 @@ export function createRecovery(deps: { sql: Sql; folders: Folders; log: Logger }
       await sql.begin(async (tx) => {
         await lockTool(tx, name);
         const [tool] = await tx<ToolRow[]>`select * from tools where name = ${name}`;
-        const versions = new Set((await tx<{ version: number }[]>`select version from tool_versions where name = ${name}`).map((r) => r.version));
+        const versions = new Set(
+          (await tx<{ version: number }[]>`select version from tool_versions where name = ${name}`).map((r) => r.version),
+        );
         for (const sub of await fsp.readdir(toolDir(name), { withFileTypes: true })) {
           const m = /^v(\d+)$/.exec(sub.name);
           if (sub.isDirectory() && m && !versions.has(Number(m[1]))) {

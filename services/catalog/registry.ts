@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { LexicalPolicy, RankingPolicy } from '../../domain/ranking.ts';
 import type { Sql } from '../db.ts';
-import { log as rootLog, type Logger } from '../log.ts';
-import { recordAudit, type AuditInput } from './audit.ts';
+import { type Logger, log as rootLog } from '../log.ts';
+import { type AuditInput, recordAudit } from './audit.ts';
 import type { Embedder } from './embeddings.ts';
 import { createFolders } from './folders.ts';
 import { createMetering } from './metering.ts';

@@ -1,14 +1,7 @@
 import type postgres from 'postgres';
 import { describeError } from '../../domain/errors.ts';
-import {
-  cosine,
-  lexicalSimilarity,
-  rerank,
-  type LexicalPolicy,
-  type RankingPolicy,
-  type TermEvidence,
-} from '../../domain/ranking.ts';
-import { trustLevel, type ToolStatus, type TrustLevel } from '../../domain/trust.ts';
+import { cosine, type LexicalPolicy, lexicalSimilarity, type RankingPolicy, rerank, type TermEvidence } from '../../domain/ranking.ts';
+import { type ToolStatus, type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
@@ -68,7 +61,10 @@ export function paramsSearchText(inputSchema: Record<string, unknown>): string {
   return Object.entries(props as Record<string, unknown>)
     .map(([key, prop]) => {
       const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ');
-      const desc = typeof prop === 'object' && prop !== null && typeof (prop as { description?: unknown }).description === 'string' ? (prop as { description: string }).description : '';
+      const desc =
+        typeof prop === 'object' && prop !== null && typeof (prop as { description?: unknown }).description === 'string'
+          ? (prop as { description: string }).description
+          : '';
       return `${words} ${desc}`.trim();
     })
     .join('. ');
@@ -176,7 +172,10 @@ export function createSearch(deps: SearchDeps) {
         and (t.search @@ to_tsquery('simple', array_to_string(array(select quote_literal(l) from unnest(q.lex) l), ' | '))
              or exists (select 1 from unnest(q.words) w where word_similarity(w, t.trgm_text) >= 0.5))`;
 
-    const dense = await denseSimilarities(q, rows.map((r) => r.name));
+    const dense = await denseSimilarities(
+      q,
+      rows.map((r) => r.name),
+    );
     const scored = rows.map((r) => {
       const evidence: TermEvidence[] = lexemes.map((lex, i) => ({
         docFrequency: df.get(lex) ?? 0,

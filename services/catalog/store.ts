@@ -4,12 +4,12 @@ import path from 'node:path';
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { unifiedDiff } from '../../domain/diff.ts';
-import { ForgeError, describeError } from '../../domain/errors.ts';
-import { apiSpecSchema, toolManifestSchema, toolNameSchema, type ApiSpec, type ToolManifest } from '../../domain/tool.ts';
-import { toolStatusSchema, type ToolStatus } from '../../domain/trust.ts';
+import { describeError, ForgeError } from '../../domain/errors.ts';
+import { type ApiSpec, apiSpecSchema, type ToolManifest, toolManifestSchema, toolNameSchema } from '../../domain/tool.ts';
+import { type ToolStatus, toolStatusSchema } from '../../domain/trust.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
-import { FILES, exists, filesHash, readIfExists, readVersionFiles, renderFiles, writeFileAtomic, type Folders } from './folders.ts';
+import { exists, FILES, type Folders, filesHash, readIfExists, readVersionFiles, renderFiles, writeFileAtomic } from './folders.ts';
 import { sha256 } from './hash.ts';
 import { parseInput } from './input.ts';
 import type { ToolStats } from './metering.ts';
@@ -212,7 +212,10 @@ export type Store = ReturnType<typeof createStore>;
 export function createStore(deps: StoreDeps) {
   const { sql, folders, index, log } = deps;
   const { toolDir, versionDir, pointerFile, readPointer, writePointer, placeFolder, sweep } = folders;
-  const events = new EventEmitter<{ version: [{ name: string; version: number; current: boolean }]; status: [{ name: string; status: ToolStatus }] }>();
+  const events = new EventEmitter<{
+    version: [{ name: string; version: number; current: boolean }];
+    status: [{ name: string; status: ToolStatus }];
+  }>();
 
   async function stage(stageName: RegisterStage, name: string, version: number): Promise<void> {
     await deps.hooks?.onStage?.(stageName, { name, version });
@@ -238,18 +241,24 @@ export function createStore(deps: StoreDeps) {
         const [replay] = await tx<VersionRow[]>`select * from tool_versions where idempotency_key = ${req.idempotencyKey}`;
         if (replay) return { replayed: replay };
 
-        const [nextRow] = await tx<{ next: number }[]>`select coalesce(max(version), 0)::int + 1 as next from tool_versions where name = ${name}`;
+        const [nextRow] = await tx<
+          { next: number }[]
+        >`select coalesce(max(version), 0)::int + 1 as next from tool_versions where name = ${name}`;
         const version = nextRow!.next;
         at = 'validate';
-        const manifest = parseInput(toolManifestSchema, {
-          ...req.manifest,
-          name,
-          version,
-          createdAt: new Date().toISOString(),
-          createdBy: req.createdBy,
-          sourceSha256,
-          status: req.status,
-        }, 'tool manifest');
+        const manifest = parseInput(
+          toolManifestSchema,
+          {
+            ...req.manifest,
+            name,
+            version,
+            createdAt: new Date().toISOString(),
+            createdBy: req.createdBy,
+            sourceSha256,
+            status: req.status,
+          },
+          'tool manifest',
+        );
         const files = renderFiles(req.source, req.tests, manifest, req.apiSpec);
         const dir = versionDir(name, version);
 
@@ -310,20 +319,34 @@ export function createStore(deps: StoreDeps) {
   }
 
   /** Rolls the files back after a registration that did not commit; never masks the first error. */
-  async function undo(u: { name: string; placedDir: string | null; createdToolDir: boolean; pointerBefore: { written: boolean; raw: string | null } }): Promise<boolean> {
+  async function undo(u: {
+    name: string;
+    placedDir: string | null;
+    createdToolDir: boolean;
+    pointerBefore: { written: boolean; raw: string | null };
+  }): Promise<boolean> {
     let clean = true;
     const steps: [string, () => Promise<void>][] = [
-      ['restore pointer', async () => {
-        if (!u.pointerBefore.written) return;
-        if (u.pointerBefore.raw === null) await fsp.rm(pointerFile(u.name), { force: true });
-        else await writeFileAtomic(pointerFile(u.name), u.pointerBefore.raw);
-      }],
-      ['remove folder', async () => {
-        if (u.placedDir) await fsp.rm(u.placedDir, { recursive: true, force: true });
-      }],
-      ['remove empty tool folder', async () => {
-        if (u.createdToolDir) await fsp.rmdir(toolDir(u.name)).catch(() => {});
-      }],
+      [
+        'restore pointer',
+        async () => {
+          if (!u.pointerBefore.written) return;
+          if (u.pointerBefore.raw === null) await fsp.rm(pointerFile(u.name), { force: true });
+          else await writeFileAtomic(pointerFile(u.name), u.pointerBefore.raw);
+        },
+      ],
+      [
+        'remove folder',
+        async () => {
+          if (u.placedDir) await fsp.rm(u.placedDir, { recursive: true, force: true });
+        },
+      ],
+      [
+        'remove empty tool folder',
+        async () => {
+          if (u.createdToolDir) await fsp.rmdir(toolDir(u.name)).catch(() => {});
+        },
+      ],
     ];
     for (const [what, step] of steps) {
       try {
@@ -369,7 +392,8 @@ export function createStore(deps: StoreDeps) {
       await fsp.mkdir(path.dirname(row.dir), { recursive: true });
       await placeFolder(row.dir, want);
     } else {
-      for (const [file, content] of Object.entries(want)) if (have[file] !== content) await writeFileAtomic(path.join(row.dir, file), content);
+      for (const [file, content] of Object.entries(want))
+        if (have[file] !== content) await writeFileAtomic(path.join(row.dir, file), content);
       for (const file of Object.keys(have)) if (!(file in want)) await fsp.rm(path.join(row.dir, file), { force: true });
     }
     log.info('version folder restored to its registered content', { tool: name, version });
@@ -385,7 +409,12 @@ export function createStore(deps: StoreDeps) {
         await lockTool(tx, name);
         const [row] = await tx<VersionRow[]>`select * from tool_versions where name = ${name} and version = ${version}`;
         if (!row) throw new ToolNotFoundError(name, version);
-        if (row.status === 'failed') throw new ForgeError(`${name} v${version} failed verification and cannot be made current`, 'VERSION_FAILED', 'register a fixed version instead');
+        if (row.status === 'failed')
+          throw new ForgeError(
+            `${name} v${version} failed verification and cannot be made current`,
+            'VERSION_FAILED',
+            'register a fixed version instead',
+          );
         const m = row.manifest;
         description = m.description;
         await tx`update tools set current_version = ${version}, description = ${m.description}, side_effect = ${m.sideEffect},
@@ -406,7 +435,13 @@ export function createStore(deps: StoreDeps) {
       select v.*, t.status as tool_status from tools t join tool_versions v on v.name = t.name and v.version = t.current_version
       where t.name = ${name}`;
     if (!row) return null;
-    return { name: row.name, version: row.version, dir: row.dir, status: row.tool_status, manifest: toolManifestSchema.parse(row.manifest) };
+    return {
+      name: row.name,
+      version: row.version,
+      dir: row.dir,
+      status: row.tool_status,
+      manifest: toolManifestSchema.parse(row.manifest),
+    };
   }
 
   async function list(): Promise<ToolSummary[]> {
@@ -462,7 +497,12 @@ export function createStore(deps: StoreDeps) {
         dir: row.dir,
         onDisk: !disk ? 'missing' : filesHash(disk) === row.files_sha256 ? 'same' : 'edited',
         // Diffs come from the registered copies: a folder edited by hand is not what ran.
-        diff: previous ? unifiedDiff(previous.source, row.source, { fromLabel: `${name}/v${previous.version}/${FILES.source}`, toLabel: `${name}/v${row.version}/${FILES.source}` }) : '',
+        diff: previous
+          ? unifiedDiff(previous.source, row.source, {
+              fromLabel: `${name}/v${previous.version}/${FILES.source}`,
+              toLabel: `${name}/v${row.version}/${FILES.source}`,
+            })
+          : '',
       });
       previous = row;
     }

@@ -16,7 +16,14 @@ export function createToolCalls(deps: { registry: Registry }) {
       const hits = await registry.search(input.query, { limit: harness.policy.retrieval.candidates });
       return {
         decision: decide(
-          hits.map((h) => ({ name: h.name, similarity: h.similarity, invocations: h.invocations, successes: h.successes, inputSchema: h.inputSchema, status: h.status })),
+          hits.map((h) => ({
+            name: h.name,
+            similarity: h.similarity,
+            invocations: h.invocations,
+            successes: h.successes,
+            inputSchema: h.inputSchema,
+            status: h.status,
+          })),
           { policy: harness.policy.ranking },
         ),
         candidates: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { describeError } from '../../domain/errors.ts';
+import { type ApiSpec, apiSpecSchema } from '../../domain/tool.ts';
 import { log as rootLog } from '../log.ts';
-import { apiSpecSchema, type ApiSpec } from '../../domain/tool.ts';
 import { FILES, filesHash, readVersionFiles, stamp } from './folders.ts';
 import type { Registry } from './registry.ts';
-import { manifestDraftSchema, type ManifestDraft } from './store.ts';
+import { type ManifestDraft, manifestDraftSchema } from './store.ts';
 
 /**
  * The directory watcher: a person's edits to a tool's current version folder become a new version
@@ -163,7 +163,12 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
           input: { filesSha256: snapSha, savedTo },
           reasoning: verdict.reason,
         });
-        log.warn('edit rejected; the last good version stays current', { tool: name, version: current.version, reason: verdict.reason, savedTo });
+        log.warn('edit rejected; the last good version stays current', {
+          tool: name,
+          version: current.version,
+          reason: verdict.reason,
+          savedTo,
+        });
         emit({ kind: 'rejected', name, version: current.version, reason: verdict.reason, savedTo });
       }
     } finally {

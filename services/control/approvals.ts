@@ -16,7 +16,14 @@ export interface ApprovalRow {
 /** The approvals ledger: what workflows wait for, so a person can list and answer it. */
 export function createApprovalLedger(sql: Sql) {
   return {
-    async requestApproval(input: { id: string; workflowId: string; kind: string; tool?: string; summary: string; request?: unknown }): Promise<void> {
+    async requestApproval(input: {
+      id: string;
+      workflowId: string;
+      kind: string;
+      tool?: string;
+      summary: string;
+      request?: unknown;
+    }): Promise<void> {
       await sql`insert into approvals (id, workflow_id, kind, tool, summary, request)
                 values (${input.id}, ${input.workflowId}, ${input.kind}, ${input.tool ?? null}, ${input.summary}, ${sql.json((input.request ?? null) as never)})
                 on conflict (id) do nothing`;

@@ -1,5 +1,5 @@
-import { FrozenRefusal } from '../../domain/errors.ts';
 import type Docker from 'dockerode';
+import { FrozenRefusal } from '../../domain/errors.ts';
 import type { Sql } from '../db.ts';
 import { reapOrphans } from '../sandbox/docker.ts';
 
@@ -39,7 +39,9 @@ export function createKillSwitch(sql: Sql, cacheMs = 500) {
     async guard(what: string): Promise<void> {
       const s = await state();
       if (s.frozen) {
-        throw new FrozenRefusal(`Forge is frozen${s.by ? ` by ${s.by}` : ''}${s.since ? ` since ${s.since}` : ''}: ${what} refused (run forge thaw to resume)`);
+        throw new FrozenRefusal(
+          `Forge is frozen${s.by ? ` by ${s.by}` : ''}${s.since ? ` since ${s.since}` : ''}: ${what} refused (run forge thaw to resume)`,
+        );
       }
     },
   };
@@ -50,7 +52,13 @@ export type KillSwitch = ReturnType<typeof createKillSwitch>;
  * `forge freeze`: refuse first, then kill every running sandbox — a job that starts in between is
  * refused by the guard that runs after it, so nothing slips through.
  */
-export async function freezeForge(deps: { sql: Sql; docker: Docker; deployment: string; by: string; reason?: string }): Promise<{ killedSandboxes: number }> {
+export async function freezeForge(deps: {
+  sql: Sql;
+  docker: Docker;
+  deployment: string;
+  by: string;
+  reason?: string;
+}): Promise<{ killedSandboxes: number }> {
   await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
   // With no Docker engine answering, no sandbox runs: the freeze itself still holds.
   return { killedSandboxes: await reapOrphans(deps.docker, { all: true, deployment: deps.deployment }).catch(() => 0) };

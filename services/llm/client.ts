@@ -13,7 +13,6 @@ import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutErro
 import { z } from 'zod';
 import { InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
 import { classifyLlmFailure } from '../../domain/llm-retry.ts';
-import { planSchema, type Plan } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import { harness, type PromptedCall } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
@@ -71,7 +70,11 @@ export interface StructuredRequest<T> {
 }
 
 /** A request for one of the harness's prompted calls: the harness phrases it, the caller names its purpose and reply schema. */
-export function promptedRequest<In, T>(call: PromptedCall<In>, input: In, reply: { purpose: string; schema: z.ZodType<T> }): StructuredRequest<T> {
+export function promptedRequest<In, T>(
+  call: PromptedCall<In>,
+  input: In,
+  reply: { purpose: string; schema: z.ZodType<T> },
+): StructuredRequest<T> {
   return {
     purpose: reply.purpose,
     system: call.system,
@@ -194,7 +197,10 @@ function correction(reply: Reply, toolName: string, issues: string): Anthropic.M
 
 export function createLlm(opts: LlmOptions): Llm {
   if (!opts.apiKey && !opts.baseURL) {
-    throw new InvalidInputError('LLM configuration', 'no API key and no base URL: set ANTHROPIC_API_KEY, or ANTHROPIC_BASE_URL to a scripted model server');
+    throw new InvalidInputError(
+      'LLM configuration',
+      'no API key and no base URL: set ANTHROPIC_API_KEY, or ANTHROPIC_BASE_URL to a scripted model server',
+    );
   }
   const client = new Anthropic({
     // The scripted model ignores the key; a placeholder keeps the SDK from searching for credentials elsewhere.
@@ -254,7 +260,12 @@ export function createLlm(opts: LlmOptions): Llm {
       if (checked.ok) return { value: checked.value, usage };
       if (attempt >= reasks) throw new LlmOutputError(req.purpose, checked.issues, checked.raw);
 
-      log.warn('llm reply did not validate; asking again with the error', { purpose: req.purpose, issues: checked.issues, reask: attempt + 1, of: reasks });
+      log.warn('llm reply did not validate; asking again with the error', {
+        purpose: req.purpose,
+        issues: checked.issues,
+        reask: attempt + 1,
+        of: reasks,
+      });
       messages = [...messages, ...correction(reply, req.toolName, checked.issues)];
     }
   }

@@ -14,15 +14,15 @@ import {
   forgeRequestSchema,
   implementationReplySchema,
   repairReplySchema,
+  type ToolSpec,
   testsReplySchema,
   toolSpecSchema,
-  type ToolSpec,
 } from '../../domain/forge.ts';
 import { openApiToPartialApiSpec, type PartialApiSpec } from '../../domain/openapi.ts';
-import { apiSpecSchema, toolNameSchema, type ApiSpec } from '../../domain/tool.ts';
+import { type ApiSpec, apiSpecSchema, toolNameSchema } from '../../domain/tool.ts';
 import { harness } from '../../harness/index.ts';
 import { domainAllowed } from '../../runner/ctx.ts';
-import { promptedRequest, type Llm } from './client.ts';
+import { type Llm, promptedRequest } from './client.ts';
 
 // ---- the names the metering table and scenario files key on (x-forge-purpose): not the harness's to change ----
 
@@ -119,12 +119,19 @@ export function apiSpecProblems(apiSpec: ApiSpec, spec: Pick<ToolSpec, 'permissi
   const host = new URL(apiSpec.baseUrl).hostname;
   const network = spec.permissions.network;
   if (!domainAllowed(host, network)) {
-    problems.push(`baseUrl host '${host}' is not among the spec's permissions.network (${network.join(', ') || 'none'}): use a declared host`);
+    problems.push(
+      `baseUrl host '${host}' is not among the spec's permissions.network (${network.join(', ') || 'none'}): use a declared host`,
+    );
   }
   const { kind, envVar } = apiSpec.auth;
-  if (kind !== 'none' && !envVar) problems.push(`auth.kind is '${kind}' but auth.envVar is missing: name the variable holding the secret (one of ${spec.permissions.env.join(', ') || 'none declared'})`);
+  if (kind !== 'none' && !envVar)
+    problems.push(
+      `auth.kind is '${kind}' but auth.envVar is missing: name the variable holding the secret (one of ${spec.permissions.env.join(', ') || 'none declared'})`,
+    );
   if (kind !== 'none' && envVar && !spec.permissions.env.includes(envVar)) {
-    problems.push(`auth.envVar '${envVar}' is not among the spec's permissions.env (${spec.permissions.env.join(', ') || 'none'}): use a declared variable`);
+    problems.push(
+      `auth.envVar '${envVar}' is not among the spec's permissions.env (${spec.permissions.env.join(', ') || 'none'}): use a declared variable`,
+    );
   }
   const ids = apiSpec.endpoints.map((e) => e.id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
@@ -151,7 +158,9 @@ export function apiReplySchema(spec: ToolSpec) {
   });
 }
 
-export const testsReplyCheckedSchema = testsReplySchema.superRefine((reply, ctx) => report(ctx, testsSourceProblems(reply.tests), ['tests']));
+export const testsReplyCheckedSchema = testsReplySchema.superRefine((reply, ctx) =>
+  report(ctx, testsSourceProblems(reply.tests), ['tests']),
+);
 
 export function implementationReplyCheckedSchema(spec: ToolSpec) {
   return implementationReplySchema.superRefine((reply, ctx) => report(ctx, toolSourceProblems(reply.source, spec), ['source']));
@@ -193,7 +202,9 @@ const prompts = harness.prompts.forge;
 export function createForgeAuthor(llm: Llm) {
   return {
     async writeSpec({ need, name }: { need: string; name?: string }): Promise<ToolSpec> {
-      const { value } = await llm.structured(promptedRequest(prompts.spec, { need, name }, { purpose: FORGE_PURPOSES.spec, schema: specReplySchema(name) }));
+      const { value } = await llm.structured(
+        promptedRequest(prompts.spec, { need, name }, { purpose: FORGE_PURPOSES.spec, schema: specReplySchema(name) }),
+      );
       return value;
     },
 
@@ -207,24 +218,33 @@ export function createForgeAuthor(llm: Llm) {
           throw new Error(`could not read the OpenAPI document: ${describeError(err)}`, { cause: err });
         }
       }
-      const { value } = await llm.structured(promptedRequest(prompts.api, { spec, apiDocs, draft }, { purpose: FORGE_PURPOSES.api, schema: apiReplySchema(spec) }));
+      const { value } = await llm.structured(
+        promptedRequest(prompts.api, { spec, apiDocs, draft }, { purpose: FORGE_PURPOSES.api, schema: apiReplySchema(spec) }),
+      );
       return value.needsApi && value.apiSpec ? value.apiSpec : null;
     },
 
     async writeTests(parsed: WriteTestsInput): Promise<{ tests: string }> {
-      const { value } = await llm.structured(promptedRequest(prompts.tests, parsed, { purpose: FORGE_PURPOSES.tests, schema: testsReplyCheckedSchema }));
+      const { value } = await llm.structured(
+        promptedRequest(prompts.tests, parsed, { purpose: FORGE_PURPOSES.tests, schema: testsReplyCheckedSchema }),
+      );
       return { tests: value.tests };
     },
 
     async writeImplementation(parsed: WriteImplementationInput): Promise<{ source: string }> {
       const { value } = await llm.structured(
-        promptedRequest(prompts.implementation, parsed, { purpose: FORGE_PURPOSES.implementation, schema: implementationReplyCheckedSchema(parsed.spec) }),
+        promptedRequest(prompts.implementation, parsed, {
+          purpose: FORGE_PURPOSES.implementation,
+          schema: implementationReplyCheckedSchema(parsed.spec),
+        }),
       );
       return { source: value.source };
     },
 
     async repairImplementation(parsed: RepairInput): Promise<{ source: string; diagnosis: string }> {
-      const { value } = await llm.structured(promptedRequest(prompts.repair, parsed, { purpose: FORGE_PURPOSES.repair, schema: repairReplyCheckedSchema(parsed.spec) }));
+      const { value } = await llm.structured(
+        promptedRequest(prompts.repair, parsed, { purpose: FORGE_PURPOSES.repair, schema: repairReplyCheckedSchema(parsed.spec) }),
+      );
       return { source: value.source, diagnosis: value.diagnosis };
     },
   };

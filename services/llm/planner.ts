@@ -1,6 +1,6 @@
-import { planSchema, type Plan } from '../../domain/plan.ts';
+import { type Plan, planSchema } from '../../domain/plan.ts';
 import { harness } from '../../harness/index.ts';
-import { promptedRequest, type Llm } from './client.ts';
+import { type Llm, promptedRequest } from './client.ts';
 
 /** The task's plan, from one structured model call; the harness phrases it (harness.prompts.plan). */
 export async function planTask(llm: Llm, task: string): Promise<Plan> {

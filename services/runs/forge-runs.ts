@@ -1,9 +1,9 @@
 import type { ForgeAttempt, ToolSpec } from '../../domain/forge.ts';
-import { inputJsonSchema, outputJsonSchema } from '../../domain/tool-schemas.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
-import type { Sql } from '../db.ts';
-import { forgeBudgetFor } from '../control/budget.ts';
+import { inputJsonSchema, outputJsonSchema } from '../../domain/tool-schemas.ts';
 import type { Registry } from '../catalog/registry.ts';
+import { forgeBudgetFor } from '../control/budget.ts';
+import type { Sql } from '../db.ts';
 
 /**
  * The forge cycle's bookkeeping: its run ledger (which also meters the daily budget) and the one
@@ -31,7 +31,13 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
     /** Tools forged (or being forged) today, UTC, not counting this run. */
     forgeBudget: (input: { workflowId: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget),
 
-    async registerForgedTool(input: { workflowId: string; spec: ToolSpec; source: string; tests: string; apiSpec?: ApiSpec }): Promise<{ version: number; created: boolean }> {
+    async registerForgedTool(input: {
+      workflowId: string;
+      spec: ToolSpec;
+      source: string;
+      tests: string;
+      apiSpec?: ApiSpec;
+    }): Promise<{ version: number; created: boolean }> {
       const { spec } = input;
       const result = await registry.registerVersion({
         name: spec.name,

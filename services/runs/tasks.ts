@@ -1,5 +1,5 @@
-import type { Sql } from '../db.ts';
 import type { TaskResult } from '../../domain/task.ts';
+import type { Sql } from '../db.ts';
 
 /**
  * Task bookkeeping in Postgres. Every write is keyed (workflow id, or workflow id + step) and uses

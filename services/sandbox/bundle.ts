@@ -25,7 +25,10 @@ const TESTKIT = path.join(repoRoot, 'runner', 'testkit.ts');
 const REQUIRE_BANNER = "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);";
 
 export class ToolBundleError extends ForgeError {
-  constructor(what: string, readonly findings: Finding[]) {
+  constructor(
+    what: string,
+    readonly findings: Finding[],
+  ) {
     super(
       `could not bundle ${what}: ${findings.map((f) => `${f.file}:${f.line}:${f.column} ${f.message}`).join('; ')}`,
       'TOOL_BUNDLE_FAILED',
@@ -150,12 +153,16 @@ export function bundleTests(input: { source: string; tests: string; apiSpec?: Ap
     `configureTestkit({ apiSpec: ${JSON.stringify(input.apiSpec ?? null)} ?? undefined, permissions: manifest.permissions });`,
   ].join('\n');
   const entry = "import './__forge_setup.ts';\nimport './tool.test.ts';\n";
-  return build('the tool and its tests', './__forge_entry.ts', inMemory({
-    '__forge_entry.ts': entry,
-    '__forge_setup.ts': setup,
-    'tool.ts': input.source,
-    'tool.test.ts': input.tests,
-  }));
+  return build(
+    'the tool and its tests',
+    './__forge_entry.ts',
+    inMemory({
+      '__forge_entry.ts': entry,
+      '__forge_setup.ts': setup,
+      'tool.ts': input.source,
+      'tool.test.ts': input.tests,
+    }),
+  );
 }
 
 /** A Forge-side script that runs in the sandbox image (the egress proxy, the live probe). */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
-import { NODE_PATH, READY_MARKER, RESULT_MARKER, RUNNER_PATH, SANDBOX_PATH_ENV, type JobMessageInput } from '../../runner/protocol.ts';
+import { type JobMessageInput, NODE_PATH, READY_MARKER, RESULT_MARKER, RUNNER_PATH, SANDBOX_PATH_ENV } from '../../runner/protocol.ts';
 import { log } from '../log.ts';
 import type { SandboxLimits } from './types.ts';
 
@@ -92,12 +92,7 @@ export function containerSpec(plan: ContainerPlan): Docker.ContainerCreateOption
   };
 }
 
-export type Outcome =
-  | { kind: 'result' }
-  | { kind: 'exited' }
-  | { kind: 'timeout' }
-  | { kind: 'output' }
-  | { kind: 'cancelled' };
+export type Outcome = { kind: 'result' } | { kind: 'exited' } | { kind: 'timeout' } | { kind: 'output' } | { kind: 'cancelled' };
 
 /** Collects one demultiplexed stream, counting bytes against the shared output budget. */
 class Capture extends Writable {
@@ -107,7 +102,10 @@ class Capture extends Writable {
   private tail = '';
   /** set for long sessions (MCP): chunks go to the listener instead of piling up in `text` */
   sink?: (chunk: Buffer) => void;
-  constructor(private readonly budget: OutputBudget, private readonly onChunk: () => void) {
+  constructor(
+    private readonly budget: OutputBudget,
+    private readonly onChunk: () => void,
+  ) {
     super();
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
@@ -154,7 +152,9 @@ export class RunnerContainer {
     readonly plan: ContainerPlan,
     private readonly stream: NodeJS.ReadWriteStream,
   ) {
-    const notify = () => this.listeners.forEach((l) => l());
+    const notify = () => {
+      for (const l of this.listeners) l();
+    };
     this.stdout = new Capture(this.budget, notify);
     this.stderr = new Capture(this.budget, notify);
     docker.modem.demuxStream(stream, this.stdout, this.stderr);
@@ -276,7 +276,11 @@ export class RunnerContainer {
         pids_stats?: { current?: number };
         memory_stats?: { max_usage?: number; limit?: number };
       };
-      return { pids: stats.pids_stats?.current, memoryPeakBytes: stats.memory_stats?.max_usage, memoryLimitBytes: stats.memory_stats?.limit };
+      return {
+        pids: stats.pids_stats?.current,
+        memoryPeakBytes: stats.memory_stats?.max_usage,
+        memoryLimitBytes: stats.memory_stats?.limit,
+      };
     } catch {
       return {};
     }

@@ -2,12 +2,20 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
+import { type JobMessageInput, type RunnerResult, splitRunnerOutput } from '../../runner/protocol.ts';
 import { log } from '../log.ts';
-import { splitRunnerOutput, type JobMessageInput, type RunnerResult } from '../../runner/protocol.ts';
-import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, RunnerContainer, type Outcome } from './container.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, type Outcome, OWNER, RunnerContainer } from './container.ts';
 import {
-  resolveLimits, sandboxJobSchema, SandboxCancelledError, SandboxStartError,
-  type KilledBy, type RunOptions, type SandboxBackend, type SandboxJob, type SandboxLimits, type SandboxResult,
+  type KilledBy,
+  type RunOptions,
+  resolveLimits,
+  type SandboxBackend,
+  SandboxCancelledError,
+  type SandboxJob,
+  type SandboxLimits,
+  type SandboxResult,
+  SandboxStartError,
+  sandboxJobSchema,
 } from './types.ts';
 
 /**
@@ -57,8 +65,11 @@ interface Verdict {
 
 /** Turns what we observed into the result's ok / killedBy / reason. */
 async function judge(
-  outcome: Outcome, handle: RunnerContainer, limits: SandboxLimits,
-  r: RunnerResult | undefined, errorText: string,
+  outcome: Outcome,
+  handle: RunnerContainer,
+  limits: SandboxLimits,
+  r: RunnerResult | undefined,
+  errorText: string,
 ): Promise<Verdict> {
   const runnerOk = r?.ok;
   const runnerExit = r?.exitCode;
@@ -68,13 +79,28 @@ async function judge(
       const exitCode = runnerExit ?? 1;
       // The runner survived, but something it started may have been OOM-killed or refused a pid.
       if ((r?.resources?.oomKills ?? 0) > 0) {
-        return { ok: false, exitCode, killedBy: 'memory', reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit; the kernel killed a process (${errorText})` };
+        return {
+          ok: false,
+          exitCode,
+          killedBy: 'memory',
+          reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit; the kernel killed a process (${errorText})`,
+        };
       }
       if ((r?.resources?.pidsLimitHits ?? 0) > 0 || PIDS_HINT.test(errorText)) {
-        return { ok: false, exitCode, killedBy: 'pids', reason: `the job hit the limit of ${limits.pids} processes/threads (EAGAIN on spawn): ${errorText}` };
+        return {
+          ok: false,
+          exitCode,
+          killedBy: 'pids',
+          reason: `the job hit the limit of ${limits.pids} processes/threads (EAGAIN on spawn): ${errorText}`,
+        };
       }
       if (r?.error?.code === 'TIMEOUT') {
-        return { ok: false, exitCode, killedBy: 'timeout', reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was stopped: ${errorText}` };
+        return {
+          ok: false,
+          exitCode,
+          killedBy: 'timeout',
+          reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was stopped: ${errorText}`,
+        };
       }
       return { ok: false, exitCode, killedBy: null, reason: errorText || `the job failed with exit code ${exitCode}` };
     }
@@ -82,22 +108,52 @@ async function judge(
       // A fork bomb looks like a timeout from outside; the pid count says which it was.
       const { pids } = await handle.usage();
       if (pids !== undefined && pids >= limits.pids - 2) {
-        return { ok: false, exitCode: null, killedBy: 'pids', reason: `the job ran into the limit of ${limits.pids} processes/threads (${pids} running) and was killed after ${limits.timeoutMs} ms` };
+        return {
+          ok: false,
+          exitCode: null,
+          killedBy: 'pids',
+          reason: `the job ran into the limit of ${limits.pids} processes/threads (${pids} running) and was killed after ${limits.timeoutMs} ms`,
+        };
       }
-      return { ok: false, exitCode: null, killedBy: 'timeout', reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was killed` };
+      return {
+        ok: false,
+        exitCode: null,
+        killedBy: 'timeout',
+        reason: `the job did not finish within its ${limits.timeoutMs} ms wall-clock limit and was killed`,
+      };
     }
     case 'output':
-      return { ok: false, exitCode: null, killedBy: 'output', reason: `the job wrote more than ${limits.outputBytes} bytes to stdout/stderr and was killed; output truncated` };
+      return {
+        ok: false,
+        exitCode: null,
+        killedBy: 'output',
+        reason: `the job wrote more than ${limits.outputBytes} bytes to stdout/stderr and was killed; output truncated`,
+      };
     case 'exited': {
       const state = await handle.exitState();
       if (state.oomKilled || HEAP_HINT.test(handle.stderr.text)) {
-        return { ok: false, exitCode: state.exitCode, killedBy: 'memory', reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit and was killed` };
+        return {
+          ok: false,
+          exitCode: state.exitCode,
+          killedBy: 'memory',
+          reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit and was killed`,
+        };
       }
       if (PIDS_HINT.test(handle.stderr.text)) {
-        return { ok: false, exitCode: state.exitCode, killedBy: 'pids', reason: `the job hit the limit of ${limits.pids} processes/threads and the runner died` };
+        return {
+          ok: false,
+          exitCode: state.exitCode,
+          killedBy: 'pids',
+          reason: `the job hit the limit of ${limits.pids} processes/threads and the runner died`,
+        };
       }
       const tail = handle.stderr.text.trim().split('\n').slice(-3).join(' | ');
-      return { ok: false, exitCode: state.exitCode, killedBy: null, reason: `the sandbox runner exited with code ${state.exitCode} without a result${tail ? `: ${tail}` : ''}` };
+      return {
+        ok: false,
+        exitCode: state.exitCode,
+        killedBy: null,
+        reason: `the sandbox runner exited with code ${state.exitCode} without a result${tail ? `: ${tail}` : ''}`,
+      };
     }
     case 'cancelled':
       return { ok: false, exitCode: null, killedBy: null, reason: 'cancelled' };
@@ -108,7 +164,13 @@ async function judge(
  * Runs one job on a started container and always removes the container. Shared by
  * the cold path and the warm pool. Throws only on cancellation.
  */
-export async function runOnContainer(handle: RunnerContainer, job: SandboxJob, limits: SandboxLimits, clock: JobClock, opts: RunOptions = {}): Promise<SandboxResult> {
+export async function runOnContainer(
+  handle: RunnerContainer,
+  job: SandboxJob,
+  limits: SandboxLimits,
+  clock: JobClock,
+  opts: RunOptions = {},
+): Promise<SandboxResult> {
   const jobId = newJobId(job);
   try {
     handle.send(jobMessage(job, limits), limits.outputBytes);
@@ -136,7 +198,15 @@ export async function runOnContainer(handle: RunnerContainer, job: SandboxJob, l
       warm: clock.warm,
       containerId: handle.id.slice(0, 12),
     };
-    log.debug('sandbox job done', { jobId, mode: job.mode, ok: result.ok, killedBy: result.killedBy, ms: durationMs, overheadMs: result.overheadMs, warm: clock.warm });
+    log.debug('sandbox job done', {
+      jobId,
+      mode: job.mode,
+      ok: result.ok,
+      killedBy: result.killedBy,
+      ms: durationMs,
+      overheadMs: result.overheadMs,
+      warm: clock.warm,
+    });
     return result;
   } finally {
     // Single use, whatever happened: removal runs in the background so the caller gets the result at once.
@@ -154,7 +224,13 @@ async function bootOrEnd(handle: RunnerContainer): Promise<void> {
 
 const DOCKER_DOWN = /ENOENT|ECONNREFUSED|EACCES|socket hang up/;
 
-export async function startContainer(docker: Docker, image: string, jobId: string, limits: SandboxLimits, network?: string): Promise<RunnerContainer> {
+export async function startContainer(
+  docker: Docker,
+  image: string,
+  jobId: string,
+  limits: SandboxLimits,
+  network?: string,
+): Promise<RunnerContainer> {
   try {
     return await RunnerContainer.start(docker, { image, limits, network, jobId });
   } catch (err) {
@@ -213,12 +289,22 @@ export function ownerIsGone(owner: string | undefined, self = OWNER, host = os.h
  * staleAfterMs, so two workers (or test files) sharing one engine do not kill each
  * other's jobs; `all: true` removes every forge.sandbox container.
  */
-export async function reapOrphans(docker: Docker, opts: { all?: boolean; staleAfterMs?: number; deployment?: string } = {}): Promise<number> {
+export async function reapOrphans(
+  docker: Docker,
+  opts: { all?: boolean; staleAfterMs?: number; deployment?: string } = {},
+): Promise<number> {
   const staleAfterMs = opts.staleAfterMs ?? 6 * 3600_000;
   const label = [`${LABEL_SANDBOX}=1`, ...(opts.deployment ? [`${LABEL_DEPLOYMENT}=${opts.deployment}`] : [])];
   const containers = await docker.listContainers({ all: true, filters: { label } });
   const doomed = containers.filter((c) => opts.all || ownerIsGone(c.Labels[LABEL_OWNER]) || Date.now() - c.Created * 1000 > staleAfterMs);
-  await Promise.all(doomed.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    doomed.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   if (doomed.length) log.info('reaped orphan sandbox containers', { count: doomed.length });
   return doomed.length;
 }

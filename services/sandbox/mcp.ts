@@ -1,7 +1,7 @@
-import type Docker from 'dockerode';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+import type Docker from 'dockerode';
 import type { Permissions } from '../../domain/tool.ts';
 import { READY_MARKER } from '../../runner/protocol.ts';
 import type { RunnerContainer } from './container.ts';
@@ -41,7 +41,9 @@ export class ContainerStdioTransport implements Transport {
       try {
         this.onmessage?.(JSONRPCMessageSchema.parse(JSON.parse(line)));
       } catch (err) {
-        this.onerror?.(new Error(`the tool server sent a line that is not a JSON-RPC message: ${line.slice(0, 200)} (${(err as Error).message})`));
+        this.onerror?.(
+          new Error(`the tool server sent a line that is not a JSON-RPC message: ${line.slice(0, 200)} (${(err as Error).message})`),
+        );
       }
     }
   }
@@ -90,7 +92,17 @@ export async function openToolSession(opts: ToolSessionOptions): Promise<ToolSes
   const jobId = newJobId({ id: opts.id });
   const handle = await startContainer(opts.docker, opts.image, jobId, limits, opts.network);
   try {
-    handle.send({ mode: 'serve', files: opts.files, entry: opts.entry, env: opts.env ?? {}, permissions: opts.permissions, limits: { timeoutMs: limits.timeoutMs } }, Number.MAX_SAFE_INTEGER);
+    handle.send(
+      {
+        mode: 'serve',
+        files: opts.files,
+        entry: opts.entry,
+        env: opts.env ?? {},
+        permissions: opts.permissions,
+        limits: { timeoutMs: limits.timeoutMs },
+      },
+      Number.MAX_SAFE_INTEGER,
+    );
     const transport = new ContainerStdioTransport(handle);
     const client = new Client({ name: 'forge', version: '1.0.0' });
     await client.connect(transport);

@@ -4,7 +4,15 @@ import { describeError } from '../../domain/errors.ts';
 import { log } from '../log.ts';
 import type { RunnerContainer } from './container.ts';
 import { createDockerBackend, newJobId, runOnContainer, startContainer } from './docker.ts';
-import { DEFAULT_LIMITS, SandboxClosedError, resolveLimits, sandboxJobSchema, type SandboxBackend, type SandboxJob, type SandboxLimits } from './types.ts';
+import {
+  DEFAULT_LIMITS,
+  resolveLimits,
+  type SandboxBackend,
+  SandboxClosedError,
+  type SandboxJob,
+  type SandboxLimits,
+  sandboxJobSchema,
+} from './types.ts';
 
 /**
  * Single-use warm pool. Starting a container costs ~300 ms here, nearly all of it in
@@ -57,7 +65,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
   let coldJobs = 0;
 
   const full = () => idle.length >= opts.poolSize;
-  const notify = () => waiters.forEach((w) => w());
+  const notify = () => {
+    for (const w of waiters) w();
+  };
 
   async function fillOne(): Promise<void> {
     const slot = `pool-${randomUUID().slice(0, 8)}`;
@@ -66,7 +76,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     try {
       await Promise.race([
         handle.ready,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS))),
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error(`not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS)),
+        ),
       ]);
     } catch (err) {
       await handle.remove();

@@ -3,8 +3,8 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { ToolMissingError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
-import { log } from '../log.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
+import { log } from '../log.ts';
 import { bundleToolModule } from './bundle.ts';
 import { openEgress, reapEgress } from './stages/egress.ts';
 import type { SandboxBackend, SandboxJob, SandboxResult } from './types.ts';
@@ -63,7 +63,12 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
   let reaped: Promise<unknown> | undefined;
 
   /** Runs the job on a fresh egress network and always removes it (result, failure or cancel). */
-  async function callThroughEgress(tool: string, job: SandboxJob, allow: readonly string[], signal: AbortSignal | undefined): Promise<SandboxResult> {
+  async function callThroughEgress(
+    tool: string,
+    job: SandboxJob,
+    allow: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<SandboxResult> {
     // Leftovers of a crashed worker would pile up networks (and their address ranges): clear them once.
     reaped ??= reapEgress(deps.egress.docker).catch((err: unknown) => log.warn('could not reap egress leftovers', { reason: String(err) }));
     await reaped;
@@ -99,9 +104,7 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
       };
       const { signal } = opts;
       const allow = manifest.permissions.network;
-      const result = allow.length
-        ? await callThroughEgress(input.name, job, allow, signal)
-        : await runJob(deps.sandbox, job, signal);
+      const result = allow.length ? await callThroughEgress(input.name, job, allow, signal) : await runJob(deps.sandbox, job, signal);
       return result;
     },
   };

@@ -1,18 +1,26 @@
 import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
-import { permissionsSchema, type Permissions } from '../../domain/tool.ts';
+import { type Permissions, permissionsSchema } from '../../domain/tool.ts';
 import { proxyUrlSchema } from '../../runner/protocol.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 
 /** The sandbox's public shapes: what callers hand in, what they get back. */
 export const sandboxLimitsSchema = z.object({
   /** wall clock for the job itself, from handing it to the runner until its result */
-  timeoutMs: z.number().int().min(100).max(15 * 60_000),
+  timeoutMs: z
+    .number()
+    .int()
+    .min(100)
+    .max(15 * 60_000),
   memoryMb: z.number().int().min(32).max(8192),
   pids: z.number().int().min(16).max(4096),
   cpus: z.number().min(0.05).max(16),
   /** stdout + stderr; beyond it the container is killed and the output truncated */
-  outputBytes: z.number().int().min(1024).max(64 * 1024 * 1024),
+  outputBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024),
 });
 export type SandboxLimits = z.infer<typeof sandboxLimitsSchema>;
 
@@ -24,29 +32,31 @@ export const DEFAULT_LIMITS: SandboxLimits = Object.freeze({
   outputBytes: 1024 * 1024,
 });
 
-export const sandboxJobSchema = z.object({
-  mode: z.enum(['call', 'test', 'exec']),
-  files: z.record(z.string(), z.string()).default({}),
-  /** the file the runner loads (call: the tool module, test: the test module) */
-  entry: z.string().optional(),
-  /** exec mode: argv, e.g. ['node', '-e', 'console.log(1+1)'] */
-  command: z.array(z.string()).min(1).optional(),
-  input: z.unknown().optional(),
-  env: z.record(z.string(), z.string()).optional(),
-  /** the approved permissions; without them the tool's own manifest declares them */
-  permissions: permissionsSchema.optional(),
-  limits: sandboxLimitsSchema.partial().optional(),
-  /** a Docker network to attach instead of none (an egress network: see stages/egress.ts) */
-  network: z.string().min(1).optional(),
-  /** call mode: the egress proxy on `network` that ctx.fetch goes through */
-  proxyUrl: proxyUrlSchema.optional(),
-  /** a caller-chosen id for labels and logs (e.g. workflow id + step) */
-  id: z.string().min(1).max(120).optional(),
-}).refine((job) => !job.proxyUrl || job.network, {
-  // Without the egress network the container has no interface to reach the proxy on.
-  message: 'proxyUrl needs the network the proxy is on',
-  path: ['proxyUrl'],
-});
+export const sandboxJobSchema = z
+  .object({
+    mode: z.enum(['call', 'test', 'exec']),
+    files: z.record(z.string(), z.string()).default({}),
+    /** the file the runner loads (call: the tool module, test: the test module) */
+    entry: z.string().optional(),
+    /** exec mode: argv, e.g. ['node', '-e', 'console.log(1+1)'] */
+    command: z.array(z.string()).min(1).optional(),
+    input: z.unknown().optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    /** the approved permissions; without them the tool's own manifest declares them */
+    permissions: permissionsSchema.optional(),
+    limits: sandboxLimitsSchema.partial().optional(),
+    /** a Docker network to attach instead of none (an egress network: see stages/egress.ts) */
+    network: z.string().min(1).optional(),
+    /** call mode: the egress proxy on `network` that ctx.fetch goes through */
+    proxyUrl: proxyUrlSchema.optional(),
+    /** a caller-chosen id for labels and logs (e.g. workflow id + step) */
+    id: z.string().min(1).max(120).optional(),
+  })
+  .refine((job) => !job.proxyUrl || job.network, {
+    // Without the egress network the container has no interface to reach the proxy on.
+    message: 'proxyUrl needs the network the proxy is on',
+    path: ['proxyUrl'],
+  });
 export type SandboxJob = {
   mode: 'call' | 'test' | 'exec';
   files: Record<string, string>;
@@ -112,8 +122,12 @@ export class SandboxCancelledError extends ForgeError {
 
 export class SandboxStartError extends ForgeError {
   constructor(jobId: string, image: string, reason: string) {
-    super(`could not start a sandbox container for job ${jobId} from ${image}: ${reason}`, 'SANDBOX_START_FAILED',
-      'check dockerd (docker info) and that the image exists (forge provisions it with ensureSandboxImage)', { jobId, image });
+    super(
+      `could not start a sandbox container for job ${jobId} from ${image}: ${reason}`,
+      'SANDBOX_START_FAILED',
+      'check dockerd (docker info) and that the image exists (forge provisions it with ensureSandboxImage)',
+      { jobId, image },
+    );
   }
 }
 

@@ -13,7 +13,12 @@ let env: NodeJS.ProcessEnv;
 
 function forge(...args: string[]) {
   const res = spawnSync(process.execPath, ['bin/forge.mjs', ...args], { env, encoding: 'utf8', timeout: 240_000 });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr, json: () => JSON.parse(res.stdout.trim().split('\n').at(-1) ?? 'null') };
+  return {
+    code: res.status,
+    stdout: res.stdout,
+    stderr: res.stderr,
+    json: () => JSON.parse(res.stdout.trim().split('\n').at(-1) ?? 'null'),
+  };
 }
 
 before(async () => {
@@ -61,7 +66,6 @@ it('forge up → run --wait → doctor, on embedded defaults', async () => {
     [],
   );
   assert.ok(['docker', 'postgres', 'temporal', 'worker', 'llm'].every((c) => checks.some((x) => x.component === c)));
-
 });
 
 it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person runs them', async () => {
@@ -70,12 +74,18 @@ it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person
   assert.deepEqual([forged.json().outcome.status, forged.json().outcome.name], ['registered', 'count_words']);
 
   const ls = forge('tools', 'ls', '--json').json();
-  assert.deepEqual(ls.tools.map((t: { name: string }) => t.name), ['count_words']);
+  assert.deepEqual(
+    ls.tools.map((t: { name: string }) => t.name),
+    ['count_words'],
+  );
   assert.equal(ls.tools[0].stats.level, 'probationary');
   const show = forge('tools', 'show', 'count_words', '--json').json();
   assert.equal(show.tool.manifest.sideEffect, 'read');
   const history = forge('tools', 'history', 'count_words', '--json').json();
-  assert.deepEqual(history.history.map((h: { version: number; createdBy: string }) => [h.version, h.createdBy]), [[1, 'forge']]);
+  assert.deepEqual(
+    history.history.map((h: { version: number; createdBy: string }) => [h.version, h.createdBy]),
+    [[1, 'forge']],
+  );
   const missing = forge('tools', 'show', 'no_such_tool', '--json');
   assert.equal(missing.code, 1);
   assert.match(missing.json().message, /no_such_tool/);

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { loadConfig, type ForgeConfig } from '../../domain/config.ts';
-import { connect, type Sql } from '../../services/db.ts';
+import { type ForgeConfig, loadConfig } from '../../domain/config.ts';
 import { migrate } from '../../infra/migrate.ts';
+import { connect, type Sql } from '../../services/db.ts';
 
 /** A config for one test: the run's shared services, with unique task queues so files don't collide. */
 export function testConfig(overrides: Record<string, string> = {}): ForgeConfig {

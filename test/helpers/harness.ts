@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../../domain/config.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
-import { startWorkers, type RunningWorkers } from '../../workers/main.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
+import { type RunningWorkers, startWorkers } from '../../workers/main.ts';
 import { freshDatabase, testConfig } from './env.ts';
 import { testClient } from './temporal.ts';
 
@@ -23,7 +23,11 @@ export interface Harness {
  * One test file's Forge: a fresh database on the real Postgres, the scripted model serving the
  * given scenarios, an in-process worker on its own task queues against the run's Temporal server.
  */
-export async function startHarness(opts: { scenarioFiles?: string[]; scenarios?: ScenarioInput[]; env?: Record<string, string> }): Promise<Harness> {
+export async function startHarness(opts: {
+  scenarioFiles?: string[];
+  scenarios?: ScenarioInput[];
+  env?: Record<string, string>;
+}): Promise<Harness> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-harness-'));
   const db = await freshDatabase();
   const model = await startScriptedModel({ scenarioFiles: opts.scenarioFiles?.map((f) => path.resolve(f)), scenarios: opts.scenarios });

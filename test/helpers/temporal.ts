@@ -14,7 +14,8 @@ export async function activityAttempts(client: Client, workflowId: string, activ
     const started = e.activityTaskStartedEventAttributes;
     if (!started) continue;
     const scheduled = history.events?.find((s) => s.eventId?.toString() === started.scheduledEventId?.toString());
-    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name === activityType) attempts = Math.max(attempts, started.attempt ?? 1);
+    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name === activityType)
+      attempts = Math.max(attempts, started.attempt ?? 1);
   }
   return attempts;
 }

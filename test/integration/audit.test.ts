@@ -3,17 +3,17 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { listAudit } from '../../services/catalog/audit.ts';
-import { createKillSwitch } from '../../services/control/kill-switch.ts';
-import { createRegistry } from '../../services/catalog/registry.ts';
 import type { ReplayRequest, ReplayResult } from '../../domain/audit.ts';
 import { FROZEN_FAILURE } from '../../domain/errors.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../../domain/search-attributes.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
+import { listAudit } from '../../services/catalog/audit.ts';
+import { createRegistry } from '../../services/catalog/registry.ts';
+import { createKillSwitch } from '../../services/control/kill-switch.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
-import { startHarness, type Harness } from '../helpers/harness.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // The audit log a person reads and replays (seed 000, principle 3), on a real Forge: Temporal,
 // Postgres, Docker and the scripted model. count_words is forged on first use by the word-count
@@ -72,7 +72,11 @@ describe('audit log', () => {
   }
 
   const startTask = (task: string) =>
-    h.client.workflow.start('taskWorkflow', { taskQueue: h.cfg.FORGE_TASK_QUEUE, workflowId: `audit-task-${++n}-${Date.now()}`, args: [{ task, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }] });
+    h.client.workflow.start('taskWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
+      workflowId: `audit-task-${++n}-${Date.now()}`,
+      args: [{ task, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+    });
   /** Bypasses the CLI's own checks, to prove the workflow refuses by itself. */
   const startReplay = (request: Omit<ReplayRequest, 'sandboxQueue'>) =>
     h.client.workflow.start('replayWorkflow', {
@@ -80,7 +84,8 @@ describe('audit log', () => {
       workflowId: `audit-replay-${++n}-${Date.now()}`,
       args: [{ ...request, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE, requestedBy: 'tester' }],
     });
-  const invocationCount = async (tool: string) => (await h.db.sql<{ n: number }[]>`select count(*)::int as n from invocations where tool = ${tool}`)[0]!.n;
+  const invocationCount = async (tool: string) =>
+    (await h.db.sql<{ n: number }[]>`select count(*)::int as n from invocations where tool = ${tool}`)[0]!.n;
   const replaysOf = async (id: number) =>
     h.db.sql<{ id: string; kind: string; workflow_id: string; task_context: { replayOf: number; same: boolean } }[]>`
       select id, kind, workflow_id, task_context from audit_log where kind = 'replay' and (task_context->>'replayOf')::bigint = ${id} order by id`;
@@ -90,8 +95,11 @@ describe('audit log', () => {
     let done = false;
     const result = handle.result().finally(() => (done = true)) as Promise<TaskResult>;
     while (!done) {
-      const [row] = await h.db.sql<{ id: string }[]>`select id from approvals where workflow_id = ${handle.workflowId} and status = 'pending'`;
-      if (row) await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: row.id, approve: true, by: 'tester' }] }).catch(() => {});
+      const [row] = await h.db.sql<
+        { id: string }[]
+      >`select id from approvals where workflow_id = ${handle.workflowId} and status = 'pending'`;
+      if (row)
+        await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: row.id, approve: true, by: 'tester' }] }).catch(() => {});
       await Promise.race([result.catch(() => {}), sleep(300)]);
     }
     return result;
@@ -106,7 +114,9 @@ describe('audit log', () => {
       await h.client.workflow.start('forgeWorkflow', {
         taskQueue: h.cfg.FORGE_TASK_QUEUE,
         workflowId: `audit-forge-${Date.now()}`,
-        args: [{ need: 'count the words in a text: input text, output words, characters and lines', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+        args: [
+          { need: 'count the words in a text: input text, output words, characters and lines', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE },
+        ],
       })
     ).result()) as ForgeOutcome;
     assert.equal(forged.status, 'registered', JSON.stringify(forged).slice(0, 2000));
@@ -134,7 +144,11 @@ describe('audit log', () => {
     assert.ok(entry.latencyMs !== null && entry.latencyMs >= 0);
 
     // Independent CLI runs go in parallel: each pays the CLI's start-up of a few seconds.
-    const [json, text, none] = await Promise.all([forge('audit', '--tool', 'count_words', '--json'), forge('audit', '--workflow', taskWorkflowId), forge('audit', '--tool', 'no_such_tool')]);
+    const [json, text, none] = await Promise.all([
+      forge('audit', '--tool', 'count_words', '--json'),
+      forge('audit', '--workflow', taskWorkflowId),
+      forge('audit', '--tool', 'no_such_tool'),
+    ]);
     assert.equal(json.code, 0, json.stderr);
     const out = json.json() as { ok: boolean; entries: Array<Record<string, unknown>> };
     assert.equal(out.ok, true);
@@ -172,7 +186,10 @@ describe('audit log', () => {
     assert.equal(run.code, 0, run.stderr);
     const result = run.json() as unknown as ReplayResult & { ok: boolean };
     assert.equal(result.ok, true);
-    assert.deepEqual([result.auditId, result.tool, result.version, result.succeeded, result.same, result.diff], [callId, 'count_words', 1, true, true, '']);
+    assert.deepEqual(
+      [result.auditId, result.tool, result.version, result.succeeded, result.same, result.diff],
+      [callId, 'count_words', 1, true, true, ''],
+    );
     assert.equal(result.replayOutputHash, result.originalOutputHash);
     const [inv] = await h.db.sql<{ output_hash: string }[]>`select output_hash from invocations where workflow_id = ${taskWorkflowId}`;
     assert.equal(result.originalOutputHash, inv?.output_hash, 'compared with the hash the registry metered');
@@ -192,13 +209,16 @@ describe('audit log', () => {
 
     const text = await forge('audit', 'replay', String(callId));
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, new RegExp(`^replaying #${callId}: count_words@1 on \\{"text":"the quick brown fox jumps"\\} \\(workflow replay-${callId}-`, 'm'));
+    assert.match(
+      text.stdout,
+      new RegExp(`^replaying #${callId}: count_words@1 on \\{"text":"the quick brown fox jumps"\\} \\(workflow replay-${callId}-`, 'm'),
+    );
     assert.match(text.stdout, /^same output \(sha256 [0-9a-f]{16}…\), ran in \d+ ms; audited as #\d+$/m);
     assert.equal((await replaysOf(callId)).length, 2, 'each replay is audited once');
 
     const listed = await forge('audit', '--kind', 'replay', '--limit', '1');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.match(listed.stdout, /  replay  count_words@1  \d+ ms  ok$/m);
+    assert.match(listed.stdout, / {2}replay {2}count_words@1 {2}\d+ ms {2}ok$/m);
     assert.match(listed.stdout, new RegExp(`^ {4}task {7}replay of #${callId} \\(same output\\), requested by auditor$`, 'm'));
   });
 
@@ -207,7 +227,10 @@ describe('audit log', () => {
     const replaysBefore = (await replaysOf(callId)).length;
     await killSwitch.freeze('tester', 'audit test');
     try {
-      const [json, text] = await Promise.all([forge('audit', 'replay', String(callId), '--json'), forge('audit', 'replay', String(callId))]);
+      const [json, text] = await Promise.all([
+        forge('audit', 'replay', String(callId), '--json'),
+        forge('audit', 'replay', String(callId)),
+      ]);
       assert.equal(json.code, 1);
       const out = json.json();
       assert.deepEqual([out.ok, out.error], [false, 'FORGE_FROZEN']);
@@ -261,7 +284,12 @@ describe('audit log', () => {
 
   it('says what is wrong with an id it cannot replay', async () => {
     const registry = createRegistry({ sql: h.db.sql, root: `${h.home}/tools` });
-    const { id: editId } = await registry.recordAudit({ idempotencyKey: `audit-test-edit-${Date.now()}`, kind: 'human_edit', tool: 'count_words', version: 1 });
+    const { id: editId } = await registry.recordAudit({
+      idempotencyKey: `audit-test-edit-${Date.now()}`,
+      kind: 'human_edit',
+      tool: 'count_words',
+      version: 1,
+    });
     const [missing, edit, malformed] = await Promise.all([
       forge('audit', 'replay', '999999', '--json'),
       forge('audit', 'replay', String(editId), '--json'),

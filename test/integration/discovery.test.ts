@@ -4,10 +4,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { decide as decideWith, type Candidate, type Decision } from '../../domain/ranking.ts';
+import { type Candidate, type Decision, decide as decideWith } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
-import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
+import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { type ScratchDb, scratchDb, scratchDir } from './registry-db.ts';
 
 /**
  * Discovery evaluation (test/eval/discovery.json): seeds a fresh registry with the catalog and its
@@ -36,7 +36,13 @@ const evalSchema = z.object({
     }),
   ),
   requests: z.array(
-    z.object({ text: z.string(), args: z.record(z.string(), z.unknown()), expected: z.string(), trap: z.string().optional(), heldOut: z.boolean().default(false) }),
+    z.object({
+      text: z.string(),
+      args: z.record(z.string(), z.unknown()),
+      expected: z.string(),
+      trap: z.string().optional(),
+      heldOut: z.boolean().default(false),
+    }),
   ),
 });
 
@@ -81,7 +87,8 @@ const describe_ = (f: Figures) =>
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The reuse-or-forge decision under the agent's current policy (the harness's), as the task workflow makes it. */
-const decide = (hits: readonly Candidate[], opts: { args?: Record<string, unknown> }): Decision => decideWith(hits, { ...opts, policy: harness.policy.ranking });
+const decide = (hits: readonly Candidate[], opts: { args?: Record<string, unknown> }): Decision =>
+  decideWith(hits, { ...opts, policy: harness.policy.ranking });
 const evalSet = evalSchema.parse(JSON.parse(await fs.readFile(path.join(here, '..', 'eval', 'discovery.json'), 'utf8')));
 
 describe('discovery evaluation', () => {
@@ -142,7 +149,9 @@ describe('discovery evaluation', () => {
       const got = r.decision.action === 'forge' ? 'forge' : `${r.decision.action} ${r.decision.tool}`;
       return `${ok ? 'ok  ' : 'MISS'}${r.heldOut ? ' [held-out]' : ''} sim=${r.decision.similarity.toFixed(2)} top=${r.top}(${r.topSim.toFixed(2)}) → ${got} (want ${r.expected}) "${r.text}"`;
     });
-    process.stdout.write(`\n[discovery eval]\n${lines.join('\n')}\n[discovery eval] all: ${describe_(all)}\n[discovery eval] held-out only: ${describe_(held)}\n`);
+    process.stdout.write(
+      `\n[discovery eval]\n${lines.join('\n')}\n[discovery eval] all: ${describe_(all)}\n[discovery eval] held-out only: ${describe_(held)}\n`,
+    );
 
     assert.equal(all.unsafe.length, 0, `auto-reused on: ${all.unsafe.join(' | ')}`);
     assert.ok(all.precisionAt1 >= 0.85, `precision@1 ${all.precisionAt1.toFixed(3)} < 0.85`);

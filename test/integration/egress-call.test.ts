@@ -6,22 +6,23 @@
  * nothing of the egress is left behind, whether the call succeeds, fails or is cancelled.
  * No internet here: declared names are pointed at chosen addresses with the proxy's extraHosts.
  */
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
-import { config } from '../../services/config.ts';
+import { createRegisteredToolActivities } from '../../activities/sandbox.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';
+import { config } from '../../services/config.ts';
 import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';
 import { LABEL_EGRESS, reapEgress } from '../../services/sandbox/stages/egress.ts';
-import { createRegisteredToolActivities } from '../../activities/sandbox.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -62,20 +63,27 @@ function writeTool(name: string, network: string[]): void {
   const source = probeSource(name, network);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'tool.ts'), source);
-  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({
-    name,
-    version: 1,
-    description: 'Reports its network interfaces and fetches one URL.',
-    sideEffect: 'read',
-    destructive: false,
-    permissions: { network, env: [] },
-    inputSchema: { type: 'object' },
-    outputSchema: { type: 'object' },
-    createdAt: new Date().toISOString(),
-    createdBy: 'human',
-    sourceSha256: createHash('sha256').update(source).digest('hex'),
-    status: 'verified',
-  }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify(
+      {
+        name,
+        version: 1,
+        description: 'Reports its network interfaces and fetches one URL.',
+        sideEffect: 'read',
+        destructive: false,
+        permissions: { network, env: [] },
+        inputSchema: { type: 'object' },
+        outputSchema: { type: 'object' },
+        createdAt: new Date().toISOString(),
+        createdBy: 'human',
+        sourceSha256: createHash('sha256').update(source).digest('hex'),
+        status: 'verified',
+      },
+      null,
+      2,
+    ),
+  );
 }
 
 /** The activity, with the proxy resolving example.com to `address`. */
@@ -128,12 +136,19 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
     assert.equal(r.ok, true, r.reason);
     assert.equal(r.warm, false, 'a job that needs its own network never takes a pooled (network-less) container');
     assert.ok(output(r).interfaces.includes('lo'));
-    assert.ok(output(r).interfaces.some((i) => i !== 'lo'), `on the egress network: ${output(r).interfaces.join(', ')}`);
+    assert.ok(
+      output(r).interfaces.some((i) => i !== 'lo'),
+      `on the egress network: ${output(r).interfaces.join(', ')}`,
+    );
     assert.deepEqual(await egressLeftovers(), []);
   });
 
   it('refuses an undeclared domain in ctx, naming it, before the proxy is asked', async () => {
-    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://evil.example.net/x' } });
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({
+      name: 'net_probe',
+      version: 1,
+      input: { url: 'https://evil.example.net/x' },
+    });
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'PERMISSION_DENIED');
     assert.match(r.reason!, /network access to "evil\.example\.net" is not declared \(declared network: example\.com\)/);
@@ -143,24 +158,42 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
   });
 
   it('sends a declared domain to the proxy, which refuses it when it resolves to a private address', async () => {
-    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://example.com/' } });
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({
+      name: 'net_probe',
+      version: 1,
+      input: { url: 'https://example.com/' },
+    });
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'TOOL_THREW');
     // What the tool saw (runner/proxy-fetch.ts), then the proxy's own account of it.
     assert.match(r.reason!, /the egress proxy refused it: only declared domains with public addresses are reachable \(example\.com\)/);
-    assert.deepEqual(r.egress?.map((d) => [d.decision, d.method, d.host, d.port]), [['deny', 'CONNECT', 'example.com', 443]]);
-    assert.match(r.reason!, /egress proxy: refused example\.com:443 \(example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\): private, loopback and link-local destinations are refused\)/);
+    assert.deepEqual(
+      r.egress?.map((d) => [d.decision, d.method, d.host, d.port]),
+      [['deny', 'CONNECT', 'example.com', 443]],
+    );
+    assert.match(
+      r.reason!,
+      /egress proxy: refused example\.com:443 \(example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\): private, loopback and link-local destinations are refused\)/,
+    );
     assert.deepEqual(await egressLeftovers(), []);
   });
 
   it('lets a declared domain with a public address through the proxy’s checks (no real upstream here)', async () => {
-    const r = await activities('93.184.216.34').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { url: 'https://example.com/' }, timeoutMs: 20_000 });
+    const r = await activities('93.184.216.34').sandboxRunRegisteredTool({
+      name: 'net_probe',
+      version: 1,
+      input: { url: 'https://example.com/' },
+      timeoutMs: 20_000,
+    });
     // No real upstream here: the call fails (no route, or an interceptor's certificate), but not by a refusal.
     assert.equal(r.ok, false);
     assert.doesNotMatch(r.reason!, /refused/, r.reason);
     const seen = (r.egress ?? []).filter((d) => d.host === 'example.com' && d.port === 443);
     assert.ok(seen.length > 0, `the proxy handled the request: ${JSON.stringify(r.egress)}`);
-    assert.ok(seen.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'), JSON.stringify(seen));
+    assert.ok(
+      seen.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'),
+      JSON.stringify(seen),
+    );
     assert.deepEqual(await egressLeftovers(), []);
   });
 
@@ -171,11 +204,16 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
     const call = asyncLocalStorage.run(ctx, () =>
       activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: { sleepMs: 60_000 }, timeoutMs: 90_000 }),
     );
-    const settled = call.then(() => undefined, (err: unknown) => err);
+    const settled = call.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     // Cancel once the tool's container runs on an egress network.
     await waitFor('the tool container on its egress network', async () => {
       const running = await docker.listContainers({ filters: { label: [LABEL_JOB], status: ['running'] } });
-      return running.find((c) => c.Labels[LABEL_OWNER] === OWNER && Object.keys(c.NetworkSettings.Networks).some((n) => n.startsWith('forge-egress-')));
+      return running.find(
+        (c) => c.Labels[LABEL_OWNER] === OWNER && Object.keys(c.NetworkSettings.Networks).some((n) => n.startsWith('forge-egress-')),
+      );
     });
     assert.ok((await egressLeftovers()).length >= 2, 'the egress exists while the call runs');
     controller.abort();
@@ -197,7 +235,11 @@ describe('sandboxRunRegisteredTool without network permissions', () => {
   });
 
   it('refuses any fetch in ctx (no domains declared)', async () => {
-    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'offline_probe', version: 1, input: { url: 'https://example.com/' } });
+    const r = await activities('10.20.30.40').sandboxRunRegisteredTool({
+      name: 'offline_probe',
+      version: 1,
+      input: { url: 'https://example.com/' },
+    });
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'PERMISSION_DENIED');
     assert.match(r.reason!, /"example\.com" is not declared \(declared network: none\)/);

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
+import { ComponentDownError } from '../../domain/errors.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { createHttpEmbedder } from '../../services/catalog/embeddings.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import type { RegisterInput } from '../../services/catalog/store.ts';
-import { ComponentDownError } from '../../domain/errors.ts';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // Discovery with a configured embedding provider (offline: the scripted model's /v1/embeddings),
@@ -20,7 +20,13 @@ const tool = (name: string, description: string): RegisterInput => ({
   name,
   source: `export const manifest = {}; export async function run() { return {}; } // ${name}`,
   tests: '',
-  manifest: { description, sideEffect: 'read', permissions: { network: [], env: [] }, inputSchema: { type: 'object', properties: { text: { type: 'string' } } }, outputSchema: { type: 'object' } },
+  manifest: {
+    description,
+    sideEffect: 'read',
+    permissions: { network: [], env: [] },
+    inputSchema: { type: 'object', properties: { text: { type: 'string' } } },
+    outputSchema: { type: 'object' },
+  },
   idempotencyKey: `seed:${name}`,
 });
 
@@ -36,7 +42,11 @@ after(async () => {
 });
 
 it('indexes tools with the provider and blends dense similarity into search', async () => {
-  const registry = createRegistry({ sql: db.sql, root, embedder: createHttpEmbedder({ url: `${model.url}/v1/embeddings`, model: 'scripted-hash' }) });
+  const registry = createRegistry({
+    sql: db.sql,
+    root,
+    embedder: createHttpEmbedder({ url: `${model.url}/v1/embeddings`, model: 'scripted-hash' }),
+  });
   await registry.registerVersion(tool('count_words', 'count the words, characters and lines in a text'));
   await registry.registerVersion(tool('fetch_exchange_rate', 'latest exchange rate between two currencies'));
   const [rows] = await db.sql`select count(*)::int as n from tool_embeddings where model = 'scripted-hash'`;
@@ -49,7 +59,10 @@ it('indexes tools with the provider and blends dense similarity into search', as
 
 it('a provider that is down leaves tools findable by their words, and says what to fix', async () => {
   const embedder = createHttpEmbedder({ url: 'http://127.0.0.1:9/v1/embeddings', model: 'down' });
-  await assert.rejects(embedder.embed(['x']), (err: unknown) => err instanceof ComponentDownError && /FORGE_EMBEDDINGS_URL/.test(err.fix ?? ''));
+  await assert.rejects(
+    embedder.embed(['x']),
+    (err: unknown) => err instanceof ComponentDownError && /FORGE_EMBEDDINGS_URL/.test(err.fix ?? ''),
+  );
   const registry = createRegistry({ sql: db.sql, root, embedder });
   await registry.registerVersion(tool('slugify_title', 'turn a title into a URL slug'));
   const [top] = await registry.search('make a url slug from a title');

@@ -4,7 +4,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { sleep } from '../../infra/processes.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
-import { startHarness, type Harness } from '../helpers/harness.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // A daily budget of one new tool: the second forge of the day waits for a person.
 let h: Harness;
@@ -48,7 +48,9 @@ it('forges within budget, then waits for a person: rejected leaves the catalog a
   assert.equal((await h.db.sql`select 1 from tool_versions where name = 'create_note'`).length, 0);
 
   const approved = await forge('create a note with a title and a body');
-  await approved.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: await pendingBudgetApproval(approved), approve: true, by: 'tester' }] });
+  await approved.executeUpdate(decideApprovalUpdate, {
+    args: [{ approvalId: await pendingBudgetApproval(approved), approve: true, by: 'tester' }],
+  });
   const later = (await approved.result()) as ForgeOutcome;
   assert.equal(later.status, 'registered');
   assert.equal(later.status === 'registered' && later.name, 'create_note');

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
-import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { sleep } from '../../infra/processes.ts';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
+import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
 import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
@@ -64,7 +64,10 @@ it('a worker killed with SIGKILL mid-forge resumes and registers exactly one ver
   }
   assert.ok((await activityAttempts(client, handle.workflowId, 'writeImplementation')) >= 2, 'the killed step was retried');
   const versions = await db.sql`select name, version from tool_versions`;
-  assert.deepEqual(versions.map((v) => [v.name, v.version]), [['count_words', 1]]);
+  assert.deepEqual(
+    versions.map((v) => [v.name, v.version]),
+    [['count_words', 1]],
+  );
   const dirs = fs.readdirSync(path.join(home, 'tools', 'count_words')).filter((d) => /^v\d+$/.test(d));
   assert.deepEqual(dirs, ['v1']);
   const [run] = await db.sql`select status, version from forge_runs where workflow_id = ${handle.workflowId}`;

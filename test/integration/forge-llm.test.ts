@@ -6,27 +6,28 @@
  * pipeline: static check, then the tests in a Docker sandbox) judges them, repairing up to
  * 3 times as the forge workflow does.
  */
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { forgeLlmActivities, type ForgeLlmActivities } from '../../activities/llm.ts';
-import { FORGE_PURPOSES } from '../../services/llm/forge-author.ts';
-import { createLlm } from '../../services/llm/client.ts';
-import { toolFiles, type ToolSpec } from '../../domain/forge.ts';
+import { type ForgeLlmActivities, forgeLlmActivities } from '../../activities/llm.ts';
+import { type ToolSpec, toolFiles } from '../../domain/forge.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
-import { formatForRepair, verifyReportSchema, type VerifyReport } from '../../domain/verification.ts';
-import { config } from '../../services/config.ts';
+import { formatForRepair, type VerifyReport, verifyReportSchema } from '../../domain/verification.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
+import { config } from '../../services/config.ts';
+import { createLlm } from '../../services/llm/client.ts';
+import { FORGE_PURPOSES } from '../../services/llm/forge-author.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SCENARIOS = ['forge-exchange-rate.json', 'forge-repair.json', 'forge-always-broken.json', 'forge-word-count.json', 'demo.json'].map((f) =>
-  path.join(root, 'scenarios', f),
+const SCENARIOS = ['forge-exchange-rate.json', 'forge-repair.json', 'forge-always-broken.json', 'forge-word-count.json', 'demo.json'].map(
+  (f) => path.join(root, 'scenarios', f),
 );
 const MAX_REPAIRS = 3;
 

@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { type Sql } from '../../services/db.ts';
 import { migrate } from '../../infra/migrate.ts';
+import type { Sql } from '../../services/db.ts';
 
 /**
  * Registry integration tests' database: a schema of its own in the DATABASE_URL database, so test

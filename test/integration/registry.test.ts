@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { IdempotencyConflictError, RegistryWriteError, type RegisterInput, type RegisterStage } from '../../services/catalog/store.ts';
-import { watchRegistry, type WatchEvent } from '../../services/catalog/watcher.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
-import { scratchDb, scratchDir, type ScratchDb } from './registry-db.ts';
+import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { IdempotencyConflictError, type RegisterInput, type RegisterStage, RegistryWriteError } from '../../services/catalog/store.ts';
+import { type WatchEvent, watchRegistry } from '../../services/catalog/watcher.ts';
+import { type ScratchDb, scratchDb, scratchDir } from './registry-db.ts';
 
 const source = (n: number) => `export const manifest = {};\nexport async function run(input) {\n  return { n: ${n}, input };\n}\n`;
 
@@ -112,7 +112,10 @@ describe('registry', () => {
 
   it('same key concurrently → still one version', async () => {
     const results = await Promise.all([1, 2, 3].map(() => registry.registerVersion(draft('echo', 'wf-2:register'))));
-    assert.deepEqual(results.map((r) => r.version), [1, 1, 1]);
+    assert.deepEqual(
+      results.map((r) => r.version),
+      [1, 1, 1],
+    );
     assert.equal(results.filter((r) => r.created).length, 1);
     assert.equal((await rows(db))?.versions, '1');
   });
@@ -128,7 +131,10 @@ describe('registry', () => {
   it('rejects invalid input with a typed error and writes nothing', async () => {
     await assert.rejects(registry.registerVersion(draft('Bad-Name', 'inv-1')), InvalidInputError);
     await assert.rejects(
-      registry.registerVersion({ ...draft('echo', 'inv-2'), manifest: { ...draft('echo', 'x').manifest, permissions: { network: ['not a host'], env: [] } } }),
+      registry.registerVersion({
+        ...draft('echo', 'inv-2'),
+        manifest: { ...draft('echo', 'x').manifest, permissions: { network: ['not a host'], env: [] } },
+      }),
       /permissions\.network/,
     );
     assert.deepEqual(await tree(root), {});
@@ -145,17 +151,33 @@ describe('registry', () => {
     assert.equal(v2.version, 2);
     assert.equal((await registry.getCurrent('echo'))?.version, 2);
     const h = await registry.history('echo');
-    assert.deepEqual(h.map((e) => [e.version, e.current, e.onDisk]), [
-      [1, false, 'same'],
-      [2, true, 'same'],
-    ]);
+    assert.deepEqual(
+      h.map((e) => [e.version, e.current, e.onDisk]),
+      [
+        [1, false, 'same'],
+        [2, true, 'same'],
+      ],
+    );
     assert.equal(h[0]?.diff, '');
     assert.equal(
       h[1]?.diff,
-      ['--- echo/v1/tool.ts', '+++ echo/v2/tool.ts', '@@ -1,4 +1,4 @@', ' export const manifest = {};', ' export async function run(input) {', '-  return { n: 1, input };', '+  return { n: 2, input };', ' }', ''].join('\n'),
+      [
+        '--- echo/v1/tool.ts',
+        '+++ echo/v2/tool.ts',
+        '@@ -1,4 +1,4 @@',
+        ' export const manifest = {};',
+        ' export async function run(input) {',
+        '-  return { n: 1, input };',
+        '+  return { n: 2, input };',
+        ' }',
+        '',
+      ].join('\n'),
     );
     const list = await registry.list();
-    assert.deepEqual(list.map((t) => [t.name, t.currentVersion, t.versions, t.status]), [['echo', 2, 2, 'active']]);
+    assert.deepEqual(
+      list.map((t) => [t.name, t.currentVersion, t.versions, t.status]),
+      [['echo', 2, 2, 'active']],
+    );
     const shown = await registry.show('echo');
     assert.deepEqual(shown.files, ['manifest.json', 'tool.test.ts', 'tool.ts']);
   });
@@ -240,8 +262,24 @@ describe('registry', () => {
 
   it('meters invocations once per key and derives stats and trust', async () => {
     await registry.registerVersion(draft('echo', 'm-v1'));
-    const first = await registry.recordInvocation({ idempotencyKey: 'wf-9:call-1', tool: 'echo', version: 1, input: { q: 'a' }, output: { ok: 1 }, latencyMs: 120, success: true });
-    const again = await registry.recordInvocation({ idempotencyKey: 'wf-9:call-1', tool: 'echo', version: 1, input: { q: 'a' }, output: { ok: 1 }, latencyMs: 120, success: true });
+    const first = await registry.recordInvocation({
+      idempotencyKey: 'wf-9:call-1',
+      tool: 'echo',
+      version: 1,
+      input: { q: 'a' },
+      output: { ok: 1 },
+      latencyMs: 120,
+      success: true,
+    });
+    const again = await registry.recordInvocation({
+      idempotencyKey: 'wf-9:call-1',
+      tool: 'echo',
+      version: 1,
+      input: { q: 'a' },
+      output: { ok: 1 },
+      latencyMs: 120,
+      success: true,
+    });
     assert.deepEqual([first.created, again.created, again.id], [true, false, first.id]);
     for (let i = 2; i <= 12; i++) {
       await registry.recordInvocation({
@@ -263,7 +301,15 @@ describe('registry', () => {
     assert.equal(s.lastError, 'HTTP 429');
     assert.ok(Math.abs((s.avgLatencyMs ?? 0) - (120 + 11 * 100) / 12) < 1e-9);
 
-    const a1 = await registry.recordAudit({ idempotencyKey: 'wf-9:audit-1', kind: 'invocation', tool: 'echo', version: 1, input: { q: 'a' }, reasoning: 'the task asked for an echo', taskContext: { task: 't' } });
+    const a1 = await registry.recordAudit({
+      idempotencyKey: 'wf-9:audit-1',
+      kind: 'invocation',
+      tool: 'echo',
+      version: 1,
+      input: { q: 'a' },
+      reasoning: 'the task asked for an echo',
+      taskContext: { task: 't' },
+    });
     const a2 = await registry.recordAudit({ idempotencyKey: 'wf-9:audit-1', kind: 'invocation', tool: 'echo', version: 1 });
     assert.deepEqual([a1.created, a2.created, a2.id], [true, false, a1.id]);
   });
@@ -295,7 +341,9 @@ describe('registry', () => {
         },
       },
     });
-    await dense.registerVersion(draft('weather_forecast', 'd-1', 1, { manifest: { ...draft('x', 'x').manifest, description: 'Weather forecast for a city' } }));
+    await dense.registerVersion(
+      draft('weather_forecast', 'd-1', 1, { manifest: { ...draft('x', 'x').manifest, description: 'Weather forecast for a city' } }),
+    );
     const [row] = await db.sql<{ model: string; n: number }[]>`select model, array_length(embedding, 1) as n from tool_embeddings`;
     assert.deepEqual(row, { model: 'toy-hash-64', n: dims });
     const [hit] = await dense.search('weather forecast for Bern');
@@ -378,7 +426,11 @@ describe('registry', () => {
         if (e.kind !== 'rejected') return;
         assert.equal(e.version, 2);
         assert.match(e.reason, /tests failed/);
-        assert.equal(await fs.readFile(path.join(e.savedTo, 'tool.ts'), 'utf8'), 'export async function run( {{{ syntax error', 'the edit is kept for the person');
+        assert.equal(
+          await fs.readFile(path.join(e.savedTo, 'tool.ts'), 'utf8'),
+          'export async function run( {{{ syntax error',
+          'the edit is kept for the person',
+        );
         assert.equal((await registry.getCurrent('echo'))?.version, 2);
         assert.equal(await fs.readFile(path.join(root, 'echo', 'current'), 'utf8'), 'v2\n');
         assert.equal(await fs.readFile(path.join(root, 'echo', 'v2', 'tool.ts'), 'utf8'), source(2), 'the current folder is good again');

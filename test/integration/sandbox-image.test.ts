@@ -22,6 +22,9 @@ it('tries the registry for a registry tag and, with none reachable, builds the i
     const again = await ensureSandboxImage(docker, { tag });
     assert.deepEqual([again.built, again.imageId], [false, first.imageId], 'present and current: nothing to do');
   } finally {
-    await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
 });

@@ -3,23 +3,22 @@
  * pool, the cold path, tool calls and test runs through the runner, the activities, and
  * a forged tool served over MCP stdio from its container.
  */
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import type Docker from 'dockerode';
-import { config } from '../../services/config.ts';
+import { createSandboxActivities } from '../../activities/sandbox.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import type { TestReport } from '../../runner/protocol.ts';
+import { config } from '../../services/config.ts';
 import { bundleToolModule } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError, type SandboxJob } from '../../services/sandbox/index.ts';
 import { openToolSession } from '../../services/sandbox/mcp.ts';
-import {
-  createSandbox, reapOrphans, SandboxCancelledError, type Sandbox, type SandboxJob,
-} from '../../services/sandbox/index.ts';
-import type { TestReport } from '../../runner/protocol.ts';
-import { createSandboxActivities } from '../../activities/sandbox.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -61,7 +60,13 @@ const ECHO = `
 const any = { safeParse: (v) => ({ success: true, data: v }) };
 export const manifest = { name: 'echo', description: 'echo', permissions: { network: [], env: [] }, input: any, output: any };
 export async function run(input) { return input; }`;
-const echoJob = (input: unknown, extra: Partial<SandboxJob> = {}): SandboxJob => ({ mode: 'call', files: { 'tool.mjs': ECHO }, entry: 'tool.mjs', input, ...extra });
+const echoJob = (input: unknown, extra: Partial<SandboxJob> = {}): SandboxJob => ({
+  mode: 'call',
+  files: { 'tool.mjs': ECHO },
+  entry: 'tool.mjs',
+  input,
+  ...extra,
+});
 
 function track(s: Sandbox): Sandbox {
   sandboxes.push(s);
@@ -106,7 +111,11 @@ before(async () => {
 after(async () => {
   await Promise.all(sandboxes.map((s) => s.close()));
   fs.rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual((await ourContainers()).map((c) => c.Id), [], 'no forge.sandbox container is left behind');
+  assert.deepEqual(
+    (await ourContainers()).map((c) => c.Id),
+    [],
+    'no forge.sandbox container is left behind',
+  );
 });
 
 describe('sandbox image', () => {
@@ -155,7 +164,10 @@ describe('warm pool', () => {
     const idle = (await ourContainers()).filter((c) => c.Labels['forge.job']?.startsWith('pool-'));
     assert.ok(idle.length >= 1);
     await Promise.all(idle.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-    await eventually('the pool to start a replacement', async () => pool.stats().idle === 1 && !(await ourContainers()).some((c) => idle.some((d) => d.Id === c.Id)));
+    await eventually(
+      'the pool to start a replacement',
+      async () => pool.stats().idle === 1 && !(await ourContainers()).some((c) => idle.some((d) => d.Id === c.Id)),
+    );
     const r = await pool.runJob(echoJob('after'));
     assert.equal(r.ok, true, r.reason);
     await pool.close();
@@ -188,7 +200,13 @@ describe('jobs', () => {
   });
 
   it('calls a bundled zod tool: validated input and output, declared env, logs', async () => {
-    const r = await sandbox.runJob({ mode: 'call', files: { 'tool.mjs': toolBundle }, entry: 'tool.mjs', input: { a: 2, b: 3 }, env: { GREETING: 'hi', OTHER: 'x' } });
+    const r = await sandbox.runJob({
+      mode: 'call',
+      files: { 'tool.mjs': toolBundle },
+      entry: 'tool.mjs',
+      input: { a: 2, b: 3 },
+      env: { GREETING: 'hi', OTHER: 'x' },
+    });
     assert.equal(r.ok, true, r.reason);
     assert.deepEqual(r.output, { sum: 5, greeting: 'hi' });
     assert.equal(r.logs?.[0]?.msg, 'adding');
@@ -225,14 +243,23 @@ describe('jobs', () => {
     const r = await acts.sandboxExec({ command: ['node', '-e', 'console.log(1+1)'] });
     assert.equal(r.stdout, '2\n');
     assert.equal(r.exitCode, 0);
-    const t = await acts.sandboxRunTool({ files: { 'tool.mjs': toolBundle }, entry: 'tool.mjs', input: { a: 1, b: 1 }, permissions: { network: [], env: [] }, env: { GREETING: 'hidden' } });
+    const t = await acts.sandboxRunTool({
+      files: { 'tool.mjs': toolBundle },
+      entry: 'tool.mjs',
+      input: { a: 1, b: 1 },
+      permissions: { network: [], env: [] },
+      env: { GREETING: 'hidden' },
+    });
     assert.deepEqual(t.output, { sum: 2 }, 'the approved permissions, not the manifest, decide which env is visible');
     await assert.rejects(acts.sandboxExec({ command: [] }), /invalid sandboxExec input/);
   });
 
   it('kills the container when the caller cancels', async () => {
     const controller = new AbortController();
-    const job = sandbox.runJob({ mode: 'exec', files: {}, command: ['node', '-e', 'setInterval(() => {}, 1000)'], id: 'cancel-me' }, { signal: controller.signal });
+    const job = sandbox.runJob(
+      { mode: 'exec', files: {}, command: ['node', '-e', 'setInterval(() => {}, 1000)'], id: 'cancel-me' },
+      { signal: controller.signal },
+    );
     setTimeout(() => controller.abort(), 700);
     await assert.rejects(job, SandboxCancelledError);
     await eventually('the cancelled container to be removed', async () => (await ourContainers('forge.job=cancel-me')).length === 0);
@@ -241,7 +268,13 @@ describe('jobs', () => {
 
 describe('MCP', () => {
   it('serves a forged tool over MCP stdio from its container (tools/list, tools/call)', async () => {
-    const session = await openToolSession({ docker, image, files: { 'tool.mjs': toolBundle }, entry: 'tool.mjs', env: { GREETING: 'hello' } });
+    const session = await openToolSession({
+      docker,
+      image,
+      files: { 'tool.mjs': toolBundle },
+      entry: 'tool.mjs',
+      env: { GREETING: 'hello' },
+    });
     try {
       const { tools } = await session.client.listTools();
       assert.equal(tools.length, 1);

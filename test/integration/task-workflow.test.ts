@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { progressQuery } from '../../workflows/definitions.ts';
 import type { TaskResult } from '../../domain/task.ts';
-import { startHarness, type Harness } from '../helpers/harness.ts';
+import { progressQuery } from '../../workflows/definitions.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
 
 describe('task workflow through real Temporal, Postgres, Docker and the scripted model', () => {
   let h: Harness;
@@ -34,8 +34,12 @@ describe('task workflow through real Temporal, Postgres, Docker and the scripted
     assert.equal(task?.status, 'completed');
     assert.deepEqual(task?.plan, result.plan);
     const steps = await h.db.sql`select step from task_steps where workflow_id = ${workflowId} order by step`;
-    assert.deepEqual(steps.map((s) => s.step), ['plan', 'sandbox']);
-    const [usage] = await h.db.sql`select count(*)::int as n, sum(input_tokens)::int as tokens from llm_calls where workflow_id = ${workflowId}`;
+    assert.deepEqual(
+      steps.map((s) => s.step),
+      ['plan', 'sandbox'],
+    );
+    const [usage] = await h.db
+      .sql`select count(*)::int as n, sum(input_tokens)::int as tokens from llm_calls where workflow_id = ${workflowId}`;
     assert.equal(usage?.n, 1, 'one metered LLM call');
     assert.ok((usage?.tokens ?? 0) > 0);
 

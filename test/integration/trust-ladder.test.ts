@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { createLlm } from '../../services/llm/client.ts';
-import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { createTaskToolActivities } from '../../activities/task-tools.ts';
+import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // The trust ladder as calls are metered: probationary → standard → degraded → quarantined,
@@ -20,7 +20,10 @@ before(async () => {
   registry = createRegistry({ sql: db.sql, root });
   // The model is never called here; the client only has to exist.
   tools = createTaskToolActivities({ registry, llm: createLlm({ baseURL: 'http://127.0.0.1:9', model: 'claude-sonnet-4-6' }) });
-  for (const [name, sideEffect] of [['lookup_thing', 'read'], ['post_thing', 'write']] as const) {
+  for (const [name, sideEffect] of [
+    ['lookup_thing', 'read'],
+    ['post_thing', 'write'],
+  ] as const) {
     await registry.registerVersion({
       name,
       source: `export const manifest = {}; export async function run() { return {}; } // ${name}`,
@@ -44,7 +47,18 @@ after(async () => {
 
 let call = 0;
 const record = (tool: string, success: boolean) =>
-  tools.recordToolCall({ workflowId: `wf-${++call}`, tool, version: 1, input: { n: call }, output: { ok: success }, success, error: success ? undefined : 'boom', latencyMs: 5, reasoning: 'test', task: 'test' });
+  tools.recordToolCall({
+    workflowId: `wf-${++call}`,
+    tool,
+    version: 1,
+    input: { n: call },
+    output: { ok: success },
+    success,
+    error: success ? undefined : 'boom',
+    latencyMs: 5,
+    reasoning: 'test',
+    task: 'test',
+  });
 
 it('a read runs at once; a write waits for a person while the tool is probationary', async () => {
   assert.deepEqual(
@@ -74,7 +88,17 @@ it('falls to degraded below 70% and is quarantined: the gate blocks it', async (
 });
 
 it('meters every call once, even when the same step is recorded twice (activity retry)', async () => {
-  const input = { workflowId: 'wf-retry', tool: 'post_thing', version: 1, input: {}, output: {}, success: true, latencyMs: 3, reasoning: 'r', task: 't' };
+  const input = {
+    workflowId: 'wf-retry',
+    tool: 'post_thing',
+    version: 1,
+    input: {},
+    output: {},
+    success: true,
+    latencyMs: 3,
+    reasoning: 'r',
+    task: 't',
+  };
   await tools.recordToolCall(input);
   await tools.recordToolCall(input);
   const [row] = await db.sql`select count(*)::int as n from invocations where workflow_id = 'wf-retry'`;

@@ -5,23 +5,24 @@
  * undeclared and private destinations are refused, and the tool container reaches
  * nothing but the proxy.
  */
-import { spawnSync } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
-import { config } from '../../services/config.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import { OWNER, LABEL_OWNER } from '../../services/sandbox/container.ts';
-import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
-import { formatForRepair, openEgress, reapEgress, verifyTool, type Egress } from '../../services/sandbox/stages/index.ts';
-import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
 import { NODE_PATH } from '../../runner/protocol.ts';
+import { config } from '../../services/config.ts';
+import { LABEL_OWNER, OWNER } from '../../services/sandbox/container.ts';
+import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
+import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
+import { type Egress, formatForRepair, openEgress, reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -79,13 +80,24 @@ describe('verifyTool', () => {
 
   it('fails the mock stage of a buggy tool with per-test output a repair can use', async () => {
     // The bug: the rate is inverted.
-    const report = await verifyTool({ files: exampleWith('const rate = parsed.data.rates[input.quote];', 'const found = parsed.data.rates[input.quote];\n  const rate = found === undefined ? undefined : 1 / found;') }, sandbox);
+    const report = await verifyTool(
+      {
+        files: exampleWith(
+          'const rate = parsed.data.rates[input.quote];',
+          'const found = parsed.data.rates[input.quote];\n  const rate = found === undefined ? undefined : 1 / found;',
+        ),
+      },
+      sandbox,
+    );
     const mock = report.stages[1]!;
     assert.equal(report.passed, false);
     assert.equal(report.stages[0]?.status, 'passed');
     assert.equal(mock.status, 'failed');
     const failing = mock.tests!.filter((t) => !t.passed);
-    assert.deepEqual(failing.map((t) => t.name).sort(), ['returns the rate the API reports', 'waits for Retry-After and retries after a 429']);
+    assert.deepEqual(failing.map((t) => t.name).sort(), [
+      'returns the rate the API reports',
+      'waits for Retry-After and retries after a 429',
+    ]);
     assert.match(failing[0]!.error!, /0\.9175|149\.62/, 'the error shows the expected value');
     assert.equal(mock.coverage, 7 / 9);
     assert.match(mock.reason!, /2 of 9 tests failed/);
@@ -106,30 +118,51 @@ describe('verifyTool', () => {
   });
 
   it('reports static findings and does not run the later stages', async () => {
-    const report = await verifyTool({ files: exampleWith("const appId = ctx.env.OPENEXCHANGERATES_APP_ID;", "const appId = process.env.OPENEXCHANGERATES_APP_ID;") }, sandbox);
+    const report = await verifyTool(
+      { files: exampleWith('const appId = ctx.env.OPENEXCHANGERATES_APP_ID;', 'const appId = process.env.OPENEXCHANGERATES_APP_ID;') },
+      sandbox,
+    );
     assert.equal(report.passed, false);
     assert.equal(report.stages[0]?.status, 'failed');
     assert.equal(report.stages[0]?.findings?.[0]?.rule, 'io-outside-ctx');
-    assert.deepEqual(report.stages.slice(1).map((s) => [s.stage, s.status, s.reason]), [
-      ['mock', 'skipped', 'not run: the static stage failed'],
-      ['live', 'skipped', 'not run: the static stage failed'],
-    ]);
+    assert.deepEqual(
+      report.stages.slice(1).map((s) => [s.stage, s.status, s.reason]),
+      [
+        ['mock', 'skipped', 'not run: the static stage failed'],
+        ['live', 'skipped', 'not run: the static stage failed'],
+      ],
+    );
   });
 
   it('skips the live stage with a reason when no endpoint is safeRead', async () => {
     const spec = JSON.parse(example['api-spec.json']) as { endpoints: Array<{ safeRead: boolean }> };
     spec.endpoints[0]!.safeRead = false;
-    const report = await verifyTool({ files: { ...example, 'api-spec.json': JSON.stringify(spec) }, live: { docker, image }, secrets: { OPENEXCHANGERATES_APP_ID: 'real-looking-id' } }, sandbox);
+    const report = await verifyTool(
+      {
+        files: { ...example, 'api-spec.json': JSON.stringify(spec) },
+        live: { docker, image },
+        secrets: { OPENEXCHANGERATES_APP_ID: 'real-looking-id' },
+      },
+      sandbox,
+    );
     assert.equal(report.passed, true);
-    assert.deepEqual(report.stages[2], { stage: 'live', status: 'skipped', reason: 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless', durationMs: report.stages[2]!.durationMs });
+    assert.deepEqual(report.stages[2], {
+      stage: 'live',
+      status: 'skipped',
+      reason: 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless',
+      durationMs: report.stages[2]!.durationMs,
+    });
   });
 
   it('makes the live call through the egress proxy, which refuses a declared name that points at a private address', async () => {
-    const report = await verifyTool({
-      dir: exampleDir,
-      live: { docker, image, extraHosts: ['openexchangerates.org:10.20.30.40'] },
-      secrets: { OPENEXCHANGERATES_APP_ID: 'some-id' },
-    }, sandbox);
+    const report = await verifyTool(
+      {
+        dir: exampleDir,
+        live: { docker, image, extraHosts: ['openexchangerates.org:10.20.30.40'] },
+        secrets: { OPENEXCHANGERATES_APP_ID: 'some-id' },
+      },
+      sandbox,
+    );
     const live = report.stages[2]!;
     assert.equal(live.status, 'failed');
     assert.match(live.reason!, /openexchangerates\.org resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\)/);
@@ -182,7 +215,10 @@ describe('egress proxy', () => {
   it('refuses a domain the tool did not declare (CONNECT and plain HTTP)', async () => {
     const connect = await head('CONNECT evil.example.net:443 HTTP/1.1\r\nHost: evil.example.net:443\r\n\r\n');
     assert.match(connect, /^HTTP\/1\.1 403 Forbidden/);
-    assert.match(connect, /x-forge-proxy-reason: evil\.example\.net is not a declared domain of this tool \(declared: api\.example\.com, internal\.example\.com, meta\.example\.com\)/);
+    assert.match(
+      connect,
+      /x-forge-proxy-reason: evil\.example\.net is not a declared domain of this tool \(declared: api\.example\.com, internal\.example\.com, meta\.example\.com\)/,
+    );
     const plain = await head('GET http://evil.example.net/x HTTP/1.1\r\nHost: evil.example.net\r\n\r\n');
     assert.match(plain, /^HTTP\/1\.1 403 Forbidden/);
     assert.ok((await egress.settledDecisions()).some((d) => d.decision === 'deny' && d.host === 'evil.example.net'));
@@ -206,13 +242,16 @@ describe('egress proxy', () => {
     const allowed = await head('CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n');
     const decisions = (await egress.settledDecisions()).filter((d) => d.host === 'api.example.com' && d.port === 443);
     assert.doesNotMatch(allowed, / 403 /, JSON.stringify(decisions));
-    assert.ok(decisions.length > 0 && decisions.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'), JSON.stringify(decisions));
+    assert.ok(
+      decisions.length > 0 && decisions.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'),
+      JSON.stringify(decisions),
+    );
   });
 
   it('leaves the tool container no way out but the proxy', async () => {
-    const bridge = await docker.getNetwork('bridge').inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const bridge = (await docker.getNetwork('bridge').inspect()) as { IPAM: { Config: Array<{ Gateway?: string }> } };
     const hostIp = bridge.IPAM.Config[0]?.Gateway ?? '172.17.0.1';
-    const internal = await docker.getNetwork(egress.network).inspect() as { IPAM: { Config: Array<{ Gateway?: string }> } };
+    const internal = (await docker.getNetwork(egress.network).inspect()) as { IPAM: { Config: Array<{ Gateway?: string }> } };
     const targets: Array<[string, string, number]> = [
       ['proxy', egress.proxyIp, 3128],
       ['host via the default bridge', hostIp, hostPort],
@@ -239,15 +278,27 @@ describe('egress proxy', () => {
     assert.notEqual(reach['host via the internal bridge'], 'connected');
     assert.notEqual(reach['public address'], 'connected');
     // Control: from a normal bridge the same host service is reachable, so the refusal above is the network's doing.
-    const control = JSON.parse((await inContainer(probe([['host via the default bridge', hostIp, hostPort]]), 'bridge')).trim()) as Record<string, string>;
+    const control = JSON.parse((await inContainer(probe([['host via the default bridge', hostIp, hostPort]]), 'bridge')).trim()) as Record<
+      string,
+      string
+    >;
     assert.equal(control['host via the default bridge'], 'connected');
   });
 });
 
 describe('forge sandbox verify', () => {
-  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
-    `const { sandboxVerifyCommand } = await import(${JSON.stringify(path.join(root, 'cli/commands/sandbox-verify.ts'))}); process.exitCode = await sandboxVerifyCommand(${JSON.stringify(args)});`,
-  ], { cwd: root, encoding: 'utf8', env: { ...process.env, FORGE_LOG_LEVEL: 'warn' }, timeout: 120_000 });
+  const cli = (args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { sandboxVerifyCommand } = await import(${JSON.stringify(path.join(root, 'cli/commands/sandbox-verify.ts'))}); process.exitCode = await sandboxVerifyCommand(${JSON.stringify(args)});`,
+      ],
+      { cwd: root, encoding: 'utf8', env: { ...process.env, FORGE_LOG_LEVEL: 'warn' }, timeout: 120_000 },
+    );
 
   it('prints one JSON line and exits 0 for the example', () => {
     const r = cli([exampleDir, '--json', '--no-live']);
@@ -256,13 +307,19 @@ describe('forge sandbox verify', () => {
     assert.equal(lines.length, 1);
     const out = JSON.parse(lines[0]!) as { ok: boolean; stages: Array<{ stage: string; status: string }> };
     assert.equal(out.ok, true);
-    assert.deepEqual(out.stages.map((s) => `${s.stage}:${s.status}`), ['static:passed', 'mock:passed', 'live:skipped']);
+    assert.deepEqual(
+      out.stages.map((s) => `${s.stage}:${s.status}`),
+      ['static:passed', 'mock:passed', 'live:skipped'],
+    );
   });
 
   it('exits non-zero with the failing stage and its reason', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-cli-'));
     try {
-      fs.writeFileSync(path.join(dir, 'tool.ts'), example['tool.ts'].replace("import { z } from 'zod';", "import { z } from 'zod';\nimport { execSync } from 'node:child_process';"));
+      fs.writeFileSync(
+        path.join(dir, 'tool.ts'),
+        example['tool.ts'].replace("import { z } from 'zod';", "import { z } from 'zod';\nimport { execSync } from 'node:child_process';"),
+      );
       fs.writeFileSync(path.join(dir, 'tool.test.ts'), example['tool.test.ts']);
       const json = cli([dir, '--json']);
       assert.equal(json.status, 1);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { sleep } from '../../infra/processes.ts';
-import { startHarness, type Harness } from '../helpers/harness.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // A person edits a registered tool's folder while the worker runs: the worker's watcher re-verifies
 // the edit in the real sandbox before it becomes a version; a broken edit never displaces the last good one.
@@ -12,18 +12,22 @@ let h: Harness;
 
 before(async () => {
   h = await startHarness({ scenarioFiles: ['scenarios/forge-word-count.json'] });
-  const outcome = (await (await h.client.workflow.start('forgeWorkflow', {
-    taskQueue: h.cfg.FORGE_TASK_QUEUE,
-    workflowId: `forge-watch-${Date.now()}`,
-    args: [{ need: 'count the words in a text', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
-  })).result()) as ForgeOutcome;
+  const outcome = (await (
+    await h.client.workflow.start('forgeWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
+      workflowId: `forge-watch-${Date.now()}`,
+      args: [{ need: 'count the words in a text', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+    })
+  ).result()) as ForgeOutcome;
   assert.equal(outcome.status, 'registered');
 });
 
 after(() => h.close());
 
 const versions = async () =>
-  (await h.db.sql`select version, created_by from tool_versions where name = 'count_words' order by version`).map((r) => `${r.version}:${r.created_by}`);
+  (await h.db.sql`select version, created_by from tool_versions where name = 'count_words' order by version`).map(
+    (r) => `${r.version}:${r.created_by}`,
+  );
 const current = async () => (await h.db.sql`select current_version from tools where name = 'count_words'`)[0]?.current_version as number;
 
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {

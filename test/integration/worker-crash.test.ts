@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
-import { sleep } from '../../infra/processes.ts';
 import type { TaskResult } from '../../domain/task.ts';
+import { sleep } from '../../infra/processes.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
 import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
@@ -68,7 +68,16 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
 
   assert.ok((await activityAttempts(client, workflowId, 'planTask')) >= 2, 'the killed planning activity was retried on the new worker');
   const tasks = await db.sql`select status from tasks where workflow_id = ${workflowId}`;
-  assert.deepEqual(tasks.map((t) => t.status), ['completed']);
+  assert.deepEqual(
+    tasks.map((t) => t.status),
+    ['completed'],
+  );
   const steps = await db.sql`select step, count(*)::int as n from task_steps where workflow_id = ${workflowId} group by step order by step`;
-  assert.deepEqual(steps.map((s) => [s.step, s.n]), [['plan', 1], ['sandbox', 1]]);
+  assert.deepEqual(
+    steps.map((s) => [s.step, s.n]),
+    [
+      ['plan', 1],
+      ['sandbox', 1],
+    ],
+  );
 });

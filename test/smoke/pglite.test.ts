@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { connect, type Sql } from '../../services/db.ts';
-import { migrate } from '../../infra/migrate.ts';
 import { createStoreActivities } from '../../activities/bookkeeping.ts';
+import { migrate } from '../../infra/migrate.ts';
+import { connect, type Sql } from '../../services/db.ts';
 
 // The same `postgres` client code path against embedded PGlite (served by the test runner).
 let sql: Sql;

@@ -56,7 +56,9 @@ const RULES: Record<Layer, Rule> = {
   infra: { may: ['domain', 'services', 'runner', 'infra'] },
   runner: { may: ['domain', 'runner'] },
   'scripted-model': { may: ['domain', 'services', 'scripted-model'] },
-  bench: { may: ['domain', 'harness', 'services', 'activities', 'workflows', 'workers', 'app', 'infra', 'runner', 'scripted-model', 'bench'] },
+  bench: {
+    may: ['domain', 'harness', 'services', 'activities', 'workflows', 'workers', 'app', 'infra', 'runner', 'scripted-model', 'bench'],
+  },
   test: {
     may: ['domain', 'harness', 'services', 'activities', 'workflows', 'workers', 'app', 'cli', 'infra', 'runner', 'scripted-model', 'test'],
   },
@@ -136,7 +138,8 @@ function violations(files: { file: string; text: string }[]): string[] {
         out.push(`${where}: ${layer}/ may not import ${to}/${types} — '${imp.specifier}'`);
       } else {
         const bad = rule.forbiddenPackages?.find((p) => imp.specifier.startsWith(p.prefix));
-        if (bad && !(imp.typeOnly && bad.prefix === noTemporal.prefix)) out.push(`${where}: ${layer}/ may not import ${imp.specifier}: ${bad.why}`);
+        if (bad && !(imp.typeOnly && bad.prefix === noTemporal.prefix))
+          out.push(`${where}: ${layer}/ may not import ${imp.specifier}: ${bad.why}`);
       }
     }
   }
@@ -164,7 +167,10 @@ describe('architecture', () => {
         file: 'workflows/probe.ts',
         text: "import { createControlActivities } from '../activities/index.ts';\nimport type { ControlActivities } from '../activities/index.ts';\n",
       },
-      { file: 'cli/probe.ts', text: "import { createRegistry } from '../services/catalog/index.ts';\nconst code = `import x from '../activities/index.ts'`;\n" },
+      {
+        file: 'cli/probe.ts',
+        text: "import { createRegistry } from '../services/catalog/index.ts';\nconst code = `import x from '../activities/index.ts'`;\n",
+      },
     ]);
     assert.equal(found.length, 4, found.join('\n'));
     assert.match(found[0]!, /^services\/probe.ts:1: services\/ may not import activities\//);

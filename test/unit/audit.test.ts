@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { outputDiff, outputHash, type AuditEntry } from '../../services/catalog/audit.ts';
 import { summaryLines } from '../../cli/commands/audit.ts';
 import { auditedOutput, parseAuditId } from '../../domain/audit.ts';
+import { type AuditEntry, outputDiff, outputHash } from '../../services/catalog/audit.ts';
 
 describe('audit replay helpers', () => {
   it('reads audit ids as people type them, and nothing else', () => {
     assert.equal(parseAuditId('12'), 12);
     assert.equal(parseAuditId('#12'), 12);
     assert.equal(parseAuditId(' 7 '), 7);
-    for (const bad of [undefined, '', '0', '-3', '1.5', 'abc', '12abc', '#', '9999999999999999']) assert.equal(parseAuditId(bad), null, String(bad));
+    for (const bad of [undefined, '', '0', '-3', '1.5', 'abc', '12abc', '#', '9999999999999999'])
+      assert.equal(parseAuditId(bad), null, String(bad));
   });
 
   it('hashes outputs stably: key order does not matter, values do', () => {
@@ -26,10 +27,25 @@ describe('audit replay helpers', () => {
 
   it('diffs outputs as sorted pretty JSON, only the changed lines and their context', () => {
     assert.equal(outputDiff({ a: 1, b: 2 }, { b: 2, a: 1 }, { from: 'x', to: 'y' }), '', 'equal outputs: no diff');
-    const diff = outputDiff({ words: 5, characters: 25, lines: 1 }, { lines: 1, characters: 25, words: 6 }, { from: 'original #1', to: 'replay #2' });
+    const diff = outputDiff(
+      { words: 5, characters: 25, lines: 1 },
+      { lines: 1, characters: 25, words: 6 },
+      { from: 'original #1', to: 'replay #2' },
+    );
     assert.equal(
       diff,
-      ['--- original #1', '+++ replay #2', '@@ -1,5 +1,5 @@', ' {', '   "characters": 25,', '   "lines": 1,', '-  "words": 5', '+  "words": 6', ' }', ''].join('\n'),
+      [
+        '--- original #1',
+        '+++ replay #2',
+        '@@ -1,5 +1,5 @@',
+        ' {',
+        '   "characters": 25,',
+        '   "lines": 1,',
+        '-  "words": 5',
+        '+  "words": 6',
+        ' }',
+        '',
+      ].join('\n'),
     );
   });
 
@@ -50,7 +66,7 @@ describe('audit replay helpers', () => {
       version: 1,
       latencyMs: 41,
       success: true,
-      reasoning: 'count_words counts words; the task\'s text is the input.',
+      reasoning: "count_words counts words; the task's text is the input.",
       taskContext: { task: 'how many words are in this?' },
       input: { text: 'word '.repeat(100) },
       output: { words: 100, characters: 500, lines: 1 },
@@ -66,7 +82,15 @@ describe('audit replay helpers', () => {
     assert.equal(lines[3], `    input      ${JSON.stringify(entry.input).slice(0, 119)}…`);
     assert.equal(lines[4], '    output     {"words":100,"characters":500,"lines":1}');
 
-    const replay = summaryLines({ ...entry, id: 8, kind: 'replay', success: false, replayOf: 7, taskContext: { same: false, requestedBy: 'ana' }, reasoning: null });
+    const replay = summaryLines({
+      ...entry,
+      id: 8,
+      kind: 'replay',
+      success: false,
+      replayOf: 7,
+      taskContext: { same: false, requestedBy: 'ana' },
+      reasoning: null,
+    });
     assert.equal(replay[0], '#8  2026-11-22T10:00:00.000Z  replay  count_words@1  41 ms  FAILED');
     assert.equal(replay[1], '    task       replay of #7 (output differs), requested by ana');
   });

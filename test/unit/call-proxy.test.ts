@@ -10,11 +10,11 @@ import type net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import type { ToolContext } from '../../domain/tool.ts';
-import { sandboxJobSchema } from '../../services/sandbox/types.ts';
 import { callTool } from '../../runner/call.ts';
 import { jobMessageSchema } from '../../runner/protocol.ts';
 import { createProxyServer, type ProxyDecision } from '../../runner/proxy.ts';
 import type { LoadedTool } from '../../runner/tool-module.ts';
+import { sandboxJobSchema } from '../../services/sandbox/types.ts';
 
 const ADDRESSES: Record<string, string> = {
   'example.com': '93.184.216.34',
@@ -77,14 +77,20 @@ describe('callTool through an egress proxy', () => {
     assert.equal(r.ok, true, JSON.stringify(r.error));
     assert.deepEqual(r.output, { status: 200, body: 'hello from upstream' });
     assert.deepEqual(seenByUpstream, ['example.com/ping?x=1']);
-    assert.deepEqual(decisions.map((d) => [d.decision, d.host, d.address]), [['allow', 'example.com', '93.184.216.34']]);
+    assert.deepEqual(
+      decisions.map((d) => [d.decision, d.host, d.address]),
+      [['allow', 'example.com', '93.184.216.34']],
+    );
   });
 
   test('an undeclared domain is refused by ctx and never reaches the proxy', async () => {
     const r = await call('http://evil.example.net/');
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'PERMISSION_DENIED');
-    assert.match(r.error!.message, /network access to "evil\.example\.net" is not declared \(declared network: example\.com, inside\.example\.com\)/);
+    assert.match(
+      r.error!.message,
+      /network access to "evil\.example\.net" is not declared \(declared network: example\.com, inside\.example\.com\)/,
+    );
     assert.deepEqual(decisions, []);
     assert.deepEqual(seenByUpstream, []);
   });
@@ -92,8 +98,15 @@ describe('callTool through an egress proxy', () => {
   test('a declared name pointing at a private address is refused by the proxy', async () => {
     const r = await call('https://inside.example.com/');
     assert.equal(r.ok, false);
-    assert.match(r.error!.message, /the egress proxy refused it: only declared domains with public addresses are reachable \(inside\.example\.com\)/, 'the tool sees the proxy refusal, not a bare "fetch failed"');
-    assert.deepEqual(decisions.map((d) => [d.decision, d.method, d.host]), [['deny', 'CONNECT', 'inside.example.com']]);
+    assert.match(
+      r.error!.message,
+      /the egress proxy refused it: only declared domains with public addresses are reachable \(inside\.example\.com\)/,
+      'the tool sees the proxy refusal, not a bare "fetch failed"',
+    );
+    assert.deepEqual(
+      decisions.map((d) => [d.decision, d.method, d.host]),
+      [['deny', 'CONNECT', 'inside.example.com']],
+    );
     assert.match(decisions[0]!.reason!, /inside\.example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\)/);
     assert.deepEqual(seenByUpstream, []);
   });
@@ -104,7 +117,13 @@ describe('the proxy in the job protocol', () => {
 
   test('the runner accepts only an http://host:port proxy address', () => {
     assert.equal(jobMessageSchema.parse({ ...job, proxyUrl: 'http://172.30.0.2:3128' }).proxyUrl, 'http://172.30.0.2:3128');
-    for (const bad of ['https://172.30.0.2:3128', 'http://user:pw@proxy:3128', 'http://172.30.0.2', 'http://proxy:3128/path', 'file:///etc/passwd']) {
+    for (const bad of [
+      'https://172.30.0.2:3128',
+      'http://user:pw@proxy:3128',
+      'http://172.30.0.2',
+      'http://proxy:3128/path',
+      'file:///etc/passwd',
+    ]) {
       assert.equal(jobMessageSchema.safeParse({ ...job, proxyUrl: bad }).success, false, bad);
     }
   });

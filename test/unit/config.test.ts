@@ -21,7 +21,10 @@ it('names the variable, the value and what is expected when a value is wrong', (
       err.details?.variable === 'TEMPORAL_ADDRESS',
   );
   assert.throws(() => loadConfig({ FORGE_POOL_SIZE: 'many' }, '/h'), /FORGE_POOL_SIZE="many" is not valid/);
-  assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://x' }, '/h'), /DATABASE_URL="mysql:\/\/x" is not valid: expected a postgres:\/\/ URL/);
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: 'mysql://x' }, '/h'),
+    /DATABASE_URL="mysql:\/\/x" is not valid: expected a postgres:\/\/ URL/,
+  );
 });
 
 it('treats empty strings as unset and coerces numbers and flags', () => {

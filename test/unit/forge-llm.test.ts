@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failureOf } from '../helpers/failures.ts';
-import { FORGE_PURPOSES, importsOf, testsSourceProblems, toolSourceProblems } from '../../services/llm/forge-author.ts';
-import { createLlm } from '../../services/llm/client.ts';
 import { forgeLlmActivities } from '../../activities/llm.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
 import type { ToolSpec } from '../../domain/forge.ts';
@@ -10,7 +7,10 @@ import { openApiToPartialApiSpec } from '../../domain/openapi.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import { harness } from '../../harness/index.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { startScriptedModel, type RecordedRequest } from '../../scripted-model/server.ts';
+import { type RecordedRequest, startScriptedModel } from '../../scripted-model/server.ts';
+import { createLlm } from '../../services/llm/client.ts';
+import { FORGE_PURPOSES, importsOf, testsSourceProblems, toolSourceProblems } from '../../services/llm/forge-author.ts';
+import { failureOf } from '../helpers/failures.ts';
 
 // The forge's prompts are the harness's: what the model is sent must be exactly these.
 const { forge } = harness.prompts;
@@ -44,7 +44,9 @@ const spec: ToolSpec = {
 const apiSpec: ApiSpec = {
   baseUrl: 'https://api.weather.example/v1',
   auth: { kind: 'header', name: 'x-api-key', envVar: 'WEATHER_API_KEY' },
-  endpoints: [{ id: 'current', method: 'GET', path: '/current', description: '', safeRead: true, response: { type: 'object' }, errorCodes: [] }],
+  endpoints: [
+    { id: 'current', method: 'GET', path: '/current', description: '', safeRead: true, response: { type: 'object' }, errorCodes: [] },
+  ],
 };
 
 const goodSource = `import { z } from 'zod';
@@ -85,7 +87,6 @@ type Body = { system: { text: string }[]; messages: { role: string; content: unk
 const bodyOf = (r: RecordedRequest | undefined) => r?.body as Body;
 const userText = (r: RecordedRequest | undefined) => JSON.stringify(bodyOf(r).messages.at(-1)?.content);
 
-
 describe('system prompts', () => {
   const all = { SPEC_SYSTEM, API_SYSTEM, TESTS_SYSTEM, IMPLEMENTATION_SYSTEM, REPAIR_SYSTEM };
 
@@ -112,7 +113,17 @@ describe('system prompts', () => {
 
   it('the test-writing prompts state what tests may import and the testkit faults', () => {
     for (const [name, text] of Object.entries({ TESTS_SYSTEM, IMPLEMENTATION_SYSTEM, REPAIR_SYSTEM })) {
-      for (const phrase of ["'node:test'", "'node:assert/strict'", "'@forge/testkit'", "'./tool.ts'", 'rate_limit', 'server_error', 'timeout', 'malformed_json', 'wrong_types']) {
+      for (const phrase of [
+        "'node:test'",
+        "'node:assert/strict'",
+        "'@forge/testkit'",
+        "'./tool.ts'",
+        'rate_limit',
+        'server_error',
+        'timeout',
+        'malformed_json',
+        'wrong_types',
+      ]) {
         assert.ok(text.includes(phrase), `${name} should mention ${phrase}`);
       }
     }
@@ -280,10 +291,23 @@ describe('writeTests, writeImplementation, repairImplementation', () => {
     try {
       assert.deepEqual(await activities.writeTests({ spec, apiSpec }), { tests: goodTests });
       assert.deepEqual(await activities.writeImplementation({ spec, apiSpec, tests: goodTests }), { source: goodSource });
-      const repaired = await activities.repairImplementation({ spec, apiSpec, tests: goodTests, source: goodSource, failures: 'VERIFICATION FAILED at stage "mock"', attempt: 2 });
+      const repaired = await activities.repairImplementation({
+        spec,
+        apiSpec,
+        tests: goodTests,
+        source: goodSource,
+        failures: 'VERIFICATION FAILED at stage "mock"',
+        attempt: 2,
+      });
       assert.deepEqual(repaired, { source: goodSource, diagnosis: 'no retry on 429' });
-      assert.deepEqual(server.requests.map((r) => r.headers['x-forge-purpose']), [FORGE_PURPOSES.tests, FORGE_PURPOSES.implementation, FORGE_PURPOSES.repair]);
-      assert.deepEqual(server.requests.map((r) => bodyOf(r).tool_choice.name), ['submit_tests', 'submit_implementation', 'submit_repair']);
+      assert.deepEqual(
+        server.requests.map((r) => r.headers['x-forge-purpose']),
+        [FORGE_PURPOSES.tests, FORGE_PURPOSES.implementation, FORGE_PURPOSES.repair],
+      );
+      assert.deepEqual(
+        server.requests.map((r) => bodyOf(r).tool_choice.name),
+        ['submit_tests', 'submit_implementation', 'submit_repair'],
+      );
       const repairText = userText(server.requests[2]);
       assert.match(repairText, /repair attempt 2/);
       assert.match(repairText, /VERIFICATION FAILED at stage/);
@@ -308,7 +332,9 @@ describe('writeTests, writeImplementation, repairImplementation', () => {
     const bad = `import fs from 'node:fs';\n${goodSource}`;
     const { server, activities } = await setup([reply(FORGE_TOOLS.repair, { source: bad, diagnosis: 'x' })]);
     try {
-      const err = await failureOf(activities.repairImplementation({ spec, apiSpec, tests: goodTests, source: goodSource, failures: 'x', attempt: 1 }));
+      const err = await failureOf(
+        activities.repairImplementation({ spec, apiSpec, tests: goodTests, source: goodSource, failures: 'x', attempt: 1 }),
+      );
       assert.match(err.message, /imports 'node:fs'/);
     } finally {
       await server.close();
@@ -331,7 +357,10 @@ describe('reply checks', () => {
   it('finds missing exports, a value import of @forge/tool and a wrong sideEffect', () => {
     assert.deepEqual(toolSourceProblems(goodSource, spec), []);
     const problems = toolSourceProblems(
-      goodSource.replace('export async function run', 'async function run').replace("import type { ToolContext }", 'import { ToolContext }').replace("sideEffect: 'read'", "sideEffect: 'write'"),
+      goodSource
+        .replace('export async function run', 'async function run')
+        .replace('import type { ToolContext }', 'import { ToolContext }')
+        .replace("sideEffect: 'read'", "sideEffect: 'write'"),
       spec,
     );
     assert.equal(problems.length, 3, problems.join('\n'));
@@ -360,8 +389,15 @@ const petstore = {
     securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' }, oauth: { type: 'oauth2' } },
     parameters: { city: { name: 'city', in: 'query', required: true, description: 'city name', schema: { type: 'string' } } },
     schemas: {
-      Current: { type: 'object', properties: { city: { type: 'string' }, celsius: { type: 'number' }, station: { $ref: '#/components/schemas/Station' } }, required: ['city', 'celsius'] },
-      Station: { type: 'object', properties: { id: { type: 'string' }, nearby: { type: 'array', items: { $ref: '#/components/schemas/Station' } } } },
+      Current: {
+        type: 'object',
+        properties: { city: { type: 'string' }, celsius: { type: 'number' }, station: { $ref: '#/components/schemas/Station' } },
+        required: ['city', 'celsius'],
+      },
+      Station: {
+        type: 'object',
+        properties: { id: { type: 'string' }, nearby: { type: 'array', items: { $ref: '#/components/schemas/Station' } } },
+      },
       Alert: { type: 'object', properties: { message: { type: 'string' } } },
     },
   },
@@ -370,9 +406,15 @@ const petstore = {
       get: {
         operationId: 'getCurrent',
         summary: 'Current weather',
-        parameters: [{ $ref: '#/components/parameters/city' }, { name: 'units', in: 'query', schema: { type: 'string', enum: ['metric', 'imperial'] } }],
+        parameters: [
+          { $ref: '#/components/parameters/city' },
+          { name: 'units', in: 'query', schema: { type: 'string', enum: ['metric', 'imperial'] } },
+        ],
         responses: {
-          '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/Current' }, example: { city: 'Paris', celsius: 14 } } } },
+          '200': {
+            description: 'ok',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Current' }, example: { city: 'Paris', celsius: 14 } } },
+          },
           '401': { description: 'bad key' },
           '429': { description: 'slow down' },
         },
@@ -384,7 +426,14 @@ const petstore = {
       post: {
         summary: 'Create an alert',
         requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/Alert' } } } },
-        responses: { '201': { description: 'created', content: { 'application/json': { schema: { $ref: '#/components/schemas/Alert' }, examples: { one: { value: { message: 'hi' } } } } } } },
+        responses: {
+          '201': {
+            description: 'created',
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/Alert' }, examples: { one: { value: { message: 'hi' } } } },
+            },
+          },
+        },
       },
       head: { responses: { '200': { description: 'exists' } } },
     },
@@ -396,11 +445,10 @@ describe('OpenAPI → partial ApiSpec', () => {
     const draft = openApiToPartialApiSpec(petstore);
     assert.equal(draft.baseUrl, 'https://api.weather.example/v1');
     assert.deepEqual(draft.auth, { kind: 'header', name: 'x-api-key' });
-    assert.deepEqual(draft.endpoints.map((e) => `${e.method} ${e.path} ${e.id}`), [
-      'GET /current getCurrent',
-      'GET /alerts/{alertId} deleteAlertLegacy',
-      'POST /alerts/{alertId} post_alerts_by_alertId',
-    ]);
+    assert.deepEqual(
+      draft.endpoints.map((e) => `${e.method} ${e.path} ${e.id}`),
+      ['GET /current getCurrent', 'GET /alerts/{alertId} deleteAlertLegacy', 'POST /alerts/{alertId} post_alerts_by_alertId'],
+    );
   });
 
   it('inlines $refs into query, body and response schemas, and keeps examples and error codes', () => {
@@ -412,7 +460,10 @@ describe('OpenAPI → partial ApiSpec', () => {
     });
     assert.equal((current!.response as { required: string[] }).required[1], 'celsius');
     assert.deepEqual(current!.example, { city: 'Paris', celsius: 14 });
-    assert.deepEqual(current!.errorCodes, [{ status: 401, meaning: 'bad key' }, { status: 429, meaning: 'slow down' }]);
+    assert.deepEqual(current!.errorCodes, [
+      { status: 401, meaning: 'bad key' },
+      { status: 429, meaning: 'slow down' },
+    ]);
     assert.equal(current!.description, 'Current weather');
     assert.deepEqual(create!.requestBody, { type: 'object', properties: { message: { type: 'string' } } });
     assert.deepEqual(create!.example, { message: 'hi' });
@@ -427,7 +478,8 @@ describe('OpenAPI → partial ApiSpec', () => {
 
   it('cuts recursive schemas and notes what it skipped', () => {
     const draft = openApiToPartialApiSpec(petstore);
-    const station = (draft.endpoints[0]!.response as { properties: { station: { properties: { nearby: { items: unknown } } } } }).properties.station;
+    const station = (draft.endpoints[0]!.response as { properties: { station: { properties: { nearby: { items: unknown } } } } }).properties
+      .station;
     assert.deepEqual(station.properties.nearby.items, { description: 'recursive: see #/components/schemas/Station' });
     assert.ok(draft.notes.some((n) => n.includes('recursive schema')));
     assert.ok(draft.notes.some((n) => n.includes('HEAD/OPTIONS/TRACE')));
@@ -435,12 +487,21 @@ describe('OpenAPI → partial ApiSpec', () => {
 
   it('bounds the inlining of schemas reused at every level', () => {
     // 10 × 10 × 10 refs: inlining everything would be 1,110 copies for one endpoint.
-    const fan = (next: string) => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, { $ref: `#/components/schemas/${next}` }])) });
+    const fan = (next: string) => ({
+      type: 'object',
+      properties: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`p${i}`, { $ref: `#/components/schemas/${next}` }])),
+    });
     const draft = openApiToPartialApiSpec({
       openapi: '3.0.0',
       servers: [{ url: 'https://api.example.com' }],
       components: { schemas: { A: fan('B'), B: fan('C'), C: fan('D'), D: { type: 'string' } } },
-      paths: { '/a': { get: { responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/A' } } } } } } } },
+      paths: {
+        '/a': {
+          get: {
+            responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/A' } } } } },
+          },
+        },
+      },
     });
     assert.ok(draft.notes.some((n) => n.includes('too large to inline')));
     assert.ok(JSON.stringify(draft.endpoints[0]!.response).includes('omitted for size'));
@@ -456,8 +517,14 @@ describe('OpenAPI → partial ApiSpec', () => {
       definitions: { Pet: { type: 'object', properties: { name: { type: 'string' } } } },
       paths: {
         '/pets': {
-          get: { parameters: [{ name: 'limit', in: 'query', type: 'integer' }], responses: { '200': { description: 'ok', schema: { type: 'array', items: { $ref: '#/definitions/Pet' } } } } },
-          post: { parameters: [{ name: 'body', in: 'body', schema: { $ref: '#/definitions/Pet' } }], responses: { '201': { description: 'created' } } },
+          get: {
+            parameters: [{ name: 'limit', in: 'query', type: 'integer' }],
+            responses: { '200': { description: 'ok', schema: { type: 'array', items: { $ref: '#/definitions/Pet' } } } },
+          },
+          post: {
+            parameters: [{ name: 'body', in: 'body', schema: { $ref: '#/definitions/Pet' } }],
+            responses: { '201': { description: 'created' } },
+          },
         },
       },
     });
@@ -469,12 +536,14 @@ describe('OpenAPI → partial ApiSpec', () => {
   });
 
   it('accepts JSON text, notes a relative server URL, and maps bearer auth', () => {
-    const draft = openApiToPartialApiSpec(JSON.stringify({
-      openapi: '3.1.0',
-      servers: [{ url: '/api' }],
-      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' } } },
-      paths: { '/me': { get: { responses: { '200': { description: 'ok' } } } } },
-    }));
+    const draft = openApiToPartialApiSpec(
+      JSON.stringify({
+        openapi: '3.1.0',
+        servers: [{ url: '/api' }],
+        components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' } } },
+        paths: { '/me': { get: { responses: { '200': { description: 'ok' } } } } },
+      }),
+    );
     assert.equal(draft.baseUrl, undefined);
     assert.ok(draft.notes.some((n) => n.includes('not an absolute http(s) URL')));
     assert.deepEqual(draft.auth, { kind: 'bearer' });
@@ -483,7 +552,10 @@ describe('OpenAPI → partial ApiSpec', () => {
   });
 
   it('refuses what is not an OpenAPI document, saying why', () => {
-    assert.throws(() => openApiToPartialApiSpec('openapi: 3.0.0\npaths: {}'), (e: unknown) => e instanceof InvalidInputError && /YAML is not parsed/.test(e.message));
+    assert.throws(
+      () => openApiToPartialApiSpec('openapi: 3.0.0\npaths: {}'),
+      (e: unknown) => e instanceof InvalidInputError && /YAML is not parsed/.test(e.message),
+    );
     assert.throws(() => openApiToPartialApiSpec([]), /expected a JSON object, got an array/);
     assert.throws(() => openApiToPartialApiSpec({ openapi: '3.0.0' }), /no "paths" object/);
   });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
-import { createLlm } from '../../services/llm/client.ts';
 import { classifyLlmFailure, retryAfterMs } from '../../domain/llm-retry.ts';
-import { startScriptedModel, type ScriptedModel } from '../../scripted-model/server.ts';
+import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
+import { createLlm } from '../../services/llm/client.ts';
 import { failureOf } from '../helpers/failures.ts';
 
 describe('retry classification (pure)', () => {
@@ -27,10 +27,7 @@ describe('retry classification (pure)', () => {
   });
 
   it('retries when no response came back (connection failure or timeout)', () => {
-    assert.deepEqual(
-      [classifyLlmFailure({}).failureType, classifyLlmFailure({}).retryable],
-      ['LlmUnreachable', true],
-    );
+    assert.deepEqual([classifyLlmFailure({}).failureType, classifyLlmFailure({}).retryable], ['LlmUnreachable', true]);
     assert.equal(classifyLlmFailure({ timedOut: true }).failureType, 'LlmTimeout');
   });
 
@@ -76,8 +73,16 @@ describe('API failures through the real SDK become Temporal failures', () => {
         {
           name: 'failures',
           rules: [
-            { match: { purpose: 'rate' }, responses: [{ error: { status: 429, message: 'Number of requests has exceeded your rate limit', headers: { 'retry-after': '7' } } }] },
-            { match: { purpose: 'rate_ms' }, responses: [{ error: { status: 429, message: 'slow down', headers: { 'retry-after-ms': '1234', 'retry-after': '9' } } }] },
+            {
+              match: { purpose: 'rate' },
+              responses: [
+                { error: { status: 429, message: 'Number of requests has exceeded your rate limit', headers: { 'retry-after': '7' } } },
+              ],
+            },
+            {
+              match: { purpose: 'rate_ms' },
+              responses: [{ error: { status: 429, message: 'slow down', headers: { 'retry-after-ms': '1234', 'retry-after': '9' } } }],
+            },
             { match: { purpose: 'auth' }, responses: [{ error: { status: 401, message: 'invalid x-api-key' } }] },
             { match: { purpose: 'overloaded' }, responses: [{ error: { status: 529, message: 'Overloaded' } }] },
             { match: { purpose: 'server' }, responses: [{ error: { status: 500, message: 'Internal server error' } }] },

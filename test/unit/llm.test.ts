@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { asyncLocalStorage, type Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { createLlm, toolInputSchema, type LlmUsage } from '../../services/llm/client.ts';
 import { llmActivities } from '../../activities/llm.ts';
 import { activityScope } from '../../activities/scope.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
@@ -12,7 +11,8 @@ import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import { harness } from '../../harness/index.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { startScriptedModel, type RecordedRequest, type ScriptedModel } from '../../scripted-model/server.ts';
+import { type RecordedRequest, type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
+import { createLlm, type LlmUsage, toolInputSchema } from '../../services/llm/client.ts';
 import { failureOf } from '../helpers/failures.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -39,13 +39,19 @@ const weather = (llm: ReturnType<typeof createLlm>, purpose = 'weather') =>
     toolDescription: 'Report the weather',
   });
 
-type Body = { system: { type: string; text: string; cache_control?: { type: string } }[]; messages: { role: string; content: unknown }[]; tools: { name: string; input_schema: unknown }[]; tool_choice: unknown };
+type Body = {
+  system: { type: string; text: string; cache_control?: { type: string } }[];
+  messages: { role: string; content: unknown }[];
+  tools: { name: string; input_schema: unknown }[];
+  tool_choice: unknown;
+};
 const bodyOf = (r: RecordedRequest | undefined) => r?.body as Body;
-
 
 describe('structured output through the real SDK', () => {
   it('returns the validated tool input of a valid reply', async () => {
-    const { server, llm } = await setup([{ match: { tool: 'report' }, responses: [{ tool_use: { name: 'report', input: { city: 'Paris', celsius: 14 } } }] }]);
+    const { server, llm } = await setup([
+      { match: { tool: 'report' }, responses: [{ tool_use: { name: 'report', input: { city: 'Paris', celsius: 14 } } }] },
+    ]);
     try {
       const { value } = await weather(llm);
       assert.deepEqual(value, { city: 'Paris', celsius: 14 });
@@ -75,8 +81,11 @@ describe('structured output through the real SDK', () => {
       const second = bodyOf(server.requests[1]);
       // The retry replays the bad call and answers it with an error tool_result naming the problem.
       assert.equal(second.messages.length, 3);
-      assert.deepEqual(second.messages[1], { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_first', name: 'report', input: { city: 'Paris', celsius: 'warm' } }] });
-      const [result] = second.messages[2]?.content as { type: string; tool_use_id: string; is_error: boolean; content: string }[];
+      assert.deepEqual(second.messages[1], {
+        role: 'assistant',
+        content: [{ type: 'tool_use', id: 'toolu_first', name: 'report', input: { city: 'Paris', celsius: 'warm' } }],
+      });
+      const [result] = (second.messages[2]?.content ?? []) as { type: string; tool_use_id: string; is_error: boolean; content: string }[];
       assert.equal(result?.type, 'tool_result');
       assert.equal(result?.tool_use_id, 'toolu_first');
       assert.equal(result?.is_error, true);
@@ -91,7 +100,10 @@ describe('structured output through the real SDK', () => {
 
   it('asks again with a plain message when the reply called no tool', async () => {
     const { server, llm } = await setup([
-      { match: { tool: 'report' }, responses: [{ text: 'It is sunny.' }, { tool_use: { name: 'report', input: { city: 'Paris', celsius: 20 } } }] },
+      {
+        match: { tool: 'report' },
+        responses: [{ text: 'It is sunny.' }, { tool_use: { name: 'report', input: { city: 'Paris', celsius: 20 } } }],
+      },
     ]);
     try {
       const { value } = await weather(llm);
@@ -104,7 +116,9 @@ describe('structured output through the real SDK', () => {
   });
 
   it('fails with a non-retryable LlmOutputInvalid after two invalid replies', async () => {
-    const { server, llm, usages } = await setup([{ match: { tool: 'report' }, responses: [{ tool_use: { name: 'report', input: { town: 'Paris' } } }] }]);
+    const { server, llm, usages } = await setup([
+      { match: { tool: 'report' }, responses: [{ tool_use: { name: 'report', input: { town: 'Paris' } } }] },
+    ]);
     try {
       const f = await failureOf(weather(llm));
       assert.equal(f.type, 'LlmOutputInvalid');
@@ -124,7 +138,9 @@ describe('structured output through the real SDK', () => {
 describe('usage and cost', () => {
   it('computes cost from the reply usage and records every call', async () => {
     const usage = { input_tokens: 1000, output_tokens: 500, cache_creation_input_tokens: 2000, cache_read_input_tokens: 0 };
-    const { server, llm, usages } = await setup([{ responses: [{ tool_use: { name: 'report', input: { city: 'Oslo', celsius: -3 } }, usage }] }]);
+    const { server, llm, usages } = await setup([
+      { responses: [{ tool_use: { name: 'report', input: { city: 'Oslo', celsius: -3 } }, usage }] },
+    ]);
     try {
       const result = await weather(llm, 'cost');
       // sonnet: $3/M input, $15/M output, $3.75/M cache write
@@ -150,7 +166,10 @@ describe('usage and cost', () => {
   });
 
   it('prices an unknown model as sonnet and says so', async () => {
-    const { server, llm, usages } = await setup([{ responses: [{ tool_use: { name: 'report', input: { city: 'Rome', celsius: 22 } } }] }], 'claude-fable-5-2');
+    const { server, llm, usages } = await setup(
+      [{ responses: [{ tool_use: { name: 'report', input: { city: 'Rome', celsius: 22 } } }] }],
+      'claude-fable-5-2',
+    );
     try {
       await weather(llm);
       assert.equal(usages[0]?.pricedAs, 'sonnet');
@@ -169,7 +188,9 @@ describe('usage and cost', () => {
   });
 
   it('a failing recordUsage does not fail the (already paid for) call', async () => {
-    const server = await startScriptedModel({ scenarios: [{ name: 'r', rules: [{ responses: [{ tool_use: { name: 'report', input: { city: 'Rome', celsius: 22 } } }] }] }] });
+    const server = await startScriptedModel({
+      scenarios: [{ name: 'r', rules: [{ responses: [{ tool_use: { name: 'report', input: { city: 'Rome', celsius: 22 } } }] }] }],
+    });
     try {
       const llm = createLlm({ baseURL: server.url, model: MODEL, recordUsage: async () => Promise.reject(new Error('db down')) });
       const { value } = await weather(llm);
@@ -183,7 +204,10 @@ describe('usage and cost', () => {
     const { server, llm, usages } = await setup([{ responses: [{ tool_use: { name: 'report', input: { city: 'Lima', celsius: 18 } } }] }]);
     try {
       // The worker normally provides this context; a minimal stand-in is enough for what llm.ts reads.
-      const ctx = { info: { activityId: '7', workflowExecution: { workflowId: 'task-42', runId: 'r1' } }, cancellationSignal: new AbortController().signal } as unknown as Context;
+      const ctx = {
+        info: { activityId: '7', workflowExecution: { workflowId: 'task-42', runId: 'r1' } },
+        cancellationSignal: new AbortController().signal,
+      } as unknown as Context;
       await asyncLocalStorage.run(ctx, () => weather(llm));
       assert.equal(usages[0]?.workflowId, 'task-42');
       assert.equal(usages[0]?.activityId, '7');
@@ -200,7 +224,9 @@ describe('prompt caching', () => {
       await weather(llm);
       await weather(llm);
       const body = bodyOf(server.requests[0]);
-      assert.deepEqual(body.system, [{ type: 'text', text: 'You report the weather. Always answer with the report tool.', cache_control: { type: 'ephemeral' } }]);
+      assert.deepEqual(body.system, [
+        { type: 'text', text: 'You report the weather. Always answer with the report tool.', cache_control: { type: 'ephemeral' } },
+      ]);
       assert.deepEqual(body.messages, [{ role: 'user', content: 'Weather in Paris?' }]);
       // The scripted model simulates the cache: written on the first call, read on the second.
       assert.ok(usages[0]!.cacheCreationTokens > 0 && usages[0]!.cacheReadTokens === 0);

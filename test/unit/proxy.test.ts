@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createProxyServer, decide, nonPublicRange, type Lookup, type ProxyDecision } from '../../runner/proxy.ts';
+import { createProxyServer, decide, type Lookup, nonPublicRange, type ProxyDecision } from '../../runner/proxy.ts';
 
 describe('nonPublicRange', () => {
   const cases: Array<[string, RegExp | null]> = [
@@ -58,20 +58,35 @@ describe('decide', () => {
   });
 
   test('refuses undeclared domains, other ports and raw IPs with a reason', async () => {
-    assert.deepEqual(await decide('evil.example.net', 443, allow, lookup), { ok: false, status: 403, reason: `evil.example.net is not a declared domain of this tool (declared: ${allow.join(', ')})` });
-    assert.match((await decide('api.example.com', 8443, allow, lookup) as { reason: string }).reason, /port 8443 is not allowed/);
-    assert.match((await decide('93.184.216.34', 443, allow, lookup) as { reason: string }).reason, /is an IP address, not a declared domain/);
-    assert.match((await decide('[::1]', 443, allow, lookup) as { reason: string }).reason, /::1\/128 \(loopback\)/);
+    assert.deepEqual(await decide('evil.example.net', 443, allow, lookup), {
+      ok: false,
+      status: 403,
+      reason: `evil.example.net is not a declared domain of this tool (declared: ${allow.join(', ')})`,
+    });
+    assert.match(((await decide('api.example.com', 8443, allow, lookup)) as { reason: string }).reason, /port 8443 is not allowed/);
+    assert.match(
+      ((await decide('93.184.216.34', 443, allow, lookup)) as { reason: string }).reason,
+      /is an IP address, not a declared domain/,
+    );
+    assert.match(((await decide('[::1]', 443, allow, lookup)) as { reason: string }).reason, /::1\/128 \(loopback\)/);
   });
 
   test('refuses a declared name when any of its addresses is private', async () => {
     const v = await decide('sneaky.example.com', 443, allow, lookup);
-    assert.deepEqual(v, { ok: false, status: 403, reason: 'sneaky.example.com resolves to 10.0.0.8 in 10.0.0.0/8 (private): private, loopback and link-local destinations are refused' });
-    assert.match((await decide('v6only.example.com', 443, allow, lookup) as { reason: string }).reason, /loopback/);
+    assert.deepEqual(v, {
+      ok: false,
+      status: 403,
+      reason: 'sneaky.example.com resolves to 10.0.0.8 in 10.0.0.0/8 (private): private, loopback and link-local destinations are refused',
+    });
+    assert.match(((await decide('v6only.example.com', 443, allow, lookup)) as { reason: string }).reason, /loopback/);
   });
 
   test('a name that does not resolve is a 502, not a refusal', async () => {
-    assert.deepEqual(await decide('missing.example.com', 443, allow, lookup), { ok: false, status: 502, reason: 'could not resolve missing.example.com: ENOTFOUND' });
+    assert.deepEqual(await decide('missing.example.com', 443, allow, lookup), {
+      ok: false,
+      status: 502,
+      reason: 'could not resolve missing.example.com: ENOTFOUND',
+    });
   });
 });
 
@@ -117,14 +132,25 @@ describe('proxy server', () => {
   }
 
   test('forwards plain HTTP to a declared domain, with the original Host', async () => {
-    const res = await raw('GET http://api.example.com/latest?x=1 HTTP/1.1\r\nHost: api.example.com\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n');
+    const res = await raw(
+      'GET http://api.example.com/latest?x=1 HTTP/1.1\r\nHost: api.example.com\r\nProxy-Connection: keep-alive\r\nConnection: close\r\n\r\n',
+    );
     assert.match(res, /^HTTP\/1\.1 200/);
     assert.match(res, /upstream saw GET \/latest\?x=1 host=api\.example\.com/);
-    assert.deepEqual(decisions.at(-1), { ...decisions.at(-1), decision: 'allow', method: 'HTTP', host: 'api.example.com', port: 80, address: '93.184.216.34' });
+    assert.deepEqual(decisions.at(-1), {
+      ...decisions.at(-1),
+      decision: 'allow',
+      method: 'HTTP',
+      host: 'api.example.com',
+      port: 80,
+      address: '93.184.216.34',
+    });
   });
 
   test('tunnels CONNECT to a declared domain', async () => {
-    const res = await raw('CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n');
+    const res = await raw(
+      'CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n',
+    );
     assert.match(res, /^HTTP\/1\.1 200 Connection Established/);
     assert.match(res, /upstream saw GET \/tunnel/);
   });

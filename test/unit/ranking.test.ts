@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ranking from '../../domain/ranking.ts';
-import { cosine, paramsFit, usageScore, type Candidate, type DecideOptions, type TermEvidence } from '../../domain/ranking.ts';
+import { type Candidate, cosine, type DecideOptions, paramsFit, type TermEvidence, usageScore } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
 
 // The functions under the agent's current policy (harness/policy/ranking.ts): these tests pin both.
@@ -10,7 +10,8 @@ const hybridScore = (parts: Parameters<typeof ranking.hybridScore>[0]) => rankin
 const smoothedSuccessRate = (invocations: number, successes: number) => ranking.smoothedSuccessRate(invocations, successes, policy);
 const rerank = <C extends Candidate>(candidates: readonly C[]) => ranking.rerank(candidates, policy);
 const needsConfirmation = (similarity: number) => ranking.needsConfirmation(similarity, policy);
-const decide = (candidates: readonly Candidate[], opts: Omit<DecideOptions, 'policy'> = {}) => ranking.decide(candidates, { ...opts, policy });
+const decide = (candidates: readonly Candidate[], opts: Omit<DecideOptions, 'policy'> = {}) =>
+  ranking.decide(candidates, { ...opts, policy });
 const termWeight = (docFrequency: number, catalogSize: number) => ranking.termWeight(docFrequency, catalogSize, lexical);
 const lexicalSimilarity = (terms: readonly TermEvidence[], catalogSize: number) => ranking.lexicalSimilarity(terms, catalogSize, lexical);
 
@@ -103,7 +104,12 @@ describe('paramsFit', () => {
 });
 
 describe('decide', () => {
-  const weather = (similarity: number, extra: Partial<Candidate> = {}): Candidate => ({ name: 'weather_forecast', similarity, inputSchema: weatherSchema, ...extra });
+  const weather = (similarity: number, extra: Partial<Candidate> = {}): Candidate => ({
+    name: 'weather_forecast',
+    similarity,
+    inputSchema: weatherSchema,
+    ...extra,
+  });
 
   it('forges when nothing is registered', () => {
     assert.equal(decide([]).action, 'forge');
@@ -134,10 +140,9 @@ describe('decide', () => {
   });
 
   it('falls through to the next candidate whose parameters fit', () => {
-    const d = decide(
-      [weather(0.75), { name: 'currency_convert', similarity: 0.7, inputSchema: fxSchema }],
-      { args: { amount: 5, from: 'EUR', to: 'CHF' } },
-    );
+    const d = decide([weather(0.75), { name: 'currency_convert', similarity: 0.7, inputSchema: fxSchema }], {
+      args: { amount: 5, from: 'EUR', to: 'CHF' },
+    });
     assert.equal(d.tool, 'currency_convert');
     assert.equal(d.action, 'confirm');
   });
@@ -164,7 +169,14 @@ describe('decide', () => {
 });
 
 describe('lexical similarity', () => {
-  const term = (t: Partial<TermEvidence>): TermEvidence => ({ docFrequency: 1, inName: false, inDescription: false, inParams: false, fuzzy: 0, ...t });
+  const term = (t: Partial<TermEvidence>): TermEvidence => ({
+    docFrequency: 1,
+    inName: false,
+    inDescription: false,
+    inParams: false,
+    fuzzy: 0,
+    ...t,
+  });
 
   it('weighs a word one tool uses at 1, shared words less, whatever the catalog size', () => {
     for (const n of [1, 12, 1000]) assert.equal(termWeight(1, n), 1);

@@ -1,14 +1,15 @@
 /** The sandbox's pure parts: the ctx capability layer, the runner protocol, the rootfs tar writer, CLI args. */
-import { describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { createToolContext, domainAllowed, PermissionDeniedError } from '../../runner/ctx.ts';
-import { RESULT_MARKER, READY_MARKER, jobMessageSchema, splitRunnerOutput } from '../../runner/protocol.ts';
-import { summarize } from '../../runner/test-mode.ts';
+import { describe, it } from 'node:test';
+import { parseSandboxExecArgs } from '../../cli/commands/sandbox-exec.ts';
 import { tarHeader } from '../../infra/sandbox-image/tar.ts';
+import { createToolContext, domainAllowed, PermissionDeniedError } from '../../runner/ctx.ts';
+import type { LogEntry } from '../../runner/protocol.ts';
+import { jobMessageSchema, READY_MARKER, RESULT_MARKER, splitRunnerOutput } from '../../runner/protocol.ts';
+import { summarize } from '../../runner/test-mode.ts';
 import { containerSpec } from '../../services/sandbox/container.ts';
 import { DEFAULT_LIMITS, resolveLimits } from '../../services/sandbox/types.ts';
-import { parseSandboxExecArgs } from '../../cli/commands/sandbox-exec.ts';
-import type { LogEntry } from '../../runner/protocol.ts';
 
 describe('ctx', () => {
   it('matches declared domains exactly or by *.suffix', () => {
@@ -44,7 +45,12 @@ describe('ctx', () => {
 
   it('exposes only declared env vars and collects logs', () => {
     const logs: LogEntry[] = [];
-    const ctx = createToolContext({ permissions: { network: [], env: ['A'] }, env: { A: '1', B: '2' }, signal: new AbortController().signal, logSink: (e) => logs.push(e) });
+    const ctx = createToolContext({
+      permissions: { network: [], env: ['A'] },
+      env: { A: '1', B: '2' },
+      signal: new AbortController().signal,
+      logSink: (e) => logs.push(e),
+    });
     assert.deepEqual({ ...ctx.env }, { A: '1' });
     assert.equal(ctx.env.B, undefined);
     ctx.log.warn('careful', { n: 1 });
@@ -77,7 +83,10 @@ describe('runner protocol', () => {
       { name: 'b', path: [], pass: false, skipped: false, durationMs: 1, error: 'x' },
       { name: 'c', path: [], pass: true, skipped: true, durationMs: 0 },
     ]);
-    assert.deepEqual({ total: r.total, passed: r.passed, failed: r.failed, coverage: r.coverage }, { total: 2, passed: 1, failed: 1, coverage: 0.5 });
+    assert.deepEqual(
+      { total: r.total, passed: r.passed, failed: r.failed, coverage: r.coverage },
+      { total: 2, passed: 1, failed: 1, coverage: 0.5 },
+    );
   });
 });
 
@@ -100,7 +109,10 @@ describe('container spec', () => {
     assert.equal(spec.Labels!['forge.sandbox'], '1');
     assert.equal(spec.Labels!['forge.job'], 'j1');
     assert.equal(spec.Cmd![0], '/usr/bin/node', 'imported images have no Cmd: the command is absolute');
-    assert.equal(containerSpec({ image: 'img', limits: DEFAULT_LIMITS, jobId: 'j', network: 'forge-egress' }).HostConfig!.NetworkMode, 'forge-egress');
+    assert.equal(
+      containerSpec({ image: 'img', limits: DEFAULT_LIMITS, jobId: 'j', network: 'forge-egress' }).HostConfig!.NetworkMode,
+      'forge-egress',
+    );
   });
 
   it('validates limits', () => {
@@ -118,7 +130,10 @@ describe('tar writer', () => {
     const stored = parseInt(h.toString('ascii', 148, 154), 8);
     const copy = Buffer.from(h);
     copy.fill(' ', 148, 156);
-    assert.equal(stored, copy.reduce((a, b) => a + b, 0));
+    assert.equal(
+      stored,
+      copy.reduce((a, b) => a + b, 0),
+    );
     const long = tarHeader({ kind: 'dir', path: '/' + 'd/'.repeat(60) + 'end' }, 0);
     assert.ok(long.toString('utf8', 345, 500).replace(/\0+$/, '').length > 0, 'long paths use the prefix field');
   });
@@ -126,7 +141,9 @@ describe('tar writer', () => {
 
 describe('forge sandbox exec arguments', () => {
   it('parses the tool file, JSON input, named env and timeout', () => {
-    const a = parseSandboxExecArgs(['package.json', '--input', '{"a":1}', '--env', 'KEY', '--env', 'X=y', '--timeout', '500', '--json'], { KEY: 'v' });
+    const a = parseSandboxExecArgs(['package.json', '--input', '{"a":1}', '--env', 'KEY', '--env', 'X=y', '--timeout', '500', '--json'], {
+      KEY: 'v',
+    });
     assert.deepEqual(a.input, { a: 1 });
     assert.deepEqual(a.env, { KEY: 'v', X: 'y' });
     assert.equal(a.timeoutMs, 500);

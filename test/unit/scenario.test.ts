@@ -7,14 +7,27 @@ import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { createLlm } from '../../services/llm/client.ts';
 import { toActivityFailure } from '../../activities/failures.ts';
 import { InvalidInputError } from '../../domain/errors.ts';
-import { compilePattern, interpolate, matchRule, scenarioSchema, selectResponse, type RequestFacts } from '../../scripted-model/scenario.ts';
+import {
+  compilePattern,
+  interpolate,
+  matchRule,
+  type RequestFacts,
+  scenarioSchema,
+  selectResponse,
+} from '../../scripted-model/scenario.ts';
 import { loadScenarioFile, startScriptedModel } from '../../scripted-model/server.ts';
+import { createLlm } from '../../services/llm/client.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const facts = (over: Partial<RequestFacts> = {}): RequestFacts => ({ system: 'You plan.', user: 'Task:\nfetch weather', tools: ['submit_plan'], model: 'claude-sonnet-4-6', ...over });
+const facts = (over: Partial<RequestFacts> = {}): RequestFacts => ({
+  system: 'You plan.',
+  user: 'Task:\nfetch weather',
+  tools: ['submit_plan'],
+  model: 'claude-sonnet-4-6',
+  ...over,
+});
 
 const tempDirs: string[] = [];
 after(() => Promise.all(tempDirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
@@ -95,7 +108,10 @@ describe('matching', () => {
     assert.deepEqual(texts, ['first', 'second', 'fallback', 'fallback']);
     const repeating = scenarioSchema.parse({ name: 'r', rules: [{ responses: [{ text: 'a' }, { text: 'b' }] }] }).rules;
     const u2: number[] = [];
-    assert.deepEqual(Array.from({ length: 3 }, () => selectResponse(repeating, u2, facts())?.response.text), ['a', 'b', 'b']);
+    assert.deepEqual(
+      Array.from({ length: 3 }, () => selectResponse(repeating, u2, facts())?.response.text),
+      ['a', 'b', 'b'],
+    );
   });
 });
 
@@ -106,7 +122,14 @@ describe('scripted model server', () => {
     try {
       const llm = createLlm({ baseURL: server.url, model: 'claude-sonnet-4-6' });
       const call = llm
-        .structured({ purpose: 'review', system: 's', prompt: 'Review this diff please', schema: z.object({ ok: z.boolean() }), toolName: 'review', toolDescription: 'r' })
+        .structured({
+          purpose: 'review',
+          system: 's',
+          prompt: 'Review this diff please',
+          schema: z.object({ ok: z.boolean() }),
+          toolName: 'review',
+          toolDescription: 'r',
+        })
         .catch((err: unknown) => Promise.reject(toActivityFailure(err)));
       await assert.rejects(call, (err: unknown) => {
         assert.ok(err instanceof ApplicationFailure);
@@ -126,7 +149,23 @@ describe('scripted model server', () => {
 
   it('streams replies as server-sent events the SDK can assemble', async () => {
     const server = await startScriptedModel({
-      scenarios: [{ name: 'stream', rules: [{ responses: [{ content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', name: 'lookup', input: { q: 'paris', n: [1, 2] } }] }] }] }],
+      scenarios: [
+        {
+          name: 'stream',
+          rules: [
+            {
+              responses: [
+                {
+                  content: [
+                    { type: 'text', text: 'Checking.' },
+                    { type: 'tool_use', name: 'lookup', input: { q: 'paris', n: [1, 2] } },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
     });
     try {
       const client = new Anthropic({ apiKey: 'test', baseURL: server.url, maxRetries: 0 });
@@ -144,7 +183,11 @@ describe('scripted model server', () => {
   });
 
   it('sends scripted errors in the Anthropic error shape with their headers', async () => {
-    const server = await startScriptedModel({ scenarios: [{ name: 'err', rules: [{ responses: [{ error: { status: 529, message: 'Overloaded', headers: { 'x-extra': '1' } } }] }] }] });
+    const server = await startScriptedModel({
+      scenarios: [
+        { name: 'err', rules: [{ responses: [{ error: { status: 529, message: 'Overloaded', headers: { 'x-extra': '1' } } }] }] },
+      ],
+    });
     try {
       const res = await fetch(`${server.url}/v1/messages`, {
         method: 'POST',

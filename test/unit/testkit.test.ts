@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { apiSpecSchema, type ApiSpec } from '../../domain/tool.ts';
+import { type ApiSpec, apiSpecSchema } from '../../domain/tool.ts';
 import { synthesize, testContext, wrongTypes } from '../../runner/testkit.ts';
 
 const spec: ApiSpec = apiSpecSchema.parse({
@@ -37,14 +37,20 @@ describe('testkit mock API', () => {
     const res = await ctx.fetch('https://api.example.com/v2/zones/z1', auth);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { id: 'z1', ttl: 300, records: [{ name: 'www', ok: true }] });
-    assert.deepEqual(ctx.calls.map((c) => [c.method, c.endpoint, c.status]), [['GET', 'getZone', 200]]);
+    assert.deepEqual(
+      ctx.calls.map((c) => [c.method, c.endpoint, c.status]),
+      [['GET', 'getZone', 200]],
+    );
   });
 
   test('synthesizes a body from the response schema when there is no example', async () => {
     const ctx = testContext({ apiSpec: spec, permissions, env });
     const res = await ctx.fetch('https://api.example.com/v2/zones', auth);
     assert.deepEqual(await res.json(), { zones: [{ name: 'example.com' }], updated: '2024-01-02T03:04:05Z' });
-    assert.deepEqual(synthesize({ type: 'object', properties: { n: { type: 'integer', minimum: 60 }, s: { type: 'string', minLength: 8 } } }), { n: 60, s: 'samplexx' });
+    assert.deepEqual(
+      synthesize({ type: 'object', properties: { n: { type: 'integer', minimum: 60 }, s: { type: 'string', minLength: 8 } } }),
+      { n: 60, s: 'samplexx' },
+    );
   });
 
   test('answers 401 unless the request carries the declared secret', async () => {
@@ -80,7 +86,12 @@ describe('testkit mock API', () => {
   });
 
   test('routes override the example for one endpoint', async () => {
-    const ctx = testContext({ apiSpec: spec, permissions, env, routes: { getZone: (req) => ({ status: 404, body: { missing: req.params.zoneId } }) } });
+    const ctx = testContext({
+      apiSpec: spec,
+      permissions,
+      env,
+      routes: { getZone: (req) => ({ status: 404, body: { missing: req.params.zoneId } }) },
+    });
     const res = await ctx.fetch('https://api.example.com/v2/zones/zz', auth);
     assert.equal(res.status, 404);
     assert.deepEqual(await res.json(), { missing: 'zz' });
@@ -99,7 +110,10 @@ describe('testkit faults', () => {
     }
     assert.deepEqual(statuses, [429, 429, 200]);
     assert.equal(retryAfter, '3');
-    assert.deepEqual(ctx.calls.map((c) => c.fault ?? null), ['rate_limit', 'rate_limit', null]);
+    assert.deepEqual(
+      ctx.calls.map((c) => c.fault ?? null),
+      ['rate_limit', 'rate_limit', null],
+    );
   });
 
   test('faults can target one endpoint by id or by METHOD /path', async () => {
@@ -161,6 +175,9 @@ describe('testkit permissions', () => {
   test('ctx.log is recorded', () => {
     const ctx = testContext({ apiSpec: spec, permissions });
     ctx.log.warn('slow', { ms: 5 });
-    assert.deepEqual(ctx.logs.map((l) => [l.level, l.msg, l.fields]), [['warn', 'slow', { ms: 5 }]]);
+    assert.deepEqual(
+      ctx.logs.map((l) => [l.level, l.msg, l.fields]),
+      [['warn', 'slow', { ms: 5 }]],
+    );
   });
 });

@@ -30,7 +30,10 @@ test('waits for Retry-After and retries after a 429', async () => {
   const ctx = testContext({ env, faults: [{ kind: 'rate_limit', times: 1, retryAfter: 0 }] });
   const out = await run({ base: 'USD', quote: 'JPY' }, ctx);
   assert.equal(out.rate, 149.62);
-  assert.deepEqual(ctx.calls.map((c) => c.status), [429, 200]);
+  assert.deepEqual(
+    ctx.calls.map((c) => c.status),
+    [429, 200],
+  );
 });
 
 test('gives up with the status after repeated server errors', async () => {

@@ -14,9 +14,7 @@ export const manifest = {
   sideEffect: 'read',
   destructive: false,
   permissions: { network: ['openexchangerates.org'], env: ['OPENEXCHANGERATES_APP_ID'] },
-  input: z
-    .object({ base: currency.default('USD'), quote: currency })
-    .meta({ examples: [{ base: 'USD', quote: 'EUR' }] }),
+  input: z.object({ base: currency.default('USD'), quote: currency }).meta({ examples: [{ base: 'USD', quote: 'EUR' }] }),
   output: z.object({ base: currency, quote: currency, rate: z.number().positive(), asOf: z.string() }),
 };
 
@@ -38,10 +36,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
   });
 }
 
@@ -85,7 +87,9 @@ export async function run(input: Input, ctx: ToolContext): Promise<Output> {
 
   const parsed = latestResponse.safeParse(await fetchLatest(url, ctx));
   if (!parsed.success) {
-    throw new Error(`Open Exchange Rates returned an unexpected response: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(
+      `Open Exchange Rates returned an unexpected response: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   const rate = parsed.data.rates[input.quote];
   if (rate === undefined) throw new Error(`no rate for ${input.quote} against ${input.base}: is it a supported currency?`);

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
-import { ForgeError, describeError } from '../../../domain/errors.ts';
-import { log } from '../../log.ts';
+import { describeError, ForgeError } from '../../../domain/errors.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
+import { log } from '../../log.ts';
 import { bundleRunnerScript, repoRoot } from '../bundle.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../container.ts';
 import { ownerIsGone } from '../docker.ts';
@@ -51,15 +51,22 @@ export interface Egress {
 
 export class EgressError extends ForgeError {
   constructor(step: string, reason: string) {
-    super(`could not set up the egress proxy (${step}): ${reason}`, 'EGRESS_FAILED',
-      'check dockerd (docker info) and that the sandbox image exists; leftovers are removed by reapEgress', { step });
+    super(
+      `could not set up the egress proxy (${step}): ${reason}`,
+      'EGRESS_FAILED',
+      'check dockerd (docker info) and that the sandbox image exists; leftovers are removed by reapEgress',
+      { step },
+    );
   }
 }
 
 let proxyCode: Promise<string> | undefined;
 /** Bundled once per process: passed to `node -e`, so the image needs no rebuild for it. */
 function proxyBundle(): Promise<string> {
-  proxyCode ??= bundleRunnerScript('the egress proxy', `import { startProxyFromEnv } from ${JSON.stringify(path.join(repoRoot, 'runner', 'proxy.ts'))};\nstartProxyFromEnv();\n`);
+  proxyCode ??= bundleRunnerScript(
+    'the egress proxy',
+    `import { startProxyFromEnv } from ${JSON.stringify(path.join(repoRoot, 'runner', 'proxy.ts'))};\nstartProxyFromEnv();\n`,
+  );
   return proxyCode;
 }
 
@@ -108,20 +115,23 @@ function watch(docker: Docker, stream: NodeJS.ReadWriteStream): Watch {
   out.on('data', (c: Buffer) => {
     lastChunkAt = performance.now();
     text += c.toString('utf8');
-    listeners.forEach((l) => l());
+    for (const l of listeners) l();
   });
   err.on('data', (c: Buffer) => {
     text += c.toString('utf8');
-    listeners.forEach((l) => l());
+    for (const l of listeners) l();
   });
   docker.modem.demuxStream(stream, out, err);
   stream.once('end', () => {
     ended = true;
-    listeners.forEach((l) => l());
+    for (const l of listeners) l();
   });
   const wait = (what: string) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`no ${what} within ${READY_TIMEOUT_MS} ms; output: ${text.slice(-300)}`)), READY_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => done(new Error(`no ${what} within ${READY_TIMEOUT_MS} ms; output: ${text.slice(-300)}`)),
+        READY_TIMEOUT_MS,
+      );
       const check = () => {
         if (text.includes(what)) done();
         else if (ended) done(new Error(`the proxy exited before ${what}; output: ${text.slice(-300)}`));
@@ -242,6 +252,7 @@ export async function reapEgress(docker: Docker, opts: { all?: boolean } = {}): 
   const networks = await docker.listNetworks({ filters: { label: [LABEL_EGRESS] } });
   const deadNetworks = networks.filter((n) => doomed(n.Labels));
   await Promise.all(deadNetworks.map((n) => removeQuietly('egress network', () => docker.getNetwork(n.Id).remove())));
-  if (deadContainers.length + deadNetworks.length) log.info('reaped egress leftovers', { containers: deadContainers.length, networks: deadNetworks.length });
+  if (deadContainers.length + deadNetworks.length)
+    log.info('reaped egress leftovers', { containers: deadContainers.length, networks: deadNetworks.length });
   return deadContainers.length + deadNetworks.length;
 }

@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../../../domain/errors.ts';
-import { apiSpecSchema, type ApiSpec } from '../../../domain/tool.ts';
-import { reportPassed, type Finding, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
+import { type ApiSpec, apiSpecSchema } from '../../../domain/tool.ts';
+import { type Finding, reportPassed, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
 import type { SandboxBackend } from '../types.ts';
-import { liveStage, type LiveOptions } from './live.ts';
+import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
 import { analyzeStatic } from './static.ts';
 
+export type { Finding, StageResult, VerifyReport } from '../../../domain/verification.ts';
 /**
  * The verification pipeline a forged tool goes through before it may be registered:
  * static (compile, type-check, rules) → mock (its tests in a no-network sandbox against a
@@ -15,11 +16,10 @@ import { analyzeStatic } from './static.ts';
  * A failing stage stops the pipeline; later stages are reported as not run.
  */
 export { formatForRepair } from '../../../domain/verification.ts';
-export type { StageResult, VerifyReport, Finding } from '../../../domain/verification.ts';
-export { staticCheck, analyzeStatic, type StaticInput, type StaticManifest } from './static.ts';
-export { mockStage, type MockInput } from './mock.ts';
-export { liveStage, liveSkipReason, type LiveInput, type LiveOptions } from './live.ts';
-export { openEgress, reapEgress, type Egress } from './egress.ts';
+export { type Egress, openEgress, reapEgress } from './egress.ts';
+export { type LiveInput, type LiveOptions, liveSkipReason, liveStage } from './live.ts';
+export { type MockInput, mockStage } from './mock.ts';
+export { analyzeStatic, type StaticInput, type StaticManifest, staticCheck } from './static.ts';
 
 export const TOOL_FILE = 'tool.ts';
 export const TESTS_FILE = 'tool.test.ts';
@@ -84,7 +84,8 @@ async function sources(input: VerifyInput): Promise<ToolSources> {
   const source = files[TOOL_FILE];
   const tests = files[TESTS_FILE];
   if (source === undefined) problems.push(whole('tool.ts', 'contract', 'tool.ts is missing: it must export `manifest` and `run`'));
-  if (tests === undefined) problems.push(whole('tool.test.ts', 'tests', 'tool.test.ts is missing: every tool ships node:test tests that use @forge/testkit'));
+  if (tests === undefined)
+    problems.push(whole('tool.test.ts', 'tests', 'tool.test.ts is missing: every tool ships node:test tests that use @forge/testkit'));
   let apiSpec: ApiSpec | undefined;
   const specText = files[API_SPEC_FILE];
   if (specText !== undefined) {
@@ -103,15 +104,26 @@ function withProblems(result: StageResult, problems: Finding[]): StageResult {
   if (!problems.length) return result;
   const findings = [...problems, ...(result.findings ?? [])];
   const rules = [...new Set(findings.map((f) => f.rule))];
-  return { ...result, status: 'failed', reason: `${findings.length} finding${findings.length > 1 ? 's' : ''} (${rules.join(', ')})`, findings };
+  return {
+    ...result,
+    status: 'failed',
+    reason: `${findings.length} finding${findings.length > 1 ? 's' : ''} (${rules.join(', ')})`,
+    findings,
+  };
 }
 
 export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): Promise<VerifyReport> {
   const { source, tests, apiSpec, problems } = await sources(input);
   const staticStarted = performance.now();
-  const analysis = source === undefined
-    ? { result: { stage: 'static' as const, status: 'failed' as const, findings: [], durationMs: 0 }, manifest: null }
-    : await analyzeStatic({ source, ...(tests !== undefined ? { tests } : {}), ...(apiSpec ? { apiSpec } : {}), ...(input.manifestName ? { manifestName: input.manifestName } : {}) });
+  const analysis =
+    source === undefined
+      ? { result: { stage: 'static' as const, status: 'failed' as const, findings: [], durationMs: 0 }, manifest: null }
+      : await analyzeStatic({
+          source,
+          ...(tests !== undefined ? { tests } : {}),
+          ...(apiSpec ? { apiSpec } : {}),
+          ...(input.manifestName ? { manifestName: input.manifestName } : {}),
+        });
   const staticResult = { ...withProblems(analysis.result, problems), durationMs: Math.round(performance.now() - staticStarted) };
   const stages: StageResult[] = [staticResult];
   if (staticResult.status === 'failed' || source === undefined || tests === undefined) {
@@ -127,7 +139,11 @@ export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): P
   }
 
   const live = input.live
-    ? await liveStage({ source, apiSpec, manifest: analysis.manifest, secrets: input.secrets, liveInput: input.liveInput }, sandbox, input.live)
+    ? await liveStage(
+        { source, apiSpec, manifest: analysis.manifest, secrets: input.secrets, liveInput: input.liveInput },
+        sandbox,
+        input.live,
+      )
     : { stage: 'live' as const, status: 'skipped' as const, reason: 'live smoke disabled for this run', durationMs: 0 };
   stages.push(live);
   return { passed: reportPassed(stages), stages };

@@ -2,10 +2,10 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ApiSpec } from '../../../domain/tool.ts';
 import type { StageResult } from '../../../domain/verification.ts';
-import { NODE_PATH } from '../../../runner/protocol.ts';
 import { LIVE_MARKER, type LiveProbeOutput } from '../../../runner/live-probe.ts';
+import { NODE_PATH } from '../../../runner/protocol.ts';
 import type { ProxyDecision } from '../../../runner/proxy.ts';
-import { ToolBundleError, bundleRunnerScript, bundleTool, repoRoot } from '../bundle.ts';
+import { bundleRunnerScript, bundleTool, repoRoot, ToolBundleError } from '../bundle.ts';
 import type { SandboxBackend } from '../types.ts';
 import { openEgress } from './egress.ts';
 import type { StaticManifest } from './static.ts';
@@ -50,7 +50,8 @@ export function liveSkipReason(input: Pick<LiveInput, 'apiSpec' | 'manifest' | '
   }
   if (manifest.network.length === 0) return 'the tool declares no network domains, so there is nothing to call';
   const needed = apiSpec.auth.kind !== 'none' ? apiSpec.auth.envVar : undefined;
-  if (needed && !input.secrets?.[needed]) return `the API needs ${needed} for a real call and no value was given for it (CLI: --env ${needed})`;
+  if (needed && !input.secrets?.[needed])
+    return `the API needs ${needed} for a real call and no value was given for it (CLI: --env ${needed})`;
   return null;
 }
 
@@ -100,7 +101,8 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
   try {
     files = { 'tool.mjs': await bundleTool(input.source), 'probe.mjs': await probeBundle() };
   } catch (err) {
-    if (err instanceof ToolBundleError) return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
+    if (err instanceof ToolBundleError)
+      return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
     throw err;
   }
   const callMs = opts.timeoutMs ?? DEFAULT_CALL_MS;
@@ -127,7 +129,13 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
     }
     if (probe.skipped !== undefined) return { stage: 'live', status: 'skipped', reason: probe.skipped, durationMs: elapsed() };
     if (probe.ok) {
-      return { stage: 'live', status: 'passed', tests: [{ name: testName, passed: true, durationMs: probe.durationMs }], coverage: 1, durationMs: elapsed() };
+      return {
+        stage: 'live',
+        status: 'passed',
+        tests: [{ name: testName, passed: true, durationMs: probe.durationMs }],
+        coverage: 1,
+        durationMs: elapsed(),
+      };
     }
     const error = `${probe.error?.code ?? 'FAILED'}: ${probe.error?.message ?? 'the call failed'}${proxyNote}`;
     return {

@@ -1,7 +1,7 @@
 import type { ApiSpec } from '../../../domain/tool.ts';
 import { coverageOf, type StageResult, type TestOutcome } from '../../../domain/verification.ts';
-import { testReportSchema, type TestCase } from '../../../runner/protocol.ts';
-import { ToolBundleError, bundleTests } from '../bundle.ts';
+import { type TestCase, testReportSchema } from '../../../runner/protocol.ts';
+import { bundleTests, ToolBundleError } from '../bundle.ts';
 import type { SandboxBackend, SandboxLimits } from '../types.ts';
 
 /**

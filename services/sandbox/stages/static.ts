@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { z } from 'zod';
-import { domainSchema, envVarSchema, toolNameSchema, type ApiSpec } from '../../../domain/tool.ts';
+import { type ApiSpec, domainSchema, envVarSchema, toolNameSchema } from '../../../domain/tool.ts';
 import type { Finding, SourceFile, StageResult } from '../../../domain/verification.ts';
 import { domainAllowed } from '../../../runner/ctx.ts';
 
@@ -59,8 +59,27 @@ const CODE_EXEC_MODULES: Record<string, string> = {
 };
 /** Node built-ins that do I/O (or reach native code) behind ctx's back. */
 const IO_MODULES = new Set([
-  'fs', 'fs/promises', 'net', 'http', 'https', 'http2', 'dns', 'dns/promises', 'tls', 'dgram', 'inspector',
-  'inspector/promises', 'module', 'process', 'v8', 'wasi', 'os', 'readline', 'readline/promises', 'repl', 'trace_events',
+  'fs',
+  'fs/promises',
+  'net',
+  'http',
+  'https',
+  'http2',
+  'dns',
+  'dns/promises',
+  'tls',
+  'dgram',
+  'inspector',
+  'inspector/promises',
+  'module',
+  'process',
+  'v8',
+  'wasi',
+  'os',
+  'readline',
+  'readline/promises',
+  'repl',
+  'trace_events',
 ]);
 /** Global values that do I/O; a tool gets these through ctx instead. */
 const IO_GLOBALS: Record<string, string> = {
@@ -172,9 +191,7 @@ class FindingSink {
 
   sorted(): Finding[] {
     const order: SourceFile[] = ['tool.ts', 'tool.test.ts', 'api-spec.json'];
-    return [...this.findings].sort(
-      (a, b) => order.indexOf(a.file) - order.indexOf(b.file) || a.line - b.line || a.column - b.column,
-    );
+    return [...this.findings].sort((a, b) => order.indexOf(a.file) - order.indexOf(b.file) || a.line - b.line || a.column - b.column);
   }
 }
 
@@ -198,9 +215,10 @@ interface RuleContext {
 /** true when the identifier names a global (lib/@types) or nothing at all, not a local of the tool. */
 function isGlobalReference(id: ts.Identifier, rc: RuleContext): boolean {
   const parent = id.parent;
-  const symbol = ts.isShorthandPropertyAssignment(parent) && parent.name === id
-    ? rc.checker.getShorthandAssignmentValueSymbol(parent)
-    : rc.checker.getSymbolAtLocation(id);
+  const symbol =
+    ts.isShorthandPropertyAssignment(parent) && parent.name === id
+      ? rc.checker.getShorthandAssignmentValueSymbol(parent)
+      : rc.checker.getSymbolAtLocation(id);
   const decls = symbol?.declarations ?? [];
   if (decls.length === 0) return true;
   return !decls.some((d) => rc.virtualFiles.has(d.getSourceFile().fileName));
@@ -236,35 +254,60 @@ function checkModuleSpecifier(spec: ts.Expression, rc: RuleContext): void {
     return;
   }
   if (IO_MODULES.has(bare)) {
-    rc.sink.at(spec, 'io-outside-ctx', `importing "${name}" does I/O outside ctx: use ctx.fetch for HTTP, ctx.env for configuration, ctx.log for output`);
+    rc.sink.at(
+      spec,
+      'io-outside-ctx',
+      `importing "${name}" does I/O outside ctx: use ctx.fetch for HTTP, ctx.env for configuration, ctx.log for output`,
+    );
     return;
   }
   const list = [...allowed].map((m) => `'${m}'`).join(', ');
   const hint = name === './tool' || name === './tool.js' ? " (write './tool.ts')" : '';
-  rc.sink.at(spec, 'import-not-allowed', `"${name}" cannot be imported${hint}: ${rc.kind === 'tool' ? 'a tool' : 'a test'} may import only ${list}`);
+  rc.sink.at(
+    spec,
+    'import-not-allowed',
+    `"${name}" cannot be imported${hint}: ${rc.kind === 'tool' ? 'a tool' : 'a test'} may import only ${list}`,
+  );
 }
 
 function checkGlobalIdentifier(id: ts.Identifier, rc: RuleContext): void {
   const name = id.text;
-  const interesting = name === 'eval' || name === 'Function' || name === 'require' || name === 'module'
-    || name === 'process' || name === 'WebAssembly' || name in IO_GLOBALS || GLOBAL_OBJECTS.has(name);
+  const interesting =
+    name === 'eval' ||
+    name === 'Function' ||
+    name === 'require' ||
+    name === 'module' ||
+    name === 'process' ||
+    name === 'WebAssembly' ||
+    name in IO_GLOBALS ||
+    GLOBAL_OBJECTS.has(name);
   if (!interesting || !isValueReference(id) || !isGlobalReference(id, rc)) return;
   const sink = rc.sink;
   switch (name) {
     case 'eval':
-      return sink.at(id, 'eval', 'eval runs code from strings: compute the value directly');
+      sink.at(id, 'eval', 'eval runs code from strings: compute the value directly');
+      return;
     case 'WebAssembly':
-      return sink.at(id, 'eval', 'WebAssembly compiles and runs code the checks cannot see');
+      sink.at(id, 'eval', 'WebAssembly compiles and runs code the checks cannot see');
+      return;
     case 'Function':
-      return sink.at(id, 'function-constructor', 'the Function constructor runs code from strings: write a normal function');
+      sink.at(id, 'function-constructor', 'the Function constructor runs code from strings: write a normal function');
+      return;
     case 'require':
     case 'module':
-      return sink.at(id, 'require', `${name}() loads modules behind the import rules: use a static import of an allowed module`);
+      sink.at(id, 'require', `${name}() loads modules behind the import rules: use a static import of an allowed module`);
+      return;
     case 'process':
-      return checkProcess(id, rc);
+      checkProcess(id, rc);
+      return;
   }
   if (GLOBAL_OBJECTS.has(name)) {
-    return sink.at(id, 'global-indirection', `${name} reaches globals indirectly (e.g. ${name}['fe'+'tch']): a tool uses only ctx and plain language features`);
+    sink.at(
+      id,
+      'global-indirection',
+      `${name} reaches globals indirectly (e.g. ${name}['fe'+'tch']): a tool uses only ctx and plain language features`,
+    );
+    return;
   }
   sink.at(id, 'io-outside-ctx', IO_GLOBALS[name] ?? `${name} is not available to tools`);
 }
@@ -273,14 +316,21 @@ function checkGlobalIdentifier(id: ts.Identifier, rc: RuleContext): void {
 function checkProcess(id: ts.Identifier, rc: RuleContext): void {
   // `(process as any).binding` is still process.binding.
   let inner: ts.Expression = id;
-  while (ts.isParenthesizedExpression(inner.parent) || ts.isAsExpression(inner.parent) || ts.isNonNullExpression(inner.parent)
-    || ts.isTypeAssertionExpression(inner.parent) || ts.isSatisfiesExpression(inner.parent)) inner = inner.parent;
+  while (
+    ts.isParenthesizedExpression(inner.parent) ||
+    ts.isAsExpression(inner.parent) ||
+    ts.isNonNullExpression(inner.parent) ||
+    ts.isTypeAssertionExpression(inner.parent) ||
+    ts.isSatisfiesExpression(inner.parent)
+  )
+    inner = inner.parent;
   const parent = inner.parent;
   let member: string | undefined;
   if (ts.isPropertyAccessExpression(parent) && parent.expression === inner) member = parent.name.text;
   if (ts.isElementAccessExpression(parent) && parent.expression === inner) member = stringValue(parent.argumentExpression);
   if (member && PROCESS_INTERNALS.has(member)) {
-    return rc.sink.at(id, 'process-internals', `process.${member} loads native code: tools may not use it`);
+    rc.sink.at(id, 'process-internals', `process.${member} loads native code: tools may not use it`);
+    return;
   }
   const advice: Record<string, string> = {
     env: 'process.env exposes every secret of the runner: read declared variables from ctx.env',
@@ -288,7 +338,11 @@ function checkProcess(id: ts.Identifier, rc: RuleContext): void {
     stdout: 'process.stdout bypasses the tool log: use ctx.log',
     stderr: 'process.stderr bypasses the tool log: use ctx.log',
   };
-  rc.sink.at(id, 'io-outside-ctx', (member && advice[member]) ?? 'process is not part of the tool contract: use ctx (env, fetch, log, signal)');
+  rc.sink.at(
+    id,
+    'io-outside-ctx',
+    (member && advice[member]) ?? 'process is not part of the tool contract: use ctx (env, fetch, log, signal)',
+  );
 }
 
 /** `x.constructor` can reach Function (e.g. (async () => {}).constructor('code')); `x.constructor.name` is harmless. */
@@ -322,14 +376,18 @@ function checkUrlLiteral(node: ts.StringLiteral | ts.NoSubstitutionTemplateLiter
   // In `https://api.${region}.example.com` the host continues past the template head: not checkable.
   if (!match || !host || (ts.isTemplateHead(node) && match[0].length === node.text.length)) return;
   if (isDescriptionText(node) || domainAllowed(host, rc.manifest.network)) return;
-  rc.sink.at(node, 'undeclared-domain', `"${host}" is not in manifest.permissions.network (${rc.manifest.network.join(', ') || 'none declared'}): declare it or remove the URL`);
+  rc.sink.at(
+    node,
+    'undeclared-domain',
+    `"${host}" is not in manifest.permissions.network (${rc.manifest.network.join(', ') || 'none declared'}): declare it or remove the URL`,
+  );
 }
 
 /** ctx.env.NAME, ctx.env['NAME'], env.NAME (after `const { env } = ctx`), and `const { NAME } = ctx.env`. */
 function envAccessName(node: ts.Node): { name: string; at: ts.Node } | undefined {
   const isEnvObject = (e: ts.Expression): boolean =>
-    (ts.isPropertyAccessExpression(e) && e.name.text === 'env' && !(ts.isIdentifier(e.expression) && e.expression.text === 'process'))
-    || (ts.isIdentifier(e) && e.text === 'env');
+    (ts.isPropertyAccessExpression(e) && e.name.text === 'env' && !(ts.isIdentifier(e.expression) && e.expression.text === 'process')) ||
+    (ts.isIdentifier(e) && e.text === 'env');
   if (ts.isPropertyAccessExpression(node) && isEnvObject(node.expression)) return { name: node.name.text, at: node };
   if (ts.isElementAccessExpression(node) && isEnvObject(node.expression)) {
     const name = stringValue(node.argumentExpression);
@@ -343,13 +401,27 @@ function checkEnvAccess(node: ts.Node, rc: RuleContext): void {
   const declared = rc.manifest.env;
   const report = (name: string, at: ts.Node) => {
     if (declared.includes(name)) return;
-    rc.sink.at(at, 'undeclared-env', `ctx.env.${name} is not in manifest.permissions.env (${declared.join(', ') || 'none declared'}): declare it or stop reading it`);
+    rc.sink.at(
+      at,
+      'undeclared-env',
+      `ctx.env.${name} is not in manifest.permissions.env (${declared.join(', ') || 'none declared'}): declare it or stop reading it`,
+    );
   };
   const access = envAccessName(node);
-  if (access) return report(access.name, access.at);
+  if (access) {
+    report(access.name, access.at);
+    return;
+  }
   if (ts.isVariableDeclaration(node) && node.initializer && ts.isObjectBindingPattern(node.name)) {
     const init = node.initializer;
-    if (!(ts.isPropertyAccessExpression(init) && init.name.text === 'env' && !(ts.isIdentifier(init.expression) && init.expression.text === 'process'))) return;
+    if (
+      !(
+        ts.isPropertyAccessExpression(init) &&
+        init.name.text === 'env' &&
+        !(ts.isIdentifier(init.expression) && init.expression.text === 'process')
+      )
+    )
+      return;
     for (const el of node.name.elements) {
       const key = el.propertyName ?? el.name;
       const name = ts.isIdentifier(key) ? key.text : stringValue(key);
@@ -385,13 +457,15 @@ function walk(sf: ts.SourceFile, rc: RuleContext): void {
 // Manifest reading
 
 function unwrap(e: ts.Expression): ts.Expression {
-  while (ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isParenthesizedExpression(e) || ts.isTypeAssertionExpression(e)) e = e.expression;
+  while (ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isParenthesizedExpression(e) || ts.isTypeAssertionExpression(e))
+    e = e.expression;
   return e;
 }
 
 function propertyOf(obj: ts.ObjectLiteralExpression, key: string): ts.Expression | undefined {
   for (const p of obj.properties) {
-    if (ts.isPropertyAssignment(p) && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name)) && p.name.text === key) return unwrap(p.initializer);
+    if (ts.isPropertyAssignment(p) && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name)) && p.name.text === key)
+      return unwrap(p.initializer);
   }
   return undefined;
 }
@@ -417,7 +491,11 @@ function literalList(obj: ts.ObjectLiteralExpression, key: 'network' | 'env', si
   const value = propertyOf(obj, key);
   if (!value) return [];
   if (!ts.isArrayLiteralExpression(value)) {
-    sink.at(value, 'manifest', `manifest.permissions.${key} must be an array of string literals, so permissions can be reviewed without running the tool`);
+    sink.at(
+      value,
+      'manifest',
+      `manifest.permissions.${key} must be an array of string literals, so permissions can be reviewed without running the tool`,
+    );
     return [];
   }
   const out: string[] = [];
@@ -439,12 +517,20 @@ const fieldChecks = {
 function readManifest(sf: ts.SourceFile, sink: FindingSink, manifestName?: string): StaticManifest | null {
   const decl = exportedDeclaration(sf, 'manifest');
   if (!decl) {
-    sink.whole('tool.ts', 'contract', 'tool.ts must `export const manifest = { name, description, sideEffect, permissions, input, output }`');
+    sink.whole(
+      'tool.ts',
+      'contract',
+      'tool.ts must `export const manifest = { name, description, sideEffect, permissions, input, output }`',
+    );
     return null;
   }
   const init = ts.isVariableDeclaration(decl) && decl.initializer ? unwrap(decl.initializer) : undefined;
   if (!init || !ts.isObjectLiteralExpression(init)) {
-    sink.at(decl, 'manifest', 'manifest must be an object literal (`export const manifest = { ... }`), so its name and permissions can be checked before running');
+    sink.at(
+      decl,
+      'manifest',
+      'manifest must be an object literal (`export const manifest = { ... }`), so its name and permissions can be checked before running',
+    );
     return null;
   }
   const m: StaticManifest = { network: [], env: [] };
@@ -457,22 +543,36 @@ function readManifest(sf: ts.SourceFile, sink: FindingSink, manifestName?: strin
   if (destructive?.kind === ts.SyntaxKind.FalseKeyword) m.destructive = false;
 
   if (m.name === undefined) sink.at(init, 'manifest', 'manifest.name must be a string literal');
-  else if (!fieldChecks.name.safeParse(m.name).success) sink.at(propertyOf(init, 'name')!, 'manifest', `manifest.name "${m.name}" must be snake_case (lower-case letters, digits, _; 2-63 chars, starting with a letter)`);
-  else if (manifestName && m.name !== manifestName) sink.at(propertyOf(init, 'name')!, 'manifest', `manifest.name is "${m.name}" but the tool is being registered as "${manifestName}"`);
+  else if (!fieldChecks.name.safeParse(m.name).success)
+    sink.at(
+      propertyOf(init, 'name')!,
+      'manifest',
+      `manifest.name "${m.name}" must be snake_case (lower-case letters, digits, _; 2-63 chars, starting with a letter)`,
+    );
+  else if (manifestName && m.name !== manifestName)
+    sink.at(propertyOf(init, 'name')!, 'manifest', `manifest.name is "${m.name}" but the tool is being registered as "${manifestName}"`);
   if (m.sideEffect !== undefined && !fieldChecks.sideEffect.safeParse(m.sideEffect).success) {
     sink.at(propertyOf(init, 'sideEffect')!, 'manifest', `manifest.sideEffect must be 'read' or 'write', not "${m.sideEffect}"`);
   }
 
   const perms = propertyOf(init, 'permissions');
   if (!perms) {
-    sink.at(init, 'manifest', 'manifest.permissions is missing: declare { network: [...domains], env: [...variables] } (empty arrays when none)');
+    sink.at(
+      init,
+      'manifest',
+      'manifest.permissions is missing: declare { network: [...domains], env: [...variables] } (empty arrays when none)',
+    );
   } else if (!ts.isObjectLiteralExpression(perms)) {
     sink.at(perms, 'manifest', 'manifest.permissions must be an object literal, so it can be reviewed without running the tool');
   } else {
     m.network = literalList(perms, 'network', sink);
     m.env = literalList(perms, 'env', sink);
-    for (const d of m.network) if (!fieldChecks.domain.safeParse(d).success) sink.at(propertyOf(perms, 'network')!, 'manifest', `"${d}" is not a host name such as api.example.com or *.example.com`);
-    for (const e of m.env) if (!fieldChecks.env.safeParse(e).success) sink.at(propertyOf(perms, 'env')!, 'manifest', `"${e}" is not an UPPER_SNAKE environment variable name`);
+    for (const d of m.network)
+      if (!fieldChecks.domain.safeParse(d).success)
+        sink.at(propertyOf(perms, 'network')!, 'manifest', `"${d}" is not a host name such as api.example.com or *.example.com`);
+    for (const e of m.env)
+      if (!fieldChecks.env.safeParse(e).success)
+        sink.at(propertyOf(perms, 'env')!, 'manifest', `"${e}" is not an UPPER_SNAKE environment variable name`);
   }
   return m;
 }
@@ -480,10 +580,18 @@ function readManifest(sf: ts.SourceFile, sink: FindingSink, manifestName?: strin
 function checkApiSpecHosts(spec: ApiSpec, manifest: StaticManifest, sink: FindingSink): void {
   const host = new URL(spec.baseUrl).hostname;
   if (!domainAllowed(host, manifest.network)) {
-    sink.whole('api-spec.json', 'undeclared-domain', `the API's baseUrl host "${host}" is not in manifest.permissions.network (${manifest.network.join(', ') || 'none declared'}): every call to it would be denied`);
+    sink.whole(
+      'api-spec.json',
+      'undeclared-domain',
+      `the API's baseUrl host "${host}" is not in manifest.permissions.network (${manifest.network.join(', ') || 'none declared'}): every call to it would be denied`,
+    );
   }
   if (spec.auth.envVar && spec.auth.kind !== 'none' && !manifest.env.includes(spec.auth.envVar)) {
-    sink.whole('api-spec.json', 'undeclared-env', `the API authenticates with ${spec.auth.envVar}, which is not in manifest.permissions.env`);
+    sink.whole(
+      'api-spec.json',
+      'undeclared-env',
+      `the API authenticates with ${spec.auth.envVar}, which is not in manifest.permissions.env`,
+    );
   }
 }
 
