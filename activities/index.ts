@@ -29,15 +29,14 @@ export interface ControlDeps {
 export function createControlActivities(deps: ControlDeps) {
   const { sql, registry, llm, killSwitch } = deps;
   const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: deps.dailyForgeBudget });
-  const { fillToolInput, ...taskTools } = createTaskToolActivities({ registry, llm });
   return {
     ...createStoreActivities(sql),
     ...forgeBookkeeping,
     ...createApprovalActivities(sql),
-    ...taskTools,
+    ...createTaskToolActivities({ registry }),
     ...createAuditActivities({ sql, killSwitch }),
     // Everything that costs money or changes the catalog is refused while frozen.
-    ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), fillToolInput, registerForgedTool }, killSwitch),
+    ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
   };
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Plan } from '../domain/plan.ts';
+import type { AgentMessage, AgentTurn } from '../domain/agent.ts';
+import { takeTurn } from '../services/llm/agent.ts';
 import type { Llm } from '../services/llm/client.ts';
 import {
   createForgeAuthor,
@@ -9,18 +10,25 @@ import {
   writeSpecInputSchema,
   writeTestsInputSchema,
 } from '../services/llm/forge-author.ts';
-import { planTask } from '../services/llm/planner.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 
-export const planTaskInputSchema = z.strictObject({ task: z.string().trim().min(1).max(20_000) });
-export type PlanTaskInput = z.infer<typeof planTaskInputSchema>;
+const agentTurnInputSchema = z.object({
+  messages: z.array(z.custom<AgentMessage>((v) => typeof v === 'object' && v !== null, 'expected a message')).min(1),
+  tools: z.array(
+    z.object({
+      name: z.string().min(1),
+      description: z.string(),
+      inputSchema: z.record(z.string(), z.unknown()),
+      version: z.number().optional(),
+    }),
+  ),
+});
 
-/** The task's planning call. */
+/** The task's model calls: one turn of the agent loop each. */
 export function llmActivities(llm: Llm) {
   return adapted({
-    async planTask(input: PlanTaskInput): Promise<Plan> {
-      const { task } = parseActivityInput(planTaskInputSchema, input, 'planTask input');
-      return planTask(llm, task);
+    async agentTurn(input: z.input<typeof agentTurnInputSchema>): Promise<AgentTurn> {
+      return takeTurn(llm, parseActivityInput(agentTurnInputSchema, input, 'agentTurn input'));
     },
   });
 }

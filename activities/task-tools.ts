@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import type { Registry } from '../services/catalog/registry.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
-import type { Llm } from '../services/llm/client.ts';
-import { fillToolInput } from '../services/llm/tool-input.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 
 const discoverInputSchema = z.object({ query: z.string().min(1) });
+const describeInputSchema = z.object({ name: z.string().min(1) });
 const gateInputSchema = z.object({ name: z.string().min(1), operation: z.string().optional() });
 const recordToolCallInputSchema = z.object({
   workflowId: z.string().min(1),
+  callId: z.string().min(1).max(200).optional(),
   tool: z.string().min(1),
   version: z.number().int().positive(),
   input: z.unknown(),
@@ -19,23 +19,21 @@ const recordToolCallInputSchema = z.object({
   reasoning: z.string(),
   task: z.string(),
 });
-const toolInputRequestSchema = z.object({
-  task: z.string().min(1),
-  tool: z.object({ name: z.string().min(1), description: z.string(), inputSchema: z.record(z.string(), z.unknown()) }),
-});
 
 /**
- * The task workflow's tool steps on the control queue: discovery, the trust gate, filling the
- * input (a model call), and metering the call.
+ * The task workflow's catalog steps on the control queue: the tools a turn is offered, the trust
+ * gate, and metering the call.
  */
-export function createTaskToolActivities(deps: { registry: Registry; llm: Llm }) {
+export function createTaskToolActivities(deps: { registry: Registry }) {
   const calls = createToolCalls(deps);
   return adapted({
     discoverTool: (input: z.input<typeof discoverInputSchema>) =>
       calls.discoverTool(parseActivityInput(discoverInputSchema, input, 'discoverTool input')),
+    offerTools: (input: z.input<typeof discoverInputSchema>) =>
+      calls.offerTools(parseActivityInput(discoverInputSchema, input, 'offerTools input')),
+    describeTool: (input: z.input<typeof describeInputSchema>) =>
+      calls.describeTool(parseActivityInput(describeInputSchema, input, 'describeTool input')),
     toolGate: (input: z.input<typeof gateInputSchema>) => calls.toolGate(parseActivityInput(gateInputSchema, input, 'toolGate input')),
-    fillToolInput: (input: z.input<typeof toolInputRequestSchema>) =>
-      fillToolInput(deps.llm, parseActivityInput(toolInputRequestSchema, input, 'fillToolInput input')),
     recordToolCall: (input: z.input<typeof recordToolCallInputSchema>) =>
       calls.recordToolCall(parseActivityInput(recordToolCallInputSchema, input, 'recordToolCall input')),
   });

@@ -33,7 +33,8 @@ const usage = `forge — durable tool forging on Temporal
 
 type Command = (cfg: ForgeConfig, args: string[]) => Promise<number>;
 
-const DEMO_TASK = 'Check whether example.com serves a valid TLS certificate and summarise the plan';
+// Needs a tool nobody has yet: the demo forges it, calls it with the task's own words and answers.
+const DEMO_TASK = 'how many words are in "the quick brown fox jumps over the lazy dog"?';
 
 const commands: Record<string, Command> = {
   up: upCommand,

@@ -1,71 +1,66 @@
 import { z } from 'zod';
-import type { Plan } from './plan.ts';
-import { NODE_PATH } from './sandbox-image.ts';
+import { type AgentCall, agentLimitsSchema } from './agent.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
 export const taskInputSchema = z.strictObject({
   task: z.string().trim().min(3, 'describe the task in at least a few words').max(4000, 'keep the task under 4000 characters'),
   /** the sandbox task queue; the client fills it from FORGE_SANDBOX_QUEUE */
   sandboxQueue: z.string().min(1).default('forge-sandbox'),
+  /** bounds on the agent loop; each defaults when absent */
+  limits: agentLimitsSchema.partial().optional(),
 });
 export type TaskInput = z.input<typeof taskInputSchema>;
 
 export const taskPhases = [
   'starting',
-  'planning',
-  'recording',
   'discovering',
+  'thinking',
+  'calling',
+  'searching',
   'forging',
   'awaiting-approval',
-  'executing',
-  'sandbox',
+  'awaiting-answer',
   'answering',
   'completed',
   'failed',
+  'stopped',
 ] as const;
 export type TaskPhase = (typeof taskPhases)[number];
 
 export interface TaskProgress {
   phase: TaskPhase;
   history: { phase: TaskPhase; at: string; note?: string }[];
-  plan?: Plan;
-  sandbox?: SandboxRun;
+  turn: number;
+  calls: AgentCall[];
   frozen?: boolean;
   pendingApproval?: string;
 }
 
-/** What happened to the tool call a task needed. */
-export interface ToolCallOutcome {
-  tool: string;
-  version?: number;
-  status: 'succeeded' | 'failed' | 'not-run';
-  input?: unknown;
-  output?: unknown;
-  reason?: string;
-}
-
-export interface SandboxRun {
-  exitCode: number | null;
-  stdout: string;
-  durationMs: number;
-}
+/** Which bound stopped a task, when one did. */
+export type TaskBound = 'maxTurns' | 'maxToolCalls' | 'maxTokens';
 
 export interface TaskResult {
   workflowId: string;
   task: string;
+  /**
+   * completed: the model answered and every tool it relied on last succeeded; failed: a call it
+   * needed failed or was refused; stopped: a bound ended the loop before an answer.
+   */
+  status: 'completed' | 'failed' | 'stopped';
+  /** the model's own answer in words (or, when stopped, what stopped it) */
   answer: string;
-  plan: Plan;
-  /** the sandbox probe, when the task needed no tool */
-  sandbox?: SandboxRun;
-  tool?: ToolCallOutcome;
+  calls: AgentCall[];
+  turns: number;
+  tokens: { input: number; output: number };
+  stoppedBy?: TaskBound;
+  /** tools forged while the task ran, in order */
+  forged: string[];
 }
 
-/** A fixed, harmless command that proves the sandbox runs; it echoes facts about its own confinement. */
-export function sandboxProbeCommand(stepCount: number): string[] {
-  return [
-    NODE_PATH,
-    '-e',
-    'console.log(JSON.stringify({ node: process.version, uid: process.getuid(), steps: Number(process.argv[1]) }))',
-    String(stepCount),
-  ];
+/** The task's status from its calls: a tool whose last call failed or never ran leaves the task failed. */
+export function outcomeOf(calls: readonly AgentCall[]): { status: 'completed' | 'failed'; reason?: string } {
+  const last = new Map<string, AgentCall>();
+  for (const c of calls) last.set(c.tool, c);
+  const bad = [...last.values()].find((c) => c.status !== 'succeeded');
+  return bad ? { status: 'failed', reason: `${bad.tool}: ${bad.reason ?? bad.status}` } : { status: 'completed' };
 }

@@ -6,9 +6,7 @@
 import { z } from 'zod';
 import { maxRepairsSchema, type ToolSpec } from '../domain/forge.ts';
 import type { PartialApiSpec } from '../domain/openapi.ts';
-import type { Plan } from '../domain/plan.ts';
 import { lexicalPolicySchema, rankingPolicySchema } from '../domain/ranking.ts';
-import type { SandboxRun, ToolCallOutcome } from '../domain/task.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 
 /** One structured model call as the agent phrases it: the services add the purpose and the reply schema. */
@@ -21,15 +19,6 @@ export interface PromptedCall<In> {
   user(input: In): string;
   /** Output token budget; absent = the LLM client's default. */
   maxTokens?: number;
-}
-
-export interface PlanPromptInput {
-  task: string;
-}
-
-export interface ToolInputPromptInput {
-  task: string;
-  tool: { name: string; description: string; inputSchema: Record<string, unknown> };
 }
 
 export interface SpecPromptInput {
@@ -65,9 +54,17 @@ export interface ApiCall extends PromptedCall<ApiPromptInput> {
   draft(draft: PartialApiSpec, maxChars?: number): string;
 }
 
+/** The agent loop's words: its instructions, how the task is put, and what its own tools are for. */
+export interface AgentPrompt {
+  system: string;
+  task(task: string): string;
+  metaTools: { search: string; forge: string; ask: string };
+  /** output token budget per turn */
+  maxTokens: number;
+}
+
 export interface Prompts {
-  plan: PromptedCall<PlanPromptInput>;
-  toolInput: PromptedCall<ToolInputPromptInput>;
+  agent: AgentPrompt;
   forge: {
     spec: PromptedCall<SpecPromptInput>;
     api: ApiCall;
@@ -77,8 +74,6 @@ export interface Prompts {
   };
   /** What the model is told when its reply did not fit the schema, before it is asked again. */
   reask(toolName: string, issues: string): string;
-  /** The task's final answer, from what was planned and what ran. */
-  answer(plan: Plan, sandbox?: SandboxRun, tool?: ToolCallOutcome): string;
 }
 
 /** A duration as Temporal reads it ('1 hour', '30 minutes', '90s'). */
@@ -97,8 +92,10 @@ export const policySchema = z.strictObject({
   retrieval: z.strictObject({
     /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
     denseWeight: z.number().min(0).max(1),
-    /** how many search hits the reuse-or-forge decision looks at */
+    /** how many search hits the reuse-or-forge decision looks at, and an agent turn is offered at most */
     candidates: z.number().int().min(1).max(50),
+    /** the similarity below which a hit is not offered to an agent turn at all */
+    offerAt: z.number().min(0).max(1),
   }),
   forge: z.strictObject({ maxRepairs: maxRepairsSchema }),
   llm: z.strictObject({

@@ -9,18 +9,16 @@ import { type Harness, policySchema } from './contract.ts';
 import { approval } from './policy/approval.ts';
 import { lexical, ranking, retrieval } from './policy/ranking.ts';
 import { forge, llm } from './policy/retry.ts';
-import { answer } from './prompts/answer.ts';
+import { agent } from './prompts/agent.ts';
 import { api } from './prompts/forge/api.ts';
 import { implementation } from './prompts/forge/implementation.ts';
 import { repair } from './prompts/forge/repair.ts';
 import { spec } from './prompts/forge/spec.ts';
 import { tests } from './prompts/forge/tests.ts';
-import { plan } from './prompts/plan.ts';
 import { reask } from './prompts/reask.ts';
-import { toolInput } from './prompts/tool-input.ts';
 
 export const harness: Harness = {
-  prompts: { plan, toolInput, forge: { spec, api, tests, implementation, repair }, reask, answer },
+  prompts: { agent, forge: { spec, api, tests, implementation, repair }, reask },
   policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval }),
 };
 

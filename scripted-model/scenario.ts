@@ -39,6 +39,7 @@ export const scenarioMatchSchema = z
   .strictObject({
     system: patternSchema.describe('substring of (or /regex/ on) the system prompt text'),
     user: patternSchema.describe('substring of (or /regex/ on) the last user message: its text and tool_result text'),
+    first: patternSchema.describe('substring of (or /regex/ on) the first user message (in a conversation: the task)'),
     tool: patternSchema.describe('name of the forced tool (tool_choice), or of any offered tool when none is forced'),
     model: patternSchema.describe('the requested model name'),
     purpose: patternSchema.describe('the x-forge-purpose request header Forge sends with every call'),
@@ -115,15 +116,18 @@ export type ScenarioMatch = z.infer<typeof scenarioMatchSchema>;
 export interface RequestFacts {
   system: string;
   user: string;
+  /** The first user message: in a multi-turn conversation, the task itself. */
+  first: string;
   /** The forced tool, or all offered tools when none is forced. */
   tools: string[];
   model: string;
   purpose?: string;
 }
 
-/** Capture groups of the `user` and `system` patterns, for {{user.N}} / {{system.N}} in responses. */
+/** Capture groups of the `user`, `first` and `system` patterns, for {{user.N}} / {{first.N}} / {{system.N}} in responses. */
 export interface Captures {
   user: string[];
+  first: string[];
   system: string[];
 }
 
@@ -143,11 +147,16 @@ function equals(pattern: string, value: string | undefined): boolean {
 
 /** Returns the captures when every given match field fits, undefined otherwise. */
 export function matchRule(match: ScenarioMatch, facts: RequestFacts): Captures | undefined {
-  const captures: Captures = { user: [], system: [] };
+  const captures: Captures = { user: [], first: [], system: [] };
   if (match.user !== undefined) {
     const got = find(match.user, facts.user);
     if (!got) return undefined;
     captures.user = got;
+  }
+  if (match.first !== undefined) {
+    const got = find(match.first, facts.first);
+    if (!got) return undefined;
+    captures.first = got;
   }
   if (match.system !== undefined) {
     const got = find(match.system, facts.system);
@@ -160,10 +169,10 @@ export function matchRule(match: ScenarioMatch, facts: RequestFacts): Captures |
   return captures;
 }
 
-/** Replaces {{user.N}} and {{system.N}} in every string of a response with capture group N (0 = the whole match). */
+/** Replaces {{user.N}}, {{first.N}} and {{system.N}} in every string of a response with capture group N (0 = the whole match). */
 export function interpolate<T>(value: T, captures: Captures): T {
   const fill = (s: string) =>
-    s.replace(/\{\{\s*(user|system)\.(\d+)\s*\}\}/g, (_, which: 'user' | 'system', n: string) => captures[which][Number(n)] ?? '');
+    s.replace(/\{\{\s*(user|first|system)\.(\d+)\s*\}\}/g, (_, which: keyof Captures, n: string) => captures[which][Number(n)] ?? '');
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return fill(v);
     if (Array.isArray(v)) return v.map(walk);

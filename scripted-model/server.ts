@@ -116,10 +116,12 @@ const contentText = (c: string | Block[]): string => (typeof c === 'string' ? c 
 
 function factsOf(req: MessagesRequest, purpose: string | undefined): RequestFacts {
   const lastUser = [...req.messages].reverse().find((m) => m.role === 'user');
+  const firstUser = req.messages.find((m) => m.role === 'user');
   const forced = req.tool_choice?.type === 'tool' && req.tool_choice.name ? [req.tool_choice.name] : undefined;
   return {
     system: req.system === undefined ? '' : contentText(req.system),
     user: lastUser ? contentText(lastUser.content) : '',
+    first: firstUser ? contentText(firstUser.content) : '',
     tools: forced ?? (req.tools ?? []).map((t) => t.name),
     model: req.model,
     purpose,

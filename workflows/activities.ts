@@ -8,7 +8,7 @@ import type { ControlActivities, SandboxActivities } from '../activities/index.t
 
 type LlmCalls = Pick<
   ControlActivities,
-  'planTask' | 'fillToolInput' | 'writeSpec' | 'extractApiSpec' | 'writeTests' | 'writeImplementation' | 'repairImplementation'
+  'agentTurn' | 'writeSpec' | 'extractApiSpec' | 'writeTests' | 'writeImplementation' | 'repairImplementation'
 >;
 type DatabaseWork = Omit<ControlActivities, keyof LlmCalls>;
 

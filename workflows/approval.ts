@@ -5,7 +5,7 @@ import { type ApprovalDecision, decideApprovalUpdate } from './definitions.ts';
 const { requestApproval, resolveApproval } = databaseWork;
 
 export interface ApprovalRequest {
-  kind: 'write' | 'destructive' | 'budget' | 'confirm';
+  kind: 'write' | 'destructive' | 'budget' | 'confirm' | 'question';
   tool?: string;
   summary: string;
   request?: unknown;
@@ -14,6 +14,8 @@ export interface ApprovalRequest {
 export interface ApprovalOutcome {
   approved: boolean;
   by?: string;
+  /** a question's answer, in the person's words */
+  answer?: string;
   timedOut: boolean;
 }
 
@@ -52,7 +54,7 @@ export function approvals(workflowId: string) {
       pending = undefined;
       const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
       const outcome: ApprovalOutcome =
-        answered && d ? { approved: d.approve, by: d.by, timedOut: false } : { approved: false, timedOut: true };
+        answered && d ? { approved: d.approve, by: d.by, answer: d.answer, timedOut: false } : { approved: false, timedOut: true };
       await resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
       return outcome;
     },

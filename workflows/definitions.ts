@@ -13,6 +13,8 @@ export interface ApprovalDecision {
   approvalId: string;
   approve: boolean;
   by?: string;
+  /** the answer to a question (ask_person), when the approval is one */
+  answer?: string;
 }
 
 /** A person's decision on a pending approval (forge approve|reject <id>). */

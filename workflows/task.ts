@@ -1,15 +1,22 @@
 import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { ForgeOutcome } from '../domain/forge.ts';
-import type { Plan } from '../domain/plan.ts';
-import { paramsFit } from '../domain/ranking.ts';
 import {
-  sandboxProbeCommand,
-  type TaskInput,
-  type TaskProgress,
-  type TaskResult,
-  type ToolCallOutcome,
-  taskInputSchema,
-} from '../domain/task.ts';
+  type AgentCall,
+  type AgentMessage,
+  agentLimitsSchema,
+  askPersonInputSchema,
+  explicitForgeRequest,
+  forgeNeed,
+  forgeToolInputSchema,
+  META_TOOLS,
+  type OfferedTool,
+  resultText,
+  searchToolsInputSchema,
+  type ToolResultBlock,
+  type ToolUseBlock,
+} from '../domain/agent.ts';
+import type { ForgeOutcome } from '../domain/forge.ts';
+import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
+import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { harness } from '../harness/index.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
@@ -18,156 +25,244 @@ import { progressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
-const { fillToolInput, planTask } = llmCalls;
-const { completeTask, discoverTool, failTask, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
+const { agentTurn } = llmCalls;
+const { completeTask, describeTool, failTask, offerTools, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
 
 /**
- * A task: plan → (when a tool is needed) discover → forge if none fits → trust gate and approval →
- * execute in the sandbox → meter and audit → answer. Without a tool need, it proves the sandbox.
- * Every side effect is an activity keyed by workflow id + step, so a worker killed at any point
- * resumes without writing anything twice.
+ * A task is a tool-use loop: each model turn is one activity; each tool_use it asks for runs through
+ * the trust gate, approval, the sandbox, metering and audit, and goes back as a tool_result; the
+ * loop ends with the model's own answer, or when a bound stops it. The model may search the
+ * catalog again, ask for a new tool (a forge child workflow; the tool is offered on the next turn)
+ * or ask the person. Every side effect is keyed by workflow id + turn + call, so a worker killed at
+ * any point resumes without calling, writing or forging anything twice.
  */
 export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const input = parseWorkflowInput(taskInputSchema, raw, 'task input', 'InvalidTaskInput');
+  const limits = agentLimitsSchema.parse(input.limits ?? {});
   const { workflowId } = workflowInfo();
-  const { sandboxExec, sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
+  const { sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
 
-  const progress: TaskProgress = { phase: 'starting', history: [] };
-  const { enter, note, guarded } = track(progress);
+  const progress: TaskProgress = { phase: 'starting', history: [], turn: 0, calls: [] };
+  const { enter, guarded } = track(progress);
   const approval = approvals(workflowId);
   setHandler(progressQuery, () => ({ ...progress, pendingApproval: approval.pendingId() }));
+
+  const offered = new Map<string, OfferedTool>();
+  const forged: string[] = [];
+  const tokens = { input: 0, output: 0 };
+  const messages: AgentMessage[] = [{ role: 'user', content: harness.prompts.agent.task(input.task) }];
 
   try {
     enter('starting');
     await startTask({ workflowId, task: input.task });
-    enter('planning');
-    const plan = await guarded(() => planTask({ task: input.task }));
-    progress.plan = plan;
-    enter('recording');
-    await recordStep({ workflowId, step: 'plan', output: plan });
-
-    let tool: ToolCallOutcome | undefined;
-    if (plan.needsTool) {
-      tool = await useTool(plan, input.task);
-    } else {
-      enter('sandbox');
-      const run = await guarded(() => sandboxExec({ command: sandboxProbeCommand(plan.steps.length), timeoutMs: 20_000 }));
-      const probe = { exitCode: run.exitCode, stdout: run.stdout, durationMs: run.durationMs };
-      await recordStep({ workflowId, step: 'sandbox', output: probe });
-      progress.sandbox = probe;
+    enter('discovering');
+    const discovery = await offerTools({ query: input.task });
+    for (const tool of discovery.tools) offered.set(tool.name, tool);
+    await recordStep({ workflowId, step: 'discovery', output: discovery.considered });
+    if (explicitForgeRequest(input.task)) {
+      // "Create a tool that …" asks for a new tool, even when a similar one exists.
+      const res = await forgeFor({ description: input.task }, 'request');
+      if (res.is_error) return await finish('failed', `could not build the tool you asked for: ${res.content}`);
+      messages[0] = { role: 'user', content: `${harness.prompts.agent.task(input.task)}\n\n${res.content}` };
     }
+
+    for (let turn = 1; ; turn++) {
+      const bound = boundReached(turn);
+      if (bound) return await finish('stopped', bound.message, bound.bound);
+      progress.turn = turn;
+      enter('thinking', `turn ${turn}`);
+      const reply = await guarded(() => agentTurn({ messages, tools: [...offered.values()] }));
+      tokens.input += reply.tokens.input;
+      tokens.output += reply.tokens.output;
+      messages.push({ role: 'assistant', content: reply.content });
+      await recordStep({ workflowId, step: `turn-${turn}`, output: { stopReason: reply.stopReason, content: reply.content } });
+
+      const uses = reply.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
+      const thought = reply.content
+        .map((b) => (b.type === 'text' ? b.text : ''))
+        .join('\n')
+        .trim();
+      if (!uses.length) {
+        return await finish(outcomeOf(progress.calls).status, thought || '(the model ended without an answer)');
+      }
+      if (progress.calls.length + uses.length > limits.maxToolCalls) {
+        return await finish(
+          'stopped',
+          `stopped: the model asked for ${uses.length} more tool call(s) after ${progress.calls.length}, over the bound of ${limits.maxToolCalls} per task (raise limits.maxToolCalls)`,
+          'maxToolCalls',
+        );
+      }
+      enter('calling', uses.map((u) => u.name).join(', '));
+      // Independent calls of one turn run in parallel; the model sees the results in its order.
+      const results = await Promise.all(uses.map((use, i) => callTool(use, `${turn}.${i + 1}`, turn, thought)));
+      messages.push({ role: 'user', content: results });
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    enter('failed', message);
+    await failTask({ workflowId, error: message });
+    throw err;
+  }
+
+  function boundReached(turn: number): { bound: TaskBound; message: string } | undefined {
+    if (turn > limits.maxTurns) {
+      return {
+        bound: 'maxTurns',
+        message: `stopped: no answer after ${limits.maxTurns} turns, the bound per task (raise limits.maxTurns)`,
+      };
+    }
+    if (tokens.input + tokens.output >= limits.maxTokens) {
+      return {
+        bound: 'maxTokens',
+        message: `stopped: the task used ${tokens.input + tokens.output} tokens, over the bound of ${limits.maxTokens} (raise limits.maxTokens)`,
+      };
+    }
+    return undefined;
+  }
+
+  async function finish(status: TaskResult['status'], answer: string, stoppedBy?: TaskBound): Promise<TaskResult> {
     enter('answering');
     const result: TaskResult = {
       workflowId,
       task: input.task,
-      plan,
-      answer: harness.prompts.answer(plan, progress.sandbox, tool),
-      sandbox: progress.sandbox,
-      tool,
+      status,
+      answer,
+      calls: progress.calls,
+      turns: progress.turn,
+      tokens,
+      stoppedBy,
+      forged,
     };
     await completeTask({ workflowId, result });
-    enter('completed');
+    enter(status === 'completed' ? 'completed' : status === 'stopped' ? 'stopped' : 'failed', status === 'completed' ? undefined : answer);
     return result;
-  } catch (err) {
-    enter('failed', err instanceof Error ? err.message : String(err));
-    await failTask({ workflowId, error: err instanceof Error ? err.message : String(err) });
-    throw err;
   }
 
-  /** The tool's trust gate, and the input the model fills for it from the task. */
-  async function prepare(name: string) {
-    const gate = await toolGate({ name });
-    const filled = await guarded(() =>
-      fillToolInput({ task: input.task, tool: { name: gate.name, description: gate.description, inputSchema: gate.inputSchema } }),
-    );
-    return { gate, filled };
-  }
-
-  async function useTool(plan: Plan, task: string): Promise<ToolCallOutcome> {
-    const need = plan.needsTool!;
-    enter('discovering', need.name);
-    const discovery = await discoverTool({ query: `${need.name.replace(/_/g, ' ')} ${need.description}` });
-    await recordStep({ workflowId, step: 'discovery', output: discovery });
-    let name = discovery.decision.action === 'forge' ? undefined : discovery.decision.tool;
-    let prepared = name ? await prepare(name) : undefined;
-
-    // A medium match is reused only when the arguments the task supplies fit its parameters.
-    if (prepared && discovery.decision.similarity < harness.policy.ranking.reuseAt) {
-      const fit = paramsFit(prepared.gate.inputSchema, prepared.filled.input);
-      if (!fit.fit) {
-        note(`${name} does not fit (missing ${fit.missing.join(', ') || '-'}, unknown ${fit.unknown.join(', ') || '-'}): forging instead`);
-        name = prepared = undefined;
-      }
-    }
-    if (name && discovery.decision.action === 'confirm') {
-      enter('awaiting-approval', `confirm reuse of ${name}`);
-      const ok = await approval.request(
-        { kind: 'confirm', tool: name, summary: `use ${name} for: ${need.description.slice(0, 200)} (${discovery.decision.reason})` },
-        harness.policy.approval.confirmReuseWait,
+  /** One tool_use: a meta-tool the loop answers itself, or a catalog tool run in the sandbox. */
+  async function callTool(use: ToolUseBlock, callId: string, turn: number, thought: string): Promise<ToolResultBlock> {
+    const record = (call: Omit<AgentCall, 'turn' | 'id' | 'input'>, content: string, isError: boolean): ToolResultBlock => {
+      progress.calls.push({ turn, id: use.id, input: use.input, ...call });
+      return { type: 'tool_result', tool_use_id: use.id, content, ...(isError ? { is_error: true } : {}) };
+    };
+    if (use.name === META_TOOLS.search) return search(use, record);
+    if (use.name === META_TOOLS.forge) {
+      const req = forgeToolInputSchema.safeParse(use.input);
+      if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+      enter('forging', req.data.name ?? req.data.description.slice(0, 60));
+      const res = await forgeFor(req.data, callId);
+      return record(
+        { tool: use.name, status: res.is_error ? 'failed' : 'succeeded', reason: res.is_error ? res.content : undefined },
+        res.content,
+        !!res.is_error,
       );
-      if (!ok.approved) name = prepared = undefined;
     }
-    if (!name || !prepared) {
-      enter('forging', need.name);
-      const outcome: ForgeOutcome = await executeChild(forgeWorkflow, {
-        workflowId: `${workflowId}.forge`,
-        // The plan's name only helped discovery; the spec step names the tool it writes.
-        args: [{ need: need.description, sandboxQueue: input.sandboxQueue }],
-      });
-      if (outcome.status !== 'registered') {
-        return { tool: need.name, status: 'not-run', reason: `no tool fits and forging one failed: ${outcome.reason}` };
-      }
-      name = outcome.name;
-      prepared = await prepare(name);
+    if (use.name === META_TOOLS.ask) return ask(use, record);
+    const tool = offered.get(use.name);
+    if (!tool) {
+      const message = `${use.name} is not one of the offered tools (${[...offered.keys()].join(', ') || 'none'}); use search_tools or forge_tool`;
+      return record({ tool: use.name, status: 'not-run', reason: message }, message, true);
     }
+    return runCatalogTool(use, callId, thought, record);
+  }
 
-    const { gate, filled } = prepared;
-    if (gate.approval.blocked) return { tool: name, version: gate.version, status: 'not-run', reason: gate.approval.reason };
+  type Record = (call: Omit<AgentCall, 'turn' | 'id' | 'input'>, content: string, isError: boolean) => ToolResultBlock;
+
+  async function search(use: ToolUseBlock, record: Record): Promise<ToolResultBlock> {
+    const req = searchToolsInputSchema.safeParse(use.input);
+    if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+    enter('searching', req.data.query);
+    const found = await offerTools({ query: req.data.query });
+    for (const tool of found.tools) offered.set(tool.name, tool);
+    const lines = found.tools.map((t) => `- ${t.name}: ${t.description}`);
+    const content = lines.length
+      ? `Offered from the next turn:\n${lines.join('\n')}`
+      : `No catalog tool matches "${req.data.query}". Call forge_tool to have one written.`;
+    return record({ tool: use.name, status: 'succeeded', output: found.tools.map((t) => t.name) }, content, false);
+  }
+
+  async function ask(use: ToolUseBlock, record: Record): Promise<ToolResultBlock> {
+    const req = askPersonInputSchema.safeParse(use.input);
+    if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+    enter('awaiting-answer', req.data.question);
+    const reply = await approval.request({ kind: 'question', summary: req.data.question }, harness.policy.approval.callWait);
+    if (reply.timedOut || !reply.approved || !reply.answer) {
+      const why = reply.timedOut
+        ? `nobody answered within ${harness.policy.approval.callWait}`
+        : `${reply.by ?? 'the person'} declined to answer`;
+      return record({ tool: use.name, status: 'not-run', reason: why }, why, true);
+    }
+    return record(
+      { tool: use.name, status: 'succeeded', output: reply.answer },
+      `${reply.by ?? 'The person'} answered: ${reply.answer}`,
+      false,
+    );
+  }
+
+  /** A forge child workflow; on success the new tool is offered from the next turn on. */
+  async function forgeFor(
+    req: { name?: string; description: string; parameters?: string; returns?: string; example?: string },
+    key: string,
+  ) {
+    const outcome: ForgeOutcome = await executeChild(forgeWorkflow, {
+      workflowId: `${workflowId}.forge.${key}`,
+      args: [{ need: forgeNeed(req), name: req.name, sandboxQueue: input.sandboxQueue }],
+      typedSearchAttributes: [{ key: CYCLE_KIND, value: 'forge' }, ...(req.name ? [{ key: TOOL_NAME, value: req.name }] : [])],
+    });
+    if (outcome.status !== 'registered') return { is_error: true, content: `forging the tool failed: ${outcome.reason}` };
+    forged.push(outcome.name);
+    const tool = await describeTool({ name: outcome.name });
+    offered.set(tool.name, tool);
+    return {
+      is_error: false,
+      content: `Forged ${tool.name} v${tool.version}, verified in the sandbox and registered: ${tool.description} It is offered as a tool from the next turn.`,
+    };
+  }
+
+  async function runCatalogTool(use: ToolUseBlock, callId: string, thought: string, record: Record): Promise<ToolResultBlock> {
+    const gate = await toolGate({ name: use.name });
+    const base = { tool: gate.name, version: gate.version };
+    if (gate.approval.blocked) return record({ ...base, status: 'not-run', reason: gate.approval.reason }, gate.approval.reason, true);
     if (gate.approval.needed) {
       enter('awaiting-approval', gate.approval.reason);
       const ok = await approval.request(
         {
           kind: gate.destructive ? 'destructive' : 'write',
-          tool: name,
-          summary: `${name} v${gate.version} with ${JSON.stringify(filled.input).slice(0, 300)} — ${gate.approval.reason}`,
-          request: filled.input,
+          tool: gate.name,
+          summary: `${gate.name} v${gate.version} with ${JSON.stringify(use.input).slice(0, 300)} — ${gate.approval.reason}`,
+          request: use.input,
         },
         harness.policy.approval.callWait,
       );
       if (!ok.approved) {
-        return {
-          tool: name,
-          version: gate.version,
-          status: 'not-run',
-          reason: ok.timedOut
-            ? `nobody approved the write within ${harness.policy.approval.callWait}`
-            : `${ok.by ?? 'a person'} rejected the call`,
-        };
+        const why = ok.timedOut
+          ? `nobody approved the call within ${harness.policy.approval.callWait}`
+          : `${ok.by ?? 'a person'} rejected the call`;
+        return record({ ...base, status: 'not-run', reason: why }, why, true);
       }
     }
-
-    enter('executing', `${name} v${gate.version}`);
-    const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: filled.input }));
+    enter('calling', `${gate.name} v${gate.version}`);
+    const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: use.input }));
     const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
     await recordToolCall({
       workflowId,
+      callId,
       tool: gate.name,
       version: gate.version,
-      input: filled.input,
+      input: use.input,
       output: run.output,
       success: run.ok,
       error,
       latencyMs: run.durationMs,
-      reasoning: filled.reasoning,
-      task,
+      reasoning: thought || `agent turn ${callId.split('.')[0]} called ${use.name}`,
+      task: input.task,
     });
-    return {
-      tool: gate.name,
-      version: gate.version,
-      status: run.ok ? 'succeeded' : 'failed',
-      input: filled.input,
-      output: run.output,
-      reason: error,
-    };
+    return run.ok
+      ? record({ ...base, status: 'succeeded', output: run.output }, resultText(run.output), false)
+      : record({ ...base, status: 'failed', reason: error }, `the call failed: ${error}`, true);
   }
+}
+
+function invalid(tool: string, error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const issues = error.issues.map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`).join('; ');
+  return `invalid ${tool} input: ${issues}. Call it again with input that fits its schema.`;
 }

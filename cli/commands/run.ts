@@ -5,6 +5,22 @@ import { withUsage } from '../args.ts';
 import { printJson, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
+type Calls = Extract<Awaited<ReturnType<typeof followTask>>, { ok: true }>['result']['calls'];
+
+/** The calls the agent made, one line each: the chain a person checks the answer against. */
+function callLines(calls: Calls): string[] {
+  if (!calls.length) return ['calls: none'];
+  return [
+    'calls:',
+    ...calls.map((c) => {
+      const head = `  ${c.turn}. ${c.tool}${c.version ? ` v${c.version}` : ''} ${JSON.stringify(c.input).slice(0, 100)}`;
+      return c.status === 'succeeded'
+        ? `${head} → ${JSON.stringify(c.output ?? null).slice(0, 100)}`
+        : `${head} → ${c.status}: ${c.reason ?? ''}`;
+    }),
+  ];
+}
+
 const USAGE = 'usage: forge run "<task>" [--wait] [--json]';
 
 export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
@@ -28,9 +44,15 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
       onNoWorker: (queue) => process.stderr.write(`warning: no worker polls ${queue}; the task waits until one does (run: forge up)\n`),
     });
     if (end.ok) {
-      if (values.json) printJson({ ok: true, workflowId: end.result.workflowId, uiUrl, status: 'completed', result: end.result });
-      else say(`completed\n${end.result.answer}`);
-      return 0;
+      const { result } = end;
+      const ok = result.status === 'completed';
+      if (values.json) printJson({ ok, workflowId: result.workflowId, uiUrl, status: result.status, result });
+      else {
+        say(`${result.status}${result.stoppedBy ? ` (${result.stoppedBy})` : ''}\n${result.answer}`);
+        for (const line of callLines(result.calls)) say(line);
+      }
+      // A task whose call failed, or that a bound stopped, did not do what was asked.
+      return ok ? 0 : 1;
     }
     if (values.json) printJson({ ok: false, workflowId, uiUrl, status: 'failed', error: end.error });
     else process.stderr.write(`failed: ${end.error}\n`);

@@ -14,7 +14,7 @@ export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<numbe
   else {
     say(`Forge is up. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
     if (scripted) say("No ANTHROPIC_API_KEY is set: the model is Forge's scripted stand-in (offline demo), not Claude.");
-    say('Try: forge run "summarise the plan for a DNS check" --wait');
+    say(`Try: npx forge run 'count the words in "to be or not to be"' --wait   (reuses the tool the demo forged)`);
   }
   return 0;
 }

@@ -39,6 +39,8 @@ export const lexical: LexicalPolicy = {
 export const retrieval = {
   /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
   denseWeight: 0.6,
-  /** search hits the reuse-or-forge decision weighs */
+  /** search hits the reuse-or-forge decision weighs, and the most an agent turn is offered */
   candidates: 5,
+  /** below this similarity a hit is noise to the model: it is not offered */
+  offerAt: 0.3,
 };

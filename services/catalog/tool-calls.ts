@@ -1,9 +1,12 @@
+import { META_TOOLS, type OfferedTool } from '../../domain/agent.ts';
 import { ToolMissingError } from '../../domain/errors.ts';
 import { decide } from '../../domain/ranking.ts';
 import type { Discovery, ToolGate } from '../../domain/tool-call.ts';
 import { approvalNeeded, statusForLevel, type TrustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Registry } from './registry.ts';
+
+const isMetaTool = (name: string) => (Object.values(META_TOOLS) as string[]).includes(name);
 
 /**
  * A task's dealings with the catalog: discovery (hybrid search + the reuse/confirm/forge decision),
@@ -28,6 +31,27 @@ export function createToolCalls(deps: { registry: Registry }) {
         ),
         candidates: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),
       };
+    },
+
+    /**
+     * The catalog tools an agent turn is offered for a request: the top hits of the same search,
+     * re-ranked, active ones only, down to a similarity floor, never the whole catalog.
+     */
+    async offerTools(input: { query: string }): Promise<{ tools: OfferedTool[]; considered: Discovery['candidates'] }> {
+      const hits = await registry.search(input.query, { limit: harness.policy.retrieval.candidates });
+      const offered = hits.filter((h) => h.status === 'active' && h.similarity >= harness.policy.retrieval.offerAt && !isMetaTool(h.name));
+      return {
+        tools: offered.map((h) => ({ name: h.name, version: h.version, description: h.description, inputSchema: h.inputSchema })),
+        considered: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),
+      };
+    },
+
+    /** One named tool as an agent turn is offered it (a tool just forged, or one the model searched for). */
+    async describeTool(input: { name: string }): Promise<OfferedTool> {
+      const current = await registry.getCurrent(input.name);
+      if (!current) throw new ToolMissingError(`no current version of ${input.name} in the registry`);
+      const m = current.manifest;
+      return { name: m.name, version: current.version, description: m.description, inputSchema: m.inputSchema };
     },
 
     async toolGate(input: { name: string; operation?: string }): Promise<ToolGate> {
@@ -55,6 +79,8 @@ export function createToolCalls(deps: { registry: Registry }) {
 
     async recordToolCall(input: {
       workflowId: string;
+      /** the call's place in the task (turn and position), when a task makes several */
+      callId?: string;
       tool: string;
       version: number;
       input: unknown;
@@ -65,7 +91,8 @@ export function createToolCalls(deps: { registry: Registry }) {
       reasoning: string;
       task: string;
     }): Promise<{ level: TrustLevel; quarantined: boolean }> {
-      const key = `${input.workflowId}:call:${input.tool}`;
+      // One key per call: a task's loop may call the same tool several times.
+      const key = `${input.workflowId}:call:${input.callId ?? input.tool}`;
       await registry.recordInvocation({
         idempotencyKey: key,
         tool: input.tool,

@@ -11,6 +11,7 @@
  */
 import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { z } from 'zod';
+import type { AgentMessage, AgentTurn, OfferedTool } from '../../domain/agent.ts';
 import { InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
 import { classifyLlmFailure } from '../../domain/llm-retry.ts';
 import { estimateCost } from '../../domain/pricing.ts';
@@ -92,9 +93,25 @@ export interface StructuredResult<T> {
   usage: LlmUsage;
 }
 
+/** One turn of a tool-use conversation: the model answers in words, calls tools, or both. */
+export interface ConverseRequest {
+  purpose: string;
+  /** Static instructions, cached with the tool definitions as one prefix. */
+  system: string;
+  messages: AgentMessage[];
+  tools: OfferedTool[];
+  maxTokens?: number;
+}
+
+export interface ConverseResult {
+  turn: AgentTurn;
+  usage: LlmUsage;
+}
+
 export interface Llm {
   readonly model: string;
   structured<T>(req: StructuredRequest<T>): Promise<StructuredResult<T>>;
+  converse(req: ConverseRequest): Promise<ConverseResult>;
 }
 
 /** The tool's input_schema: the JSON Schema of what the model must produce (zod's input side). */
@@ -270,7 +287,43 @@ export function createLlm(opts: LlmOptions): Llm {
     }
   }
 
-  return { model: opts.model, structured };
+  async function converse(req: ConverseRequest): Promise<ConverseResult> {
+    const scope = opts.scope?.() ?? {};
+    const tools: Anthropic.Tool[] = req.tools.map((t, i) => ({
+      name: t.name,
+      description: t.description,
+      input_schema: { type: 'object', ...t.inputSchema } as Anthropic.Tool.InputSchema,
+      // The system prompt and the tools are the stable prefix of every turn: cache up to the last tool.
+      ...(i === req.tools.length - 1 ? { cache_control: { type: 'ephemeral' as const } } : {}),
+    }));
+    let reply: Reply;
+    try {
+      reply = await client.messages.create(
+        {
+          model: opts.model,
+          max_tokens: req.maxTokens ?? 4096,
+          system: [{ type: 'text', text: req.system, cache_control: { type: 'ephemeral' } }],
+          tools,
+          tool_choice: { type: 'auto' },
+          messages: req.messages as Anthropic.MessageParam[],
+        },
+        { headers: { 'x-forge-purpose': req.purpose }, signal: scope.signal },
+      );
+    } catch (err) {
+      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model });
+    }
+    const usage = usageOf(reply, req.purpose, opts.model, scope);
+    await record(usage);
+    const content = reply.content.flatMap((b): AgentTurn['content'] => {
+      if (b.type === 'text') return b.text ? [{ type: 'text', text: b.text }] : [];
+      if (b.type === 'tool_use') return [{ type: 'tool_use', id: b.id, name: b.name, input: b.input }];
+      return [];
+    });
+    const tokens = { input: usage.inputTokens + usage.cacheCreationTokens + usage.cacheReadTokens, output: usage.outputTokens };
+    return { turn: { stopReason: reply.stop_reason ?? 'end_turn', content, tokens }, usage };
+  }
+
+  return { model: opts.model, structured, converse };
 }
 
 /** A recordUsage callback that meters each call into llm_calls (infra/migrations/010_llm_calls.sql). */

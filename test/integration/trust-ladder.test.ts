@@ -5,7 +5,6 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { createTaskToolActivities } from '../../activities/task-tools.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { createLlm } from '../../services/llm/client.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // The trust ladder as calls are metered: probationary → standard → degraded → quarantined,
@@ -18,8 +17,7 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-trust-'));
 before(async () => {
   db = await freshDatabase();
   registry = createRegistry({ sql: db.sql, root });
-  // The model is never called here; the client only has to exist.
-  tools = createTaskToolActivities({ registry, llm: createLlm({ baseURL: 'http://127.0.0.1:9', model: 'claude-sonnet-4-6' }) });
+  tools = createTaskToolActivities({ registry });
   for (const [name, sideEffect] of [
     ['lookup_thing', 'read'],
     ['post_thing', 'write'],

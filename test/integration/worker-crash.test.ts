@@ -8,20 +8,10 @@ import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
 import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
 
-// The planning call takes a few seconds, which gives the test a window to SIGKILL the worker mid-activity.
-const slowPlan = {
-  name: 'slow-plan',
-  rules: [
-    {
-      match: { tool: 'submit_plan' },
-      responses: [
-        {
-          delay_ms: 4000,
-          tool_use: { name: 'submit_plan', input: { summary: 'crash-safe plan', steps: [{ title: 'prove the sandbox', kind: 'think' }] } },
-        },
-      ],
-    },
-  ],
+// The model's turn takes a few seconds, which gives the test a window to SIGKILL the worker mid-activity.
+const slowTurn = {
+  name: 'slow-turn',
+  rules: [{ match: { purpose: 'task.turn' }, responses: [{ delay_ms: 4000, text: 'crash-safe answer' }] }],
 };
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -31,7 +21,7 @@ const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
 
 before(async () => {
   db = await freshDatabase();
-  model = await startScriptedModel({ scenarios: [slowPlan] });
+  model = await startScriptedModel({ scenarios: [slowTurn] });
   client = await testClient(cfg);
 });
 
@@ -51,22 +41,22 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
     args: [{ task: 'survive a crash', sandboxQueue: cfg.FORGE_SANDBOX_QUEUE }],
   });
 
-  // Wait until the planning call is in flight (the model has received it), then kill the worker.
+  // Wait until the model's turn is in flight (the model has received it), then kill the worker.
   const deadline = Date.now() + 90_000;
   while (!model.requests.some((r) => r.path.endsWith('/messages')) && Date.now() < deadline) await sleep(100);
-  assert.ok(model.requests.length > 0, 'the worker reached the planning call');
+  assert.ok(model.requests.length > 0, 'the worker reached the model turn');
   await stopWorkerProcess(worker, 'SIGKILL');
 
   worker = startWorkerProcess(env);
   try {
     const result = (await handle.result()) as TaskResult;
-    assert.equal(result.plan.summary, 'crash-safe plan');
-    assert.equal(result.sandbox?.exitCode, 0);
+    assert.equal(result.status, 'completed');
+    assert.equal(result.answer, 'crash-safe answer');
   } finally {
     await stopWorkerProcess(worker, 'SIGTERM');
   }
 
-  assert.ok((await activityAttempts(client, workflowId, 'planTask')) >= 2, 'the killed planning activity was retried on the new worker');
+  assert.ok((await activityAttempts(client, workflowId, 'agentTurn')) >= 2, 'the killed model turn was retried on the new worker');
   const tasks = await db.sql`select status from tasks where workflow_id = ${workflowId}`;
   assert.deepEqual(
     tasks.map((t) => t.status),
@@ -76,8 +66,8 @@ it('a worker killed with SIGKILL mid-activity resumes the workflow with no dupli
   assert.deepEqual(
     steps.map((s) => [s.step, s.n]),
     [
-      ['plan', 1],
-      ['sandbox', 1],
+      ['discovery', 1],
+      ['turn-1', 1],
     ],
   );
 });

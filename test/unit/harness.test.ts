@@ -15,10 +15,9 @@ import { maxRepairsSchema, type ToolSpec } from '../../domain/forge.ts';
 import { lexicalPolicySchema, rankingPolicySchema } from '../../domain/ranking.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import { harness, type PromptedCall } from '../../harness/index.ts';
+import { metaTools, takeTurn } from '../../services/llm/agent.ts';
 import type { Llm, StructuredRequest } from '../../services/llm/client.ts';
 import { createForgeAuthor } from '../../services/llm/forge-author.ts';
-import { planTask } from '../../services/llm/planner.ts';
-import { fillToolInput } from '../../services/llm/tool-input.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const harnessDir = path.join(root, 'harness');
@@ -160,6 +159,7 @@ describe('harness in use', () => {
         requests.push(req as StructuredRequest<unknown>);
         return { value: values[requests.length - 1] as T, usage: {} as never };
       },
+      converse: () => Promise.reject(new Error('these checks make structured calls only')),
     };
     return { llm, requests };
   }
@@ -194,31 +194,44 @@ describe('harness in use', () => {
   const source =
     "import { z } from 'zod';\nexport const manifest = { name: 'get_weather', sideEffect: 'read' };\nexport async function run() {}\n";
 
-  it('every model call sends exactly the harness prompt', async () => {
-    const task = 'What is the weather in Bern?';
+  it('an agent turn sends the harness instructions and words for its own tools', async () => {
+    const conversed: Parameters<Llm['converse']>[0][] = [];
+    const llm: Llm = {
+      model: 'recording',
+      structured: () => Promise.reject(new Error('a turn makes no structured call')),
+      async converse(req) {
+        conversed.push(req);
+        return {
+          turn: { stopReason: 'end_turn', content: [{ type: 'text', text: 'done' }], tokens: { input: 1, output: 1 } },
+          usage: {} as never,
+        };
+      },
+    };
     const tool = { name: 'get_weather', description: 'Weather.', inputSchema: { type: 'object' } };
-    const { llm, requests } = recordingLlm(
-      { summary: 's', steps: [{ title: 't', kind: 'think' }] },
-      { input: {}, reasoning: 'r' },
-      spec,
-      { needsApi: false },
-      { tests },
-      { source },
-      { source, diagnosis: 'd' },
+    const messages = [{ role: 'user' as const, content: harness.prompts.agent.task('What is the weather in Bern?') }];
+    await takeTurn(llm, { messages, tools: [tool] });
+    assert.equal(conversed[0]?.system, harness.prompts.agent.system);
+    assert.equal(conversed[0]?.maxTokens, harness.prompts.agent.maxTokens);
+    assert.deepEqual(conversed[0]?.messages, messages);
+    assert.deepEqual(conversed[0]?.tools, [tool, ...metaTools()]);
+    const words = harness.prompts.agent.metaTools;
+    assert.deepEqual(
+      metaTools().map((t) => t.description),
+      [words.search, words.forge, words.ask],
     );
+  });
+
+  it('every structured model call sends exactly the harness prompt', async () => {
+    const { llm, requests } = recordingLlm(spec, { needsApi: false }, { tests }, { source }, { source, diagnosis: 'd' });
     const author = createForgeAuthor(llm);
-    await planTask(llm, task);
-    await fillToolInput(llm, { task, tool });
     await author.writeSpec({ need: 'the weather for a city' });
     await author.extractApiSpec({ spec, apiDocs: 'GET /weather' });
     await author.writeTests({ spec, apiSpec });
     await author.writeImplementation({ spec, apiSpec, tests });
     await author.repairImplementation({ spec, apiSpec, tests, source, failures: 'one test failed', attempt: 1 });
 
-    const { plan, toolInput, forge } = harness.prompts;
+    const { forge } = harness.prompts;
     const expected = [
-      sent(plan, { task }),
-      sent(toolInput, { task, tool }),
       sent(forge.spec, { need: 'the weather for a city' }),
       sent(forge.api, { spec, apiDocs: 'GET /weather' }),
       sent(forge.tests, { spec, apiSpec }),

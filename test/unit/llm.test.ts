@@ -7,7 +7,6 @@ import { z } from 'zod';
 import { llmActivities } from '../../activities/llm.ts';
 import { activityScope } from '../../activities/scope.ts';
 import { LlmOutputError } from '../../domain/errors.ts';
-import { planSchema } from '../../domain/plan.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import { harness } from '../../harness/index.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
@@ -16,7 +15,6 @@ import { createLlm, type LlmUsage, toolInputSchema } from '../../services/llm/cl
 import { failureOf } from '../helpers/failures.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PLAN_TOOL = harness.prompts.plan.tool.name;
 const MODEL = 'claude-sonnet-4-6';
 
 const answerSchema = z.object({ city: z.string().min(1), celsius: z.number() });
@@ -238,39 +236,53 @@ describe('prompt caching', () => {
   });
 });
 
-describe('planTask activity', () => {
+describe('agentTurn activity', () => {
   let server: ScriptedModel;
   before(async () => {
     server = await startScriptedModel({ scenarioFiles: [path.join(root, 'scenarios', 'demo.json')] });
   });
   after(() => server.close());
 
-  it('plans any task with the bundled demo scenario', async () => {
-    const { planTask } = llmActivities(createLlm({ baseURL: server.url, model: MODEL }));
-    for (const task of ['Summarise the README', 'Convert 20 EUR to USD using a currency API\nthen email me', 'ü ✓ "quotes" {braces}']) {
-      const plan = await planTask({ task });
-      assert.ok(planSchema.safeParse(plan).success, `valid plan for ${task}`);
-      assert.ok(plan.summary.includes(task.split('\n')[0]!), `summary mentions the task: ${plan.summary}`);
-      assert.ok(plan.steps.length >= 1 && plan.steps.length <= 8);
-    }
+  const task = (text: string) => [{ role: 'user' as const, content: harness.prompts.agent.task(text) }];
+
+  it('offers the catalog tools and the meta-tools, and returns the tool call the model made, values from the task', async () => {
+    const { agentTurn } = llmActivities(createLlm({ baseURL: server.url, model: MODEL }));
+    const countWords = {
+      name: 'count_words',
+      description: 'Counts words.',
+      inputSchema: { type: 'object', properties: { text: { type: 'string' } } },
+    };
+    const turn = await agentTurn({ messages: task('how many words are in "ü ✓ {braces}"?'), tools: [countWords] });
+    const call = turn.content.find((b) => b.type === 'tool_use');
+    assert.equal(call?.name, 'count_words');
+    assert.deepEqual(call?.input, { text: 'ü ✓ {braces}' });
+    assert.equal(turn.stopReason, 'tool_use');
+    assert.ok(turn.tokens.input > 0 && turn.tokens.output > 0);
     const body = bodyOf(server.requests.at(-1));
-    assert.equal(body.tools[0]?.name, PLAN_TOOL);
+    assert.deepEqual(
+      body.tools.map((t) => t.name),
+      ['count_words', 'search_tools', 'forge_tool', 'ask_person'],
+    );
     assert.equal(body.system[0]?.cache_control?.type, 'ephemeral');
-    assert.match(JSON.stringify(body.messages), /\{braces\}/, 'the task is the dynamic part');
   });
 
-  it('rejects an empty task without calling the model', async () => {
-    const { planTask } = llmActivities(createLlm({ baseURL: server.url, model: MODEL }));
+  it('answers in words when the task needs no tool', async () => {
+    const { agentTurn } = llmActivities(createLlm({ baseURL: server.url, model: MODEL }));
+    const turn = await agentTurn({ messages: task('Summarise the README'), tools: [] });
+    assert.equal(turn.stopReason, 'end_turn');
+    assert.deepEqual(
+      turn.content.map((b) => b.type),
+      ['text'],
+    );
+    assert.match(turn.content[0]?.type === 'text' ? turn.content[0].text : '', /Summarise the README/);
+  });
+
+  it('rejects an empty transcript without calling the model', async () => {
+    const { agentTurn } = llmActivities(createLlm({ baseURL: server.url, model: MODEL }));
     const before = server.requests.length;
-    const f = await failureOf(planTask({ task: '   ' }));
+    const f = await failureOf(agentTurn({ messages: [], tools: [] }));
     assert.equal(f.nonRetryable, true);
     assert.equal(f.type, 'InvalidInput');
     assert.equal(server.requests.length, before);
-  });
-
-  it('a sandbox step without a command does not validate', () => {
-    const r = planSchema.safeParse({ summary: 's', steps: [{ title: 'run', kind: 'sandbox' }] });
-    assert.equal(r.success, false);
-    assert.match(JSON.stringify(r.error?.issues), /needs a command/);
   });
 });

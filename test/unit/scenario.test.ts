@@ -24,6 +24,7 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const facts = (over: Partial<RequestFacts> = {}): RequestFacts => ({
   system: 'You plan.',
   user: 'Task:\nfetch weather',
+  first: 'Task:\nfetch weather',
   tools: ['submit_plan'],
   model: 'claude-sonnet-4-6',
   ...over,
