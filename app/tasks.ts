@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../domain/errors.ts';
-import { type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
+import { type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
@@ -7,9 +7,13 @@ import { type CycleEnd, followCycle } from './follow.ts';
 import { hasPollers } from './stack.ts';
 
 /** Starts a task workflow for a task in a person's words (validated here, and again in the workflow). */
-export async function startTask(session: Session, task: string): Promise<StartedCycle> {
-  const parsed = taskInputSchema.safeParse({ task, sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE });
-  if (!parsed.success) throw new InvalidInputError('task', parsed.error.issues.map((i) => i.message).join('; '));
+export async function startTask(session: Session, task: string, limits?: TaskInput['limits']): Promise<StartedCycle> {
+  const parsed = taskInputSchema.safeParse({ task, sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE, ...(limits ? { limits } : {}) });
+  if (!parsed.success)
+    throw new InvalidInputError(
+      'task',
+      parsed.error.issues.map((i) => (i.path[0] === 'limits' ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '),
+    );
   return startCycle(session, 'task', [parsed.data]);
 }
 

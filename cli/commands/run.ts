@@ -21,16 +21,29 @@ function callLines(calls: Calls): string[] {
   ];
 }
 
-const USAGE = 'usage: forge run "<task>" [--wait] [--json]';
+const USAGE = 'usage: forge run "<task>" [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]';
+
+/** The loop's bounds a person set on the command line; absent ones keep their defaults. */
+function limitsFrom(values: { 'max-turns'?: string; 'max-tool-calls'?: string; 'max-tokens'?: string }) {
+  const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const limits = { maxTurns: n(values['max-turns']), maxToolCalls: n(values['max-tool-calls']), maxTokens: n(values['max-tokens']) };
+  return Object.values(limits).some((v) => v !== undefined) ? limits : undefined;
+}
 
 export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { wait: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    options: {
+      wait: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'max-turns': { type: 'string' },
+      'max-tool-calls': { type: 'string' },
+      'max-tokens': { type: 'string' },
+    },
   });
   return withSession(cfg, async (session) => {
-    const started = await withUsage(startTask(session, positionals.join(' ')), USAGE);
+    const started = await withUsage(startTask(session, positionals.join(' '), limitsFrom(values)), USAGE);
     const { workflowId, uiUrl } = started;
     if (!values.wait) {
       if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl });
