@@ -1,10 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import type { ForgeConfig } from '../domain/config.ts';
 import type { VerifyReport } from '../domain/verification.ts';
 import { dockerClient } from '../infra/docker.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { bundleToolModule } from '../services/sandbox/bundle.ts';
 import { createSandbox, type SandboxResult } from '../services/sandbox/index.ts';
-import { reapEgress, verifyTool } from '../services/sandbox/stages/index.ts';
+import { readManifestSource, reapEgress, verifyTool } from '../services/sandbox/stages/index.ts';
 
 export type { StageResult, VerifyReport } from '../domain/verification.ts';
 export type { SandboxResult };
@@ -16,26 +17,70 @@ export interface ExecAsk {
   /** the tool's module, e.g. tool.ts; its own imports resolve from its folder */
   file: string;
   input: unknown;
-  /** the variables passed to the tool (the runner keeps only those its manifest declares) */
+  /** the variables named with --env: only those the tool's manifest declares leave this process */
   env: Record<string, string>;
   timeoutMs?: number;
 }
 
+export interface ExecResult extends SandboxResult {
+  /** --env variables never sent to the container, and why */
+  envWithheld?: { names: string[]; reason: string };
+}
+
+export interface DeclaredEnv {
+  /** what may be sent: the named variables the manifest declares */
+  env: Record<string, string>;
+  withheld?: { names: string[]; reason: string };
+}
+
+/**
+ * Keeps of the named variables only those the tool's manifest declares, deciding on the host from
+ * the source alone (parsed, never run): an undeclared value must not reach the container at all,
+ * where the tool could read it from the runner's memory before the runner filters it. When the
+ * manifest cannot be read that way, nothing is sent.
+ */
+export function declaredEnvOnly(source: string, env: Record<string, string>): DeclaredEnv {
+  const names = Object.keys(env);
+  if (names.length === 0) return { env: {} };
+  const { manifest, problems } = readManifestSource(source);
+  // A computed permissions.env reads as empty: say it could not be read, rather than "declared: none".
+  const envProblem = problems.find((p) => /manifest\.permissions(\.env| )/.test(p));
+  if (!manifest || envProblem) {
+    const why = envProblem ?? problems[0] ?? 'no literal `export const manifest = {...}`';
+    return { env: {}, withheld: { names, reason: `the manifest's permissions.env could not be read without running the tool (${why})` } };
+  }
+  const declared = new Set(manifest.env);
+  const withheld = names.filter((n) => !declared.has(n));
+  return {
+    env: Object.fromEntries(Object.entries(env).filter(([n]) => declared.has(n))),
+    ...(withheld.length
+      ? {
+          withheld: {
+            names: withheld,
+            reason: `not in the manifest's permissions.env (declared: ${manifest.env.join(', ') || 'none'})`,
+          },
+        }
+      : {}),
+  };
+}
+
 /** Bundles a tool module and runs it once in a fresh sandbox container (no warm pool). */
-export async function execToolFile(cfg: ForgeConfig, ask: ExecAsk): Promise<SandboxResult> {
+export async function execToolFile(cfg: ForgeConfig, ask: ExecAsk): Promise<ExecResult> {
+  const { env, withheld } = declaredEnvOnly(await readFile(ask.file, 'utf8'), ask.env);
   const code = await bundleToolModule(ask.file);
   const docker = dockerClient(cfg);
   await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
   const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 0 });
   try {
-    return await sandbox.runJob({
+    const result = await sandbox.runJob({
       mode: 'call',
       files: { 'tool.mjs': code },
       entry: 'tool.mjs',
       input: ask.input,
-      env: ask.env,
+      env,
       limits: ask.timeoutMs ? { timeoutMs: ask.timeoutMs } : undefined,
     });
+    return withheld ? { ...result, envWithheld: withheld } : result;
   } finally {
     await sandbox.close();
   }

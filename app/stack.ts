@@ -6,7 +6,7 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
-import { logFile, portOpen, runningPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
+import { alive, forgetPid, logFile, portOpen, recordedPid, runDir, startDetached, stopService, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { connectTemporal, ensureTemporal, registerSearchAttributes, temporalClient, temporalEndpoint } from '../infra/temporal.ts';
 import { findTemporalCli } from '../infra/temporal-cli.ts';
@@ -20,7 +20,7 @@ import { llmEndpoint } from '../services/llm/endpoint.ts';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * The bundled scenarios, in the order the scripted model tries them: the forge and tool cases first,
- * demo.json last (its planning rule answers any task). FORGE_SCENARIO (comma-separated) replaces them.
+ * demo.json last (its catch-all answers any task turn). FORGE_SCENARIO (comma-separated) replaces them.
  */
 export function scenarioFiles(cfg: Pick<ForgeConfig, 'FORGE_SCENARIO'>): string[] {
   if (cfg.FORGE_SCENARIO) return cfg.FORGE_SCENARIO.split(',').map((f) => path.resolve(f.trim()));
@@ -78,7 +78,9 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
     step(`llm: ${llm.scripted ? 'scripted model' : 'Anthropic API'} at ${llm.baseURL ?? 'api.anthropic.com'}`);
   }
 
-  await ensureWorker(cfg);
+  const worker = await ensureWorker(cfg);
+  if (worker.crashedPid)
+    step(`worker: the worker Forge started (pid ${worker.crashedPid}) had crashed or been killed; started a new one (pid ${worker.pid})`);
   step(`worker: polling ${cfg.FORGE_TASK_QUEUE} and ${cfg.FORGE_SANDBOX_QUEUE}`);
   return { uiUrl: temporal.uiUrl, scripted: llm.scripted };
 }
@@ -101,37 +103,58 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
   await waitFor('scripted model server', () => portOpen(cfg.FORGE_SCRIPTED_MODEL_PORT), 30_000, logFile(cfg.home, 'scripted-model'));
 }
 
-async function ensureWorker(cfg: ForgeConfig): Promise<void> {
+/**
+ * Temporal keeps listing a dead worker's pollers for minutes, so they do not prove a worker runs:
+ * when the pid file names a process that is gone, the worker Forge started has crashed, whatever
+ * the poller list says, and a new one is started at once.
+ */
+async function ensureWorker(cfg: ForgeConfig): Promise<{ pid?: number; crashedPid?: number }> {
+  const recorded = recordedPid(cfg.home, 'worker');
+  const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
   const client = await temporalClient(cfg);
   try {
-    if ((await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE))) return;
-    if (!runningPid(cfg.home, 'worker')) {
-      startDetached(cfg.home, {
-        name: 'worker',
-        command: process.execPath,
-        args: ['--import', 'tsx', path.join(root, 'workers', 'main.ts')],
-        cwd: root,
-        env: { ...process.env, FORGE_HOME: cfg.home },
-      });
-    }
+    if (!crashedPid && (await workerPolling(client, cfg))) return { pid: recorded?.pid };
+    if (crashedPid) forgetPid(cfg.home, 'worker');
+    const pid = recorded?.running
+      ? recorded.pid
+      : startDetached(cfg.home, {
+          name: 'worker',
+          command: process.execPath,
+          args: ['--import', 'tsx', path.join(root, 'workers', 'main.ts')],
+          cwd: root,
+          env: { ...process.env, FORGE_HOME: cfg.home },
+        });
+    const log = logFile(cfg.home, 'worker');
     await waitFor(
       'Forge worker',
-      async () => (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)),
+      async () => {
+        if (!alive(pid)) throw new Error(`the Forge worker (pid ${pid}) exited while starting; see ${log}`);
+        // Its own pollers: the dead worker's may still be listed.
+        return workerPolling(client, cfg, pid);
+      },
       120_000,
-      logFile(cfg.home, 'worker'),
+      log,
     );
+    return { pid, crashedPid };
   } finally {
     await client.connection.close();
   }
 }
 
-export async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
+/** Whether both Forge task queues have a poller (of the worker with this pid, when given). */
+async function workerPolling(client: Client, cfg: ForgeConfig, pid?: number): Promise<boolean> {
+  return (await hasPollers(client, cfg.FORGE_TASK_QUEUE, pid)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, pid));
+}
+
+/** pid: count only that process's pollers (a Temporal worker's identity is `<pid>@<host>` by default). */
+export async function hasPollers(client: Client, taskQueue: string, pid?: number): Promise<boolean> {
   const res = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue },
     taskQueueType: taskQueue.includes('sandbox') ? 2 : 1, // 1 = workflow, 2 = activity
   });
-  return (res.pollers ?? []).length > 0;
+  const pollers = res.pollers ?? [];
+  return pid === undefined ? pollers.length > 0 : pollers.some((p) => p.identity?.startsWith(`${pid}@`));
 }
 
 export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
@@ -149,6 +172,28 @@ async function sandboxImagePresent(docker: ReturnType<typeof dockerClient>, tag:
   } catch {
     return false;
   }
+}
+
+/**
+ * The worker's line: a pid file naming a dead process is a crashed worker even while Temporal
+ * still lists its pollers (it does for minutes). polling is undefined when Temporal did not answer.
+ */
+function checkWorker(cfg: ForgeConfig, worker: ReturnType<typeof recordedPid>, polling: boolean | undefined): Check | undefined {
+  if (worker && !worker.running) {
+    return {
+      component: 'worker',
+      ok: false,
+      detail: `down: the worker Forge started (pid ${worker.pid}, in ${path.join(runDir(cfg.home), 'worker.pid')}) is not running; it crashed or was killed${polling ? ' (Temporal still lists its pollers for a few minutes)' : ''}`,
+      fix: `forge up (restarts it; its log: ${logFile(cfg.home, 'worker')})`,
+    };
+  }
+  if (polling === undefined) return undefined;
+  return {
+    component: 'worker',
+    ok: polling,
+    detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues',
+    fix: polling ? undefined : 'forge up (or: forge worker)',
+  };
 }
 
 export interface Check {
@@ -221,6 +266,8 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
           },
     );
   }
+  const worker = recordedPid(cfg.home, 'worker');
+  let polling: boolean | undefined;
   try {
     const client = await temporalClient(cfg);
     try {
@@ -230,13 +277,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
         ok: true,
         detail: `${endpoint.address} namespace ${cfg.TEMPORAL_NAMESPACE}${endpoint.uiUrl ? `, UI ${endpoint.uiUrl}` : ''}`,
       });
-      const polling = (await hasPollers(client, cfg.FORGE_TASK_QUEUE)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE));
-      checks.push({
-        component: 'worker',
-        ok: polling,
-        detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues',
-        fix: polling ? undefined : 'forge up (or: forge worker)',
-      });
+      polling = await workerPolling(client, cfg);
     } finally {
       await client.connection.close();
     }
@@ -248,6 +289,8 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
       fix: endpoint.managed ? 'forge up' : 'check TEMPORAL_ADDRESS',
     });
   }
+  const workerCheck = checkWorker(cfg, worker, polling);
+  if (workerCheck) checks.push(workerCheck);
   const llm = llmEndpoint(cfg);
   if (llm.scripted) {
     const port = Number(new URL(llm.baseURL!).port);

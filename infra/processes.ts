@@ -44,14 +44,29 @@ export function startDetached(home: string, spec: ServiceSpec): number {
 }
 
 export function runningPid(home: string, name: string): number | null {
+  const recorded = recordedPid(home, name);
+  return recorded?.running ? recorded.pid : null;
+}
+
+/**
+ * The process a service's pid file names and whether it still runs; null when there is no pid
+ * file. A pid file naming a dead process means the service Forge started has crashed or was killed.
+ */
+export function recordedPid(home: string, name: string): { pid: number; running: boolean } | null {
+  let text: string;
   try {
-    const pid = Number(fs.readFileSync(pidFile(home, name), 'utf8').trim());
-    if (!pid) return null;
-    process.kill(pid, 0);
-    return pid;
+    text = fs.readFileSync(pidFile(home, name), 'utf8');
   } catch {
     return null;
   }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  return { pid, running: alive(pid) };
+}
+
+/** Forgets a service's pid file (after its process was found dead). */
+export function forgetPid(home: string, name: string): void {
+  fs.rmSync(pidFile(home, name), { force: true });
 }
 
 /** Stops a service by its pid file: SIGTERM, then SIGKILL after graceMs. */
@@ -81,12 +96,24 @@ function signalGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether pid names a live process. A killed detached service whose parent never reaps it (Forge's
+ * own parent is gone, and PID 1 in a container often reaps nothing) stays a zombie that
+ * signal 0 still reaches: on Linux its state in /proc says it is dead.
+ */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    // Gone since the signal, or no /proc at all (macOS), where signal 0 is all there is.
+    return !fs.existsSync('/proc/self/stat');
   }
 }
 

@@ -1,5 +1,5 @@
 import { ForgeError } from '../domain/errors.ts';
-import type { Permissions } from '../domain/tool.ts';
+import type { Permissions, SideEffect } from '../domain/tool.ts';
 import { createToolContext } from './ctx.ts';
 import type { LogEntry, RunnerError, RunnerResult } from './protocol.ts';
 import { describeIssues, type LoadedTool } from './tool-module.ts';
@@ -8,6 +8,8 @@ import { describeIssues, type LoadedTool } from './tool-module.ts';
 export interface CallOptions {
   env: Record<string, string | undefined>;
   permissions?: Permissions;
+  /** the approved side effect; without it the tool's own manifest declares it */
+  sideEffect?: SideEffect;
   timeoutMs: number;
   fetchImpl?: typeof fetch;
   /** the egress proxy (a job on an egress network): ctx.fetch's transport goes through it */
@@ -62,6 +64,7 @@ export async function callTool(tool: LoadedTool, input: unknown, opts: CallOptio
   // ctx checks the declared domains before any request reaches this transport (first layer).
   const ctx = createToolContext({
     permissions: opts.permissions ?? tool.permissions,
+    sideEffect: opts.sideEffect ?? tool.sideEffect,
     env: opts.env,
     fetchImpl: await transport(opts),
     signal: controller.signal,

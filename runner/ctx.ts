@@ -1,14 +1,29 @@
 import { ForgeError } from '../domain/errors.ts';
-import type { Permissions, ToolContext, ToolLogger } from '../domain/tool.ts';
+import { allowedMethods, METHOD_FIX, METHOD_OVERRIDE_HEADERS, methodAllowed, methodRefusal } from '../domain/side-effect.ts';
+import type { Permissions, SideEffect, ToolContext, ToolLogger } from '../domain/tool.ts';
 import type { LogEntry } from './protocol.ts';
 
 /**
  * The capability object a tool receives inside the sandbox. This is the first of the
  * two containment layers (the container is the second): a tool sees only the
- * network domains and environment variables its manifest declares.
+ * network domains and environment variables its manifest declares, and a `read` tool may
+ * send only the methods that cannot change anything (domain/side-effect.ts).
  */
 export class PermissionDeniedError extends ForgeError {
-  constructor(kind: 'network' | 'env', requested: string, declared: readonly string[]) {
+  constructor(kind: 'network' | 'env', requested: string, declared: readonly string[]);
+  /** a method the declared side effect does not allow: `requested` is the method, `declared` the allowed ones */
+  constructor(kind: 'method', requested: string, declared: readonly string[], refusal: MethodRefusal);
+  constructor(kind: 'network' | 'env' | 'method', requested: string, declared: readonly string[], refusal?: MethodRefusal) {
+    if (kind === 'method' && refusal) {
+      super(`permission denied: ${methodRefusal(requested, refusal.sideEffect, refusal)}`, 'PERMISSION_DENIED', METHOD_FIX, {
+        kind,
+        requested,
+        declared: [...declared],
+        sideEffect: refusal.sideEffect,
+        host: refusal.host,
+      });
+      return;
+    }
     super(
       `permission denied: ${kind} access to ${JSON.stringify(requested)} is not declared ` +
         `(declared ${kind}: ${declared.length ? declared.join(', ') : 'none'})`,
@@ -16,6 +31,29 @@ export class PermissionDeniedError extends ForgeError {
       `add ${JSON.stringify(requested)} to the manifest's permissions.${kind} if the tool really needs it`,
       { kind, requested, declared: [...declared] },
     );
+  }
+}
+
+export interface MethodRefusal {
+  sideEffect: SideEffect | undefined;
+  host: string;
+  /** the override header that asked for the method, when it was not the request's own */
+  via?: string;
+}
+
+/**
+ * The method a request really sends, read once (a getter on `init` could answer the check and
+ * the transport differently), and refused when the declared side effect does not allow it;
+ * so is a method-override header asking for one.
+ */
+export function checkMethod(method: string, headers: Headers, sideEffect: SideEffect | undefined, host: string): void {
+  const allowed = allowedMethods(sideEffect);
+  if (allowed === null) return;
+  if (!methodAllowed(method, sideEffect)) throw new PermissionDeniedError('method', method, allowed, { sideEffect, host });
+  for (const header of METHOD_OVERRIDE_HEADERS) {
+    const asked = headers.get(header);
+    if (asked !== null && !methodAllowed(asked.trim(), sideEffect))
+      throw new PermissionDeniedError('method', asked.trim(), allowed, { sideEffect, host, via: header });
   }
 }
 
@@ -31,6 +69,8 @@ export function domainAllowed(host: string, declared: readonly string[]): boolea
 
 export interface CreateToolContextOptions {
   permissions: Pick<Permissions, 'network' | 'env'>;
+  /** the declared side effect: `read` limits ctx.fetch to GET, HEAD and OPTIONS; undefined limits nothing */
+  sideEffect?: SideEffect;
   /** the variables the job was given; only the declared ones reach the tool */
   env: Readonly<Record<string, string | undefined>>;
   fetchImpl?: typeof fetch;
@@ -61,11 +101,16 @@ export function createToolContext(opts: CreateToolContextOptions): ToolContext {
     if (!domainAllowed(target.hostname, declaredNet)) {
       throw new PermissionDeniedError('network', target.hostname, declaredNet);
     }
+    // Method and headers are read once and sent as checked, whatever getters `init` has.
+    const rawMethod = init?.method;
+    const method = rawMethod === undefined ? 'GET' : String(rawMethod);
+    const headers = new Headers(init?.headers);
+    checkMethod(method, headers, opts.sideEffect, target.host);
     // Combine the job's budget with the caller's own signal, so a timed-out job stops its requests.
     const signal = init?.signal ? AbortSignal.any([opts.signal, init.signal]) : opts.signal;
     // Redirects are not followed: one could lead to an undeclared domain. The tool sees the
     // 3xx and may follow it through ctx.fetch, which checks the new host again.
-    return fetchImpl(target, { ...init, signal, redirect: 'manual' });
+    return fetchImpl(target, { ...init, method, headers, signal, redirect: 'manual' });
   };
   return {
     fetch: guardedFetch,

@@ -44,6 +44,7 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
       return callTool(tool, job.input, {
         env: job.env,
         permissions: job.permissions,
+        sideEffect: job.sideEffect,
         timeoutMs: job.limits.timeoutMs,
         proxyUrl: job.proxyUrl,
       });
@@ -52,7 +53,14 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
       return runTestFile(entry ?? need('entry'), { env: job.env, timeoutMs: job.limits.timeoutMs });
     case 'serve': {
       const tool = await loadTool(entry ?? need('entry'));
-      await serveTool(tool, { stdin, stdout: process.stdout, env: job.env, permissions: job.permissions, timeoutMs: job.limits.timeoutMs });
+      await serveTool(tool, {
+        stdin,
+        stdout: process.stdout,
+        env: job.env,
+        permissions: job.permissions,
+        sideEffect: job.sideEffect,
+        timeoutMs: job.limits.timeoutMs,
+      });
       return undefined;
     }
   }

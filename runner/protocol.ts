@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { permissionsSchema } from '../domain/tool.ts';
+import { permissionsSchema, sideEffectSchema } from '../domain/tool.ts';
 
 /**
  * The wire protocol between the host (services/sandbox) and the runner inside a
@@ -42,6 +42,8 @@ export const jobMessageSchema = z.object({
   input: z.unknown().optional(),
   env: z.record(z.string(), z.string()).default({}),
   permissions: permissionsSchema.optional(),
+  /** the approved side effect (call/serve): `read` limits ctx.fetch to GET, HEAD and OPTIONS */
+  sideEffect: sideEffectSchema.optional(),
   limits: z.object({ timeoutMs: z.number().int().positive() }),
   /** call mode: the egress proxy ctx.fetch goes through (plain http to the proxy; https is tunnelled) */
   proxyUrl: proxyUrlSchema.optional(),

@@ -1,22 +1,37 @@
 import dns from 'node:dns/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { allowedMethods, METHOD_OVERRIDE_HEADERS, methodAllowed, methodRefusal } from '../domain/side-effect.ts';
+// Types only: the proxy is passed to `node -e` whole, and zod (domain/tool.ts) would not fit in argv.
+import type { SideEffect } from '../domain/tool.ts';
 import { domainAllowed } from './ctx.ts';
 
 /**
  * The egress proxy for the live smoke stage. It runs in its own container (same sandbox
  * image), attached to the tool's internal network and to a normal bridge; it is the tool
- * container's only way out. It forwards CONNECT (https) and plain http requests, and only
- * to the tool's declared domains, on ports 80/443. It resolves names itself and connects
- * to the resolved address, refusing private, loopback and link-local destinations, so a
- * declared name that points inside (or is re-pointed by DNS) cannot reach the host or
- * other services. Every decision is logged as one JSON line on stdout.
+ * container's only way out. It forwards requests, only to the tool's declared domains, on
+ * ports 80/443 (and, for a write tool, CONNECT tunnels). It resolves names itself and connects
+ * to the resolved address, refusing every IANA special-purpose range (private, loopback,
+ * link-local, documentation, NAT64, 6to4...), so a declared name that points inside (or is
+ * re-pointed by DNS) cannot reach the host or other services. Every decision is logged as
+ * one JSON line on stdout.
+ *
+ * It also holds a tool to its declared side effect. ctx.fetch sends every request to it in the
+ * clear, in absolute form (`GET https://api.example.com/x`), and the proxy opens the TLS
+ * connection upstream itself, verifying the certificate: so it sees each method, and for a
+ * `read` tool refuses any but GET, HEAD and OPTIONS, and refuses CONNECT, whose tunnel would
+ * hide them. The clear-text hop is the internal network, whose only members are the tool
+ * container and this proxy.
  */
 
 export const PROXY_READY_MARKER = 'FORGE_PROXY_READY';
 export const PROXY_PORT = 3128;
 export const PROXY_REASON_HEADER = 'x-forge-proxy-reason';
+/** On a refusal: which rule refused it ('method' for the side effect, 'destination' otherwise). */
+export const PROXY_RULE_HEADER = 'x-forge-proxy-rule';
 const ALLOWED_PORTS = new Set([80, 443]);
 const IDLE_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -25,6 +40,8 @@ export interface ProxyDecision {
   t: string;
   decision: 'allow' | 'deny' | 'error';
   method: 'CONNECT' | 'HTTP';
+  /** HTTP: the request's method (the proxy sees it: requests come in the clear) */
+  httpMethod?: string;
   host: string;
   port: number;
   address?: string;
@@ -49,18 +66,36 @@ const V4_RANGES: Range[] = [
   { name: '169.254.0.0/16 (link-local, cloud metadata)', net: [169, 254, 0, 0], bits: 16 },
   { name: '172.16.0.0/12 (private)', net: [172, 16, 0, 0], bits: 12 },
   { name: '192.0.0.0/24 (IETF protocol assignments)', net: [192, 0, 0, 0], bits: 24 },
+  { name: '192.0.2.0/24 (documentation, TEST-NET-1)', net: [192, 0, 2, 0], bits: 24 },
+  { name: '192.88.99.0/24 (6to4 relay anycast, deprecated)', net: [192, 88, 99, 0], bits: 24 },
   { name: '192.168.0.0/16 (private)', net: [192, 168, 0, 0], bits: 16 },
   { name: '198.18.0.0/15 (benchmarking)', net: [198, 18, 0, 0], bits: 15 },
+  { name: '198.51.100.0/24 (documentation, TEST-NET-2)', net: [198, 51, 100, 0], bits: 24 },
+  { name: '203.0.113.0/24 (documentation, TEST-NET-3)', net: [203, 0, 113, 0], bits: 24 },
   { name: '224.0.0.0/4 (multicast)', net: [224, 0, 0, 0], bits: 4 },
-  { name: '240.0.0.0/4 (reserved, broadcast)', net: [240, 0, 0, 0], bits: 4 },
+  { name: '255.255.255.255/32 (limited broadcast)', net: [255, 255, 255, 255], bits: 32 },
+  { name: '240.0.0.0/4 (reserved)', net: [240, 0, 0, 0], bits: 4 },
 ];
 
+/** 16 bytes from leading bytes (the rest zero). */
+const v6 = (...lead: number[]) => [...lead, ...new Array(16 - lead.length).fill(0)];
+
+/** Checked in order: the first match names the range (:: and ::1 before the rest of ::/96). */
 const V6_RANGES: Range[] = [
-  { name: '::/128 (unspecified)', net: new Array(16).fill(0), bits: 128 },
-  { name: '::1/128 (loopback)', net: [...new Array(15).fill(0), 1], bits: 128 },
-  { name: 'fc00::/7 (unique local)', net: [0xfc, ...new Array(15).fill(0)], bits: 7 },
-  { name: 'fe80::/10 (link-local)', net: [0xfe, 0x80, ...new Array(14).fill(0)], bits: 10 },
-  { name: 'ff00::/8 (multicast)', net: [0xff, ...new Array(15).fill(0)], bits: 8 },
+  { name: '::/128 (unspecified)', net: v6(), bits: 128 },
+  { name: '::1/128 (loopback)', net: v6(...new Array(15).fill(0), 1), bits: 128 },
+  { name: '::/96 (IPv4-compatible, deprecated)', net: v6(), bits: 96 },
+  { name: '64:ff9b:1::/48 (local-use NAT64)', net: v6(0x00, 0x64, 0xff, 0x9b, 0x00, 0x01), bits: 48 },
+  { name: '100::/64 (discard-only)', net: v6(0x01, 0x00), bits: 64 },
+  { name: '100:0:0:1::/64 (dummy prefix)', net: v6(0x01, 0x00, 0, 0, 0, 0, 0, 1), bits: 64 },
+  { name: '2001::/23 (IETF protocol assignments: Teredo, benchmarking, ORCHID...)', net: v6(0x20, 0x01), bits: 23 },
+  { name: '2001:db8::/32 (documentation)', net: v6(0x20, 0x01, 0x0d, 0xb8), bits: 32 },
+  { name: '2002::/16 (6to4)', net: v6(0x20, 0x02), bits: 16 },
+  { name: '3fff::/20 (documentation)', net: v6(0x3f, 0xff), bits: 20 },
+  { name: '5f00::/16 (segment routing SIDs)', net: v6(0x5f, 0x00), bits: 16 },
+  { name: 'fc00::/7 (unique local)', net: v6(0xfc), bits: 7 },
+  { name: 'fe80::/10 (link-local)', net: v6(0xfe, 0x80), bits: 10 },
+  { name: 'ff00::/8 (multicast)', net: v6(0xff), bits: 8 },
 ];
 
 function inRange(bytes: number[], range: Range): boolean {
@@ -122,6 +157,9 @@ export type Lookup = (host: string) => Promise<Array<{ address: string; family: 
 
 const systemLookup: Lookup = (host) => dns.lookup(host, { all: true, verbatim: true });
 
+/** The end of every range refusal (the range's own name comes before it: documentation, NAT64, 6to4...). */
+const REFUSED_RANGES = 'private, loopback and link-local destinations are refused';
+
 export type Verdict = { ok: true; address: string } | { ok: false; status: 403 | 502; reason: string };
 
 /**
@@ -133,8 +171,7 @@ export async function decide(host: string, port: number, allow: readonly string[
   if (!ALLOWED_PORTS.has(port)) return { ok: false, status: 403, reason: `port ${port} is not allowed (only 80 and 443)` };
   if (net.isIP(name)) {
     const range = nonPublicRange(name);
-    if (range)
-      return { ok: false, status: 403, reason: `${name} is in ${range}: private, loopback and link-local destinations are refused` };
+    if (range) return { ok: false, status: 403, reason: `${name} is in ${range}: ${REFUSED_RANGES}` };
     return { ok: false, status: 403, reason: `${name} is an IP address, not a declared domain (declared: ${allow.join(', ') || 'none'})` };
   }
   if (!domainAllowed(name, allow)) {
@@ -153,7 +190,7 @@ export async function decide(host: string, port: number, allow: readonly string[
       return {
         ok: false,
         status: 403,
-        reason: `${name} resolves to ${a.address} in ${range}: private, loopback and link-local destinations are refused`,
+        reason: `${name} resolves to ${a.address} in ${range}: ${REFUSED_RANGES}`,
       };
   }
   const chosen = addresses.find((a) => a.family === 4) ?? addresses[0]!;
@@ -165,20 +202,50 @@ export async function decide(host: string, port: number, allow: readonly string[
 
 export interface ProxyOptions {
   allow: readonly string[];
+  /** the tool's declared side effect: `read` admits only GET, HEAD and OPTIONS, and no CONNECT; undefined admits any method */
+  sideEffect?: SideEffect;
   lookup?: Lookup;
   log?: (d: ProxyDecision) => void;
   /** test hook: where to actually connect for an allowed destination (default: the resolved address and port) */
   connectTo?: (address: string, port: number) => { host: string; port: number };
+  /** test hook: TLS options for the upstream connection of an https request (e.g. a test CA) */
+  upstreamTls?: tls.ConnectionOptions;
 }
 
 /** Header values must be one line of latin-1; reasons are ASCII already, this is a guard. */
 const headerSafe = (s: string) => s.replace(/[^\x20-\x7e]/g, '?');
 
-function refuseSocket(socket: Duplex, status: number, reason: string): void {
+type Rule = 'method' | 'destination';
+
+function refuseSocket(socket: Duplex, status: number, reason: string, rule: Rule = 'destination'): void {
   const text = status === 403 ? 'Forbidden' : 'Bad Gateway';
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\n${PROXY_REASON_HEADER}: ${headerSafe(reason)}\r\nConnection: close\r\n\r\nforge egress proxy: ${reason}\n`,
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\n${PROXY_REASON_HEADER}: ${headerSafe(reason)}\r\n${PROXY_RULE_HEADER}: ${rule}\r\nConnection: close\r\n\r\nforge egress proxy: ${reason}\n`,
   );
+}
+
+function refuse(res: http.ServerResponse, status: number, reason: string, rule: Rule = 'destination'): void {
+  res
+    .writeHead(status, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(reason), [PROXY_RULE_HEADER]: rule })
+    .end(`forge egress proxy: ${reason}\n`);
+}
+
+/** Why a request's method breaks the declared side effect (its own, or one an override header asks for), or null. */
+export function methodProblem(
+  method: string,
+  headers: http.IncomingHttpHeaders,
+  host: string,
+  sideEffect: SideEffect | undefined,
+): string | null {
+  if (allowedMethods(sideEffect) === null) return null;
+  if (!methodAllowed(method, sideEffect)) return methodRefusal(method, sideEffect, { host });
+  for (const header of METHOD_OVERRIDE_HEADERS) {
+    const raw = headers[header];
+    for (const asked of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
+      if (!methodAllowed(asked.trim(), sideEffect)) return methodRefusal(asked.trim(), sideEffect, { host, via: header });
+    }
+  }
+  return null;
 }
 
 function parseAuthority(authority: string): { host: string; port: number } | null {
@@ -187,6 +254,8 @@ function parseAuthority(authority: string): { host: string; port: number } | nul
 }
 
 const HOP_BY_HOP = ['connection', 'proxy-connection', 'proxy-authorization', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+/** An upstream must not be able to pass its answer off as the proxy's refusal. */
+const PROXY_HEADERS = [PROXY_REASON_HEADER, PROXY_RULE_HEADER];
 
 export function createProxyServer(opts: ProxyOptions): http.Server {
   const log = opts.log ?? ((d) => process.stdout.write(JSON.stringify(d) + '\n'));
@@ -197,39 +266,60 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     let url: URL;
     try {
       url = new URL(req.url ?? '');
-      if (url.protocol !== 'http:') throw new Error('not http');
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
     } catch {
       res
         .writeHead(400, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: 'not a proxy request' })
-        .end('forge egress proxy: send absolute http:// URLs or CONNECT\n');
+        .end('forge egress proxy: send absolute http:// or https:// URLs, or CONNECT\n');
       return;
     }
-    const port = Number(url.port || 80);
+    const secure = url.protocol === 'https:';
+    const port = Number(url.port || (secure ? 443 : 80));
+    const httpMethod = req.method ?? 'GET';
+    const seen = { method: 'HTTP' as const, httpMethod, host: url.hostname, port };
+    const wrongMethod = methodProblem(httpMethod, req.headers, url.host, opts.sideEffect);
+    if (wrongMethod) {
+      record({ decision: 'deny', ...seen, reason: wrongMethod });
+      return refuse(res, 403, wrongMethod, 'method');
+    }
     const verdict = await decide(url.hostname, port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({ decision: verdict.status === 403 ? 'deny' : 'error', method: 'HTTP', host: url.hostname, port, reason: verdict.reason });
-      res
-        .writeHead(verdict.status, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(verdict.reason) })
-        .end(`forge egress proxy: ${verdict.reason}\n`);
-      return;
+      record({ decision: verdict.status === 403 ? 'deny' : 'error', ...seen, reason: verdict.reason });
+      return refuse(res, verdict.status, verdict.reason);
     }
-    record({ decision: 'allow', method: 'HTTP', host: url.hostname, port, address: verdict.address });
+    record({ decision: 'allow', ...seen, address: verdict.address });
     const headers: http.OutgoingHttpHeaders = { ...req.headers, host: url.host };
     for (const h of HOP_BY_HOP) delete headers[h];
     const to = target(verdict.address, port);
-    const upstream = http.request(
-      { host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers, timeout: CONNECT_TIMEOUT_MS },
-      (up) => {
-        upstream.setTimeout(IDLE_TIMEOUT_MS);
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
+    const request = {
+      host: to.host,
+      port: to.port,
+      method: httpMethod,
+      path: url.pathname + url.search,
+      headers,
+      timeout: CONNECT_TIMEOUT_MS,
+    };
+    const onResponse = (up: http.IncomingMessage) => {
+      upstream.setTimeout(IDLE_TIMEOUT_MS);
+      const upHeaders = { ...up.headers };
+      for (const h of PROXY_HEADERS) delete upHeaders[h];
+      res.writeHead(up.statusCode ?? 502, upHeaders);
+      up.pipe(res);
+    };
+    // https: the proxy is the TLS client, verifying the certificate against the declared name.
+    const name = url.hostname.replace(/^\[|\]$/g, '');
+    const upstream = secure
+      ? https.request({ ...request, ...(net.isIP(name) ? {} : { servername: name }), agent: false, ...opts.upstreamTls }, onResponse)
+      : http.request(request, onResponse);
     upstream.on('timeout', () => upstream.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     upstream.on('error', (err) => {
-      record({ decision: 'error', method: 'HTTP', host: url.hostname, port, address: verdict.address, reason: err.message });
+      record({ decision: 'error', ...seen, address: verdict.address, reason: err.message });
       if (!res.headersSent)
-        res.writeHead(502, { 'content-type': 'text/plain', [PROXY_REASON_HEADER]: headerSafe(`upstream: ${err.message}`) });
+        res.writeHead(502, {
+          'content-type': 'text/plain',
+          [PROXY_REASON_HEADER]: headerSafe(`upstream: ${err.message}`),
+          [PROXY_RULE_HEADER]: 'destination',
+        });
       res.end(`forge egress proxy: upstream ${url.hostname} failed: ${err.message}\n`);
     });
     req.pipe(upstream);
@@ -239,6 +329,12 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     socket.on('error', () => socket.destroy());
     const authority = parseAuthority(req.url ?? '');
     if (!authority) return refuseSocket(socket, 403, `bad CONNECT target ${JSON.stringify(req.url)}`);
+    if (allowedMethods(opts.sideEffect) !== null) {
+      // A tunnel hides every method inside it: a tool held to some methods must show them.
+      const reason = `CONNECT tunnels are refused for a tool that declares sideEffect '${opts.sideEffect}': its requests must come in the clear so their methods can be checked (ctx.fetch sends them so)`;
+      record({ decision: 'deny', method: 'CONNECT', host: authority.host, port: authority.port, reason });
+      return refuseSocket(socket, 403, reason, 'method');
+    }
     const verdict = await decide(authority.host, authority.port, opts.allow, opts.lookup);
     if (!verdict.ok) {
       record({
@@ -284,14 +380,26 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
   return server;
 }
 
-/** Container entry: allowlist from FORGE_PROXY_ALLOW (comma-separated), prints the ready marker. */
+/**
+ * Container entry: allowlist from FORGE_PROXY_ALLOW (comma-separated), the tool's side effect from
+ * FORGE_PROXY_SIDE_EFFECT (`read` when absent: a proxy nobody told otherwise admits no writes),
+ * prints the ready marker.
+ */
 export function startProxyFromEnv(env: NodeJS.ProcessEnv = process.env): http.Server {
   const allow = (env.FORGE_PROXY_ALLOW ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  const declared = env.FORGE_PROXY_SIDE_EFFECT || 'read';
+  if (declared !== 'read' && declared !== 'write')
+    throw new Error(`FORGE_PROXY_SIDE_EFFECT must be read or write, not ${JSON.stringify(declared)}`);
+  const sideEffect: SideEffect = declared;
   const port = Number(env.FORGE_PROXY_PORT ?? PROXY_PORT);
-  const server = createProxyServer({ allow });
-  server.listen(port, '0.0.0.0', () => process.stdout.write(`${PROXY_READY_MARKER} ${JSON.stringify({ port, allow })}\n`));
+  const server = createProxyServer({ allow, sideEffect });
+  server.listen(port, '0.0.0.0', () =>
+    process.stdout.write(
+      `${PROXY_READY_MARKER} ${JSON.stringify({ port, allow, sideEffect, methods: allowedMethods(sideEffect) ?? 'any' })}\n`,
+    ),
+  );
   return server;
 }

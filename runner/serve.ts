@@ -3,7 +3,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import type { Permissions } from '../domain/tool.ts';
+import type { Permissions, SideEffect } from '../domain/tool.ts';
 import { callTool } from './call.ts';
 import type { LoadedTool } from './tool-module.ts';
 
@@ -17,6 +17,7 @@ export interface ServeOptions {
   stdout: Writable;
   env: Record<string, string | undefined>;
   permissions?: Permissions;
+  sideEffect?: SideEffect;
   timeoutMs: number;
 }
 
@@ -43,7 +44,12 @@ export function describeTool(tool: LoadedTool): Tool {
 }
 
 export async function handleCall(tool: LoadedTool, args: unknown, opts: ServeOptions, advertisesOutput: boolean): Promise<CallToolResult> {
-  const result = await callTool(tool, args ?? {}, { env: opts.env, permissions: opts.permissions, timeoutMs: opts.timeoutMs });
+  const result = await callTool(tool, args ?? {}, {
+    env: opts.env,
+    permissions: opts.permissions,
+    sideEffect: opts.sideEffect,
+    timeoutMs: opts.timeoutMs,
+  });
   if (!result.ok) {
     return { isError: true, content: [{ type: 'text', text: JSON.stringify({ ...result.error, logs: result.logs }) }] };
   }

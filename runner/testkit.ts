@@ -1,4 +1,4 @@
-import type { ApiEndpoint, ApiSpec, Permissions, ToolContext } from '../domain/tool.ts';
+import type { ApiEndpoint, ApiSpec, Permissions, SideEffect, ToolContext } from '../domain/tool.ts';
 import { createToolContext, PermissionDeniedError } from './ctx.ts';
 import type { LogEntry } from './protocol.ts';
 
@@ -12,8 +12,9 @@ import type { LogEntry } from './protocol.ts';
  *   const out = await run({ ... }, ctx);
  *   assert.equal(ctx.calls.length, 2);
  *
- * The verification stage configures the kit (spec + the tool's permissions) before the
- * tests load, through `configureTestkit`.
+ * The verification stage configures the kit (spec + the tool's permissions and side effect)
+ * before the tests load, through `configureTestkit`. A `read` tool's ctx.fetch refuses any
+ * method but GET, HEAD and OPTIONS, as in production, so a test exercising a lie fails.
  */
 
 export type FaultKind = 'rate_limit' | 'server_error' | 'timeout' | 'malformed_json' | 'wrong_types';
@@ -73,6 +74,11 @@ export interface TestContextOptions {
   apiSpec?: ApiSpec;
   /** override the tool's permissions (normally read from its manifest) */
   permissions?: Pick<Permissions, 'network' | 'env'>;
+  /**
+   * the side effect to hold the tool to when the kit was not configured (a unit test of the kit);
+   * under verification the manifest's own wins: a test cannot loosen it
+   */
+  sideEffect?: SideEffect;
   /** abort ctx.signal after this long (default: never) */
   timeoutMs?: number;
 }
@@ -91,6 +97,7 @@ export type TestContext = ToolContext & {
 interface KitConfig {
   apiSpec?: ApiSpec;
   permissions?: Pick<Permissions, 'network' | 'env'>;
+  sideEffect?: SideEffect;
 }
 
 // A global rather than a module variable: the runner and the test may end up with two copies of this module.
@@ -460,6 +467,7 @@ export function testContext(opts: TestContextOptions = {}): TestContext {
   const denied: TestContext['denied'] = [];
   const ctx = createToolContext({
     permissions,
+    sideEffect: config.sideEffect ?? opts.sideEffect,
     env: opts.env ?? {},
     fetchImpl: api.fetch,
     signal: controller.signal,

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ForgeError } from '../domain/errors.ts';
-import { type Permissions, permissionsSchema, type ToolContext } from '../domain/tool.ts';
+import { type Permissions, permissionsSchema, type SideEffect, sideEffectSchema, type ToolContext } from '../domain/tool.ts';
 
 /**
  * Loads a bundled tool module and checks it has the shape of the tool contract
@@ -18,6 +18,8 @@ export interface LoadedTool {
   name: string;
   description: string;
   permissions: Permissions;
+  /** what the module itself declares; a job's approved side effect (from manifest.json) wins over it */
+  sideEffect?: SideEffect;
   input: ZodLike;
   output: ZodLike;
   run(input: unknown, ctx: ToolContext): Promise<unknown> | unknown;
@@ -41,6 +43,7 @@ const manifestShape = z.object({
   name: z.string().min(1),
   description: z.string().default(''),
   permissions: permissionsSchema.default({ network: [], env: [] }),
+  sideEffect: sideEffectSchema.optional(),
 });
 
 export async function loadTool(file: string): Promise<LoadedTool> {

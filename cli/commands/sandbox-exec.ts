@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { execToolFile, type SandboxResult } from '../../app/sandbox.ts';
+import { type ExecResult, execToolFile } from '../../app/sandbox.ts';
 import { envAssignment } from '../args.ts';
 import { printJson, reportError, say } from '../output.ts';
 
@@ -10,7 +10,7 @@ import { printJson, reportError, say } from '../output.ts';
  * forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]
  * Bundles the tool, runs it once in a fresh hardened container and prints the result.
  * Host variables reach the tool only when named with --env, and then only those the
- * tool's manifest declares.
+ * tool's manifest declares: the others are dropped here, before anything reaches a container.
  */
 const USAGE = "usage: forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]";
 
@@ -58,7 +58,8 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
   return { file: path.resolve(file), input, env, timeoutMs, json: args.includes('--json') };
 }
 
-function printHuman(file: string, r: SandboxResult): void {
+function printHuman(file: string, r: ExecResult): void {
+  if (r.envWithheld) process.stderr.write(`  --env ${r.envWithheld.names.join(', ')} not sent to the tool: ${r.envWithheld.reason}\n`);
   const timing = r.overheadMs === undefined ? `${r.durationMs} ms` : `${r.durationMs} ms, sandbox overhead ${r.overheadMs} ms`;
   if (r.ok) {
     say(`ok: ${path.basename(file)} (${timing})`);

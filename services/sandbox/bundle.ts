@@ -144,13 +144,13 @@ export function bundleToolModule(file: string): Promise<string> {
 
 /**
  * The test bundle. A setup module runs first (ESM evaluates imports in order): it hands the
- * testkit the API spec and the tool's own permissions, then the tests load.
+ * testkit the API spec and the tool's own permissions and side effect, then the tests load.
  */
 export function bundleTests(input: { source: string; tests: string; apiSpec?: ApiSpec }): Promise<string> {
   const setup = [
     "import { configureTestkit } from '@forge/testkit';",
     "import { manifest } from './tool.ts';",
-    `configureTestkit({ apiSpec: ${JSON.stringify(input.apiSpec ?? null)} ?? undefined, permissions: manifest.permissions });`,
+    `configureTestkit({ apiSpec: ${JSON.stringify(input.apiSpec ?? null)} ?? undefined, permissions: manifest.permissions, sideEffect: manifest.sideEffect });`,
   ].join('\n');
   const entry = "import './__forge_setup.ts';\nimport './tool.test.ts';\n";
   return build(

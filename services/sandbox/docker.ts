@@ -47,6 +47,7 @@ function jobMessage(job: SandboxJob, limits: SandboxLimits): JobMessageInput {
     input: job.input,
     env: job.env ?? {},
     permissions: job.permissions,
+    ...(job.sideEffect ? { sideEffect: job.sideEffect } : {}),
     limits: { timeoutMs: limits.timeoutMs },
     ...(job.proxyUrl ? { proxyUrl: job.proxyUrl } : {}),
   };

@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import type Docker from 'dockerode';
-import type { Permissions } from '../../domain/tool.ts';
+import type { Permissions, SideEffect } from '../../domain/tool.ts';
 import { READY_MARKER } from '../../runner/protocol.ts';
 import type { RunnerContainer } from './container.ts';
 import { newJobId, startContainer } from './docker.ts';
@@ -73,6 +73,8 @@ export interface ToolSessionOptions {
   entry: string;
   env?: Record<string, string>;
   permissions?: Permissions;
+  /** the approved side effect; without it the tool's own manifest declares it */
+  sideEffect?: SideEffect;
   /** timeoutMs applies to each call; memory/pids/cpus to the container */
   limits?: Partial<SandboxLimits>;
   network?: string;
@@ -99,6 +101,7 @@ export async function openToolSession(opts: ToolSessionOptions): Promise<ToolSes
         entry: opts.entry,
         env: opts.env ?? {},
         permissions: opts.permissions,
+        ...(opts.sideEffect ? { sideEffect: opts.sideEffect } : {}),
         limits: { timeoutMs: limits.timeoutMs },
       },
       Number.MAX_SAFE_INTEGER,

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { ToolMissingError } from '../../domain/errors.ts';
+import type { SideEffect } from '../../domain/tool.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 import { log } from '../log.ts';
@@ -15,7 +16,8 @@ import type { SandboxBackend, SandboxJob, SandboxResult } from './types.ts';
  * live, never in code) only its declared variables. A tool with network permissions runs on its
  * own egress network (stages/egress.ts), whose only way out is a proxy admitting just those
  * domains and no private destination: ctx refuses undeclared domains, the proxy refuses them
- * again. A tool without any runs with no network at all.
+ * again. A tool without any runs with no network at all. A tool approved as `read` may send only
+ * GET, HEAD and OPTIONS: ctx.fetch refuses any other method, and so does its proxy.
  */
 export interface RegisteredToolDeps {
   sandbox: SandboxBackend;
@@ -67,12 +69,18 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
     tool: string,
     job: SandboxJob,
     allow: readonly string[],
+    sideEffect: SideEffect,
     signal: AbortSignal | undefined,
   ): Promise<SandboxResult> {
     // Leftovers of a crashed worker would pile up networks (and their address ranges): clear them once.
     reaped ??= reapEgress(deps.egress.docker).catch((err: unknown) => log.warn('could not reap egress leftovers', { reason: String(err) }));
     await reaped;
-    const egress = await openEgress(deps.egress.docker, { image: deps.egress.image, allow, extraHosts: deps.egress.extraHosts });
+    const egress = await openEgress(deps.egress.docker, {
+      image: deps.egress.image,
+      allow,
+      sideEffect,
+      extraHosts: deps.egress.extraHosts,
+    });
     try {
       const result = await runJob(deps.sandbox, { ...job, network: egress.network, proxyUrl: egress.proxyUrl }, signal);
       // A failure may stem from a refusal whose log line is still in flight; a success need not wait.
@@ -99,12 +107,16 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
         entry: 'tool.mjs',
         input: input.input,
         permissions: manifest.permissions,
+        // The approved manifest's side effect, not whatever the module says of itself.
+        sideEffect: manifest.sideEffect,
         env: declaredEnv,
         limits: input.timeoutMs ? { timeoutMs: input.timeoutMs } : undefined,
       };
       const { signal } = opts;
       const allow = manifest.permissions.network;
-      const result = allow.length ? await callThroughEgress(input.name, job, allow, signal) : await runJob(deps.sandbox, job, signal);
+      const result = allow.length
+        ? await callThroughEgress(input.name, job, allow, manifest.sideEffect, signal)
+        : await runJob(deps.sandbox, job, signal);
       return result;
     },
   };

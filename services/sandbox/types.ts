@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
-import { type Permissions, permissionsSchema } from '../../domain/tool.ts';
+import { type Permissions, permissionsSchema, type SideEffect, sideEffectSchema } from '../../domain/tool.ts';
 import { proxyUrlSchema } from '../../runner/protocol.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 
@@ -44,6 +44,8 @@ export const sandboxJobSchema = z
     env: z.record(z.string(), z.string()).optional(),
     /** the approved permissions; without them the tool's own manifest declares them */
     permissions: permissionsSchema.optional(),
+    /** the approved side effect; `read` limits ctx.fetch to GET, HEAD and OPTIONS (else the tool's own manifest says) */
+    sideEffect: sideEffectSchema.optional(),
     limits: sandboxLimitsSchema.partial().optional(),
     /** a Docker network to attach instead of none (an egress network: see stages/egress.ts) */
     network: z.string().min(1).optional(),
@@ -65,6 +67,7 @@ export type SandboxJob = {
   input?: unknown;
   env?: Record<string, string>;
   permissions?: Permissions;
+  sideEffect?: SideEffect;
   limits?: Partial<SandboxLimits>;
   network?: string;
   proxyUrl?: string;

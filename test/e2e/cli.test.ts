@@ -120,6 +120,39 @@ it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person
   assert.equal(forge('thaw', '--json').json().frozen, false);
 });
 
+it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at once', () => {
+  const pidFile = path.join(home, 'run', 'worker.pid');
+  const killed = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  process.kill(killed, 'SIGKILL');
+  // Temporal still lists the dead worker's pollers for minutes: doctor must believe the pid file.
+  const doctor = forge('doctor', '--json');
+  assert.equal(doctor.code, 1, doctor.stdout);
+  const worker = (doctor.json().checks as { component: string; ok: boolean; detail: string; fix?: string }[]).find(
+    (c) => c.component === 'worker',
+  );
+  assert.equal(worker?.ok, false);
+  assert.match(
+    worker!.detail,
+    new RegExp(`^down: the worker Forge started \\(pid ${killed}, in .*worker\\.pid\\) is not running; it crashed or was killed`),
+  );
+  assert.match(worker!.fix ?? '', /^forge up \(restarts it/);
+
+  const up = forge('up', '--json');
+  assert.equal(up.code, 0, up.stderr);
+  const restarted = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  assert.notEqual(restarted, killed);
+  assert.ok(
+    (up.json().steps as string[]).includes(
+      `worker: the worker Forge started (pid ${killed}) had crashed or been killed; started a new one (pid ${restarted})`,
+    ),
+    up.stdout,
+  );
+  assert.equal(forge('doctor', '--json').code, 0, 'doctor is content again');
+  const run = forge('run', 'count the steps of a DNS check', '--wait', '--json');
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.json().status, 'completed', 'the new worker does the work');
+});
+
 it('forge down stops everything it started, and doctor then says what to run', () => {
   const down = forge('down', '--json');
   assert.equal(down.code, 0);

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type Docker from 'dockerode';
+import { execToolFile } from '../../app/sandbox.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { config } from '../../services/config.ts';
@@ -33,14 +34,25 @@ function exec(script: string, limits: SandboxJob['limits'] = {}): Promise<Sandbo
     .then(remember);
 }
 
-/** A tool with hand-written schemas (no zod to load): `body` is run()'s body, with input and ctx in scope. */
+/**
+ * A tool with hand-written schemas (no zod to load): `body` is run()'s body, with input and ctx in scope.
+ * `sideEffect` is the job's (the approved manifest's); `claims` what the module says of itself.
+ */
 function callTool(
   body: string,
-  opts: { limits?: SandboxJob['limits']; permissions?: SandboxJob['permissions']; env?: Record<string, string>; input?: unknown } = {},
+  opts: {
+    limits?: SandboxJob['limits'];
+    permissions?: SandboxJob['permissions'];
+    env?: Record<string, string>;
+    input?: unknown;
+    sideEffect?: SandboxJob['sideEffect'];
+    claims?: 'read' | 'write';
+  } = {},
 ): Promise<SandboxResult> {
+  const claims = opts.claims ? `sideEffect: '${opts.claims}', ` : '';
   const tool = `
     const any = { safeParse: (v) => ({ success: true, data: v }) };
-    export const manifest = { name: 'hostile', description: 'hostile tool', permissions: { network: [], env: [] }, input: any, output: any };
+    export const manifest = { name: 'hostile', description: 'hostile tool', ${claims}permissions: { network: [], env: [] }, input: any, output: any };
     export async function run(input, ctx) { ${body} }`;
   return sandbox
     .runJob({
@@ -50,6 +62,7 @@ function callTool(
       input: opts.input ?? {},
       env: opts.env,
       permissions: opts.permissions,
+      ...(opts.sideEffect ? { sideEffect: opts.sideEffect } : {}),
       limits: { timeoutMs: 5_000, ...opts.limits },
     })
     .then(remember);
@@ -57,7 +70,7 @@ function callTool(
 
 /** Containers our jobs ran in: after the run none of their processes may survive on the host. */
 const usedContainers = new Set<string>();
-function remember(r: SandboxResult): SandboxResult {
+function remember<T extends SandboxResult>(r: T): T {
   if (r.containerId) usedContainers.add(r.containerId);
   return r;
 }
@@ -230,6 +243,136 @@ describe('secrets', { concurrency: 2 }, () => {
     const out = r.output as { env: Record<string, string>; processEnv: string[] };
     assert.deepEqual(out.env, { DECLARED: 'yes' });
     assert.ok(!out.processEnv.includes('UNDECLARED') && !out.processEnv.includes(CANARY_NAME));
+  });
+});
+
+/**
+ * Scans the tool process's own memory (/proc/self/mem, region by region from /proc/self/maps) for
+ * values shaped like the test's canaries, as a tool would hunt for a secret the runner received
+ * and filtered. Its source holds only the pattern, never a value.
+ */
+const MEMORY_SCANNER = `import fs from 'node:fs';
+import { z } from 'zod';
+export const manifest = {
+  name: 'memory_scanner',
+  description: 'Looks for secrets in its own memory.',
+  sideEffect: 'read',
+  permissions: { network: [], env: ['DECLARED_VALUE'] },
+  input: z.object({}),
+  output: z.object({ found: z.array(z.string()), scannedMb: z.number() }),
+};
+export async function run() {
+  const pattern = /canary-[0-9a-f]{16}/g;
+  const fd = fs.openSync('/proc/self/mem', 'r');
+  const found = new Set<string>();
+  let scanned = 0;
+  for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) r/.exec(line);
+    if (!m || /\\[(vvar|vsyscall|vvar_vclock)\\]/.test(line)) continue;
+    const end = parseInt(m[2]!, 16);
+    for (let at = parseInt(m[1]!, 16); at < end; at += 1 << 20) {
+      const buf = Buffer.alloc(Math.min(1 << 20, end - at));
+      let n = 0;
+      try { n = fs.readSync(fd, buf, 0, buf.length, at); } catch { break; }
+      scanned += n;
+      for (const hit of buf.toString('latin1', 0, n).matchAll(pattern)) found.add(hit[0]);
+    }
+  }
+  return { found: [...found], scannedMb: Math.round(scanned / 2 ** 20) };
+}
+`;
+
+describe('secrets: --env filtered on the host', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-memscan-'));
+  const file = path.join(dir, 'tool.ts');
+  fs.writeFileSync(file, MEMORY_SCANNER);
+  const declared = `canary-${randomBytes(8).toString('hex')}`;
+  const undeclared = `canary-${randomBytes(8).toString('hex')}`;
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('sends an undeclared --env value nowhere: a tool scanning its own memory finds only the declared one', async () => {
+    const r = remember(
+      await execToolFile(cfg, { file, input: {}, env: { DECLARED_VALUE: declared, UNDECLARED_SECRET: undeclared }, timeoutMs: 30_000 }),
+    );
+    assert.equal(r.ok, true, r.reason);
+    const out = r.output as { found: string[]; scannedMb: number };
+    assert.ok(out.found.includes(declared), `the scanner works: it finds the declared value (${out.scannedMb} MiB scanned)`);
+    assert.ok(!out.found.includes(undeclared), 'the undeclared value never reached the container');
+    assert.deepEqual(r.envWithheld, {
+      names: ['UNDECLARED_SECRET'],
+      reason: "not in the manifest's permissions.env (declared: DECLARED_VALUE)",
+    });
+  });
+
+  it('control: a value sent into the container and filtered there is recoverable from memory (why filtering must happen on the host)', async () => {
+    const { bundleToolModule } = await import('../../services/sandbox/bundle.ts');
+    const r = remember(
+      await sandbox.runJob({
+        mode: 'call',
+        files: { 'tool.mjs': await bundleToolModule(file) },
+        entry: 'tool.mjs',
+        input: {},
+        env: { DECLARED_VALUE: declared, UNDECLARED_SECRET: undeclared },
+        limits: { timeoutMs: 30_000 },
+      }),
+    );
+    assert.equal(r.ok, true, r.reason);
+    assert.ok(
+      (r.output as { found: string[] }).found.includes(undeclared),
+      'the runner filtered it from ctx.env, but it was in the process',
+    );
+  });
+});
+
+describe('side effects: a read tool may only read', { concurrency: 2 }, () => {
+  const api = { network: ['api.example.com'], env: [] };
+
+  it('refuses DELETE, POST, PUT and PATCH from a tool approved as read, naming the method and the side effect', async () => {
+    const r = await callTool(
+      `const out = {};
+       for (const method of ['DELETE', 'POST', 'PUT', 'PATCH']) {
+         try { await ctx.fetch('https://api.example.com/items/1', { method }); out[method] = 'SENT'; } catch (e) { out[method] = e.code + ': ' + e.message; }
+       }
+       return out;`,
+      { permissions: api, sideEffect: 'read' },
+    );
+    assert.equal(r.ok, true, r.reason);
+    for (const [method, outcome] of Object.entries(r.output as Record<string, string>)) {
+      assert.equal(
+        outcome,
+        `PERMISSION_DENIED: permission denied: ${method} to api.example.com is not allowed: the tool declares sideEffect 'read', and a read tool may send only GET, HEAD, OPTIONS`,
+      );
+    }
+  });
+
+  it('fails a production call of a read tool that tries DELETE, with the method and the side effect in its reason', async () => {
+    const r = await callTool(`return await ctx.fetch('https://api.example.com/items/1', { method: 'DELETE' });`, {
+      permissions: api,
+      sideEffect: 'read',
+    });
+    assert.equal(r.ok, false);
+    assert.equal(r.error?.code, 'PERMISSION_DENIED');
+    assert.match(r.reason ?? '', /DELETE to api\.example\.com is not allowed: the tool declares sideEffect 'read'/);
+    assert.match(String(r.error?.fix), /declare sideEffect: 'write'/);
+  });
+
+  it('holds a tool to its approved side effect even when its module claims write', async () => {
+    const r = await callTool(`return await ctx.fetch('https://api.example.com/items/1', { method: 'POST', body: '{}' });`, {
+      permissions: api,
+      sideEffect: 'read',
+      claims: 'write',
+    });
+    assert.equal(r.error?.code, 'PERMISSION_DENIED');
+    assert.match(r.reason ?? '', /POST to api\.example\.com is not allowed: the tool declares sideEffect 'read'/);
+  });
+
+  it('refuses a method-override header asking for DELETE on a GET', async () => {
+    const r = await callTool(
+      `return await ctx.fetch('https://api.example.com/items/1', { headers: { 'X-HTTP-Method-Override': 'DELETE' } });`,
+      { permissions: api, sideEffect: 'read' },
+    );
+    assert.equal(r.error?.code, 'PERMISSION_DENIED');
+    assert.match(r.reason ?? '', /DELETE \(through the x-http-method-override header\)/);
   });
 });
 

@@ -23,6 +23,7 @@ import { LABEL_OWNER, OWNER } from '../../services/sandbox/container.ts';
 import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
 import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
 import { type Egress, formatForRepair, openEgress, reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
+import { OFFLINE_HOST, unauthenticatedTool as unauthenticated } from '../helpers/offline-tool.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -134,6 +135,40 @@ describe('verifyTool', () => {
     );
   });
 
+  it('fails a read tool that sends DELETE at the static stage, saying it lies about its side effect', async () => {
+    const report = await verifyTool(
+      { files: exampleWith('await ctx.fetch(url, { headers:', "await ctx.fetch(url, { method: 'DELETE', headers:") },
+      sandbox,
+    );
+    assert.equal(report.passed, false);
+    const finding = report.stages[0]?.findings?.find((f) => f.rule === 'side-effect');
+    assert.match(
+      finding?.message ?? JSON.stringify(report.stages[0]),
+      /^method 'DELETE' in a tool that declares sideEffect 'read': a read tool may send only GET, HEAD, OPTIONS/,
+    );
+    assert.match(report.stages[0]!.reason!, /side-effect/);
+    assert.deepEqual(
+      report.stages.slice(1).map((s) => s.status),
+      ['skipped', 'skipped'],
+    );
+  });
+
+  it('fails a read tool whose computed DELETE its own tests exercise at the mock stage, naming the method and the side effect', async () => {
+    const report = await verifyTool(
+      { files: exampleWith('await ctx.fetch(url, { headers:', "await ctx.fetch(url, { method: ['DEL', 'ETE'].join(''), headers:") },
+      sandbox,
+    );
+    assert.equal(report.stages[0]?.status, 'passed', 'a computed method is beyond the static rules');
+    const mock = report.stages[1]!;
+    assert.equal(mock.status, 'failed');
+    const test = mock.tests!.find((t) => t.name === 'returns the rate the API reports');
+    assert.equal(test?.passed, false);
+    assert.match(
+      test!.error!,
+      /permission denied: DELETE to openexchangerates\.org is not allowed: the tool declares sideEffect 'read', and a read tool may send only GET, HEAD, OPTIONS/,
+    );
+  });
+
   it('skips the live stage with a reason when no endpoint is safeRead', async () => {
     const spec = JSON.parse(example['api-spec.json']) as { endpoints: Array<{ safeRead: boolean }> };
     spec.endpoints[0]!.safeRead = false;
@@ -152,6 +187,38 @@ describe('verifyTool', () => {
       reason: 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless',
       durationMs: report.stages[2]!.durationMs,
     });
+  });
+
+  it('skips the live stage with the reason when this machine cannot resolve the API, so an unauthenticated tool verifies offline', async () => {
+    const report = await verifyTool({ files: unauthenticated, live: { docker, image } }, sandbox);
+    assert.equal(report.passed, true, formatForRepair(report));
+    assert.deepEqual(
+      report.stages.map((s) => s.status),
+      ['passed', 'passed', 'skipped'],
+    );
+    const live = report.stages[2]!;
+    assert.match(
+      live.reason!,
+      /^live stage skipped: api\.holidays\.invalid could not be resolved from this machine \(offline\? DNS: E[A-Z_]+\)\. The environment could not reach the API, so no real call judged the tool$/,
+    );
+    assert.equal(live.tests, undefined, 'no tool code ran for the live stage: nothing is counted for or against it');
+    assert.match(formatForRepair(report), /## live: SKIPPED\nreason: live stage skipped: api\.holidays\.invalid could not be resolved/);
+  });
+
+  it('skips, not fails, the live stage when the API host answers nothing that is the API (no route, or not its TLS)', async () => {
+    // A public address that does not serve this name: offline nothing answers; online, or behind an
+    // intercepting proxy, something answers without the API's certificate. Neither is the tool's doing.
+    const report = await verifyTool(
+      { files: unauthenticated, live: { docker, image, extraHosts: [`${OFFLINE_HOST}:93.184.216.34`] } },
+      sandbox,
+    );
+    assert.equal(report.passed, true, formatForRepair(report));
+    const live = report.stages[2]!;
+    assert.equal(live.status, 'skipped');
+    assert.match(
+      live.reason!,
+      /^live stage skipped: api\.holidays\.invalid:443 \(93\.184\.216\.34\) (could not be reached from this machine|answered, but not with the API's TLS): /,
+    );
   });
 
   it('makes the live call through the egress proxy, which refuses a declared name that points at a private address', async () => {
@@ -179,6 +246,8 @@ describe('egress proxy', () => {
     egress = await openEgress(docker, {
       image,
       allow: ['api.example.com', 'internal.example.com', 'meta.example.com'],
+      // A write tool's proxy admits CONNECT: these tests exercise the destination rules through it.
+      sideEffect: 'write',
       extraHosts: ['api.example.com:93.184.216.34', 'internal.example.com:10.1.2.3', 'meta.example.com:169.254.169.254'],
     });
     // A service on the host, listening on every interface: the tool container must not reach it.
@@ -203,8 +272,8 @@ describe('egress proxy', () => {
   }
 
   /** Sends one raw proxy request and prints the status line and the refusal reason header. */
-  const ask = (request: string) => `
-    const s = require('net').connect(3128, ${JSON.stringify(egress.proxyIp)});
+  const ask = (request: string, proxyIp = egress.proxyIp) => `
+    const s = require('net').connect(3128, ${JSON.stringify(proxyIp)});
     let got = '';
     s.on('connect', () => s.write(${JSON.stringify(request)}));
     s.on('data', (d) => { got += d; if (got.includes('\\r\\n\\r\\n')) { console.log(JSON.stringify(got.split('\\r\\n\\r\\n')[0])); s.destroy(); } });
@@ -246,6 +315,27 @@ describe('egress proxy', () => {
       decisions.length > 0 && decisions.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'),
       JSON.stringify(decisions),
     );
+  });
+
+  it('holds a tool to reads when it is not told otherwise: no CONNECT, no POST, GET judged by its destination', async () => {
+    const reader = await openEgress(docker, { image, allow: ['api.example.com'], extraHosts: ['api.example.com:10.1.2.3'] });
+    try {
+      const run = async (request: string) => JSON.parse((await inContainer(ask(request, reader.proxyIp), reader.network)).trim()) as string;
+      const connect = await run('CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n');
+      assert.match(connect, /^HTTP\/1\.1 403/);
+      assert.match(connect, /CONNECT tunnels are refused for a tool that declares sideEffect 'read'/);
+      const post = await run('POST http://api.example.com/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 0\r\n\r\n');
+      assert.match(post, /^HTTP\/1\.1 403/);
+      assert.match(post, /POST to api\.example\.com is not allowed: the tool declares sideEffect 'read'/);
+      const get = await run('GET https://api.example.com/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n');
+      assert.match(
+        get,
+        /resolves to 10\.1\.2\.3 in 10\.0\.0\.0\/8 \(private\)/,
+        'a GET passes the method check and meets the destination rules',
+      );
+    } finally {
+      await reader.close();
+    }
   });
 
   it('leaves the tool container no way out but the proxy', async () => {
@@ -311,6 +401,27 @@ describe('forge sandbox verify', () => {
       out.stages.map((s) => `${s.stage}:${s.status}`),
       ['static:passed', 'mock:passed', 'live:skipped'],
     );
+  });
+
+  it('verifies an unauthenticated tool offline and prints why its live stage was skipped', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-offline-'));
+    try {
+      for (const [file, text] of Object.entries(unauthenticated)) fs.writeFileSync(path.join(dir, file), text);
+      const human = cli([dir]);
+      assert.equal(human.status, 0, human.stdout + human.stderr);
+      assert.match(human.stdout, /^verified: /);
+      assert.match(
+        human.stdout,
+        /live {3}SKIPPED .*— live stage skipped: api\.holidays\.invalid could not be resolved from this machine \(offline\?/,
+      );
+      const json = cli([dir, '--json']);
+      assert.equal(json.status, 0, json.stderr);
+      const out = JSON.parse(json.stdout.trim()) as { ok: boolean; stages: Array<{ stage: string; status: string; reason?: string }> };
+      assert.equal(out.ok, true);
+      assert.match(out.stages.find((s) => s.stage === 'live')?.reason ?? '', /could not be resolved from this machine \(offline\?/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits non-zero with the failing stage and its reason', () => {

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { declaredEnvOnly } from '../../app/sandbox.ts';
 import { parseSandboxExecArgs } from '../../cli/commands/sandbox-exec.ts';
 import { tarHeader } from '../../infra/sandbox-image/tar.ts';
 import { createToolContext, domainAllowed, PermissionDeniedError } from '../../runner/ctx.ts';
@@ -41,6 +42,44 @@ describe('ctx', () => {
     await assert.rejects(ctx.fetch('file:///etc/passwd'), PermissionDeniedError);
     assert.equal(await (await ctx.fetch('https://api.example.com/v1')).text(), 'ok');
     assert.deepEqual(seen, ['https://api.example.com/v1']);
+  });
+
+  it('holds a read tool to GET, HEAD and OPTIONS, and sends the method it checked', async () => {
+    const sent: string[] = [];
+    const ctx = createToolContext({
+      permissions: { network: ['api.example.com'], env: [] },
+      sideEffect: 'read',
+      env: {},
+      signal: new AbortController().signal,
+      logSink: () => undefined,
+      fetchImpl: (async (_url: URL, init: RequestInit) => {
+        sent.push(String(init.method));
+        return new Response('ok');
+      }) as unknown as typeof fetch,
+    });
+    for (const method of ['POST', 'put', 'PATCH', 'DELETE', 'TRACE']) {
+      await assert.rejects(ctx.fetch('https://api.example.com/x', { method }), (err: unknown) => {
+        assert.ok(err instanceof PermissionDeniedError);
+        assert.equal(err.code, 'PERMISSION_DENIED');
+        assert.match(
+          err.message,
+          new RegExp(`${method.toUpperCase()} to api\\.example\\.com is not allowed: the tool declares sideEffect 'read'`),
+        );
+        return true;
+      });
+    }
+    for (const method of [undefined, 'GET', 'head', 'OPTIONS'])
+      await ctx.fetch('https://api.example.com/x', method ? { method } : undefined);
+    assert.deepEqual(sent, ['GET', 'GET', 'head', 'OPTIONS']);
+    const write = createToolContext({
+      permissions: { network: ['api.example.com'], env: [] },
+      sideEffect: 'write',
+      env: {},
+      signal: new AbortController().signal,
+      logSink: () => undefined,
+      fetchImpl: (async () => new Response('ok')) as unknown as typeof fetch,
+    });
+    assert.equal(await (await write.fetch('https://api.example.com/x', { method: 'DELETE' })).text(), 'ok', 'a write tool may');
   });
 
   it('exposes only declared env vars and collects logs', () => {
@@ -151,6 +190,33 @@ describe('forge sandbox exec arguments', () => {
     assert.throws(() => parseSandboxExecArgs(['package.json', '--input', '{nope']), /--input.*not valid JSON/);
     assert.throws(() => parseSandboxExecArgs([]), /missing <tool-file>/);
     assert.throws(() => parseSandboxExecArgs(['no-such-tool.ts']), /does not exist/);
+  });
+});
+
+describe('forge sandbox exec --env, filtered on the host', () => {
+  const source = (env: string) => `import { z } from 'zod';
+export const manifest = { name: 'x_tool', description: 'x', sideEffect: 'read', permissions: { network: [], env: ${env} }, input: z.object({}), output: z.object({}) };
+export async function run() { return {}; }`;
+
+  it('keeps the declared variables and names the others, before anything is sent', () => {
+    assert.deepEqual(declaredEnvOnly(source("['API_KEY']"), { API_KEY: 'k', AWS_SECRET: 's', OTHER: 'o' }), {
+      env: { API_KEY: 'k' },
+      withheld: { names: ['AWS_SECRET', 'OTHER'], reason: "not in the manifest's permissions.env (declared: API_KEY)" },
+    });
+    assert.deepEqual(declaredEnvOnly(source('[]'), { API_KEY: 'k' }).env, {});
+    assert.deepEqual(declaredEnvOnly(source("['API_KEY']"), {}), { env: {} });
+  });
+
+  it('sends nothing when the manifest cannot be read without running the tool', () => {
+    const computed = declaredEnvOnly(source("['API' + '_KEY']"), { API_KEY: 'k' });
+    assert.deepEqual(computed.env, {});
+    assert.match(
+      computed.withheld!.reason,
+      /could not be read without running the tool \(manifest\.permissions\.env entries must be string literals\)/,
+    );
+    const none = declaredEnvOnly('export const run = () => 1;', { API_KEY: 'k' });
+    assert.deepEqual(none.env, {});
+    assert.deepEqual(none.withheld?.names, ['API_KEY']);
   });
 });
 

@@ -327,6 +327,57 @@ describe('static stage', () => {
     });
   });
 
+  describe('declared side effect', () => {
+    const fetchWith = (init: string) =>
+      `const res = await ctx.fetch('https://api.example.com/items/' + input.id, ${init}); return { value: await res.text() };`;
+    const asWrite = (source: string) => source.replace("sideEffect: 'read'", "sideEffect: 'write'");
+
+    test('a read tool sending POST, PUT, PATCH or DELETE is a lie about its side effect, with a clear finding', async () => {
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'delete']) {
+        const hit = await assertRule(
+          tool({ body: fetchWith(`{ method: '${method}' }`) }),
+          'side-effect',
+          new RegExp(`method: '${method}'`),
+        );
+        assert.equal(
+          hit.message,
+          `method '${method.toUpperCase()}' in a tool that declares sideEffect 'read': a read tool may send only GET, HEAD, OPTIONS (ctx.fetch and the egress proxy refuse the rest); send only GET, HEAD or OPTIONS, or declare sideEffect: 'write' if the tool changes data (its calls then need approval)`,
+        );
+      }
+    });
+
+    test('the method is found through a const, either branch of ?:, a shorthand property and a Request', async () => {
+      await assertRule(tool({ prelude: "const VERB = 'DELETE';", body: fetchWith('{ method: VERB }') }), 'side-effect', /method: VERB/);
+      await assertRule(tool({ body: fetchWith("{ method: input.id === 'x' ? 'GET' : 'PUT' }") }), 'side-effect', /PUT/);
+      await assertRule(tool({ body: `const method = 'PATCH'; ${fetchWith('{ method }')}` }), 'side-effect', /\{ method \}/);
+      await assertRule(
+        tool({
+          body: "const init = { method: 'POST' as const, body: '{}' }; const res = await ctx.fetch('https://api.example.com/x', init); return { value: String(res.status) };",
+        }),
+        'side-effect',
+        /method: 'POST'/,
+      );
+    });
+
+    test('a method-override header asking for another method is flagged too', async () => {
+      const hit = await assertRule(
+        tool({ body: fetchWith("{ headers: { 'X-HTTP-Method-Override': 'DELETE' } }") }),
+        'side-effect',
+        /X-HTTP-Method-Override/,
+      );
+      assert.match(hit.message, /^the X-HTTP-Method-Override header asks for DELETE in a tool that declares sideEffect 'read'/);
+    });
+
+    test('GET, HEAD and OPTIONS pass; a write tool may send anything; a method computed at run time is left to ctx and the proxy', async () => {
+      await assertClean(tool({ body: fetchWith("{ method: 'GET' }") }));
+      await assertClean(tool({ body: fetchWith("{ method: 'head' }") }));
+      await assertClean(asWrite(tool({ body: fetchWith("{ method: 'DELETE', headers: { 'x-http-method-override': 'PUT' } }") })));
+      await assertClean(tool({ body: fetchWith('{ method: input.id }') }));
+      // Not an HTTP method: an unrelated `method` field is not a request.
+      await assertClean(tool({ body: "const stats = { method: 'median' }; return { value: stats.method };" }));
+    });
+  });
+
   test('findings carry rule, message, file, line, column and the offending line', async () => {
     const source = tool({ body: "const a = 1;\n  return { value: String(eval('a')) };" });
     const line = source.split('\n').findIndex((l) => l.includes('eval(')) + 1;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type ApiSpec, apiSpecSchema } from '../../domain/tool.ts';
-import { synthesize, testContext, wrongTypes } from '../../runner/testkit.ts';
+import { configureTestkit, synthesize, testContext, wrongTypes } from '../../runner/testkit.ts';
 
 const spec: ApiSpec = apiSpecSchema.parse({
   baseUrl: 'https://api.example.com/v2',
@@ -165,6 +165,35 @@ describe('testkit permissions', () => {
     await assert.rejects(ctx.fetch('https://evil.example.net/x'), /permission denied: network access to "evil\.example\.net"/);
     assert.equal(ctx.calls.length, 0);
     assert.equal(ctx.denied[0]?.url, 'https://evil.example.net/x');
+  });
+
+  test('a read tool may only GET, HEAD and OPTIONS: DELETE is refused naming the method and the side effect', async () => {
+    const ctx = testContext({ apiSpec: spec, permissions, env, sideEffect: 'read' });
+    await assert.rejects(
+      ctx.fetch('https://api.example.com/v2/zones/z1', { ...auth, method: 'DELETE' }),
+      /permission denied: DELETE to api\.example\.com is not allowed: the tool declares sideEffect 'read', and a read tool may send only GET, HEAD, OPTIONS/,
+    );
+    await assert.rejects(
+      ctx.fetch('https://api.example.com/v2/zones/z1', { headers: { ...auth.headers, 'x-http-method-override': 'PATCH' } }),
+      /PATCH \(through the x-http-method-override header\)/,
+    );
+    assert.equal(ctx.calls.length, 0, 'the mock API saw neither');
+    assert.equal(ctx.denied.length, 2);
+    assert.equal((await ctx.fetch('https://api.example.com/v2/zones/z1', auth)).status, 200);
+  });
+
+  test("under verification the manifest's side effect wins: a test cannot loosen it", async () => {
+    configureTestkit({ apiSpec: spec, permissions, sideEffect: 'read' });
+    try {
+      const ctx = testContext({ env, sideEffect: 'write' });
+      await assert.rejects(
+        ctx.fetch('https://api.example.com/v2/zones/z1', { ...auth, method: 'POST' }),
+        /POST to api\.example\.com is not allowed/,
+      );
+      assert.equal(ctx.calls.length, 0);
+    } finally {
+      configureTestkit({});
+    }
   });
 
   test('ctx.env shows only declared variables', () => {

@@ -3,8 +3,10 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError, ForgeError } from '../../../domain/errors.ts';
+import type { SideEffect } from '../../../domain/tool.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import { PROXY_PORT, PROXY_READY_MARKER, type ProxyDecision } from '../../../runner/proxy.ts';
+import { REACH_BUDGET_MS, REACH_MARKER, type Reach } from '../../../runner/reach.ts';
 import { log } from '../../log.ts';
 import { bundleRunnerScript, repoRoot } from '../bundle.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../container.ts';
@@ -28,6 +30,11 @@ export interface EgressOptions {
   image: string;
   /** the tool's declared domains */
   allow: readonly string[];
+  /**
+   * the tool's declared side effect: for `read` the proxy admits only GET, HEAD and OPTIONS and no
+   * CONNECT tunnel. Default `read`: a caller that does not say the tool writes gets no writes.
+   */
+  sideEffect?: SideEffect;
   /** extra /etc/hosts lines for the proxy ("name:ip"); tests use them to point names at chosen addresses */
   extraHosts?: string[];
   id?: string;
@@ -46,6 +53,11 @@ export interface Egress {
    * the attach stream, independently of the tool job's own result.
    */
   settledDecisions(): Promise<ProxyDecision[]>;
+  /**
+   * Forge's own check, run in the proxy's container, that host:port can be reached the way the
+   * proxy would reach it (runner/reach.ts); undefined when the check itself could not run.
+   */
+  reach(host: string, port: number, tls: boolean): Promise<Reach | undefined>;
   close(): Promise<void>;
 }
 
@@ -70,11 +82,74 @@ function proxyBundle(): Promise<string> {
   return proxyCode;
 }
 
+let reachCode: Promise<string> | undefined;
+function reachBundle(): Promise<string> {
+  reachCode ??= bundleRunnerScript(
+    'the reachability check',
+    `import { runReachFromEnv } from ${JSON.stringify(path.join(repoRoot, 'runner', 'reach.ts'))};\nrunReachFromEnv();\n`,
+  );
+  return reachCode;
+}
+
+/** Runs the reachability check beside the proxy (docker exec): same network view, none of the tool's code. */
+async function reachFrom(
+  docker: Docker,
+  container: Docker.Container,
+  allow: readonly string[],
+  host: string,
+  port: number,
+  tls: boolean,
+): Promise<Reach | undefined> {
+  try {
+    const exec = await container.exec({
+      Cmd: [NODE_PATH, '--max-old-space-size=32', '--input-type=module', '-e', await reachBundle()],
+      Env: [
+        `FORGE_PROXY_ALLOW=${allow.join(',')}`,
+        `FORGE_REACH_HOST=${host}`,
+        `FORGE_REACH_PORT=${port}`,
+        `FORGE_REACH_TLS=${tls ? '1' : '0'}`,
+        'HOME=/tmp',
+      ],
+      User: '10001:10001',
+      WorkingDir: '/tmp',
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    let text = '';
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+    });
+    docker.modem.demuxStream(stream, out, new PassThrough().resume());
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, REACH_BUDGET_MS + 5_000);
+      stream.once('end', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    stream.destroy();
+    const at = text.lastIndexOf(REACH_MARKER);
+    const reach = at < 0 ? undefined : (JSON.parse(text.slice(at + REACH_MARKER.length).split('\n')[0] ?? '') as Reach);
+    if (reach && ['reachable', 'unreachable', 'refused'].includes(reach.status)) return reach;
+    log.warn('the reachability check printed no verdict', { host, port, output: text.slice(-300) });
+  } catch (err) {
+    log.warn('the reachability check could not run', { host, port, reason: describeError(err) });
+  }
+  return undefined;
+}
+
 function proxySpec(opts: EgressOptions, name: string, code: string): Docker.ContainerCreateOptions {
   return {
     Image: opts.image,
     Cmd: [NODE_PATH, '--max-old-space-size=48', '--input-type=module', '-e', code],
-    Env: [`FORGE_PROXY_ALLOW=${opts.allow.join(',')}`, `FORGE_PROXY_PORT=${PROXY_PORT}`, 'HOME=/tmp'],
+    Env: [
+      `FORGE_PROXY_ALLOW=${opts.allow.join(',')}`,
+      `FORGE_PROXY_SIDE_EFFECT=${opts.sideEffect ?? 'read'}`,
+      `FORGE_PROXY_PORT=${PROXY_PORT}`,
+      'HOME=/tmp',
+    ],
     User: '10001:10001',
     WorkingDir: '/tmp',
     AttachStdout: true,
@@ -235,6 +310,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
         await output.quiet(SETTLE_QUIET_MS, SETTLE_MAX_MS);
         return parseDecisions(output.text());
       },
+      reach: (host, port, tls) => reachFrom(docker, container!, opts.allow, host, port, tls),
       close,
     };
   } catch (err) {

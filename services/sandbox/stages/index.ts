@@ -19,7 +19,7 @@ export { formatForRepair } from '../../../domain/verification.ts';
 export { type Egress, openEgress, reapEgress } from './egress.ts';
 export { type LiveInput, type LiveOptions, liveSkipReason, liveStage } from './live.ts';
 export { type MockInput, mockStage } from './mock.ts';
-export { analyzeStatic, type StaticInput, type StaticManifest, staticCheck } from './static.ts';
+export { analyzeStatic, readManifestSource, type StaticInput, type StaticManifest, staticCheck } from './static.ts';
 
 export const TOOL_FILE = 'tool.ts';
 export const TESTS_FILE = 'tool.test.ts';

@@ -5,6 +5,7 @@ import type { StageResult } from '../../../domain/verification.ts';
 import { LIVE_MARKER, type LiveProbeOutput } from '../../../runner/live-probe.ts';
 import { NODE_PATH } from '../../../runner/protocol.ts';
 import type { ProxyDecision } from '../../../runner/proxy.ts';
+import type { Reach } from '../../../runner/reach.ts';
 import { bundleRunnerScript, bundleTool, repoRoot, ToolBundleError } from '../bundle.ts';
 import type { SandboxBackend } from '../types.ts';
 import { openEgress } from './egress.ts';
@@ -15,6 +16,11 @@ import type { StaticManifest } from './static.ts';
  * and the tool declares itself read-only. The tool runs in a sandbox container on an
  * internal network whose only way out is the egress proxy (egress.ts), which admits only
  * the tool's declared domains and refuses private destinations.
+ *
+ * Fair both ways: when this machine cannot reach the API (offline, DNS down, no answer), the
+ * stage is skipped with that reason rather than failed, so no repair is spent on code that was
+ * right. That verdict comes from Forge's own check beside the proxy (runner/reach.ts), before the
+ * tool runs and again when the proxy could not reach a host during the call; never from the tool.
  */
 export interface LiveInput {
   source: string;
@@ -84,6 +90,27 @@ function denials(decisions: ProxyDecision[]): string {
   return `; egress proxy: ${refused.map((d) => `${d.decision === 'deny' ? 'refused' : 'failed'} ${d.host}:${d.port} (${d.reason})`).join('; ')}`;
 }
 
+/** The API's host and port, from its base URL: what "can this machine reach the API" is asked about. */
+function apiAuthority(apiSpec: ApiSpec): { host: string; port: number; tls: boolean } | null {
+  try {
+    const url = new URL(apiSpec.baseUrl);
+    const tls = url.protocol !== 'http:';
+    return { host: url.hostname, port: url.port ? Number(url.port) : tls ? 443 : 80, tls };
+  } catch {
+    return null;
+  }
+}
+
+function environmentSkip(reach: Extract<Reach, { status: 'unreachable' }>, durationMs: number, toolError?: string): StageResult {
+  const during = toolError ? `; the tool's call failed with ${toolError}, which that explains` : '';
+  return {
+    stage: 'live',
+    status: 'skipped',
+    reason: `live stage skipped: ${reach.reason}${during}. The environment could not reach the API, so no real call judged the tool`,
+    durationMs,
+  };
+}
+
 function declaredSecrets(manifest: StaticManifest, secrets: Record<string, string> = {}): Record<string, string> {
   return Object.fromEntries(manifest.env.filter((k) => secrets[k] !== undefined).map((k) => [k, secrets[k]!]));
 }
@@ -107,7 +134,17 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
   }
   const callMs = opts.timeoutMs ?? DEFAULT_CALL_MS;
   const egress = await openEgress(opts.docker, { image: opts.image, allow: manifest.network, extraHosts: opts.extraHosts });
+  const api = apiAuthority(input.apiSpec!);
+  /** Asked again after a failed call only when the proxy itself could not reach a host: the network may have gone meanwhile. */
+  const unreachableAfter = async (decisions: ProxyDecision[]) => {
+    if (!api || !decisions.some((d) => d.decision === 'error')) return undefined;
+    const reach = await egress.reach(api.host, api.port, api.tls);
+    return reach?.status === 'unreachable' ? reach : undefined;
+  };
   try {
+    // Forge's own look first: when this machine cannot reach the API, no tool code runs at all.
+    const before = api ? await egress.reach(api.host, api.port, api.tls) : undefined;
+    if (before?.status === 'unreachable') return environmentSkip(before, elapsed());
     const result = await sandbox.runJob({
       mode: 'exec',
       command: [NODE_PATH, 'probe.mjs'],
@@ -122,9 +159,12 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
       limits: { timeoutMs: callMs + 10_000 },
     });
     const probe = parseProbe(result.stdout);
-    const proxyNote = denials(await egress.settledDecisions());
+    const decisions = await egress.settledDecisions();
+    const proxyNote = denials(decisions);
     if (!probe) {
       const detail = result.reason ?? result.error?.message ?? 'the probe printed no result';
+      const offline = await unreachableAfter(decisions);
+      if (offline) return environmentSkip(offline, elapsed(), `"${detail}"`);
       return { stage: 'live', status: 'failed', reason: `the live probe did not complete: ${detail}${proxyNote}`, durationMs: elapsed() };
     }
     if (probe.skipped !== undefined) return { stage: 'live', status: 'skipped', reason: probe.skipped, durationMs: elapsed() };
@@ -138,6 +178,8 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
       };
     }
     const error = `${probe.error?.code ?? 'FAILED'}: ${probe.error?.message ?? 'the call failed'}${proxyNote}`;
+    const offline = await unreachableAfter(decisions);
+    if (offline) return environmentSkip(offline, elapsed(), `"${error}"`);
     return {
       stage: 'live',
       status: 'failed',

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { z } from 'zod';
+import { METHOD_FIX, METHOD_OVERRIDE_HEADERS, methodAllowed, READ_METHODS } from '../../../domain/side-effect.ts';
 import { type ApiSpec, domainSchema, envVarSchema, toolNameSchema } from '../../../domain/tool.ts';
 import type { Finding, SourceFile, StageResult } from '../../../domain/verification.ts';
 import { domainAllowed } from '../../../runner/ctx.ts';
@@ -430,6 +431,70 @@ function checkEnvAccess(node: ts.Node, rc: RuleContext): void {
   }
 }
 
+/** HTTP method names: a `method` property holding one of these is a request's method. */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'TRACE', 'PURGE']);
+
+/** The string values an expression can take, when they are literals (a const, either branch of `?:`, `??`, `||`). */
+function literalValues(e: ts.Expression, rc: RuleContext, depth = 0): string[] {
+  if (depth > 4) return [];
+  const node = unwrap(e);
+  const text = stringValue(node);
+  if (text !== undefined) return [text];
+  if (ts.isConditionalExpression(node))
+    return [...literalValues(node.whenTrue, rc, depth + 1), ...literalValues(node.whenFalse, rc, depth + 1)];
+  if (
+    ts.isBinaryExpression(node) &&
+    [ts.SyntaxKind.QuestionQuestionToken, ts.SyntaxKind.BarBarToken, ts.SyntaxKind.AmpersandAmpersandToken].includes(
+      node.operatorToken.kind,
+    )
+  )
+    return [...literalValues(node.left, rc, depth + 1), ...literalValues(node.right, rc, depth + 1)];
+  if (ts.isIdentifier(node)) return constValues(rc.checker.getSymbolAtLocation(node), rc, depth);
+  return [];
+}
+
+function constValues(symbol: ts.Symbol | undefined, rc: RuleContext, depth: number): string[] {
+  const decl = symbol?.declarations?.[0];
+  if (!decl || !ts.isVariableDeclaration(decl) || !decl.initializer) return [];
+  if (!(ts.getCombinedNodeFlags(decl) & ts.NodeFlags.Const)) return [];
+  return literalValues(decl.initializer, rc, depth + 1);
+}
+
+function propertyKey(name: ts.PropertyName): string | undefined {
+  return ts.isIdentifier(name) || ts.isStringLiteral(name) ? name.text : undefined;
+}
+
+/**
+ * A `read` tool runs without approval, so it may send only GET, HEAD and OPTIONS: a literal
+ * `method: 'POST'` (or a method-override header asking for one) in it is a lie about its side
+ * effect. ctx.fetch and the egress proxy refuse such requests at run time too; this says so early.
+ */
+function checkMethodLiteral(node: ts.Node, rc: RuleContext): void {
+  if (rc.kind !== 'tool' || rc.manifest?.sideEffect !== 'read') return;
+  let key: string | undefined;
+  let values: string[] = [];
+  if (ts.isPropertyAssignment(node)) {
+    key = propertyKey(node.name);
+    if (key !== undefined) values = literalValues(node.initializer, rc);
+  } else if (ts.isShorthandPropertyAssignment(node)) {
+    key = node.name.text;
+    values = constValues(rc.checker.getShorthandAssignmentValueSymbol(node), rc, 0);
+  }
+  if (key === undefined) return;
+  const override = METHOD_OVERRIDE_HEADERS.includes(key.toLowerCase());
+  if (key !== 'method' && !override) return;
+  for (const value of new Set(values)) {
+    const method = value.trim().toUpperCase();
+    if (!HTTP_METHODS.has(method) || methodAllowed(method, 'read')) continue;
+    const how = override ? `the ${key} header asks for ${method}` : `method '${method}'`;
+    rc.sink.at(
+      node,
+      'side-effect',
+      `${how} in a tool that declares sideEffect 'read': a read tool may send only ${READ_METHODS.join(', ')} (ctx.fetch and the egress proxy refuse the rest); ${METHOD_FIX}`,
+    );
+  }
+}
+
 function walk(sf: ts.SourceFile, rc: RuleContext): void {
   const visit = (node: ts.Node): void => {
     // Types do nothing at run time: `typeof fetch` in a type is harmless.
@@ -448,6 +513,7 @@ function walk(sf: ts.SourceFile, rc: RuleContext): void {
       checkUrlLiteral(node, rc);
     }
     checkEnvAccess(node, rc);
+    checkMethodLiteral(node, rc);
     ts.forEachChild(node, visit);
   };
   visit(sf);
@@ -575,6 +641,18 @@ function readManifest(sf: ts.SourceFile, sink: FindingSink, manifestName?: strin
         sink.at(propertyOf(perms, 'env')!, 'manifest', `"${e}" is not an UPPER_SNAKE environment variable name`);
   }
   return m;
+}
+
+/**
+ * The manifest of a tool module, read from its source alone (parsed, not compiled, never run):
+ * what the host needs before it hands a tool anything, e.g. which --env variables it declares.
+ * Null when tool.ts has no literal `export const manifest = {...}`; `problems` says what is unreadable.
+ */
+export function readManifestSource(source: string): { manifest: StaticManifest | null; problems: string[] } {
+  const sf = ts.createSourceFile(TOOL_PATH, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const sink = new FindingSink(new Map([[TOOL_PATH, { sf, label: 'tool.ts' as const }]]));
+  const manifest = readManifest(sf, sink);
+  return { manifest, problems: sink.findings.map((f) => f.message) };
 }
 
 function checkApiSpecHosts(spec: ApiSpec, manifest: StaticManifest, sink: FindingSink): void {
