@@ -151,9 +151,11 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       enter('forging', req.data.name ?? req.data.description.slice(0, 60));
       const res = await forgeFor(req.data, callId);
       return record(
-        { tool: use.name, status: res.is_error ? 'failed' : 'succeeded', reason: res.is_error ? res.content : undefined },
+        res.is_error
+          ? { tool: use.name, status: 'failed', reason: res.content }
+          : { tool: use.name, status: 'succeeded', output: { forged: res.tool?.name, version: res.tool?.version } },
         res.content,
-        !!res.is_error,
+        res.is_error,
       );
     }
     if (use.name === META_TOOLS.ask) return ask(use, record);
@@ -208,12 +210,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       args: [{ need: forgeNeed(req), name: req.name, sandboxQueue: input.sandboxQueue }],
       typedSearchAttributes: [{ key: CYCLE_KIND, value: 'forge' }, ...(req.name ? [{ key: TOOL_NAME, value: req.name }] : [])],
     });
-    if (outcome.status !== 'registered') return { is_error: true, content: `forging the tool failed: ${outcome.reason}` };
+    if (outcome.status !== 'registered') return { is_error: true, content: `forging the tool failed: ${outcome.reason}` } as const;
     forged.push(outcome.name);
     const tool = await describeTool({ name: outcome.name });
     offered.set(tool.name, tool);
     return {
       is_error: false,
+      tool,
       content: `Forged ${tool.name} v${tool.version}, verified in the sandbox and registered: ${tool.description} It is offered as a tool from the next turn.`,
     };
   }

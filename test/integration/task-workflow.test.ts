@@ -63,6 +63,7 @@ describe('task workflow: the agent loop through real Temporal, Postgres, Docker 
         [2, 'count_words', 'succeeded'],
       ],
     );
+    assert.deepEqual(result.calls[0]?.output, { forged: 'count_words', version: 1 });
     assert.deepEqual(result.calls[1]?.input, { text: 'the quick brown fox' });
     assert.equal((result.calls[1]?.output as { words: number } | undefined)?.words, 4);
     assert.match(result.answer, /There are 4 words/);
