@@ -51,8 +51,12 @@ const commands: Record<string, Command> = {
   budget: budgetCommand,
   audit: auditCommand,
   async demo(cfg, args) {
+    const started = performance.now();
     const code = await upCommand(cfg, args);
-    return code === 0 ? runCommand(cfg, [DEMO_TASK, '--wait', ...args]) : code;
+    if (code !== 0) return code;
+    const ran = await runCommand(cfg, [DEMO_TASK, '--wait', ...args]);
+    if (!args.includes('--json')) process.stderr.write(`demo: ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`);
+    return ran;
   },
   worker: (cfg) => runWorkerInForeground(cfg),
   async sandbox(_cfg, args) {

@@ -6,13 +6,21 @@ import { printJson, say } from '../output.ts';
 export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
   const steps: string[] = [];
+  // Each step is timed from the one before it, so a slow first run shows where its time went.
+  const timings: { step: string; ms: number }[] = [];
+  const started = performance.now();
+  let last = started;
   const { uiUrl, scripted } = await bringUp(cfg, (m) => {
+    const now = performance.now();
     steps.push(m);
-    if (!values.json) say(`  ${m}`);
+    timings.push({ step: m, ms: Math.round(now - last) });
+    if (!values.json) say(`  ${m}  (+${((now - last) / 1000).toFixed(1)} s)`);
+    last = now;
   });
-  if (values.json) printJson({ ok: true, uiUrl, scripted, steps });
+  const totalMs = Math.round(performance.now() - started);
+  if (values.json) printJson({ ok: true, uiUrl, scripted, steps, timings, totalMs });
   else {
-    say(`Forge is up. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
+    say(`Forge is up in ${(totalMs / 1000).toFixed(1)} s. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
     if (scripted) say("No ANTHROPIC_API_KEY is set: the model is Forge's scripted stand-in (offline demo), not Claude.");
     say(`Try: npx forge run 'count the words in "to be or not to be"' --wait   (reuses the tool the demo forged)`);
   }
