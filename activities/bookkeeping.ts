@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { type ForgeAttempt, toolSpecSchema } from '../domain/forge.ts';
+import { sessionIdSchema } from '../domain/session.ts';
 import type { TaskResult } from '../domain/task.ts';
 import { apiSpecSchema } from '../domain/tool.ts';
 import type { Registry } from '../services/catalog/registry.ts';
 import { createApprovalLedger } from '../services/control/approvals.ts';
 import type { Sql } from '../services/db.ts';
 import { createForgeRuns } from '../services/runs/forge-runs.ts';
+import { createSessionStore } from '../services/runs/sessions.ts';
 import { createTaskStore } from '../services/runs/tasks.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 
@@ -17,11 +19,15 @@ const startTaskSchema = z.object({ workflowId, task: z.string() });
 const recordStepSchema = z.object({ workflowId, step: z.string().min(1), output: z.unknown() });
 const completeTaskSchema = z.object({ workflowId, result: object<TaskResult>() });
 const failTaskSchema = z.object({ workflowId, error: z.string() });
+const joinSessionSchema = z.object({ workflowId, sessionId: sessionIdSchema, task: z.string() });
 
-/** Task bookkeeping in Postgres (idempotent writes keyed by workflow id + step). */
+/** Task bookkeeping in Postgres (idempotent writes keyed by workflow id + step), and a task's place in its session. */
 export function createStoreActivities(sql: Sql) {
   const store = createTaskStore(sql);
+  const sessions = createSessionStore(sql);
   return adapted({
+    joinSession: (input: z.input<typeof joinSessionSchema>) =>
+      sessions.joinSession(parseActivityInput(joinSessionSchema, input, 'joinSession input')),
     startTask: (input: z.input<typeof startTaskSchema>) => store.startTask(parseActivityInput(startTaskSchema, input, 'startTask input')),
     recordStep: (input: z.input<typeof recordStepSchema>) =>
       store.recordStep(parseActivityInput(recordStepSchema, input, 'recordStep input')),

@@ -18,6 +18,7 @@ const recordToolCallInputSchema = z.object({
   latencyMs: z.number().min(0),
   reasoning: z.string(),
   task: z.string(),
+  inputRefused: z.boolean().optional(),
 });
 
 /**

@@ -16,25 +16,52 @@ export interface ApprovalAnswer {
   id: string;
   approve: boolean;
   by: string;
+  /** the answer to a question (kind `question`, asked by the agent's ask_person), in the person's words */
+  answer?: string;
 }
+
+/** Longest answer a person may give to a question (it goes into the model's transcript whole). */
+export const MAX_ANSWER_CHARS = 4000;
 
 /**
  * A person's answer to a pending approval: checked against the ledger, then sent as an update to
- * the workflow that waits for it (the workflow records the decision; it is the authority).
+ * the workflow that waits for it (the workflow records the decision; it is the authority). A
+ * question is approved only with an answer (forge answer), and only a question takes one.
  */
 export async function decideApproval(
   session: Session,
-  answer: ApprovalAnswer,
+  decision: ApprovalAnswer,
 ): Promise<{ accepted: boolean; approvalId: string; approve: boolean; workflowId: string }> {
-  const { id, approve, by } = answer;
+  const { id, approve, by } = decision;
+  const answer = decision.answer?.trim();
+  if (decision.answer !== undefined && !answer)
+    throw new ForgeError(`an empty answer to ${id}`, 'APPROVAL_NEEDS_ANSWER', `answer in words: forge answer ${id} "<your answer>"`);
+  if (answer && answer.length > MAX_ANSWER_CHARS)
+    throw new ForgeError(
+      `the answer to ${id} has ${answer.length} characters; at most ${MAX_ANSWER_CHARS} go to the agent`,
+      'APPROVAL_ANSWER_TOO_LONG',
+      'shorten it',
+    );
   const row = await withDb(session.cfg, (sql) => findApproval(sql, id));
   if (!row) throw new ForgeError(`no approval ${id}`, 'APPROVAL_NOT_FOUND', 'list pending approvals with: forge approvals');
   if (row.status !== 'pending')
     throw new ForgeError(`approval ${id} is already ${row.status}${row.decided_by ? ` (by ${row.decided_by})` : ''}`, 'APPROVAL_DECIDED');
+  if (row.kind === 'question' && approve && !answer)
+    throw new ForgeError(
+      `${id} is a question ("${row.summary}"): approving it says nothing`,
+      'APPROVAL_NEEDS_ANSWER',
+      `answer it: forge answer ${id} "<your answer>" (or decline: forge reject ${id})`,
+    );
+  if (row.kind !== 'question' && answer)
+    throw new ForgeError(
+      `${id} is a ${row.kind} approval, not a question: it takes a decision, not an answer`,
+      'APPROVAL_NOT_A_QUESTION',
+      `forge approve ${id} or forge reject ${id}`,
+    );
   const client = await session.temporal();
   const res = await client.workflow
     .getHandle(row.workflow_id)
-    .executeUpdate(decideApprovalUpdate, { args: [{ approvalId: id, approve, by }] })
+    .executeUpdate(decideApprovalUpdate, { args: [{ approvalId: id, approve, by, ...(answer ? { answer } : {}) }] })
     .catch((err: Error) => {
       throw new ForgeError(
         `workflow ${row.workflow_id} refused the decision: ${err.cause instanceof Error ? err.cause.message : err.message}`,

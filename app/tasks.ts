@@ -6,9 +6,17 @@ import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
 import { hasPollers } from './stack.ts';
 
-/** Starts a task workflow for a task in a person's words (validated here, and again in the workflow). */
-export async function startTask(session: Session, task: string, limits?: TaskInput['limits']): Promise<StartedCycle> {
-  const parsed = taskInputSchema.safeParse({ task, sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE, ...(limits ? { limits } : {}) });
+/**
+ * Starts a task workflow for a task in a person's words (validated here, and again in the workflow).
+ * With a session id the task continues that conversation (sees its earlier exchanges) or opens it.
+ */
+export async function startTask(session: Session, task: string, limits?: TaskInput['limits'], sessionId?: string): Promise<StartedCycle> {
+  const parsed = taskInputSchema.safeParse({
+    task,
+    sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE,
+    ...(limits ? { limits } : {}),
+    ...(sessionId !== undefined ? { sessionId } : {}),
+  });
   if (!parsed.success)
     throw new InvalidInputError(
       'task',

@@ -1,9 +1,18 @@
 import { type ForgeConfig, loadConfig } from '../app/context.ts';
 import { runWorkerInForeground } from '../app/worker.ts';
 import { auditCommand } from './commands/audit.ts';
-import { approvalsCommand, budgetCommand, decideCommand, freezeCommand, thawCommand, toolsCommand } from './commands/catalog.ts';
+import {
+  answerCommand,
+  approvalsCommand,
+  budgetCommand,
+  decideCommand,
+  freezeCommand,
+  thawCommand,
+  toolsCommand,
+} from './commands/catalog.ts';
 import { forgeCommand } from './commands/forge.ts';
 import { runCommand } from './commands/run.ts';
+import { sessionsCommand } from './commands/sessions.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { reportError, say } from './output.ts';
 
@@ -12,13 +21,18 @@ const usage = `forge — durable tool forging on Temporal
   forge up [--json]                      start whatever is missing (Docker, Postgres, Temporal, worker)
   forge down [--json]                    stop what forge up started
   forge doctor [--json]                  check each component; says how to fix what is wrong
-  forge run "<task>" [--wait] [--json]   start a task workflow (--wait follows it to the end)
+  forge run "<task>" [--session id] [--wait] [--json]
+                                         start a task workflow (--wait follows it to the end;
+                                         --session continues that conversation, or starts it)
+  forge sessions [ls] | show <id> [--json]
+                                         conversations of tasks, and each one's tasks in order
   forge demo                             forge up, then run a demo task end to end
   forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
                                          forge a new tool (spec, tests, code, sandbox proof, register)
   forge tools ls|show <name>|history <name> [--json]
   forge approvals [--json]               what waits for a person
   forge approve|reject <id> [--json]     answer a pending approval
+  forge answer <id> "<text>" [--json]    answer a question the agent asked (ask_person)
   forge freeze [--reason r] | thaw       kill switch: stop all side effects / resume
   forge budget [--json]                  today's forge budget
   forge audit [--tool n] [--workflow id] [--kind k] [--limit n] [--json]
@@ -41,11 +55,13 @@ const commands: Record<string, Command> = {
   down: downCommand,
   doctor: doctorCommand,
   run: runCommand,
+  sessions: sessionsCommand,
   forge: forgeCommand,
   tools: toolsCommand,
   approvals: approvalsCommand,
   approve: decideCommand(true),
   reject: decideCommand(false),
+  answer: answerCommand,
   freeze: freezeCommand,
   thaw: thawCommand,
   budget: budgetCommand,

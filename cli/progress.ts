@@ -18,7 +18,11 @@ export function progressPrinter() {
     printed = p.history.length;
     if (p.pendingApproval && p.pendingApproval !== askedFor) {
       askedFor = p.pendingApproval;
-      say(`  waiting for a person: forge approve ${p.pendingApproval}   (or: forge reject ${p.pendingApproval})`);
+      say(
+        p.phase === 'awaiting-answer'
+          ? `  waiting for your answer: forge answer ${p.pendingApproval} "<your answer>"   (or decline: forge reject ${p.pendingApproval})`
+          : `  waiting for a person: forge approve ${p.pendingApproval}   (or: forge reject ${p.pendingApproval})`,
+      );
     }
   };
 }

@@ -28,7 +28,17 @@ export interface ToolResultBlock {
   content: string;
   is_error?: boolean;
 }
-export type ContentBlock = TextBlock | ToolUseBlock | ToolResultBlock;
+/**
+ * Reference material sent with a user message (the Messages API's plain-text document), such as a
+ * session's earlier exchanges: the model reads it as data the task refers to, not as instructions.
+ */
+export interface DocumentBlock {
+  type: 'document';
+  source: { type: 'text'; media_type: 'text/plain'; data: string };
+  title?: string;
+  context?: string;
+}
+export type ContentBlock = TextBlock | ToolUseBlock | ToolResultBlock | DocumentBlock;
 export interface AgentMessage {
   role: 'user' | 'assistant';
   content: string | ContentBlock[];
@@ -80,6 +90,12 @@ export interface AgentCall {
   status: 'succeeded' | 'failed' | 'not-run';
   output?: unknown;
   reason?: string;
+  /**
+   * The model's own mistake, refused before the tool did anything: a tool it was not offered, or
+   * input that does not fit the tool's schema. Not the tool's failure (never metered against it),
+   * and made good by any later call that succeeds.
+   */
+  slip?: 'unknown-tool' | 'invalid-input';
 }
 
 /** A forge_tool request as the forge cycle's need: every detail the model gave, in words. */

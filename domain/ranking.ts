@@ -11,13 +11,24 @@ import type { ToolStatus } from './trust.ts';
  * this outage" false positive). Thresholds apply to the similarity, not to the re-ranked score:
  * success and popularity say how good a tool is, not whether it is the tool this request is about —
  * a popular weather tool must not climb over the threshold on a metaphor.
+ * What the request wants done weighs too (actionIntent, intentFit): a request to delete, restart,
+ * renew or send is never served unattended by a tool that only reads, or that makes another change.
  * The numbers the agent uses are the harness's (harness/policy/ranking.ts); this file holds what
  * they mean, the bounds they must stay within, and the functions, which take the policy as a
  * parameter. Pure: workflows import it.
  */
 
 export const rankingPolicySchema = z.object({
-  weights: z.object({ similarity: z.number().min(0), successRate: z.number().min(0), usage: z.number().min(0) }),
+  /**
+   * The re-ranked score's parts: similarity, smoothed success rate, log-scaled usage, and whether
+   * the tool does what the request wants done (intentFit: match 1, unknown 0.5, mismatch 0).
+   */
+  weights: z.object({
+    similarity: z.number().min(0),
+    successRate: z.number().min(0),
+    usage: z.number().min(0),
+    intent: z.number().min(0),
+  }),
   reuseAt: z.number().min(0).max(1),
   considerAt: z.number().min(0).max(1),
   confirmBelow: z.number().min(0).max(1),
@@ -40,6 +51,11 @@ export interface Candidate {
   /** the tool's input JSON Schema, for the parameter check */
   inputSchema?: Record<string, unknown>;
   status?: ToolStatus;
+  /** whether the tool does what the request wants done (intentFit); absent = not judged */
+  intentFit?: IntentFit;
+  /** for the reasons: whether the tool changes anything, and what (toolActions) */
+  sideEffect?: 'read' | 'write';
+  actions?: readonly string[];
 }
 
 export type Ranked<C extends Candidate> = C & { score: number; successRate: number; usage: number };
@@ -56,10 +72,18 @@ export function usageScore(invocations: number, maxInvocations: number): number 
   return Math.min(1, Math.log1p(Math.max(0, invocations)) / Math.log1p(maxInvocations));
 }
 
-export function hybridScore(parts: { similarity: number; successRate: number; usage: number }, policy: RankingPolicy): number {
+const FIT_VALUE: Record<IntentFit, number> = { match: 1, unknown: 0.5, mismatch: 0 };
+
+/** 0..1. `intent` is the intent fit as a number (match 1, unknown 0.5, mismatch 0); absent counts as a match. */
+export function hybridScore(
+  parts: { similarity: number; successRate: number; usage: number; intent?: number },
+  policy: RankingPolicy,
+): number {
   const w = policy.weights;
-  const total = w.similarity + w.successRate + w.usage;
-  return (w.similarity * parts.similarity + w.successRate * parts.successRate + w.usage * parts.usage) / total;
+  const total = w.similarity + w.successRate + w.usage + w.intent;
+  return (
+    (w.similarity * parts.similarity + w.successRate * parts.successRate + w.usage * parts.usage + w.intent * (parts.intent ?? 1)) / total
+  );
 }
 
 /** Best first; ties go to the more similar tool, then by name so the order is stable. */
@@ -69,7 +93,8 @@ export function rerank<C extends Candidate>(candidates: readonly C[], policy: Ra
     .map((c) => {
       const successRate = smoothedSuccessRate(c.invocations ?? 0, c.successes ?? 0, policy);
       const usage = usageScore(c.invocations ?? 0, maxUse);
-      return { ...c, successRate, usage, score: hybridScore({ similarity: c.similarity, successRate, usage }, policy) };
+      const intent = c.intentFit === undefined ? 1 : FIT_VALUE[c.intentFit];
+      return { ...c, successRate, usage, score: hybridScore({ similarity: c.similarity, successRate, usage, intent }, policy) };
     })
     .sort((a, b) => b.score - a.score || b.similarity - a.similarity || a.name.localeCompare(b.name));
 }
@@ -183,6 +208,8 @@ export interface DecideOptions {
   /** what the request supplies: extracted arguments, or parameter names. Absent = not checked. */
   args?: Record<string, unknown> | readonly string[];
   policy: RankingPolicy;
+  /** what the request wants done (actionIntent), for the reasons; each candidate carries its intentFit */
+  intent?: ActionIntent;
 }
 
 const pct = (x: number) => x.toFixed(2);
@@ -199,8 +226,17 @@ export function decide(candidates: readonly Candidate[], opts: DecideOptions): D
 
   const fitOf = (c: Candidate) => (opts.args === undefined ? undefined : paramsFit(c.inputSchema, opts.args));
   let misfitStrong: { c: Ranked<Candidate>; fit: ParamsFit } | undefined;
+  // The most similar tool that does not do what the request wants done: named in the reason to forge.
+  let mismatched: Ranked<Candidate> | undefined;
+  const wants = opts.intent?.actions.length ? opts.intent.actions.join(' and ') : 'make a change';
 
   for (const c of ranked) {
+    // A tool that reads where a change is asked for, or makes another change, is never picked
+    // without the model or a person choosing it (the loop still offers it: listing may come first).
+    if (c.intentFit === 'mismatch') {
+      if (!mismatched || c.similarity > mismatched.similarity) mismatched = c;
+      continue;
+    }
     const fit = fitOf(c);
     const sim = pct(c.similarity);
     if (c.similarity >= policy.reuseAt) {
@@ -208,15 +244,19 @@ export function decide(candidates: readonly Candidate[], opts: DecideOptions): D
         misfitStrong ??= { c, fit };
         continue;
       }
-      const confirm = c.similarity < policy.confirmBelow;
+      // A write tool for a request whose action is unclear (or a write tool whose action is): a person says.
+      const unsure = c.intentFit === 'unknown';
+      const confirm = c.similarity < policy.confirmBelow || unsure;
       return {
         action: confirm ? 'confirm' : 'reuse',
         tool: c.name,
         score: c.score,
         similarity: c.similarity,
-        reason: confirm
-          ? `${c.name} matches (similarity ${sim}) but below ${pct(policy.confirmBelow)}: confirm before use`
-          : `${c.name} matches with similarity ${sim}`,
+        reason: unsure
+          ? `${c.name} matches (similarity ${sim}) and makes changes, but the request does not say that is what it wants done: confirm before use`
+          : confirm
+            ? `${c.name} matches (similarity ${sim}) but below ${pct(policy.confirmBelow)}: confirm before use`
+            : `${c.name} matches with similarity ${sim}`,
         ...(fit ? { paramsFit: fit } : {}),
       };
     }
@@ -250,9 +290,12 @@ export function decide(candidates: readonly Candidate[], opts: DecideOptions): D
   }
   const top = [...ranked].sort((a, b) => b.similarity - a.similarity)[0]!;
   const why =
-    top.similarity >= policy.considerAt
-      ? `medium matches (best ${top.name} at ${pct(top.similarity)}) but the parameters fit none`
-      : `best match ${top.name} has similarity ${pct(top.similarity)}, below ${pct(policy.considerAt)}`;
+    mismatched && mismatched.similarity >= policy.considerAt
+      ? `${mismatched.name} matches (similarity ${pct(mismatched.similarity)}) but the request wants to ${wants}, ` +
+        `which it does not do (${mismatched.sideEffect === 'read' ? 'it only reads' : `it does ${mismatched.actions?.length ? mismatched.actions.join(' and ') : 'something else'}`})`
+      : top.similarity >= policy.considerAt
+        ? `medium matches (best ${top.name} at ${pct(top.similarity)}) but the parameters fit none`
+        : `best match ${top.name} has similarity ${pct(top.similarity)}, below ${pct(policy.considerAt)}`;
   return { action: 'forge', score: top.score, similarity: top.similarity, reason: `${why}: forge a new tool` };
 }
 
@@ -267,6 +310,17 @@ export function describeFit(fit: ParamsFit): string {
 
 // ---------------------------------------------------------------------------------------------
 // Retrieval similarity (no embeddings): how strongly the request's words point at one tool.
+
+export const typoPolicySchema = z.object({
+  /** words shorter than this are never corrected: "dns" and "dsn" are both plausible */
+  minLength: z.number().int().min(3),
+  /**
+   * a wrong letter (rather than a swapped, missing or extra one) is a typo only from this length:
+   * "book" is a word, not a typo of "look"
+   */
+  substitutionFrom: z.number().int().min(3),
+});
+export type TypoPolicy = z.infer<typeof typoPolicySchema>;
 
 export const lexicalPolicySchema = z.object({
   /**
@@ -285,6 +339,14 @@ export const lexicalPolicySchema = z.object({
    * exactly one tool weighs 1 (the harness's value says which band one word lands in).
    */
   steepness: z.number().positive(),
+  /**
+   * Words of other languages and common short forms, and the catalog's words for them ("wetter":
+   * "weather", "löschen": "delete", "cert": "certificate"); keys are folded (foldWord). Applied to
+   * the request before it is searched, and to its verbs (actionIntent).
+   */
+  aliases: z.record(z.string().min(1), z.string().min(1)),
+  /** a word the catalog does not know, one letter away from a word it does, is read as that word */
+  typo: typoPolicySchema,
 });
 export type LexicalPolicy = z.infer<typeof lexicalPolicySchema>;
 
@@ -331,4 +393,248 @@ export function cosine(a: readonly number[], b: readonly number[]): number {
     nb += b[i]! * b[i]!;
   }
   return na === 0 || nb === 0 ? 0 : Math.max(0, dot / Math.sqrt(na * nb));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a request wants done: read, or which change (delete, restart, renew, send, …)
+
+export const intentPolicySchema = z.object({
+  /**
+   * Kinds of change, each with the verbs that ask for it (base forms; phrasal verbs as 'get rid
+   * of'). `destructive` kinds lose or hand away something. A verb followed by one of `notBefore`
+   * does not ask for the change ("tell me", "send us": the person asks to be told).
+   */
+  actions: z.record(
+    z.string().regex(/^[a-z][a-z_]*$/),
+    z.object({
+      destructive: z.boolean(),
+      verbs: z.array(z.string().min(2)).min(1),
+      notBefore: z.array(z.string().min(1)).default([]),
+    }),
+  ),
+  /** verbs and question words that ask only to see something: list, show, check, what, is, … */
+  reads: z.array(z.string().min(1)),
+  /**
+   * Words after which a verb is still an instruction (please, can you, to, and, then, …). A verb
+   * counts only at the start of a clause or after one of these: "the domain transfer status" and
+   * "a restart loop" are things, not instructions.
+   */
+  leadIns: z.array(z.string().min(1)),
+  /** words that cancel the verb after them ("don't delete anything") */
+  negations: z.array(z.string().min(1)),
+});
+export type IntentPolicy = z.infer<typeof intentPolicySchema>;
+
+export interface ActionIntent {
+  /**
+   * destructive/write: a change was asked for; read: only to see something; unknown: neither
+   * could be told ("forecast for Oslo on Friday") — a read tool fits it, a write tool is confirmed.
+   */
+  kind: 'read' | 'write' | 'destructive' | 'unknown';
+  /** the kinds of change asked for, in the policy's names */
+  actions: string[];
+  /** the words that asked for them, as written (normalised) */
+  verbs: string[];
+}
+
+/** How a tool's own action relates to what the request wants done. */
+export type IntentFit = 'match' | 'unknown' | 'mismatch';
+
+/** Lower case, accents stripped: "Löschen" and "loschen", "météo" and "meteo" are one word to the vocabulary. */
+export function foldWord(word: string): string {
+  return word.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().replace(/[’‘`]/g, "'");
+}
+
+interface Token {
+  word: string;
+  /** the first word of a clause (after the start, punctuation, or a quoted span) */
+  clauseStart: boolean;
+  /** came from the alias table (another language): such verbs count wherever they stand */
+  foreign: boolean;
+}
+
+/**
+ * The request's words, with clause starts marked. Quoted spans are content (a message's text),
+ * not instructions, and are left out; "'s", "'re", "'d" … are cut so "what's" is "what".
+ */
+function tokens(text: string, aliases: Readonly<Record<string, string>>): Token[] {
+  const unquoted = text.replace(/"[^"]*"|“[^”]*”|«[^»]*»|(^|[\s(])'[^']*'(?=$|[\s.,;:!?)])/g, '$1 . ');
+  const out: Token[] = [];
+  let clauseStart = true;
+  // A hyphenated or underscored word ("my-first-post", "_acme-challenge") is one token: a name, not a verb.
+  for (const m of foldWord(unquoted).matchAll(/[\p{L}\p{N}]+(?:[-_'][\p{L}\p{N}]+)*|[.,;:!?()[\]{}<>|—–]|\s-\s|->|→/gu)) {
+    const raw = m[0];
+    if (!/^[\p{L}\p{N}]/u.test(raw)) {
+      clauseStart = true;
+      continue;
+    }
+    const word = raw.replace(/'(s|re|ll|d|ve|m)$/, '');
+    const alias = aliases[word];
+    if (alias !== undefined) {
+      const parts = alias.split(/\s+/).filter(Boolean);
+      parts.forEach((w, i) => {
+        out.push({ word: w, clauseStart: clauseStart && i === 0, foreign: true });
+      });
+    } else {
+      out.push({ word, clauseStart, foreign: false });
+    }
+    clauseStart = false;
+  }
+  return out;
+}
+
+/** The forms a verb takes after "to be": deleted, stopped, transferred, … (regular ones). */
+function participles(verb: string): string[] {
+  if (verb.endsWith('e')) return [`${verb}d`];
+  if (/[^aeiou]y$/.test(verb)) return [`${verb.slice(0, -1)}ied`];
+  const forms = [`${verb}ed`];
+  if (/[^aeiou][aeiou][^aeiouwxy]$/.test(verb)) forms.push(`${verb}${verb.at(-1)}ed`);
+  return forms;
+}
+
+interface Phrase {
+  words: string[];
+  action: string | null; // null: a read
+  notBefore: readonly string[];
+  participle: boolean;
+}
+
+function phrases(policy: IntentPolicy): Phrase[] {
+  const out: Phrase[] = [];
+  for (const [action, def] of Object.entries(policy.actions)) {
+    for (const verb of def.verbs) {
+      const words = foldWord(verb).split(/\s+/);
+      out.push({ words, action, notBefore: def.notBefore.map(foldWord), participle: false });
+      const last = words.length === 1 ? words[0]! : null;
+      if (last) for (const p of participles(last)) out.push({ words: [p], action, notBefore: [], participle: true });
+    }
+  }
+  for (const r of policy.reads) out.push({ words: foldWord(r).split(/\s+/), action: null, notBefore: [], participle: false });
+  // Longest first: "set up" (create) before "set" (update).
+  return out.sort((a, b) => b.words.length - a.words.length);
+}
+
+/**
+ * What the request wants done, from its verbs (the vocabulary is the harness's). A verb counts as
+ * an instruction at the start of a clause or after a lead-in ("please", "can you", "to", "and");
+ * elsewhere the same word is usually a thing ("the domain transfer", "restart loops", "blog
+ * posts"). After "to be" its participle counts too ("needs to be deleted"). A word from the alias
+ * table (another language) counts wherever it stands: German and Dutch put the verb last. Any
+ * change asked for outweighs a read: "check the logs and restart it" asks for a restart.
+ */
+export function actionIntent(text: string, policy: IntentPolicy, aliases: Readonly<Record<string, string>> = {}): ActionIntent {
+  const toks = tokens(text, aliases);
+  const leadIns = new Set(policy.leadIns.map(foldWord));
+  const negations = new Set(policy.negations.map(foldWord));
+  const destructive = new Set(
+    Object.entries(policy.actions)
+      .filter(([, d]) => d.destructive)
+      .map(([a]) => a),
+  );
+  const all = phrases(policy);
+  const actions: string[] = [];
+  const verbs: string[] = [];
+  let read = false;
+
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
+    const prev = toks[i - 1]?.word;
+    const prev2 = toks[i - 2]?.word;
+    const phrase = all.find((p) => p.words.every((w, k) => toks[i + k]?.word === w));
+    if (!phrase) continue;
+    if (prev !== undefined && negations.has(prev)) continue;
+    const positioned = phrase.participle
+      ? prev === 'be' && prev2 !== undefined && (leadIns.has(prev2) || prev2 === 'to')
+      : t.clauseStart || t.foreign || (prev !== undefined && leadIns.has(prev));
+    if (!positioned) continue;
+    const next = toks[i + phrase.words.length]?.word;
+    if (phrase.action === null || (next !== undefined && phrase.notBefore.includes(next))) {
+      read = true;
+      continue;
+    }
+    if (!actions.includes(phrase.action)) actions.push(phrase.action);
+    verbs.push(phrase.words.join(' '));
+    i += phrase.words.length - 1;
+  }
+  const kind = actions.length ? (actions.some((a) => destructive.has(a)) ? 'destructive' : 'write') : read ? 'read' : 'unknown';
+  return { kind, actions, verbs };
+}
+
+/**
+ * What a tool does, in the same vocabulary: nothing for a read tool; for a write tool the changes
+ * its name names (dns_record_create, container_restart, slack_post_message: a tool's name is
+ * chosen, its description's verbs may be an aside), else those its description opens with.
+ */
+export function toolActions(
+  tool: { name: string; description: string; sideEffect: 'read' | 'write' },
+  policy: IntentPolicy,
+  aliases: Readonly<Record<string, string>> = {},
+): string[] {
+  if (tool.sideEffect === 'read') return [];
+  const words = tool.name.split(/[_\W]+/).filter(Boolean);
+  const fromName = new Set<string>();
+  // Each name word as if it opened a clause: the name has no grammar to go by.
+  for (const w of words) for (const a of actionIntent(w, policy, aliases).actions) fromName.add(a);
+  if (fromName.size) return [...fromName];
+  const firstSentence = tool.description.split(/(?<=[.!?])\s/)[0] ?? '';
+  return actionIntent(firstSentence, policy, aliases).actions;
+}
+
+/**
+ * Whether a tool does what the request wants done.
+ * - a read tool: matches a read or an unclear request; mismatches a request for a change
+ * - a write tool: matches a request for a change it makes; mismatches one for another change or a
+ *   request only to see something; unknown when the request's or the tool's action is unclear
+ */
+export function intentFit(intent: ActionIntent, tool: { sideEffect: 'read' | 'write'; actions: readonly string[] }): IntentFit {
+  const wantsChange = intent.kind === 'write' || intent.kind === 'destructive';
+  if (tool.sideEffect === 'read') return wantsChange ? 'mismatch' : 'match';
+  if (intent.kind === 'read') return 'mismatch';
+  if (!wantsChange || tool.actions.length === 0) return 'unknown';
+  return tool.actions.some((a) => intent.actions.includes(a)) ? 'match' : 'mismatch';
+}
+
+// ---------------------------------------------------------------------------------------------
+// One-letter typos
+
+/** How `typed` differs from `word` by one slip, or null: Damerau's four edits, at most one. */
+export function oneSlip(typed: string, word: string): 'swap' | 'missing' | 'extra' | 'wrong' | null {
+  if (typed === word) return null;
+  const [a, b] = [typed, word];
+  if (a.length === b.length) {
+    const diff: number[] = [];
+    for (let i = 0; i < a.length && diff.length <= 2; i++) if (a[i] !== b[i]) diff.push(i);
+    if (diff.length === 1) return 'wrong';
+    if (diff.length === 2 && diff[1] === diff[0]! + 1 && a[diff[0]!] === b[diff[1]!] && a[diff[1]!] === b[diff[0]!]) return 'swap';
+    return null;
+  }
+  const [short, long] = a.length < b.length ? [a, b] : [b, a];
+  if (long.length - short.length !== 1) return null;
+  let i = 0;
+  while (i < short.length && short[i] === long[i]) i++;
+  if (short.slice(i) !== long.slice(i + 1)) return null;
+  return a.length < b.length ? 'missing' : 'extra';
+}
+
+/**
+ * The catalog word a typed word is a one-letter slip of, or null. Only for words the catalog does
+ * not know (the caller checks): a real word is never "corrected". Among several, the word more
+ * tools use wins; a tie between equals is left alone (no guess).
+ */
+export function correctTypo(typed: string, vocabulary: ReadonlyMap<string, number>, policy: TypoPolicy): string | null {
+  if (typed.length < policy.minLength || !/^\p{L}+$/u.test(typed)) return null;
+  let best: { word: string; uses: number } | null = null;
+  let tie = false;
+  for (const [word, uses] of vocabulary) {
+    if (Math.abs(word.length - typed.length) > 1 || word.length < policy.minLength) continue;
+    const slip = oneSlip(typed, word);
+    if (slip === null || (slip === 'wrong' && typed.length < policy.substitutionFrom)) continue;
+    // "sends", "deleted": an inflection of a word, not a slip
+    if (slip === 'extra' && typed.startsWith(word) && /[sd]$/.test(typed)) continue;
+    if (!best || uses > best.uses) {
+      best = { word, uses };
+      tie = false;
+    } else if (uses === best.uses) tie = true;
+  }
+  return best && !tie ? best.word : null;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type AgentCall, agentLimitsSchema } from './agent.ts';
+import { sessionIdSchema } from './session.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
 export const taskInputSchema = z.strictObject({
@@ -8,6 +9,8 @@ export const taskInputSchema = z.strictObject({
   sandboxQueue: z.string().min(1).default('forge-sandbox'),
   /** bounds on the agent loop; each defaults when absent */
   limits: agentLimitsSchema.partial().optional(),
+  /** continue this session: the task sees its earlier exchanges, and joins it (created by its first task) */
+  sessionId: sessionIdSchema.optional(),
 });
 export type TaskInput = z.input<typeof taskInputSchema>;
 
@@ -57,10 +60,16 @@ export interface TaskResult {
   forged: string[];
 }
 
-/** The task's status from its calls: a tool whose last call failed or never ran leaves the task failed. */
+/**
+ * The task's status from its calls: a tool whose last call failed or never ran leaves the task failed.
+ * The model's slip (a tool it was not offered, input that did not fit) counts only while nothing
+ * after it succeeded: a model that corrects itself has not failed the task.
+ */
 export function outcomeOf(calls: readonly AgentCall[]): { status: 'completed' | 'failed'; reason?: string } {
   const last = new Map<string, AgentCall>();
-  for (const c of calls) last.set(c.tool, c);
+  calls.forEach((c, i) => {
+    if (!c.slip || !calls.slice(i + 1).some((later) => later.status === 'succeeded')) last.set(c.tool, c);
+  });
   const bad = [...last.values()].find((c) => c.status !== 'succeeded');
   return bad ? { status: 'failed', reason: `${bad.tool}: ${bad.reason ?? bad.status}` } : { status: 'completed' };
 }

@@ -4,9 +4,11 @@
  * policy can change what the agent says and decides, never what data it gets or hands back.
  */
 import { z } from 'zod';
+import type { DocumentBlock } from '../domain/agent.ts';
 import { maxRepairsSchema, type ToolSpec } from '../domain/forge.ts';
 import type { PartialApiSpec } from '../domain/openapi.ts';
-import { lexicalPolicySchema, rankingPolicySchema } from '../domain/ranking.ts';
+import { intentPolicySchema, lexicalPolicySchema, rankingPolicySchema } from '../domain/ranking.ts';
+import type { SessionContext } from '../domain/session.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 
 /** One structured model call as the agent phrases it: the services add the purpose and the reply schema. */
@@ -58,6 +60,11 @@ export interface ApiCall extends PromptedCall<ApiPromptInput> {
 export interface AgentPrompt {
   system: string;
   task(task: string): string;
+  /**
+   * The session's earlier exchanges (forge run … --session <id>), sent as a document before the
+   * task in the first user message: data the task may refer to ("that list"), never instructions.
+   */
+  session(context: SessionContext): DocumentBlock;
   metaTools: { search: string; forge: string; ask: string };
   /** output token budget per turn */
   maxTokens: number;
@@ -96,6 +103,8 @@ export const policySchema = z.strictObject({
     candidates: z.number().int().min(1).max(50),
     /** the similarity below which a hit is not offered to an agent turn at all */
     offerAt: z.number().min(0).max(1),
+    /** the vocabulary that tells what a request wants done (read, delete, restart, …): domain/ranking.ts actionIntent */
+    intent: intentPolicySchema,
   }),
   forge: z.strictObject({ maxRepairs: maxRepairsSchema }),
   llm: z.strictObject({
@@ -107,6 +116,14 @@ export const policySchema = z.strictObject({
     confirmReuseWait: durationSchema,
     /** how long a task waits for a person to approve a write or destructive call */
     callWait: durationSchema,
+  }),
+  /** how much of a session a task is shown; bounded so a long session cannot flood every turn */
+  session: z.strictObject({
+    recent: z.number().int().min(0).max(20),
+    summarised: z.number().int().min(0).max(200),
+    callChars: z.number().int().min(100).max(20_000),
+    answerChars: z.number().int().min(100).max(20_000),
+    lineChars: z.number().int().min(40).max(1_000),
   }),
 });
 export type Policy = z.infer<typeof policySchema>;

@@ -9,6 +9,7 @@ import { type Harness, policySchema } from './contract.ts';
 import { approval } from './policy/approval.ts';
 import { lexical, ranking, retrieval } from './policy/ranking.ts';
 import { forge, llm } from './policy/retry.ts';
+import { session } from './policy/session.ts';
 import { agent } from './prompts/agent.ts';
 import { api } from './prompts/forge/api.ts';
 import { implementation } from './prompts/forge/implementation.ts';
@@ -19,7 +20,7 @@ import { reask } from './prompts/reask.ts';
 
 export const harness: Harness = {
   prompts: { agent, forge: { spec, api, tests, implementation, repair }, reask },
-  policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval }),
+  policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval, session }),
 };
 
 export type * from './contract.ts';

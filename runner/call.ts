@@ -2,7 +2,7 @@ import { ForgeError } from '../domain/errors.ts';
 import type { Permissions, SideEffect } from '../domain/tool.ts';
 import { createToolContext } from './ctx.ts';
 import type { LogEntry, RunnerError, RunnerResult } from './protocol.ts';
-import { describeIssues, type LoadedTool } from './tool-module.ts';
+import { describeIssues, type LoadedTool, unknownFields } from './tool-module.ts';
 
 /** One tool call: validate input, run with a restricted ctx, validate output. Never throws. */
 export interface CallOptions {
@@ -57,7 +57,10 @@ export async function callTool(tool: LoadedTool, input: unknown, opts: CallOptio
   if (!parsedInput.success) {
     return done({
       ok: false,
-      error: { code: 'INPUT_INVALID', message: `invalid input for ${tool.name}: ${describeIssues(parsedInput.error)}` },
+      error: {
+        code: 'INPUT_INVALID',
+        message: `invalid input for ${tool.name}: ${[describeIssues(parsedInput.error), unknownFields(tool.input, input)].filter(Boolean).join('; ')}`,
+      },
     });
   }
   const controller = new AbortController();

@@ -69,6 +69,20 @@ export async function loadTool(file: string): Promise<LoadedTool> {
   };
 }
 
+/**
+ * The fields a caller sent that an object schema does not take, with the ones it does: zod drops
+ * unknown keys silently and reports only "text: … received undefined", which leaves a caller who
+ * wrote `txt` guessing. Undefined when the schema is not a plain zod object or nothing is unknown.
+ */
+export function unknownFields(schema: ZodLike, input: unknown): string | undefined {
+  const shape = (schema as { shape?: unknown }).shape;
+  if (!shape || typeof shape !== 'object' || !input || typeof input !== 'object' || Array.isArray(input)) return undefined;
+  const known = Object.keys(shape);
+  const unknown = Object.keys(input).filter((k) => !known.includes(k));
+  if (!unknown.length) return undefined;
+  return `not a parameter: ${unknown.join(', ')} (the parameters are: ${known.join(', ') || 'none'})`;
+}
+
 /** "a.b: expected string" lines, the form people (and the repair loop) read best. */
 export function describeIssues(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {
   return error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`).join('; ');

@@ -40,6 +40,9 @@ export const scenarioMatchSchema = z
     system: patternSchema.describe('substring of (or /regex/ on) the system prompt text'),
     user: patternSchema.describe('substring of (or /regex/ on) the last user message: its text and tool_result text'),
     first: patternSchema.describe('substring of (or /regex/ on) the first user message (in a conversation: the task)'),
+    document: patternSchema.describe(
+      "substring of (or /regex/ on) the first user message's document blocks: each one's title and text (e.g. a session's earlier exchanges)",
+    ),
     tool: patternSchema.describe('name of the forced tool (tool_choice), or of any offered tool when none is forced'),
     model: patternSchema.describe('the requested model name'),
     purpose: patternSchema.describe('the x-forge-purpose request header Forge sends with every call'),
@@ -118,16 +121,19 @@ export interface RequestFacts {
   user: string;
   /** The first user message: in a multi-turn conversation, the task itself. */
   first: string;
+  /** The first user message's document blocks (reference material the task came with), title and text each; absent = none. */
+  document?: string;
   /** The forced tool, or all offered tools when none is forced. */
   tools: string[];
   model: string;
   purpose?: string;
 }
 
-/** Capture groups of the `user`, `first` and `system` patterns, for {{user.N}} / {{first.N}} / {{system.N}} in responses. */
+/** Capture groups of the `user`, `first`, `document` and `system` patterns, for {{user.N}} / {{first.N}} / {{document.N}} / {{system.N}} in responses. */
 export interface Captures {
   user: string[];
   first: string[];
+  document: string[];
   system: string[];
 }
 
@@ -147,7 +153,7 @@ function equals(pattern: string, value: string | undefined): boolean {
 
 /** Returns the captures when every given match field fits, undefined otherwise. */
 export function matchRule(match: ScenarioMatch, facts: RequestFacts): Captures | undefined {
-  const captures: Captures = { user: [], first: [], system: [] };
+  const captures: Captures = { user: [], first: [], document: [], system: [] };
   if (match.user !== undefined) {
     const got = find(match.user, facts.user);
     if (!got) return undefined;
@@ -157,6 +163,11 @@ export function matchRule(match: ScenarioMatch, facts: RequestFacts): Captures |
     const got = find(match.first, facts.first);
     if (!got) return undefined;
     captures.first = got;
+  }
+  if (match.document !== undefined) {
+    const got = find(match.document, facts.document ?? '');
+    if (!got) return undefined;
+    captures.document = got;
   }
   if (match.system !== undefined) {
     const got = find(match.system, facts.system);
@@ -169,10 +180,13 @@ export function matchRule(match: ScenarioMatch, facts: RequestFacts): Captures |
   return captures;
 }
 
-/** Replaces {{user.N}}, {{first.N}} and {{system.N}} in every string of a response with capture group N (0 = the whole match). */
+/** Replaces {{user.N}}, {{first.N}}, {{document.N}} and {{system.N}} in every string of a response with capture group N (0 = the whole match). */
 export function interpolate<T>(value: T, captures: Captures): T {
   const fill = (s: string) =>
-    s.replace(/\{\{\s*(user|first|system)\.(\d+)\s*\}\}/g, (_, which: keyof Captures, n: string) => captures[which][Number(n)] ?? '');
+    s.replace(
+      /\{\{\s*(user|first|document|system)\.(\d+)\s*\}\}/g,
+      (_, which: keyof Captures, n: string) => captures[which][Number(n)] ?? '',
+    );
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return fill(v);
     if (Array.isArray(v)) return v.map(walk);

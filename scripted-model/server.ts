@@ -114,6 +114,19 @@ function blockText(b: Block): string {
 
 const contentText = (c: string | Block[]): string => (typeof c === 'string' ? c : c.map(blockText).filter(Boolean).join('\n'));
 
+/** Document blocks (plain-text source) as a rule sees them: the title, then the text. */
+function documentText(c: string | Block[]): string {
+  if (typeof c === 'string') return '';
+  return c
+    .filter((b) => b.type === 'document')
+    .map((b) => {
+      const source = b.source as { type?: string; data?: unknown } | undefined;
+      const data = source?.type === 'text' && typeof source.data === 'string' ? source.data : '';
+      return [typeof b.title === 'string' ? b.title : '', data].filter(Boolean).join('\n');
+    })
+    .join('\n\n');
+}
+
 function factsOf(req: MessagesRequest, purpose: string | undefined): RequestFacts {
   const lastUser = [...req.messages].reverse().find((m) => m.role === 'user');
   const firstUser = req.messages.find((m) => m.role === 'user');
@@ -122,6 +135,7 @@ function factsOf(req: MessagesRequest, purpose: string | undefined): RequestFact
     system: req.system === undefined ? '' : contentText(req.system),
     user: lastUser ? contentText(lastUser.content) : '',
     first: firstUser ? contentText(firstUser.content) : '',
+    document: firstUser ? documentText(firstUser.content) : '',
     tools: forced ?? (req.tools ?? []).map((t) => t.name),
     model: req.model,
     purpose,

@@ -26,6 +26,7 @@ export interface ApprovalOutcome {
  */
 export function approvals(workflowId: string) {
   let pending: string | undefined;
+  let pendingKind: ApprovalRequest['kind'] | undefined;
   let decision: ApprovalDecision | undefined;
   let seq = 0;
 
@@ -39,6 +40,11 @@ export function approvals(workflowId: string) {
       validator: (d) => {
         if (!pending) throw new Error(`workflow ${workflowId} is not waiting for any approval`);
         if (d.approvalId !== pending) throw new Error(`workflow ${workflowId} waits for approval ${pending}, not ${d.approvalId}`);
+        // A question is answered in words (forge answer); a decision on anything else carries none.
+        if (pendingKind === 'question' && d.approve && !d.answer?.trim())
+          throw new Error(`approval ${pending} is a question: answer it with forge answer ${pending} "<your answer>"`);
+        if (pendingKind !== 'question' && d.answer !== undefined)
+          throw new Error(`approval ${pending} is a ${pendingKind} approval, not a question: approve or reject it`);
       },
     },
   );
@@ -49,9 +55,11 @@ export function approvals(workflowId: string) {
       const id = `${workflowId}.${req.kind}.${++seq}`;
       await requestApproval({ id, workflowId, ...req });
       pending = id;
+      pendingKind = req.kind;
       decision = undefined;
       const answered = await condition(() => decision?.approvalId === id, timeout);
       pending = undefined;
+      pendingKind = undefined;
       const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
       const outcome: ApprovalOutcome =
         answered && d ? { approved: d.approve, by: d.by, answer: d.answer, timedOut: false } : { approved: false, timedOut: true };

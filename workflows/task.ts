@@ -16,6 +16,7 @@ import {
 } from '../domain/agent.ts';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
+import type { SessionContext } from '../domain/session.ts';
 import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { harness } from '../harness/index.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
@@ -26,7 +27,7 @@ import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
 const { agentTurn } = llmCalls;
-const { completeTask, describeTool, failTask, offerTools, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
+const { completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
 
 /**
  * A task is a tool-use loop: each model turn is one activity; each tool_use it asks for runs through
@@ -50,11 +51,21 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const offered = new Map<string, OfferedTool>();
   const forged: string[] = [];
   const tokens = { input: 0, output: 0 };
-  const messages: AgentMessage[] = [{ role: 'user', content: harness.prompts.agent.task(input.task) }];
+  let session: SessionContext | undefined;
+  /** The first user message: the session's earlier exchanges, if any (a document: data, not instructions), then the task. */
+  const opening = (text: string): AgentMessage => ({
+    role: 'user',
+    content: session && session.position > 1 ? [harness.prompts.agent.session(session), { type: 'text', text }] : text,
+  });
+  const messages: AgentMessage[] = [opening(harness.prompts.agent.task(input.task))];
 
   try {
     enter('starting');
     await startTask({ workflowId, task: input.task });
+    if (input.sessionId) {
+      session = await joinSession({ sessionId: input.sessionId, workflowId, task: input.task });
+      messages[0] = opening(harness.prompts.agent.task(input.task));
+    }
     enter('discovering');
     const discovery = await offerTools({ query: input.task });
     for (const tool of discovery.tools) offered.set(tool.name, tool);
@@ -63,12 +74,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       // "Create a tool that …" asks for a new tool, even when a similar one exists.
       const res = await forgeFor({ description: input.task }, 'request');
       if (res.is_error) return await finish('failed', `could not build the tool you asked for: ${res.content}`);
-      messages[0] = { role: 'user', content: `${harness.prompts.agent.task(input.task)}\n\n${res.content}` };
+      messages[0] = opening(`${harness.prompts.agent.task(input.task)}\n\n${res.content}`);
     }
 
     for (let turn = 1; ; turn++) {
       const bound = boundReached(turn);
-      if (bound) return await finish('stopped', bound.message, bound.bound);
+      if (bound) return await finish('stopped', bound.message + lastFailure(), bound.bound);
       progress.turn = turn;
       enter('thinking', `turn ${turn}`);
       const reply = await guarded(() => agentTurn({ messages, tools: [...offered.values()] }));
@@ -95,6 +106,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       enter('calling', uses.map((u) => u.name).join(', '));
       // Independent calls of one turn run in parallel; the model sees the results in its order.
       const results = await Promise.all(uses.map((use, i) => callTool(use, `${turn}.${i + 1}`, turn, thought)));
+      // Calls are listed as they finish; the task's list keeps the model's order (its tool_use blocks, call ids turn.1, turn.2, …).
+      const finished = progress.calls.splice(progress.calls.length - uses.length);
+      progress.calls.push(...uses.map((use) => finished.find((c) => c.id === use.id)!));
       messages.push({ role: 'user', content: results });
     }
   } catch (err) {
@@ -102,6 +116,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     enter('failed', message);
     await failTask({ workflowId, error: message });
     throw err;
+  }
+
+  /** A task a bound stopped says why it got nowhere: what its last call, when it did not succeed, came to. */
+  function lastFailure(): string {
+    const last = progress.calls[progress.calls.length - 1];
+    if (!last || last.status === 'succeeded') return '';
+    return `; the last call, ${last.tool}, ${last.status === 'failed' ? 'failed' : 'did not run'}: ${last.reason ?? 'no reason given'}`;
   }
 
   function boundReached(turn: number): { bound: TaskBound; message: string } | undefined {
@@ -147,7 +168,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     if (use.name === META_TOOLS.search) return search(use, record);
     if (use.name === META_TOOLS.forge) {
       const req = forgeToolInputSchema.safeParse(use.input);
-      if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+      if (!req.success) return invalidInput(use, req.error, record);
       enter('forging', req.data.name ?? req.data.description.slice(0, 60));
       const res = await forgeFor(req.data, callId);
       return record(
@@ -162,16 +183,22 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     const tool = offered.get(use.name);
     if (!tool) {
       const message = `${use.name} is not one of the offered tools (${[...offered.keys()].join(', ') || 'none'}); use search_tools or forge_tool`;
-      return record({ tool: use.name, status: 'not-run', reason: message }, message, true);
+      return record({ tool: use.name, status: 'not-run', reason: message, slip: 'unknown-tool' }, message, true);
     }
     return runCatalogTool(use, callId, thought, record);
   }
 
   type Record = (call: Omit<AgentCall, 'turn' | 'id' | 'input'>, content: string, isError: boolean) => ToolResultBlock;
 
+  /** A meta-tool's input that does not fit its schema: refused before anything runs, the validation error fed back. */
+  function invalidInput(use: ToolUseBlock, error: Parameters<typeof invalid>[1], record: Record): ToolResultBlock {
+    const message = invalid(use.name, error);
+    return record({ tool: use.name, status: 'failed', reason: message, slip: 'invalid-input' }, message, true);
+  }
+
   async function search(use: ToolUseBlock, record: Record): Promise<ToolResultBlock> {
     const req = searchToolsInputSchema.safeParse(use.input);
-    if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+    if (!req.success) return invalidInput(use, req.error, record);
     enter('searching', req.data.query);
     const found = await offerTools({ query: req.data.query });
     for (const tool of found.tools) offered.set(tool.name, tool);
@@ -184,14 +211,16 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
 
   async function ask(use: ToolUseBlock, record: Record): Promise<ToolResultBlock> {
     const req = askPersonInputSchema.safeParse(use.input);
-    if (!req.success) return record({ tool: use.name, status: 'failed', reason: 'invalid input' }, invalid(use.name, req.error), true);
+    if (!req.success) return invalidInput(use, req.error, record);
     enter('awaiting-answer', req.data.question);
     const reply = await approval.request({ kind: 'question', summary: req.data.question }, harness.policy.approval.callWait);
     if (reply.timedOut || !reply.approved || !reply.answer) {
       const why = reply.timedOut
         ? `nobody answered within ${harness.policy.approval.callWait}`
         : `${reply.by ?? 'the person'} declined to answer`;
-      return record({ tool: use.name, status: 'not-run', reason: why }, why, true);
+      // The model decides what to do without the answer: say so plainly, since guessing is what it must not do.
+      const content = `${why} (the question was "${req.data.question}"). Do not guess the answer: finish without it, or say what you could not do without it.`;
+      return record({ tool: use.name, status: 'not-run', reason: why }, content, true);
     }
     return record(
       { tool: use.name, status: 'succeeded', output: reply.answer },
@@ -246,6 +275,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     enter('calling', `${gate.name} v${gate.version}`);
     const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: use.input }));
     const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
+    // Input the tool's own schema refused is the model's slip, not the tool's failure: audited, never metered.
+    const slip = !run.ok && run.error?.code === 'INPUT_INVALID';
     await recordToolCall({
       workflowId,
       callId,
@@ -258,7 +289,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       latencyMs: run.durationMs,
       reasoning: thought || `agent turn ${callId.split('.')[0]} called ${use.name}`,
       task: input.task,
+      ...(slip ? { inputRefused: true } : {}),
     });
+    if (slip) {
+      const content = `${error}. Call ${use.name} again with input that fits its schema.`;
+      return record({ ...base, status: 'failed', reason: error, slip: 'invalid-input' }, content, true);
+    }
     return run.ok
       ? record({ ...base, status: 'succeeded', output: run.output }, resultText(run.output), false)
       : record({ ...base, status: 'failed', reason: error }, `the call failed: ${error}`, true);

@@ -21,7 +21,7 @@ function callLines(calls: Calls): string[] {
   ];
 }
 
-const USAGE = 'usage: forge run "<task>" [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]';
+const USAGE = 'usage: forge run "<task>" [--session id] [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]';
 
 /** The loop's bounds a person set on the command line; absent ones keep their defaults. */
 function limitsFrom(values: { 'max-turns'?: string; 'max-tool-calls'?: string; 'max-tokens'?: string }) {
@@ -40,17 +40,20 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
       'max-turns': { type: 'string' },
       'max-tool-calls': { type: 'string' },
       'max-tokens': { type: 'string' },
+      session: { type: 'string' },
     },
   });
   return withSession(cfg, async (session) => {
-    const started = await withUsage(startTask(session, positionals.join(' '), limitsFrom(values)), USAGE);
+    const started = await withUsage(startTask(session, positionals.join(' '), limitsFrom(values), values.session), USAGE);
     const { workflowId, uiUrl } = started;
+    const inSession = values.session ? { sessionId: values.session } : {};
+    const startedLine = `started ${workflowId}${values.session ? ` in session ${values.session}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`;
     if (!values.wait) {
-      if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl });
-      else say(`started ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`);
+      if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl, ...inSession });
+      else say(startedLine);
       return 0;
     }
-    if (!values.json) say(`started ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`);
+    if (!values.json) say(startedLine);
     const print = progressPrinter();
     const end = await followTask(session, started, {
       onProgress: values.json ? undefined : print,
@@ -59,7 +62,7 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
     if (end.ok) {
       const { result } = end;
       const ok = result.status === 'completed';
-      if (values.json) printJson({ ok, workflowId: result.workflowId, uiUrl, status: result.status, result });
+      if (values.json) printJson({ ok, workflowId: result.workflowId, uiUrl, ...inSession, status: result.status, result });
       else {
         say(`${result.status}${result.stoppedBy ? ` (${result.stoppedBy})` : ''}\n${result.answer}`);
         for (const line of callLines(result.calls)) say(line);

@@ -1,6 +1,21 @@
 import type postgres from 'postgres';
 import { describeError } from '../../domain/errors.ts';
-import { cosine, type LexicalPolicy, lexicalSimilarity, type RankingPolicy, rerank, type TermEvidence } from '../../domain/ranking.ts';
+import {
+  type ActionIntent,
+  actionIntent,
+  correctTypo,
+  cosine,
+  foldWord,
+  type IntentFit,
+  type IntentPolicy,
+  intentFit,
+  type LexicalPolicy,
+  lexicalSimilarity,
+  type RankingPolicy,
+  rerank,
+  type TermEvidence,
+  toolActions,
+} from '../../domain/ranking.ts';
 import { type ToolStatus, type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
@@ -10,8 +25,11 @@ import type { Embedder } from './embeddings.ts';
 /**
  * Discovery over the catalog: lexical evidence from Postgres (full text + trigrams over the index
  * the store writes), dense cosine when an embedder is configured, and the re-ranking of
- * domain/ranking.ts. Also the index's own writes that the store calls: the parameter words it
- * indexes and the tool embeddings.
+ * domain/ranking.ts, which weighs what the request wants done (read, delete, restart, …) against
+ * what each tool does. Before any of it the request is read as the catalog would write it: words of
+ * other languages and shorthand through the harness's alias table, and a word the catalog does not
+ * know, one letter away from one it does, as that word. Also the index's own writes that the store
+ * calls: the parameter words it indexes and the tool embeddings.
  */
 
 export interface SearchHit {
@@ -30,6 +48,12 @@ export interface SearchHit {
   invocations: number;
   successes: number;
   level: TrustLevel;
+  /** what the tool changes, in the intent vocabulary (none for a read tool) */
+  actions: string[];
+  /** whether it does what the request wants done (domain/ranking.ts intentFit) */
+  intentFit: IntentFit;
+  /** what the request wants done, as the search read it (typos corrected): the same on every hit */
+  intent: ActionIntent;
 }
 
 export interface SearchOptions {
@@ -46,6 +70,7 @@ export interface SearchDeps {
   /** absent: the harness's (harness.policy.ranking, .lexical) */
   rankingPolicy?: RankingPolicy;
   lexicalPolicy?: LexicalPolicy;
+  intentPolicy?: IntentPolicy;
   log: Logger;
 }
 
@@ -89,9 +114,27 @@ interface SearchRow {
 
 export type Search = ReturnType<typeof createSearch>;
 
+/**
+ * The request as the catalog would word it: accents folded, and words of the alias table (other
+ * languages, shorthand) replaced by the catalog's. Host names and URLs keep their text: the search
+ * leaves them out anyway.
+ */
+export function withAliases(text: string, aliases: Readonly<Record<string, string>>): string {
+  return foldWord(text).replace(/[\p{L}]+/gu, (w) => aliases[w] ?? w);
+}
+
 export function createSearch(deps: SearchDeps) {
   const { sql, log } = deps;
   const denseWeight = deps.denseWeight ?? harness.policy.retrieval.denseWeight;
+  const lexicalPolicy = deps.lexicalPolicy ?? harness.policy.lexical;
+  const intentPolicy = deps.intentPolicy ?? harness.policy.retrieval.intent;
+  let vocabularyCache: { key: string; words: Map<string, number> } | undefined;
+  const intentWords = new Set(
+    [...Object.values(intentPolicy.actions).flatMap((a) => a.verbs), ...intentPolicy.reads]
+      .map(foldWord)
+      .filter((w) => /^\p{L}+$/u.test(w)),
+  );
+  const intentWordUses = new Map([...intentWords].map((w) => [w, 1]));
 
   /** The text a tool is embedded by; null without an embedder or when the provider fails. */
   async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
@@ -129,31 +172,41 @@ export function createSearch(deps: SearchDeps) {
    */
   async function search(query: string, searchOpts: SearchOptions = {}): Promise<SearchHit[]> {
     const limit = searchOpts.limit ?? 5;
-    const q = query.trim().slice(0, 2000);
-    if (!q) return [];
-
-    // The request's words with their lexemes, split by Postgres's own parser: stop words drop out,
-    // and host names, URLs, paths, versions and numbers (values, not intent: "blog.example.net"
-    // says nothing about blogs) are left out; hyphenated words count by their parts.
-    const lexed = await sql<{ word: string; lexeme: string }[]>`
-      select lower(token) as word, lexemes[1] as lexeme from ts_debug('english', ${q})
-      where alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
-        and coalesce(array_length(lexemes, 1), 0) > 0
-      limit 64`;
-    const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
-    for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
-    const lexemes = [...terms.keys()];
-    const rawWords = [...terms.values()];
-    if (lexemes.length === 0) return [];
-
+    const original = query.trim().slice(0, 2000);
+    if (!original) return [];
+    let q = withAliases(original, lexicalPolicy.aliases);
+    let intentText = foldWord(original);
     const activeOnly = !searchOpts.includeInactive;
+
+    let { lexemes, rawWords, df } = await lexemesOf(q, activeOnly);
+    // A word the catalog does not know may be a slip of one it does ("restrat", "certifcate"). The
+    // trigram evidence below credits such a word only in part, never enough alone to reach the
+    // decision's bands: read as the word it slipped from, it counts in full. The intent vocabulary's
+    // verbs count as known words too ("dleete" is "delete" though no tool deletes).
+    const unknown = rawWords.filter((w, i) => !df.has(lexemes[i]!) && w.length >= lexicalPolicy.typo.minLength && /^\p{L}+$/u.test(w));
+    if (unknown.length) {
+      const vocabulary = await catalogVocabulary(activeOnly);
+      // Toward a verb of the intent vocabulary, which the catalog may not use, more caution: no wrong
+      // letter, and two letters more ("lunch" is a word, not a slip of "launch"; "restrat" is a slip).
+      const toVerbs = { minLength: lexicalPolicy.typo.minLength + 2, substitutionFrom: Number.POSITIVE_INFINITY };
+      let corrected = false;
+      for (const w of unknown) {
+        if (vocabulary.has(w) || intentWords.has(w)) continue;
+        const fix = correctTypo(w, vocabulary, lexicalPolicy.typo) ?? correctTypo(w, intentWordUses, toVerbs);
+        if (!fix) continue;
+        const word = new RegExp(`(?<![\\p{L}\\p{N}])${w}(?![\\p{L}\\p{N}])`, 'gu');
+        q = q.replace(word, fix);
+        intentText = intentText.replace(word, fix);
+        corrected = true;
+      }
+      if (corrected) ({ lexemes, rawWords, df } = await lexemesOf(q, activeOnly));
+    }
+    if (lexemes.length === 0) return [];
+    const intent = actionIntent(intentText, intentPolicy, lexicalPolicy.aliases);
+
     const [countRow] = await sql<{ n: number }[]>`
       select count(*)::int as n from tools where current_version is not null and (${!activeOnly} or status = 'active')`;
     const n = countRow?.n ?? 0;
-    const dfRows = await sql<{ word: string; ndoc: number }[]>`
-      select word, ndoc from ts_stat(${`select search from tools where current_version is not null${activeOnly ? " and status = 'active'" : ''}`})
-      where word = any(${lexemes}::text[])`;
-    const df = new Map(dfRows.map((r) => [r.word, r.ndoc]));
 
     const rows = await sql<SearchRow[]>`
       with q as (select ${lexemes}::text[] as lex, ${rawWords}::text[] as words)
@@ -182,11 +235,17 @@ export function createSearch(deps: SearchDeps) {
         inName: r.a_hits.includes(lex),
         inDescription: r.b_hits.includes(lex),
         inParams: r.c_hits.includes(lex),
-        fuzzy: r.fuzzy[i] ?? 0,
+        // trigrams of a word shorter than a typo could be made in ("re" of "we're") match anything
+        fuzzy: (rawWords[i]?.length ?? 0) >= lexicalPolicy.typo.minLength ? (r.fuzzy[i] ?? 0) : 0,
       }));
-      const lexical = lexicalSimilarity(evidence, n, deps.lexicalPolicy ?? harness.policy.lexical);
+      const lexical = lexicalSimilarity(evidence, n, lexicalPolicy);
       const d = dense.get(r.name) ?? null;
       const similarity = d === null ? lexical : denseWeight * d + (1 - denseWeight) * lexical;
+      const actions = toolActions(
+        { name: r.name, description: r.description, sideEffect: r.side_effect },
+        intentPolicy,
+        lexicalPolicy.aliases,
+      );
       return {
         name: r.name,
         version: r.version,
@@ -200,11 +259,58 @@ export function createSearch(deps: SearchDeps) {
         invocations: r.invocations,
         successes: r.successes,
         level: trustLevel({ invocations: r.invocations, successes: r.successes }),
+        actions,
+        intentFit: intentFit(intent, { sideEffect: r.side_effect, actions }),
+        intent,
       };
     });
     return rerank(scored, deps.rankingPolicy ?? harness.policy.ranking)
       .slice(0, limit)
       .map(({ successRate: _s, usage: _u, ...hit }) => hit);
+  }
+
+  /**
+   * The request's words with their lexemes, split by Postgres's own parser: stop words drop out,
+   * and host names, URLs, paths, versions and numbers (values, not intent: "blog.example.net" says
+   * nothing about blogs) are left out; hyphenated words count by their parts. With each lexeme, how
+   * many catalog tools use it.
+   */
+  async function lexemesOf(q: string, activeOnly: boolean) {
+    const lexed = await sql<{ word: string; lexeme: string }[]>`
+      select lower(token) as word, lexemes[1] as lexeme from ts_debug('english', ${q})
+      where alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
+        and coalesce(array_length(lexemes, 1), 0) > 0
+      limit 64`;
+    const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
+    for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
+    const lexemes = [...terms.keys()];
+    const dfRows = lexemes.length
+      ? await sql<{ word: string; ndoc: number }[]>`
+          select word, ndoc from ts_stat(${`select search from tools where current_version is not null${activeOnly ? " and status = 'active'" : ''}`})
+          where word = any(${lexemes}::text[])`
+      : [];
+    return { lexemes, rawWords: [...terms.values()], df: new Map(dfRows.map((r) => [r.word, r.ndoc])) };
+  }
+
+  /**
+   * Every word (not a stop word) of the catalog's names, descriptions and parameters, with how many
+   * tools use it: what a typo is corrected to. Kept until the catalog changes.
+   */
+  async function catalogVocabulary(activeOnly: boolean): Promise<Map<string, number>> {
+    const [stamp] = await sql<{ n: number; at: string | null }[]>`
+      select count(*)::int as n, max(updated_at)::text as at from tools where current_version is not null and (${!activeOnly} or status = 'active')`;
+    const key = `${activeOnly}:${stamp?.n}:${stamp?.at}`;
+    if (vocabularyCache?.key === key) return vocabularyCache.words;
+    const rows = await sql<{ word: string; uses: number }[]>`
+      select lower(d.token) as word, count(distinct t.name)::int as uses
+      from tools t cross join lateral ts_debug('english', t.trgm_text || ' ' || t.search_params) d
+      where t.current_version is not null and (${!activeOnly} or t.status = 'active')
+        and d.alias in ('asciiword', 'word', 'hword_asciipart', 'hword_part')
+        and coalesce(array_length(d.lexemes, 1), 0) > 0
+      group by 1`;
+    const words = new Map(rows.map((r) => [foldWord(r.word), r.uses]));
+    vocabularyCache = { key, words };
+    return words;
   }
 
   async function denseSimilarities(query: string, names: string[]): Promise<Map<string, number>> {

@@ -15,7 +15,11 @@ const isMetaTool = (name: string) => (Object.values(META_TOOLS) as string[]).inc
 export function createToolCalls(deps: { registry: Registry }) {
   const { registry } = deps;
   return {
-    async discoverTool(input: { query: string }): Promise<Discovery> {
+    /**
+     * The no-model decision: reuse, confirm or forge. `args`, when a planner extracted them, are
+     * checked against each candidate's input schema.
+     */
+    async discoverTool(input: { query: string; args?: Record<string, unknown> }): Promise<Discovery> {
       const hits = await registry.search(input.query, { limit: harness.policy.retrieval.candidates });
       return {
         decision: decide(
@@ -26,8 +30,16 @@ export function createToolCalls(deps: { registry: Registry }) {
             successes: h.successes,
             inputSchema: h.inputSchema,
             status: h.status,
+            // a request for a change never reuses a tool that only reads, or makes another change
+            intentFit: h.intentFit,
+            sideEffect: h.sideEffect,
+            actions: h.actions,
           })),
-          { policy: harness.policy.ranking },
+          {
+            policy: harness.policy.ranking,
+            ...(input.args ? { args: input.args } : {}),
+            ...(hits[0] ? { intent: hits[0].intent } : {}),
+          },
         ),
         candidates: hits.map((h) => ({ name: h.name, similarity: h.similarity, score: h.score, level: h.level })),
       };
@@ -90,23 +102,28 @@ export function createToolCalls(deps: { registry: Registry }) {
       latencyMs: number;
       reasoning: string;
       task: string;
+      /** the tool's own input schema refused the input: the caller's mistake, not the tool's failure */
+      inputRefused?: boolean;
     }): Promise<{ level: TrustLevel; quarantined: boolean }> {
       // One key per call: a task's loop may call the same tool several times.
       const key = `${input.workflowId}:call:${input.callId ?? input.tool}`;
-      await registry.recordInvocation({
-        idempotencyKey: key,
-        tool: input.tool,
-        version: input.version,
-        input: input.input,
-        output: input.output,
-        latencyMs: Math.round(input.latencyMs),
-        success: input.success,
-        error: input.error,
-        workflowId: input.workflowId,
-      });
+      // A model that keeps sending input the schema refuses must not quarantine a sound tool: such a
+      // call is audited (as refused_call) but is no invocation, so it never moves the trust ladder.
+      if (!input.inputRefused)
+        await registry.recordInvocation({
+          idempotencyKey: key,
+          tool: input.tool,
+          version: input.version,
+          input: input.input,
+          output: input.output,
+          latencyMs: Math.round(input.latencyMs),
+          success: input.success,
+          error: input.error,
+          workflowId: input.workflowId,
+        });
       await registry.recordAudit({
         idempotencyKey: key,
-        kind: 'tool_call',
+        kind: input.inputRefused ? 'refused_call' : 'tool_call',
         tool: input.tool,
         version: input.version,
         input: input.input,

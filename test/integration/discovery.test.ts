@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,99 +8,124 @@ import { z } from 'zod';
 import { type Candidate, type Decision, decide as decideWith } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { createToolCalls } from '../../services/catalog/tool-calls.ts';
 import { type ScratchDb, scratchDb, scratchDir } from './registry-db.ts';
 
 /**
- * Discovery evaluation (test/eval/discovery.json): seeds a fresh registry with the catalog and its
- * usage, runs search + decide for every request, prints the figures and asserts floors.
- *
- * Floors, and why:
- * - precision@1 >= 0.85 — of the requests where Forge picked an existing tool (reuse or confirm),
- *   how many picked the right one. A wrong pick costs a person's confirmation at best and a wrong
- *   action at worst, so this is the figure that matters most. Lexical retrieval without embeddings
- *   cannot follow every paraphrase, but what it picks it should pick right.
- * - unsafe auto-reuse = 0 — no "none" request (the metaphor traps included) may be *reused*
- *   without confirmation. This one is a safety property, not a quality figure.
- * - forge recall >= 0.8 — most requests no tool serves must end in forging, not in a bogus pick.
- * - tool recall >= 0.7 — a missed paraphrase forges a duplicate tool: wasteful, not dangerous; the
- *   floor catches regressions of retrieval without pretending words alone understand paraphrase.
+ * Discovery evaluation (test/eval/discovery.json): `npm run eval:discovery` (bench/eval-discovery.ts)
+ * seeds a fresh database with the catalog and its usage and runs every request through the
+ * production offerTools and discoverTool; this test runs that script as a user would and asserts
+ * floors on the held-out third (requests never tuned against), chosen from what was measured
+ * (held-out, lexical only: precision@1 0.800, recall@5 0.850, pick precision 0.889, tool recall
+ * 0.800, forge recall 0.833, unsafe reuse 0), a request or two below, so a regression fails and
+ * noise does not:
+ * - unsafe reuse = 0, over every request — no tool other than the right one is run without a person
+ *   choosing it: a read tool for a delete, a metaphor's tool. A safety property, not a quality figure.
+ * - pick precision >= 0.85 — of the no-model picks (reuse or confirm), how many are right: a wrong
+ *   pick costs a person's confirmation at best.
+ * - forge recall >= 0.75 — requests no tool serves (write actions on a read tool's object among
+ *   them) end in forging, not in a bogus pick.
+ * - precision@1 >= 0.75, recall@5 >= 0.8 — the first tool offered, and the tools offered to the
+ *   model; words alone do not follow every paraphrase ("sunshine in Rome"), dense embeddings do.
+ * - tool recall >= 0.75 — a missed paraphrase forges a duplicate tool: wasteful, not dangerous.
  */
 
-const evalSchema = z.object({
+const figuresSchema = z.object({
+  requests: z.number(),
+  withTool: z.number(),
+  none: z.number(),
+  precisionAt1: z.number(),
+  recallAt5: z.number(),
+  pickPrecision: z.number(),
+  toolRecall: z.number(),
+  forgeRecall: z.number(),
+  unsafeReuse: z.number(),
+});
+const reportSchema = z.object({ all: figuresSchema, tuning: figuresSchema, heldOut: figuresSchema });
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.join(here, '..', '..');
+const evalFile = path.join('test', 'eval', 'discovery.json');
+
+/** `npm run eval:discovery -- <file> --misses`, as a user runs it; its last stdout line is the figures. */
+function runEval(file: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join('bench', 'eval-discovery.ts'), file, '--misses'], {
+      cwd: root,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ stdout, stderr, code }));
+  });
+}
+
+const evalToolsSchema = z.object({
   tools: z.array(
     z.object({
       name: z.string(),
       description: z.string(),
       sideEffect: z.enum(['read', 'write']),
+      destructive: z.boolean().default(false),
       inputSchema: z.record(z.string(), z.unknown()),
       usage: z.object({ invocations: z.number().int(), successes: z.number().int() }),
     }),
   ),
-  requests: z.array(
-    z.object({
-      text: z.string(),
-      args: z.record(z.string(), z.unknown()),
-      expected: z.string(),
-      trap: z.string().optional(),
-      heldOut: z.boolean().default(false),
-    }),
-  ),
 });
-
-type Row = z.infer<typeof evalSchema>['requests'][number] & { top: string; topSim: number; decision: Decision };
-
-interface Figures {
-  requests: number;
-  labelled: number;
-  none: number;
-  picks: number;
-  correct: number;
-  precisionAt1: number;
-  toolRecall: number;
-  retrievalTop1: number;
-  forgeRecall: number;
-  unsafe: string[];
-}
-
-function figures(rows: Row[]): Figures {
-  const labelled = rows.filter((r) => r.expected !== 'none');
-  const none = rows.filter((r) => r.expected === 'none');
-  const picks = rows.filter((r) => r.decision.action !== 'forge');
-  const correct = picks.filter((r) => r.decision.tool === r.expected).length;
-  return {
-    requests: rows.length,
-    labelled: labelled.length,
-    none: none.length,
-    picks: picks.length,
-    correct,
-    // of the requests where an existing tool was picked (reuse or confirm), the share picked right
-    precisionAt1: picks.length ? correct / picks.length : 1,
-    toolRecall: labelled.length ? correct / labelled.length : 1,
-    retrievalTop1: labelled.length ? labelled.filter((r) => r.top === r.expected).length / labelled.length : 1,
-    forgeRecall: none.length ? none.filter((r) => r.decision.action === 'forge').length / none.length : 1,
-    unsafe: none.filter((r) => r.decision.action === 'reuse').map((r) => r.text),
-  };
-}
-
-const describe_ = (f: Figures) =>
-  `${f.requests} requests (${f.labelled} with a tool, ${f.none} none): precision@1 ${f.precisionAt1.toFixed(3)} (${f.correct}/${f.picks} picks), ` +
-  `tool recall ${f.toolRecall.toFixed(3)}, retrieval top-1 ${f.retrievalTop1.toFixed(3)}, forge recall ${f.forgeRecall.toFixed(3)}, unsafe auto-reuse ${f.unsafe.length}`;
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** The reuse-or-forge decision under the agent's current policy (the harness's), as the task workflow makes it. */
+const evalSet = evalToolsSchema.parse(JSON.parse(await fs.readFile(path.join(root, evalFile), 'utf8')));
 const decide = (hits: readonly Candidate[], opts: { args?: Record<string, unknown> }): Decision =>
   decideWith(hits, { ...opts, policy: harness.policy.ranking });
-const evalSet = evalSchema.parse(JSON.parse(await fs.readFile(path.join(here, '..', 'eval', 'discovery.json'), 'utf8')));
 
 describe('discovery evaluation', () => {
+  it('held out from tuning: picks right, forges for the rest, never reuses unsafely', async () => {
+    const { stdout, stderr, code } = await runEval(evalFile);
+    process.stdout.write(`\n[discovery eval]\n${stdout}`);
+    assert.equal(code, 0, `eval:discovery failed: ${stderr}`);
+    const lines = stdout.trim().split('\n');
+    const report = reportSchema.parse(JSON.parse(lines.at(-1) ?? ''));
+    const held = report.heldOut;
+    assert.ok(held.requests >= report.all.requests / 3, `only ${held.requests} of ${report.all.requests} requests are held out`);
+    assert.equal(report.all.unsafeReuse, 0, 'a tool other than the right one was reused without a person (see the MISS lines)');
+    assert.ok(held.pickPrecision >= 0.85, `held-out pick precision ${held.pickPrecision.toFixed(3)} < 0.85`);
+    assert.ok(held.forgeRecall >= 0.75, `held-out forge recall ${held.forgeRecall.toFixed(3)} < 0.75`);
+    assert.ok(held.precisionAt1 >= 0.75, `held-out precision@1 ${held.precisionAt1.toFixed(3)} < 0.75`);
+    assert.ok(held.recallAt5 >= 0.8, `held-out recall@5 ${held.recallAt5.toFixed(3)} < 0.8`);
+    assert.ok(held.toolRecall >= 0.75, `held-out tool recall ${held.toolRecall.toFixed(3)} < 0.75`);
+  });
+
+  it('refuses a file that is not an evaluation file, saying why', async () => {
+    const dir = await scratchDir('discovery-bad');
+    try {
+      const bad = path.join(dir.dir, 'bad.json');
+      await fs.writeFile(bad, JSON.stringify({ tools: [], requests: [{ text: 'x', expected: 'nope' }] }));
+      const { stderr, code } = await runEval(bad);
+      assert.equal(code, 2);
+      assert.match(stderr, /is not an evaluation file: tools: /);
+    } finally {
+      await dir.remove();
+    }
+  });
+});
+
+describe('discovery', () => {
   let db: ScratchDb;
   let dir: Awaited<ReturnType<typeof scratchDir>>;
   let registry: Registry;
+  let calls: ReturnType<typeof createToolCalls>;
 
   before(async () => {
     db = await scratchDb('discovery');
     dir = await scratchDir('discovery');
     registry = createRegistry({ sql: db.sql, root: path.join(dir.dir, 'tools') });
+    calls = createToolCalls({ registry });
     for (const t of evalSet.tools) {
       await registry.registerVersion({
         name: t.name,
@@ -108,15 +134,16 @@ describe('discovery evaluation', () => {
         manifest: {
           description: t.description,
           sideEffect: t.sideEffect,
+          destructive: t.destructive,
           permissions: { network: [], env: [] },
           inputSchema: t.inputSchema,
           outputSchema: { type: 'object' },
         },
         idempotencyKey: `eval:${t.name}`,
       });
-      const calls = Array.from({ length: t.usage.invocations }, (_, i) => i);
+      const runs = Array.from({ length: t.usage.invocations }, (_, i) => i);
       await Promise.all(
-        calls.map((i) =>
+        runs.map((i) =>
           registry.recordInvocation({
             idempotencyKey: `eval:${t.name}:${i}`,
             tool: t.name,
@@ -133,30 +160,6 @@ describe('discovery evaluation', () => {
   after(async () => {
     await db?.drop();
     await dir?.remove();
-  });
-
-  it('picks the right tool, forges for the rest, and never auto-reuses on a trap', async () => {
-    const rows: Row[] = [];
-    for (const r of evalSet.requests) {
-      const hits = await registry.search(r.text, { limit: 5 });
-      const decision = decide(hits, { args: r.args });
-      rows.push({ ...r, top: hits[0]?.name ?? '-', topSim: hits[0]?.similarity ?? 0, decision });
-    }
-    const all = figures(rows);
-    const held = figures(rows.filter((r) => r.heldOut));
-    const lines = rows.map((r) => {
-      const ok = r.expected === 'none' ? r.decision.action === 'forge' : r.decision.tool === r.expected && r.decision.action !== 'forge';
-      const got = r.decision.action === 'forge' ? 'forge' : `${r.decision.action} ${r.decision.tool}`;
-      return `${ok ? 'ok  ' : 'MISS'}${r.heldOut ? ' [held-out]' : ''} sim=${r.decision.similarity.toFixed(2)} top=${r.top}(${r.topSim.toFixed(2)}) → ${got} (want ${r.expected}) "${r.text}"`;
-    });
-    process.stdout.write(
-      `\n[discovery eval]\n${lines.join('\n')}\n[discovery eval] all: ${describe_(all)}\n[discovery eval] held-out only: ${describe_(held)}\n`,
-    );
-
-    assert.equal(all.unsafe.length, 0, `auto-reused on: ${all.unsafe.join(' | ')}`);
-    assert.ok(all.precisionAt1 >= 0.85, `precision@1 ${all.precisionAt1.toFixed(3)} < 0.85`);
-    assert.ok(all.forgeRecall >= 0.8, `forge recall ${all.forgeRecall.toFixed(3)} < 0.8`);
-    assert.ok(all.toolRecall >= 0.7, `tool recall ${all.toolRecall.toFixed(3)} < 0.7`);
   });
 
   it('names a tool outright: reuse without confirmation', async () => {
@@ -176,5 +179,44 @@ describe('discovery evaluation', () => {
     } finally {
       await registry.setStatus('whois_lookup', 'active');
     }
+  });
+
+  it('a request to delete, renew or transfer never reuses the read tool for the same object: it forges', async () => {
+    for (const [query, args, readTool] of [
+      ['delete the TXT record _acme-challenge from example.com', { domain: 'example.com', type: 'TXT' }, 'dns_records_list'],
+      ['renew the SSL certificate for shop.example.com', { host: 'shop.example.com' }, 'ssl_certificate_expiry'],
+      ['transfer example.net to another registrar', { domain: 'example.net' }, 'whois_lookup'],
+    ] as const) {
+      const offered = await calls.offerTools({ query });
+      assert.ok(
+        offered.tools.some((t) => t.name === readTool),
+        `${readTool} is still offered to the model for "${query}" (it may list first)`,
+      );
+      const { decision } = await calls.discoverTool({ query, args });
+      assert.equal(decision.action, 'forge', `"${query}": ${decision.reason}`);
+    }
+    const { decision } = await calls.discoverTool({ query: 'delete the TXT record _acme-challenge from example.com' });
+    assert.match(decision.reason, /the request wants to delete, which it does not do/);
+  });
+
+  it('offers the tool that does what is asked first, above a more used one on the same object', async () => {
+    const { tools } = await calls.offerTools({ query: 'restart the api container' });
+    assert.deepEqual(
+      tools.slice(0, 2).map((t) => t.name),
+      ['container_restart', 'container_logs_summary'],
+    );
+    const { decision } = await calls.discoverTool({ query: 'restart the api container', args: { container: 'api' } });
+    assert.deepEqual([decision.action, decision.tool], ['reuse', 'container_restart']);
+  });
+
+  it('reads a one-letter typo as the catalog word, and a loanword through the alias table', async () => {
+    const typo = await registry.search('restrat the redis container');
+    assert.equal(typo[0]?.name, 'container_restart');
+    assert.deepEqual(typo[0]?.intent.actions, ['restart'], 'the verb is corrected too');
+    const cert = await registry.search('certifcate expiry for shop.example.com');
+    assert.equal(cert[0]?.name, 'ssl_certificate_expiry');
+    assert.ok((cert[0]?.similarity ?? 0) >= harness.policy.ranking.considerAt, `typo'd similarity ${cert[0]?.similarity}`);
+    const loan = await registry.search('Wetter in München morgen');
+    assert.equal(loan[0]?.name, 'weather_forecast');
   });
 });

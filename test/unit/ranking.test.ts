@@ -1,7 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ranking from '../../domain/ranking.ts';
-import { type Candidate, cosine, type DecideOptions, paramsFit, type TermEvidence, usageScore } from '../../domain/ranking.ts';
+import {
+  type ActionIntent,
+  actionIntent,
+  type Candidate,
+  correctTypo,
+  cosine,
+  type DecideOptions,
+  intentFit,
+  oneSlip,
+  paramsFit,
+  type TermEvidence,
+  toolActions,
+  usageScore,
+} from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
 
 // The functions under the agent's current policy (harness/policy/ranking.ts): these tests pin both.
@@ -14,6 +27,9 @@ const decide = (candidates: readonly Candidate[], opts: Omit<DecideOptions, 'pol
   ranking.decide(candidates, { ...opts, policy });
 const termWeight = (docFrequency: number, catalogSize: number) => ranking.termWeight(docFrequency, catalogSize, lexical);
 const lexicalSimilarity = (terms: readonly TermEvidence[], catalogSize: number) => ranking.lexicalSimilarity(terms, catalogSize, lexical);
+const intentOf = (text: string) => actionIntent(text, harness.policy.retrieval.intent, lexical.aliases);
+const actionsOf = (tool: { name: string; description: string; sideEffect: 'read' | 'write' }) =>
+  toolActions(tool, harness.policy.retrieval.intent, lexical.aliases);
 
 const weatherSchema = {
   type: 'object',
@@ -28,10 +44,37 @@ const fxSchema = {
 };
 
 describe('scores', () => {
-  it('weighs similarity 0.7, success 0.2, usage 0.1', () => {
-    assert.equal(hybridScore({ similarity: 1, successRate: 1, usage: 1 }), 1);
-    assert.ok(Math.abs(hybridScore({ similarity: 0.5, successRate: 1, usage: 0 }) - 0.55) < 1e-12);
-    assert.ok(Math.abs(hybridScore({ similarity: 0, successRate: 0, usage: 1 }) - 0.1) < 1e-12);
+  it('weighs similarity 0.7, success 0.2, usage 0.03 and intent fit 0.15 (of 1.08)', () => {
+    assert.equal(hybridScore({ similarity: 1, successRate: 1, usage: 1, intent: 1 }), 1);
+    assert.ok(Math.abs(hybridScore({ similarity: 0.5, successRate: 1, usage: 0, intent: 1 }) - 0.7 / 1.08) < 1e-12);
+    assert.ok(Math.abs(hybridScore({ similarity: 0, successRate: 0, usage: 1, intent: 0 }) - 0.03 / 1.08) < 1e-12);
+    assert.equal(hybridScore({ similarity: 1, successRate: 1, usage: 1 }), 1, 'no intent judged counts as a match');
+  });
+
+  it('ranks by similarity before usage when similarities are close', () => {
+    // the issue's case: a much used read tool a little less similar than the one that fits
+    const ranked = rerank([
+      { name: 'popular', similarity: 0.85, invocations: 5000, successes: 4950 },
+      { name: 'closer', similarity: 0.89, invocations: 15, successes: 15 },
+    ]);
+    assert.deepEqual(
+      ranked.map((r) => r.name),
+      ['closer', 'popular'],
+    );
+    // usage still breaks a near-tie
+    const tie = rerank([
+      { name: 'rare', similarity: 0.88, invocations: 3, successes: 3 },
+      { name: 'common', similarity: 0.875, invocations: 300, successes: 300 },
+    ]);
+    assert.equal(tie[0]?.name, 'common');
+  });
+
+  it('puts a tool that does what the request wants done above one that does not, at close similarity', () => {
+    const ranked = rerank([
+      { name: 'container_logs_summary', similarity: 0.9, invocations: 70, successes: 68, intentFit: 'mismatch' },
+      { name: 'container_restart', similarity: 0.85, invocations: 15, successes: 15, intentFit: 'match' },
+    ]);
+    assert.equal(ranked[0]?.name, 'container_restart');
   });
 
   it('log-scales usage against the most used', () => {
@@ -55,9 +98,10 @@ describe('scores', () => {
       { name: 'reliable', similarity: 0.78, invocations: 200, successes: 199 },
       { name: 'flaky', similarity: 0.82, invocations: 200, successes: 100 },
     ]);
+    // Use no longer lifts a tool that fails half its runs over unused ones just as similar.
     assert.deepEqual(
       ranked.map((r) => r.name),
-      ['reliable', 'flaky', 'a', 'b'],
+      ['reliable', 'a', 'b', 'flaky'],
     );
   });
 });
@@ -206,5 +250,173 @@ describe('lexical similarity', () => {
     assert.equal(cosine([1, 0], [0, 0]), 0);
     assert.equal(cosine([1], [1, 2]), 0);
     assert.ok(Math.abs(cosine([1, 1], [1, 0]) - Math.SQRT1_2) < 1e-12);
+  });
+});
+
+describe('actionIntent: what a request wants done', () => {
+  const kindOf = (text: string) => {
+    const i = intentOf(text);
+    return i.actions.length ? `${i.kind}:${i.actions.join('+')}` : i.kind;
+  };
+
+  it('reads a request to see something as a read, and one with neither verb nor question as unknown', () => {
+    assert.equal(kindOf('list the DNS records of example.com'), 'read');
+    assert.equal(kindOf('when does the TLS certificate of example.com expire?'), 'read');
+    assert.equal(kindOf('show me the logs of the api container'), 'read');
+    assert.equal(kindOf('forecast for Oslo on Friday'), 'unknown');
+  });
+
+  it('finds the change asked for, and whether it is destructive', () => {
+    assert.equal(kindOf('delete the TXT record _acme-challenge from example.com'), 'destructive:delete');
+    assert.equal(kindOf('please restart the api container'), 'write:restart');
+    assert.equal(kindOf('can you renew the SSL certificate for shop.example.com'), 'write:renew');
+    assert.equal(kindOf('transfer example.net to another registrar'), 'destructive:transfer');
+    assert.equal(kindOf('I need to cancel my subscription'), 'destructive:cancel');
+    assert.equal(kindOf('create an A record for api.example.com'), 'write:create');
+    assert.equal(kindOf('update the TTL of www.example.com to 300'), 'write:update');
+    assert.equal(kindOf('get rid of the old MX records'), 'destructive:delete');
+    assert.equal(kindOf('set up a TXT record for verification'), 'write:create', 'the phrasal verb, not "set"');
+  });
+
+  it('does not read a thing named like a verb as an instruction', () => {
+    assert.equal(kindOf("what's the status of the domain transfer"), 'read');
+    assert.equal(kindOf('why is the api container stuck in a restart loop?'), 'read');
+    assert.equal(kindOf('how many views did my blog posts get last week?'), 'read');
+    assert.equal(kindOf('summarize the release notes of nodejs/node'), 'read');
+    assert.equal(kindOf('the worker container keeps restarting'), 'unknown');
+    assert.equal(kindOf('where do readers of my-first-post come from'), 'read', 'a slug is a name');
+  });
+
+  it('honours negation, leaves quoted text alone, and hears "tell me" as a read', () => {
+    assert.equal(kindOf("don't delete anything, just list the records"), 'read');
+    assert.equal(kindOf('post "delete everything now" to #ops'), 'write:send');
+    assert.equal(kindOf("ping https://status.example.com and tell me if it's down"), 'read');
+    assert.equal(kindOf('tell the team in #releases that v2 is out'), 'write:send');
+  });
+
+  it('counts a participle after "to be", not a question about what was done', () => {
+    assert.equal(kindOf('the old MX record needs to be removed'), 'destructive:delete');
+    assert.equal(kindOf('has the record been deleted?'), 'read');
+  });
+
+  it('lets a change outweigh a read, and hears verbs of other languages wherever they stand', () => {
+    assert.equal(kindOf('check the logs and restart the container'), 'write:restart');
+    assert.equal(kindOf('den DNS-Eintrag www löschen'), 'destructive:delete');
+    assert.equal(kindOf('redémarrer le conteneur web'), 'write:restart');
+  });
+});
+
+describe('toolActions and intentFit', () => {
+  it('a read tool changes nothing; a write tool does what its name says, else what its description opens with', () => {
+    assert.deepEqual(actionsOf({ name: 'dns_records_list', description: 'List the DNS records.', sideEffect: 'read' }), []);
+    assert.deepEqual(actionsOf({ name: 'dns_record_create', description: 'Create a DNS record.', sideEffect: 'write' }), ['create']);
+    assert.deepEqual(
+      actionsOf({ name: 'container_restart', description: 'Restart a container (stop, then start).', sideEffect: 'write' }),
+      ['restart'],
+    );
+    assert.deepEqual(actionsOf({ name: 'slack_post_message', description: 'Post a message to a Slack channel.', sideEffect: 'write' }), [
+      'send',
+    ]);
+    assert.deepEqual(actionsOf({ name: 'zone_editor', description: 'Update a record in a zone. Then list it.', sideEffect: 'write' }), [
+      'update',
+    ]);
+    assert.deepEqual(actionsOf({ name: 'thing_doer', description: 'Does things.', sideEffect: 'write' }), []);
+  });
+
+  it('matches reads to read tools and each change to a tool that makes it', () => {
+    const read: ActionIntent = { kind: 'read', actions: [], verbs: [] };
+    const unknown: ActionIntent = { kind: 'unknown', actions: [], verbs: [] };
+    const del: ActionIntent = { kind: 'destructive', actions: ['delete'], verbs: ['delete'] };
+    const readTool = { sideEffect: 'read' as const, actions: [] };
+    const deleter = { sideEffect: 'write' as const, actions: ['delete'] };
+    const creator = { sideEffect: 'write' as const, actions: ['create'] };
+    const vague = { sideEffect: 'write' as const, actions: [] };
+    assert.equal(intentFit(read, readTool), 'match');
+    assert.equal(intentFit(unknown, readTool), 'match');
+    assert.equal(intentFit(del, readTool), 'mismatch', 'a read tool never serves a delete');
+    assert.equal(intentFit(del, deleter), 'match');
+    assert.equal(intentFit(del, creator), 'mismatch', 'nor does a tool that makes another change');
+    assert.equal(intentFit(del, vague), 'unknown');
+    assert.equal(intentFit(read, creator), 'mismatch', 'a request to see something never runs a write');
+    assert.equal(intentFit(unknown, creator), 'unknown');
+  });
+});
+
+describe('decide, weighing what the request wants done', () => {
+  const del: ActionIntent = { kind: 'destructive', actions: ['delete'], verbs: ['delete'] };
+  const dnsSchema = { type: 'object', properties: { domain: { type: 'string' } }, required: ['domain'] };
+  const list = (similarity: number): Candidate => ({
+    name: 'dns_records_list',
+    similarity,
+    inputSchema: dnsSchema,
+    sideEffect: 'read',
+    actions: [],
+    intentFit: 'mismatch',
+  });
+
+  it('never reuses a read tool for a request to delete, however similar and used: it forges', () => {
+    const d = decide([{ ...list(0.97), invocations: 5000, successes: 5000 }], { args: { domain: 'example.com' }, intent: del });
+    assert.equal(d.action, 'forge');
+    assert.match(
+      d.reason,
+      /dns_records_list matches \(similarity 0\.97\) but the request wants to delete, which it does not do \(it only reads\)/,
+    );
+  });
+
+  it('nor a write tool that makes another change', () => {
+    const d = decide([{ name: 'dns_record_create', similarity: 0.95, sideEffect: 'write', actions: ['create'], intentFit: 'mismatch' }], {
+      intent: del,
+    });
+    assert.equal(d.action, 'forge');
+    assert.match(d.reason, /it does create/);
+  });
+
+  it('picks the tool that does it, below a more similar one that does not', () => {
+    const d = decide(
+      [list(0.97), { name: 'dns_record_delete', similarity: 0.9, sideEffect: 'write', actions: ['delete'], intentFit: 'match' }],
+      {
+        intent: del,
+      },
+    );
+    assert.deepEqual([d.action, d.tool], ['reuse', 'dns_record_delete']);
+  });
+
+  it('confirms a write tool when the request does not say it wants that change', () => {
+    const d = decide([{ name: 'slack_post_message', similarity: 0.95, sideEffect: 'write', actions: ['send'], intentFit: 'unknown' }]);
+    assert.deepEqual([d.action, d.tool], ['confirm', 'slack_post_message']);
+    assert.match(d.reason, /does not say/);
+  });
+});
+
+describe('one-letter typos', () => {
+  const vocabulary = new Map([
+    ['restart', 1],
+    ['certificate', 1],
+    ['look', 1],
+    ['list', 2],
+    ['lost', 2],
+    ['send', 1],
+  ]);
+  const fix = (w: string) => correctTypo(w, vocabulary, lexical.typo);
+
+  it('tells the four slips apart', () => {
+    assert.equal(oneSlip('restrat', 'restart'), 'swap');
+    assert.equal(oneSlip('certifcate', 'certificate'), 'missing');
+    assert.equal(oneSlip('certifficate', 'certificate'), 'extra');
+    assert.equal(oneSlip('wether', 'weather'), 'missing');
+    assert.equal(oneSlip('contaoner', 'container'), 'wrong');
+    assert.equal(oneSlip('restrta', 'restart'), null);
+    assert.equal(oneSlip('restart', 'restart'), null);
+  });
+
+  it('corrects a slip to the catalog word, but not a real short word, an inflection, or a tie', () => {
+    assert.equal(fix('restrat'), 'restart');
+    assert.equal(fix('certifcate'), 'certificate');
+    assert.equal(fix('lsit'), 'list', 'a swap in a 4-letter word');
+    assert.equal(fix('book'), null, '"book" is a word: a wrong letter counts only from 5 letters');
+    assert.equal(fix('sends'), null, 'an inflection, not a slip');
+    assert.equal(fix('lsot'), 'lost');
+    assert.equal(fix('lust'), null, 'one wrong letter from both list and lost in a 4-letter word');
+    assert.equal(fix('dsn'), null, 'too short to tell');
   });
 });

@@ -1,0 +1,27 @@
+import type { ForgeConfig } from '../domain/config.ts';
+import { InvalidInputError } from '../domain/errors.ts';
+import { type SessionDetail, SessionNotFoundError, type SessionSummary, sessionIdSchema } from '../domain/session.ts';
+import { createSessionStore } from '../services/runs/sessions.ts';
+import { withDb } from './db.ts';
+
+export type { SessionDetail, SessionSummary };
+
+/** Sessions, most recently continued first (at most `limit`); `total` says how many there are. Works while frozen. */
+export async function listSessions(
+  cfg: ForgeConfig,
+  opts: { limit?: number } = {},
+): Promise<{ sessions: SessionSummary[]; total: number }> {
+  const limit = opts.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new InvalidInputError('limit', `expected a whole number from 1 to 1000, got ${limit}`);
+  return withDb(cfg, (sql) => createSessionStore(sql).listSessions({ limit }));
+}
+
+/** One session with its tasks in order: what each asked, how it ended, its answer and the tools it called. */
+export async function showSession(cfg: ForgeConfig, id: string): Promise<SessionDetail> {
+  const parsed = sessionIdSchema.safeParse(id);
+  if (!parsed.success) throw new InvalidInputError('session id', parsed.error.issues.map((i) => i.message).join('; '));
+  const detail = await withDb(cfg, (sql) => createSessionStore(sql).showSession(parsed.data));
+  if (!detail) throw new SessionNotFoundError(parsed.data);
+  return detail;
+}

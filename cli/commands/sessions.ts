@@ -1,0 +1,55 @@
+import { parseArgs } from 'node:util';
+import type { ForgeConfig } from '../../app/context.ts';
+import { InvalidInputError } from '../../app/errors.ts';
+import { listSessions, showSession } from '../../app/sessions.ts';
+import { printJson, say } from '../output.ts';
+
+const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions show <id> [--json]';
+
+const clip = (text: string, max: number) => {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+};
+
+/** `forge sessions ls` and `forge sessions show <id>`: conversations of tasks (forge run … --session <id>). Work while frozen. */
+export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+  });
+  const [sub = 'ls', id, ...extra] = positionals;
+  if (sub === 'ls' && id === undefined) {
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    const { sessions, total } = await listSessions(cfg, { limit });
+    if (values.json) printJson({ ok: true, sessions, total });
+    else if (!sessions.length) say('no sessions yet: start one with  forge run "<task>" --session <id>');
+    else {
+      for (const s of sessions)
+        say(`${s.id.padEnd(24)} ${String(s.tasks).padStart(3)} task${s.tasks === 1 ? ' ' : 's'}  ${s.updatedAt}  ${clip(s.title, 70)}`);
+      if (total > sessions.length) say(`(${total - sessions.length} older sessions not shown: --limit ${total})`);
+    }
+    return 0;
+  }
+  if (sub !== 'show' || id === undefined || extra.length) throw new InvalidInputError('command', USAGE);
+  const session = await showSession(cfg, id);
+  if (values.json) {
+    printJson({ ok: true, session });
+    return 0;
+  }
+  say(
+    `session ${session.id}: ${session.tasks} task${session.tasks === 1 ? '' : 's'}, started ${session.createdAt}, last ${session.updatedAt}`,
+  );
+  for (const e of session.entries) {
+    say(`  #${e.position} ${e.status.padEnd(9)} ${e.workflowId}  ${clip(e.task, 100)}`);
+    if (e.calls.length)
+      say(
+        `      calls: ${e.calls.map((c) => `${c.tool}${c.version ? ` v${c.version}` : ''}${c.status === 'succeeded' ? '' : ` (${c.status})`}`).join(', ')}`,
+      );
+    if (e.answer !== undefined) say(`      → ${clip(e.answer, 200)}`);
+  }
+  say(`continue it with: forge run "<task>" --session ${session.id} --wait`);
+  return 0;
+}
