@@ -5,7 +5,7 @@ import { adapted, parseActivityInput } from './failures.ts';
 
 const discoverInputSchema = z.object({ query: z.string().min(1) });
 const describeInputSchema = z.object({ name: z.string().min(1) });
-const gateInputSchema = z.object({ name: z.string().min(1), operation: z.string().optional() });
+const gateInputSchema = z.object({ name: z.string().min(1), operation: z.string().optional(), input: z.unknown().optional() });
 const recordToolCallInputSchema = z.object({
   workflowId: z.string().min(1),
   callId: z.string().min(1).max(200).optional(),

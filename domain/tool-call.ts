@@ -15,4 +15,6 @@ export interface ToolGate {
   destructive: boolean;
   level: TrustLevel;
   approval: ApprovalDecision;
+  /** the call's input against the declared input schema, judged here, outside the tool: why it does not fit */
+  inputProblem?: string;
 }

@@ -251,9 +251,28 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   }
 
   async function runCatalogTool(use: ToolUseBlock, callId: string, thought: string, record: Record): Promise<ToolResultBlock> {
-    const gate = await toolGate({ name: use.name });
+    const gate = await toolGate({ name: use.name, input: use.input });
     const base = { tool: gate.name, version: gate.version };
     if (gate.approval.blocked) return record({ ...base, status: 'not-run', reason: gate.approval.reason }, gate.approval.reason, true);
+    if (gate.inputProblem) {
+      // Judged on the host against the declared schema: the model's slip, never run, audited but
+      // never metered, so a model's mistakes cannot quarantine a sound tool.
+      await recordToolCall({
+        workflowId,
+        callId,
+        tool: gate.name,
+        version: gate.version,
+        input: use.input,
+        success: false,
+        error: gate.inputProblem,
+        latencyMs: 0,
+        reasoning: thought || `agent turn ${callId.split('.')[0]} called ${use.name}`,
+        task: input.task,
+        inputRefused: true,
+      });
+      const content = `${gate.inputProblem}. Call ${use.name} again with input that fits its schema.`;
+      return record({ ...base, status: 'failed', reason: gate.inputProblem, slip: 'invalid-input' }, content, true);
+    }
     if (gate.approval.needed) {
       enter('awaiting-approval', gate.approval.reason);
       const ok = await approval.request(
@@ -275,8 +294,6 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     enter('calling', `${gate.name} v${gate.version}`);
     const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: use.input }));
     const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
-    // Input the tool's own schema refused is the model's slip, not the tool's failure: audited, never metered.
-    const slip = !run.ok && run.error?.code === 'INPUT_INVALID';
     await recordToolCall({
       workflowId,
       callId,
@@ -289,12 +306,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       latencyMs: run.durationMs,
       reasoning: thought || `agent turn ${callId.split('.')[0]} called ${use.name}`,
       task: input.task,
-      ...(slip ? { inputRefused: true } : {}),
     });
-    if (slip) {
-      const content = `${error}. Call ${use.name} again with input that fits its schema.`;
-      return record({ ...base, status: 'failed', reason: error, slip: 'invalid-input' }, content, true);
-    }
     return run.ok
       ? record({ ...base, status: 'succeeded', output: run.output }, resultText(run.output), false)
       : record({ ...base, status: 'failed', reason: error }, `the call failed: ${error}`, true);

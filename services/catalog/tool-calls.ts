@@ -2,6 +2,7 @@ import { META_TOOLS, type OfferedTool } from '../../domain/agent.ts';
 import { ToolMissingError } from '../../domain/errors.ts';
 import { decide } from '../../domain/ranking.ts';
 import type { Discovery, ToolGate } from '../../domain/tool-call.ts';
+import { inputProblem } from '../../domain/tool-input.ts';
 import { approvalNeeded, statusForLevel, type TrustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Registry } from './registry.ts';
@@ -66,7 +67,7 @@ export function createToolCalls(deps: { registry: Registry }) {
       return { name: m.name, version: current.version, description: m.description, inputSchema: m.inputSchema };
     },
 
-    async toolGate(input: { name: string; operation?: string }): Promise<ToolGate> {
+    async toolGate(input: { name: string; operation?: string; input?: unknown }): Promise<ToolGate> {
       const current = await registry.getCurrent(input.name);
       if (!current) throw new ToolMissingError(`no current version of ${input.name} in the registry`);
       const stats = await registry.stats(input.name);
@@ -86,6 +87,7 @@ export function createToolCalls(deps: { registry: Registry }) {
           successfulRunsOfOperation: stats.successfulRunsByOperation[input.operation ?? 'run'] ?? 0,
           status: current.status,
         }),
+        ...('input' in input ? { inputProblem: inputProblem(m.name, m.inputSchema, input.input) } : {}),
       };
     },
 
@@ -102,7 +104,7 @@ export function createToolCalls(deps: { registry: Registry }) {
       latencyMs: number;
       reasoning: string;
       task: string;
-      /** the tool's own input schema refused the input: the caller's mistake, not the tool's failure */
+      /** the input did not fit the declared schema (judged on the host, domain/tool-input.ts): the caller's mistake, not the tool's failure */
       inputRefused?: boolean;
     }): Promise<{ level: TrustLevel; quarantined: boolean }> {
       // One key per call: a task's loop may call the same tool several times.
