@@ -22,7 +22,7 @@ export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<numbe
   else {
     say(`Forge is up in ${(totalMs / 1000).toFixed(1)} s. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
     if (scripted) say("No ANTHROPIC_API_KEY is set: the model is Forge's scripted stand-in (offline demo), not Claude.");
-    say(`Try: npx forge run 'count the words in "to be or not to be"' --wait   (reuses the tool the demo forged)`);
+    say(`Try: npx forge run 'how many words are in "a rose is a rose"?' --wait   (reuses count_words once the demo forged it)`);
   }
   return 0;
 }
