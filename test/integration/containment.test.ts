@@ -262,7 +262,9 @@ export const manifest = {
   output: z.object({ found: z.array(z.string()), scannedMb: z.number() }),
 };
 export async function run() {
-  const pattern = /canary-[0-9a-f]{16}/g;
+  // One buffer for the whole scan and no strings per chunk: the scan itself must fit the job's memory limit.
+  const marker = Buffer.from('canary-');
+  const buf = Buffer.alloc(1 << 20);
   const fd = fs.openSync('/proc/self/mem', 'r');
   const found = new Set<string>();
   let scanned = 0;
@@ -270,12 +272,16 @@ export async function run() {
     const m = /^([0-9a-f]+)-([0-9a-f]+) r/.exec(line);
     if (!m || /\\[(vvar|vsyscall|vvar_vclock)\\]/.test(line)) continue;
     const end = parseInt(m[2]!, 16);
-    for (let at = parseInt(m[1]!, 16); at < end; at += 1 << 20) {
-      const buf = Buffer.alloc(Math.min(1 << 20, end - at));
+    // Chunks overlap by one hit's length, so a value split across two reads is still seen.
+    for (let at = parseInt(m[1]!, 16); at < end; at += (1 << 20) - 32) {
       let n = 0;
-      try { n = fs.readSync(fd, buf, 0, buf.length, at); } catch { break; }
+      try { n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - at), at); } catch { break; }
       scanned += n;
-      for (const hit of buf.toString('latin1', 0, n).matchAll(pattern)) found.add(hit[0]);
+      for (let i = buf.indexOf(marker); i >= 0 && i + 23 <= n; i = buf.indexOf(marker, i + 1)) {
+        const hit = buf.toString('latin1', i, i + 23);
+        if (/^canary-[0-9a-f]{16}$/.test(hit)) found.add(hit);
+      }
+      if (n < Math.min(buf.length, end - at)) break;
     }
   }
   return { found: [...found], scannedMb: Math.round(scanned / 2 ** 20) };
