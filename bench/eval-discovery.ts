@@ -30,6 +30,7 @@ import { actionIntent } from '../domain/ranking.ts';
 import { harness } from '../harness/index.ts';
 import { migrate } from '../infra/migrate.ts';
 import { servePglite } from '../infra/pglite-server.ts';
+import { ensureDatabaseExists } from '../infra/postgres.ts';
 import { freePort } from '../infra/processes.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
 import { createRegistry } from '../services/catalog/registry.ts';
@@ -136,33 +137,11 @@ function table(parts: [string, Figures][]): string {
   return [line(head), ...body.map(line)].join('\n');
 }
 
-/** DATABASE_URL may name a database the server does not have yet (the test runner's does): create it. */
-async function ensureDatabase(url: string): Promise<void> {
-  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
-  try {
-    await probe`select 1`;
-    return;
-  } catch (err) {
-    if ((err as { code?: string }).code !== '3D000') throw err;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-  const admin = postgres(url.replace(/\/[^/?]*(\?|$)/, '/postgres$1'), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create database "${new URL(url).pathname.slice(1).replace(/"/g, '""')}"`);
-  } catch (err) {
-    // another process created it meanwhile
-    if (!['42P04', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
-  } finally {
-    await admin.end({ timeout: 1 });
-  }
-}
-
 /** A fresh database: a scratch schema in DATABASE_URL's database, or an in-memory PGlite. */
 async function freshDatabase(): Promise<{ sql: Sql; where: string; close(): Promise<void> }> {
   const url = process.env.DATABASE_URL;
   if (url) {
-    await ensureDatabase(url);
+    await ensureDatabaseExists(url);
     const schema = `eval_discovery_${randomBytes(4).toString('hex')}`;
     const admin = postgres(url, { max: 1, onnotice: () => {} });
     try {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import type { ForgeConfig } from '../domain/config.ts';
 import { connect, ping, type Sql } from '../services/db.ts';
 import { migrate } from './migrate.ts';
@@ -44,4 +45,28 @@ export async function openDatabase(cfg: ForgeConfig, opts: { migrate?: boolean; 
   await ping(sql, url);
   if (opts.migrate !== false) await migrate(sql);
   return sql;
+}
+
+/**
+ * DATABASE_URL may name a database the server does not have yet (the test runner names one per
+ * run): create it when missing. Concurrent creators are fine: the loser's "already exists" is success.
+ */
+export async function ensureDatabaseExists(url: string): Promise<void> {
+  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await probe`select 1`;
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+  const admin = postgres(url.replace(/\/[^/?]*(\?|$)/, '/postgres$1'), { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${new URL(url).pathname.slice(1).replace(/"/g, '""')}"`);
+  } catch (err) {
+    if (!['42P04', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
 }

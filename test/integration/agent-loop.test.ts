@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import { sleep } from '../../infra/processes.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { listAudit } from '../../services/catalog/audit.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
+import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // Scenario tests of the agent loop (issue 8, items 2 and 11) on a real Forge: Temporal, Postgres,
@@ -93,13 +93,6 @@ const bundled = ['scenarios/forge-word-count.json', 'scenarios/demo.json'].map(
   (f) => JSON.parse(fs.readFileSync(path.resolve(f), 'utf8')) as ScenarioInput,
 );
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  json(): Record<string, unknown>;
-}
-
 interface ModelRequest {
   messages: {
     role: string;
@@ -111,38 +104,7 @@ describe('agent loop: chains, parallel calls, the model’s mistakes and questio
   let h: Harness;
   let n = 0;
 
-  /** The real CLI in a child process (asynchronous: the workflow it talks to runs on this process's worker). */
-  function forge(...args: string[]): Promise<CliRun> {
-    const env = {
-      ...process.env,
-      FORGE_HOME: h.home,
-      DATABASE_URL: h.db.url,
-      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-      FORGE_USER: 'tester',
-    };
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['bin/forge.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) =>
-        resolve({
-          code,
-          stdout,
-          stderr,
-          json() {
-            const lines = stdout.trim().split('\n');
-            assert.equal(lines.length, 1, `--json prints exactly one line, got:\n${stdout}\nstderr:\n${stderr}`);
-            return JSON.parse(lines[0]!) as Record<string, unknown>;
-          },
-        }),
-      );
-    });
-  }
+  const forge = (...args: string[]) => harnessCli(h, { user: 'tester', timeoutMs: 120_000 })(...args);
 
   const start = (task: string, extra: Partial<TaskInput> = {}) =>
     h.client.workflow.start('taskWorkflow', {

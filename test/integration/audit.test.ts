@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ReplayRequest, ReplayResult } from '../../domain/audit.ts';
 import { FROZEN_FAILURE } from '../../domain/errors.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../../domain/search-attributes.ts';
-import type { TaskResult } from '../../domain/task.ts';
-import { sleep } from '../../infra/processes.ts';
 import { listAudit } from '../../services/catalog/audit.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { createKillSwitch } from '../../services/control/kill-switch.ts';
-import { decideApprovalUpdate } from '../../workflows/definitions.ts';
+import { finishWithApprovals, harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // The audit log a person reads and replays (seed 000, principle 3), on a real Forge: Temporal,
@@ -22,54 +19,13 @@ const scenarioFiles = ['forge-word-count', 'demo'].map((f) => `scenarios/${f}.js
 const WORDS_TASK = 'how many words are in "the quick brown fox jumps"?';
 const NOTE_TASK = 'create a note titled groceries with milk and eggs';
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  json(): Record<string, unknown>;
-}
-
 describe('audit log', () => {
   let h: Harness;
   let callId: number;
   let taskWorkflowId: string;
   let n = 0;
 
-  /**
-   * The real CLI in a child process, asynchronously: the replay it starts runs on this process's
-   * in-process worker, which a blocking spawnSync would starve.
-   */
-  function forge(...args: string[]): Promise<CliRun> {
-    const env = {
-      ...process.env,
-      FORGE_HOME: h.home,
-      DATABASE_URL: h.db.url,
-      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-      FORGE_USER: 'auditor',
-    };
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['bin/forge.mjs', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        resolve({
-          code,
-          stdout,
-          stderr,
-          json() {
-            const lines = stdout.trim().split('\n');
-            assert.equal(lines.length, 1, `--json prints exactly one line, got:\n${stdout}\nstderr:\n${stderr}`);
-            return JSON.parse(lines[0]!) as Record<string, unknown>;
-          },
-        });
-      });
-    });
-  }
+  const forge = (...args: string[]) => harnessCli(h, { user: 'auditor', timeoutMs: 180_000 })(...args);
 
   const startTask = (task: string) =>
     h.client.workflow.start('taskWorkflow', {
@@ -90,21 +46,6 @@ describe('audit log', () => {
     h.db.sql<{ id: string; kind: string; workflow_id: string; task_context: { replayOf: number; same: boolean } }[]>`
       select id, kind, workflow_id, task_context from audit_log where kind = 'replay' and (task_context->>'replayOf')::bigint = ${id} order by id`;
 
-  /** Approves any confirmation or write the task asks for, and returns its result. */
-  async function finishWithApprovals(handle: WorkflowHandle): Promise<TaskResult> {
-    let done = false;
-    const result = handle.result().finally(() => (done = true)) as Promise<TaskResult>;
-    while (!done) {
-      const [row] = await h.db.sql<
-        { id: string }[]
-      >`select id from approvals where workflow_id = ${handle.workflowId} and status = 'pending'`;
-      if (row)
-        await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: row.id, approve: true, by: 'tester' }] }).catch(() => {});
-      await Promise.race([result.catch(() => {}), sleep(300)]);
-    }
-    return result;
-  }
-
   before(async () => {
     h = await startHarness({ scenarioFiles });
     // Forge the tool first, as `forge forge` would, so the task's one call is the reuse this file audits.
@@ -120,7 +61,7 @@ describe('audit log', () => {
     assert.equal(forged.status, 'registered', JSON.stringify(forged).slice(0, 2000));
     const handle = await startTask(WORDS_TASK);
     taskWorkflowId = handle.workflowId;
-    const result = await finishWithApprovals(handle);
+    const result = await finishWithApprovals(h, handle);
     const call = result.calls.find((c) => c.tool === 'count_words');
     assert.equal(call?.status, 'succeeded', JSON.stringify(result.calls));
     const [entry] = await listAudit(h.db.sql, { workflowId: taskWorkflowId, kind: 'tool_call' });
@@ -254,7 +195,7 @@ describe('audit log', () => {
   });
 
   it('replays a write only with explicit consent', async () => {
-    const result = await finishWithApprovals(await startTask(NOTE_TASK));
+    const result = await finishWithApprovals(h, await startTask(NOTE_TASK));
     assert.equal(result.calls.find((c) => c.tool === 'create_note')?.status, 'succeeded', JSON.stringify(result.calls));
     const [call] = await listAudit(h.db.sql, { workflowId: result.workflowId, kind: 'tool_call' });
     assert.ok(call);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import type { ForgeOutcome, ForgeProgress } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
@@ -12,6 +12,7 @@ import { sandboxDeploymentName } from '../../services/config.ts';
 import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
 import { workflowBundle } from '../../workers/bundle.ts';
 import { decideApprovalUpdate, forgeProgressQuery, progressQuery } from '../../workflows/definitions.ts';
+import { finishWithApprovals } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // Forge scenarios on the scripted model: real Temporal, Postgres and Docker; the model's replies
@@ -100,7 +101,7 @@ describe('forge scenarios', () => {
 
   it('reuses an existing tool for a paraphrased request instead of forging', async () => {
     const handle = await task('how many words are in "the quick brown fox jumps"?');
-    const result = await finishWithApprovals(handle);
+    const result = await finishWithApprovals(h, handle);
     const call = result.calls.find((c) => c.tool === 'count_words');
     assert.equal(call?.tool, 'count_words');
     assert.equal(call?.status, 'succeeded', JSON.stringify(result.calls));
@@ -199,20 +200,5 @@ describe('forge scenarios', () => {
       await sleep(250);
     }
     throw new Error(`no approval requested by ${workflowId}`);
-  }
-
-  /** Approves any confirmation a medium-similarity reuse asks for, and returns the task's result. */
-  async function finishWithApprovals(handle: WorkflowHandle): Promise<TaskResult> {
-    let done = false;
-    const result = handle.result().finally(() => (done = true)) as Promise<TaskResult>;
-    while (!done) {
-      const [row] = await db.sql<
-        { id: string }[]
-      >`select id from approvals where workflow_id = ${handle.workflowId} and status = 'pending'`;
-      if (row)
-        await handle.executeUpdate(decideApprovalUpdate, { args: [{ approvalId: row.id, approve: true, by: 'tester' }] }).catch(() => {});
-      await Promise.race([result.catch(() => {}), sleep(300)]);
-    }
-    return result;
   }
 });

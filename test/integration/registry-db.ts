@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { migrate } from '../../infra/migrate.ts';
+import { ensureDatabaseExists } from '../../infra/postgres.ts';
 import type { Sql } from '../../services/db.ts';
 
 /**
@@ -22,31 +23,9 @@ function databaseUrl(): string {
   return url;
 }
 
-/** The runner names a database it does not create; create it when missing (races are fine). */
-async function ensureDatabase(url: string): Promise<void> {
-  const probe = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
-  try {
-    await probe`select 1`;
-    return;
-  } catch (err) {
-    if ((err as { code?: string }).code !== '3D000') throw err;
-  } finally {
-    await probe.end({ timeout: 1 });
-  }
-  const name = new URL(url).pathname.slice(1);
-  const admin = postgres(url.replace(/\/[^/?]*(\?|$)/, '/postgres$1'), { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create database "${name.replace(/"/g, '""')}"`);
-  } catch (err) {
-    if (!['42P04', '23505'].includes((err as { code?: string }).code ?? '')) throw err;
-  } finally {
-    await admin.end({ timeout: 1 });
-  }
-}
-
 export async function scratchDb(label: string): Promise<ScratchDb> {
   const url = databaseUrl();
-  await ensureDatabase(url);
+  await ensureDatabaseExists(url);
   const schema = `t_${label}_${randomBytes(4).toString('hex')}`;
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   // pg_trgm must live in public, not in the scratch schema: dropping that would drop it for everyone.
