@@ -13,6 +13,7 @@ import type { SandboxBackend } from '../services/sandbox/types.ts';
 import { createAuditActivities } from './audit.ts';
 import { createApprovalActivities, createForgeStoreActivities, createStoreActivities } from './bookkeeping.ts';
 import { guarded } from './guard.ts';
+import { createImproveActivities } from './improve.ts';
 import { forgeLlmActivities, llmActivities } from './llm.ts';
 import { createRegisteredToolActivities, createSandboxActivities, createVerifyActivities } from './sandbox.ts';
 import { createTaskToolActivities } from './task-tools.ts';
@@ -35,6 +36,7 @@ export function createControlActivities(deps: ControlDeps) {
     ...createApprovalActivities(sql),
     ...createTaskToolActivities({ registry }),
     ...createAuditActivities({ sql, killSwitch }),
+    ...createImproveActivities({ sql, registry, llm, killSwitch }),
     // Everything that costs money or changes the catalog is refused while frozen.
     ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
   };

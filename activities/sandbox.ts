@@ -1,6 +1,9 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { asyncLocalStorage, Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { permissionsSchema } from '../domain/tool.ts';
+import type { CaseRun } from '../domain/improve.ts';
+import { permissionsSchema, toolManifestSchema } from '../domain/tool.ts';
 import type { VerifyReport } from '../domain/verification.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
 import { createRegisteredToolRunner, type RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
@@ -40,7 +43,25 @@ const runRegisteredInputSchema = z.object({
   timeoutMs: z.number().int().positive().optional(),
 });
 
+const runCasesInputSchema = z.object({
+  /** a registered version, or a candidate's source run under that version's manifest */
+  name: z.string().min(1),
+  version: z.number().int().positive(),
+  candidateSource: z.string().min(1).optional(),
+  inputs: z.array(z.unknown()).max(100),
+  timeoutMs: z.number().int().positive().optional(),
+});
+
 const HEARTBEAT_EVERY_MS = 2_000;
+
+/** What the regression gate needs of a call: the verdict, the output or error, and the tool's own time. */
+function caseRun(r: SandboxResult): CaseRun {
+  return {
+    ok: r.ok,
+    ...(r.ok ? { output: r.output } : { error: r.reason ?? r.error?.message ?? `exit ${r.exitCode}` }),
+    durationMs: Math.max(0, Math.round(r.durationMs - (r.overheadMs ?? 0))),
+  };
+}
 
 /** The current activity's context, or undefined when called directly (tests, the CLI). */
 const currentContext = (): Context | undefined => (asyncLocalStorage.getStore() ? Context.current() : undefined);
@@ -117,6 +138,37 @@ export function createRegisteredToolActivities(deps: RegisteredToolDeps & { kill
       // A call cut short by `forge freeze` is not the tool's failure: refuse it so it is retried after thaw.
       await guard(deps.killSwitch, `running ${input.name}`);
       return result;
+    },
+
+    /** The regression gate's calls: each input against a registered version, or against a candidate under its manifest. */
+    async sandboxRunCases(raw: z.input<typeof runCasesInputSchema>): Promise<CaseRun[]> {
+      const input = parseActivityInput(runCasesInputSchema, raw, 'sandboxRunCases input');
+      await guard(deps.killSwitch, `running cases of ${input.name}`);
+      const ctx = currentContext();
+      const beat = ctx ? setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
+      try {
+        const signal = ctx?.cancellationSignal;
+        let results: SandboxResult[];
+        if (input.candidateSource) {
+          const manifest = toolManifestSchema.parse(
+            JSON.parse(await fs.readFile(path.join(deps.toolsDir, input.name, `v${input.version}`, 'manifest.json'), 'utf8')),
+          );
+          results = await runner.runCandidate(
+            { manifest, source: input.candidateSource, inputs: input.inputs, timeoutMs: input.timeoutMs },
+            { signal },
+          );
+        } else {
+          results = [];
+          for (const one of input.inputs)
+            results.push(
+              await runner.run({ name: input.name, version: input.version, input: one, timeoutMs: input.timeoutMs }, { signal }),
+            );
+        }
+        await guard(deps.killSwitch, `running cases of ${input.name}`);
+        return results.map(caseRun);
+      } finally {
+        clearInterval(beat);
+      }
     },
   });
 }

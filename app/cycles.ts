@@ -3,14 +3,15 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
-import { forgeWorkflow, replayWorkflow, taskWorkflow } from '../workflows/index.ts';
+import { improveWorkflowId } from '../workflows/improve.ts';
+import { forgeWorkflow, improveWorkflow, replayWorkflow, taskWorkflow } from '../workflows/index.ts';
 import type { Session } from './context.ts';
 
 /**
  * Starting a cycle: the one place that mints workflow ids and starts workflows, by their typed
  * workflow functions (a renamed workflow or a wrong argument fails to compile, not at run time).
  */
-const cycles = { task: taskWorkflow, forge: forgeWorkflow, replay: replayWorkflow };
+const cycles = { task: taskWorkflow, forge: forgeWorkflow, replay: replayWorkflow, improve: improveWorkflow };
 
 export type CycleKind = keyof typeof cycles;
 type CycleWorkflow<K extends CycleKind> = (typeof cycles)[K];
@@ -46,7 +47,8 @@ export async function startCycle<K extends CycleKind>(
   opts: { qualifier?: string | number; toolName?: string } = {},
 ): Promise<StartedCycle> {
   const client = await session.temporal();
-  const workflowId = mintWorkflowId(kind, opts.qualifier);
+  // A tool has at most one improve cycle at a time: its id is the tool's, and a second start is refused while one runs.
+  const workflowId = kind === 'improve' && opts.toolName ? improveWorkflowId(opts.toolName) : mintWorkflowId(kind, opts.qualifier);
   const workflow: CycleWorkflow<K> = cycles[kind];
   const handle = await client.workflow.start(workflow, {
     taskQueue: session.cfg.FORGE_TASK_QUEUE,

@@ -11,6 +11,7 @@ import {
   toolsCommand,
 } from './commands/catalog.ts';
 import { forgeCommand } from './commands/forge.ts';
+import { improveCommand } from './commands/improve.ts';
 import { runCommand } from './commands/run.ts';
 import { sessionsCommand } from './commands/sessions.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
@@ -29,7 +30,15 @@ const usage = `forge — durable tool forging on Temporal
   forge demo                             forge up, then run a demo task end to end
   forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
                                          forge a new tool (spec, tests, code, sandbox proof, register)
-  forge tools ls|show <name>|history <name> [--json]
+  forge improve <tool> [--reason r] [--wait] [--json]
+                                         rewrite a tool behind the regression gate (promote, or keep the current version)
+  forge tools ls [--all] | show <name> | history <name> [--json]
+  forge tools score [<name>] [--json]    the evaluator's quality score: all tools, or one in detail
+  forge tools pin|unpin <name> [--reason r]
+                                         a pinned tool is never rewritten automatically
+  forge tools rollback <name> [--to <version>] [--reason r]
+                                         make an earlier version current again (default: the previous verified one)
+  forge tools archive <name> --reason r  no longer offered; kept on disk and in history
   forge approvals [--json]               what waits for a person
   forge approve|reject <id> [--json]     answer a pending approval
   forge answer <id> "<text>" [--json]    answer a question the agent asked (ask_person)
@@ -58,6 +67,7 @@ const commands: Record<string, Command> = {
   run: runCommand,
   sessions: sessionsCommand,
   forge: forgeCommand,
+  improve: improveCommand,
   tools: toolsCommand,
   approvals: approvalsCommand,
   approve: decideCommand(true),

@@ -96,6 +96,18 @@ export interface AgentCall {
    * and made good by any later call that succeeds.
    */
   slip?: 'unknown-tool' | 'invalid-input';
+  /** what the task did about a failure: retries of a transient one, the diagnosis, the repair or the escalation */
+  recovery?: CallRecovery;
+}
+
+export interface CallRecovery {
+  /** attempts after the first, for a failure that looked transient */
+  retries: number;
+  diagnosis?: { atFault: 'tool' | 'input' | 'environment'; fixable: boolean; diagnosis: string };
+  /** the improve cycle that repaired (or failed to repair) the tool */
+  repair?: { workflowId: string; status: string; toVersion?: number; reason: string };
+  /** the approval a person got when the failure could not be repaired */
+  escalation?: { approvalId?: string; decision: 'retry' | 'declined' | 'timed-out' };
 }
 
 /** A forge_tool request as the forge cycle's need: every detail the model gave, in words. */

@@ -54,6 +54,8 @@ export const configSchema = z.object({
   FORGE_WORKER_ROLE: z.enum(['all', 'control', 'sandbox']).default('all'),
   /** re-verify and version a person's edits to tool folders */
   FORGE_WATCH_TOOLS: boolFlag.default(true),
+  /** every promotion, rollback and archive is POSTed here as JSON (services/control/alerts.ts); unset = audit log only */
+  FORGE_ALERT_WEBHOOK: z.string().url().optional(),
 });
 
 export type ForgeConfig = z.infer<typeof configSchema> & { home: string };
@@ -63,6 +65,7 @@ const expectations: Record<string, string> = {
   DATABASE_URL: 'a postgres:// URL, e.g. postgres://forge:forge@127.0.0.1:5432/forge',
   ANTHROPIC_BASE_URL: 'an http(s) URL',
   FORGE_EMBEDDINGS_URL: 'an http(s) URL, e.g. https://api.voyageai.com/v1/embeddings',
+  FORGE_ALERT_WEBHOOK: 'an http(s) URL that accepts a JSON POST, e.g. https://hooks.example.com/forge',
   FORGE_LOG_LEVEL: 'one of debug, info, warn, error',
   TEMPORAL_TLS: 'one of 1, 0, true, false, yes, no',
   FORGE_WATCH_TOOLS: 'one of 1, 0, true, false, yes, no',

@@ -23,6 +23,10 @@ export const taskPhases = [
   'forging',
   'awaiting-approval',
   'awaiting-answer',
+  'retrying',
+  'diagnosing',
+  'repairing',
+  'escalated',
   'answering',
   'completed',
   'failed',
@@ -58,6 +62,8 @@ export interface TaskResult {
   stoppedBy?: TaskBound;
   /** tools forged while the task ran, in order */
   forged: string[];
+  /** tools repaired while the task ran (a failed call, a new version, the call re-run) */
+  repaired?: { tool: string; fromVersion: number; toVersion: number }[];
 }
 
 /**

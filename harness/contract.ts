@@ -7,9 +7,10 @@ import { z } from 'zod';
 import type { DocumentBlock } from '../domain/agent.ts';
 import { maxRepairsSchema, type ToolSpec } from '../domain/forge.ts';
 import type { PartialApiSpec } from '../domain/openapi.ts';
+import { qualityPolicySchema } from '../domain/quality.ts';
 import { intentPolicySchema, lexicalPolicySchema, rankingPolicySchema } from '../domain/ranking.ts';
 import type { SessionContext } from '../domain/session.ts';
-import type { ApiSpec } from '../domain/tool.ts';
+import type { ApiSpec, ToolManifest } from '../domain/tool.ts';
 
 /** One structured model call as the agent phrases it: the services add the purpose and the reply schema. */
 export interface PromptedCall<In> {
@@ -51,6 +52,28 @@ export interface RepairPromptInput extends ImplementationPromptInput {
   attempt: number;
 }
 
+export interface RewritePromptInput {
+  manifest: ToolManifest;
+  apiSpec: ApiSpec | null;
+  source: string;
+  tests: string;
+  /** why the cycle runs: the evaluator's reason, the task's diagnosis */
+  reason: string;
+  failures: { input: unknown; error: string }[];
+  attempt: number;
+  /** the gate's report on the previous attempt */
+  previous?: string;
+}
+
+export interface DiagnosePromptInput {
+  task: string;
+  tool: string;
+  version: number;
+  input: unknown;
+  error: string;
+  source: string;
+}
+
 export interface ApiCall extends PromptedCall<ApiPromptInput> {
   /** An OpenAPI draft as the prompt shows it, cut to maxChars (default: the prompt's own budget). */
   draft(draft: PartialApiSpec, maxChars?: number): string;
@@ -79,6 +102,11 @@ export interface Prompts {
     implementation: PromptedCall<ImplementationPromptInput>;
     repair: PromptedCall<RepairPromptInput>;
   };
+  /** the improve cycle's rewriter, and the task's diagnosis of a failed call */
+  improve: {
+    rewrite: PromptedCall<RewritePromptInput>;
+    diagnose: PromptedCall<DiagnosePromptInput>;
+  };
   /** What the model is told when its reply did not fit the schema, before it is asked again. */
   reask(toolName: string, issues: string): string;
 }
@@ -91,7 +119,8 @@ const durationSchema = z
 /**
  * The decision policy and its bounds. The bounds are not evolvable: the ranking and lexical ones
  * are domain/ranking.ts's, the repair cap is the forge request's (domain/forge.ts), and the rest
- * keep a mistaken value from costing money (re-asks are billed calls) or meaning nothing.
+ * keep a mistaken value from costing money (re-asks are billed calls) or meaning nothing; the quality
+ * evaluator's are domain/quality.ts's.
  */
 export const policySchema = z.strictObject({
   ranking: rankingPolicySchema,
@@ -116,6 +145,19 @@ export const policySchema = z.strictObject({
     confirmReuseWait: durationSchema,
     /** how long a task waits for a person to approve a write or destructive call */
     callWait: durationSchema,
+    /** how long a task waits on a failure it escalated (approve: retry the call; reject or silence: go on without it) */
+    escalationWait: durationSchema,
+  }),
+  /** the improve cycle and a task's self-repair; the caps keep an unattended rewrite loop cheap */
+  improve: z.strictObject({
+    /** rewrite attempts per improve cycle, each refused one fed back */
+    attempts: z.number().int().min(1).max(5),
+    /** recorded read calls replayed against a candidate */
+    replays: z.number().int().min(0).max(50),
+    /** automatic rewrites per tool per UTC day (a person's forge improve is not counted against it) */
+    rewritesPerDay: z.number().int().min(0).max(10),
+    /** times a task retries a call whose failure looks transient before it diagnoses it */
+    transientRetries: z.number().int().min(0).max(3),
   }),
   /** how much of a session a task is shown; bounded so a long session cannot flood every turn */
   session: z.strictObject({
@@ -125,6 +167,8 @@ export const policySchema = z.strictObject({
     answerChars: z.number().int().min(100).max(20_000),
     lineChars: z.number().int().min(40).max(1_000),
   }),
+  /** the improve cycle's evaluator: score weights, latency targets, the rewrite threshold (bounds: domain/quality.ts) */
+  quality: qualityPolicySchema,
 });
 export type Policy = z.infer<typeof policySchema>;
 

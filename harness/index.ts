@@ -7,20 +7,24 @@
  */
 import { type Harness, policySchema } from './contract.ts';
 import { approval } from './policy/approval.ts';
+import { improve } from './policy/improve.ts';
+import { quality } from './policy/quality.ts';
 import { lexical, ranking, retrieval } from './policy/ranking.ts';
 import { forge, llm } from './policy/retry.ts';
 import { session } from './policy/session.ts';
 import { agent } from './prompts/agent.ts';
+import { diagnose } from './prompts/diagnose.ts';
 import { api } from './prompts/forge/api.ts';
 import { implementation } from './prompts/forge/implementation.ts';
 import { repair } from './prompts/forge/repair.ts';
 import { spec } from './prompts/forge/spec.ts';
 import { tests } from './prompts/forge/tests.ts';
+import { rewrite } from './prompts/improve/rewrite.ts';
 import { reask } from './prompts/reask.ts';
 
 export const harness: Harness = {
-  prompts: { agent, forge: { spec, api, tests, implementation, repair }, reask },
-  policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval, session }),
+  prompts: { agent, forge: { spec, api, tests, implementation, repair }, improve: { rewrite, diagnose }, reask },
+  policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval, session, improve, quality }),
 };
 
 export type * from './contract.ts';

@@ -8,7 +8,14 @@ import type { ControlActivities, SandboxActivities } from '../activities/index.t
 
 type LlmCalls = Pick<
   ControlActivities,
-  'agentTurn' | 'writeSpec' | 'extractApiSpec' | 'writeTests' | 'writeImplementation' | 'repairImplementation'
+  | 'agentTurn'
+  | 'writeSpec'
+  | 'extractApiSpec'
+  | 'writeTests'
+  | 'writeImplementation'
+  | 'repairImplementation'
+  | 'rewriteTool'
+  | 'diagnoseFailure'
 >;
 type DatabaseWork = Omit<ControlActivities, keyof LlmCalls>;
 

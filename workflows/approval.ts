@@ -5,13 +5,15 @@ import { type ApprovalDecision, decideApprovalUpdate } from './definitions.ts';
 const { requestApproval, resolveApproval } = databaseWork;
 
 export interface ApprovalRequest {
-  kind: 'write' | 'destructive' | 'budget' | 'confirm' | 'question';
+  kind: 'write' | 'destructive' | 'budget' | 'confirm' | 'question' | 'escalation';
   tool?: string;
   summary: string;
   request?: unknown;
 }
 
 export interface ApprovalOutcome {
+  /** the approval's id, as `forge approvals` lists it */
+  id: string;
   approved: boolean;
   by?: string;
   /** a question's answer, in the person's words */
@@ -62,7 +64,7 @@ export function approvals(workflowId: string) {
       pendingKind = undefined;
       const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
       const outcome: ApprovalOutcome =
-        answered && d ? { approved: d.approve, by: d.by, answer: d.answer, timedOut: false } : { approved: false, timedOut: true };
+        answered && d ? { id, approved: d.approve, by: d.by, answer: d.answer, timedOut: false } : { id, approved: false, timedOut: true };
       await resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });
       return outcome;
     },

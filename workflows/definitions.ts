@@ -4,10 +4,12 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ForgeProgress } from '../domain/forge.ts';
+import type { ImproveProgress } from '../domain/improve.ts';
 import type { TaskProgress } from '../domain/task.ts';
 
 export const progressQuery = defineQuery<TaskProgress>('progress');
 export const forgeProgressQuery = defineQuery<ForgeProgress & { frozen: boolean; pendingApproval?: string }>('forgeProgress');
+export const improveProgressQuery = defineQuery<ImproveProgress>('improveProgress');
 
 export interface ApprovalDecision {
   approvalId: string;

@@ -1,9 +1,21 @@
-import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import {
+  ActivityFailure,
+  ChildWorkflowFailure,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  setHandler,
+  sleep,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
 import {
   type AgentCall,
   type AgentMessage,
   agentLimitsSchema,
   askPersonInputSchema,
+  type CallRecovery,
   explicitForgeRequest,
   forgeNeed,
   forgeToolInputSchema,
@@ -15,6 +27,7 @@ import {
   type ToolUseBlock,
 } from '../domain/agent.ts';
 import type { ForgeOutcome } from '../domain/forge.ts';
+import { type ImproveOutcome, isTransient } from '../domain/improve.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { SessionContext } from '../domain/session.ts';
 import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
@@ -24,9 +37,10 @@ import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
 import { progressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
+import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
 
-const { agentTurn } = llmCalls;
+const { agentTurn, diagnoseFailure } = llmCalls;
 const { completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
 
 /**
@@ -50,6 +64,10 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
 
   const offered = new Map<string, OfferedTool>();
   const forged: string[] = [];
+  const repaired: NonNullable<TaskResult['repaired']> = [];
+  /** improve cycles the evaluator asked for, by tool; and tools this task already repaired or started a cycle for */
+  const improveLater = new Map<string, { trigger: 'evaluator' | 'degraded'; reason: string }>();
+  const tried = new Set<string>();
   const tokens = { input: 0, output: 0 };
   let session: SessionContext | undefined;
   /** The first user message: the session's earlier exchanges, if any (a document: data, not instructions), then the task. */
@@ -110,6 +128,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       const finished = progress.calls.splice(progress.calls.length - uses.length);
       progress.calls.push(...uses.map((use) => finished.find((c) => c.id === use.id)!));
       messages.push({ role: 'user', content: results });
+      await startRequestedImproves();
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -153,6 +172,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       tokens,
       stoppedBy,
       forged,
+      ...(repaired.length ? { repaired } : {}),
     };
     await completeTask({ workflowId, result });
     enter(status === 'completed' ? 'completed' : status === 'stopped' ? 'stopped' : 'failed', status === 'completed' ? undefined : answer);
@@ -250,6 +270,48 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     };
   }
 
+  type Gate = Awaited<ReturnType<typeof toolGate>>;
+  type Attempt = { ok: boolean; output?: unknown; error?: string };
+
+  /** Whether a person lets the call run (writes and destructive calls of tools that have not earned it); the reason when not. */
+  async function approved(gate: Gate, toolInput: unknown): Promise<string | undefined> {
+    if (!gate.approval.needed) return undefined;
+    enter('awaiting-approval', gate.approval.reason);
+    const ok = await approval.request(
+      {
+        kind: gate.destructive ? 'destructive' : 'write',
+        tool: gate.name,
+        summary: `${gate.name} v${gate.version} with ${JSON.stringify(toolInput).slice(0, 300)} — ${gate.approval.reason}`,
+        request: toolInput,
+      },
+      harness.policy.approval.callWait,
+    );
+    if (ok.approved) return undefined;
+    return ok.timedOut ? `nobody approved the call within ${harness.policy.approval.callWait}` : `${ok.by ?? 'a person'} rejected the call`;
+  }
+
+  /** One sandboxed call of one version, metered and audited under its own key; may ask for the tool's improve cycle. */
+  async function execute(gate: Gate, toolInput: unknown, callId: string, thought: string): Promise<Attempt> {
+    enter('calling', `${gate.name} v${gate.version}`);
+    const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: toolInput }));
+    const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
+    const metered = await recordToolCall({
+      workflowId,
+      callId,
+      tool: gate.name,
+      version: gate.version,
+      input: toolInput,
+      output: run.output,
+      success: run.ok,
+      error,
+      latencyMs: run.durationMs,
+      reasoning: thought || `agent turn ${callId.split('.')[0]} called ${gate.name}`,
+      task: input.task,
+    });
+    if (metered.improve) improveLater.set(gate.name, metered.improve);
+    return { ok: run.ok, output: run.output, error };
+  }
+
   async function runCatalogTool(use: ToolUseBlock, callId: string, thought: string, record: Record): Promise<ToolResultBlock> {
     const gate = await toolGate({ name: use.name, input: use.input });
     const base = { tool: gate.name, version: gate.version };
@@ -273,43 +335,192 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       const content = `${gate.inputProblem}. Call ${use.name} again with input that fits its schema.`;
       return record({ ...base, status: 'failed', reason: gate.inputProblem, slip: 'invalid-input' }, content, true);
     }
-    if (gate.approval.needed) {
-      enter('awaiting-approval', gate.approval.reason);
-      const ok = await approval.request(
-        {
-          kind: gate.destructive ? 'destructive' : 'write',
-          tool: gate.name,
-          summary: `${gate.name} v${gate.version} with ${JSON.stringify(use.input).slice(0, 300)} — ${gate.approval.reason}`,
-          request: use.input,
-        },
-        harness.policy.approval.callWait,
-      );
-      if (!ok.approved) {
-        const why = ok.timedOut
-          ? `nobody approved the call within ${harness.policy.approval.callWait}`
-          : `${ok.by ?? 'a person'} rejected the call`;
-        return record({ ...base, status: 'not-run', reason: why }, why, true);
+    const refused = await approved(gate, use.input);
+    if (refused) return record({ ...base, status: 'not-run', reason: refused }, refused, true);
+    const first = await execute(gate, use.input, callId, thought);
+    if (first.ok) return record({ ...base, status: 'succeeded', output: first.output }, resultText(first.output), false);
+    const { attempt, recovery, version, note } = await recover(gate, use.input, callId, thought, first.error ?? 'failed');
+    const call = { tool: gate.name, version, recovery };
+    return attempt.ok
+      ? record({ ...call, status: 'succeeded', output: attempt.output }, `${resultText(attempt.output)}\n\n${note}`, false)
+      : record({ ...call, status: 'failed', reason: attempt.error }, note, true);
+  }
+
+  /**
+   * A failed call, made good if it can be (the ToolForge flow): a transient failure is retried;
+   * otherwise the model diagnoses it, and a tool at fault that a rewrite can fix is repaired by the
+   * tool's improve cycle (the failing input becomes a regression case) and the call re-run on the
+   * new version; what cannot be repaired goes to a person, with the diagnosis.
+   */
+  async function recover(
+    gate: Gate,
+    toolInput: unknown,
+    callId: string,
+    thought: string,
+    firstError: string,
+  ): Promise<{ attempt: Attempt; recovery: CallRecovery; version: number; note: string }> {
+    const recovery: CallRecovery = { retries: 0 };
+    let attempt: Attempt = { ok: false, error: firstError };
+    for (let r = 1; !attempt.ok && isTransient(attempt.error ?? '') && r <= harness.policy.improve.transientRetries; r++) {
+      enter('retrying', `${gate.name}: ${(attempt.error ?? '').slice(0, 120)} (retry ${r} of ${harness.policy.improve.transientRetries})`);
+      await sleep(1000 * 2 ** (r - 1));
+      attempt = await execute(gate, toolInput, `${callId}.retry${r}`, thought);
+      recovery.retries = r;
+    }
+    if (attempt.ok)
+      return {
+        attempt,
+        recovery,
+        version: gate.version,
+        note: `(${gate.name} succeeded after ${recovery.retries} retr${recovery.retries === 1 ? 'y' : 'ies'}.)`,
+      };
+    const error = attempt.error ?? 'failed';
+
+    enter('diagnosing', `${gate.name} v${gate.version}: ${error.slice(0, 160)}`);
+    const diagnosis = await diagnose(gate, toolInput, error);
+    recovery.diagnosis = diagnosis;
+    await recordStep({ workflowId, step: `diagnosis-${callId}`, output: diagnosis });
+    const failed = `the call failed: ${error}. Diagnosis: ${diagnosis.diagnosis}`;
+    if (diagnosis.atFault === 'input') {
+      return {
+        attempt,
+        recovery,
+        version: gate.version,
+        note: `${failed}. Call ${gate.name} differently, or tell the user what it cannot do.`,
+      };
+    }
+
+    let repairNote = '';
+    if (diagnosis.atFault === 'tool' && diagnosis.fixable) {
+      const repair = await repairTool(gate, toolInput, error, diagnosis.diagnosis);
+      recovery.repair = repair;
+      if (repair.status === 'promoted' && repair.toVersion) {
+        const next = await toolGate({ name: gate.name, input: toolInput });
+        const refused = next.approval.blocked ? next.approval.reason : await approved(next, toolInput);
+        attempt = refused ? { ok: false, error: refused } : await execute(next, toolInput, `${callId}.v${next.version}`, thought);
+        if (attempt.ok) {
+          repaired.push({ tool: gate.name, fromVersion: gate.version, toVersion: next.version });
+          return {
+            attempt,
+            recovery,
+            version: next.version,
+            note: `(${gate.name} v${gate.version} failed on this input: ${error}. Diagnosis: ${diagnosis.diagnosis} It was repaired as v${next.version}, which passed the regression gate, and the call was re-run on it.)`,
+          };
+        }
+        repairNote = ` A repair (v${next.version}) passed the regression gate, but the re-run failed too: ${attempt.error}.`;
+      } else {
+        repairNote = ` A repair was tried and did not pass: ${repair.reason}.`;
       }
     }
-    enter('calling', `${gate.name} v${gate.version}`);
-    const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: use.input }));
-    const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
-    await recordToolCall({
-      workflowId,
-      callId,
-      tool: gate.name,
+
+    enter('escalated', `${gate.name}: ${diagnosis.diagnosis}`);
+    const decision = await approval.request(
+      {
+        kind: 'escalation',
+        tool: gate.name,
+        summary: `${gate.name} v${gate.version} failed and could not be repaired: ${error.slice(0, 300)} — diagnosis: ${diagnosis.diagnosis}${repairNote} Approve to retry the call once (after fixing the cause), reject to go on without it.`,
+        request: { input: toolInput, error, diagnosis, repair: recovery.repair },
+      },
+      harness.policy.approval.escalationWait,
+    );
+    recovery.escalation = { approvalId: decision.id, decision: decision.approved ? 'retry' : decision.timedOut ? 'timed-out' : 'declined' };
+    if (decision.approved) {
+      const again = await toolGate({ name: gate.name, input: toolInput });
+      attempt = again.approval.blocked
+        ? { ok: false, error: again.approval.reason }
+        : await execute(again, toolInput, `${callId}.escalated`, thought);
+      if (attempt.ok)
+        return {
+          attempt,
+          recovery,
+          version: again.version,
+          note: `(${gate.name} failed, was escalated to ${decision.by ?? 'a person'}, and succeeded on the retry they approved.)`,
+        };
+    }
+    const outcome = decision.approved
+      ? `the retry ${decision.by ?? 'a person'} approved failed too: ${attempt.error}`
+      : decision.timedOut
+        ? `nobody answered within ${harness.policy.approval.escalationWait}`
+        : `${decision.by ?? 'a person'} declined to retry it`;
+    return {
+      attempt,
+      recovery,
       version: gate.version,
-      input: use.input,
-      output: run.output,
-      success: run.ok,
-      error,
-      latencyMs: run.durationMs,
-      reasoning: thought || `agent turn ${callId.split('.')[0]} called ${use.name}`,
-      task: input.task,
-    });
-    return run.ok
-      ? record({ ...base, status: 'succeeded', output: run.output }, resultText(run.output), false)
-      : record({ ...base, status: 'failed', reason: error }, `the call failed: ${error}`, true);
+      note: `${failed}.${repairNote} It was escalated to a person (approval ${decision.id}): ${outcome}. Tell the user what failed and why; do not call ${gate.name} again with this input.`,
+    };
+  }
+
+  /** The model's structured diagnosis; a diagnosis that cannot be had is an unknown cause, which only a person can fix. */
+  async function diagnose(gate: Gate, toolInput: unknown, error: string): Promise<NonNullable<CallRecovery['diagnosis']>> {
+    try {
+      return await guarded(() => diagnoseFailure({ task: input.task, tool: gate.name, version: gate.version, input: toolInput, error }));
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
+      const cause = err.cause instanceof Error ? err.cause.message : err.message;
+      return { atFault: 'environment', fixable: false, diagnosis: `the failure could not be diagnosed (${cause})` };
+    }
+  }
+
+  /** The tool's improve cycle as a child: the failing input becomes a regression case, the gate decides. */
+  async function repairTool(
+    gate: Gate,
+    toolInput: unknown,
+    error: string,
+    diagnosis: string,
+  ): Promise<NonNullable<CallRecovery['repair']>> {
+    enter('repairing', `${gate.name} v${gate.version}: ${diagnosis}`);
+    const childId = improveWorkflowId(gate.name);
+    tried.add(gate.name);
+    try {
+      const outcome: ImproveOutcome = await executeChild(improveWorkflow, {
+        workflowId: childId,
+        args: [
+          {
+            tool: gate.name,
+            trigger: 'task-failure',
+            failures: [{ input: toolInput, error }],
+            reason: diagnosis,
+            sandboxQueue: input.sandboxQueue,
+          },
+        ],
+        typedSearchAttributes: [
+          { key: CYCLE_KIND, value: 'improve' },
+          { key: TOOL_NAME, value: gate.name },
+        ],
+      });
+      return { workflowId: childId, status: outcome.status, toVersion: outcome.toVersion, reason: outcome.reason };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        return { workflowId: childId, status: 'skipped', reason: `an improve cycle for ${gate.name} is already running (${childId})` };
+      }
+      if (err instanceof ChildWorkflowFailure) {
+        return { workflowId: childId, status: 'failed', reason: err.cause instanceof Error ? err.cause.message : err.message };
+      }
+      throw err;
+    }
+  }
+
+  /** Improve cycles the evaluator asked for, started once a turn's calls are done (not for a tool this task already repairs). */
+  async function startRequestedImproves(): Promise<void> {
+    for (const [tool, trigger] of improveLater) {
+      improveLater.delete(tool);
+      if (tried.has(tool)) continue;
+      tried.add(tool);
+      try {
+        await startChild(improveWorkflow, {
+          workflowId: improveWorkflowId(tool),
+          args: [{ tool, trigger: trigger.trigger, reason: trigger.reason, sandboxQueue: input.sandboxQueue }],
+          // It outlives the task: a rewrite is the tool's business, not this task's.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+          typedSearchAttributes: [
+            { key: CYCLE_KIND, value: 'improve' },
+            { key: TOOL_NAME, value: tool },
+          ],
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
 import { forgeBudgetToday } from '../../app/budget.ts';
-import { listTools, showTool, toolHistory } from '../../app/catalog.ts';
+import { archiveToolByHand, listTools, rollbackTool, scoreTools, setToolPinned, showTool, toolHistory } from '../../app/catalog.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { freeze, thaw } from '../../app/control.ts';
 import { InvalidInputError } from '../../app/errors.ts';
@@ -11,26 +11,41 @@ import { printJson, say } from '../output.ts';
 
 const jsonFlag = { json: { type: 'boolean' as const, default: false } };
 
+const toolsUsage =
+  'usage: forge tools ls [--all] | show <name> | history <name> | score [<name>] | pin <name> | unpin <name> | rollback <name> [--to <version>] | archive <name> --reason "<why>"  [--json]';
+
 export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...jsonFlag,
+      all: { type: 'boolean' as const, default: false },
+      to: { type: 'string' as const },
+      reason: { type: 'string' as const },
+    },
+  });
   const [sub = 'ls', name] = positionals;
   if (sub === 'ls') {
-    const tools = await listTools(cfg);
+    const tools = await listTools(cfg, { all: values.all });
     if (values.json) printJson({ ok: true, tools });
     else if (!tools.length) say('no tools yet: forge one with  forge forge "<what the tool must do>"');
     else
       for (const t of tools)
         say(
-          `${t.name.padEnd(28)} v${t.currentVersion ?? '-'}  ${t.status.padEnd(11)} ${t.stats.level.padEnd(12)} ${t.sideEffect.padEnd(5)} ${t.stats.invocations} calls  ${t.description.slice(0, 60)}`,
+          `${t.name.padEnd(28)} v${t.currentVersion ?? '-'}  ${t.status.padEnd(11)} ${t.stats.level.padEnd(12)} ${t.sideEffect.padEnd(5)} ${t.pinned ? 'pinned ' : ''}${t.stats.invocations} calls  ${t.description.slice(0, 60)}${t.replacedBy ? `  (replaced by ${t.replacedBy})` : ''}`,
         );
     return 0;
   }
-  if (!name) throw new InvalidInputError('command', `usage: forge tools ${sub} <name> [--json]`);
+  if (sub === 'score') return scoreCommand(cfg, name, values.json);
+  if (!name) throw new InvalidInputError('command', toolsUsage);
   if (sub === 'show') {
     const details = await showTool(cfg, name);
     if (values.json) printJson({ ok: true, tool: details });
     else {
-      say(`${details.name} v${details.currentVersion ?? '-'} (${details.status}, trust ${details.stats.level})`);
+      say(
+        `${details.name} v${details.currentVersion ?? '-'} (${details.status}, trust ${details.stats.level}${details.pinned ? ', pinned' : ''})`,
+      );
       say(`  ${details.description}`);
       say(`  side effect: ${details.sideEffect}${details.destructive ? ', destructive' : ''}`);
       say(
@@ -39,6 +54,11 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       say(
         `  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${details.stats.avgLatencyMs ?? '-'} ms`,
       );
+      if (details.pinned) say('  pinned: never rewritten automatically (forge tools unpin to allow it)');
+      if (details.status === 'archived')
+        say(
+          `  archived ${details.archivedAt ?? ''}: ${details.archiveReason ?? '(no reason given)'}${details.replacedBy ? `; replaced by ${details.replacedBy}` : ''}`,
+        );
       say(`  folder: ${details.dir ?? '-'}`);
     }
     return 0;
@@ -51,11 +71,94 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
         say(
           `v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()} ${h.onDisk !== 'same' ? `[on disk: ${h.onDisk}]` : ''}`,
         );
+        const gate = gateSummary(h.gateReport);
+        if (gate) say(`    gate: ${gate}`);
         if (h.diff) say(h.diff.replace(/^/gm, '    '));
       }
     return 0;
   }
-  throw new InvalidInputError('command', `unknown tools command ${JSON.stringify(sub)}: use ls, show <name> or history <name>`);
+  if (sub === 'pin' || sub === 'unpin') {
+    const by = localUser();
+    const r = await setToolPinned(cfg, { name, pinned: sub === 'pin', by, reason: values.reason });
+    if (values.json) printJson({ ok: true, ...r, by });
+    else if (!r.changed) say(`${name} already was ${r.pinned ? 'pinned' : 'unpinned'}`);
+    else say(r.pinned ? `pinned ${name}: it is never rewritten automatically` : `unpinned ${name}: the improve cycle may rewrite it again`);
+    return 0;
+  }
+  if (sub === 'rollback') {
+    const to = values.to === undefined ? undefined : Number(values.to.replace(/^v/, ''));
+    if (to !== undefined && (!Number.isInteger(to) || to < 1))
+      throw new InvalidInputError('version', `--to ${JSON.stringify(values.to)} is not a version number (e.g. --to 2)`);
+    const by = localUser();
+    const r = await rollbackTool(cfg, { name, to, by, reason: values.reason });
+    if (values.json) printJson({ ok: true, ...r, by });
+    else if (!r.changed) say(`v${r.to} already is ${name}'s current version: nothing changed`);
+    else {
+      say(`${name}: v${r.from ?? '-'} → v${r.to} is current again (audit #${r.auditId}); the next call runs v${r.to}`);
+      if (r.alert && !r.alert.delivered && !r.alert.skipped)
+        say(`  the alert webhook was not reached: ${r.alert.error ?? 'unknown error'}`);
+    }
+    return 0;
+  }
+  if (sub === 'archive') {
+    if (!values.reason) throw new InvalidInputError('command', `usage: forge tools archive ${name} --reason "<why>"`);
+    const by = localUser();
+    const r = await archiveToolByHand(cfg, { name, by, reason: values.reason });
+    if (values.json) printJson({ ok: true, ...r, by });
+    else if (!r.changed) say(`${name} already was archived`);
+    else {
+      say(`archived ${name}: kept on disk and in history, no longer offered (forge tools ls --all lists it)`);
+      if (r.alert && !r.alert.delivered && !r.alert.skipped)
+        say(`  the alert webhook was not reached: ${r.alert.error ?? 'unknown error'}`);
+    }
+    return 0;
+  }
+  throw new InvalidInputError('command', `unknown tools command ${JSON.stringify(sub)}: ${toolsUsage}`);
+}
+
+/** The regression gate's one-line summary, from a stored report (its shape is the improve cycle's). */
+function gateSummary(report: unknown): string | null {
+  if (!report || typeof report !== 'object') return null;
+  const r = report as { passed?: unknown; summary?: unknown };
+  const verdict = r.passed === true ? 'passed' : r.passed === false ? 'failed' : null;
+  const summary = typeof r.summary === 'string' ? r.summary : null;
+  return [verdict, summary].filter(Boolean).join(': ') || null;
+}
+
+const fixed = (x: number | null | undefined, digits = 2) => (x === null || x === undefined ? '-' : x.toFixed(digits));
+
+/** `forge tools score [<name>]`: the evaluator's reading, as a table or one tool in detail. */
+async function scoreCommand(cfg: ForgeConfig, name: string | undefined, json: boolean): Promise<number> {
+  const scores = await scoreTools(cfg, name);
+  if (json) {
+    printJson(name ? { ok: true, score: scores[0] } : { ok: true, scores });
+    return 0;
+  }
+  if (!scores.length) {
+    say('no tools yet: forge one with  forge forge "<what the tool must do>"');
+    return 0;
+  }
+  if (!name) {
+    say(`${'tool'.padEnd(28)} ${'ver'.padEnd(4)} ${'calls'.padStart(5)} ${'score'.padStart(5)}  ${'verdict'.padEnd(17)} reason`);
+    for (const s of scores)
+      say(
+        `${s.tool.padEnd(28)} ${`v${s.version ?? '-'}`.padEnd(4)} ${String(s.stats.calls).padStart(5)} ${fixed(s.score).padStart(5)}  ${(s.verdict + (s.pinned ? '*' : '')).padEnd(17)} ${s.reason}`,
+      );
+    if (scores.some((s) => s.pinned)) say('* pinned: never rewritten automatically');
+    return 0;
+  }
+  const s = scores[0]!;
+  say(
+    `${s.tool} v${s.version ?? '-'}: ${s.verdict}${s.score === null ? '' : `, score ${fixed(s.score, 3)}`}${s.pinned ? ' (pinned)' : ''}`,
+  );
+  say(`  ${s.reason}`);
+  say(`  over the last ${s.stats.calls} of ${s.totalCalls} call(s) of this version (window ${s.window})`);
+  if (s.components)
+    say(
+      `  success rate ${fixed(s.components.successRate, 3)}, latency ${fixed(s.components.latency, 3)} (avg ${s.stats.avgLatencyMs} ms), consistency ${fixed(s.components.consistency, 3)} (${s.stats.minLatencyMs} to ${s.stats.maxLatencyMs} ms)`,
+    );
+  for (const e of s.errors) say(`  ×${e.count}  ${e.message}`);
+  return 0;
 }
 
 export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {

@@ -8,4 +8,6 @@ export const approval = {
   confirmReuseWait: '1 hour',
   /** a write or destructive call */
   callWait: '1 hour',
+  /** a failed call the task could not repair and escalated */
+  escalationWait: '15 minutes',
 };

@@ -56,15 +56,22 @@ export function createMetering(deps: { sql: Sql }) {
     return { id: Number(existing!.id), created: false };
   }
 
+  /**
+   * The trust ladder reads the current version's calls only: a rewrite (or a rollback) starts from
+   * its own record, so a repaired tool is not held to its broken predecessor's failures, and a new
+   * version earns the trust (and the unattended writes) its predecessor had, call by call.
+   */
   async function stats(name: string): Promise<ToolStats> {
+    const current = sql`(select coalesce(current_version, 0) from tools where name = ${name})`;
+    const ofCurrent = sql`tool = ${name} and (version = ${current} or ${current} = 0 or ${current} is null)`;
     const [agg] = await sql<{ invocations: number; successes: number; avg_latency: number | null; last_failure_at: Date | null }[]>`
       select count(*)::int as invocations, count(*) filter (where success)::int as successes,
              avg(latency_ms)::float8 as avg_latency, max(created_at) filter (where not success) as last_failure_at
-      from invocations where tool = ${name}`;
+      from invocations where ${ofCurrent}`;
     const ops = await sql<{ operation: string; n: number }[]>`
-      select operation, count(*)::int as n from invocations where tool = ${name} and success group by operation order by operation`;
+      select operation, count(*)::int as n from invocations where ${ofCurrent} and success group by operation order by operation`;
     const [lastErr] = await sql<{ error: string | null }[]>`
-      select error from invocations where tool = ${name} and not success order by created_at desc, id desc limit 1`;
+      select error from invocations where ${ofCurrent} and not success order by created_at desc, id desc limit 1`;
     const invocations = agg?.invocations ?? 0;
     const successes = agg?.successes ?? 0;
     return {

@@ -1,11 +1,15 @@
 import path from 'node:path';
+import type { QualityPolicy } from '../../domain/quality.ts';
 import type { LexicalPolicy, RankingPolicy } from '../../domain/ranking.ts';
+import { type Alerts, createAlerts } from '../control/alerts.ts';
 import type { Sql } from '../db.ts';
 import { type Logger, log as rootLog } from '../log.ts';
+import { createAdmin } from './admin.ts';
 import { type AuditInput, recordAudit } from './audit.ts';
 import type { Embedder } from './embeddings.ts';
 import { createFolders } from './folders.ts';
 import { createMetering } from './metering.ts';
+import { createQuality } from './quality.ts';
 import { createRecovery } from './recovery.ts';
 import { createSearch } from './search.ts';
 import { createStore, type StoreHooks } from './store.ts';
@@ -18,6 +22,8 @@ import { createStore, type StoreHooks } from './store.ts';
  *   search.ts    discovery: lexical + dense evidence, re-ranked (domain/ranking.ts)
  *   metering.ts  invocations, stats and the trust level
  *   audit.ts     the audit log, written and read
+ *   quality.ts   the evaluator over a tool's recent calls (domain/quality.ts)
+ *   admin.ts     pin/unpin, rollback, archive, promotions announced, regression cases inherited
  * The watcher (watcher.ts) sits on top of this object; embeddings.ts is the dense provider.
  */
 
@@ -30,6 +36,10 @@ export interface RegistryOptions {
   denseWeight?: number;
   rankingPolicy?: RankingPolicy;
   lexicalPolicy?: LexicalPolicy;
+  /** absent: the harness's (harness.policy.quality) */
+  qualityPolicy?: QualityPolicy;
+  /** where promotions, rollbacks and archives are posted; absent: FORGE_ALERT_WEBHOOK, when set */
+  alerts?: Pick<Alerts, 'post'>;
   logger?: Logger;
   hooks?: StoreHooks;
 }
@@ -53,6 +63,8 @@ export function createRegistry(opts: RegistryOptions) {
   });
   const store = createStore({ sql, folders, index: search, stats: metering.stats, log, hooks: opts.hooks });
   const { recover } = createRecovery({ sql, folders, log });
+  const quality = createQuality({ sql, policy: opts.qualityPolicy });
+  const admin = createAdmin({ sql, store, alerts: opts.alerts ?? createAlerts({ logger: log }), log });
 
   return {
     root,
@@ -72,5 +84,13 @@ export function createRegistry(opts: RegistryOptions) {
     recover,
     /** the registered content of a version (the index's copy), for the watcher and for restores */
     versionRecord: store.versionRecord,
+    scoreTool: quality.scoreTool,
+    scoreAll: quality.scoreAll,
+    pin: admin.pin,
+    unpin: admin.unpin,
+    rollback: admin.rollback,
+    archiveTool: admin.archiveTool,
+    recordPromotion: admin.recordPromotion,
+    copyTestCases: admin.copyTestCases,
   };
 }

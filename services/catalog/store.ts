@@ -36,7 +36,12 @@ const LOCK_SPACE = 727301;
 export class ToolNotFoundError extends ForgeError {
   constructor(name: string, version?: number) {
     const what = version === undefined ? `tool ${name}` : `tool ${name} v${version}`;
-    super(`${what} is not registered`, 'TOOL_NOT_FOUND', 'list the registered tools with `forge tools list`', { tool: name, version });
+    super(
+      `${what} is not registered`,
+      'TOOL_NOT_FOUND',
+      'list the registered tools with `forge tools ls` (archived ones with `forge tools ls --all`)',
+      { tool: name, version },
+    );
   }
 }
 
@@ -95,6 +100,8 @@ export const registerInputSchema = z.object({
   status: versionStatusSchema.default('verified'),
   /** default: only verified versions become current; candidates wait for a promotion */
   makeCurrent: z.boolean().optional(),
+  /** the regression gate's report on this version (a rewrite the improve cycle promotes), shown by history */
+  gateReport: z.unknown().optional(),
   idempotencyKey: z.string().min(1).max(512),
 });
 export type RegisterInput = z.input<typeof registerInputSchema>;
@@ -125,6 +132,12 @@ export interface ToolSummary {
   sideEffect: 'read' | 'write';
   destructive: boolean;
   versions: number;
+  /** never rewritten automatically (forge tools pin) */
+  pinned: boolean;
+  /** archived: when and why, and the tool that replaced it once there is one */
+  archivedAt: string | null;
+  archiveReason: string | null;
+  replacedBy: string | null;
   /** ISO timestamps: these results cross Temporal's JSON data converter */
   createdAt: string;
   updatedAt: string;
@@ -142,6 +155,8 @@ export interface HistoryEntry {
   onDisk: 'same' | 'edited' | 'missing';
   /** unified diff of tool.ts against the previous version ('' for v1 or no change) */
   diff: string;
+  /** the regression gate's report, for a version the improve cycle promoted; null otherwise */
+  gateReport: unknown;
 }
 
 export interface ToolDetails extends ToolSummary {
@@ -174,6 +189,7 @@ export interface VersionRow {
   status: 'verified' | 'experimental' | 'failed';
   created_by: 'forge' | 'rewrite' | 'human';
   idempotency_key: string;
+  gate_report: unknown;
   created_at: Date;
 }
 
@@ -184,6 +200,10 @@ export interface ToolRow {
   description: string;
   side_effect: 'read' | 'write';
   destructive: boolean;
+  pinned: boolean;
+  archived_at: Date | null;
+  archive_reason: string | null;
+  replaced_by: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -288,9 +308,10 @@ export function createStore(deps: StoreDeps) {
                    values (${name}, null, ${description}, ${manifest.sideEffect}, ${manifest.destructive}, ${params})
                    on conflict (name) do nothing`;
         }
-        await tx`insert into tool_versions (name, version, manifest, source, tests, api_spec, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
+        await tx`insert into tool_versions (name, version, manifest, source, tests, api_spec, source_sha256, files_sha256, dir, status, created_by, idempotency_key, gate_report)
                  values (${name}, ${version}, ${tx.json(manifest as never)}, ${req.source}, ${req.tests}, ${req.apiSpec ? tx.json(req.apiSpec as never) : null},
-                         ${sourceSha256}, ${filesHash(files)}, ${dir}, ${req.status}, ${req.createdBy}, ${req.idempotencyKey})`;
+                         ${sourceSha256}, ${filesHash(files)}, ${dir}, ${req.status}, ${req.createdBy}, ${req.idempotencyKey},
+                         ${req.gateReport === undefined ? null : tx.json(req.gateReport as never)})`;
         for (const tc of req.testCases) {
           await tx`insert into tool_test_cases (name, version, test_name, input, expected)
                    values (${name}, ${version}, ${tc.name}, ${tx.json((tc.input ?? null) as never)}, ${tc.expected === undefined ? null : tx.json(tc.expected as never)})`;
@@ -459,6 +480,10 @@ export function createStore(deps: StoreDeps) {
       sideEffect: r.side_effect,
       destructive: r.destructive,
       versions: r.versions,
+      pinned: r.pinned,
+      archivedAt: r.archived_at?.toISOString() ?? null,
+      archiveReason: r.archive_reason,
+      replacedBy: r.replaced_by,
       createdAt: r.created_at.toISOString(),
       updatedAt: r.updated_at.toISOString(),
     };
@@ -503,6 +528,7 @@ export function createStore(deps: StoreDeps) {
               toLabel: `${name}/v${row.version}/${FILES.source}`,
             })
           : '',
+        gateReport: row.gate_report ?? null,
       });
       previous = row;
     }

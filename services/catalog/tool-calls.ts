@@ -1,5 +1,6 @@
 import { META_TOOLS, type OfferedTool } from '../../domain/agent.ts';
 import { ToolMissingError } from '../../domain/errors.ts';
+import { evaluationDue } from '../../domain/quality.ts';
 import { decide } from '../../domain/ranking.ts';
 import type { Discovery, ToolGate } from '../../domain/tool-call.ts';
 import { inputProblem } from '../../domain/tool-input.ts';
@@ -13,8 +14,27 @@ const isMetaTool = (name: string) => (Object.values(META_TOOLS) as string[]).inc
  * A task's dealings with the catalog: discovery (hybrid search + the reuse/confirm/forge decision),
  * the trust gate (which calls wait for a person), and metering the call.
  */
+export interface ImproveTrigger {
+  trigger: 'evaluator' | 'degraded';
+  reason: string;
+}
+
 export function createToolCalls(deps: { registry: Registry }) {
   const { registry } = deps;
+
+  /**
+   * Whether this call should start the tool's improve cycle: the trust ladder just quarantined it,
+   * or the evaluator (every N calls of the current version) reads it below the rewrite threshold.
+   */
+  async function improveTrigger(tool: string, quarantined: boolean): Promise<ImproveTrigger | undefined> {
+    const score = await registry.scoreTool(tool);
+    if (score.pinned || score.status === 'archived') return undefined;
+    if (quarantined) return { trigger: 'degraded', reason: `the trust ladder quarantined it: ${score.reason}` };
+    if (evaluationDue(score.totalCalls, harness.policy.quality) && score.verdict === 'rewrite')
+      return { trigger: 'evaluator', reason: score.reason };
+    return undefined;
+  }
+
   return {
     /**
      * The no-model decision: reuse, confirm or forge. `args`, when a planner extracted them, are
@@ -106,7 +126,7 @@ export function createToolCalls(deps: { registry: Registry }) {
       task: string;
       /** the input did not fit the declared schema (judged on the host, domain/tool-input.ts): the caller's mistake, not the tool's failure */
       inputRefused?: boolean;
-    }): Promise<{ level: TrustLevel; quarantined: boolean }> {
+    }): Promise<{ level: TrustLevel; quarantined: boolean; improve?: ImproveTrigger }> {
       // One key per call: a task's loop may call the same tool several times.
       const key = `${input.workflowId}:call:${input.callId ?? input.tool}`;
       // A model that keeps sending input the schema refuses must not quarantine a sound tool: such a
@@ -141,7 +161,8 @@ export function createToolCalls(deps: { registry: Registry }) {
       const current = await registry.getCurrent(input.tool);
       const quarantine = statusForLevel(stats.level) === 'quarantined' && current?.status === 'active';
       if (quarantine) await registry.setStatus(input.tool, 'quarantined');
-      return { level: stats.level, quarantined: quarantine || current?.status === 'quarantined' };
+      const improve = input.inputRefused ? undefined : await improveTrigger(input.tool, quarantine);
+      return { level: stats.level, quarantined: quarantine || current?.status === 'quarantined', ...(improve ? { improve } : {}) };
     },
   };
 }

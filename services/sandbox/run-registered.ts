@@ -2,11 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { ToolMissingError } from '../../domain/errors.ts';
-import type { SideEffect } from '../../domain/tool.ts';
-import { toolManifestSchema } from '../../domain/tool.ts';
+import { type SideEffect, type ToolManifest, toolManifestSchema } from '../../domain/tool.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 import { log } from '../log.ts';
-import { bundleToolModule } from './bundle.ts';
+import { bundleTool, bundleToolModule } from './bundle.ts';
 import { openEgress, reapEgress } from './stages/egress.ts';
 import type { SandboxBackend, SandboxJob, SandboxResult } from './types.ts';
 
@@ -90,6 +89,31 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
     }
   }
 
+  /** One call of a bundled version with only what its manifest declares. */
+  async function callBundle(
+    manifest: ToolManifest,
+    bundled: string,
+    input: unknown,
+    opts: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<SandboxResult> {
+    const declaredEnv = Object.fromEntries(manifest.permissions.env.flatMap((k) => (env[k] !== undefined ? [[k, env[k] as string]] : [])));
+    const job: SandboxJob = {
+      mode: 'call',
+      files: { 'tool.mjs': bundled },
+      entry: 'tool.mjs',
+      input,
+      permissions: manifest.permissions,
+      // The approved manifest's side effect, not whatever the module says of itself.
+      sideEffect: manifest.sideEffect,
+      env: declaredEnv,
+      limits: opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : undefined,
+    };
+    const allow = manifest.permissions.network;
+    return allow.length
+      ? callThroughEgress(manifest.name, job, allow, manifest.sideEffect, opts.signal)
+      : runJob(deps.sandbox, job, opts.signal);
+  }
+
   return {
     async run(input: RunRegisteredToolInput, opts: { signal?: AbortSignal } = {}): Promise<SandboxResult> {
       const dir = path.join(deps.toolsDir, input.name, `v${input.version}`);
@@ -98,26 +122,23 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
       });
       const manifest = toolManifestSchema.parse(JSON.parse(manifestText));
       const bundled = await bundleToolModule(path.join(dir, 'tool.ts'));
-      const declaredEnv = Object.fromEntries(
-        manifest.permissions.env.flatMap((k) => (env[k] !== undefined ? [[k, env[k] as string]] : [])),
-      );
-      const job: SandboxJob = {
-        mode: 'call',
-        files: { 'tool.mjs': bundled },
-        entry: 'tool.mjs',
-        input: input.input,
-        permissions: manifest.permissions,
-        // The approved manifest's side effect, not whatever the module says of itself.
-        sideEffect: manifest.sideEffect,
-        env: declaredEnv,
-        limits: input.timeoutMs ? { timeoutMs: input.timeoutMs } : undefined,
-      };
-      const { signal } = opts;
-      const allow = manifest.permissions.network;
-      const result = allow.length
-        ? await callThroughEgress(input.name, job, allow, manifest.sideEffect, signal)
-        : await runJob(deps.sandbox, job, signal);
-      return result;
+      return callBundle(manifest, bundled, input.input, { timeoutMs: input.timeoutMs, signal: opts.signal });
+    },
+
+    /**
+     * A candidate's source (an improve cycle's rewrite), called once per input under the manifest
+     * of the version it would replace: the same permissions, environment and side effect, so the
+     * regression gate sees it as production would.
+     */
+    async runCandidate(
+      input: { manifest: ToolManifest; source: string; inputs: unknown[]; timeoutMs?: number },
+      opts: { signal?: AbortSignal } = {},
+    ): Promise<SandboxResult[]> {
+      const bundled = await bundleTool(input.source);
+      const results: SandboxResult[] = [];
+      for (const one of input.inputs)
+        results.push(await callBundle(input.manifest, bundled, one, { timeoutMs: input.timeoutMs, signal: opts.signal }));
+      return results;
     },
   };
 }

@@ -1,0 +1,57 @@
+import type { QueryDefinition } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ForgeError, InvalidInputError } from '../domain/errors.ts';
+import { type ImproveOutcome, improveRequestSchema } from '../domain/improve.ts';
+import { improveProgressQuery } from '../workflows/definitions.ts';
+import { improveWorkflowId } from '../workflows/improve.ts';
+import type { Session } from './context.ts';
+import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
+import { type CycleEnd, followCycle } from './follow.ts';
+
+export type ImproveProgressAnswer = typeof improveProgressQuery extends QueryDefinition<infer P> ? P : never;
+
+export class ImproveAlreadyRunningError extends ForgeError {
+  constructor(tool: string, workflowId: string, uiUrl: string | null) {
+    super(
+      `an improve cycle for ${tool} is already running (${workflowId})`,
+      'IMPROVE_RUNNING',
+      `wait for it to finish, or watch it${uiUrl ? ` at ${uiUrl}` : ` in the Temporal UI (workflow ${workflowId})`}`,
+      { tool, workflowId },
+    );
+  }
+}
+
+/** Starts a tool's improve cycle by hand (pinned tools included: a person asked). One per tool at a time. */
+export async function startImprove(session: Session, ask: { tool: string; reason?: string; by?: string }): Promise<StartedCycle> {
+  const parsed = improveRequestSchema.safeParse({
+    tool: ask.tool,
+    trigger: 'manual',
+    reason: ask.reason,
+    requestedBy: ask.by,
+    sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE,
+  });
+  if (!parsed.success) {
+    throw new InvalidInputError(
+      'improve request',
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'tool'}: ${i.message}`).join('; '),
+    );
+  }
+  try {
+    return await startCycle(session, 'improve', [parsed.data], { toolName: ask.tool });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      const id = improveWorkflowId(ask.tool);
+      throw new ImproveAlreadyRunningError(ask.tool, id, workflowUiUrl(session.cfg, id));
+    }
+    throw err;
+  }
+}
+
+export async function followImprove(
+  session: Session,
+  started: StartedCycle,
+  onProgress?: (progress: ImproveProgressAnswer) => void,
+): Promise<CycleEnd<ImproveOutcome>> {
+  const handle = await cycleHandle(session, 'improve', started);
+  return followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, { onProgress });
+}

@@ -1,0 +1,38 @@
+import { parseArgs } from 'node:util';
+import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { followImprove, startImprove } from '../../app/improve.ts';
+import { withUsage } from '../args.ts';
+import { printJson, say } from '../output.ts';
+import { progressPrinter } from '../progress.ts';
+
+const USAGE = 'usage: forge improve <tool> [--reason "<why>"] [--wait] [--json]';
+
+/** forge improve <tool>: rewrite a tool behind the regression gate, by hand. */
+export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { reason: { type: 'string' }, wait: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+  });
+  const tool = positionals[0] ?? '';
+  return withSession(cfg, async (session) => {
+    const started = await withUsage(startImprove(session, { tool, reason: values.reason, by: process.env.USER ?? 'cli' }), USAGE);
+    const { workflowId, uiUrl } = started;
+    if (!values.json) say(`improving ${tool} in ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`);
+    if (!values.wait) {
+      if (values.json) printJson({ ok: true, workflowId, uiUrl });
+      return 0;
+    }
+    const end = await followImprove(session, started, values.json ? undefined : progressPrinter());
+    if (!end.ok) {
+      if (values.json) printJson({ ok: false, workflowId, error: end.error });
+      else process.stderr.write(`failed: ${end.error}\n`);
+      return 1;
+    }
+    const outcome = end.result;
+    const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
+    if (values.json) printJson({ ok, workflowId, uiUrl, outcome });
+    else say(`${outcome.status}: ${outcome.reason}`);
+    return ok ? 0 : 1;
+  });
+}
