@@ -81,12 +81,16 @@ const registerSchema = z.object({
 });
 
 /** The forge cycle's run ledger, its daily budget, and its one catalog write. */
+const compareSchema = z.object({ name: z.string().min(1), source: z.string() });
+
 export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry; dailyBudget: number }) {
   const runs = createForgeRuns(deps);
   return adapted({
     recordForgeRun: (input: z.input<typeof recordForgeRunSchema>) =>
       runs.recordForgeRun(parseActivityInput(recordForgeRunSchema, input, 'recordForgeRun input')),
     forgeBudget: (input: z.input<typeof budgetSchema>) => runs.forgeBudget(parseActivityInput(budgetSchema, input, 'forgeBudget input')),
+    compareWithCurrent: (input: z.input<typeof compareSchema>) =>
+      runs.compareWithCurrent(parseActivityInput(compareSchema, input, 'compareWithCurrent input')),
     registerForgedTool: (input: z.input<typeof registerSchema>) =>
       runs.registerForgedTool(parseActivityInput(registerSchema, input, 'registerForgedTool input')),
   });

@@ -80,6 +80,7 @@ export const forgePhases = [
   'verifying',
   'repairing',
   'registering',
+  'gating',
   'registered',
   'failed',
 ] as const;
@@ -100,7 +101,15 @@ export interface ForgeProgress {
 }
 
 export type ForgeOutcome =
-  | { status: 'registered'; name: string; version: number; attempts: number; report: VerifyReport }
+  | {
+      status: 'registered';
+      name: string;
+      version: number;
+      attempts: number;
+      report: VerifyReport;
+      /** set when the name was taken: the code was already current, or passed the tool's regression gate */
+      note?: string;
+    }
   | { status: 'failed'; name?: string; reason: string; attempts: ForgeAttempt[]; report?: VerifyReport };
 
 export function toolFiles(source: string, tests: string, apiSpec: ApiSpec | undefined): Record<string, string> {

@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { toolNameSchema } from './tool.ts';
 
-export const improveTriggerSchema = z.enum(['manual', 'evaluator', 'degraded', 'task-failure']);
+/** forge: a forge produced new code under an existing tool's name; it must pass that tool's gate to become current */
+export const improveTriggerSchema = z.enum(['manual', 'evaluator', 'degraded', 'task-failure', 'forge']);
 export type ImproveTrigger = z.infer<typeof improveTriggerSchema>;
 
 /** A call that failed in production: its input becomes a permanent regression case. */
@@ -23,6 +24,8 @@ export const improveRequestSchema = z.object({
   failures: z.array(observedFailureSchema).max(20).default([]),
   /** what the trigger knew: the evaluator's reason, the task's diagnosis */
   reason: z.string().max(2000).optional(),
+  /** code to gate instead of a rewrite (a forge under an existing name): the tests join the existing suite */
+  candidate: z.object({ source: z.string().min(1), tests: z.string() }).optional(),
   /** at most the harness's improve.attempts */
   maxAttempts: z.number().int().min(1).max(5).default(5),
   requestedBy: z.string().max(200).optional(),

@@ -1,6 +1,8 @@
-import { ActivityFailure, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ActivityFailure, executeChild, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { type ForgeOutcome, type ForgeProgress, type ForgeRequest, forgeRequestSchema, type ToolSpec, toolFiles } from '../domain/forge.ts';
-import { TOOL_NAME } from '../domain/search-attributes.ts';
+import type { ImproveOutcome } from '../domain/improve.ts';
+import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
@@ -8,10 +10,11 @@ import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
 import { forgeProgressQuery } from './definitions.ts';
+import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
 
 const { extractApiSpec, repairImplementation, writeImplementation, writeSpec, writeTests } = llmCalls;
-const { forgeBudget, recordForgeRun, registerForgedTool } = databaseWork;
+const { compareWithCurrent, forgeBudget, recordForgeRun, registerForgedTool } = databaseWork;
 
 /**
  * Forges one tool: budget → spec → API spec → tests → implementation → verify (static, mock, live)
@@ -102,6 +105,8 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     }
 
     enter('registering');
+    const taken = await compareWithCurrent({ name: spec.name, source });
+    if (taken.exists) return sameName(spec, source, tests, taken, report);
     const registered = await guarded(() => registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }));
     enter('registered', `${spec.name} v${registered.version}`);
     await recordForgeRun({
@@ -113,6 +118,69 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       attempts: progress.attempts,
     });
     return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
+  }
+
+  /**
+   * A forge under a name the catalog already holds never quietly replaces it: the very same code
+   * registers nothing (the tool is there), and other code becomes current only through the
+   * tool's regression gate (its improve cycle, with this code as the candidate).
+   */
+  async function sameName(
+    spec: ToolSpec,
+    source: string,
+    tests: string,
+    taken: { version: number; identical: boolean },
+    report: VerifyReport,
+  ): Promise<ForgeOutcome> {
+    const done = async (version: number, note: string): Promise<ForgeOutcome> => {
+      enter('registered', note);
+      await recordForgeRun({
+        workflowId,
+        need: req.need,
+        name: spec.name,
+        status: 'registered',
+        version,
+        reason: note,
+        attempts: progress.attempts,
+      });
+      return { status: 'registered', name: spec.name, version, attempts: progress.attempts.length, report, note };
+    };
+    if (taken.identical) return done(taken.version, `${spec.name} v${taken.version} already has exactly this code: nothing registered`);
+    enter('gating', `${spec.name} exists (v${taken.version}): the new code must pass its regression gate`);
+    let outcome: ImproveOutcome;
+    try {
+      outcome = await executeChild(improveWorkflow, {
+        workflowId: improveWorkflowId(spec.name),
+        args: [
+          {
+            tool: spec.name,
+            trigger: 'forge',
+            candidate: { source, tests },
+            reason: `a forge wrote new code for ${spec.name}: ${req.need.slice(0, 300)}`,
+            sandboxQueue: req.sandboxQueue,
+          },
+        ],
+        typedSearchAttributes: [
+          { key: CYCLE_KIND, value: 'improve' },
+          { key: TOOL_NAME, value: spec.name },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      return fail(
+        `${spec.name} already exists and its improve cycle is running: forge again later, or under another name`,
+        spec.name,
+        report,
+      );
+    }
+    if (outcome.status === 'promoted' && outcome.toVersion) {
+      return done(outcome.toVersion, `${spec.name} existed; the new code passed its regression gate and is v${outcome.toVersion}`);
+    }
+    return fail(
+      `${spec.name} already exists (v${taken.version}) and the new code was not made current: ${outcome.reason}. Forge it under another name to keep both`,
+      spec.name,
+      report,
+    );
   }
 }
 

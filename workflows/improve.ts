@@ -30,6 +30,7 @@ const { archiveDegraded, beginImprove, finishImprove, gatherEvidence, inheritCas
 export const improveWorkflowId = (tool: string) => `improve-${tool}`;
 
 const NEW_TESTS_TITLE = 'regressions found in production';
+const FORGED_TESTS_TITLE = 'tests of a new forge under the same name';
 
 /**
  * Improves one registered tool: evidence (the metrics, failed calls and their inputs, the source
@@ -103,21 +104,23 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       progress.attempt = attempt;
       enter('rewriting', `attempt ${attempt} of ${maxAttempts}`);
-      const rewrite = await guarded(() =>
-        rewriteTool({
-          manifest: evidence.manifest,
-          apiSpec: evidence.apiSpec,
-          source: evidence.source,
-          tests: evidence.tests,
-          reason,
-          failures: evidence.failures,
-          attempt,
-          previous,
-        }),
-      );
+      const rewrite = req.candidate
+        ? { ...req.candidate, diagnosis: 'new code from a forge under the same name', differences: undefined }
+        : await guarded(() =>
+            rewriteTool({
+              manifest: evidence.manifest,
+              apiSpec: evidence.apiSpec,
+              source: evidence.source,
+              tests: evidence.tests,
+              reason,
+              failures: evidence.failures,
+              attempt,
+              previous,
+            }),
+          );
       let tests: string;
       try {
-        tests = mergeTestFiles(evidence.tests, rewrite.tests, NEW_TESTS_TITLE);
+        tests = mergeTestFiles(evidence.tests, rewrite.tests, req.candidate ? FORGED_TESTS_TITLE : NEW_TESTS_TITLE);
       } catch (err) {
         if (!(err instanceof TestMergeError)) throw err;
         previous = `the new tests could not join the existing suite: ${err.message}; import only what the existing tests do not, or use other names`;
@@ -148,6 +151,7 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
           gate,
         });
       }
+      if (req.candidate) break; // a forge's code is gated as it is: nothing to rewrite
       previous = gate.cases
         .filter((c) => !c.pass)
         .map((c) => `- ${c.name}: ${c.detail ?? 'failed'}`)
@@ -162,6 +166,13 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
       return end('failed', `${previous}; ${req.tool} v${fromVersion} stays current`, { fromVersion, gate: lastGate });
   }
 
+  if (req.candidate) {
+    return end(
+      'refused',
+      `the new code did not pass ${req.tool}'s regression gate${lastGate ? `: ${lastGate.summary}` : previous ? `: ${previous}` : ''}; ${req.tool} v${fromVersion} stays current`,
+      { fromVersion, gate: lastGate },
+    );
+  }
   const refused = `no rewrite passed the regression gate in ${progress.attempts.length} attempt(s)${lastGate ? `: ${lastGate.summary}` : previous ? `: ${previous}` : ''}`;
   if (start.status !== 'quarantined')
     return end('refused', `${refused}; ${req.tool} v${fromVersion} stays current`, { fromVersion, gate: lastGate });

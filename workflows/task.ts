@@ -380,7 +380,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     const diagnosis = await diagnose(gate, toolInput, error);
     recovery.diagnosis = diagnosis;
     await recordStep({ workflowId, step: `diagnosis-${callId}`, output: diagnosis });
-    const failed = `the call failed: ${error}. Diagnosis: ${diagnosis.diagnosis}`;
+    // The notes below end this with their own full stop: a diagnosis is sentences, and ends in one.
+    const failed = `the call failed: ${error}. Diagnosis: ${diagnosis.diagnosis.trim().replace(/\.+$/, '')}`;
     if (diagnosis.atFault === 'input') {
       return {
         attempt,

@@ -1,6 +1,7 @@
 import type { ForgeAttempt, ToolSpec } from '../../domain/forge.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import { inputJsonSchema, outputJsonSchema } from '../../domain/tool-schemas.ts';
+import { sha256 } from '../catalog/hash.ts';
 import type { Registry } from '../catalog/registry.ts';
 import { forgeBudgetFor } from '../control/budget.ts';
 import type { Sql } from '../db.ts';
@@ -30,6 +31,18 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
 
     /** Tools forged (or being forged) today, UTC, not counting this run. */
     forgeBudget: (input: { workflowId: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget),
+
+    /** Whether a forged tool's name is taken, and if so whether its code is the current version's, byte for byte. */
+    async compareWithCurrent(input: {
+      name: string;
+      source: string;
+    }): Promise<{ exists: false } | { exists: true; version: number; identical: boolean }> {
+      const [row] = await sql<{ version: number; source_sha256: string }[]>`
+        select v.version, v.source_sha256 from tools t join tool_versions v on v.name = t.name and v.version = t.current_version
+        where t.name = ${input.name}`;
+      if (!row) return { exists: false };
+      return { exists: true, version: row.version, identical: row.source_sha256 === sha256(input.source) };
+    },
 
     async registerForgedTool(input: {
       workflowId: string;

@@ -30,6 +30,15 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
       })
     ).result()) as ImproveOutcome;
 
+  const forgeSlugify = async () =>
+    (await (
+      await h.client.workflow.start('forgeWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId: `improve-forge-${++n}-${Date.now()}`,
+        args: [{ need: 'turn a title into a URL slug', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+      })
+    ).result()) as ForgeOutcome;
+
   const versions = async (tool: string) => [
     ...(await h.db.sql<
       { version: number; created_by: string }[]
@@ -41,17 +50,21 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
 
   before(async () => {
     h = await startHarness({ scenarioFiles: ['scenarios/improve-slugify.json', 'scenarios/demo.json'] });
-    const outcome = (await (
-      await h.client.workflow.start('forgeWorkflow', {
-        taskQueue: h.cfg.FORGE_TASK_QUEUE,
-        workflowId: `improve-forge-${Date.now()}`,
-        args: [{ need: 'turn a title into a URL slug', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
-      })
-    ).result()) as ForgeOutcome;
+    const outcome = await forgeSlugify();
     assert.deepEqual([outcome.status, outcome.status === 'registered' ? outcome.name : outcome.reason], ['registered', 'slugify']);
   });
 
   after(() => h?.close());
+
+  it('a forge of the very same code under an existing name registers nothing', async () => {
+    const again = await forgeSlugify();
+    assert.equal(again.status, 'registered');
+    assert.deepEqual(
+      [again.status === 'registered' && again.version, again.status === 'registered' && again.note],
+      [1, 'slugify v1 already has exactly this code: nothing registered'],
+    );
+    assert.deepEqual(await versions('slugify'), [{ version: 1, created_by: 'forge' }]);
+  });
 
   it('a call that hits the bug is diagnosed, the tool repaired as v2 behind the gate, and the call re-run: the task succeeds', async () => {
     const handle = await h.client.workflow.start('taskWorkflow', {
@@ -111,6 +124,20 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
     const described = await repair.describe();
     assert.equal(described.type, 'improveWorkflow');
     assert.deepEqual(described.searchAttributes.ForgeCycleKind, ['improve']);
+  });
+
+  it('a forge of other code under an existing name must pass its regression gate: v1’s code fails v2’s cases and is refused', async () => {
+    const again = await forgeSlugify();
+    assert.equal(again.status, 'failed');
+    const reason = again.status === 'failed' ? again.reason : '';
+    assert.match(
+      reason,
+      /^slugify already exists \(v2\) and the new code was not made current: the new code did not pass slugify's regression gate: /,
+    );
+    // v2's permanent case, the input that broke v1 in production, fails again with v1's code.
+    assert.match(reason, /production failure 1: cannot slugify the character "è"[^;]*\(still fails: .*only ASCII text is supported/);
+    assert.deepEqual(await current('slugify'), { current_version: 2, status: 'active' });
+    assert.equal((await versions('slugify')).length, 2);
   });
 
   it('a rewrite that breaks old cases is refused after every attempt, and the catalog stays exactly as it was', async () => {
