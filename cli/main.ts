@@ -27,7 +27,7 @@ const usage = `forge — durable tool forging on Temporal
                                          --session continues that conversation, or starts it)
   forge sessions [ls] | show <id> [--json]
                                          conversations of tasks, and each one's tasks in order
-  forge demo                             forge up, then run a demo task end to end
+  forge demo                             forge up, then the demo: forge a tool, reuse it, repair one, chain two
   forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
                                          forge a new tool (spec, tests, code, sandbox proof, register)
   forge improve <tool> [--reason r] [--wait] [--json]
@@ -56,9 +56,18 @@ const usage = `forge — durable tool forging on Temporal
 
 type Command = (cfg: ForgeConfig, args: string[]) => Promise<number>;
 
-// The first task needs a tool nobody has yet: the demo forges it, calls it with the task's own words
-// and answers; the second asks the same in other words and reuses it, with no forge.
-const DEMO_TASKS = ['how many words are in "the quick brown fox jumps over the lazy dog"?', 'count the words in "to be or not to be"'];
+// The demo, Forge's main job on embedded defaults (the scripted model, scenarios/*.json):
+//  1. a task needs a tool nobody has: count_words is forged, called with the task's own words, and answers;
+//  2. the same ask in other words reuses it, with no forge;
+//  3. a slug needs slugify, forged too; its v1 throws on "è" (an edge case its own tests missed), so the
+//     task diagnoses the failure, repairs the tool behind the regression gate (v2) and re-runs the call;
+//  4. a two-tool chain: slugify's output is count_words' input.
+const DEMO_TASKS = [
+  'how many words are in "the quick brown fox jumps over the lazy dog"?',
+  'count the words in "to be or not to be"',
+  'make a URL slug of "Crème Brûlée"',
+  'how many characters does the URL slug of "Crème Brûlée" have?',
+];
 
 const commands: Record<string, Command> = {
   up: upCommand,

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { workflowUiUrl } from '../../app/cycles.ts';
 import { followTask, startTask } from '../../app/tasks.ts';
 import { withUsage } from '../args.ts';
 import { printJson, say } from '../output.ts';
@@ -7,16 +8,36 @@ import { progressPrinter } from '../progress.ts';
 
 type Calls = Extract<Awaited<ReturnType<typeof followTask>>, { ok: true }>['result']['calls'];
 
+/** What the task did about a failed call: retries, the diagnosis, the repair (with its cycle's UI link) or the escalation. */
+function recoveryLines(c: Calls[number], link: (workflowId: string) => string | null): string[] {
+  const r = c.recovery;
+  if (!r) return [];
+  const lines: string[] = [];
+  if (r.retries) lines.push(`retried ${r.retries} time(s): the failure looked transient`);
+  if (r.diagnosis)
+    lines.push(`diagnosis (${r.diagnosis.atFault} at fault${r.diagnosis.fixable ? ', fixable' : ''}): ${r.diagnosis.diagnosis}`);
+  if (r.repair) {
+    const url = link(r.repair.workflowId);
+    lines.push(
+      `repair ${r.repair.workflowId}: ${r.repair.status}${r.repair.toVersion ? ` → v${r.repair.toVersion}` : ''}${url ? `  ${url}` : ''}`,
+    );
+  }
+  if (r.escalation) lines.push(`escalated to a person (approval ${r.escalation.approvalId ?? '?'}): ${r.escalation.decision}`);
+  return lines.map((l) => `       ↳ ${l}`);
+}
+
 /** The calls the agent made, one line each: the chain a person checks the answer against. */
-function callLines(calls: Calls): string[] {
+function callLines(calls: Calls, link: (workflowId: string) => string | null): string[] {
   if (!calls.length) return ['calls: none'];
   return [
     'calls:',
-    ...calls.map((c) => {
+    ...calls.flatMap((c) => {
       const head = `  ${c.turn}. ${c.tool}${c.version ? ` v${c.version}` : ''} ${JSON.stringify(c.input).slice(0, 100)}`;
-      return c.status === 'succeeded'
-        ? `${head} → ${JSON.stringify(c.output ?? null).slice(0, 100)}`
-        : `${head} → ${c.status}: ${c.reason ?? ''}`;
+      const line =
+        c.status === 'succeeded'
+          ? `${head} → ${JSON.stringify(c.output ?? null).slice(0, 100)}`
+          : `${head} → ${c.status}: ${c.reason ?? ''}`;
+      return [line, ...recoveryLines(c, link)];
     }),
   ];
 }
@@ -65,7 +86,7 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
       if (values.json) printJson({ ok, workflowId: result.workflowId, uiUrl, ...inSession, status: result.status, result });
       else {
         say(`${result.status}${result.stoppedBy ? ` (${result.stoppedBy})` : ''}\n${result.answer}`);
-        for (const line of callLines(result.calls)) say(line);
+        for (const line of callLines(result.calls, (id) => workflowUiUrl(cfg, id))) say(line);
       }
       // A task whose call failed, or that a bound stopped, did not do what was asked.
       return ok ? 0 : 1;
