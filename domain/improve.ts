@@ -238,9 +238,14 @@ export function judgeGate(e: GateEvidence): GateReport {
  * Read from the reason a person sees (codes and HTTP statuses the runner and the tool report).
  */
 export function isTransient(reason: string): boolean {
-  return /\b(TIMEOUT|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|EPIPE|socket hang up|429|502|503|504|Too Many Requests|Service Unavailable|Bad Gateway|Gateway Timeout|rate.?limit)/i.test(
-    reason,
-  );
+  if (
+    /\b(TIMEOUT|ETIMEDOUT|ECONNRESET|ECONNREFUSED|EAI_AGAIN|EPIPE)\b|socket hang up|Too Many Requests|Service Unavailable|Bad Gateway|Gateway Timeout|rate[ -]?limit/i.test(
+      reason,
+    )
+  )
+    return true;
+  // A status code only where it reads as one ("HTTP 503", "status 429", "answered 502"), not any number in a message.
+  return /\b(?:HTTP|status(?: code)?|answered|responded(?: with)?|returned)\s*:?\s*(429|502|503|504)\b/i.test(reason);
 }
 
 /** The idempotency keys of an improve cycle's writes, so a resumed cycle writes nothing twice. */

@@ -27,42 +27,44 @@ export interface ApprovalOutcome {
  * workflow is not waiting for, so a decision sent to the wrong workflow fails loudly at the CLI.
  */
 export function approvals(workflowId: string) {
-  let pending: string | undefined;
-  let pendingKind: ApprovalRequest['kind'] | undefined;
-  let decision: ApprovalDecision | undefined;
+  // Calls of one turn run in parallel, so several approvals may wait at once: each by its own id.
+  const pending = new Map<string, ApprovalRequest['kind']>();
+  const decisions = new Map<string, ApprovalDecision>();
   let seq = 0;
 
   setHandler(
     decideApprovalUpdate,
     (d) => {
-      decision = d;
+      decisions.set(d.approvalId, d);
       return { accepted: true, approvalId: d.approvalId, approve: d.approve };
     },
     {
       validator: (d) => {
-        if (!pending) throw new Error(`workflow ${workflowId} is not waiting for any approval`);
-        if (d.approvalId !== pending) throw new Error(`workflow ${workflowId} waits for approval ${pending}, not ${d.approvalId}`);
+        if (!pending.size) throw new Error(`workflow ${workflowId} is not waiting for any approval`);
+        const kind = pending.get(d.approvalId);
+        if (!kind) throw new Error(`workflow ${workflowId} waits for approval ${[...pending.keys()].join(', ')}, not ${d.approvalId}`);
+        if (decisions.has(d.approvalId)) throw new Error(`approval ${d.approvalId} is already decided`);
         // A question is answered in words (forge answer); a decision on anything else carries none.
-        if (pendingKind === 'question' && d.approve && !d.answer?.trim())
-          throw new Error(`approval ${pending} is a question: answer it with forge answer ${pending} "<your answer>"`);
-        if (pendingKind !== 'question' && d.answer !== undefined)
-          throw new Error(`approval ${pending} is a ${pendingKind} approval, not a question: approve or reject it`);
+        if (kind === 'question' && d.approve && !d.answer?.trim())
+          throw new Error(`approval ${d.approvalId} is a question: answer it with forge answer ${d.approvalId} "<your answer>"`);
+        if (kind !== 'question' && d.answer !== undefined)
+          throw new Error(`approval ${d.approvalId} is a ${kind} approval, not a question: approve or reject it`);
       },
     },
   );
 
   return {
-    pendingId: () => pending,
+    /** the oldest approval still waiting (progress shows one at a time) */
+    pendingId: () => pending.keys().next().value,
     async request(req: ApprovalRequest, timeout: string): Promise<ApprovalOutcome> {
       const id = `${workflowId}.${req.kind}.${++seq}`;
+      // Waiting before the row is written: a person who sees it in `forge approvals` and decides at
+      // once must not be told the workflow is not waiting (the activity's completion comes later).
+      pending.set(id, req.kind);
       await requestApproval({ id, workflowId, ...req });
-      pending = id;
-      pendingKind = req.kind;
-      decision = undefined;
-      const answered = await condition(() => decision?.approvalId === id, timeout);
-      pending = undefined;
-      pendingKind = undefined;
-      const d = decision as ApprovalDecision | undefined; // set by the update handler while we waited
+      const answered = await condition(() => decisions.has(id), timeout);
+      pending.delete(id);
+      const d = decisions.get(id);
       const outcome: ApprovalOutcome =
         answered && d ? { id, approved: d.approve, by: d.by, answer: d.answer, timedOut: false } : { id, approved: false, timedOut: true };
       await resolveApproval({ id, status: outcome.timedOut ? 'expired' : outcome.approved ? 'approved' : 'rejected', by: outcome.by });

@@ -34,7 +34,7 @@ import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type Task
 import { harness } from '../harness/index.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
-import { parseWorkflowInput } from './common.ts';
+import { failedWith, failureCause, parseWorkflowInput } from './common.ts';
 import { progressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
 import { improveWorkflow, improveWorkflowId } from './improve.ts';
@@ -131,10 +131,11 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       await startRequestedImproves();
     }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    if (isCancellation(err)) throw err;
+    const message = failureCause(err);
     enter('failed', message);
     await failTask({ workflowId, error: message });
-    throw err;
+    throw failedWith(err, 'TaskFailed');
   }
 
   /** A task a bound stopped says why it got nowhere: what its last call, when it did not succeed, came to. */

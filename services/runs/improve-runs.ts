@@ -92,17 +92,25 @@ export function createImproveRuns(deps: ImproveDeps) {
       toVersion?: number;
       report?: unknown;
     }): Promise<void> {
-      await sql`update improve_runs set status = ${input.status}, reason = ${input.reason}, to_version = ${input.toVersion ?? null},
-                  report = ${input.report === undefined ? null : sql.json(input.report as never)}, updated_at = now()
+      // reason keeps what started the cycle; the outcome and the gate's report go in report.
+      const report = { outcome: input.reason, ...(input.report === undefined ? {} : { gate: input.report }) };
+      await sql`update improve_runs set status = ${input.status}, to_version = ${input.toVersion ?? null},
+                  report = ${sql.json(report as never)}, updated_at = now()
                 where workflow_id = ${input.workflowId}`;
     },
 
     async gatherEvidence(input: { tool: string; version: number; failures: ObservedFailure[]; replays: number }): Promise<Evidence> {
       const row = await versionSource(input.tool, input.version);
       const manifest = toolManifestSchema.parse(row.manifest);
+      // A failure the task's diagnosis put on the caller or the environment is no case the tool must pass.
       const audited = await sql<{ input: unknown; output: { error?: string } | null }[]>`
         select a.input, a.output from audit_log a join invocations i on i.idempotency_key = a.idempotency_key
         where a.kind = 'tool_call' and a.tool = ${input.tool} and a.version = ${input.version} and not i.success
+          and not exists (
+            select 1 from task_steps s
+            where s.workflow_id = a.workflow_id
+              and s.step = 'diagnosis-' || regexp_replace(split_part(a.idempotency_key, ':call:', 2), '[.](retry[0-9]+|escalated|v[0-9]+)$', '')
+              and s.output->>'atFault' in ('input', 'environment'))
         order by a.id desc limit 20`;
       const failures: ObservedFailure[] = [];
       const seen = new Set<string>();

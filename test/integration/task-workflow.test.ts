@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CYCLE_KIND } from '../../domain/search-attributes.ts';
 import type { TaskInput, TaskResult } from '../../domain/task.ts';
+import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { progressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
@@ -12,7 +14,19 @@ describe('task workflow: the agent loop through real Temporal, Postgres, Docker 
 
   before(async () => {
     h = await startHarness({
-      scenarioFiles: ['scenarios/forge-word-count.json', 'scenarios/demo.json'],
+      scenarios: [
+        {
+          name: 'a model that refuses the request',
+          rules: [
+            {
+              match: { purpose: 'task.turn', first: '(refused upstream)' },
+              responses: [{ error: { status: 400, message: 'prompt is too long: 250000 tokens > 200000 maximum' } }],
+            },
+          ],
+        },
+        // the bundled files after it: their catch-all would answer first
+        ...['scenarios/forge-word-count.json', 'scenarios/demo.json'].map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ScenarioInput),
+      ],
       env: { FORGE_DAILY_FORGE_BUDGET: '20' },
     });
   });
@@ -101,6 +115,27 @@ describe('task workflow: the agent loop through real Temporal, Postgres, Docker 
       result.calls.map((c) => [c.tool, c.status]),
       [['count_words', 'succeeded']],
     );
+  });
+
+  it('a task that fails says why — the model’s own error, not “Activity task failed” — to the client, in tasks.error and in its progress', async () => {
+    const workflowId = `task-refused-${Date.now()}`;
+    const handle = await h.client.workflow.start('taskWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
+      workflowId,
+      args: [{ task: 'summarise this (refused upstream)', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+    });
+    const cause = /^the agentTurn step failed: .*prompt is too long: 250000 tokens > 200000 maximum/;
+    await assert.rejects(handle.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(String(err.cause?.message), cause);
+      return true;
+    });
+    const [row] = await h.db.sql<{ status: string; error: string }[]>`select status, error from tasks where workflow_id = ${workflowId}`;
+    assert.equal(row?.status, 'failed');
+    assert.match(String(row?.error), cause);
+    const progress = await handle.query(progressQuery);
+    assert.equal(progress.phase, 'failed');
+    assert.match(String(progress.history.at(-1)?.note), cause);
   });
 
   it('rejects a malformed task with a clear, non-retryable failure', async () => {
