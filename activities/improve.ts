@@ -35,7 +35,7 @@ const promoteSchema = z.object({
   fromVersion: z.number().int().positive(),
   source: z.string().min(1),
   tests: z.string().min(1),
-  failures: z.array(observedFailureSchema).max(20),
+  cases: z.array(z.object({ name: z.string().min(1).max(300), input: z.unknown() })).max(20),
   gate: gateReportSchema,
   reason: z.string(),
 });

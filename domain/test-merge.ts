@@ -79,3 +79,28 @@ export function mergeTestFiles(existing: string, added: string, title: string): 
     .join('\n');
   return `${lines.join('\n')}\n\n${old.body.trimEnd()}\n\ndescribe(${JSON.stringify(title)}, () => {\n${indented}\n});\n`;
 }
+
+/**
+ * Forge's own test for each regression case, written into the tool's suite so the case travels
+ * with the tool's folder: the input, parsed by the tool's own input schema, must run without
+ * throwing and give output that fits its output schema. (Whether the output is *right* is the
+ * rewriter's tests' business; that it no longer fails is Forge's.)
+ */
+export function regressionTestFile(cases: readonly { name: string; input: unknown }[]): string {
+  if (!cases.length) return '';
+  const tests = cases.map(
+    (c) => `test(${JSON.stringify(c.name)}, async () => {
+  const output = await run(manifest.input.parse(${JSON.stringify(c.input)}), testContext());
+  const fits = manifest.output.safeParse(output);
+  if (!fits.success) throw new Error(\`the output does not fit manifest.output: \${fits.error.message}\`);
+});`,
+  );
+  return [
+    "import { test } from 'node:test';",
+    "import { testContext } from '@forge/testkit';",
+    "import { manifest, run } from './tool.ts';",
+    '',
+    ...tests,
+    '',
+  ].join('\n');
+}

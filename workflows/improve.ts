@@ -14,7 +14,7 @@ import {
   type RegressionCase,
 } from '../domain/improve.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
-import { mergeTestFiles, TestMergeError } from '../domain/test-merge.ts';
+import { mergeTestFiles, regressionTestFile, TestMergeError } from '../domain/test-merge.ts';
 import { formatForRepair } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
@@ -31,6 +31,7 @@ export const improveWorkflowId = (tool: string) => `improve-${tool}`;
 
 const NEW_TESTS_TITLE = 'regressions found in production';
 const FORGED_TESTS_TITLE = 'tests of a new forge under the same name';
+const CASES_TITLE = 'regression cases: inputs that once failed in production';
 
 /**
  * Improves one registered tool: evidence (the metrics, failed calls and their inputs, the source
@@ -89,10 +90,12 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
     [req.reason, start.evaluation && start.evaluation.verdict !== 'insufficient-data' ? start.evaluation.reason : undefined]
       .filter(Boolean)
       .join('; ') || `${req.trigger === 'manual' ? 'a person asked' : req.trigger}: make it more robust`;
-  const regression: RegressionCase[] = [
-    ...evidence.cases,
-    ...evidence.failures.map((f, i) => ({ name: `observed failure ${i + 1}`, input: f.input })),
-  ];
+  // Earlier cycles' cases are in the suite already; this cycle's failures join it as Forge's own tests.
+  const newCases: RegressionCase[] = evidence.failures.map((f, i) => ({
+    name: `production failure ${evidence.cases.length + i + 1}: ${f.error.split('\n')[0]!.slice(0, 120)}`,
+    input: f.input,
+  }));
+  const regression: RegressionCase[] = [...evidence.cases, ...newCases];
   // The current version, today, on the recorded calls: the yardstick for error rate and latency.
   const current: CaseRun[] = evidence.recorded.length
     ? await guarded(() => sandboxRunCases({ name: req.tool, version: fromVersion, inputs: evidence.recorded.map((r) => r.input) }))
@@ -120,7 +123,8 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
           );
       let tests: string;
       try {
-        tests = mergeTestFiles(evidence.tests, rewrite.tests, req.candidate ? FORGED_TESTS_TITLE : NEW_TESTS_TITLE);
+        const withNew = mergeTestFiles(evidence.tests, rewrite.tests, req.candidate ? FORGED_TESTS_TITLE : NEW_TESTS_TITLE);
+        tests = mergeTestFiles(withNew, regressionTestFile(newCases), CASES_TITLE);
       } catch (err) {
         if (!(err instanceof TestMergeError)) throw err;
         previous = `the new tests could not join the existing suite: ${err.message}; import only what the existing tests do not, or use other names`;
@@ -140,7 +144,7 @@ export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutco
             fromVersion,
             source: rewrite.source,
             tests,
-            failures: evidence.failures,
+            cases: newCases,
             gate,
             reason: `${reason} — ${rewrite.diagnosis}`,
           }),

@@ -151,7 +151,8 @@ export function createImproveRuns(deps: ImproveDeps) {
       fromVersion: number;
       source: string;
       tests: string;
-      failures: ObservedFailure[];
+      /** this cycle's new regression cases (named as in the suite) */
+      cases: RegressionCase[];
       gate: GateReport;
       reason: string;
     }): Promise<{ version: number; created: boolean }> {
@@ -160,9 +161,7 @@ export function createImproveRuns(deps: ImproveDeps) {
       const kept = await sql<{ test_name: string; input: unknown; expected: unknown }[]>`
         select test_name, input, expected from tool_test_cases where name = ${input.tool} and version = ${input.fromVersion}`;
       const known = new Set(kept.map((c) => canonical(c.input)));
-      const added = input.failures
-        .filter((f) => !known.has(canonical(f.input)))
-        .map((f, i) => ({ name: `production failure ${kept.length + i + 1}: ${f.error.split('\n')[0]!.slice(0, 120)}`, input: f.input }));
+      const added = input.cases.filter((c) => !known.has(canonical(c.input)));
       const registered = await registry.registerVersion({
         name: input.tool,
         source: input.source,

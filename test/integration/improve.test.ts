@@ -95,6 +95,11 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
     // The old suite is kept word for word; the new tests follow in their own block.
     assert.ok(v2!.tests.includes(v1Tests.slice(v1Tests.indexOf('test('))), 'v2 keeps every v1 test');
     assert.match(v2!.tests, /describe\("regressions found in production"[\s\S]*folds accents/);
+    // Forge's own test for the failing input travels with the folder, whatever the rewriter wrote.
+    assert.match(
+      v2!.tests,
+      /describe\("regression cases: inputs that once failed in production"[\s\S]*manifest\.input\.parse\(\{"text":"Crème Brûlée"\}\)/,
+    );
     const cases = await h.db.sql<{ test_name: string; input: unknown }[]>`
       select test_name, input from tool_test_cases where name = 'slugify' and version = 2`;
     assert.deepEqual(
