@@ -2,10 +2,12 @@ import type { QueryDefinition } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ForgeError, InvalidInputError } from '../domain/errors.ts';
 import { type ImproveOutcome, improveRequestSchema } from '../domain/improve.ts';
+import { ToolNotFoundError } from '../services/catalog/store.ts';
 import { improveProgressQuery } from '../workflows/definitions.ts';
 import { improveWorkflowId } from '../workflows/improve.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
+import { withDb } from './db.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
 
 export type ImproveProgressAnswer = typeof improveProgressQuery extends QueryDefinition<infer P> ? P : never;
@@ -36,6 +38,9 @@ export async function startImprove(session: Session, ask: { tool: string; reason
       parsed.error.issues.map((i) => `${i.path.join('.') || 'tool'}: ${i.message}`).join('; '),
     );
   }
+  // A name the catalog does not hold fails here, in words, not as a failed workflow.
+  const known = await withDb(session.cfg, (sql) => sql<{ status: string }[]>`select status from tools where name = ${ask.tool}`);
+  if (!known[0]) throw new ToolNotFoundError(ask.tool);
   try {
     return await startCycle(session, 'improve', [parsed.data], { toolName: ask.tool });
   } catch (err) {
@@ -55,3 +60,6 @@ export async function followImprove(
   const handle = await cycleHandle(session, 'improve', started);
   return followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, { onProgress });
 }
+
+/** The regression gate's stored report, as surfaces read it (forge tools history). */
+export { type GateReport, gateReportSchema } from '../domain/improve.ts';

@@ -18,7 +18,7 @@ import { mergeTestFiles, regressionTestFile, TestMergeError } from '../domain/te
 import { formatForRepair } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
 import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
-import { parseWorkflowInput } from './common.ts';
+import { failedWith, parseWorkflowInput } from './common.ts';
 import { improveProgressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
@@ -43,6 +43,15 @@ const CASES_TITLE = 'regression cases: inputs that once failed in production';
  */
 export async function improveWorkflow(raw: ImproveRequest): Promise<ImproveOutcome> {
   const req = parseWorkflowInput(improveRequestSchema, raw, 'improve request', 'InvalidImproveRequest');
+  try {
+    return await improve(req);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw failedWith(err, 'ImproveFailed');
+  }
+}
+
+async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Promise<ImproveOutcome> {
   const { workflowId, runId } = workflowInfo();
   // The tool's workflow id is reused by its next cycle: its writes are keyed by this run.
   const cycleKey = `${workflowId}@${runId}`;

@@ -5,6 +5,7 @@ import { archiveToolByHand, listTools, rollbackTool, scoreTools, setToolPinned, 
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { freeze, thaw } from '../../app/control.ts';
 import { InvalidInputError } from '../../app/errors.ts';
+import { gateReportSchema } from '../../app/improve.ts';
 import { printJson, say } from '../output.ts';
 
 // Read-only and human-in-the-loop commands: they work while Forge is frozen.
@@ -71,8 +72,7 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
         say(
           `v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()} ${h.onDisk !== 'same' ? `[on disk: ${h.onDisk}]` : ''}`,
         );
-        const gate = gateSummary(h.gateReport);
-        if (gate) say(`    gate: ${gate}`);
+        for (const line of gateLines(h.gateReport)) say(`    ${line}`);
         if (h.diff) say(h.diff.replace(/^/gm, '    '));
       }
     return 0;
@@ -116,13 +116,21 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   throw new InvalidInputError('command', `unknown tools command ${JSON.stringify(sub)}: ${toolsUsage}`);
 }
 
-/** The regression gate's one-line summary, from a stored report (its shape is the improve cycle's). */
-function gateSummary(report: unknown): string | null {
-  if (!report || typeof report !== 'object') return null;
-  const r = report as { passed?: unknown; summary?: unknown };
-  const verdict = r.passed === true ? 'passed' : r.passed === false ? 'failed' : null;
-  const summary = typeof r.summary === 'string' ? r.summary : null;
-  return [verdict, summary].filter(Boolean).join(': ') || null;
+/** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */
+function gateLines(report: unknown): string[] {
+  const parsed = gateReportSchema.safeParse(report);
+  if (!parsed.success) return [];
+  const r = parsed.data;
+  const lines = [`gate: ${r.passed ? 'passed' : 'failed'}: ${r.summary}`];
+  if (r.declaredDifferences) lines.push(`  declared differences: ${r.declaredDifferences}`);
+  for (const c of r.cases) {
+    const hashes = c.oldHash || c.newHash ? ` output ${c.oldHash ?? '-'} → ${c.newHash ?? '-'}` : '';
+    const ms = c.latencyMs !== undefined ? ` ${c.oldLatencyMs !== undefined ? `${c.oldLatencyMs} → ` : ''}${c.latencyMs} ms` : '';
+    lines.push(
+      `  ${c.pass ? 'pass' : 'FAIL'} ${c.kind} ${c.name}${hashes}${ms}${c.detail && !c.pass ? ` — ${c.detail.split('\n')[0]}` : ''}`,
+    );
+  }
+  return lines;
 }
 
 const fixed = (x: number | null | undefined, digits = 2) => (x === null || x === undefined ? '-' : x.toFixed(digits));
