@@ -74,6 +74,17 @@ export interface DiagnosePromptInput {
   source: string;
 }
 
+export interface EvolvePatchPromptInput {
+  failureType: string;
+  /** each case: what was expected, what happened, the trace */
+  evidence: unknown[];
+  /** the evolvable files, by path from the repository root */
+  files: Record<string, string>;
+  attempt: number;
+  /** why the previous patch was refused */
+  previous?: string;
+}
+
 export interface ApiCall extends PromptedCall<ApiPromptInput> {
   /** An OpenAPI draft as the prompt shows it, cut to maxChars (default: the prompt's own budget). */
   draft(draft: PartialApiSpec, maxChars?: number): string;
@@ -107,6 +118,8 @@ export interface Prompts {
     rewrite: PromptedCall<RewritePromptInput>;
     diagnose: PromptedCall<DiagnosePromptInput>;
   };
+  /** the evolve cycle's coding agent (a fixed file: it may not rewrite its own instructions) */
+  evolve: { patch: PromptedCall<EvolvePatchPromptInput> };
   /** What the model is told when its reply did not fit the schema, before it is asked again. */
   reask(toolName: string, issues: string): string;
 }

@@ -14,6 +14,7 @@ import { forge, llm } from './policy/retry.ts';
 import { session } from './policy/session.ts';
 import { agent } from './prompts/agent.ts';
 import { diagnose } from './prompts/diagnose.ts';
+import { patch } from './prompts/evolve/patch.ts';
 import { api } from './prompts/forge/api.ts';
 import { implementation } from './prompts/forge/implementation.ts';
 import { repair } from './prompts/forge/repair.ts';
@@ -23,7 +24,7 @@ import { rewrite } from './prompts/improve/rewrite.ts';
 import { reask } from './prompts/reask.ts';
 
 export const harness: Harness = {
-  prompts: { agent, forge: { spec, api, tests, implementation, repair }, improve: { rewrite, diagnose }, reask },
+  prompts: { agent, forge: { spec, api, tests, implementation, repair }, improve: { rewrite, diagnose }, evolve: { patch }, reask },
   policy: policySchema.parse({ ranking, lexical, retrieval, forge, llm, approval, session, improve, quality }),
 };
 
