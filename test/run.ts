@@ -23,7 +23,8 @@ const say = (m: string) => process.stdout.write(`[test-run] ${m}\n`);
 function testFiles(args: string[]): string[] {
   if (args.length) return args;
   const files: string[] = [];
-  for (const dir of ['test/unit', 'test/integration', 'test/smoke', 'test/e2e']) {
+  // test/evolved: regression tests the evolve cycle added with promoted harness patches.
+  for (const dir of ['test/unit', 'test/evolved', 'test/integration', 'test/smoke', 'test/e2e']) {
     const abs = path.join(root, dir);
     if (!fs.existsSync(abs)) continue;
     for (const f of fs.readdirSync(abs).sort()) if (f.endsWith('.test.ts')) files.push(path.join(dir, f));
@@ -49,7 +50,14 @@ async function main(): Promise<number> {
       stdio: ['ignore', 'ignore', fs.openSync(path.join(tmp, 'temporal.log'), 'a')],
     },
   );
-  cleanups.push(() => void server.kill('SIGTERM'));
+  // Wait for the server to exit: it writes its database files until then, and removing the
+  // directory under it fails with ENOTEMPTY (a red run after green tests).
+  cleanups.push(async () => {
+    if (server.exitCode !== null) return;
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  });
   await waitFor('Temporal dev server', () => portOpen(port), 60_000, path.join(tmp, 'temporal.log'));
 
   const pglite = await servePglite(path.join(tmp, 'pglite'), await freePort());
@@ -81,6 +89,11 @@ try {
   process.stderr.write(`[test-run] provisioning failed: ${(err as Error).message}\n`);
 } finally {
   for (const c of cleanups.reverse()) await c();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (err) {
+    // Leftover scratch files are not a test result.
+    say(`could not remove ${tmp}: ${(err as Error).message}`);
+  }
 }
 process.exit(code);
