@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import * as esbuild from 'esbuild';
 import { describeError, ForgeError } from '../domain/errors.ts';
-import { NODE_PATH, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
+import { NODE_PATH, RUNNER_DIR, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
 import { log } from '../services/log.ts';
 import { zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
 import { type TarEntry, tarStream } from './sandbox-image/tar.ts';
@@ -26,7 +26,16 @@ const LAYOUT_VERSION = '1';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BUILD_DIR = path.join(here, 'sandbox-image', 'build');
-const RUNNER_SOURCE = path.join(here, '..', 'runner', 'main.ts');
+/** runner.mjs is the judge (the container's command); judged.mjs the process it runs judged code in. */
+const RUNNER_ENTRIES = {
+  runner: path.join(here, '..', 'runner', 'main.ts'),
+  judged: path.join(here, '..', 'runner', 'judged-entry.ts'),
+};
+
+export interface RunnerFile {
+  name: string;
+  code: Buffer;
+}
 
 export class SandboxImageError extends ForgeError {
   constructor(tag: string, step: string, reason: string) {
@@ -40,14 +49,20 @@ export class SandboxImageError extends ForgeError {
 }
 
 /**
- * One ESM file with the MCP SDK and zod inlined. The banner gives CommonJS dependencies
- * (ajv, used by the MCP SDK) the `require` that ESM output lacks.
+ * The runner's ESM files for /opt/forge: the two entries and the chunks they share (zod), with what
+ * only some jobs need (undici for proxied calls, the MCP SDK for serve) split into chunks loaded on
+ * first use, so neither process pays at start-up for what its job may not need. The banner gives
+ * CommonJS dependencies (ajv, undici) the `require` that ESM output lacks.
  */
-export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs')): Promise<{ file: string; code: Buffer }> {
-  await mkdir(path.dirname(outfile), { recursive: true });
+export async function bundleRunner(outdir = BUILD_DIR): Promise<{ dir: string; files: RunnerFile[] }> {
+  await mkdir(outdir, { recursive: true });
   const out = await esbuild.build({
-    entryPoints: [RUNNER_SOURCE],
-    outfile,
+    entryPoints: RUNNER_ENTRIES,
+    outdir,
+    entryNames: '[name]',
+    chunkNames: 'chunk-[hash]',
+    outExtension: { '.js': '.mjs' },
+    splitting: true,
     write: false,
     bundle: true,
     platform: 'node',
@@ -59,12 +74,22 @@ export async function bundleRunner(outfile = path.join(BUILD_DIR, 'runner.mjs'))
     plugins: [zodEnglishOnly],
     banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
   });
-  const code = Buffer.from(out.outputFiles[0]!.contents);
-  // Write-then-rename: test files and workers may bundle at the same moment.
-  const tmp = `${outfile}.${process.pid}.tmp`;
-  await writeFile(tmp, code);
-  await rename(tmp, outfile);
-  return { file: outfile, code };
+  const files = out.outputFiles
+    .map((f) => ({ name: path.basename(f.path), code: Buffer.from(f.contents) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const f of files) {
+    // Write-then-rename: test files and workers may bundle at the same moment.
+    const target = path.join(outdir, f.name);
+    const tmp = `${target}.${process.pid}.tmp`;
+    await writeFile(tmp, f.code);
+    await rename(tmp, target);
+  }
+  // Chunks of earlier builds: the image takes the files returned here, the folder is for reading.
+  const current = new Set(files.map((f) => f.name));
+  for (const name of await readdir(outdir)) {
+    if (/^chunk-[A-Z0-9]+\.mjs$/.test(name) && !current.has(name)) await rm(path.join(outdir, name), { force: true });
+  }
+  return { dir: outdir, files };
 }
 
 /**
@@ -124,18 +149,18 @@ function parents(file: string): string[] {
   return out;
 }
 
-export function rootfsEntries(nodeBinary: string, runnerCode: Buffer): TarEntry[] {
+export function rootfsEntries(nodeBinary: string, runner: RunnerFile[]): TarEntry[] {
   const libs = sharedLibraries(nodeBinary);
   const hostFiles = [...new Set([...libs, ...nssLibraries(libs)])].map((p) => ({ at: p, source: realpathSync(p) }));
   hostFiles.push({ at: NODE_PATH, source: realpathSync(nodeBinary) });
-  const dirs = new Set<string>(['/etc', '/tmp', '/opt/forge', '/usr/local/bin']);
+  const dirs = new Set<string>(['/etc', '/tmp', RUNNER_DIR, '/usr/local/bin']);
   for (const f of [...hostFiles.map((h) => h.at), RUNNER_PATH]) for (const d of parents(f)) dirs.add(d);
   const entries: TarEntry[] = [...dirs].sort().map((d) => ({ kind: 'dir' as const, path: d, mode: d === '/tmp' ? 0o1777 : 0o755 }));
   for (const h of hostFiles) {
     entries.push({ kind: 'hostFile', path: h.at, source: h.source, size: statSync(h.source).size, mode: 0o755 });
   }
   entries.push(
-    { kind: 'file', path: RUNNER_PATH, data: runnerCode, mode: 0o444 },
+    ...runner.map((f) => ({ kind: 'file' as const, path: `${RUNNER_DIR}/${f.name}`, data: f.code, mode: 0o444 })),
     {
       kind: 'file',
       path: '/etc/passwd',
@@ -147,12 +172,11 @@ export function rootfsEntries(nodeBinary: string, runnerCode: Buffer): TarEntry[
   return entries;
 }
 
-export function imageHash(runnerCode: Buffer, nodeBinary: string): string {
+export function imageHash(runner: RunnerFile[], nodeBinary: string): string {
   const nodeStat = statSync(realpathSync(nodeBinary));
-  return createHash('sha256')
-    .update(`layout:${LAYOUT_VERSION}\nnode:${process.version}:${nodeStat.size}:${nodeStat.mtimeMs}\n`)
-    .update(runnerCode)
-    .digest('hex');
+  const hash = createHash('sha256').update(`layout:${LAYOUT_VERSION}\nnode:${process.version}:${nodeStat.size}:${nodeStat.mtimeMs}\n`);
+  for (const f of runner) hash.update(`${f.name}\n`).update(f.code);
+  return hash.digest('hex');
 }
 
 function splitTag(tag: string): { repo: string; tag: string } {
@@ -198,8 +222,8 @@ export async function ensureSandboxImage(
   const started = performance.now();
   let step = 'bundle the runner';
   try {
-    const { code } = await bundleRunner();
-    const hash = imageHash(code, nodeBinary);
+    const { files } = await bundleRunner();
+    const hash = imageHash(files, nodeBinary);
     step = 'inspect the existing image';
     const current = (info: Docker.ImageInspectInfo | null) => !opts.force && info?.Config?.Labels?.[HASH_LABEL] === hash;
     const existing = await inspectOrNull(docker, opts.tag);
@@ -214,7 +238,7 @@ export async function ensureSandboxImage(
       const now = await inspectOrNull(docker, opts.tag);
       if (now && current(now) && now.Id !== existing?.Id) return { tag: opts.tag, built: false, imageId: now.Id };
       step = 'import the rootfs';
-      await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, code));
+      await importRootfs(docker, opts.tag, hash, rootfsEntries(nodeBinary, files));
       const fresh = await docker.getImage(opts.tag).inspect();
       if (now && now.Id !== fresh.Id) await removeQuietly(docker, now.Id);
       log.info('sandbox image built', {

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { JOB_DIR, type JobMessage, jobMessageSchema, READY_MARKER, type RunnerResult } from './protocol.ts';
+import { JOB_DIR, type JobMessage, jobMessageSchema, nonceSchema, READY_MARKER, type RunnerResult } from './protocol.ts';
 
 /**
  * Warm-pool mode. The container starts, we print READY, and wait for exactly ONE job
@@ -43,23 +43,37 @@ export async function writeJobFiles(files: Record<string, string>): Promise<void
 
 export type JobHandler = (job: JobMessage, stdin: Readable) => Promise<RunnerResult | undefined>;
 
-export async function idle(handle: JobHandler, emit: (r: RunnerResult) => void): Promise<void> {
+/** The host's nonce of a job line that is otherwise not valid, so even that refusal reaches the host. */
+function nonceOf(line: string): string | undefined {
+  try {
+    const parsed = nonceSchema.safeParse((JSON.parse(line) as { nonce?: unknown } | null)?.nonce);
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `emit` gets the job's nonce: the host takes only a result frame that carries it. */
+export async function idle(handle: JobHandler, emit: (r: RunnerResult, nonce?: string) => void): Promise<void> {
   process.stdout.write(READY_MARKER + '\n');
   const { line, rest } = await readFirstLine(process.stdin);
-  const started = performance.now();
   let job: JobMessage;
   try {
     job = jobMessageSchema.parse(JSON.parse(line));
   } catch (err) {
-    emit({
-      ok: false,
-      durationMs: 0,
-      logs: [],
-      error: { code: 'JOB_INVALID', message: `the job message is not valid: ${err instanceof Error ? err.message : String(err)}` },
-    });
+    emit(
+      {
+        ok: false,
+        durationMs: 0,
+        logs: [],
+        error: { code: 'JOB_INVALID', message: `the job message is not valid: ${err instanceof Error ? err.message : String(err)}` },
+      },
+      nonceOf(line),
+    );
     return;
   }
   await writeJobFiles(job.files);
+  // durationMs is the job's own time as the judge measured it (the judged code's, for call and test).
   const result = await handle(job, rest);
-  if (result) emit({ ...result, durationMs: Math.round(performance.now() - started) });
+  if (result) emit(result, job.nonce);
 }

@@ -1,65 +1,88 @@
-import { readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { callTool, toRunnerError } from './call.ts';
+import { fileURLToPath } from 'node:url';
+import { toRunnerError } from './call.ts';
 import { execCommand } from './exec.ts';
 import { idle } from './idle.ts';
-import { JOB_DIR, type JobMessage, RESULT_MARKER, type RunnerResult } from './protocol.ts';
+import { JudgedProcess, type JudgeSetup, judgeCall } from './judge.ts';
+import { JOB_DIR, type JobMessage, JUDGED_FILE, RESULT_MARKER, type RunnerResult, resultMarker } from './protocol.ts';
 import { readResourceCounters } from './resources.ts';
-import { loadTool } from './tool-module.ts';
+import { judgeTest } from './test-mode.ts';
 
 /**
- * The generic runner inside the sandbox image (bundled to /opt/forge/runner.mjs).
- *   serve <tool.mjs>                 MCP server over stdio for one tool
- *   call  <tool.mjs> <input.json>    one call, one JSON result line
- *   test  <test.mjs>                 run a node:test suite, one JSON report line
- *   idle                             warm-pool mode: wait for one job on stdin
+ * The generic runner inside the sandbox image (bundled to /opt/forge/runner.mjs), the judge:
+ *   idle     warm-pool mode: wait for one job on stdin, run it, print one result frame
+ * Judged code runs in judged.mjs (judged-entry.ts), which this process starts (judge.ts).
  */
-/**
- * serve (MCP SDK + ajv) and test (node:test) load on first use: the bundle evaluates them
- * lazily, so a container booting into `idle` does not pay for what its job may not need.
- */
-const serveTool: typeof import('./serve.ts').serveTool = async (...args) => (await import('./serve.ts')).serveTool(...args);
-const runTestFile: typeof import('./test-mode.ts').runTestFile = async (...args) => (await import('./test-mode.ts')).runTestFile(...args);
+const USAGE = 'usage: runner idle';
+/** The judged process's output limit when a job names none (the host always does). */
+const DEFAULT_OUTPUT_BYTES = 1024 * 1024;
 
-const USAGE = 'usage: runner serve <tool.mjs> | call <tool.mjs> <input.json> | test <test.mjs> | idle';
-const DEFAULT_TIMEOUT_MS = 30_000;
-
-/** Prints the result line and exits: tools may leave timers or sockets behind, and a runner serves one job. */
-function emitAndExit(result: RunnerResult, marker = true): void {
-  const line = (marker ? RESULT_MARKER : '') + JSON.stringify(result) + '\n';
+/** Prints the result frame and exits: a runner serves one job. */
+function emitAndExit(result: RunnerResult, nonce?: string): void {
+  const line = (nonce ? resultMarker(nonce) : RESULT_MARKER) + JSON.stringify(result) + '\n';
   process.stdout.write(line, () => process.exit(result.ok ? 0 : 1));
 }
 
-async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | undefined> {
+/** The judge's own heap limit, passed on: the container's memory is shared by both processes. */
+function heapMb(): number | undefined {
+  const flag = process.execArgv.find((a) => a.startsWith('--max-old-space-size='));
+  return flag ? Number(flag.split('=')[1]) : undefined;
+}
+
+const runnerDir = path.dirname(fileURLToPath(import.meta.url));
+const setup: JudgeSetup = { runnerDir, judgedPath: path.join(runnerDir, JUDGED_FILE), jobDir: JOB_DIR, heapMb: heapMb() };
+
+async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): Promise<RunnerResult | undefined> {
   const entry = job.entry ? path.join(JOB_DIR, job.entry) : undefined;
   const need = (what: string) => {
     throw new Error(`a ${job.mode} job needs ${what}`);
   };
+  const outputBytes = job.outputBytes ?? DEFAULT_OUTPUT_BYTES;
+  const timeoutMs = job.limits.timeoutMs;
   switch (job.mode) {
     case 'exec':
-      return execCommand(job.command ?? need('command'), job.env, job.limits.timeoutMs);
-    case 'call': {
-      const tool = await loadTool(entry ?? need('entry'));
-      return callTool(tool, job.input, {
+      first.kill();
+      return execCommand(job.command ?? need('command'), job.env, timeoutMs, outputBytes);
+    case 'call':
+      return judgeCall(first, {
+        entry: entry ?? need('entry'),
+        ...(job.input !== undefined ? { input: job.input } : {}),
+        ...(job.chooseInput ? { chooseInput: true } : {}),
         env: job.env,
+        ...(job.permissions ? { permissions: job.permissions } : {}),
+        ...(job.sideEffect ? { sideEffect: job.sideEffect } : {}),
+        timeoutMs,
+        outputBytes,
+        ...(job.proxyUrl ? { proxyUrl: job.proxyUrl } : {}),
+        ...(job.allowOpaqueSchemas ? { allowOpaqueSchemas: true } : {}),
+      }).then(({ loaded: _, ...result }) => result);
+    case 'test':
+      return judgeTest(first, {
+        entry: entry ?? need('entry'),
+        env: job.env,
+        timeoutMs,
+        outputBytes,
+        ...(job.declaredTests ? { declaredTests: job.declaredTests } : {}),
+      });
+    case 'serve': {
+      const call = {
+        entry: entry ?? need('entry'),
+        env: job.env,
+        timeoutMs,
+        outputBytes,
         permissions: job.permissions,
         sideEffect: job.sideEffect,
-        timeoutMs: job.limits.timeoutMs,
-        proxyUrl: job.proxyUrl,
-      });
-    }
-    case 'test':
-      return runTestFile(entry ?? need('entry'), { env: job.env, timeoutMs: job.limits.timeoutMs });
-    case 'serve': {
-      const tool = await loadTool(entry ?? need('entry'));
-      await serveTool(tool, {
+      };
+      const described = await judgeCall(first, { ...call, mode: 'describe' });
+      if (!described.ok || !described.loaded) return described;
+      const { serveTool } = await import('./serve.ts');
+      await serveTool({
         stdin,
         stdout: process.stdout,
-        env: job.env,
-        permissions: job.permissions,
-        sideEffect: job.sideEffect,
-        timeoutMs: job.limits.timeoutMs,
+        loaded: described.loaded,
+        call: (args) => judgeCall(new JudgedProcess(setup), { ...call, input: args }),
       });
       return undefined;
     }
@@ -67,37 +90,27 @@ async function runJob(job: JobMessage, stdin: Readable): Promise<RunnerResult | 
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [mode, file, inputFile] = argv;
+  const [mode] = argv;
+  if (mode !== 'idle') {
+    process.stderr.write(USAGE + '\n');
+    process.exit(2);
+  }
   const started = performance.now();
-  const fail = (err: unknown) =>
-    emitAndExit({ ok: false, durationMs: Math.round(performance.now() - started), logs: [], error: toRunnerError(err) }, mode === 'idle');
+  let nonce: string | undefined;
   try {
-    switch (mode) {
-      case 'idle':
-        return await idle(runJob, (r) => emitAndExit({ ...r, resources: readResourceCounters() }));
-      case 'call': {
-        if (!file || !inputFile) throw new Error(USAGE);
-        const input: unknown = JSON.parse(await readFile(inputFile, 'utf8'));
-        const tool = await loadTool(path.resolve(file));
-        return emitAndExit(await callTool(tool, input, { env: process.env, timeoutMs: DEFAULT_TIMEOUT_MS }), false);
-      }
-      case 'test':
-        if (!file) throw new Error(USAGE);
-        return emitAndExit(await runTestFile(path.resolve(file), { env: {}, timeoutMs: DEFAULT_TIMEOUT_MS }), false);
-      case 'serve':
-        if (!file) throw new Error(USAGE);
-        return await serveTool(await loadTool(path.resolve(file)), {
-          stdin: process.stdin,
-          stdout: process.stdout,
-          env: process.env,
-          timeoutMs: DEFAULT_TIMEOUT_MS,
-        });
-      default:
-        process.stderr.write(USAGE + '\n');
-        process.exit(2);
-    }
+    mkdirSync(JOB_DIR, { recursive: true });
+    // The judged process starts now, while the container waits for its job: READY means both are up.
+    const first = new JudgedProcess(setup);
+    await first.ready;
+    await idle(
+      async (job, stdin) => {
+        nonce = job.nonce;
+        return runJob(job, stdin, first);
+      },
+      (r, n) => emitAndExit({ ...r, resources: readResourceCounters() }, n),
+    );
   } catch (err) {
-    fail(err);
+    emitAndExit({ ok: false, durationMs: Math.round(performance.now() - started), logs: [], error: toRunnerError(err) }, nonce);
   }
 }
 

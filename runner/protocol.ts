@@ -1,21 +1,27 @@
 import { z } from 'zod';
 import { permissionsSchema, sideEffectSchema } from '../domain/tool.ts';
+import { MAX_JSON_DEPTH, MAX_RESULT_BYTES, parseBoundedJson } from './bounded-json.ts';
 
 /**
  * The wire protocol between the host (services/sandbox) and the runner inside a
  * container. Pure: both sides import it, so they cannot drift apart.
  *
- * The container's stdout carries whatever the job prints, then one result line:
- *   RESULT_MARKER + JSON(RunnerResult) + "\n"
- * The markers start with ASCII control characters no sane tool prints, and the host
- * takes the LAST marker, so output printed by a tool cannot hide the real result.
+ * Inside the container the runner is the judge: it runs the judged code (a tool, a test file, a
+ * command) in a separate process and is the only writer of the container's stdout, which carries
+ *   READY_MARKER "\n", then one result frame: RESULT_MARKER + nonce + ":" + JSON(RunnerResult) + "\n"
+ * The nonce is the host's, sent with the job and never passed on to the judged process, so a frame
+ * without it is not the judge's and is never read as the result. What the judged process prints is
+ * data (logs) inside the frame, never protocol.
  */
 export const READY_MARKER = '\u001eFORGE_READY\u001f';
 export const RESULT_MARKER = '\u001eFORGE_RESULT\u001f';
 
 /** Where the runner writes job files: a tmpfs inside the container. */
 export const JOB_DIR = '/tmp/job';
-export const RUNNER_PATH = '/opt/forge/runner.mjs';
+/** The runner's files in the image: runner.mjs (the judge), judged.mjs (the judged process) and their chunks. */
+export const RUNNER_DIR = '/opt/forge';
+export const RUNNER_PATH = `${RUNNER_DIR}/runner.mjs`;
+export const JUDGED_FILE = 'judged.mjs';
 export { NODE_PATH } from '../domain/sandbox-image.ts';
 export const SANDBOX_PATH_ENV = '/usr/local/bin:/usr/bin:/bin';
 
@@ -30,6 +36,19 @@ export const proxyUrlSchema = z.string().regex(/^http:\/\/[A-Za-z0-9.:[\]-]+:\d{
 
 export const jobModeSchema = z.enum(['call', 'test', 'exec', 'serve']);
 export type JobMode = z.infer<typeof jobModeSchema>;
+
+export const nonceSchema = z.string().regex(/^[0-9a-f]{16,64}$/, 'hex');
+
+/**
+ * The tests a test file declares, read from its source by the host (never from the judged process).
+ * `tests` are those with a literal name at a fixed place; `dynamic` counts the call sites the source
+ * cannot name ahead (a computed name, a call in a loop, a condition or a helper).
+ */
+export const declaredTestsSchema = z.object({
+  tests: z.array(z.object({ path: z.array(z.string()), name: z.string() })).max(2000),
+  dynamic: z.number().int().min(0),
+});
+export type DeclaredTests = z.infer<typeof declaredTestsSchema>;
 
 /** One job, sent as one JSON line on the container's stdin. */
 export const jobMessageSchema = z.object({
@@ -47,6 +66,19 @@ export const jobMessageSchema = z.object({
   limits: z.object({ timeoutMs: z.number().int().positive() }),
   /** call mode: the egress proxy ctx.fetch goes through (plain http to the proxy; https is tunnelled) */
   proxyUrl: proxyUrlSchema.optional(),
+  /** the host's secret for this job: the judge's result frame carries it; the judged process never sees it */
+  nonce: nonceSchema.optional(),
+  /** what the judged process may write to stdout + stderr together; beyond it the judge stops it */
+  outputBytes: z.number().int().positive().optional(),
+  /** test mode: the tests the test file declares, as the host read them from its source */
+  declaredTests: declaredTestsSchema.optional(),
+  /** call mode without `input`: the judged process picks one (the schema's first example, else `{}`) */
+  chooseInput: z.boolean().optional(),
+  /**
+   * call mode: accept a tool whose schemas are not zod schemas, so the judge cannot read them as data
+   * and checks only that the output is JSON (hand-written test fixtures). Without it such a tool fails.
+   */
+  allowOpaqueSchemas: z.boolean().optional(),
 });
 export type JobMessage = z.infer<typeof jobMessageSchema>;
 export type JobMessageInput = z.input<typeof jobMessageSchema>;
@@ -95,21 +127,46 @@ export const runnerResultSchema = z.object({
   logs: z.array(logEntrySchema).default([]),
   /** the container's cgroup counters when the job ended (idle mode only) */
   resources: z.object({ oomKills: z.number().optional(), pidsLimitHits: z.number().optional() }).optional(),
+  /** what the judged process wrote: logs, kept head and tail, never read as protocol */
+  stdout: z.string().optional(),
+  stderr: z.string().optional(),
+  /** the logs above are cut (or the process was stopped for writing too much): `logBytes` says how much there was */
+  logsTruncated: z.boolean().optional(),
+  logBytes: z.object({ stdout: z.number(), stderr: z.number() }).optional(),
+  /** call mode with chooseInput: the input the call was made with */
+  input: z.unknown().optional(),
+  /** call mode with chooseInput: why no call was made */
+  skipped: z.string().optional(),
 });
 export type RunnerResult = z.infer<typeof runnerResultSchema>;
 
-/** Finds the last result line in a container's stdout; returns the text before it as the job's own output. */
-export function splitRunnerOutput(stdout: string): { stdout: string; result?: RunnerResult; malformed?: string } {
-  const at = stdout.lastIndexOf(RESULT_MARKER);
+/**
+ * The judge's frame, JSON-escaped logs included, is at most this: the output (MAX_RESULT_BYTES),
+ * a test report, and the kept logs; the host refuses anything bigger unparsed.
+ */
+export const MAX_FRAME_BYTES = MAX_RESULT_BYTES + 2 * 1024 * 1024;
+/** The output sits one level below the frame's top. */
+export const FRAME_DEPTH = MAX_JSON_DEPTH + 4;
+
+export function resultMarker(nonce?: string): string {
+  return nonce ? `${RESULT_MARKER}${nonce}:` : RESULT_MARKER;
+}
+
+/**
+ * Finds the judge's result frame in a container's stdout: with a nonce, the first frame carrying it
+ * (nothing else can); without one, the last frame. The frame is bounded before it is parsed.
+ */
+export function splitRunnerOutput(stdout: string, nonce?: string): { stdout: string; result?: RunnerResult; malformed?: string } {
+  const marker = resultMarker(nonce);
+  const at = nonce ? stdout.indexOf(marker) : stdout.lastIndexOf(marker);
   const withoutReady = (s: string) => s.split(READY_MARKER + '\n').join('');
   if (at < 0) return { stdout: withoutReady(stdout) };
-  const line = stdout.slice(at + RESULT_MARKER.length).split('\n')[0] ?? '';
+  const end = stdout.indexOf('\n', at);
+  const line = stdout.slice(at + marker.length, end < 0 ? undefined : end);
   const before = withoutReady(stdout.slice(0, at));
-  try {
-    const parsed = runnerResultSchema.safeParse(JSON.parse(line));
-    if (parsed.success) return { stdout: before, result: parsed.data };
-    return { stdout: before, malformed: parsed.error.message };
-  } catch (err) {
-    return { stdout: before, malformed: err instanceof Error ? err.message : String(err) };
-  }
+  const parsed = parseBoundedJson(line, { maxBytes: MAX_FRAME_BYTES, maxDepth: FRAME_DEPTH }, "the runner's result frame");
+  if (!parsed.ok) return { stdout: before, malformed: parsed.message };
+  const result = runnerResultSchema.safeParse(parsed.value);
+  if (result.success) return { stdout: before, result: result.data };
+  return { stdout: before, malformed: result.error.message };
 }

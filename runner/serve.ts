@@ -2,54 +2,38 @@ import type { Readable, Writable } from 'node:stream';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
-import type { Permissions, SideEffect } from '../domain/tool.ts';
-import { callTool } from './call.ts';
-import type { LoadedTool } from './tool-module.ts';
+import type { LoadedFrame } from './frames.ts';
+import type { RunnerResult } from './protocol.ts';
 
 /**
- * Serves one tool as an MCP server over stdio, with the low-level Server so the
- * JSON schemas are exactly the tool's own (z.toJSONSchema), and calls go through
- * the same validate → run → validate path as `call`.
+ * Serves one tool as an MCP server over stdio, with the low-level Server so the JSON schemas are
+ * exactly the tool's own. The server is the judge: the tool's schemas come from a judged process
+ * that only loaded it, and every call runs in a fresh judged process (judge.ts), so tool code never
+ * shares a process with the stdout the MCP messages go out on.
  */
 export interface ServeOptions {
   stdin: Readable;
   stdout: Writable;
-  env: Record<string, string | undefined>;
-  permissions?: Permissions;
-  sideEffect?: SideEffect;
-  timeoutMs: number;
+  /** the tool as a judged process described it when it loaded */
+  loaded: LoadedFrame;
+  /** one call, judged */
+  call(args: unknown): Promise<RunnerResult>;
 }
 
-type JsonSchema = Record<string, unknown>;
-
-/** The tool's schemas come from its own zod copy; zod v4's toJSONSchema reads the shared `_zod` internals, so it accepts them. */
-export function toJsonSchema(schema: unknown, io: 'input' | 'output'): JsonSchema {
-  const json = z.toJSONSchema(schema as z.ZodType, { io, unrepresentable: 'any' }) as JsonSchema;
-  delete json.$schema;
-  return json;
-}
-
-export function describeTool(tool: LoadedTool): Tool {
-  const inputSchema = toJsonSchema(tool.input, 'input');
-  const outputSchema = toJsonSchema(tool.output, 'output');
+export function describeTool(loaded: LoadedFrame): Tool {
+  const inputSchema = loaded.schemas.input ?? { type: 'object' };
+  const outputSchema = loaded.schemas.output;
   return {
-    name: tool.name,
-    description: tool.description,
+    name: loaded.name,
+    description: loaded.description,
     // MCP requires object schemas at the top level; a tool whose output is not an object
     // still works, it just does not advertise an outputSchema (clients read the text).
     inputSchema: { ...inputSchema, type: 'object' } as Tool['inputSchema'],
-    ...(outputSchema.type === 'object' ? { outputSchema: outputSchema as Tool['outputSchema'] } : {}),
+    ...(outputSchema?.type === 'object' ? { outputSchema: outputSchema as Tool['outputSchema'] } : {}),
   };
 }
 
-export async function handleCall(tool: LoadedTool, args: unknown, opts: ServeOptions, advertisesOutput: boolean): Promise<CallToolResult> {
-  const result = await callTool(tool, args ?? {}, {
-    env: opts.env,
-    permissions: opts.permissions,
-    sideEffect: opts.sideEffect,
-    timeoutMs: opts.timeoutMs,
-  });
+export function toCallResult(result: RunnerResult, advertisesOutput: boolean): CallToolResult {
   if (!result.ok) {
     return { isError: true, content: [{ type: 'text', text: JSON.stringify({ ...result.error, logs: result.logs }) }] };
   }
@@ -59,23 +43,24 @@ export async function handleCall(tool: LoadedTool, args: unknown, opts: ServeOpt
   };
 }
 
-export async function serveTool(tool: LoadedTool, opts: ServeOptions): Promise<void> {
-  const descriptor = describeTool(tool);
-  const server = new Server({ name: `forge-tool-${tool.name}`, version: '1.0.0' }, { capabilities: { tools: {} } });
+export async function serveTool(opts: ServeOptions): Promise<void> {
+  const descriptor = describeTool(opts.loaded);
+  const name = opts.loaded.name;
+  const server = new Server({ name: `forge-tool-${name}`, version: '1.0.0' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [descriptor] }));
   server.setRequestHandler(CallToolRequestSchema, async (req) => {
-    if (req.params.name !== tool.name) {
+    if (req.params.name !== name) {
       return {
         isError: true,
         content: [
           {
             type: 'text',
-            text: JSON.stringify({ code: 'TOOL_UNKNOWN', message: `this server serves only ${tool.name}, not ${req.params.name}` }),
+            text: JSON.stringify({ code: 'TOOL_UNKNOWN', message: `this server serves only ${name}, not ${req.params.name}` }),
           },
         ],
       };
     }
-    return handleCall(tool, req.params.arguments, opts, descriptor.outputSchema !== undefined);
+    return toCallResult(await opts.call(req.params.arguments ?? {}), descriptor.outputSchema !== undefined);
   });
   const closed = new Promise<void>((resolve) => {
     server.onclose = () => resolve();

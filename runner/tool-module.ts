@@ -1,12 +1,13 @@
 import { pathToFileURL } from 'node:url';
-import { z } from 'zod';
 import { ForgeError } from '../domain/errors.ts';
-import { type Permissions, permissionsSchema, type SideEffect, sideEffectSchema, type ToolContext } from '../domain/tool.ts';
+import type { Permissions, SideEffect, ToolContext } from '../domain/tool.ts';
 
 /**
  * Loads a bundled tool module and checks it has the shape of the tool contract
  * (domain/tool.ts). The schemas come from the tool's own copy of zod (esbuild inlines
- * it), so we check for the zod v4 interface instead of using instanceof.
+ * it), so we check for the zod v4 interface instead of using instanceof. This runs in the judged
+ * process, which loads no zod of its own (it is most of its start-up time): the checks here are
+ * plain code, and the judge validates what this process reports with zod again.
  */
 export interface ZodLike {
   safeParse(
@@ -39,34 +40,92 @@ export class ToolModuleError extends ForgeError {
 const isSchema = (v: unknown): v is ZodLike =>
   typeof v === 'object' && v !== null && typeof (v as { safeParse?: unknown }).safeParse === 'function';
 
-const manifestShape = z.object({
-  name: z.string().min(1),
-  description: z.string().default(''),
-  permissions: permissionsSchema.default({ network: [], env: [] }),
-  sideEffect: sideEffectSchema.optional(),
-});
+// As domainSchema and envVarSchema in domain/tool.ts (which would bring zod into the judged process).
+const DOMAIN = /^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)+$/i;
+const ENV_VAR = /^[A-Z][A-Z0-9_]*$/;
 
-export async function loadTool(file: string): Promise<LoadedTool> {
-  let mod: Record<string, unknown>;
+function stringList(value: unknown, where: string, pattern: RegExp, expected: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${where}: expected an array`);
+  return value.map((v, i) => {
+    if (typeof v !== 'string' || !pattern.test(v)) throw new Error(`${where}.${i}: ${expected}`);
+    return v;
+  });
+}
+
+/** name, description, permissions and sideEffect, checked and with their defaults. */
+function manifestMeta(manifest: Record<string, unknown>): Pick<LoadedTool, 'name' | 'description' | 'permissions' | 'sideEffect'> {
+  const { name, description, permissions, sideEffect } = manifest;
+  if (typeof name !== 'string' || !name) throw new Error('name: expected a non-empty string');
+  if (description !== undefined && typeof description !== 'string') throw new Error('description: expected a string');
+  if (permissions !== undefined && (typeof permissions !== 'object' || permissions === null))
+    throw new Error('permissions: expected an object');
+  if (sideEffect !== undefined && sideEffect !== 'read' && sideEffect !== 'write')
+    throw new Error("sideEffect: expected 'read' or 'write'");
+  const declared = (permissions ?? {}) as Record<string, unknown>;
+  return {
+    name,
+    description: description ?? '',
+    permissions: {
+      network: stringList(declared.network, 'permissions.network', DOMAIN, 'a host name such as api.example.com or *.example.com'),
+      env: stringList(declared.env, 'permissions.env', ENV_VAR, 'an UPPER_SNAKE environment variable name'),
+    },
+    ...(sideEffect ? { sideEffect } : {}),
+  };
+}
+
+/** Evaluates the bundled module: its top-level code runs here. */
+export async function importToolModule(file: string): Promise<Record<string, unknown>> {
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
     throw new ToolModuleError(file, `it failed to load: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** Checks a loaded module has the shape of the tool contract. */
+export function toolFromModule(file: string, mod: Record<string, unknown>): LoadedTool {
   const manifest = mod.manifest as Record<string, unknown> | undefined;
   const run = mod.run ?? (mod.default as Record<string, unknown> | undefined)?.run;
   if (!manifest || typeof manifest !== 'object') throw new ToolModuleError(file, 'no `manifest` export');
   if (typeof run !== 'function') throw new ToolModuleError(file, 'no `run` function export');
   if (!isSchema(manifest.input)) throw new ToolModuleError(file, '`manifest.input` is not a zod schema');
   if (!isSchema(manifest.output)) throw new ToolModuleError(file, '`manifest.output` is not a zod schema');
-  const meta = manifestShape.safeParse(manifest);
-  if (!meta.success) throw new ToolModuleError(file, meta.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  let meta: ReturnType<typeof manifestMeta>;
+  try {
+    meta = manifestMeta(manifest);
+  } catch (err) {
+    throw new ToolModuleError(file, (err as Error).message);
+  }
   return {
-    ...meta.data,
+    ...meta,
     input: manifest.input,
     output: manifest.output,
     run: run as LoadedTool['run'],
   };
+}
+
+export async function loadTool(file: string): Promise<LoadedTool> {
+  return toolFromModule(file, await importToolModule(file));
+}
+
+/**
+ * A schema as JSON Schema data the judge can check against in its own process, or null when it is not
+ * a zod schema (or zod cannot express it). Read right after the module loads, before run() exists as
+ * far as the judge is concerned: changing the schema object later changes nothing the judge holds.
+ */
+export function readableSchema(schema: ZodLike, io: 'input' | 'output'): Record<string, unknown> | null {
+  const zod = schema as { _zod?: unknown; toJSONSchema?: (opts: { io: string; unrepresentable: string }) => unknown };
+  if (!zod._zod || typeof zod.toJSONSchema !== 'function') return null;
+  try {
+    // The tool's own zod copy (the same zod version, bundled into the tool) writes it.
+    const json = zod.toJSONSchema({ io, unrepresentable: 'any' });
+    if (!json || typeof json !== 'object' || Array.isArray(json)) return null;
+    const { $schema: _, ...rest } = json as Record<string, unknown>;
+    return rest;
+  } catch {
+    return null;
+  }
 }
 
 /**

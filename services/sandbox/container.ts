@@ -3,7 +3,7 @@ import os from 'node:os';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
-import { type JobMessageInput, NODE_PATH, READY_MARKER, RESULT_MARKER, RUNNER_PATH, SANDBOX_PATH_ENV } from '../../runner/protocol.ts';
+import { type JobMessageInput, NODE_PATH, READY_MARKER, RUNNER_PATH, resultMarker, SANDBOX_PATH_ENV } from '../../runner/protocol.ts';
 import { log } from '../log.ts';
 import type { SandboxLimits } from './types.ts';
 
@@ -211,11 +211,19 @@ export class RunnerContainer {
     });
   }
 
-  /** Sends the job line; from here on stdout/stderr count against the job's output limit. */
+  /**
+   * Sends the job line; from here on stdout/stderr count against `outputBytes`. The judge holds the
+   * judged code's own output to the job's limit; this budget is for what reaches the container's
+   * streams: the judge's frame, and whatever an exec-mode command forces onto them.
+   */
   send(job: JobMessageInput, outputBytes: number): void {
     this.budget.limit = this.budget.used + outputBytes;
+    this.nonce = job.nonce;
     this.stream.write(JSON.stringify(job) + '\n');
   }
+
+  /** the job's nonce: only a result frame carrying it is the judge's */
+  nonce?: string;
 
   /** More stdin for the job (serve mode speaks MCP over it). */
   write(data: string): void {
@@ -227,7 +235,7 @@ export class RunnerContainer {
   }
 
   private hasResult(): boolean {
-    const at = this.stdout.text.lastIndexOf(RESULT_MARKER);
+    const at = this.stdout.text.indexOf(resultMarker(this.nonce));
     return at >= 0 && this.stdout.text.indexOf('\n', at) > at;
   }
 

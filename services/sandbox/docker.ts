@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
-import { type JobMessageInput, type RunnerResult, splitRunnerOutput } from '../../runner/protocol.ts';
+import { type JobMessageInput, MAX_FRAME_BYTES, type RunnerResult, splitRunnerOutput } from '../../runner/protocol.ts';
 import { log } from '../log.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, type Outcome, OWNER, RunnerContainer } from './container.ts';
 import {
@@ -38,8 +38,10 @@ export function newJobId(job: Pick<SandboxJob, 'id'>): string {
   return job.id ?? `job-${randomUUID().slice(0, 8)}`;
 }
 
-function jobMessage(job: SandboxJob, limits: SandboxLimits): JobMessageInput {
+function jobMessage(job: SandboxJob, limits: SandboxLimits, nonce: string): JobMessageInput {
   return {
+    nonce,
+    outputBytes: limits.outputBytes,
     mode: job.mode,
     files: job.files,
     entry: job.entry,
@@ -50,8 +52,14 @@ function jobMessage(job: SandboxJob, limits: SandboxLimits): JobMessageInput {
     ...(job.sideEffect ? { sideEffect: job.sideEffect } : {}),
     limits: { timeoutMs: limits.timeoutMs },
     ...(job.proxyUrl ? { proxyUrl: job.proxyUrl } : {}),
+    ...(job.declaredTests ? { declaredTests: job.declaredTests } : {}),
+    ...(job.chooseInput ? { chooseInput: true } : {}),
+    ...(job.allowOpaqueSchemas ? { allowOpaqueSchemas: true } : {}),
   };
 }
+
+/** What may reach the container's own streams: the judge's one frame (the judged output is inside it, capped). */
+const CONTAINER_OUTPUT_BYTES = MAX_FRAME_BYTES + 64 * 1024;
 
 const mib = (n: number) => `${n} MiB`;
 const PIDS_HINT = /EAGAIN|Resource temporarily unavailable/;
@@ -78,6 +86,14 @@ async function judge(
     case 'result': {
       if (runnerOk) return { ok: true, exitCode: runnerExit ?? 0, killedBy: null };
       const exitCode = runnerExit ?? 1;
+      if (r?.error?.code === 'OUTPUT_LIMIT') {
+        return {
+          ok: false,
+          exitCode,
+          killedBy: 'output',
+          reason: `the job wrote more than ${limits.outputBytes} bytes to stdout/stderr and was killed; output truncated`,
+        };
+      }
       // The runner survived, but something it started may have been OOM-killed or refused a pid.
       if ((r?.resources?.oomKills ?? 0) > 0) {
         return {
@@ -85,6 +101,14 @@ async function judge(
           exitCode,
           killedBy: 'memory',
           reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit; the kernel killed a process (${errorText})`,
+        };
+      }
+      if (HEAP_HINT.test(errorText)) {
+        return {
+          ok: false,
+          exitCode,
+          killedBy: 'memory',
+          reason: `the job exceeded its ${mib(limits.memoryMb)} memory limit (${errorText})`,
         };
       }
       if ((r?.resources?.pidsLimitHits ?? 0) > 0 || PIDS_HINT.test(errorText)) {
@@ -173,29 +197,37 @@ export async function runOnContainer(
   opts: RunOptions = {},
 ): Promise<SandboxResult> {
   const jobId = newJobId(job);
+  // Per job, from the host: the judge's frame carries it; the judged process never sees it.
+  const nonce = randomBytes(24).toString('hex');
   try {
-    handle.send(jobMessage(job, limits), limits.outputBytes);
+    handle.send(jobMessage(job, limits, nonce), CONTAINER_OUTPUT_BYTES);
     if (!clock.warm) await bootOrEnd(handle);
     const outcome = await handle.outcome(limits.timeoutMs + KILL_GRACE_MS, opts.signal);
     if (outcome.kind === 'cancelled') throw new SandboxCancelledError(jobId);
-    const split = splitRunnerOutput(handle.stdout.text);
+    const split = splitRunnerOutput(handle.stdout.text, nonce);
     const r = split.result;
-    const errorText = r?.error?.message ?? (split.malformed ? `the runner's result line was malformed: ${split.malformed}` : '');
+    const errorText = r?.error?.message ?? (split.malformed ? `the runner's result frame was refused: ${split.malformed}` : '');
     const verdict = await judge(outcome, handle, limits, r, errorText);
     const durationMs = Math.round(performance.now() - clock.startedAt);
+    // The judge's own stderr (not the judged code's): only when it had something to say.
+    const judgeStderr = handle.stderr.text.trim();
     const result: SandboxResult = {
       ok: verdict.ok,
       exitCode: verdict.exitCode,
       ...(r?.output !== undefined ? { output: r.output } : {}),
-      stdout: split.stdout,
-      stderr: handle.stderr.text,
+      stdout: r?.stdout ?? split.stdout,
+      stderr: [r?.stderr, judgeStderr].filter(Boolean).join(r?.stderr && judgeStderr ? '\n' : ''),
       durationMs,
       ...(r ? { overheadMs: Math.max(0, durationMs - r.durationMs) } : {}),
       killedBy: verdict.killedBy,
       ...(verdict.reason ? { reason: verdict.reason } : {}),
       ...(r?.error ? { error: r.error } : {}),
       ...(r?.logs?.length ? { logs: r.logs } : {}),
-      ...(handle.outputExceeded ? { truncated: true } : {}),
+      ...(handle.outputExceeded || r?.logsTruncated ? { truncated: true } : {}),
+      ...(r?.logsTruncated ? { logsTruncated: true } : {}),
+      ...(r?.logBytes ? { logBytes: r.logBytes } : {}),
+      ...(r?.input !== undefined ? { input: r.input } : {}),
+      ...(r?.skipped !== undefined ? { skipped: r.skipped } : {}),
       warm: clock.warm,
       containerId: handle.id.slice(0, 12),
     };

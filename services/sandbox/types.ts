@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
 import { type Permissions, permissionsSchema, type SideEffect, sideEffectSchema } from '../../domain/tool.ts';
-import { proxyUrlSchema } from '../../runner/protocol.ts';
+import { type DeclaredTests, declaredTestsSchema, proxyUrlSchema } from '../../runner/protocol.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 
 /** The sandbox's public shapes: what callers hand in, what they get back. */
@@ -53,6 +53,12 @@ export const sandboxJobSchema = z
     proxyUrl: proxyUrlSchema.optional(),
     /** a caller-chosen id for labels and logs (e.g. workflow id + step) */
     id: z.string().min(1).max(120).optional(),
+    /** test mode: the tests the test file declares (stages/declared-tests.ts); the judge requires each to run */
+    declaredTests: declaredTestsSchema.optional(),
+    /** call mode without input: the runner picks one from the input schema (the live stage's one call) */
+    chooseInput: z.boolean().optional(),
+    /** call mode: a tool with hand-written (non-zod) schemas, whose output the judge cannot check (test fixtures) */
+    allowOpaqueSchemas: z.boolean().optional(),
   })
   .refine((job) => !job.proxyUrl || job.network, {
     // Without the egress network the container has no interface to reach the proxy on.
@@ -72,6 +78,9 @@ export type SandboxJob = {
   network?: string;
   proxyUrl?: string;
   id?: string;
+  declaredTests?: DeclaredTests;
+  chooseInput?: boolean;
+  allowOpaqueSchemas?: boolean;
 };
 
 export type KilledBy = 'timeout' | 'memory' | 'output' | 'pids' | null;
@@ -93,7 +102,15 @@ export interface SandboxResult {
   /** the runner's structured error, when it produced one */
   error?: { code: string; message: string; [k: string]: unknown };
   logs?: Array<{ t: string; level: string; msg: string; fields?: Record<string, unknown> }>;
+  /** the job's output was cut: the container's, or the judged process's logs (then logsTruncated too) */
   truncated?: boolean;
+  /** the judged process wrote more than the result keeps (or more than its limit): logBytes says how much */
+  logsTruncated?: boolean;
+  logBytes?: { stdout: number; stderr: number };
+  /** a call with chooseInput: the input it was made with */
+  input?: unknown;
+  /** a call with chooseInput: why no call was made */
+  skipped?: string;
   /**
    * A call through the egress proxy: what the proxy allowed and refused. Complete for a failed
    * call; a successful one does not wait for the proxy's last log lines, so some may be missing.

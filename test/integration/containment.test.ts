@@ -64,6 +64,8 @@ function callTool(
       permissions: opts.permissions,
       ...(opts.sideEffect ? { sideEffect: opts.sideEffect } : {}),
       limits: { timeoutMs: 5_000, ...opts.limits },
+      // Hand-written schemas: the judge cannot read them, so it checks only that the output is JSON.
+      allowOpaqueSchemas: true,
     })
     .then(remember);
 }
@@ -247,33 +249,23 @@ describe('secrets', { concurrency: 2 }, () => {
 });
 
 /**
- * Scans the tool process's own memory (/proc/self/mem, region by region from /proc/self/maps) for
- * values shaped like the test's canaries, as a tool would hunt for a secret the runner received
- * and filtered. Its source holds only the pattern, never a value.
+ * Scans a process's memory (/proc/<pid>/mem, region by region from /proc/<pid>/maps) for values
+ * shaped like the test's canaries, as code would hunt for a secret the runner received and
+ * filtered. Plain JS for both a tool module and `node -e`; it holds only the pattern, never a value.
  */
-const MEMORY_SCANNER = `import fs from 'node:fs';
-import { z } from 'zod';
-export const manifest = {
-  name: 'memory_scanner',
-  description: 'Looks for secrets in its own memory.',
-  sideEffect: 'read',
-  permissions: { network: [], env: ['DECLARED_VALUE'] },
-  input: z.object({}),
-  output: z.object({ found: z.array(z.string()), scannedMb: z.number() }),
-};
-export async function run() {
+const SCAN = `function scan(fs, pid) {
   // One buffer for the whole scan and no strings per chunk: the scan itself must fit the job's memory limit.
   const marker = Buffer.from('canary-');
   const buf = Buffer.alloc(1 << 20);
-  const fd = fs.openSync('/proc/self/mem', 'r');
-  const found = new Set<string>();
+  const fd = fs.openSync('/proc/' + pid + '/mem', 'r');
+  const found = new Set();
   let scanned = 0;
-  for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')) {
+  for (const line of fs.readFileSync('/proc/' + pid + '/maps', 'utf8').split('\\n')) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) r/.exec(line);
     if (!m || /\\[(vvar|vsyscall|vvar_vclock)\\]/.test(line)) continue;
-    const end = parseInt(m[2]!, 16);
+    const end = parseInt(m[2], 16);
     // Chunks overlap by one hit's length, so a value split across two reads is still seen.
-    for (let at = parseInt(m[1]!, 16); at < end; at += (1 << 20) - 32) {
+    for (let at = parseInt(m[1], 16); at < end; at += (1 << 20) - 32) {
       let n = 0;
       try { n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - at), at); } catch { break; }
       scanned += n;
@@ -285,6 +277,27 @@ export async function run() {
     }
   }
   return { found: [...found], scannedMb: Math.round(scanned / 2 ** 20) };
+}`;
+
+/** A tool that hunts for secrets in its own memory and in the runner's (pid 1), and shows its ctx.env. */
+const MEMORY_SCANNER = `import fs from 'node:fs';
+import { z } from 'zod';
+export const manifest = {
+  name: 'memory_scanner',
+  description: 'Looks for secrets in its own memory and in the memory of the runner.',
+  sideEffect: 'read',
+  permissions: { network: [], env: ['DECLARED_VALUE'] },
+  input: z.object({}),
+  output: z.object({ found: z.array(z.string()), refused: z.array(z.string()), env: z.record(z.string(), z.string()) }),
+};
+${SCAN}
+export async function run(_input: unknown, ctx: { env: Record<string, string> }) {
+  const found: string[] = [];
+  const refused: string[] = [];
+  for (const pid of ['self', '1']) {
+    try { found.push(...(scan(fs, pid) as { found: string[] }).found); } catch (e) { refused.push(pid + ': ' + (e as { code?: string }).code); }
+  }
+  return { found, refused, env: { ...ctx.env } };
 }
 `;
 
@@ -296,37 +309,35 @@ describe('secrets: --env filtered on the host', () => {
   const undeclared = `canary-${randomBytes(8).toString('hex')}`;
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('sends an undeclared --env value nowhere: a tool scanning its own memory finds only the declared one', async () => {
+  it("sends an undeclared --env value nowhere, and a tool cannot scan its own memory or the runner's for one", async () => {
     const r = remember(
       await execToolFile(cfg, { file, input: {}, env: { DECLARED_VALUE: declared, UNDECLARED_SECRET: undeclared }, timeoutMs: 30_000 }),
     );
     assert.equal(r.ok, true, r.reason);
-    const out = r.output as { found: string[]; scannedMb: number };
-    assert.ok(out.found.includes(declared), `the scanner works: it finds the declared value (${out.scannedMb} MiB scanned)`);
-    assert.ok(!out.found.includes(undeclared), 'the undeclared value never reached the container');
+    const out = r.output as { found: string[]; refused: string[]; env: Record<string, string> };
+    assert.deepEqual(out.env, { DECLARED_VALUE: declared }, 'the declared value reached the tool');
+    // The tool runs in a judged process under Node's permission model: /proc/*/mem is not among what it may read.
+    assert.deepEqual(out.refused, ['self: ERR_ACCESS_DENIED', '1: ERR_ACCESS_DENIED']);
+    assert.deepEqual(out.found, []);
     assert.deepEqual(r.envWithheld, {
       names: ['UNDECLARED_SECRET'],
       reason: "not in the manifest's permissions.env (declared: DECLARED_VALUE)",
     });
   });
 
-  it('control: a value sent into the container and filtered there is recoverable from memory (why filtering must happen on the host)', async () => {
-    const { bundleToolModule } = await import('../../services/sandbox/bundle.ts');
+  it("control: a value sent into the container is recoverable from the runner's memory by unconfined code (why filtering must happen on the host)", async () => {
     const r = remember(
       await sandbox.runJob({
-        mode: 'call',
-        files: { 'tool.mjs': await bundleToolModule(file) },
-        entry: 'tool.mjs',
-        input: {},
-        env: { DECLARED_VALUE: declared, UNDECLARED_SECRET: undeclared },
+        mode: 'exec',
+        files: {},
+        command: ['node', '-e', `const fs = require('fs');\n${SCAN}\nconsole.log(JSON.stringify(scan(fs, '1')));`],
+        env: { UNDECLARED_SECRET: undeclared },
         limits: { timeoutMs: 30_000 },
       }),
     );
     assert.equal(r.ok, true, r.reason);
-    assert.ok(
-      (r.output as { found: string[] }).found.includes(undeclared),
-      'the runner filtered it from ctx.env, but it was in the process',
-    );
+    const out = JSON.parse(r.stdout) as { found: string[]; scannedMb: number };
+    assert.ok(out.found.includes(undeclared), `the job message held it, and the scan found it (${out.scannedMb} MiB scanned)`);
   });
 });
 

@@ -1,12 +1,9 @@
-import path from 'node:path';
 import type Docker from 'dockerode';
 import type { ApiSpec } from '../../../domain/tool.ts';
 import type { StageResult } from '../../../domain/verification.ts';
-import { LIVE_MARKER, type LiveProbeOutput } from '../../../runner/live-probe.ts';
-import { NODE_PATH } from '../../../runner/protocol.ts';
 import type { ProxyDecision } from '../../../runner/proxy.ts';
 import type { Reach } from '../../../runner/reach.ts';
-import { bundleRunnerScript, bundleTool, repoRoot, ToolBundleError } from '../bundle.ts';
+import { bundleTool, ToolBundleError } from '../bundle.ts';
 import type { SandboxBackend } from '../types.ts';
 import { openEgress } from './egress.ts';
 import type { StaticManifest } from './static.ts';
@@ -21,6 +18,10 @@ import type { StaticManifest } from './static.ts';
  * stage is skipped with that reason rather than failed, so no repair is spent on code that was
  * right. That verdict comes from Forge's own check beside the proxy (runner/reach.ts), before the
  * tool runs and again when the proxy could not reach a host during the call; never from the tool.
+ *
+ * The call is an ordinary call job: the runner judges it like a production call (the tool in its
+ * own judged process, the output checked against its schema by the judge), so nothing the tool
+ * prints can pass for the stage's result.
  */
 export interface LiveInput {
   source: string;
@@ -59,29 +60,6 @@ export function liveSkipReason(input: Pick<LiveInput, 'apiSpec' | 'manifest' | '
   if (needed && !input.secrets?.[needed])
     return `the API needs ${needed} for a real call and no value was given for it (CLI: --env ${needed})`;
   return null;
-}
-
-let probeCode: Promise<string> | undefined;
-function probeBundle(): Promise<string> {
-  const probe = JSON.stringify(path.join(repoRoot, 'runner', 'live-probe.ts'));
-  const entry = [
-    `import { runLiveProbe, LIVE_MARKER } from ${probe};`,
-    'runLiveProbe().catch((err) => {',
-    "  process.stdout.write(LIVE_MARKER + JSON.stringify({ input: null, ok: false, durationMs: 0, logs: [], error: { code: 'PROBE_FAILED', message: String(err && err.message || err) } }) + '\\n', () => process.exit(1));",
-    '});',
-  ].join('\n');
-  probeCode ??= bundleRunnerScript('the live probe', entry);
-  return probeCode;
-}
-
-function parseProbe(stdout: string): LiveProbeOutput | undefined {
-  const at = stdout.lastIndexOf(LIVE_MARKER);
-  if (at < 0) return undefined;
-  try {
-    return JSON.parse(stdout.slice(at + LIVE_MARKER.length).split('\n')[0] ?? '') as LiveProbeOutput;
-  } catch {
-    return undefined;
-  }
 }
 
 function denials(decisions: ProxyDecision[]): string {
@@ -126,7 +104,7 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
 
   let files: Record<string, string>;
   try {
-    files = { 'tool.mjs': await bundleTool(input.source), 'probe.mjs': await probeBundle() };
+    files = { 'tool.mjs': await bundleTool(input.source) };
   } catch (err) {
     if (err instanceof ToolBundleError)
       return { stage: 'live', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
@@ -146,45 +124,46 @@ export async function liveStage(input: LiveInput, sandbox: SandboxBackend, opts:
     const before = api ? await egress.reach(api.host, api.port, api.tls) : undefined;
     if (before?.status === 'unreachable') return environmentSkip(before, elapsed());
     const result = await sandbox.runJob({
-      mode: 'exec',
-      command: [NODE_PATH, 'probe.mjs'],
+      mode: 'call',
       files,
+      entry: 'tool.mjs',
+      ...(input.liveInput !== undefined ? { input: input.liveInput } : { chooseInput: true }),
       network: egress.network,
-      env: {
-        ...declaredSecrets(manifest, input.secrets),
-        FORGE_PROXY_URL: egress.proxyUrl,
-        FORGE_LIVE_TIMEOUT_MS: String(callMs),
-        ...(input.liveInput !== undefined ? { FORGE_LIVE_INPUT: JSON.stringify(input.liveInput) } : {}),
-      },
-      limits: { timeoutMs: callMs + 10_000 },
+      proxyUrl: egress.proxyUrl,
+      env: declaredSecrets(manifest, input.secrets),
+      permissions: { network: manifest.network, env: manifest.env },
+      sideEffect: 'read',
+      limits: { timeoutMs: callMs },
     });
-    const probe = parseProbe(result.stdout);
     const decisions = await egress.settledDecisions();
     const proxyNote = denials(decisions);
-    if (!probe) {
-      const detail = result.reason ?? result.error?.message ?? 'the probe printed no result';
-      const offline = await unreachableAfter(decisions);
-      if (offline) return environmentSkip(offline, elapsed(), `"${detail}"`);
-      return { stage: 'live', status: 'failed', reason: `the live probe did not complete: ${detail}${proxyNote}`, durationMs: elapsed() };
-    }
-    if (probe.skipped !== undefined) return { stage: 'live', status: 'skipped', reason: probe.skipped, durationMs: elapsed() };
-    if (probe.ok) {
+    if (result.skipped !== undefined) return { stage: 'live', status: 'skipped', reason: result.skipped, durationMs: elapsed() };
+    const callInput = result.input ?? input.liveInput;
+    if (result.ok) {
       return {
         stage: 'live',
         status: 'passed',
-        tests: [{ name: testName, passed: true, durationMs: probe.durationMs }],
+        tests: [{ name: testName, passed: true, durationMs: result.durationMs }],
         coverage: 1,
         durationMs: elapsed(),
       };
     }
-    const error = `${probe.error?.code ?? 'FAILED'}: ${probe.error?.message ?? 'the call failed'}${proxyNote}`;
+    const error = `${result.error?.code ?? 'FAILED'}: ${result.error?.message ?? result.reason ?? 'the call failed'}${proxyNote}`;
     const offline = await unreachableAfter(decisions);
     if (offline) return environmentSkip(offline, elapsed(), `"${error}"`);
+    if (callInput === undefined) {
+      return {
+        stage: 'live',
+        status: 'failed',
+        reason: `the live call did not complete: ${result.reason ?? error}${proxyNote}`,
+        durationMs: elapsed(),
+      };
+    }
     return {
       stage: 'live',
       status: 'failed',
-      reason: `the real call with input ${JSON.stringify(probe.input)} failed: ${error}`,
-      tests: [{ name: testName, passed: false, durationMs: probe.durationMs, error }],
+      reason: `the real call with input ${JSON.stringify(callInput)} failed: ${error}`,
+      tests: [{ name: testName, passed: false, durationMs: result.durationMs, error }],
       coverage: 0,
       durationMs: elapsed(),
     };

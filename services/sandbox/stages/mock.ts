@@ -3,11 +3,16 @@ import { coverageOf, type StageResult, type TestOutcome } from '../../../domain/
 import { type TestCase, testReportSchema } from '../../../runner/protocol.ts';
 import { bundleTests, ToolBundleError } from '../bundle.ts';
 import type { SandboxBackend, SandboxLimits } from '../types.ts';
+import { declaredTests } from './declared-tests.ts';
 
 /**
  * Stage 2: run the tool's own tests in a sandbox container with no network at all. The
  * tests reach "the API" only through the testkit's in-process mock (runner/testkit.ts),
  * built from api-spec.json, with injected faults (429, 5xx, timeouts, bad payloads).
+ *
+ * The verdict is the runner's (the judge outside the test process, runner/test-mode.ts), held to
+ * the tests this stage read in tool.test.ts's source: a suite that exits early, reports a test the
+ * file does not declare, or leaves a declared test unrun fails, whatever the test process says.
  */
 export interface MockInput {
   source: string;
@@ -49,6 +54,7 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
     mode: 'test',
     files: { [ENTRY]: bundle },
     entry: ENTRY,
+    declaredTests: declaredTests(input.tests),
     // No `network`: the container gets NetworkMode none; the mock API lives inside the test process.
     limits: { timeoutMs: SUITE_TIMEOUT_MS, ...input.limits },
   });
@@ -63,9 +69,16 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
   const coverage = coverageOf(tests);
   const failing = tests.filter((t) => !t.passed);
   const base = { tests, ...(coverage !== undefined ? { coverage } : {}) };
+  const code = result.error?.code;
+  if (!result.ok && code !== 'TESTS_FAILED' && code !== 'NO_TESTS') {
+    // The judge's own finding (an early exit, an undeclared or unrun test, a limit): it decides.
+    const detail = result.reason ?? result.error?.message ?? 'the test run failed';
+    return failed(`the test suite did not complete as declared: ${detail}`, started, base);
+  }
   if (tests.length === 0) return failed('tool.test.ts defined no tests that ran', started, base);
   if (failing.length > 0) {
     return failed(`${failing.length} of ${tests.length} tests failed: ${failing.map((t) => t.name).join(', ')}`, started, base);
   }
+  if (!result.ok) return failed(result.reason ?? 'the test run failed', started, base);
   return { stage: 'mock', status: 'passed', ...base, durationMs: Math.round(performance.now() - started) };
 }

@@ -1,0 +1,34 @@
+import type { Permissions, SideEffect } from '../domain/tool.ts';
+
+/**
+ * The channel between the judge (the runner process that reports to the host) and the judged
+ * process it starts for each tool call or test file (judged.ts).
+ *
+ *   judge → judged: one JSON line on the judged process's stdin (the job), then end of stdin.
+ *   judged → judge: lines on fd 3, each `<nonce> <JSON frame>`; before the job, the bare line `hello`.
+ *
+ * Not Node's built-in 'ipc' channel: its parent end JSON.parses every message as it arrives, with no
+ * bound on size or depth, so a 100k-deep message would be parsed (and crash) before the judge could
+ * refuse it. Here the judge reads bytes and bounds each line before parsing it. The nonce is made by
+ * the judge per job; judged code writing to fd 3 without it only gets its job failed. This module
+ * loads no zod (the judged process imports it); the judge's schemas for the reports are frames.ts.
+ */
+export const HELLO = 'hello';
+/** A line on fd 3 longer than this is refused unread (the output is capped well below it). */
+export const MAX_CHANNEL_LINE = 3 * 1024 * 1024;
+
+/** The job as the judge sends it; the judge made it, so the judged process takes it as it is. */
+export interface ChildJob {
+  nonce: string;
+  mode: 'call' | 'test' | 'describe';
+  /** absolute path of the module to load */
+  entry: string;
+  input?: unknown;
+  chooseInput?: boolean;
+  env: Record<string, string>;
+  permissions?: Permissions;
+  sideEffect?: SideEffect;
+  timeoutMs: number;
+  proxyUrl?: string;
+  allowOpaqueSchemas?: boolean;
+}
