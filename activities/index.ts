@@ -12,6 +12,9 @@ import type { LiveOptions } from '../services/sandbox/stages/index.ts';
 import type { SandboxBackend } from '../services/sandbox/types.ts';
 import { createAuditActivities } from './audit.ts';
 import { createApprovalActivities, createForgeStoreActivities, createStoreActivities } from './bookkeeping.ts';
+import { createEvidenceActivities } from './evidence.ts';
+import { createEvolveActivities } from './evolve.ts';
+import { createEvolveSandboxActivities, type EvolveSandboxDeps } from './evolve-sandbox.ts';
 import { guarded } from './guard.ts';
 import { createImproveActivities } from './improve.ts';
 import { forgeLlmActivities, llmActivities } from './llm.ts';
@@ -24,6 +27,8 @@ export interface ControlDeps {
   llm: Llm;
   killSwitch: KillSwitch;
   dailyForgeBudget: number;
+  /** FORGE_HOME: where the evolve cycle keeps its scratch trees */
+  home: string;
 }
 
 /** The control queue: bookkeeping, the catalog and the model. */
@@ -37,6 +42,8 @@ export function createControlActivities(deps: ControlDeps) {
     ...createTaskToolActivities({ registry }),
     ...createAuditActivities({ sql, killSwitch }),
     ...createImproveActivities({ sql, registry, llm, killSwitch }),
+    ...createEvidenceActivities({ sql, registry, killSwitch }),
+    ...createEvolveActivities({ sql, llm, killSwitch, home: deps.home }),
     // Everything that costs money or changes the catalog is refused while frozen.
     ...guarded({ ...llmActivities(llm), ...forgeLlmActivities(llm), registerForgedTool }, killSwitch),
   };
@@ -47,6 +54,8 @@ export interface SandboxQueueDeps {
   killSwitch: KillSwitch;
   live: LiveOptions;
   registered: Omit<RegisteredToolDeps, 'sandbox'>;
+  /** self-evolution's candidate image and replay (activities/evolve-sandbox.ts) */
+  evolve: EvolveSandboxDeps;
 }
 
 /** The sandbox queue: Docker hosts only. */
@@ -56,6 +65,7 @@ export function createSandboxQueueActivities(deps: SandboxQueueDeps) {
     ...guarded(createSandboxActivities(sandbox), killSwitch),
     ...createVerifyActivities({ sandbox, killSwitch, live: deps.live }),
     ...createRegisteredToolActivities({ ...deps.registered, sandbox, killSwitch }),
+    ...createEvolveSandboxActivities({ ...deps.evolve, sandbox, killSwitch, egress: deps.registered.egress }),
   };
 }
 

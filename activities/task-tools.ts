@@ -19,6 +19,7 @@ const recordToolCallInputSchema = z.object({
   reasoning: z.string(),
   task: z.string(),
   inputRefused: z.boolean().optional(),
+  source: z.strictObject({ surface: z.literal('mcp'), client: z.string().min(1).max(200) }).optional(),
 });
 
 /**

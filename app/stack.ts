@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
-import { describeError } from '../domain/errors.ts';
+import { describeError, ForgeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
 import { alive, forgetPid, logFile, portOpen, recordedPid, runDir, startDetached, stopService, waitFor } from '../infra/processes.ts';
@@ -13,6 +13,8 @@ import { findTemporalCli } from '../infra/temporal-cli.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
 import { connect, ping, redact } from '../services/db.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
+import { ensureMcpToken, mcpHttpUrl, mcpToken } from './mcp-calls.ts';
+import { ensureCurationSchedule } from './schedule.ts';
 
 /**
  * The whole local stack: what `forge up` starts, `forge down` stops and `forge doctor` checks.
@@ -34,7 +36,14 @@ export function scenarioFiles(cfg: Pick<ForgeConfig, 'FORGE_SCENARIO'>): string[
 
 type Step = (msg: string) => void;
 
-export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: string | null; scripted: boolean }> {
+/** The MCP endpoint forge up started: where it answers and where its bearer token comes from. */
+export interface McpEndpoint {
+  url: string;
+  /** FORGE_MCP_TOKEN, or the file forge up generated it into */
+  token: string;
+}
+
+export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: string | null; scripted: boolean; mcp: McpEndpoint | null }> {
   fs.mkdirSync(cfg.home, { recursive: true });
   step('docker: checking the engine');
   const dockerState = await ensureDockerEngine(cfg);
@@ -82,7 +91,67 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   if (worker.crashedPid)
     step(`worker: the worker Forge started (pid ${worker.crashedPid}) had crashed or been killed; started a new one (pid ${worker.pid})`);
   step(`worker: polling ${cfg.FORGE_TASK_QUEUE} and ${cfg.FORGE_SANDBOX_QUEUE}`);
-  return { uiUrl: temporal.uiUrl, scripted: llm.scripted };
+  // Self-evolution's nightly curation (issue 11), created or brought in line with the configuration; a paused one stays paused.
+  const curation = await ensureCurationSchedule(cfg);
+  step(
+    `schedule: ${curation.scheduleId} ${curation.status} (cron "${cfg.FORGE_CURATION_CRON}" ${cfg.FORGE_CURATION_TZ}, up to ${cfg.FORGE_EVOLVE_MAX_BATCHES} evolve cycle(s) a night)`,
+  );
+
+  let mcp: McpEndpoint | null = null;
+  if (cfg.FORGE_MCP_HTTP) {
+    const token = ensureMcpToken(cfg);
+    if (token.created)
+      step(`mcp: generated a bearer token into ${token.from} (readable by you only; set FORGE_MCP_TOKEN to choose your own)`);
+    const server = await ensureMcpServer(cfg);
+    if (server.crashedPid)
+      step(`mcp: the MCP server Forge started (pid ${server.crashedPid}) had crashed or been killed; started a new one`);
+    mcp = { url: mcpHttpUrl(cfg), token: token.from };
+    step(`mcp: ${mcp.url} (Streamable HTTP; bearer token: ${token.from}); on stdio: forge mcp`);
+  } else {
+    step('mcp: HTTP endpoint off (FORGE_MCP_HTTP=0); on stdio: forge mcp');
+  }
+  return { uiUrl: temporal.uiUrl, scripted: llm.scripted, mcp };
+}
+
+const mcpHostForProbe = (cfg: ForgeConfig) => (['0.0.0.0', '::'].includes(cfg.FORGE_MCP_HOST) ? '127.0.0.1' : cfg.FORGE_MCP_HOST);
+
+/**
+ * The MCP HTTP endpoint as a background process with a pid file, like the worker: a pid file
+ * naming a dead process is a crashed server, started again at once; a port held by something else
+ * is a clear error rather than a second server that cannot bind.
+ */
+async function ensureMcpServer(cfg: ForgeConfig): Promise<{ pid: number; crashedPid?: number }> {
+  const recorded = recordedPid(cfg.home, 'mcp');
+  const host = mcpHostForProbe(cfg);
+  if (recorded?.running && (await portOpen(cfg.FORGE_MCP_PORT, host))) return { pid: recorded.pid };
+  const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
+  if (crashedPid) forgetPid(cfg.home, 'mcp');
+  if (!recorded?.running && (await portOpen(cfg.FORGE_MCP_PORT, host)))
+    throw new ForgeError(
+      `port ${cfg.FORGE_MCP_PORT} on ${cfg.FORGE_MCP_HOST} is taken by a process Forge did not start, so the MCP endpoint cannot listen there`,
+      'MCP_PORT_TAKEN',
+      'set FORGE_MCP_PORT to a free port (or FORGE_MCP_HTTP=0 to go without the HTTP endpoint)',
+    );
+  const pid = recorded?.running
+    ? recorded.pid
+    : startDetached(cfg.home, {
+        name: 'mcp',
+        command: process.execPath,
+        args: [path.join(root, 'bin', 'forge.mjs'), 'mcp', '--http'],
+        cwd: root,
+        env: { ...process.env, FORGE_HOME: cfg.home },
+      });
+  const log = logFile(cfg.home, 'mcp');
+  await waitFor(
+    'Forge MCP server',
+    async () => {
+      if (!alive(pid)) throw new Error(`the Forge MCP server (pid ${pid}) exited while starting; see ${log}`);
+      return portOpen(cfg.FORGE_MCP_PORT, host);
+    },
+    60_000,
+    log,
+  );
+  return { pid, ...(crashedPid ? { crashedPid } : {}) };
 }
 
 async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
@@ -159,7 +228,7 @@ export async function hasPollers(client: Client, taskQueue: string, pid?: number
 
 export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
   const stopped: string[] = [];
-  for (const name of ['worker', 'scripted-model', 'temporal', 'pglite']) {
+  for (const name of ['mcp', 'worker', 'scripted-model', 'temporal', 'pglite']) {
     if (await stopService(cfg.home, name, name === 'worker' ? 15_000 : 5_000)) stopped.push(name);
   }
   return stopped;
@@ -194,6 +263,31 @@ function checkWorker(cfg: ForgeConfig, worker: ReturnType<typeof recordedPid>, p
     detail: polling ? `polling ${cfg.FORGE_TASK_QUEUE}, ${cfg.FORGE_SANDBOX_QUEUE}` : 'no worker polls the Forge task queues',
     fix: polling ? undefined : 'forge up (or: forge worker)',
   };
+}
+
+/** The MCP endpoint's line: its process (a pid file naming a dead one is a crash), its port and its token. */
+async function checkMcp(cfg: ForgeConfig): Promise<Check> {
+  const recorded = recordedPid(cfg.home, 'mcp');
+  const url = mcpHttpUrl(cfg);
+  const fix = `forge up (restarts it; its log: ${logFile(cfg.home, 'mcp')})`;
+  if (recorded && !recorded.running)
+    return {
+      component: 'mcp',
+      ok: false,
+      detail: `down: the MCP server Forge started (pid ${recorded.pid}) is not running; it crashed or was killed`,
+      fix,
+    };
+  const listening = await portOpen(cfg.FORGE_MCP_PORT, mcpHostForProbe(cfg));
+  if (!listening) return { component: 'mcp', ok: false, detail: `nothing answers at ${url}`, fix: 'forge up (or: forge mcp --http)' };
+  const token = mcpToken(cfg);
+  if (!token)
+    return {
+      component: 'mcp',
+      ok: false,
+      detail: `${url} answers, but no bearer token is set`,
+      fix: 'forge up (generates one), or set FORGE_MCP_TOKEN',
+    };
+  return { component: 'mcp', ok: true, detail: `${url}${recorded ? ` (pid ${recorded.pid})` : ''}, bearer token: ${token.from}` };
 }
 
 export interface Check {
@@ -291,6 +385,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   }
   const workerCheck = checkWorker(cfg, worker, polling);
   if (workerCheck) checks.push(workerCheck);
+  if (cfg.FORGE_MCP_HTTP) checks.push(await checkMcp(cfg));
   const llm = llmEndpoint(cfg);
   if (llm.scripted) {
     const port = Number(new URL(llm.baseURL!).port);

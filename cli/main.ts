@@ -10,9 +10,12 @@ import {
   thawCommand,
   toolsCommand,
 } from './commands/catalog.ts';
+import { failuresCommand, feedbackCommand } from './commands/evidence.ts';
+import { evolveCommand } from './commands/evolve.ts';
 import { forgeCommand } from './commands/forge.ts';
 import { improveCommand } from './commands/improve.ts';
 import { runCommand } from './commands/run.ts';
+import { scheduleCommand } from './commands/schedule.ts';
 import { sessionsCommand } from './commands/sessions.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
 import { reportError, say } from './output.ts';
@@ -32,6 +35,13 @@ const usage = `forge — durable tool forging on Temporal
                                          forge a new tool (spec, tests, code, sandbox proof, register)
   forge improve <tool> [--reason r] [--wait] [--json]
                                          rewrite a tool behind the regression gate (promote, or keep the current version)
+  forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--json]
+                                         a person's word on a task, as failure evidence for self-evolution
+  forge failures [ls] [--since 24h] [--json] | show <id> [--json]
+                                         failure evidence: failed tasks, escalated or rejected calls, feedback
+  forge schedule [ls] | pause | unpause | trigger [--json]
+                                         the nightly curation of failure evidence (a Temporal Schedule)
+  forge evolve ls | show <id> [--json]   self-evolution's candidates: the diff, each refusal, the replay table
   forge tools ls [--all] | show <name> | history <name> [--json]
   forge tools score [<name>] [--json]    the evaluator's quality score: all tools, or one in detail
   forge tools pin|unpin <name> [--reason r]
@@ -50,6 +60,9 @@ const usage = `forge — durable tool forging on Temporal
   forge audit replay <id> [--allow-write] [--json]
                                          re-run that call in the sandbox; compare outputs (exit 1 if they differ)
   forge worker                           run a worker in the foreground
+  forge mcp [--http [--host h] [--port n]]
+                                         Forge's catalog as an MCP server: on stdio (for an MCP client to spawn),
+                                         or the Streamable HTTP endpoint forge up runs (bearer token required)
   forge sandbox exec <tool-file> --input '<json>' [--json]
   forge sandbox verify <tool-dir> [--json]
 `;
@@ -77,6 +90,10 @@ const commands: Record<string, Command> = {
   sessions: sessionsCommand,
   forge: forgeCommand,
   improve: improveCommand,
+  evolve: evolveCommand,
+  feedback: feedbackCommand,
+  failures: failuresCommand,
+  schedule: scheduleCommand,
   tools: toolsCommand,
   approvals: approvalsCommand,
   approve: decideCommand(true),

@@ -6,6 +6,16 @@ import { ConfigError } from './errors.ts';
  * object, so tests and workflows can build configs without touching process.env.
  */
 const port = z.coerce.number().int().min(1).max(65535);
+
+/** Whether the runtime knows this IANA time zone (the Temporal server reads the same tz database). */
+function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const boolFlag = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 export const configSchema = z.object({
@@ -56,6 +66,28 @@ export const configSchema = z.object({
   FORGE_WATCH_TOOLS: boolFlag.default(true),
   /** every promotion, rollback and archive is POSTed here as JSON (services/control/alerts.ts); unset = audit log only */
   FORGE_ALERT_WEBHOOK: z.string().url().optional(),
+
+  /** self-evolution (issue 11): when the nightly curation runs (a cron line, read in FORGE_CURATION_TZ), what it reads, how many evolve cycles a night */
+  FORGE_CURATION_CRON: z
+    .string()
+    .trim()
+    .regex(/^(@(yearly|annually|monthly|weekly|daily|hourly)|(\S+\s+){4}\S+)$/, 'a cron line')
+    .default('0 3 * * *'),
+  FORGE_CURATION_TZ: z.string().min(1).refine(validTimeZone, 'an IANA time zone').default('UTC'),
+  FORGE_CURATION_WINDOW_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 30)
+    .default(24),
+  FORGE_EVOLVE_MAX_BATCHES: z.coerce.number().int().min(0).max(20).default(3),
+
+  /** Forge's MCP server over Streamable HTTP (forge up): on or off, where, and the bearer token a client must send */
+  FORGE_MCP_HTTP: boolFlag.default(true),
+  FORGE_MCP_HOST: z.string().min(1).default('127.0.0.1'),
+  FORGE_MCP_PORT: port.default(8235),
+  /** unset: forge up generates one into $FORGE_HOME/mcp-token */
+  FORGE_MCP_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
 });
 
 export type ForgeConfig = z.infer<typeof configSchema> & { home: string };
@@ -70,7 +102,15 @@ const expectations: Record<string, string> = {
   TEMPORAL_TLS: 'one of 1, 0, true, false, yes, no',
   FORGE_WATCH_TOOLS: 'one of 1, 0, true, false, yes, no',
   FORGE_WORKER_ROLE: 'one of all, control, sandbox',
+  FORGE_CURATION_CRON: "a cron line of five fields (minute hour day-of-month month day-of-week), e.g. '0 3 * * *', or @daily",
+  FORGE_CURATION_TZ: 'an IANA time zone, e.g. UTC or Europe/Berlin',
+  FORGE_CURATION_WINDOW_HOURS: 'a whole number of hours from 1 to 720',
+  FORGE_EVOLVE_MAX_BATCHES: 'a whole number from 0 (curate, start no evolve cycle) to 20',
+  FORGE_MCP_HTTP: 'one of 1, 0, true, false, yes, no',
+  FORGE_MCP_TOKEN: 'a secret of at least 16 characters, e.g. the output of: openssl rand -hex 32',
 };
+
+const SECRETS = new Set(['TEMPORAL_API_KEY', 'ANTHROPIC_API_KEY', 'FORGE_EMBEDDINGS_API_KEY', 'FORGE_MCP_TOKEN']);
 
 /** Parses the environment; a wrong value names the variable, the value and what is expected. */
 export function loadConfig(env: Record<string, string | undefined>, defaultHome: string): ForgeConfig {
@@ -84,7 +124,9 @@ export function loadConfig(env: Record<string, string | undefined>, defaultHome:
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0]);
-    throw new ConfigError(variable, cleaned[variable], expectations[variable] ?? issue.message);
+    // A secret is never echoed back, even a wrong one: it may be a real key pasted into the wrong variable.
+    const value = SECRETS.has(variable) ? `(${String(cleaned[variable]).length} characters, not shown)` : cleaned[variable];
+    throw new ConfigError(variable, value, expectations[variable] ?? issue.message);
   }
   return { ...parsed.data, home: parsed.data.FORGE_HOME ?? defaultHome };
 }

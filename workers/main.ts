@@ -10,20 +10,25 @@ import { activityScope } from '../activities/scope.ts';
 import type { ForgeConfig } from '../domain/config.ts';
 import { formatForRepair } from '../domain/verification.ts';
 import { dockerClient } from '../infra/docker.ts';
-import { openDatabase } from '../infra/postgres.ts';
-import { ensureSandboxImage } from '../infra/sandbox-image.ts';
+import { migrate } from '../infra/migrate.ts';
+import { databaseUrl, openDatabase } from '../infra/postgres.ts';
+import { freePort } from '../infra/processes.ts';
+import { tarStream } from '../infra/sandbox-image/tar.ts';
+import { ensureSandboxImage, rootfsEntries, sharedLibraries } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { watchRegistry } from '../services/catalog/watcher.ts';
 import { config, sandboxDeploymentName, toolsDir } from '../services/config.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
+import { candidateWorkerEnv } from '../services/evolution/replay.ts';
 import { createLlm, recordLlmUsage } from '../services/llm/client.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
 import { log } from '../services/log.ts';
 import { setSandboxDeployment } from '../services/sandbox/container.ts';
 import { createSandbox, reapOrphans } from '../services/sandbox/index.ts';
 import { verifyTool } from '../services/sandbox/stages/index.ts';
+import { decideApprovalUpdate } from '../workflows/definitions.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
 
@@ -64,7 +69,14 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         namespace: cfg.TEMPORAL_NAMESPACE,
         taskQueue: cfg.FORGE_TASK_QUEUE,
         workflowBundle: await workflowBundle(path.join(cfg.home, 'cache')),
-        activities: createControlActivities({ sql, registry, llm, killSwitch, dailyForgeBudget: cfg.FORGE_DAILY_FORGE_BUDGET }),
+        activities: createControlActivities({
+          sql,
+          registry,
+          llm,
+          killSwitch,
+          dailyForgeBudget: cfg.FORGE_DAILY_FORGE_BUDGET,
+          home: cfg.home,
+        }),
         maxCachedWorkflows: 200,
         interceptors: heartbeatInterceptors,
       }),
@@ -99,6 +111,25 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
           killSwitch,
           live: { docker, image: cfg.FORGE_SANDBOX_IMAGE },
           registered: { toolsDir: toolsDir(cfg), egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE } },
+          // Self-evolution's candidate image and replay: the Docker host builds and runs candidates.
+          evolve: {
+            sql,
+            databaseUrl: databaseUrl(cfg),
+            migrate,
+            docker,
+            home: cfg.home,
+            toolsDir: toolsDir(cfg),
+            workerEnv: candidateWorkerEnv(cfg, endpoint.address),
+            kit: { nodeRootfs: (node) => rootfsEntries(node, []), sharedLibraries, tar: tarStream },
+            // On the embedded PGlite (one database) a replay's catalog gets a PGlite of its own, in memory.
+            scratchServer: async () => (await import('../infra/pglite-server.ts')).servePglite('memory://', await freePort()),
+            temporal: {
+              connection,
+              namespace: cfg.TEMPORAL_NAMESPACE,
+              interceptors: heartbeatInterceptors,
+              approvalUpdate: decideApprovalUpdate,
+            },
+          },
         }),
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,

@@ -16,8 +16,10 @@ type LlmCalls = Pick<
   | 'repairImplementation'
   | 'rewriteTool'
   | 'diagnoseFailure'
+  | 'writeHarnessPatch'
 >;
-type DatabaseWork = Omit<ControlActivities, keyof LlmCalls>;
+type Checks = Pick<ControlActivities, 'checkHarnessPatch'>;
+type DatabaseWork = Omit<ControlActivities, keyof LlmCalls | keyof Checks>;
 
 /** Model calls: minutes each; rate limits and overload say when to come back (nextRetryDelay). */
 export const llmCalls = proxyActivities<LlmCalls>({
@@ -42,3 +44,9 @@ export function sandboxJobs(taskQueue: string, maximumAttempts = 5) {
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts },
   });
 }
+
+/** A patch's checks on a scratch tree (copy, type check, lint, unit tests): minutes of child processes, retried once. */
+export const treeChecks = proxyActivities<Checks>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '5 seconds', maximumAttempts: 2 },
+});

@@ -3,6 +3,8 @@
  * pulls in only @temporalio/workflow's define* helpers, which are safe outside workflows.
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { DirectCallProgress } from '../domain/direct-call.ts';
+import type { EvolveProgress } from '../domain/evolve.ts';
 import type { ForgeProgress } from '../domain/forge.ts';
 import type { ImproveProgress } from '../domain/improve.ts';
 import type { TaskProgress } from '../domain/task.ts';
@@ -10,6 +12,8 @@ import type { TaskProgress } from '../domain/task.ts';
 export const progressQuery = defineQuery<TaskProgress>('progress');
 export const forgeProgressQuery = defineQuery<ForgeProgress & { frozen: boolean; pendingApproval?: string }>('forgeProgress');
 export const improveProgressQuery = defineQuery<ImproveProgress>('improveProgress');
+export const evolveProgressQuery = defineQuery<EvolveProgress>('evolveProgress');
+export const toolCallProgressQuery = defineQuery<DirectCallProgress>('toolCallProgress');
 
 export interface ApprovalDecision {
   approvalId: string;

@@ -36,6 +36,7 @@ import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { failedWith, failureCause, parseWorkflowInput } from './common.ts';
 import { progressQuery } from './definitions.ts';
+import { recordTaskEvidence } from './evidence.ts';
 import { forgeWorkflow } from './forge.ts';
 import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
@@ -135,6 +136,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     const message = failureCause(err);
     enter('failed', message);
     await failTask({ workflowId, error: message });
+    // Failure evidence for self-evolution (issue 11): best effort, never the task's outcome.
+    await recordTaskEvidence({
+      workflowId,
+      result: { task: input.task, status: 'failed', answer: message, calls: progress.calls, turns: progress.turn, forged },
+      sessionId: input.sessionId,
+      error: message,
+    });
     throw failedWith(err, 'TaskFailed');
   }
 
@@ -176,6 +184,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       ...(repaired.length ? { repaired } : {}),
     };
     await completeTask({ workflowId, result });
+    // Failure evidence for self-evolution (issue 11): a failed or stopped task, an escalated or refused call, a forged duplicate.
+    await recordTaskEvidence({ workflowId, result, sessionId: input.sessionId });
     enter(status === 'completed' ? 'completed' : status === 'stopped' ? 'stopped' : 'failed', status === 'completed' ? undefined : answer);
     return result;
   }

@@ -10,7 +10,7 @@ export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<numbe
   const timings: { step: string; ms: number }[] = [];
   const started = performance.now();
   let last = started;
-  const { uiUrl, scripted } = await bringUp(cfg, (m) => {
+  const { uiUrl, scripted, mcp } = await bringUp(cfg, (m) => {
     const now = performance.now();
     steps.push(m);
     timings.push({ step: m, ms: Math.round(now - last) });
@@ -18,10 +18,11 @@ export async function upCommand(cfg: ForgeConfig, args: string[]): Promise<numbe
     last = now;
   });
   const totalMs = Math.round(performance.now() - started);
-  if (values.json) printJson({ ok: true, uiUrl, scripted, steps, timings, totalMs });
+  if (values.json) printJson({ ok: true, uiUrl, scripted, mcp, steps, timings, totalMs });
   else {
     say(`Forge is up in ${(totalMs / 1000).toFixed(1)} s. Temporal UI: ${uiUrl ?? "(your Temporal cluster's UI)"}`);
     if (scripted) say("No ANTHROPIC_API_KEY is set: the model is Forge's scripted stand-in (offline demo), not Claude.");
+    if (mcp) say(`MCP: ${mcp.url} (bearer token: ${mcp.token}), or on stdio: forge mcp — see the README for Claude Code / Claude Desktop.`);
     say(`Try: npx forge run 'how many words are in "a rose is a rose"?' --wait   (reuses count_words once the demo forged it)`);
   }
   return 0;

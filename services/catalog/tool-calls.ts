@@ -126,6 +126,8 @@ export function createToolCalls(deps: { registry: Registry }) {
       task: string;
       /** the input did not fit the declared schema (judged on the host, domain/tool-input.ts): the caller's mistake, not the tool's failure */
       inputRefused?: boolean;
+      /** a call a surface made directly (an MCP client), not a task's model: kept in the audit log's task context */
+      source?: { surface: 'mcp'; client: string };
     }): Promise<{ level: TrustLevel; quarantined: boolean; improve?: ImproveTrigger }> {
       // One key per call: a task's loop may call the same tool several times.
       const key = `${input.workflowId}:call:${input.callId ?? input.tool}`;
@@ -152,7 +154,7 @@ export function createToolCalls(deps: { registry: Registry }) {
         output: input.success ? input.output : { error: input.error },
         latencyMs: Math.round(input.latencyMs),
         reasoning: input.reasoning,
-        taskContext: { task: input.task },
+        taskContext: { task: input.task, ...(input.source ? { source: input.source.surface, client: input.source.client } : {}) },
         workflowId: input.workflowId,
       });
       // The trust ladder moves with every call: a tool that falls below 70% is quarantined (not run

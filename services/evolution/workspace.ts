@@ -101,7 +101,14 @@ const tail = (s: string, lines = 30) => s.trim().split('\n').slice(-lines).join(
  * reason: a harness that moved since the patch was written, anything outside scope (on the edits
  * and again on the whole tree after applying), a type error, a lint finding, a failing harness test.
  */
-export async function checkPatch(input: {
+export async function checkPatch(input: Parameters<typeof checkTree>[0]): Promise<PatchCheck> {
+  const result = await checkTree(input);
+  // A refused patch leaves nothing behind; a passing one keeps its tree for the image build.
+  if (!result.ok) await fs.rm(path.join(input.scratchDir, 'tree'), { recursive: true, force: true });
+  return result;
+}
+
+async function checkTree(input: {
   repoRoot: string;
   scratchDir: string;
   revision: string;
@@ -159,4 +166,15 @@ export async function checkPatch(input: {
   );
   if (!unit.ok) return { ok: false, stage: 'unit-tests', reason: tail(unit.output), diff };
   return { ok: true, diff, treeHash: combined(after), changed };
+}
+
+/**
+ * A tree's hash as checkPatch reports it, recomputed from the tree on disk, with the files it covers;
+ * `except` names files the checks themselves left there (tsconfig.evolve.json). The image build
+ * (services/evolution/image.ts) labels an image with this hash only when the tree still has it.
+ */
+export async function treeHashOf(tree: string, except: ReadonlySet<string> = new Set()): Promise<{ hash: string; files: string[] }> {
+  const hashes = await treeHashes(tree);
+  for (const f of except) hashes.delete(f);
+  return { hash: combined(hashes), files: [...hashes.keys()] };
 }

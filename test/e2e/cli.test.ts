@@ -30,6 +30,7 @@ before(async () => {
     TEMPORAL_UI_PORT: String(await freePort()),
     FORGE_PGLITE_PORT: String(await freePort()),
     FORGE_SCRIPTED_MODEL_PORT: String(await freePort()),
+    FORGE_MCP_PORT: String(await freePort()),
     FORGE_TASK_QUEUE: 'e2e-control',
     FORGE_SANDBOX_QUEUE: 'e2e-sandbox',
     FORGE_POOL_SIZE: '1',
@@ -49,6 +50,11 @@ it('forge up → run --wait → doctor, on embedded defaults', async () => {
   assert.equal(upOut.scripted, true, 'with no ANTHROPIC_API_KEY Forge says it runs on the scripted model');
   assert.equal(upOut.uiUrl, `http://localhost:${env.TEMPORAL_UI_PORT}`);
   assert.ok(fs.existsSync(path.join(home, 'temporal.db')), 'Temporal history persists in the data directory');
+  // The MCP endpoint: up on loopback, with a bearer token generated into the data directory (owner-only).
+  assert.deepEqual(upOut.mcp, { url: `http://127.0.0.1:${env.FORGE_MCP_PORT}/mcp`, token: path.join(home, 'mcp-token') });
+  assert.equal(fs.statSync(path.join(home, 'mcp-token')).mode & 0o777, 0o600);
+  const refused = await fetch(upOut.mcp.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(refused.status, 401, 'no token, no MCP');
 
   const run = forge('run', 'count the steps of a DNS check', '--wait', '--json');
   assert.equal(run.code, 0, run.stderr);
@@ -65,7 +71,7 @@ it('forge up → run --wait → doctor, on embedded defaults', async () => {
     checks.filter((c) => !c.ok),
     [],
   );
-  assert.ok(['docker', 'postgres', 'temporal', 'worker', 'llm'].every((c) => checks.some((x) => x.component === c)));
+  assert.ok(['docker', 'postgres', 'temporal', 'worker', 'llm', 'mcp'].every((c) => checks.some((x) => x.component === c)));
 });
 
 it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person runs them', async () => {
@@ -156,7 +162,7 @@ it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at o
 it('forge down stops everything it started, and doctor then says what to run', () => {
   const down = forge('down', '--json');
   assert.equal(down.code, 0);
-  assert.deepEqual(down.json().stopped.sort(), ['pglite', 'scripted-model', 'temporal', 'worker']);
+  assert.deepEqual(down.json().stopped.sort(), ['mcp', 'pglite', 'scripted-model', 'temporal', 'worker']);
 
   const after = forge('doctor', '--json');
   assert.equal(after.code, 1, 'doctor fails once things are down');

@@ -7,12 +7,12 @@ import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
-import { sleep } from '../../infra/processes.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { until } from '../helpers/wait.ts';
 import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
 
 // Issue 8, item 6: a worker SIGKILLed in the middle of a multi-tool task resumes without calling,
@@ -52,14 +52,6 @@ after(async () => {
   await db.drop();
   fs.rmSync(home, { recursive: true, force: true });
 });
-
-async function until(what: string, ready: () => boolean | Promise<boolean>, ms = 90_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
-}
 
 /** How many times the model was asked turn `turn` of the task (a retried turn is asked again). */
 const askedTurn = (turn: number) =>

@@ -7,11 +7,11 @@ import { after, before, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { ImproveOutcome } from '../../domain/improve.ts';
-import { sleep } from '../../infra/processes.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
 import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { until } from '../helpers/wait.ts';
 import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
 
 // Issue 10, item 9: a worker SIGKILLed in the middle of an improve cycle (while the model writes the
@@ -39,14 +39,6 @@ after(async () => {
   await db.drop();
   fs.rmSync(home, { recursive: true, force: true });
 });
-
-async function until(what: string, ready: () => boolean | Promise<boolean>, ms = 120_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ready())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
 
 it('a worker SIGKILLed while the rewrite is written and again as v2 lands resumes to exactly one promoted version', async () => {
   const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });

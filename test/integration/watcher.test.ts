@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import type { ForgeOutcome } from '../../domain/forge.ts';
-import { sleep } from '../../infra/processes.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { until } from '../helpers/wait.ts';
 
 // A person edits a registered tool's folder while the worker runs: the worker's watcher re-verifies
 // the edit in the real sandbox before it becomes a version; a broken edit never displaces the last good one.
@@ -29,14 +29,6 @@ const versions = async () =>
     (r) => `${r.version}:${r.created_by}`,
   );
 const current = async () => (await h.db.sql`select current_version from tools where name = 'count_words'`)[0]?.current_version as number;
-
-async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(250);
-  }
-}
 
 it('a good edit is verified in the sandbox and becomes the next version, by a human', async () => {
   const file = path.join(h.home, 'tools', 'count_words', 'v1', 'tool.ts');

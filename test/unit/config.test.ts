@@ -34,3 +34,15 @@ it('treats empty strings as unset and coerces numbers and flags', () => {
   assert.equal(cfg.TEMPORAL_TLS, true);
   assert.equal(cfg.home, '/srv/forge');
 });
+
+it('the MCP endpoint: loopback port 8235 by default; a token too short is refused without being echoed', () => {
+  const cfg = loadConfig({}, '/h');
+  assert.deepEqual([cfg.FORGE_MCP_HTTP, cfg.FORGE_MCP_HOST, cfg.FORGE_MCP_PORT, cfg.FORGE_MCP_TOKEN], [true, '127.0.0.1', 8235, undefined]);
+  assert.throws(
+    () => loadConfig({ FORGE_MCP_TOKEN: 'hunter2' }, '/h'),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /^FORGE_MCP_TOKEN="\(7 characters, not shown\)" is not valid: expected a secret of at least 16 characters/.test(err.message) &&
+      !JSON.stringify(err.toJSON()).includes('hunter2'),
+  );
+});

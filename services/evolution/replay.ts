@@ -1,0 +1,757 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import type { z } from 'zod';
+import type { ForgeConfig } from '../../domain/config.ts';
+import { describeError, PermanentError } from '../../domain/errors.ts';
+import { EvidenceNotFoundError, type Expectation, expectationSchema, judgeReplay } from '../../domain/evidence.ts';
+import { REPLAY_POLICY, type ReplayCaseResult, type ReplayReport, type replayRequestSchema } from '../../domain/evolve.ts';
+import type { TaskResult } from '../../domain/task.ts';
+import { toolManifestSchema, toolNameSchema } from '../../domain/tool.ts';
+import { pendingApprovals } from '../control/approvals.ts';
+import { connect, type Sql } from '../db.ts';
+import { type Logger, log as rootLog } from '../log.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../sandbox/container.ts';
+import { LABEL_TREE, LABEL_WORKER, WORKER_TMPFS, WORKER_UID } from './image.ts';
+
+/**
+ * Replay verification of a candidate harness (issue 11, item 5). The candidate's worker image runs as
+ * a throwaway control worker on task queues of its own, against a scratch copy of the catalog: a
+ * database made for this replay (on production's server under a role of its own, or, where that
+ * server holds one database, as the embedded PGlite does, an embedded server of its own; migrated,
+ * the catalog rows copied, nothing else) and a copy of the tools folder. Its sandbox jobs go to a
+ * worker in this process over that copy, where a write tool's call is a dry run. It replays the failure batch (each case several times, to
+ * expose flakiness) and a held-out set of past tasks that completed in production, staged: a sample
+ * of the batch first, the rest only if the sample passes. Everything is judged here, by
+ * domain/evidence.ts judgeReplay — never inside the candidate. Production rows are only read.
+ * Whatever happens, the container, the in-process worker, the scratch database and folders go.
+ */
+
+/** What the replay needs of Temporal, implemented by the activity (services know nothing of Temporal). */
+export interface ReplayTemporal {
+  /** a worker in this process for the candidate's sandbox queue, over the scratch tools folder; writes are dry runs */
+  startSandboxWorker(opts: { taskQueue: string; toolsDir: string }): Promise<{ shutdown(): Promise<void> }>;
+  /** starts a task workflow on the candidate's queue and waits for its end: its result, or why there is none */
+  runTask(opts: {
+    workflowId: string;
+    taskQueue: string;
+    sandboxQueue: string;
+    task: string;
+    timeoutMs: number;
+  }): Promise<{ result?: TaskResult; error?: string }>;
+  /** the update `forge approve|reject` sends (workflows/definitions.ts decideApprovalUpdate) */
+  decideApproval(opts: { workflowId: string; approvalId: string; approve: boolean }): Promise<void>;
+  terminate(workflowId: string, reason: string): Promise<void>;
+  /** ends workflows a crashed earlier attempt left running on this queue; how many */
+  terminateLeftovers(taskQueue: string, reason: string): Promise<number>;
+}
+
+export interface ReplayDeps {
+  /** production's database: evidence, past tasks and the catalog are read from it, never written */
+  sql: Sql;
+  /** production's database URL: the scratch database is made on the same server */
+  databaseUrl: string;
+  /** infra/migrate.ts, injected (services do not import infra) */
+  migrate(sql: Sql): Promise<unknown>;
+  docker: Docker;
+  /** FORGE_HOME: scratch folders go under evolve/<candidate>/replay */
+  home: string;
+  /** production's tools folder, copied */
+  toolsDir: string;
+  /** what the candidate's worker needs besides its database, queues and home: Temporal and the model (candidateWorkerEnv) */
+  workerEnv: Record<string, string>;
+  temporal: ReplayTemporal;
+  /**
+   * An embedded database server for the scratch catalog, when production's cannot hold one apart
+   * (the embedded PGlite serves one database): infra/pglite-server.ts on a free port, injected.
+   */
+  scratchServer?: () => Promise<{ url: string; stop(): Promise<void> }>;
+  /** production's kill switch: a freeze stops the replay (and the cycle waits for thaw) */
+  killSwitch: { guard(what: string): Promise<void> };
+  log?: Logger;
+  limits?: Partial<ReplayLimits>;
+}
+
+export interface ReplayLimits {
+  /** case runs at once */
+  concurrency: number;
+  /** one replayed task's bound (its workflow execution timeout) */
+  taskTimeoutMs: number;
+  /** how long the candidate's worker may take to start (it bundles its workflow code first) */
+  workerStartMs: number;
+  pollMs: number;
+}
+
+export const REPLAY_LIMITS: ReplayLimits = { concurrency: 2, taskTimeoutMs: 10 * 60_000, workerStartMs: 180_000, pollMs: 400 };
+
+/**
+ * How the replay driver answers what a replayed task asks a person. Writes are dry runs, so they go
+ * ahead (and a read the ranking wants confirmed, or a forge past the budget, which the scratch ledger
+ * never reaches); a question or an escalation has nobody to answer it, so it is declined.
+ */
+export const REPLAY_DECISIONS: Readonly<Record<string, boolean>> = {
+  write: true,
+  destructive: true,
+  confirm: true,
+  budget: true,
+  question: false,
+  escalation: false,
+};
+
+/** Tables copied into the scratch database: the catalog, with the metering its trust levels and ranking read. */
+const CATALOG_TABLES = ['tools', 'tool_versions', 'tool_test_cases', 'tool_embeddings', 'invocations'] as const;
+
+export type ReplayRequest = z.output<typeof replayRequestSchema>;
+
+export interface ReplayHooks {
+  signal?: AbortSignal;
+  /** tells apart the workflows of attempts (the activity's attempt number) */
+  runKey?: string;
+  progress?(note: { stage: string; done?: number; total?: number }): void;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const normalised = (task: string) => task.replace(/\s+/g, ' ').trim().toLowerCase();
+
+/** Every name a replay of this candidate uses: fixed per candidate, so a retried attempt clears what a crashed one left. */
+export function replayNames(candidateId: string, home: string) {
+  const key = sha(candidateId).slice(0, 12);
+  return {
+    database: `forge_replay_${key}`,
+    container: `forge-replay-${key}`,
+    dir: path.join(home, 'evolve', candidateId, 'replay'),
+    controlQueue: `evolve-${candidateId}-control`,
+    sandboxQueue: `evolve-${candidateId}-sandbox`,
+  };
+}
+
+/** Labels on a candidate's replay container, so an operator (and a reaper) can tell what it is. */
+export const LABEL_REPLAY = 'forge.replay';
+
+/**
+ * The environment a candidate's control worker gets from this worker's configuration: Temporal and
+ * the model. Not the alert webhook (a scratch promotion must not page anyone), not TLS files (not
+ * mounted), not the MCP server's settings.
+ */
+export function candidateWorkerEnv(cfg: ForgeConfig, temporalAddress: string): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: cfg.TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY: cfg.TEMPORAL_API_KEY,
+    TEMPORAL_TLS: cfg.TEMPORAL_TLS === undefined ? undefined : cfg.TEMPORAL_TLS ? '1' : '0',
+    ANTHROPIC_API_KEY: cfg.ANTHROPIC_API_KEY,
+    ANTHROPIC_BASE_URL: cfg.ANTHROPIC_BASE_URL,
+    FORGE_SCRIPTED_MODEL_PORT: String(cfg.FORGE_SCRIPTED_MODEL_PORT),
+    FORGE_MODEL: cfg.FORGE_MODEL,
+    FORGE_EMBEDDINGS_URL: cfg.FORGE_EMBEDDINGS_URL,
+    FORGE_EMBEDDINGS_MODEL: cfg.FORGE_EMBEDDINGS_MODEL,
+    FORGE_EMBEDDINGS_API_KEY: cfg.FORGE_EMBEDDINGS_API_KEY,
+    FORGE_DAILY_FORGE_BUDGET: String(cfg.FORGE_DAILY_FORGE_BUDGET),
+  };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+export class ReplayNeedsPostgresError extends PermanentError {
+  constructor(url: string, got: string) {
+    super(
+      `the database server at ${url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@')} answered a connection to the scratch database with "${got}": it serves one database under any name (the embedded PGlite does), so a replay there would write production's`,
+      'REPLAY_NEEDS_POSTGRES',
+      'set DATABASE_URL to a Postgres server whose role may CREATE DATABASE; replay verification makes a scratch database per candidate there',
+      { got },
+    );
+  }
+}
+
+export class CandidateImageMissingError extends PermanentError {
+  constructor(image: string, why: string) {
+    super(`cannot replay ${image}: ${why}`, 'CANDIDATE_IMAGE_MISSING', 'build the candidate image again (buildCandidateImage)', { image });
+  }
+}
+
+const withDatabase = (url: string, name: string) => {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+};
+
+const withParam = (url: string, key: string, value: string) => {
+  const u = new URL(url);
+  u.searchParams.set(key, value);
+  return u.toString();
+};
+
+/** Cleanup steps, run last-added first; each step's failure is logged and the rest still run. */
+function cleanupList(log: Logger) {
+  const steps: { what: string; fn: () => Promise<unknown> }[] = [];
+  return {
+    add(what: string, fn: () => Promise<unknown>) {
+      steps.unshift({ what, fn });
+    },
+    async run(): Promise<string[]> {
+      const failed: string[] = [];
+      for (const s of steps.splice(0)) {
+        try {
+          await s.fn();
+        } catch (err) {
+          failed.push(s.what);
+          log.error('replay cleanup step failed', { step: s.what, error: describeError(err) });
+        }
+      }
+      return failed;
+    },
+  };
+}
+
+async function removeContainer(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getContainer(name).remove({ force: true, v: true });
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+}
+
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+/** The scratch database and the role of the same name that owns what is in it. */
+async function dropScratch(sql: Sql, name: string): Promise<void> {
+  await sql.unsafe(`drop database if exists ${quoteIdent(name)} with (force)`);
+  await sql.unsafe(`drop role if exists ${quoteIdent(name)}`);
+}
+
+/**
+ * The replay's database, never production's. On production's server when it keeps databases apart
+ * and lets this worker create one; otherwise (the embedded PGlite answers any database name with its
+ * one database, production's; or CREATE DATABASE is refused) an embedded server of the replay's own.
+ * The URL is what the candidate gets; `database` is the name a connection to it must report.
+ */
+async function openScratchDatabase(
+  deps: Pick<ReplayDeps, 'sql' | 'databaseUrl' | 'scratchServer'>,
+  name: string,
+  log: Logger,
+  cleanup: ReturnType<typeof cleanupList>,
+): Promise<{ url: string; database: string }> {
+  let refused: string;
+  try {
+    await deps.sql.unsafe(`create database ${quoteIdent(name)}`);
+    cleanup.add('drop the scratch database and its role', () => dropScratch(deps.sql, name));
+    const url = withDatabase(deps.databaseUrl, name);
+    const owner = connect(url, { max: 1 });
+    try {
+      const [where] = await owner<{ db: string }[]>`select current_database() as db`;
+      if (where?.db === name) return { url: await scopedAccess(deps, owner, name, url, log), database: name };
+      refused = `a connection to ${name} reached "${where?.db ?? '(nothing)'}"`;
+    } finally {
+      await owner.end({ timeout: 2 });
+    }
+    await dropScratch(deps.sql, name);
+  } catch (err) {
+    refused = describeError(err);
+  }
+  if (!deps.scratchServer) throw new ReplayNeedsPostgresError(deps.databaseUrl, refused);
+  log.info("the replay's catalog gets an embedded database server of its own", { why: refused });
+  const server = await deps.scratchServer();
+  cleanup.add('stop the scratch database server', () => server.stop());
+  return { url: server.url, database: new URL(server.url).pathname.slice(1) };
+}
+
+/**
+ * When this worker's role may create roles, a role of the scratch database's name with a random
+ * password and rights on that database alone: the candidate shares the host's loopback, and with it
+ * the server, but not production's credentials, so it cannot read or write production's tables.
+ * Without CREATEROLE the candidate gets this worker's credentials (logged).
+ */
+async function scopedAccess(deps: Pick<ReplayDeps, 'sql'>, owner: Sql, name: string, url: string, log: Logger): Promise<string> {
+  const password = randomBytes(18).toString('hex');
+  try {
+    await deps.sql.unsafe(`create role ${quoteIdent(name)} login password '${password}' nosuperuser nocreatedb nocreaterole noinherit`);
+  } catch (err) {
+    log.warn("the candidate uses this worker's database role: it may not create a scratch role", { error: describeError(err) });
+    return url;
+  }
+  await deps.sql.unsafe(`grant all on database ${quoteIdent(name)} to ${quoteIdent(name)}`);
+  await owner.unsafe(`grant all on schema public to ${quoteIdent(name)}`);
+  const scoped = new URL(url);
+  scoped.username = name;
+  scoped.password = password;
+  return scoped.toString();
+}
+
+/** The columns an insert can write (not generated), in order. */
+async function writableColumns(sql: Sql, table: string): Promise<string[]> {
+  const rows = await sql<{ column_name: string }[]>`
+    select column_name from information_schema.columns
+    where table_schema = current_schema() and table_name = ${table} and is_generated = 'NEVER'
+    order by ordinal_position`;
+  return rows.map((r) => r.column_name);
+}
+
+/** Rows per insert while copying the catalog. */
+const COPY_CHUNK = 500;
+
+/**
+ * The catalog as one consistent snapshot of production (repeatable read, read only), row by row as
+ * JSON, which Postgres turns back into each column's type (jsonb, arrays, times) on the scratch side:
+ * the same path on a Postgres server and on PGlite, whose wire server has no COPY. Version folders
+ * then point into the scratch tools folder, so nothing the candidate does can write production's.
+ */
+async function copyCatalog(prod: Sql, scratch: Sql, scratchTools: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  await prod.begin('isolation level repeatable read read only', async (tx) => {
+    for (const table of CATALOG_TABLES) {
+      const have = new Set(await writableColumns(tx as unknown as Sql, table));
+      const cols = (await writableColumns(scratch, table)).filter((c) => have.has(c));
+      if (!cols.length) continue;
+      const list = cols.map(quoteIdent).join(', ');
+      const rows = await tx.unsafe<{ j: string }[]>(`select row_to_json(x)::text as j from (select ${list} from ${table}) x`);
+      for (let i = 0; i < rows.length; i += COPY_CHUNK) {
+        const chunk = `[${rows
+          .slice(i, i + COPY_CHUNK)
+          .map((r) => r.j)
+          .join(',')}]`;
+        await scratch.unsafe(`insert into ${table} (${list}) select ${list} from json_populate_recordset(null::${table}, $1::text::json)`, [
+          chunk,
+        ]);
+      }
+      counts[table] = rows.length;
+    }
+  });
+  await scratch`update tool_versions set dir = ${scratchTools} || '/' || name || '/v' || version`;
+  await scratch`select setval(pg_get_serial_sequence('invocations', 'id'), coalesce((select max(id) from invocations), 0) + 1, false)`;
+  return counts;
+}
+
+/** The registered tools' folders (tool names only: no scratch space, trash or rejected edits). */
+async function copyTools(from: string, to: string): Promise<number> {
+  await fs.mkdir(to, { recursive: true });
+  let n = 0;
+  for (const e of await fs.readdir(from, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory() || !toolNameSchema.safeParse(e.name).success) continue;
+    await fs.cp(path.join(from, e.name), path.join(to, e.name), { recursive: true, verbatimSymlinks: true });
+    n++;
+  }
+  return n;
+}
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await fs.lchown(dir, uid, gid);
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+    else await fs.lchown(p, uid, gid);
+  }
+}
+
+/** A container's log (stdout and stderr, not a TTY: 8-byte frame headers), as text. */
+async function containerLog(container: Docker.Container, tail = 200): Promise<string> {
+  const raw = (await container.logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
+  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw));
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return (parts.length ? Buffer.concat(parts) : buf).toString('utf8');
+}
+
+/** The end of a log, with the first line that names an error (a stack trace's last lines rarely say what failed). */
+function lastLines(text: string, n = 10): string {
+  const lines = text.trim().split('\n');
+  const tail = lines.slice(-n);
+  const first = lines.find((l) => /\b(error|ERROR)\b|Error:/.test(l));
+  return (first && !tail.includes(first) ? [first, '…', ...tail] : tail).join('\n').slice(0, 3000);
+}
+
+interface CaseSpec {
+  case: string;
+  kind: 'batch' | 'held-out';
+  task: string;
+  run: number;
+  expectations: Expectation[];
+  workflowId: string;
+  /** why it cannot be replayed at all (an evidence row without a task) */
+  unplayable?: string;
+}
+
+export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hooks: ReplayHooks = {}): Promise<ReplayReport> {
+  const started = Date.now();
+  const log = (deps.log ?? rootLog).child({ candidate: req.candidateId });
+  const limits = { ...REPLAY_LIMITS, ...deps.limits };
+  const names = replayNames(req.candidateId, deps.home);
+  const runKey = hooks.runKey ?? sha(`${Date.now()}:${Math.random()}`).slice(0, 6);
+  const note = (stage: string, done?: number, total?: number) => hooks.progress?.({ stage, done, total });
+  const cleanup = cleanupList(log);
+  const { docker, temporal } = deps;
+  /** set when the replay must stop: cancelled, or frozen */
+  let stopped: unknown;
+  const checkStopped = () => {
+    if (hooks.signal?.aborted && !stopped) stopped = hooks.signal.reason ?? new Error('the replay was cancelled');
+    if (stopped) throw stopped;
+  };
+
+  try {
+    await deps.killSwitch.guard('replaying a candidate');
+    // What a crashed attempt of this candidate may have left: its container, database and folders.
+    note('clearing leftovers');
+    await removeContainer(docker, names.container);
+    await dropScratch(deps.sql, names.database);
+    await fs.rm(names.dir, { recursive: true, force: true });
+    const leftovers = await temporal.terminateLeftovers(names.controlQueue, 'a new replay attempt of this candidate started');
+    if (leftovers) log.warn('terminated replay workflows an earlier attempt left running', { count: leftovers });
+
+    const image = await docker
+      .getImage(req.image)
+      .inspect()
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) throw new CandidateImageMissingError(req.image, 'no such image on this Docker host');
+        throw err;
+      });
+    if (image.Config?.Labels?.[LABEL_WORKER] !== '1') throw new CandidateImageMissingError(req.image, 'it is not a Forge worker image');
+
+    // ---- the cases: the batch from its evidence, the held-out set from production's finished tasks
+    note('choosing cases');
+    const rows = await deps.sql<{ id: string; task: string | null; expectations: unknown }[]>`
+      select id, trace->>'task' as task, expectations from failure_evidence where id = any(${req.evidenceIds})`;
+    const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    const missing = req.evidenceIds.filter((id) => !byId.has(id));
+    if (missing.length) throw new EvidenceNotFoundError(missing);
+    const batchTasks = new Set(rows.map((r) => normalised(r.task ?? '')));
+    const heldOut = req.heldOut ? await heldOutTasks(deps.sql, batchTasks, req.heldOut) : [];
+    const wf = (part: string) => `${req.candidateId}.replay-${runKey}.${part}`;
+    const batchCases = (ids: readonly number[]): CaseSpec[] =>
+      ids.flatMap((id) => {
+        const row = byId.get(id)!;
+        const expectations = expectationSchema.array().safeParse(row.expectations);
+        return Array.from({ length: req.runsPerCase }, (_, i) => ({
+          case: String(id),
+          kind: 'batch' as const,
+          task: row.task ?? '',
+          run: i + 1,
+          expectations: expectations.success ? expectations.data : [],
+          workflowId: wf(`e${id}.r${i + 1}`),
+          ...(!row.task?.trim()
+            ? { unplayable: 'the evidence holds no task to replay' }
+            : !expectations.success || !expectations.data.length
+              ? { unplayable: 'the evidence holds no expectation a replay can be judged by' }
+              : {}),
+        }));
+      });
+    const sampleIds = req.evidenceIds.slice(0, req.sample);
+    const restIds = req.evidenceIds.slice(req.sample);
+    const heldOutCases: CaseSpec[] = heldOut.map((t, i) => ({
+      case: t.workflowId,
+      kind: 'held-out',
+      task: t.task,
+      run: 1,
+      expectations: [{ kind: 'completes' }],
+      workflowId: wf(`h${i + 1}`),
+    }));
+
+    // ---- the scratch catalog: a database of its own (on production's server, else an embedded one), and the tools folder
+    note('making the scratch catalog');
+    const home = path.join(names.dir, 'home');
+    const tools = path.join(home, 'tools');
+    await fs.mkdir(tools, { recursive: true });
+    cleanup.add('remove the scratch folders', () => fs.rm(names.dir, { recursive: true, force: true }));
+    const scratchDb = await openScratchDatabase(deps, names.database, log, cleanup);
+    const scratchUrl = scratchDb.url;
+    const scratch = connect(scratchUrl, { max: 3 });
+    cleanup.add('close the scratch connections', () => scratch.end({ timeout: 2 }));
+    const [where] = await scratch<{ db: string }[]>`select current_database() as db`;
+    if (where?.db !== scratchDb.database) throw new ReplayNeedsPostgresError(deps.databaseUrl, where?.db ?? '(nothing)');
+    await deps.migrate(scratch);
+    const copied = await copyCatalog(deps.sql, scratch, tools);
+    const toolFolders = await copyTools(deps.toolsDir, tools);
+    const uid = process.getuid?.() ?? WORKER_UID;
+    const gid = process.getgid?.() ?? WORKER_UID;
+    // The candidate runs unprivileged: as the image's user when this worker is root (which then hands it the folder), else as this user.
+    const user = uid === 0 ? { uid: WORKER_UID, gid: WORKER_UID } : { uid, gid };
+    if (uid === 0) await chownTree(home, WORKER_UID, WORKER_UID);
+    log.info('replay catalog ready', { database: names.database, copied, toolFolders, ms: Date.now() - started });
+    checkStopped();
+
+    // ---- the workers: the candidate's control worker in a container, its sandbox worker here
+    note('starting the candidate worker');
+    const sandboxWorker = await temporal.startSandboxWorker({ taskQueue: names.sandboxQueue, toolsDir: tools });
+    cleanup.add('shut down the in-process sandbox worker', () => sandboxWorker.shutdown());
+    const container = await docker.createContainer({
+      name: names.container,
+      Image: image.Id,
+      User: `${user.uid}:${user.gid}`,
+      Env: Object.entries({
+        ...deps.workerEnv,
+        // Named, so the server's sessions tell the candidate's connections apart.
+        DATABASE_URL: withParam(scratchUrl, 'application_name', names.container),
+        FORGE_TASK_QUEUE: names.controlQueue,
+        FORGE_SANDBOX_QUEUE: names.sandboxQueue,
+        FORGE_WORKER_ROLE: 'control',
+        FORGE_HOME: home,
+        FORGE_WATCH_TOOLS: '0',
+        FORGE_LOG_LEVEL: 'info',
+        HOME: '/tmp',
+      }).map(([k, v]) => `${k}=${v}`),
+      // A sandbox container of this process as well: `forge freeze` kills it, and a worker that starts
+      // after this one died reaps it (services/sandbox/docker.ts reapOrphans).
+      Labels: {
+        [LABEL_REPLAY]: req.candidateId,
+        [LABEL_TREE]: image.Config?.Labels?.[LABEL_TREE] ?? '',
+        [LABEL_SANDBOX]: '1',
+        [LABEL_OWNER]: OWNER,
+        [LABEL_DEPLOYMENT]: sandboxDeployment(),
+      },
+      HostConfig: {
+        // Loopback reaches Temporal, Postgres and the model; no Docker socket, nothing else of the host.
+        NetworkMode: 'host',
+        Mounts: [{ Type: 'bind', Source: home, Target: home }],
+        ReadonlyRootfs: true,
+        Tmpfs: WORKER_TMPFS,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        PidsLimit: 512,
+        Memory: 2 * 1024 ** 3,
+      },
+    });
+    cleanup.add('remove the candidate container', () => removeContainer(docker, names.container));
+    await container.start();
+    const startedWorker = await waitForWorker(container, limits, hooks.signal, deps.killSwitch);
+    checkStopped();
+    log.info('candidate worker', {
+      ready: startedWorker.ok,
+      ms: startedWorker.ms,
+      ...(startedWorker.ok ? {} : { reason: startedWorker.reason }),
+    });
+
+    // ---- the cases, staged, with the approvals they ask for answered and the freeze watched
+    const running = new Set<string>();
+    cleanup.add('terminate the replayed tasks still running', async () => {
+      for (const id of running) await temporal.terminate(id, 'the replay ended');
+    });
+    let workerDown = startedWorker.ok ? undefined : `the candidate worker did not start: ${startedWorker.reason}`;
+    let done = false;
+    const decided = new Set<string>();
+    const tries = new Map<string, number>();
+    const stop = async (why: unknown) => {
+      stopped ??= why;
+      for (const id of running) await temporal.terminate(id, 'the replay was stopped').catch(() => {});
+    };
+    const watch = (async () => {
+      let lastCheck = 0;
+      while (!done && !stopped) {
+        try {
+          if (hooks.signal?.aborted) {
+            await stop(hooks.signal.reason ?? new Error('the replay was cancelled'));
+            break;
+          }
+          for (const a of await pendingApprovals(scratch)) {
+            if (decided.has(a.id)) continue;
+            const approve = REPLAY_DECISIONS[a.kind] ?? false;
+            try {
+              await temporal.decideApproval({ workflowId: a.workflow_id, approvalId: a.id, approve });
+              decided.add(a.id);
+              log.info('replay decided an approval', { approval: a.id, kind: a.kind, tool: a.tool, approve });
+            } catch (err) {
+              // The workflow may not wait yet (the row is written as it starts waiting) or have moved on.
+              const n = (tries.get(a.id) ?? 0) + 1;
+              tries.set(a.id, n);
+              if (n >= 20) {
+                decided.add(a.id);
+                log.warn('replay could not decide an approval', { approval: a.id, error: describeError(err) });
+              }
+            }
+          }
+          if (Date.now() - lastCheck >= 2000) {
+            lastCheck = Date.now();
+            try {
+              await deps.killSwitch.guard('replaying a candidate');
+            } catch (err) {
+              await stop(err);
+              break;
+            }
+            if (!workerDown) {
+              const state = await container.inspect().catch(() => null);
+              if (state && !state.State.Running) {
+                workerDown = `the candidate worker exited (code ${state.State.ExitCode}): ${lastLines(await containerLog(container).catch(() => ''))}`;
+                for (const id of running) await temporal.terminate(id, 'the candidate worker exited').catch(() => {});
+              }
+            }
+          }
+        } catch (err) {
+          log.warn('replay watch step failed', { error: describeError(err) });
+        }
+        await sleep(limits.pollMs);
+      }
+    })();
+
+    const results: ReplayCaseResult[] = [];
+    const runCases = async (specs: CaseSpec[], stage: string) => {
+      let next = 0;
+      let finished = 0;
+      const out: ReplayCaseResult[] = new Array(specs.length);
+      const lane = async () => {
+        while (next < specs.length) {
+          checkStopped();
+          const i = next++;
+          out[i] = await runCase(specs[i]!);
+          checkStopped();
+          note(stage, ++finished, specs.length);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(limits.concurrency, specs.length)) }, lane));
+      results.push(...out);
+      return out;
+    };
+    const runCase = async (spec: CaseSpec): Promise<ReplayCaseResult> => {
+      const base = { case: spec.case, kind: spec.kind, task: spec.task, run: spec.run, workflowId: spec.workflowId };
+      if (spec.unplayable) return { ...base, pass: false, reasons: [spec.unplayable], status: 'not-replayable', durationMs: 0 };
+      if (workerDown) return { ...base, pass: false, reasons: [workerDown], status: 'worker-failed', durationMs: 0 };
+      const t0 = Date.now();
+      running.add(spec.workflowId);
+      const out = await temporal
+        .runTask({
+          workflowId: spec.workflowId,
+          taskQueue: names.controlQueue,
+          sandboxQueue: names.sandboxQueue,
+          task: spec.task,
+          timeoutMs: limits.taskTimeoutMs,
+        })
+        .catch((err: unknown) => ({ error: describeError(err), result: undefined }));
+      running.delete(spec.workflowId);
+      const durationMs = Date.now() - t0;
+      if (out.result) {
+        const verdict = judgeReplay(spec.expectations, out.result);
+        return { ...base, pass: verdict.pass, reasons: verdict.reasons, status: out.result.status, durationMs };
+      }
+      const why = workerDown ?? `the replayed task did not finish: ${out.error ?? 'no result'}`;
+      return { ...base, pass: false, reasons: [why], status: workerDown ? 'worker-failed' : 'error', durationMs };
+    };
+
+    let stage: ReplayReport['stage'] = 'sample';
+    try {
+      const sample = await runCases(batchCases(sampleIds), 'sample');
+      const sampleRate = rate(sample);
+      log.info('replay sample', { passRate: sampleRate, cases: sample.length });
+      if (sampleRate >= REPLAY_POLICY.passThreshold && (restIds.length || heldOutCases.length)) {
+        stage = 'full';
+        await runCases([...batchCases(restIds), ...heldOutCases], 'rest');
+      } else if (sampleRate >= REPLAY_POLICY.passThreshold) stage = 'full';
+    } finally {
+      done = true;
+      await watch;
+    }
+    checkStopped();
+
+    const [spent] = await scratch<{ input: number; output: number; cost: number }[]>`
+      select coalesce(sum(input_tokens), 0)::int as input, coalesce(sum(output_tokens), 0)::int as output,
+             coalesce(sum(cost_usd), 0)::float8 as cost from llm_calls`;
+    const batch = results.filter((r) => r.kind === 'batch');
+    const held = results.filter((r) => r.kind === 'held-out');
+    const report: ReplayReport = {
+      stage,
+      batchPassRate: rate(batch),
+      heldOutPassRate: rate(held),
+      heldOutRegressions: held.filter((r) => !r.pass).length,
+      cases: results,
+      durationMs: Date.now() - started,
+      tokens: { input: spent?.input ?? 0, output: spent?.output ?? 0 },
+    };
+    log.info('replay finished', {
+      stage,
+      batchPassRate: report.batchPassRate,
+      heldOutPassRate: report.heldOutPassRate,
+      heldOutRegressions: report.heldOutRegressions,
+      cases: results.length,
+      costUsd: spent?.cost ?? 0,
+      ms: report.durationMs,
+    });
+    return report;
+  } catch (err) {
+    throw stopped ?? err;
+  } finally {
+    note('cleaning up');
+    await cleanup.run();
+  }
+}
+
+/** A pass rate over case runs; with none run (no held-out task), nothing failed. */
+function rate(results: readonly ReplayCaseResult[]): number {
+  return results.length ? results.filter((r) => r.pass).length / results.length : 1;
+}
+
+/**
+ * Past tasks that completed in production, newest first, one per distinct task text: not in the
+ * batch, not themselves evidence, not part of a session (their earlier exchanges are not replayed).
+ */
+async function heldOutTasks(sql: Sql, exclude: ReadonlySet<string>, n: number): Promise<{ workflowId: string; task: string }[]> {
+  const rows = await sql<{ workflow_id: string; task: string }[]>`
+    select t.workflow_id, t.task from tasks t
+    where t.status = 'completed' and t.result->>'status' = 'completed'
+      and not exists (select 1 from failure_evidence e where e.workflow_id = t.workflow_id)
+      and not exists (select 1 from session_tasks s where s.workflow_id = t.workflow_id)
+    order by t.updated_at desc, t.workflow_id
+    limit ${n * 20}`;
+  const seen = new Set(exclude);
+  const out: { workflowId: string; task: string }[] = [];
+  for (const r of rows) {
+    const key = normalised(r.task);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ workflowId: r.workflow_id, task: r.task });
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+/** Until the container's worker says it started (its log), or it exits, or time runs out; a freeze stops the wait. */
+async function waitForWorker(
+  container: Docker.Container,
+  limits: ReplayLimits,
+  signal: AbortSignal | undefined,
+  killSwitch: ReplayDeps['killSwitch'],
+): Promise<{ ok: true; ms: number } | { ok: false; ms: number; reason: string }> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < limits.workerStartMs && !signal?.aborted) {
+    await killSwitch.guard('replaying a candidate');
+    const state = await container.inspect();
+    const text = await containerLog(container, 400);
+    if (text.includes('"msg":"worker started"')) return { ok: true, ms: Date.now() - t0 };
+    if (!state.State.Running)
+      return { ok: false, ms: Date.now() - t0, reason: `it exited with code ${state.State.ExitCode}: ${lastLines(text)}` };
+    await sleep(limits.pollMs);
+  }
+  const text = await containerLog(container).catch(() => '');
+  return {
+    ok: false,
+    ms: Date.now() - t0,
+    reason: `its worker did not start within ${Math.round(limits.workerStartMs / 1000)} s: ${lastLines(text)}`,
+  };
+}
+
+/**
+ * A replay's tool call of a write (or destructive) tool: never run, answered with a result that says
+ * so, in the shape a sandbox run has. Undefined for a read, which runs as in production.
+ */
+export async function replayDryRun(
+  toolsDir: string,
+  tool: { name: string; version: number },
+): Promise<{ ok: true; exitCode: 0; output: unknown; stdout: ''; stderr: ''; durationMs: 0 } | undefined> {
+  const text = await fs.readFile(path.join(toolsDir, tool.name, `v${tool.version}`, 'manifest.json'), 'utf8').catch(() => null);
+  if (text === null) return undefined; // the runner says what is missing
+  const manifest = toolManifestSchema.safeParse(JSON.parse(text));
+  if (manifest.success && manifest.data.sideEffect === 'read' && !manifest.data.destructive) return undefined;
+  return {
+    ok: true,
+    exitCode: 0,
+    output: {
+      dryRun: true,
+      tool: tool.name,
+      version: tool.version,
+      note: `${tool.name} v${tool.version} changes things outside Forge, so this replay of a candidate harness did not run it: treat the call as done as asked`,
+    },
+    stdout: '',
+    stderr: '',
+    durationMs: 0,
+  };
+}

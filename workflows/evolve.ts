@@ -1,0 +1,148 @@
+import { isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { FailureEvidence } from '../domain/evidence.ts';
+import {
+  acceptReplay,
+  addedLines,
+  type EvolveOutcome,
+  type EvolveProgress,
+  type EvolveRequest,
+  evolveRequestSchema,
+  type HarnessPatch,
+  overfittingProblems,
+  REPLAY_POLICY,
+  resolveEdits,
+  scopeProblems,
+} from '../domain/evolve.ts';
+import { databaseWork, llmCalls, sandboxJobs, treeChecks } from './activities.ts';
+import { failedWith, parseWorkflowInput } from './common.ts';
+import { evolveProgressQuery } from './definitions.ts';
+import { track } from './progress.ts';
+
+const { writeHarnessPatch } = llmCalls;
+const { beginEvolve, harnessSnapshot, loadEvidence, recordCandidate, recordEvolveAttempts } = databaseWork;
+const { checkHarnessPatch } = treeChecks;
+
+/**
+ * Self-evolution, part 1 (issue 11): a batch of failure evidence → a harness patch from the coding
+ * agent → reviews that need nothing to run (scope, overfitting) → checks on a scratch tree (apply,
+ * scope on the whole tree, type check, lint, the harness's unit tests) → a candidate image → replay
+ * of the batch and a held-out set in throwaway containers, judged here. Up to N attempts, each fed
+ * the previous refusal. A verified candidate waits for part 2's consent; a refused one keeps its reasons.
+ */
+export async function evolveWorkflow(raw: EvolveRequest): Promise<EvolveOutcome> {
+  const req = parseWorkflowInput(evolveRequestSchema, raw, 'evolve request', 'InvalidEvolveRequest');
+  try {
+    return await evolve(req);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw failedWith(err, 'EvolveFailed');
+  }
+}
+
+async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promise<EvolveOutcome> {
+  const { workflowId } = workflowInfo();
+  const candidateId = workflowId;
+  const { buildCandidateImage, replayCandidate } = sandboxJobs(req.sandboxQueue);
+  const progress: EvolveProgress = { phase: 'gathering', history: [], attempts: [] };
+  const { enter, guarded } = track(progress);
+  setHandler(evolveProgressQuery, () => progress);
+
+  const end = async (status: 'verified' | 'refused', reason: string, extra: Partial<Parameters<typeof recordCandidate>[0]> = {}) => {
+    enter(status, reason);
+    await recordCandidate({ workflowId, status, reason, ...extra });
+    return { status, candidateId, reason };
+  };
+
+  enter('gathering');
+  const evidence: FailureEvidence[] = await loadEvidence({ ids: req.evidenceIds });
+  const snapshot = await harnessSnapshot();
+  await beginEvolve({
+    id: candidateId,
+    workflowId,
+    batchKey: req.batchKey,
+    failureType: req.failureType,
+    evidenceIds: req.evidenceIds,
+    revision: snapshot.revision,
+  });
+  // What the coding agent sees of each case; the judge keeps the expectations to itself as well.
+  const cases = evidence.map((e) => ({
+    id: e.id,
+    failureType: e.failureType,
+    expected: e.expected,
+    happened: e.happened,
+    expectations: e.expectations,
+    trace: e.trace,
+  }));
+  const evidenceTexts = evidence.map((e) => ({
+    workflowId: e.workflowId,
+    texts: [e.trace.task, e.expected, e.happened, e.trace.answer ?? '', ...e.expectations.map((x) => ('text' in x ? x.text : ''))].filter(
+      (t) => t.length >= 12,
+    ),
+  }));
+
+  let accepted: { patch: HarnessPatch; diff: string; treeHash: string } | undefined;
+  let previous: string | undefined;
+  for (let attempt = 1; attempt <= req.maxAttempts && !accepted; attempt++) {
+    enter('patching', `attempt ${attempt} of ${req.maxAttempts}`);
+    const { patch } = await guarded(() =>
+      writeHarnessPatch({ failureType: req.failureType, evidence: cases, files: snapshot.files, attempt, previous }),
+    );
+    const refuse = async (stage: string, reason: string) => {
+      progress.attempts.push({ attempt, stage, passed: false, reason: reason.slice(0, 4000) });
+      await recordEvolveAttempts({ workflowId, attempts: progress.attempts });
+      previous = `refused at ${stage}: ${reason}`;
+    };
+    // Reviews that need nothing to run come first: a patch outside scope never reaches a build.
+    const scope = scopeProblems(patch.edits, snapshot.evolvable, new Set(snapshot.existing));
+    if (scope.length) {
+      await refuse('scope', scope.join('; '));
+      continue;
+    }
+    const resolved = resolveEdits(patch.edits, snapshot.files);
+    if (!resolved.ok) {
+      await refuse('apply', `the patch does not apply to the current harness: ${resolved.reason}`);
+      continue;
+    }
+    const overfit = overfittingProblems(addedLines(resolved.files, snapshot.files), evidenceTexts);
+    if (overfit.length) {
+      await refuse('overfitting', `the patch must generalise, but ${overfit.join('; ')}`);
+      continue;
+    }
+    enter('checking', `attempt ${attempt}`);
+    const check = await guarded(() => checkHarnessPatch({ candidateId, revision: snapshot.revision, edits: resolved.files }));
+    if (!check.ok) {
+      await refuse(check.stage, check.reason);
+      continue;
+    }
+    progress.attempts.push({ attempt, stage: 'checks', passed: true, reason: `changed ${check.changed.join(', ')}` });
+    await recordEvolveAttempts({ workflowId, attempts: progress.attempts });
+    accepted = { patch, diff: check.diff, treeHash: check.treeHash };
+  }
+  if (!accepted) return end('refused', `no patch passed the checks in ${req.maxAttempts} attempt(s): ${previous ?? 'no attempt'}`);
+  const { patch, diff, treeHash } = accepted;
+  await recordCandidate({
+    workflowId,
+    status: 'checked',
+    reason: 'the patch passed every check',
+    rationale: patch.rationale,
+    patch,
+    diff,
+    treeHash,
+  });
+
+  enter('building');
+  const image = await guarded(() => buildCandidateImage({ candidateId, treeHash }));
+  enter('replaying');
+  const replay = await guarded(() =>
+    replayCandidate({
+      candidateId,
+      image: image.image,
+      evidenceIds: req.evidenceIds,
+      runsPerCase: REPLAY_POLICY.runsPerCase,
+      heldOut: REPLAY_POLICY.heldOut,
+      sample: REPLAY_POLICY.sample,
+    }),
+  );
+  const verdict = acceptReplay(replay, REPLAY_POLICY.passThreshold);
+  return end(verdict.accepted ? 'verified' : 'refused', verdict.reason, { image: image.image, imageDigest: image.digest, replay });
+}
