@@ -50,3 +50,13 @@ export const treeChecks = proxyActivities<Checks>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '5 seconds', maximumAttempts: 2 },
 });
+
+/** Self-evolution's Docker-host jobs: building a candidate image (minutes) and replaying it (up to an hour); they heartbeat. */
+export function evolveJobs(taskQueue: string) {
+  return proxyActivities<Pick<SandboxActivities, 'buildCandidateImage' | 'replayCandidate'>>({
+    taskQueue,
+    startToCloseTimeout: '60 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+  });
+}

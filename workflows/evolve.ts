@@ -13,7 +13,7 @@ import {
   resolveEdits,
   scopeProblems,
 } from '../domain/evolve.ts';
-import { databaseWork, llmCalls, sandboxJobs, treeChecks } from './activities.ts';
+import { databaseWork, evolveJobs, llmCalls, treeChecks } from './activities.ts';
 import { failedWith, parseWorkflowInput } from './common.ts';
 import { evolveProgressQuery } from './definitions.ts';
 import { track } from './progress.ts';
@@ -42,7 +42,7 @@ export async function evolveWorkflow(raw: EvolveRequest): Promise<EvolveOutcome>
 async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promise<EvolveOutcome> {
   const { workflowId } = workflowInfo();
   const candidateId = workflowId;
-  const { buildCandidateImage, replayCandidate } = sandboxJobs(req.sandboxQueue);
+  const { buildCandidateImage, replayCandidate } = evolveJobs(req.sandboxQueue);
   const progress: EvolveProgress = { phase: 'gathering', history: [], attempts: [] };
   const { enter, guarded } = track(progress);
   setHandler(evolveProgressQuery, () => progress);

@@ -83,6 +83,9 @@ export interface ReplayLimits {
   pollMs: number;
 }
 
+/** How long the kill switch may answer from its cache (services/control/kill-switch.ts), and a little more. */
+const KILL_SWITCH_CACHE_MS = 600;
+
 export const REPLAY_LIMITS: ReplayLimits = { concurrency: 2, taskTimeoutMs: 10 * 60_000, workerStartMs: 180_000, pollMs: 400 };
 
 /**
@@ -571,10 +574,17 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
               break;
             }
             if (!workerDown) {
-              const state = await container.inspect().catch(() => null);
-              if (state && !state.State.Running) {
-                workerDown = `the candidate worker exited (code ${state.State.ExitCode}): ${lastLines(await containerLog(container).catch(() => ''))}`;
-                for (const id of running) await temporal.terminate(id, 'the candidate worker exited').catch(() => {});
+              const state = await containerState(container);
+              if (!state.running) {
+                // forge freeze kills the container right after it freezes: say frozen, not broken.
+                try {
+                  await settledGuard(deps.killSwitch);
+                } catch (err) {
+                  await stop(err);
+                  break;
+                }
+                workerDown = `the candidate worker ${state.why}`;
+                for (const id of running) await temporal.terminate(id, 'the candidate worker is gone').catch(() => {});
               }
             }
           }
@@ -704,6 +714,24 @@ async function heldOutTasks(sql: Sql, exclude: ReadonlySet<string>, n: number): 
   return out;
 }
 
+/** Whether the candidate's container still runs; if not, what became of it (its exit code and last log lines). */
+async function containerState(container: Docker.Container): Promise<{ running: true } | { running: false; why: string }> {
+  try {
+    const info = await container.inspect();
+    if (info.State.Running) return { running: true };
+    return { running: false, why: `exited with code ${info.State.ExitCode}: ${lastLines(await containerLog(container).catch(() => ''))}` };
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return { running: false, why: 'was removed from the Docker host' };
+    throw err;
+  }
+}
+
+/** The kill switch past its cache: a freeze that just killed the container is seen, and refuses. */
+async function settledGuard(killSwitch: ReplayDeps['killSwitch']): Promise<void> {
+  await sleep(KILL_SWITCH_CACHE_MS);
+  await killSwitch.guard('replaying a candidate');
+}
+
 /** Until the container's worker says it started (its log), or it exits, or time runs out; a freeze stops the wait. */
 async function waitForWorker(
   container: Docker.Container,
@@ -714,11 +742,13 @@ async function waitForWorker(
   const t0 = Date.now();
   while (Date.now() - t0 < limits.workerStartMs && !signal?.aborted) {
     await killSwitch.guard('replaying a candidate');
-    const state = await container.inspect();
-    const text = await containerLog(container, 400);
+    const state = await containerState(container);
+    const text = await containerLog(container, 400).catch(() => '');
     if (text.includes('"msg":"worker started"')) return { ok: true, ms: Date.now() - t0 };
-    if (!state.State.Running)
-      return { ok: false, ms: Date.now() - t0, reason: `it exited with code ${state.State.ExitCode}: ${lastLines(text)}` };
+    if (!state.running) {
+      await settledGuard(killSwitch);
+      return { ok: false, ms: Date.now() - t0, reason: state.why };
+    }
     await sleep(limits.pollMs);
   }
   const text = await containerLog(container).catch(() => '');
