@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Expectation } from '../../domain/evidence.ts';
+import type { EvolveOutcome, ReplayReport } from '../../domain/evolve.ts';
+import type { ForgeOutcome } from '../../domain/forge.ts';
+import type { TaskResult } from '../../domain/task.ts';
+import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
+
+// Self-evolution, part 1 end to end (issue 11, item 7): a routing failure — a paraphrase that made the
+// agent forge a duplicate of count_words — goes through the coding agent's patch, the checks, a
+// candidate image and a replay in a throwaway container against a scratch catalog. The scripted model
+// plays the agent too, and reads the candidate's system prompt: the good patch's rule makes the
+// paraphrase reuse count_words; the bad patch's rule also sends "how many words" tasks (the held-out
+// set) to a tool that does not exist, so the batch passes and a held-out task regresses.
+
+const AGENT = fs.readFileSync(path.resolve('harness/prompts/agent.ts'), 'utf8');
+const ANCHOR = '- A task that needs no tool';
+const GOOD_RULE =
+  '- Requests are often worded differently from a tool description: prefer an offered tool that does the job over forge_tool.';
+const BAD_RULE = '- Word counts go through the counter tool, whatever else is offered.';
+const withRule = (rule: string) => AGENT.replace(ANCHOR, `${rule}\n${ANCHOR}`);
+const PARAPHRASE = /tally the words of "([^"]+)"/i;
+
+const scenario: ScenarioInput = {
+  name: 'evolve cycle',
+  rules: [
+    // the coding agent
+    {
+      match: { purpose: 'evolve.patch', user: '(breaks the held-out set)' },
+      responses: [
+        {
+          tool_use: {
+            name: 'submit_patch',
+            input: {
+              rationale: 'route word counts to one tool',
+              edits: [{ path: 'harness/prompts/agent.ts', content: withRule(BAD_RULE) }],
+            },
+          },
+        },
+      ],
+    },
+    {
+      match: { purpose: 'evolve.patch' },
+      responses: [
+        {
+          tool_use: {
+            name: 'submit_patch',
+            input: {
+              rationale:
+                'The agent forged a duplicate because the request used other words than the tool description; tell it to weigh what an offered tool does.',
+              edits: [{ path: 'harness/prompts/agent.ts', content: withRule(GOOD_RULE) }],
+            },
+          },
+        },
+      ],
+    },
+    // the agent under the bad patch: every word count goes to a tool nobody offered
+    {
+      match: { purpose: 'task.turn', system: 'through the counter tool', first: '/how many words/i' },
+      responses: [{ tool_use: { name: 'counter', input: { text: 'x' } } }],
+    },
+    // the paraphrase: reused under either patch's rule, forged (the production failure) without one
+    {
+      match: {
+        purpose: 'task.turn',
+        system: '/prefer an offered tool|through the counter tool/',
+        first: `/${PARAPHRASE.source}/i`,
+        tool: 'count_words',
+        user: '/"words":(\\d+)/',
+      },
+      responses: [{ text: 'There are {{user.1}} words.' }],
+    },
+    {
+      match: {
+        purpose: 'task.turn',
+        system: '/prefer an offered tool|through the counter tool/',
+        first: `/${PARAPHRASE.source}/i`,
+        tool: 'count_words',
+      },
+      responses: [{ tool_use: { name: 'count_words', input: { text: '{{first.1}}' } } }],
+    },
+  ],
+};
+const bundled = ['scenarios/forge-word-count.json', 'scenarios/demo.json'].map(
+  (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ScenarioInput,
+);
+
+describe('evolve, end to end: evidence → patch → checks → candidate image → replay → verified or refused', () => {
+  let h: Harness;
+  let n = 0;
+
+  async function evidence(task: string, marker: string): Promise<number> {
+    const expectations: Expectation[] = [{ kind: 'uses-tool', tool: 'count_words' }, { kind: 'forges-nothing' }];
+    const trace = { task, status: 'completed', answer: 'There are 3 words.', calls: [], forged: ['word_tally'] };
+    const [row] = await h.db.sql<{ id: string }[]>`
+      insert into failure_evidence (idempotency_key, workflow_id, source, failure_type, expected, happened, expectations, severity, trace)
+      values (${`evolve-cycle:${++n}`}, ${`task-evolve-cycle-${n}`}, 'duplicate_forged', 'routing', ${`reuse count_words ${marker}`},
+              'forged word_tally, a duplicate of count_words', ${h.db.sql.json(expectations as never)}, 0.8, ${h.db.sql.json(trace as never)})
+      returning id`;
+    return Number(row!.id);
+  }
+
+  async function evolve(marker: string) {
+    const id = await evidence('tally the words of "red green blue"', marker);
+    const workflowId = `evolve-cycle-${n}-${Date.now()}`;
+    const handle = await h.client.workflow.start('evolveWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
+      workflowId,
+      args: [
+        {
+          batchKey: `cycle-${n}:routing`,
+          failureType: 'routing',
+          evidenceIds: [id],
+          sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE,
+          maxAttempts: 1,
+        },
+      ],
+    });
+    const outcome = (await handle.result()) as EvolveOutcome;
+    const [row] = await h.db.sql<
+      { status: string; image: string | null; image_digest: string | null; diff: string | null; replay: ReplayReport | null }[]
+    >`
+      select status, image, image_digest, diff, replay from evolve_candidates where workflow_id = ${workflowId}`;
+    return { outcome, row: row! };
+  }
+
+  before(async () => {
+    h = await startHarness({ scenarios: [scenario, ...bundled] });
+    const forged = (await (
+      await h.client.workflow.start('forgeWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId: `evolve-cycle-forge-${Date.now()}`,
+        args: [
+          { need: 'count the words in a text: input text, output words, characters and lines', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE },
+        ],
+      })
+    ).result()) as ForgeOutcome;
+    assert.equal(forged.status, 'registered');
+    // A task that went well in production: the held-out set.
+    const done = (await (
+      await h.client.workflow.start('taskWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId: `evolve-cycle-heldout-${Date.now()}`,
+        args: [{ task: 'how many words are in "one two three four"?', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+      })
+    ).result()) as TaskResult;
+    assert.equal(done.status, 'completed', done.answer);
+  });
+  after(() => h?.close());
+
+  it('a patch that makes the paraphrase reuse count_words passes replay (twice per case) and the held-out set: verified', async () => {
+    const { outcome, row } = await evolve('(reuse it)');
+    assert.equal(outcome.status, 'verified', outcome.reason);
+    assert.equal(row.status, 'verified');
+    assert.match(row.diff ?? '', /\+- Requests are often worded differently from a tool description/);
+    assert.ok(row.image && row.image_digest, 'the candidate image is recorded');
+    const replay = row.replay!;
+    assert.equal(replay.stage, 'full');
+    assert.equal(replay.batchPassRate, 1);
+    assert.equal(replay.heldOutRegressions, 0);
+    assert.deepEqual(
+      replay.cases.map((c) => [c.kind, c.pass]),
+      [
+        ['batch', true],
+        ['batch', true],
+        ['held-out', true],
+      ],
+    );
+    // The production catalog is untouched: no word_tally, count_words still v1 only.
+    const tools = await h.db.sql<{ name: string }[]>`select name from tools order by name`;
+    assert.deepEqual(
+      tools.map((t) => t.name),
+      ['count_words'],
+    );
+  });
+
+  it('a patch that fixes the batch but breaks a held-out task is refused, with the regression named', async () => {
+    const { outcome, row } = await evolve('(breaks the held-out set)');
+    assert.equal(outcome.status, 'refused');
+    assert.match(outcome.reason, /1 held-out task\(s\) that passed in production failed with the candidate/);
+    const heldOut = row.replay!.cases.filter((c) => c.kind === 'held-out');
+    assert.deepEqual(
+      heldOut.map((c) => c.pass),
+      [false],
+    );
+    assert.ok(
+      row.replay!.cases.filter((c) => c.kind === 'batch').every((c) => c.pass),
+      'the batch itself passed',
+    );
+  });
+});
