@@ -1,5 +1,7 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { ForgeError } from '../domain/errors.ts';
+import type { FailureEvidence } from '../domain/evidence.ts';
+import { createEvidenceStore } from '../services/runs/evidence.ts';
 import { type CandidateRow, createEvolveRuns } from '../services/runs/evolve-runs.ts';
 import { withDb } from './db.ts';
 
@@ -16,9 +18,15 @@ export function listCandidates(cfg: ForgeConfig, limit = 50): Promise<CandidateR
   return withDb(cfg, (sql) => createEvolveRuns(sql).listCandidates(limit));
 }
 
-/** One candidate whole: the diff, the evidence ids, every attempt's refusal, the image and the replay table. */
-export async function showCandidate(cfg: ForgeConfig, id: string): Promise<CandidateRow> {
-  const row = await withDb(cfg, (sql) => createEvolveRuns(sql).showCandidate(id));
-  if (!row) throw new CandidateNotFoundError(id);
-  return row;
+/** One candidate whole: the diff, the evidence, every attempt's refusal, the image and the replay table. */
+export async function showCandidate(cfg: ForgeConfig, id: string): Promise<CandidateRow & { evidence: FailureEvidence[] }> {
+  return withDb(cfg, async (sql) => {
+    const row = await createEvolveRuns(sql).showCandidate(id);
+    if (!row) throw new CandidateNotFoundError(id);
+    // Evidence rows are kept; a missing one leaves the candidate showable.
+    const evidence = await createEvidenceStore({ sql })
+      .loadEvidence(row.evidence_ids.map(Number))
+      .catch(() => []);
+    return { ...row, evidence };
+  });
 }

@@ -165,6 +165,8 @@ export interface ReplayReport {
   cases: ReplayCaseResult[];
   durationMs: number;
   tokens: { input: number; output: number };
+  /** what the replay's model calls cost (the scratch catalog's llm_calls), in USD */
+  costUsd: number;
 }
 
 /** The evolve cycle's acceptance rule, computed here from the replay results (the candidate never sees it). */

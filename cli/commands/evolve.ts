@@ -10,7 +10,7 @@ function replayLines(row: CandidateRow): string[] {
   const r = row.replay;
   if (!r) return [];
   return [
-    `replay (${r.stage}): batch ${(r.batchPassRate * 100).toFixed(0)} % passed, held-out ${(r.heldOutPassRate * 100).toFixed(0)} % (${r.heldOutRegressions} regression(s)), ${(r.durationMs / 1000).toFixed(1)} s`,
+    `replay (${r.stage}): batch ${(r.batchPassRate * 100).toFixed(0)} % passed, held-out ${(r.heldOutPassRate * 100).toFixed(0)} % (${r.heldOutRegressions} regression(s)), ${(r.durationMs / 1000).toFixed(1)} s, ${r.tokens.input + r.tokens.output} tokens ($${(r.costUsd ?? 0).toFixed(4)})`,
     ...r.cases.map(
       (c) =>
         `  ${c.pass ? 'pass' : 'FAIL'} ${c.kind} ${c.case} run ${c.run}: ${c.status}${c.reasons.length ? ` — ${c.reasons.join('; ')}` : ''} (${c.durationMs} ms)`,
@@ -40,6 +40,8 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     }
     say(`${row.id}: ${row.status} — ${row.reason ?? ''}`);
     say(`batch ${row.batch_key} (${row.failure_type}), evidence ${row.evidence_ids.join(', ')}`);
+    for (const e of row.evidence)
+      say(`  #${e.id} ${e.failureType}: ${e.trace.task}\n    expected: ${e.expected}\n    happened: ${e.happened}`);
     if (row.rationale) say(`rationale: ${row.rationale}`);
     for (const a of row.attempts)
       say(`  attempt ${a.attempt}: ${a.passed ? 'passed' : 'refused'} at ${a.stage} — ${a.reason.split('\n')[0]}`);

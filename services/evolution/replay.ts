@@ -666,6 +666,7 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       cases: results,
       durationMs: Date.now() - started,
       tokens: { input: spent?.input ?? 0, output: spent?.output ?? 0 },
+      costUsd: spent?.cost ?? 0,
     };
     log.info('replay finished', {
       stage,

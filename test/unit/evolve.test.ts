@@ -97,6 +97,7 @@ describe('the replay judge', () => {
     cases: [],
     durationMs: 0,
     tokens: { input: 0, output: 0 },
+    costUsd: 0,
   });
   it('accepts at the threshold with no held-out regression', () => assert.equal(acceptReplay(report(0.8, 0), 0.8).accepted, true));
   it('refuses under the threshold', () => assert.match(acceptReplay(report(0.5, 0), 0.8).reason, /50 % .* under the 80 % threshold/));
