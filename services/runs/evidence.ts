@@ -95,7 +95,7 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
     });
   }
 
-  /** Forged tools the catalog already had an equivalent of: another active tool their own description finds. */
+  /** Forged tools the catalog already had an equivalent of: another active tool their own description finds, with the same outputs. */
   async function duplicatesOf(forged: readonly string[]): Promise<NonNullable<TaskFacts['duplicates']>> {
     if (!registry) return [];
     const found: NonNullable<TaskFacts['duplicates']> = [];
@@ -103,10 +103,18 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
       const current = await registry.getCurrent(name);
       if (!current) continue;
       const hits = await registry.search(current.manifest.description, { limit: 5 });
-      const twin = hits.find(
+      const near = hits.filter(
         (h) => h.name !== name && !forged.includes(h.name) && h.status === 'active' && h.similarity >= DUPLICATE_SIMILARITY,
       );
-      if (twin) found.push({ forged: name, existing: twin.name, similarity: twin.similarity });
+      // Words alone mislead (a slug maker and a word counter both speak of "words"): a duplicate also
+      // returns the same things, so its output fields must mostly be the existing tool's.
+      for (const h of near) {
+        const existing = await registry.getCurrent(h.name);
+        if (existing && sameOutputs(current.manifest.outputSchema, existing.manifest.outputSchema)) {
+          found.push({ forged: name, existing: h.name, similarity: h.similarity });
+          break;
+        }
+      }
     }
     return found;
   }
@@ -269,3 +277,18 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
 }
 
 export type EvidenceStore = ReturnType<typeof createEvidenceStore>;
+
+/** Output field names of a JSON Schema object (none for anything else). */
+function outputFields(schema: unknown): Set<string> {
+  const props = (schema as { properties?: Record<string, unknown> } | null)?.properties;
+  return new Set(props && typeof props === 'object' ? Object.keys(props) : []);
+}
+
+/** Two tools return the same things when most of their output fields are shared (Jaccard ≥ 0.5). */
+function sameOutputs(a: unknown, b: unknown): boolean {
+  const x = outputFields(a);
+  const y = outputFields(b);
+  if (!x.size || !y.size) return false;
+  const shared = [...x].filter((f) => y.has(f)).length;
+  return shared / (x.size + y.size - shared) >= 0.5;
+}
