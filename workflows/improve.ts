@@ -130,6 +130,13 @@ async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Prom
               previous,
             }),
           );
+      if (rewrite.source === evidence.source) {
+        // The same code again is no improvement: nothing to gate, nothing to register.
+        previous = 'the rewrite is the current tool.ts unchanged: change the code to fix what the evidence shows';
+        progress.attempts.push({ attempt, passed: false, summary: previous });
+        if (req.candidate) break;
+        continue;
+      }
       let tests: string;
       try {
         const withNew = mergeTestFiles(evidence.tests, rewrite.tests, req.candidate ? FORGED_TESTS_TITLE : NEW_TESTS_TITLE);

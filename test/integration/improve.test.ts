@@ -161,6 +161,13 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
     assert.deepEqual(await current('slugify'), { current_version: 2, status: 'active' });
   });
 
+  it('a rewrite that is the current code unchanged registers nothing', async () => {
+    const outcome = await improve({ tool: 'slugify', trigger: 'manual', reason: 'tidy it', maxAttempts: 1 });
+    assert.equal(outcome.status, 'refused');
+    assert.match(outcome.reason, /the rewrite is the current tool\.ts unchanged/);
+    assert.equal((await versions('slugify')).length, 2);
+  });
+
   it('leaves a pinned tool alone when a trigger asks, and lets a person roll back', async () => {
     assert.equal((await forge('tools', 'pin', 'slugify', '--reason', 'hand-tuned')).code, 0);
     const skipped = await improve({ tool: 'slugify', trigger: 'evaluator', reason: 'score 0.41' });
