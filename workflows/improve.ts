@@ -178,12 +178,18 @@ async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Prom
         .join('\n');
     }
   } catch (err) {
-    // A step that failed for good (the model's reply never fit) ends the cycle like a refused rewrite.
+    // A step that failed for good (the model's reply never fit) ends the cycle with its reason, the
+    // catalog untouched; it says nothing about the tool, so it never leads to an archive.
     if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
-    previous = `the ${progress.phase} step failed: ${cause}`;
-    if (start.status !== 'quarantined')
-      return end('failed', `${previous}; ${req.tool} v${fromVersion} stays current`, { fromVersion, gate: lastGate });
+    return end(
+      'failed',
+      `the ${progress.phase} step failed: ${cause}; ${req.tool} v${fromVersion} stays ${start.status === 'quarantined' ? 'quarantined' : 'current'}`,
+      {
+        fromVersion,
+        gate: lastGate,
+      },
+    );
   }
 
   if (req.candidate) {
