@@ -1,12 +1,13 @@
 import { z } from 'zod';
 
 /**
- * What the sandbox verification pipeline (static → mock → live) reports about a tool.
+ * What the sandbox verification pipeline (static → mock → forge-checks → live) reports about a tool.
  * Pure schemas and formatting: workflows import these to decide whether to repair,
  * and the repair prompt is built from `formatForRepair`.
  */
 
-export const stageNameSchema = z.enum(['static', 'mock', 'live']);
+/** forge-checks: Forge's own calls (generated inputs, injected API faults), not the tool's tests (domain/forge-checks.ts). */
+export const stageNameSchema = z.enum(['static', 'mock', 'forge-checks', 'live']);
 export type StageName = z.infer<typeof stageNameSchema>;
 
 export const stageStatusSchema = z.enum(['passed', 'failed', 'skipped']);

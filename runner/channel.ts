@@ -1,4 +1,5 @@
-import type { Permissions, SideEffect } from '../domain/tool.ts';
+import type { FaultSpec } from '../domain/forge-checks.ts';
+import type { ApiSpec, Permissions, SideEffect } from '../domain/tool.ts';
 
 /**
  * The channel between the judge (the runner process that reports to the host) and the judged
@@ -17,10 +18,26 @@ export const HELLO = 'hello';
 /** A line on fd 3 longer than this is refused unread (the output is capped well below it). */
 export const MAX_CHANNEL_LINE = 3 * 1024 * 1024;
 
+/**
+ * checks mode: one call of Forge's own checks (checks.ts), made up by the judge from the schema an
+ * earlier process described, so the cases are in the job line, read before any judged code exists.
+ */
+export interface ChildCase {
+  i: number;
+  input: unknown;
+  budgetMs: number;
+  /** ctx.fetch is answered by the mock of the job's API spec, with this fault injected (without one: the plain mock) */
+  fault?: FaultSpec;
+  /** a fault case: requests past this many are refused (retrying without bound) */
+  maxRequests?: number;
+  /** run with the other parallel cases, all at once, after the sequential ones */
+  parallel?: boolean;
+}
+
 /** The job as the judge sends it; the judge made it, so the judged process takes it as it is. */
 export interface ChildJob {
   nonce: string;
-  mode: 'call' | 'test' | 'describe';
+  mode: 'call' | 'test' | 'describe' | 'checks';
   /** absolute path of the module to load */
   entry: string;
   input?: unknown;
@@ -31,4 +48,7 @@ export interface ChildJob {
   timeoutMs: number;
   proxyUrl?: string;
   allowOpaqueSchemas?: boolean;
+  /** checks mode: the calls to make, and the API their mock answers as (none: requests fail, there is no network) */
+  cases?: ChildCase[];
+  apiSpec?: ApiSpec;
 }

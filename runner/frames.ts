@@ -42,6 +42,28 @@ export const eventFrameSchema = z.object({
 });
 
 export const doneFrameSchema = z.object({ k: z.literal('done'), tampered: z.array(short(200)).max(50).default([]) });
+
+/** checks mode: case `i` starts (so the judge knows which case was running if the process then stops). */
+export const beginFrameSchema = z.object({ k: z.literal('begin'), i: z.number().int().min(0).max(100) });
+/** checks mode: the mock API answered a request of case `i` (the judge times it as the report arrives). */
+export const requestFrameSchema = z.object({
+  k: z.literal('request'),
+  i: z.number().int().min(0).max(100),
+  method: short(16),
+  status: z.number().int().nullable(),
+  fault: short(40).optional(),
+  /** the request past the bound: the mock refused it, and refuses every later one of this case */
+  over: z.boolean().optional(),
+});
+/** checks mode: how case `i`'s call ended; the output is checked by the judge against the schema. */
+export const caseFrameSchema = z.object({
+  k: z.literal('case'),
+  i: z.number().int().min(0).max(100),
+  ok: z.boolean(),
+  output: z.unknown().optional(),
+  error: runnerErrorSchema.optional(),
+  tampered: z.array(short(200)).max(50).default([]),
+});
 /** The module could not even be loaded (or its manifest is not a tool's). */
 export const errorFrameSchema = z.object({ k: z.literal('error'), error: runnerErrorSchema });
 
@@ -51,7 +73,12 @@ export const frameSchema = z.discriminatedUnion('k', [
   eventFrameSchema,
   doneFrameSchema,
   errorFrameSchema,
+  beginFrameSchema,
+  requestFrameSchema,
+  caseFrameSchema,
 ]);
 export type Frame = z.infer<typeof frameSchema>;
 export type LoadedFrame = z.infer<typeof loadedFrameSchema>;
 export type EventFrame = z.infer<typeof eventFrameSchema>;
+export type CaseFrame = z.infer<typeof caseFrameSchema>;
+export type RequestFrame = z.infer<typeof requestFrameSchema>;

@@ -4,10 +4,11 @@ import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { MAX_JSON_DEPTH, MAX_RESULT_BYTES } from './bounded-json.ts';
 import { callTool, toRunnerError } from './call.ts';
-import { type ChildJob, HELLO } from './channel.ts';
+import { type ChildCase, type ChildJob, HELLO } from './channel.ts';
 import { chooseInput } from './live-probe.ts';
-import type { RunnerError } from './protocol.ts';
-import { importToolModule, readableSchema, toolFromModule } from './tool-module.ts';
+import type { RunnerError, RunnerResult } from './protocol.ts';
+import { createMockApi } from './testkit.ts';
+import { importToolModule, type LoadedTool, readableSchema, toolFromModule } from './tool-module.ts';
 
 /**
  * The harness inside the judged process: the child node process the judge (judge.ts) starts under
@@ -286,7 +287,20 @@ function errorFrame(error: RunnerError): void {
   frame(`{"k":"error","error":${errorJson(error)}}`);
 }
 
-async function judgedCall(job: ChildJob, base: Slot[][]): Promise<void> {
+interface Judged {
+  tool: LoadedTool;
+  schemas: { input: Record<string, unknown> | null; output: Record<string, unknown> | null };
+}
+
+/**
+ * Loads the tool and reports it (the `loaded` frame, with `extra` fields); undefined when the job
+ * cannot go on, which has then been reported (a load error, changed built-ins, not a tool).
+ */
+async function loadJudged(
+  job: ChildJob,
+  base: Slot[][],
+  extra: (tool: LoadedTool) => Record<string, unknown> = () => ({}),
+): Promise<Judged | undefined> {
   let mod: Record<string, unknown>;
   let loadError: unknown;
   try {
@@ -297,22 +311,21 @@ async function judgedCall(job: ChildJob, base: Slot[][]): Promise<void> {
   }
   // First thing after the module's own code ran: which built-ins did it change? (Even if it then failed.)
   const tampered = tamperedSince(base);
-  if (!tampered.length && loadError !== undefined) return errorFrame(toRunnerError(loadError));
+  if (!tampered.length && loadError !== undefined) return void errorFrame(toRunnerError(loadError));
   if (tampered.length) {
     // Nothing this process would serialize can be trusted now: say only which built-ins changed.
     const names = tampered.map(quote).join(',');
-    return frame(
+    return void frame(
       `{"k":"loaded","name":"(not read)","description":"","permissions":{"network":[],"env":[]},"schemas":{"input":null,"output":null},"tampered":[${names}]}`,
     );
   }
-  let tool: ReturnType<typeof toolFromModule>;
+  let tool: LoadedTool;
   try {
     tool = toolFromModule(job.entry, mod);
   } catch (err) {
-    return errorFrame(toRunnerError(err));
+    return void errorFrame(toRunnerError(err));
   }
   const schemas = { input: readableSchema(tool.input, 'input'), output: readableSchema(tool.output, 'output') };
-  const chosen = job.mode === 'call' && job.chooseInput && job.input === undefined ? chooseInput(tool, undefined) : undefined;
   frame(
     stringify({
       k: 'loaded',
@@ -322,9 +335,31 @@ async function judgedCall(job: ChildJob, base: Slot[][]): Promise<void> {
       permissions: tool.permissions,
       schemas,
       tampered: [],
-      ...(chosen ? { chosen } : {}),
+      ...extra(tool),
     }),
   );
+  return { tool, schemas };
+}
+
+/** How a call ended, as frame fields built here: ok, the output as JSON the judge can take, the error. */
+function outcomeFields(result: RunnerResult, tampered: string[]): string {
+  const encoded = result.output === undefined || tampered.length ? {} : encodeOutput(result.output);
+  const error = encoded.error ?? result.error;
+  const ok = result.ok && !encoded.error;
+  return (
+    `"ok":${ok ? 'true' : 'false'}${encoded.json !== undefined ? `,"output":${encoded.json}` : ''}` +
+    `${error ? `,"error":${errorJson(error)}` : ''}`
+  );
+}
+
+async function judgedCall(job: ChildJob, base: Slot[][]): Promise<void> {
+  let chosen: ReturnType<typeof chooseInput> | undefined;
+  const loaded = await loadJudged(job, base, (tool) => {
+    chosen = job.mode === 'call' && job.chooseInput && job.input === undefined ? chooseInput(tool, undefined) : undefined;
+    return chosen ? { chosen } : {};
+  });
+  if (!loaded) return;
+  const { tool, schemas } = loaded;
   if (job.mode === 'describe') return;
   if (!schemas.output && !job.allowOpaqueSchemas) return; // the judge fails it: no output schema it can read
   if (chosen && 'skipped' in chosen) return;
@@ -337,19 +372,114 @@ async function judgedCall(job: ChildJob, base: Slot[][]): Promise<void> {
     proxyUrl: job.proxyUrl,
   });
   const after = tamperedSince(base);
-  const encoded = result.output === undefined || after.length ? {} : encodeOutput(result.output);
-  const error = encoded.error ?? result.error;
-  const ok = result.ok && !encoded.error;
   let logs = '[]';
   try {
     if (!after.length) logs = stringify(result.logs.slice(0, 500));
   } catch {
     // a log field that is not JSON: the logs are lost, the result is not
   }
-  frame(
-    `{"k":"result","ok":${ok ? 'true' : 'false'}${encoded.json !== undefined ? `,"output":${encoded.json}` : ''}` +
-      `${error ? `,"error":${errorJson(error)}` : ''},"logs":${logs},"tampered":[${after.map(quote).join(',')}]}`,
-  );
+  frame(`{"k":"result",${outcomeFields(result, after)},"logs":${logs},"tampered":[${after.map(quote).join(',')}]}`);
+}
+
+// ---------------------------------------------------------------------------
+// Checks mode: Forge's own calls (generated inputs, injected API faults), cases made by the judge
+
+interface Transport {
+  fetch: typeof fetch;
+  /** the case is over: later requests (from a run that outlived it) are refused */
+  close(): void;
+}
+
+/** Without an API spec there is nothing to answer as the API, and the container has no network. */
+function offlineTransport(): Transport {
+  const fetchImpl = (input: string | URL | Request) =>
+    Promise.reject(
+      new Error(
+        `there is no network in Forge's checks, and no api-spec.json to answer as the API: ${asString(input instanceof Request ? input.url : input)} was not fetched`,
+      ),
+    );
+  return { fetch: fetchImpl as typeof fetch, close: () => undefined };
+}
+
+/**
+ * ctx.fetch answered by the testkit's mock of the job's API spec, with the case's fault. In a fault
+ * case every answer is reported as it happens (the judge times the reports) and requests past the
+ * case's `maxRequests` are refused: the judge reads them as retrying without bound.
+ */
+function mockTransport(job: ChildJob, c: ChildCase): Transport {
+  const mock = createMockApi(job.apiSpec, { env: job.env, ...(c.fault ? { faults: [c.fault] } : {}) });
+  let count = 0;
+  let closed = false;
+  const report = (method: string, status: number | null, fault: string | undefined, over = false) =>
+    frame(
+      `{"k":"request","i":${c.i},"method":${quote(method.slice(0, 16))},"status":${status === null ? 'null' : asString(Math.trunc(status))}` +
+        `${fault ? `,"fault":${quote(fault)}` : ''}${over ? ',"over":true' : ''}}`,
+    );
+  const fetchImpl = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    if (closed) return Promise.reject(new Error("Forge's check of this call is over: the request was not sent"));
+    count += 1;
+    const method = asString(init?.method ?? 'GET');
+    const max = c.maxRequests ?? Number.POSITIVE_INFINITY;
+    if (c.fault && count > max) {
+      if (count === max + 1) report(method, null, undefined, true);
+      return Promise.reject(
+        new Error(`Forge's mock API refused request ${count}: more than ${max} requests in one call is retrying without bound`),
+      );
+    }
+    const before = mock.calls.length;
+    const pending = mock.fetch(input, init);
+    if (!c.fault) return pending;
+    const call = mock.calls.length > before ? mock.calls[before] : undefined;
+    return pending.then(
+      (res) => {
+        report(method, res.status, call?.fault);
+        return res;
+      },
+      (err: unknown) => {
+        report(method, null, call?.fault);
+        throw err;
+      },
+    );
+  };
+  return {
+    fetch: fetchImpl as typeof fetch,
+    close: () => {
+      closed = true;
+    },
+  };
+}
+
+async function judgedChecks(job: ChildJob, base: Slot[][]): Promise<void> {
+  const loaded = await loadJudged(job, base);
+  if (!loaded?.schemas.output) return; // reported, or the judge fails it: no output schema it can read
+  const { tool } = loaded;
+  const cases = job.cases ?? [];
+  const run = async (c: ChildCase): Promise<{ stop: boolean }> => {
+    frame(`{"k":"begin","i":${c.i}}`);
+    const transport = job.apiSpec ? mockTransport(job, c) : offlineTransport();
+    const result = await callTool(tool, c.input, {
+      env: job.env,
+      permissions: job.permissions,
+      sideEffect: job.sideEffect,
+      timeoutMs: c.budgetMs,
+      fetchImpl: transport.fetch,
+    });
+    transport.close();
+    const after = tamperedSince(base);
+    frame(`{"k":"case","i":${c.i},${outcomeFields(result, after)},"tampered":[${after.map(quote).join(',')}]}`);
+    // A call still running past its budget would go on beside the next case, and changed built-ins spoil every later one.
+    return { stop: after.length > 0 || result.error?.code === 'TIMEOUT' };
+  };
+  let stopped = false;
+  for (const c of cases) {
+    if (c.parallel) continue;
+    if ((await run(c)).stop) {
+      stopped = true;
+      break;
+    }
+  }
+  if (!stopped) await Promise.all(cases.filter((c) => c.parallel).map(run));
+  frame(`{"k":"done","tampered":[${tamperedSince(base).map(quote).join(',')}]}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -437,7 +567,7 @@ export async function judgedMain(): Promise<void> {
   const base = fingerprint();
   if (job.mode === 'test') return judgedTest(job, base);
   try {
-    await judgedCall(job, base);
+    await (job.mode === 'checks' ? judgedChecks(job, base) : judgedCall(job, base));
   } catch (err) {
     errorFrame(toRunnerError(err));
   }

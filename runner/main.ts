@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { toRunnerError } from './call.ts';
+import { judgeChecks } from './checks.ts';
 import { execCommand } from './exec.ts';
 import { idle } from './idle.ts';
 import { JudgedProcess, type JudgeSetup, judgeCall } from './judge.ts';
@@ -13,7 +14,8 @@ import { judgeTest } from './test-mode.ts';
 /**
  * The generic runner inside the sandbox image (bundled to /opt/forge/runner.mjs), the judge:
  *   idle     warm-pool mode: wait for one job on stdin, run it, print one result frame
- * Judged code runs in judged.mjs (judged-entry.ts), which this process starts (judge.ts).
+ * Judged code runs in judged.mjs (judged-entry.ts), which this process starts (judge.ts); the job's
+ * mode says what is judged: a call, a test file (test-mode.ts), Forge's own checks (checks.ts).
  */
 const USAGE = 'usage: runner idle';
 /** The judged process's output limit when a job names none (the host always does). */
@@ -58,6 +60,16 @@ async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): P
         ...(job.proxyUrl ? { proxyUrl: job.proxyUrl } : {}),
         ...(job.allowOpaqueSchemas ? { allowOpaqueSchemas: true } : {}),
       }).then(({ loaded: _, ...result }) => result);
+    case 'checks':
+      return judgeChecks(first, setup, {
+        entry: entry ?? need('entry'),
+        seed: job.seed ?? 1,
+        ...(job.apiSpec ? { apiSpec: job.apiSpec } : {}),
+        ...(job.permissions ? { permissions: job.permissions } : {}),
+        ...(job.sideEffect ? { sideEffect: job.sideEffect } : {}),
+        timeoutMs,
+        outputBytes,
+      });
     case 'test':
       return judgeTest(first, {
         entry: entry ?? need('entry'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { permissionsSchema, sideEffectSchema } from '../domain/tool.ts';
+import { apiSpecSchema, permissionsSchema, sideEffectSchema } from '../domain/tool.ts';
 import { MAX_JSON_DEPTH, MAX_RESULT_BYTES, parseBoundedJson } from './bounded-json.ts';
 
 /**
@@ -34,7 +34,7 @@ const fileNameSchema = z
 /** http://<proxy address>:<port> on the job's egress network; nothing else is a proxy address. */
 export const proxyUrlSchema = z.string().regex(/^http:\/\/[A-Za-z0-9.:[\]-]+:\d{1,5}$/, 'http://<host>:<port> of the egress proxy');
 
-export const jobModeSchema = z.enum(['call', 'test', 'exec', 'serve']);
+export const jobModeSchema = z.enum(['call', 'test', 'exec', 'serve', 'checks']);
 export type JobMode = z.infer<typeof jobModeSchema>;
 
 export const nonceSchema = z.string().regex(/^[0-9a-f]{16,64}$/, 'hex');
@@ -79,6 +79,10 @@ export const jobMessageSchema = z.object({
    * and checks only that the output is JSON (hand-written test fixtures). Without it such a tool fails.
    */
   allowOpaqueSchemas: z.boolean().optional(),
+  /** checks mode: the API the mock answers as (and whose failures are injected); without it, no fault checks */
+  apiSpec: apiSpecSchema.optional(),
+  /** checks mode: the seed of the generated inputs */
+  seed: z.number().int().min(0).max(0xffffffff).optional(),
 });
 export type JobMessage = z.infer<typeof jobMessageSchema>;
 export type JobMessageInput = z.input<typeof jobMessageSchema>;

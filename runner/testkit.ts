@@ -341,12 +341,13 @@ function bodyText(body: RequestInit['body']): string | undefined {
   return '[non-text body]';
 }
 
-interface MockApi {
+export interface MockApi {
   fetch: typeof fetch;
   calls: RecordedCall[];
 }
 
-function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): MockApi {
+/** The mock API alone, as a fetch implementation (testContext wraps it in a ToolContext; Forge's own fault checks use it directly). */
+export function createMockApi(spec: ApiSpec | undefined, opts: TestContextOptions): MockApi {
   const calls: RecordedCall[] = [];
   const env = opts.env ?? {};
   const faults: FaultState[] = (opts.faults ?? []).map((f) => ({ fault: f, remaining: f.times ?? Infinity }));

@@ -55,6 +55,8 @@ function jobMessage(job: SandboxJob, limits: SandboxLimits, nonce: string): JobM
     ...(job.declaredTests ? { declaredTests: job.declaredTests } : {}),
     ...(job.chooseInput ? { chooseInput: true } : {}),
     ...(job.allowOpaqueSchemas ? { allowOpaqueSchemas: true } : {}),
+    ...(job.apiSpec ? { apiSpec: job.apiSpec } : {}),
+    ...(job.seed !== undefined ? { seed: job.seed } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ForgeError } from '../../domain/errors.ts';
-import { type Permissions, permissionsSchema, type SideEffect, sideEffectSchema } from '../../domain/tool.ts';
+import { type ApiSpec, apiSpecSchema, type Permissions, permissionsSchema, type SideEffect, sideEffectSchema } from '../../domain/tool.ts';
 import { type DeclaredTests, declaredTestsSchema, proxyUrlSchema } from '../../runner/protocol.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 
@@ -34,7 +34,7 @@ export const DEFAULT_LIMITS: SandboxLimits = Object.freeze({
 
 export const sandboxJobSchema = z
   .object({
-    mode: z.enum(['call', 'test', 'exec']),
+    mode: z.enum(['call', 'test', 'exec', 'checks']),
     files: z.record(z.string(), z.string()).default({}),
     /** the file the runner loads (call: the tool module, test: the test module) */
     entry: z.string().optional(),
@@ -59,6 +59,10 @@ export const sandboxJobSchema = z
     chooseInput: z.boolean().optional(),
     /** call mode: a tool with hand-written (non-zod) schemas, whose output the judge cannot check (test fixtures) */
     allowOpaqueSchemas: z.boolean().optional(),
+    /** checks mode (Forge's own checks, stages/checks.ts): the API the mock answers as; without it no fault checks run */
+    apiSpec: apiSpecSchema.optional(),
+    /** checks mode: the seed of the generated inputs */
+    seed: z.number().int().min(0).max(0xffffffff).optional(),
   })
   .refine((job) => !job.proxyUrl || job.network, {
     // Without the egress network the container has no interface to reach the proxy on.
@@ -66,7 +70,7 @@ export const sandboxJobSchema = z
     path: ['proxyUrl'],
   });
 export type SandboxJob = {
-  mode: 'call' | 'test' | 'exec';
+  mode: 'call' | 'test' | 'exec' | 'checks';
   files: Record<string, string>;
   entry?: string;
   command?: string[];
@@ -81,6 +85,8 @@ export type SandboxJob = {
   declaredTests?: DeclaredTests;
   chooseInput?: boolean;
   allowOpaqueSchemas?: boolean;
+  apiSpec?: ApiSpec;
+  seed?: number;
 };
 
 export type KilledBy = 'timeout' | 'memory' | 'output' | 'pids' | null;
@@ -88,7 +94,7 @@ export type KilledBy = 'timeout' | 'memory' | 'output' | 'pids' | null;
 export interface SandboxResult {
   ok: boolean;
   exitCode: number | null;
-  /** call: the tool's validated output; test: the TestReport */
+  /** call: the tool's validated output; test: the TestReport; checks: the ChecksReport (domain/forge-checks.ts) */
   output?: unknown;
   stdout: string;
   stderr: string;

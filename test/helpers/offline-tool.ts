@@ -23,10 +23,23 @@ export const manifest = {
 
 const answer = z.array(z.object({ date: z.string(), localName: z.string(), name: z.string() }));
 
+const MAX_ATTEMPTS = 3;
+
 export async function run(input: { year: number; countryCode: string }, ctx: ToolContext) {
-  const res = await ctx.fetch(\`\${API}/PublicHolidays/\${input.year}/\${input.countryCode}\`, { headers: { accept: 'application/json' } });
-  if (!res.ok) throw new Error(\`the holidays API answered \${res.status}\`);
-  return { holidays: answer.parse(await res.json()).map((h) => ({ date: h.date, name: h.name })) };
+  const url = \`\${API}/PublicHolidays/\${input.year}/\${input.countryCode}\`;
+  for (let attempt = 1; ; attempt++) {
+    const res = await ctx.fetch(url, { headers: { accept: 'application/json' } });
+    if ((res.status === 429 || res.status >= 500) && attempt < MAX_ATTEMPTS) {
+      // Retry-After's seconds when the API sends them (capped), else a short backoff.
+      const header = res.headers.get('retry-after');
+      const seconds = header === null ? Number.NaN : Number(header);
+      const ms = Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 5) * 1000 : 100 * attempt;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      continue;
+    }
+    if (!res.ok) throw new Error(\`the holidays API answered \${res.status} after \${attempt} attempt(s)\`);
+    return { holidays: answer.parse(await res.json()).map((h) => ({ date: h.date, name: h.name })) };
+  }
 }
 `,
   'tool.test.ts': `import { test } from 'node:test';

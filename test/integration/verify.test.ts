@@ -66,7 +66,7 @@ after(async () => {
 describe('verifyTool', () => {
   it('passes the worked example through static and mock, and skips live without its secret', async () => {
     const report = await verifyTool({ dir: exampleDir, live: { docker, image } }, sandbox);
-    const [st, mock, live] = report.stages;
+    const [st, mock, checks, live] = report.stages;
     assert.equal(report.passed, true, formatForRepair(report));
     assert.equal(st?.status, 'passed');
     assert.deepEqual(st?.findings, []);
@@ -75,6 +75,9 @@ describe('verifyTool', () => {
     assert.ok(mock?.tests?.every((t) => t.passed));
     assert.equal(mock?.coverage, 1);
     assert.ok(mock?.tests?.some((t) => t.name === 'waits for Retry-After and retries after a 429'));
+    assert.equal(checks?.stage, 'forge-checks');
+    assert.equal(checks?.status, 'passed');
+    assert.ok(checks?.tests?.some((t) => t.name === 'fault: the API answers 429 with Retry-After: 1 once' && t.passed));
     assert.equal(live?.status, 'skipped');
     assert.match(live!.reason!, /needs OPENEXCHANGERATES_APP_ID/);
   });
@@ -102,7 +105,10 @@ describe('verifyTool', () => {
     assert.match(failing[0]!.error!, /0\.9175|149\.62/, 'the error shows the expected value');
     assert.equal(mock.coverage, 7 / 9);
     assert.match(mock.reason!, /2 of 9 tests failed/);
-    assert.deepEqual(report.stages[2], { stage: 'live', status: 'skipped', reason: 'not run: the mock stage failed', durationMs: 0 });
+    assert.deepEqual(report.stages.slice(2), [
+      { stage: 'forge-checks', status: 'skipped', reason: 'not run: the mock stage failed', durationMs: 0 },
+      { stage: 'live', status: 'skipped', reason: 'not run: the mock stage failed', durationMs: 0 },
+    ]);
     const text = formatForRepair(report);
     assert.match(text, /VERIFICATION FAILED at stage "mock"/);
     assert.match(text, /FAIL returns the rate the API reports/);
@@ -130,6 +136,7 @@ describe('verifyTool', () => {
       report.stages.slice(1).map((s) => [s.stage, s.status, s.reason]),
       [
         ['mock', 'skipped', 'not run: the static stage failed'],
+        ['forge-checks', 'skipped', 'not run: the static stage failed'],
         ['live', 'skipped', 'not run: the static stage failed'],
       ],
     );
@@ -149,7 +156,7 @@ describe('verifyTool', () => {
     assert.match(report.stages[0]!.reason!, /side-effect/);
     assert.deepEqual(
       report.stages.slice(1).map((s) => s.status),
-      ['skipped', 'skipped'],
+      ['skipped', 'skipped', 'skipped'],
     );
   });
 
@@ -181,11 +188,11 @@ describe('verifyTool', () => {
       sandbox,
     );
     assert.equal(report.passed, true);
-    assert.deepEqual(report.stages[2], {
+    assert.deepEqual(report.stages[3], {
       stage: 'live',
       status: 'skipped',
       reason: 'api-spec.json marks no endpoint safeRead, so no real call is known to be harmless',
-      durationMs: report.stages[2]!.durationMs,
+      durationMs: report.stages[3]!.durationMs,
     });
   });
 
@@ -194,9 +201,9 @@ describe('verifyTool', () => {
     assert.equal(report.passed, true, formatForRepair(report));
     assert.deepEqual(
       report.stages.map((s) => s.status),
-      ['passed', 'passed', 'skipped'],
+      ['passed', 'passed', 'passed', 'skipped'],
     );
-    const live = report.stages[2]!;
+    const live = report.stages[3]!;
     assert.match(
       live.reason!,
       /^live stage skipped: api\.holidays\.invalid could not be resolved from this machine \(offline\? DNS: E[A-Z_]+\)\. The environment could not reach the API, so no real call judged the tool$/,
@@ -213,7 +220,7 @@ describe('verifyTool', () => {
       sandbox,
     );
     assert.equal(report.passed, true, formatForRepair(report));
-    const live = report.stages[2]!;
+    const live = report.stages[3]!;
     assert.equal(live.status, 'skipped');
     assert.match(
       live.reason!,
@@ -230,7 +237,7 @@ describe('verifyTool', () => {
       },
       sandbox,
     );
-    const live = report.stages[2]!;
+    const live = report.stages[3]!;
     assert.equal(live.status, 'failed');
     assert.match(live.reason!, /openexchangerates\.org resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\)/);
     assert.match(live.reason!, /input \{"base":"USD","quote":"EUR"\}/, 'the input came from the schema example');
@@ -399,7 +406,7 @@ describe('forge sandbox verify', () => {
     assert.equal(out.ok, true);
     assert.deepEqual(
       out.stages.map((s) => `${s.stage}:${s.status}`),
-      ['static:passed', 'mock:passed', 'live:skipped'],
+      ['static:passed', 'mock:passed', 'forge-checks:passed', 'live:skipped'],
     );
   });
 
@@ -412,7 +419,7 @@ describe('forge sandbox verify', () => {
       assert.match(human.stdout, /^verified: /);
       assert.match(
         human.stdout,
-        /live {3}SKIPPED .*— live stage skipped: api\.holidays\.invalid could not be resolved from this machine \(offline\?/,
+        /live +SKIPPED .*— live stage skipped: api\.holidays\.invalid could not be resolved from this machine \(offline\?/,
       );
       const json = cli([dir, '--json']);
       assert.equal(json.status, 0, json.stderr);
@@ -440,7 +447,7 @@ describe('forge sandbox verify', () => {
       assert.match(out.reason, /child-process/);
       const human = cli([dir]);
       assert.equal(human.status, 1);
-      assert.match(human.stdout, /static FAILED/);
+      assert.match(human.stdout, /static +FAILED/);
       assert.match(human.stdout, /tool\.ts:2:\d+ \[child-process\]/);
       assert.match(human.stderr, /failed at the static stage/);
     } finally {

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../../../domain/errors.ts';
 import { type ApiSpec, apiSpecSchema } from '../../../domain/tool.ts';
 import { type Finding, reportPassed, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
 import type { SandboxBackend } from '../types.ts';
+import { forgeChecksStage } from './checks.ts';
 import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
 import { analyzeStatic } from './static.ts';
@@ -12,10 +13,12 @@ export type { Finding, StageResult, VerifyReport } from '../../../domain/verific
 /**
  * The verification pipeline a forged tool goes through before it may be registered:
  * static (compile, type-check, rules) → mock (its tests in a no-network sandbox against a
- * mock of its API) → live (one real read through the egress proxy, when that is safe).
- * A failing stage stops the pipeline; later stages are reported as not run.
+ * mock of its API) → forge-checks (Forge's own calls: generated inputs and injected API
+ * failures, whatever its tests say) → live (one real read through the egress proxy, when that
+ * is safe). A failing stage stops the pipeline; later stages are reported as not run.
  */
 export { formatForRepair } from '../../../domain/verification.ts';
+export { type ChecksInput, forgeChecksStage } from './checks.ts';
 export { type Egress, openEgress, reapEgress } from './egress.ts';
 export { type LiveInput, type LiveOptions, liveSkipReason, liveStage } from './live.ts';
 export { type MockInput, mockStage } from './mock.ts';
@@ -127,14 +130,21 @@ export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): P
   const staticResult = { ...withProblems(analysis.result, problems), durationMs: Math.round(performance.now() - staticStarted) };
   const stages: StageResult[] = [staticResult];
   if (staticResult.status === 'failed' || source === undefined || tests === undefined) {
-    stages.push(notRun('mock', 'static'), notRun('live', 'static'));
+    stages.push(notRun('mock', 'static'), notRun('forge-checks', 'static'), notRun('live', 'static'));
     return { passed: false, stages };
   }
 
   const mock = await mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}) }, sandbox);
   stages.push(mock);
   if (mock.status === 'failed') {
-    stages.push(notRun('live', 'mock'));
+    stages.push(notRun('forge-checks', 'mock'), notRun('live', 'mock'));
+    return { passed: false, stages };
+  }
+
+  const checks = await forgeChecksStage({ source, ...(apiSpec ? { apiSpec } : {}), manifest: analysis.manifest }, sandbox);
+  stages.push(checks);
+  if (checks.status === 'failed') {
+    stages.push(notRun('live', 'forge-checks'));
     return { passed: false, stages };
   }
 
