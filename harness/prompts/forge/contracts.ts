@@ -40,7 +40,8 @@ Rules (a static check, then the sandbox, enforce them; breaking one fails verifi
 6. Validate every response with a zod schema of the fields the tool uses. Invalid JSON: throw an Error whose message contains "malformed JSON". Wrong shape: throw an Error whose message contains "unexpected response" and the zod issue paths.
 7. Errors are structured and never swallowed: throw Error objects whose messages say what failed and what to do about it; never catch and ignore, never return partial data silently.
 8. No state between calls, no timers left running, nothing written anywhere except through a declared API.
-9. TypeScript strict mode: the file must type-check with no errors.`;
+9. TypeScript strict mode: the file must type-check with no errors.
+10. Forge calls the tool itself with inputs generated from manifest.input (its examples, empty strings and arrays, the longest and largest allowed values, non-ASCII text, whitespace, zero) and, when it has an API spec, with injected faults (429 with Retry-After, 5xx, timeouts, malformed JSON). For every such input return output that fits manifest.output, or throw an Error whose message says what is wrong; a TypeError, a hang or output that breaks the schema fails verification.`;
 
 export const TESTS_CONTRACT = `THE TEST SUITE
 tool.test.ts runs with node:test inside the sandbox, with no network at all. It may import only 'node:test', 'node:assert/strict' (or 'node:assert'), '@forge/testkit', 'zod', type-only '@forge/tool', and './tool.ts' (write the .ts extension).
