@@ -2,15 +2,13 @@ import { asyncLocalStorage, Context } from '@temporalio/activity';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, type UpdateDefinition } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import type Docker from 'dockerode';
 import { z } from 'zod';
 import { describeError } from '../domain/errors.ts';
 import { type CandidateImage, type ReplayReport, replayRequestSchema } from '../domain/evolve.ts';
 import type { TaskResult } from '../domain/task.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
-import type { Sql } from '../services/db.ts';
 import { candidateTreeDir, createWorkerImages, type ImageKit } from '../services/evolution/image.ts';
-import { type ReplayTemporal, replayCandidate, replayDryRun } from '../services/evolution/replay.ts';
+import { type ReplayDeps, type ReplayTemporal, replayCandidate, replayDryRun } from '../services/evolution/replay.ts';
 import { log } from '../services/log.ts';
 import type { RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
 import type { SandboxBackend } from '../services/sandbox/types.ts';
@@ -21,29 +19,20 @@ import { createRegisteredToolActivities, createSandboxActivities, createVerifyAc
 /** The decision `forge approve|reject` sends (workflows/definitions.ts decideApprovalUpdate, injected: activities do not import workflows). */
 export type ApprovalUpdate = UpdateDefinition<unknown, [{ approvalId: string; approve: boolean; by?: string; answer?: string }], string>;
 
-export interface EvolveSandboxDeps {
-  /** production's database: read, never written */
-  sql: Sql;
-  databaseUrl: string;
-  /** infra/migrate.ts */
-  migrate(sql: Sql): Promise<unknown>;
-  docker: Docker;
-  home: string;
-  /** production's tools folder */
-  toolsDir: string;
-  /** the candidate worker's Temporal and model settings (services/evolution/replay.ts candidateWorkerEnv) */
-  workerEnv: Record<string, string>;
+/** What the replay needs (services/evolution/replay.ts), plus the image kit and the Temporal pieces this layer turns into its ReplayTemporal. */
+export type EvolveSandboxDeps = Pick<
+  ReplayDeps,
+  'sql' | 'databaseUrl' | 'migrate' | 'docker' | 'home' | 'toolsDir' | 'workerEnv' | 'scratchServer'
+> & {
   /** infra's rootfs and tar pieces, for the worker image */
   kit: ImageKit;
-  /** an embedded database server for a scratch catalog, when production's cannot hold one apart (PGlite) */
-  scratchServer?: () => Promise<{ url: string; stop(): Promise<void> }>;
   temporal: {
     connection: NativeConnection;
     namespace: string;
     interceptors?: WorkerOptions['interceptors'];
     approvalUpdate: ApprovalUpdate;
   };
-}
+};
 
 /** The workflow type workflows/index.ts exports for a task (by name: activities do not import workflows). */
 const TASK_WORKFLOW = 'taskWorkflow';
