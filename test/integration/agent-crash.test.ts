@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
-import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { type CrashRig, slowed, startCrashRig } from '../helpers/crash-rig.ts';
+import { activityAttempts } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
-import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
+import { startWorkerProcess, stopWorkerProcess } from '../helpers/worker-process.ts';
 
 // Issue 8, item 6: a worker SIGKILLed in the middle of a multi-tool task resumes without calling,
 // writing or forging anything twice. The task is demo.json's chain: count_words (already in the
@@ -23,39 +19,20 @@ import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../help
 // the note has been written).
 const TASK = 'make a note titled stats with the word count of "a b c d"';
 
-function slowed(file: string, slow: (rule: ScenarioInput['rules'][number]) => boolean): ScenarioInput {
-  const scenario = JSON.parse(fs.readFileSync(path.resolve(file), 'utf8')) as ScenarioInput;
-  for (const rule of scenario.rules) if (slow(rule)) rule.responses = rule.responses.map((r) => ({ ...r, delay_ms: 4000 }));
-  return scenario;
-}
-
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let model: ScriptedModel;
-let client: Client;
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-agent-crash-'));
-const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
+let rig: CrashRig;
 
 before(async () => {
-  db = await freshDatabase();
-  model = await startScriptedModel({
-    scenarios: [
-      slowed('scenarios/forge-word-count.json', (r) => r.name === 'create_note: implementation'),
-      slowed('scenarios/demo.json', (r) => r.name === "answer from create_note's result"),
-    ],
-  });
-  client = await testClient(cfg);
+  rig = await startCrashRig('agent-crash', [
+    slowed('scenarios/forge-word-count.json', (r) => r.name === 'create_note: implementation'),
+    slowed('scenarios/demo.json', (r) => r.name === "answer from create_note's result"),
+  ]);
 });
 
-after(async () => {
-  await client.connection.close();
-  await model.close();
-  await db.drop();
-  fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => rig?.close());
 
 /** How many times the model was asked turn `turn` of the task (a retried turn is asked again). */
 const askedTurn = (turn: number) =>
-  model.requests.filter((r) => {
+  rig.model.requests.filter((r) => {
     const messages = (r.body as { messages?: { content: unknown }[] } | undefined)?.messages;
     return (
       r.headers['x-forge-purpose'] === 'task.turn' && String(messages?.[0]?.content).includes(TASK) && messages?.length === 2 * turn - 1
@@ -63,7 +40,7 @@ const askedTurn = (turn: number) =>
   }).length;
 
 it('a worker SIGKILLed mid-forge and again after the write resumes the task: no call, write or version twice, one completion', async () => {
-  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });
+  const { db, model, client, cfg, env, home } = rig;
   let worker: ChildProcess = startWorkerProcess(env);
   try {
     const forged = (await (

@@ -1,18 +1,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { EvolveOutcome } from '../../domain/evolve.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { type CrashRig, startCrashRig } from '../helpers/crash-rig.ts';
+import { activityAttempts } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
-import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
+import { startWorkerProcess, stopWorkerProcess } from '../helpers/worker-process.ts';
 
 // Issue 11, item 7: a worker SIGKILLed mid-evolve (while the coding agent writes the patch, and again
 // once the patch has passed its checks, as the image is built and replayed) resumes to one candidate:
@@ -21,14 +18,9 @@ import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../help
 const AGENT = fs.readFileSync(path.resolve('harness/prompts/agent.ts'), 'utf8');
 const RULE = '- Requests are often worded differently from a tool description: prefer an offered tool that does the job over forge_tool.';
 
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let model: ScriptedModel;
-let client: Client;
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-evolve-crash-'));
-const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
+let rig: CrashRig;
 
 before(async () => {
-  db = await freshDatabase();
   const coder: ScenarioInput = {
     name: 'a slow coding agent',
     rules: [
@@ -54,19 +46,13 @@ before(async () => {
       },
     ],
   };
-  model = await startScriptedModel({ scenarios: [coder, JSON.parse(fs.readFileSync('scenarios/demo.json', 'utf8')) as ScenarioInput] });
-  client = await testClient(cfg);
+  rig = await startCrashRig('evolve-crash', [coder, JSON.parse(fs.readFileSync('scenarios/demo.json', 'utf8')) as ScenarioInput]);
 });
 
-after(async () => {
-  await client.connection.close();
-  await model.close();
-  await db.drop();
-  fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => rig?.close());
 
 it('a worker SIGKILLed while the patch is written and again after its checks resumes to one candidate, one image, one verdict', async () => {
-  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });
+  const { db, model, client, cfg, env } = rig;
   let worker: ChildProcess = startWorkerProcess(env);
   try {
     // The evidence: a task a replay can judge without any tool (it needs none).

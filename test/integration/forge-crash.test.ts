@@ -1,47 +1,26 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import { sleep } from '../../infra/processes.ts';
-import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { activityAttempts, testClient } from '../helpers/temporal.ts';
-import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
+import { type CrashRig, slowed, startCrashRig } from '../helpers/crash-rig.ts';
+import { activityAttempts } from '../helpers/temporal.ts';
+import { startWorkerProcess, stopWorkerProcess } from '../helpers/worker-process.ts';
 
 // The word-count forge, with the implementation call slowed down so the worker can be killed mid-forge.
-function slowImplementationScenario(): ScenarioInput {
-  const scenario = JSON.parse(fs.readFileSync(path.resolve('scenarios/forge-word-count.json'), 'utf8')) as ScenarioInput;
-  for (const rule of scenario.rules) {
-    if (rule.match?.purpose === 'forge.implementation') rule.responses = rule.responses.map((r) => ({ ...r, delay_ms: 3000 }));
-  }
-  return scenario;
-}
-
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let model: ScriptedModel;
-let client: Client;
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-crash-'));
-const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
+let rig: CrashRig;
 
 before(async () => {
-  db = await freshDatabase();
-  model = await startScriptedModel({ scenarios: [slowImplementationScenario()] });
-  client = await testClient(cfg);
+  rig = await startCrashRig('forge-crash', [
+    slowed('scenarios/forge-word-count.json', (r) => r.match?.purpose === 'forge.implementation', 3000),
+  ]);
 });
 
-after(async () => {
-  await client.connection.close();
-  await model.close();
-  await db.drop();
-  fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => rig?.close());
 
 it('a worker killed with SIGKILL mid-forge resumes and registers exactly one version', async () => {
-  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });
+  const { db, model, client, cfg, env, home } = rig;
   let worker = startWorkerProcess(env);
   const handle = await client.workflow.start('forgeWorkflow', {
     taskQueue: cfg.FORGE_TASK_QUEUE,

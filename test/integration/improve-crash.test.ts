@@ -1,47 +1,29 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { ImproveOutcome } from '../../domain/improve.ts';
-import type { ScenarioInput } from '../../scripted-model/scenario.ts';
-import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
-import { freshDatabase, testConfig } from '../helpers/env.ts';
-import { activityAttempts, testClient } from '../helpers/temporal.ts';
+import { type CrashRig, slowed, startCrashRig } from '../helpers/crash-rig.ts';
+import { activityAttempts } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
-import { startWorkerProcess, stopWorkerProcess, workerProcessEnv } from '../helpers/worker-process.ts';
+import { startWorkerProcess, stopWorkerProcess } from '../helpers/worker-process.ts';
 
 // Issue 10, item 9: a worker SIGKILLed in the middle of an improve cycle (while the model writes the
 // rewrite, and again as the new version lands in the catalog) resumes with exactly one new version,
 // one promotion and one ledger row. The rewrite reply is slowed down to open the first window.
 
-let db: Awaited<ReturnType<typeof freshDatabase>>;
-let model: ScriptedModel;
-let client: Client;
-const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-improve-crash-'));
-const cfg = testConfig({ FORGE_POOL_SIZE: '0' });
+let rig: CrashRig;
 
 before(async () => {
-  db = await freshDatabase();
-  const scenario = JSON.parse(fs.readFileSync(path.resolve('scenarios/improve-slugify.json'), 'utf8')) as ScenarioInput;
-  for (const rule of scenario.rules)
-    if (rule.match?.purpose === 'improve.rewrite') rule.responses = rule.responses.map((r) => ({ ...r, delay_ms: 4000 }));
-  model = await startScriptedModel({ scenarios: [scenario] });
-  client = await testClient(cfg);
+  rig = await startCrashRig('improve-crash', [slowed('scenarios/improve-slugify.json', (r) => r.match?.purpose === 'improve.rewrite')]);
 });
 
-after(async () => {
-  await client.connection.close();
-  await model.close();
-  await db.drop();
-  fs.rmSync(home, { recursive: true, force: true });
-});
+after(() => rig?.close());
 
 it('a worker SIGKILLed while the rewrite is written and again as v2 lands resumes to exactly one promoted version', async () => {
-  const env = workerProcessEnv(cfg, { databaseUrl: db.url, modelUrl: model.url, home });
+  const { db, model, client, cfg, env, home } = rig;
   let worker: ChildProcess = startWorkerProcess(env);
   try {
     const forged = (await (
