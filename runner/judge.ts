@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { Permissions, SideEffect } from '../domain/tool.ts';
 import { jsonDepth, MAX_JSON_DEPTH, MAX_RESULT_BYTES, parseBoundedJson } from './bounded-json.ts';
 import { type ChildJob, HELLO, MAX_CHANNEL_LINE } from './channel.ts';
 import { type Frame, frameSchema, type LoadedFrame } from './frames.ts';
@@ -312,19 +311,11 @@ export function checkOutput(output: unknown, schema: Record<string, unknown> | n
 // ---------------------------------------------------------------------------
 // A call
 
-export interface CallJob {
+/** A call as the judge is asked for it: the child's job without what the judge adds (nonce, cases), plus the output bound. */
+export type CallJob = Omit<ChildJob, 'nonce' | 'mode' | 'cases' | 'apiSpec'> & {
   mode?: 'call' | 'describe';
-  entry: string;
-  input?: unknown;
-  chooseInput?: boolean;
-  env: Record<string, string>;
-  permissions?: Permissions;
-  sideEffect?: SideEffect;
-  timeoutMs: number;
   outputBytes: number;
-  proxyUrl?: string;
-  allowOpaqueSchemas?: boolean;
-}
+};
 
 export type CallVerdict = RunnerResult & { loaded?: LoadedFrame };
 
