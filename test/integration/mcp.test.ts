@@ -13,6 +13,7 @@ import { freePort, sleep } from '../../infra/processes.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { romanSource } from '../helpers/roman-tool.ts';
 
 // Forge's own MCP server (issue 13, item 1) with the SDK's own client, on a real Forge (Temporal,
 // Postgres, Docker; the scripted model forges count_words from scenarios/forge-word-count.json):
@@ -25,33 +26,6 @@ import { type Harness, startHarness } from '../helpers/harness.ts';
 //   sent while the client's connection was down replayed when it reconnects (Last-Event-ID).
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-const romanSource = `import { z } from 'zod';
-import type { ToolContext } from '@forge/tool';
-
-export const manifest = {
-  name: 'roman_numeral',
-  description: 'Writes a whole number in roman numerals.',
-  sideEffect: 'read',
-  destructive: false,
-  permissions: { network: [], env: [] },
-  input: z.object({ number: z.number().int() }),
-  output: z.object({ roman: z.string() }),
-};
-
-const DIGITS: [number, string][] = [
-  [1000, 'M'], [900, 'CM'], [500, 'D'], [400, 'CD'], [100, 'C'], [90, 'XC'],
-  [50, 'L'], [40, 'XL'], [10, 'X'], [9, 'IX'], [5, 'V'], [4, 'IV'], [1, 'I'],
-];
-
-export async function run(input: { number: number }, _ctx: ToolContext) {
-  let n = input.number;
-  if (n < 1 || n > 3999) throw new Error(\`\${n} cannot be written in roman numerals: they run from 1 to 3999\`);
-  let roman = '';
-  for (const [value, letters] of DIGITS) for (; n >= value; n -= value) roman += letters;
-  return { roman };
-}
-`;
 
 const noteSource = `import { z } from 'zod';
 import type { ToolContext } from '@forge/tool';

@@ -10,6 +10,7 @@ import { createRegistry } from '../../services/catalog/registry.ts';
 import { decideApprovalUpdate } from '../../workflows/definitions.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { romanSource } from '../helpers/roman-tool.ts';
 
 // A task's self-repair when a repair is not the answer (issue 8, item 11; issue 10, item 2), on a
 // real Forge: Temporal, Postgres, Docker and the scripted model (the diagnoses below are its
@@ -98,33 +99,6 @@ export async function run(input: { ${o.key}: string }, ctx: ToolContext) {
   const found = table[input.${o.key}];
   if (found === undefined) throw new Error(\`the ${o.service} has no ${o.value} for \${input.${o.key}}\`);
   return { ${o.key}: input.${o.key}, ${o.value}: found };
-}
-`;
-
-const romanSource = `import { z } from 'zod';
-import type { ToolContext } from '@forge/tool';
-
-export const manifest = {
-  name: 'roman_numeral',
-  description: 'Writes a whole number in roman numerals.',
-  sideEffect: 'read',
-  destructive: false,
-  permissions: { network: [], env: [] },
-  input: z.object({ number: z.number().int() }).meta({ examples: [{ number: 1987 }] }),
-  output: z.object({ roman: z.string() }),
-};
-
-const DIGITS: [number, string][] = [
-  [1000, 'M'], [900, 'CM'], [500, 'D'], [400, 'CD'], [100, 'C'], [90, 'XC'],
-  [50, 'L'], [40, 'XL'], [10, 'X'], [9, 'IX'], [5, 'V'], [4, 'IV'], [1, 'I'],
-];
-
-export async function run(input: { number: number }, _ctx: ToolContext) {
-  let n = input.number;
-  if (n < 1 || n > 3999) throw new Error(\`\${n} cannot be written in roman numerals: they run from 1 to 3999\`);
-  let roman = '';
-  for (const [value, letters] of DIGITS) for (; n >= value; n -= value) roman += letters;
-  return { roman };
 }
 `;
 
