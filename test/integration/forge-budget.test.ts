@@ -22,11 +22,14 @@ const forge = (need: string) =>
     args: [{ need, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
   });
 
+/** The budget approval's id, once the workflow waits on it and the row `forge approvals` lists is written. */
 async function pendingBudgetApproval(handle: WorkflowHandle): Promise<string> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const p = await handle.query(forgeProgressQuery).catch(() => undefined);
-    if (p?.phase === 'awaiting-budget-approval' && p.pendingApproval) return p.pendingApproval;
+    // The workflow waits before its row is written (so a quick decision is never refused): wait for both.
+    const [row] = p?.pendingApproval ? await h.db.sql`select 1 from approvals where id = ${p.pendingApproval}` : [];
+    if (p?.phase === 'awaiting-budget-approval' && p.pendingApproval && row) return p.pendingApproval;
     await sleep(200);
   }
   throw new Error(`${handle.workflowId} never asked for a budget approval`);
