@@ -35,6 +35,9 @@ const candidateSchema = z.object({
   image: z.string().optional(),
   imageDigest: z.string().optional(),
   replay: z.custom<ReplayReport>((v) => typeof v === 'object' && v !== null).optional(),
+  /** part 2: the person's consent (who, when, approve or not) and the deploy's outcome */
+  consent: z.record(z.string(), z.unknown()).optional(),
+  deploy: z.record(z.string(), z.unknown()).optional(),
 });
 const checkSchema = z.object({
   candidateId: z.string().regex(/^[A-Za-z0-9._:-]+$/),

@@ -12,6 +12,7 @@ import type { LiveOptions } from '../services/sandbox/stages/index.ts';
 import type { SandboxBackend } from '../services/sandbox/types.ts';
 import { createAuditActivities } from './audit.ts';
 import { createApprovalActivities, createForgeStoreActivities, createStoreActivities } from './bookkeeping.ts';
+import { createDeployActivities, type DeployActivityDeps } from './deploy.ts';
 import { createEvidenceActivities } from './evidence.ts';
 import { createEvolveActivities } from './evolve.ts';
 import { createEvolveSandboxActivities, type EvolveSandboxDeps } from './evolve-sandbox.ts';
@@ -56,6 +57,8 @@ export interface SandboxQueueDeps {
   registered: Omit<RegisteredToolDeps, 'sandbox'>;
   /** self-evolution's candidate image and replay (activities/evolve-sandbox.ts) */
   evolve: EvolveSandboxDeps;
+  /** self-evolution's swap, probe and rollback of the control worker (activities/deploy.ts) */
+  deploy: Omit<DeployActivityDeps, 'killSwitch'>;
 }
 
 /** The sandbox queue: Docker hosts only. */
@@ -66,6 +69,7 @@ export function createSandboxQueueActivities(deps: SandboxQueueDeps) {
     ...createVerifyActivities({ sandbox, killSwitch, live: deps.live }),
     ...createRegisteredToolActivities({ ...deps.registered, sandbox, killSwitch }),
     ...createEvolveSandboxActivities({ ...deps.evolve, sandbox, killSwitch, egress: deps.registered.egress }),
+    ...createDeployActivities({ ...deps.deploy, killSwitch }),
   };
 }
 

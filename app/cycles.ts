@@ -4,14 +4,21 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { improveWorkflowId } from '../workflows/improve.ts';
-import { forgeWorkflow, improveWorkflow, replayWorkflow, taskWorkflow, toolCallWorkflow } from '../workflows/index.ts';
+import { deployWorkflow, forgeWorkflow, improveWorkflow, replayWorkflow, taskWorkflow, toolCallWorkflow } from '../workflows/index.ts';
 import type { Session } from './context.ts';
 
 /**
  * Starting a cycle: the one place that mints workflow ids and starts workflows, by their typed
  * workflow functions (a renamed workflow or a wrong argument fails to compile, not at run time).
  */
-const cycles = { task: taskWorkflow, forge: forgeWorkflow, replay: replayWorkflow, improve: improveWorkflow, call: toolCallWorkflow };
+const cycles = {
+  task: taskWorkflow,
+  forge: forgeWorkflow,
+  replay: replayWorkflow,
+  improve: improveWorkflow,
+  call: toolCallWorkflow,
+  deploy: deployWorkflow,
+};
 
 export type CycleKind = keyof typeof cycles;
 type CycleWorkflow<K extends CycleKind> = (typeof cycles)[K];

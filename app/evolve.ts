@@ -1,9 +1,19 @@
 import type { ForgeConfig } from '../domain/config.ts';
+import type { DeployOutcome, DeployProgress } from '../domain/deploy.ts';
 import { ForgeError } from '../domain/errors.ts';
 import type { FailureEvidence } from '../domain/evidence.ts';
+import type { EvolveOutcome, EvolveProgress } from '../domain/evolve.ts';
+import { workerDeployments } from '../infra/worker-deployment.ts';
+import { controlDeploymentName } from '../services/config.ts';
+import { type RollbackRow, rollbackRows, type VersionRow, versionRow, versionRows } from '../services/evolution/deploy.ts';
+import { findRevision, type Revision, revisions } from '../services/evolution/history.ts';
 import { createEvidenceStore } from '../services/runs/evidence.ts';
 import { type CandidateRow, createEvolveRuns } from '../services/runs/evolve-runs.ts';
+import { consentUpdate, deployProgressQuery, evolveProgressQuery } from '../workflows/definitions.ts';
+import type { Session } from './context.ts';
+import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { withDb } from './db.ts';
+import { type CycleEnd, followCycle } from './follow.ts';
 
 export type { CandidateRow };
 
@@ -29,4 +39,135 @@ export async function showCandidate(cfg: ForgeConfig, id: string): Promise<Candi
       .catch(() => []);
     return { ...row, evidence };
   });
+}
+
+export interface ConsentInput {
+  id: string;
+  approve: boolean;
+  by: string;
+  note?: string;
+  /** the digest the person read in forge evolve show; unset: the ledger's (the workflow checks it either way) */
+  digest?: string;
+}
+
+/**
+ * A person's consent to a verified candidate: sent as the `consent` update to its evolve workflow,
+ * whose validator refuses another candidate's id or another image's digest (a stale consent never
+ * enters its history). Resolves once the workflow took it.
+ */
+export async function decideCandidate(
+  session: Session,
+  input: ConsentInput,
+): Promise<{ candidateId: string; approve: boolean; workflowId: string }> {
+  const row = await withDb(session.cfg, (sql) => createEvolveRuns(sql).showCandidate(input.id));
+  if (!row) throw new CandidateNotFoundError(input.id);
+  if (row.status !== 'verified' || row.consent)
+    throw new ForgeError(
+      `candidate ${input.id} is ${row.consent ? 'already decided' : row.status}: only a verified candidate waiting for consent can be approved or rejected`,
+      'CANDIDATE_NOT_AWAITING_CONSENT',
+      'forge evolve ls shows which candidates wait (status verified)',
+      { id: input.id, status: row.status },
+    );
+  const imageDigest = input.digest ?? row.image_digest ?? '';
+  const client = await session.temporal();
+  try {
+    await client.workflow.getHandle(row.workflow_id).executeUpdate(consentUpdate, {
+      args: [{ candidateId: row.id, imageDigest, approve: input.approve, by: input.by, ...(input.note ? { note: input.note } : {}) }],
+    });
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause;
+    throw new ForgeError(
+      `the evolve cycle ${row.workflow_id} refused the consent: ${cause?.message ?? (err as Error).message}`,
+      'CONSENT_REFUSED',
+      `read the candidate again (forge evolve show ${row.id}) and send the digest it prints`,
+      { id: row.id },
+    );
+  }
+  return { candidateId: row.id, approve: input.approve, workflowId: row.workflow_id };
+}
+
+export class RevisionNotFoundError extends ForgeError {
+  constructor(ref: string) {
+    super(
+      `no promoted harness revision ${ref}`,
+      'REVISION_NOT_FOUND',
+      'forge evolve history lists them: pass a commit (or a prefix of one) or a build id from there',
+      { ref },
+    );
+  }
+}
+
+/** The harness history (git under FORGE_HOME), newest first, with each revision's version and its state. */
+export async function harnessHistory(
+  cfg: ForgeConfig,
+): Promise<{ revisions: (Revision & { version: VersionRow | null })[]; rollbacks: RollbackRow[] }> {
+  const revs = await revisions(cfg.home);
+  return withDb(cfg, async (sql) => ({
+    revisions: await Promise.all(revs.map(async (r) => ({ ...r, version: r.buildId ? await versionRow(sql, r.buildId) : null }))),
+    rollbacks: await rollbackRows(sql),
+  }));
+}
+
+/**
+ * `forge evolve rollback <revision>`: back to an earlier revision of the harness through the same
+ * swap and probe as a promotion (a deploy cycle), its image rebuilt only if it was removed.
+ */
+export async function rollbackHarness(
+  session: Session,
+  ref: string,
+  by: string,
+): Promise<StartedCycle & { buildId: string; revision: string }> {
+  const rev = await findRevision(session.cfg.home, ref);
+  if (!rev?.buildId) throw new RevisionNotFoundError(ref);
+  const version = await withDb(session.cfg, (sql) => versionRow(sql, rev.buildId!));
+  if (!version) throw new RevisionNotFoundError(ref);
+  const started = await startCycle(
+    session,
+    'deploy',
+    [
+      {
+        kind: 'rollback',
+        ref: rev.sha,
+        image: version.image,
+        imageDigest: version.image_digest,
+        treeHash: version.tree_hash,
+        sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE,
+        by,
+        record: `Asked for by ${by}: back to ${rev.sha.slice(0, 12)} "${rev.subject}"`,
+      },
+    ],
+    { qualifier: 'rollback' },
+  );
+  return { ...started, buildId: version.build_id, revision: rev.sha };
+}
+
+/** Which control worker version serves now, and what each known version is (forge doctor, forge evolve history). */
+export async function deploymentStatus(
+  session: Session,
+): Promise<{ deployment: string; current: string | null; ramping: string | null; versions: VersionRow[] }> {
+  const client = await session.temporal();
+  const deployment = controlDeploymentName(session.cfg);
+  const state = await workerDeployments(client.workflowService, session.cfg.TEMPORAL_NAMESPACE).describe(deployment);
+  const versions = await withDb(session.cfg, (sql) => versionRows(sql));
+  return { deployment, current: state.current, ramping: state.ramping, versions };
+}
+
+/** Follows a deploy cycle (a rollback a person asked for) to its end, printing its phases. */
+export async function followDeploy(
+  session: Session,
+  started: StartedCycle,
+  onProgress?: (progress: DeployProgress) => void,
+): Promise<CycleEnd<DeployOutcome>> {
+  const handle = await cycleHandle(session, 'deploy', started);
+  return followCycle<DeployOutcome, DeployProgress>(handle, deployProgressQuery, { onProgress });
+}
+
+/** Follows an evolve cycle (after a consent: the deploy runs as its child) to its end. */
+export async function followEvolve(
+  session: Session,
+  workflowId: string,
+  onProgress?: (progress: EvolveProgress) => void,
+): Promise<CycleEnd<EvolveOutcome>> {
+  const client = await session.temporal();
+  return followCycle<EvolveOutcome, EvolveProgress>(client.workflow.getHandle(workflowId), evolveProgressQuery, { onProgress });
 }

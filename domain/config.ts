@@ -81,6 +81,28 @@ export const configSchema = z.object({
     .max(24 * 30)
     .default(24),
   FORGE_EVOLVE_MAX_BATCHES: z.coerce.number().int().min(0).max(20).default(3),
+  /**
+   * self-evolution, part 2 (issue 12): where `forge up` runs the control worker (a container from the
+   * tree's worker image, or a host process), the worker deployment it belongs to, the build id a
+   * versioned worker serves as (set by forge up for its containers), and the consent and probe policy
+   */
+  FORGE_CONTROL_WORKER: z.enum(['container', 'host']).default('container'),
+  FORGE_DEPLOYMENT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, - and _')
+    .optional(),
+  FORGE_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, - and _')
+    .optional(),
+  FORGE_CONSENT_TIMEOUT_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(24 * 3600),
+  FORGE_PROBE_WINDOW_S: z.coerce.number().int().min(1).default(600),
+  FORGE_PROBE_INTERVAL_S: z.coerce.number().int().min(1).default(30),
+  FORGE_PROBE_PASSES: z.coerce.number().int().min(1).default(3),
 
   /** Forge's MCP server over Streamable HTTP (forge up): on or off, where, and the bearer token a client must send */
   FORGE_MCP_HTTP: boolFlag.default(true),
@@ -88,6 +110,11 @@ export const configSchema = z.object({
   FORGE_MCP_PORT: port.default(8235),
   /** unset: forge up generates one into $FORGE_HOME/mcp-token */
   FORGE_MCP_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
+
+  /** the web dashboard (forge up / forge dashboard): on or off and where; it takes the MCP endpoint's bearer token */
+  FORGE_DASHBOARD: boolFlag.default(true),
+  FORGE_DASHBOARD_HOST: z.string().min(1).default('127.0.0.1'),
+  FORGE_DASHBOARD_PORT: port.default(8234),
 });
 
 export type ForgeConfig = z.infer<typeof configSchema> & { home: string };
@@ -106,8 +133,10 @@ const expectations: Record<string, string> = {
   FORGE_CURATION_TZ: 'an IANA time zone, e.g. UTC or Europe/Berlin',
   FORGE_CURATION_WINDOW_HOURS: 'a whole number of hours from 1 to 720',
   FORGE_EVOLVE_MAX_BATCHES: 'a whole number from 0 (curate, start no evolve cycle) to 20',
+  FORGE_CONTROL_WORKER: 'container (the default when Docker is available) or host',
   FORGE_MCP_HTTP: 'one of 1, 0, true, false, yes, no',
   FORGE_MCP_TOKEN: 'a secret of at least 16 characters, e.g. the output of: openssl rand -hex 32',
+  FORGE_DASHBOARD: 'one of 1, 0, true, false, yes, no',
 };
 
 const SECRETS = new Set(['TEMPORAL_API_KEY', 'ANTHROPIC_API_KEY', 'FORGE_EMBEDDINGS_API_KEY', 'FORGE_MCP_TOKEN']);

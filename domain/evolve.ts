@@ -14,11 +14,17 @@ export const evolveRequestSchema = z.object({
   evidenceIds: z.array(z.number().int().positive()).min(1).max(50),
   sandboxQueue: z.string().min(1),
   maxAttempts: z.number().int().min(1).max(3).default(3),
+  /** how long a verified candidate waits for consent; unset: the deploy policy's (FORGE_CONSENT_TIMEOUT_S, 24 h) */
+  consentTimeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
 });
 export type EvolveRequest = z.input<typeof evolveRequestSchema>;
 
-/** checked: the patch passed every check and waits for its build and replay */
-export const evolveStatusSchema = z.enum(['checked', 'verified', 'refused', 'failed']);
+/**
+ * checked: the patch passed every check and waits for its build and replay; verified: it passed its
+ * replay and waits for a person's consent (part 2); then expired (no answer in time), rejected,
+ * promoted (swapped in and healthy) or rolled-back (swapped in, a probe failed, the old version serves again)
+ */
+export const evolveStatusSchema = z.enum(['checked', 'verified', 'refused', 'failed', 'expired', 'rejected', 'promoted', 'rolled-back']);
 export type EvolveStatus = z.infer<typeof evolveStatusSchema>;
 
 export interface EvolveOutcome {
@@ -206,10 +212,23 @@ export interface EvolveAttemptRecord {
   reason: string;
 }
 
-export type EvolvePhase = 'gathering' | 'patching' | 'checking' | 'building' | 'replaying' | 'verified' | 'refused' | 'failed';
+export type EvolvePhase =
+  | 'gathering'
+  | 'patching'
+  | 'checking'
+  | 'building'
+  | 'replaying'
+  | 'verified'
+  | 'awaiting-consent'
+  | 'deploying'
+  | 'refused'
+  | 'failed'
+  | EvolveStatus;
 
 export interface EvolveProgress {
   phase: EvolvePhase;
+  /** while it waits for consent: what a person must send (forge evolve approve <id> does it) */
+  awaitingConsent?: { candidateId: string; imageDigest: string; expiresAt: string };
   history: { phase: EvolvePhase; at: string; note?: string }[];
   attempts: EvolveAttemptRecord[];
   frozen?: boolean;

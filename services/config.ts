@@ -1,10 +1,28 @@
 import os from 'node:os';
 import path from 'node:path';
 import { type ForgeConfig, loadConfig } from '../domain/config.ts';
+import { type DeployPolicy, deploymentNameFor, deployPolicySchema } from '../domain/deploy.ts';
 
 /** The label that ties sandbox containers to one Forge deployment (see forge freeze). */
 export function sandboxDeploymentName(cfg: Pick<ForgeConfig, 'TEMPORAL_NAMESPACE' | 'FORGE_SANDBOX_QUEUE'>): string {
   return `${cfg.TEMPORAL_NAMESPACE}/${cfg.FORGE_SANDBOX_QUEUE}`;
+}
+
+/** The control worker's Temporal worker deployment (issue 12): FORGE_DEPLOYMENT, or one named after the control queue. */
+export function controlDeploymentName(cfg: Pick<ForgeConfig, 'FORGE_DEPLOYMENT' | 'FORGE_TASK_QUEUE'>): string {
+  return cfg.FORGE_DEPLOYMENT ?? deploymentNameFor(cfg.FORGE_TASK_QUEUE);
+}
+
+/** The consent and probe policy, with the environment's overrides (seconds in tests, hours in production). */
+export function deployPolicy(
+  cfg: Pick<ForgeConfig, 'FORGE_CONSENT_TIMEOUT_S' | 'FORGE_PROBE_WINDOW_S' | 'FORGE_PROBE_INTERVAL_S' | 'FORGE_PROBE_PASSES'>,
+): DeployPolicy {
+  return deployPolicySchema.parse({
+    consentTimeoutSeconds: cfg.FORGE_CONSENT_TIMEOUT_S,
+    probeWindowSeconds: cfg.FORGE_PROBE_WINDOW_S,
+    probeIntervalSeconds: cfg.FORGE_PROBE_INTERVAL_S,
+    passesNeeded: cfg.FORGE_PROBE_PASSES,
+  });
 }
 
 /** Where registered tools live as files: <FORGE_HOME>/tools/<name>/v<N>/. */

@@ -3,8 +3,10 @@
  * and the sandbox queue (Docker). Split them across hosts by running it with
  * FORGE_WORKER_ROLE=control or =sandbox; the default serves both.
  */
+import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createControlActivities, createSandboxQueueActivities } from '../activities/index.ts';
 import { activityScope } from '../activities/scope.ts';
 import type { ForgeConfig } from '../domain/config.ts';
@@ -16,12 +18,14 @@ import { freePort } from '../infra/processes.ts';
 import { tarStream } from '../infra/sandbox-image/tar.ts';
 import { ensureSandboxImage, rootfsEntries, sharedLibraries } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
+import { workerDeployments } from '../infra/worker-deployment.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { watchRegistry } from '../services/catalog/watcher.ts';
-import { config, sandboxDeploymentName, toolsDir } from '../services/config.ts';
+import { config, controlDeploymentName, deployPolicy, sandboxDeploymentName, toolsDir } from '../services/config.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
-import { candidateWorkerEnv } from '../services/evolution/replay.ts';
+import type { Sql } from '../services/db.ts';
+import { candidateWorkerEnv, controlWorkerEnv } from '../services/evolution/replay.ts';
 import { createLlm, recordLlmUsage } from '../services/llm/client.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
 import { log } from '../services/log.ts';
@@ -37,6 +41,34 @@ export type WorkerRole = ForgeConfig['FORGE_WORKER_ROLE'];
 export interface RunningWorkers {
   run(): Promise<void>;
   shutdown(): Promise<void>;
+}
+
+/**
+ * A control worker with a build id is one version of the control worker's Temporal deployment
+ * (issue 12): workflows stay on the version they started on (PINNED), and new ones go to whichever
+ * version is current. Without one (tests, `forge worker` by hand) it is unversioned.
+ */
+function versioning(cfg: ForgeConfig): Pick<WorkerOptions, 'workerDeploymentOptions'> {
+  if (!cfg.FORGE_BUILD_ID) return {};
+  return {
+    workerDeploymentOptions: {
+      useWorkerVersioning: true,
+      version: { deploymentName: controlDeploymentName(cfg), buildId: cfg.FORGE_BUILD_ID },
+      defaultVersioningBehavior: 'PINNED',
+    },
+  };
+}
+
+/** The heartbeat the deploy probe reads (worker_heartbeats): every 5 s while the worker runs. */
+function beatForVersion(sql: Sql, buildId: string): () => Promise<void> {
+  const beat = () =>
+    sql`insert into worker_heartbeats (build_id, host, beat_at) values (${buildId}, ${os.hostname()}, now())
+        on conflict (build_id) do update set host = excluded.host, beat_at = now()`.catch((err: unknown) =>
+      log.warn('could not write the worker heartbeat', { error: String(err) }),
+    );
+  void beat();
+  const timer = setInterval(beat, 5000);
+  return async () => clearInterval(timer);
 }
 
 export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {
@@ -79,8 +111,10 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
         }),
         maxCachedWorkflows: 200,
         interceptors: heartbeatInterceptors,
+        ...versioning(cfg),
       }),
     );
+    if (cfg.FORGE_BUILD_ID) closers.unshift(beatForVersion(sql, cfg.FORGE_BUILD_ID));
   }
 
   if (role !== 'control') {
@@ -130,6 +164,24 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
               approvalUpdate: decideApprovalUpdate,
             },
           },
+          deploy: {
+            sql,
+            docker,
+            deployment: controlDeploymentName(cfg),
+            deployments: workerDeployments(
+              new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }).workflowService,
+              cfg.TEMPORAL_NAMESPACE,
+            ),
+            temporal: {
+              client: new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }),
+              controlQueue: cfg.FORGE_TASK_QUEUE,
+              sandboxQueue: cfg.FORGE_SANDBOX_QUEUE,
+            },
+            home: cfg.home,
+            workerEnv: controlWorkerEnv(cfg, endpoint.address),
+            user: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+            policy: deployPolicy(cfg),
+          },
         }),
         maxConcurrentActivityTaskExecutions: Math.max(2, cfg.FORGE_POOL_SIZE * 2),
         interceptors: heartbeatInterceptors,
@@ -139,6 +191,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
 
   log.info('worker started', {
     role,
+    ...(cfg.FORGE_BUILD_ID ? { buildId: cfg.FORGE_BUILD_ID, deployment: controlDeploymentName(cfg) } : {}),
     temporal: endpoint.address,
     namespace: cfg.TEMPORAL_NAMESPACE,
     queues: [cfg.FORGE_TASK_QUEUE, cfg.FORGE_SANDBOX_QUEUE],

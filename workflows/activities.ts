@@ -60,3 +60,51 @@ export function evolveJobs(taskQueue: string) {
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
   });
 }
+
+/** The deploy cycle's steps on the Docker host: starting a version waits minutes for its worker (heartbeats); the rest are seconds. */
+export function deploySteps(taskQueue: string) {
+  type Steps = Pick<
+    SandboxActivities,
+    | 'deployPolicy'
+    | 'killSwitchState'
+    | 'deploymentState'
+    | 'startVersion'
+    | 'makeCurrent'
+    | 'probeVersion'
+    | 'retireVersion'
+    | 'markVersion'
+    | 'appendRollback'
+    | 'recordRevision'
+  >;
+  const quick = proxyActivities<Omit<Steps, 'startVersion' | 'probeVersion'>>({
+    taskQueue,
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
+  });
+  const { startVersion } = proxyActivities<Pick<Steps, 'startVersion'>>({
+    taskQueue,
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 3 },
+  });
+  // A probe runs tasks on the new version: as long as a task may take, and never retried as a new probe (the next interval probes again).
+  const { probeVersion } = proxyActivities<Pick<Steps, 'probeVersion'>>({
+    taskQueue,
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '2 seconds', maximumAttempts: 2 },
+  });
+  // Named, not spread: a proxy has no own keys to spread.
+  const { deployPolicy, killSwitchState, deploymentState, makeCurrent, retireVersion, markVersion, appendRollback, recordRevision } = quick;
+  return {
+    deployPolicy,
+    killSwitchState,
+    deploymentState,
+    makeCurrent,
+    retireVersion,
+    markVersion,
+    appendRollback,
+    recordRevision,
+    startVersion,
+    probeVersion,
+  };
+}

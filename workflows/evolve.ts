@@ -1,4 +1,5 @@
-import { isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, executeChild, isCancellation, ParentClosePolicy, setHandler, workflowInfo } from '@temporalio/workflow';
+import { type Consent, consentProblem, consentSchema, type DeployOutcome } from '../domain/deploy.ts';
 import type { FailureEvidence } from '../domain/evidence.ts';
 import {
   acceptReplay,
@@ -6,16 +7,19 @@ import {
   type EvolveOutcome,
   type EvolveProgress,
   type EvolveRequest,
+  type EvolveStatus,
   evolveRequestSchema,
   type HarnessPatch,
   overfittingProblems,
   REPLAY_POLICY,
+  type ReplayReport,
   resolveEdits,
   scopeProblems,
 } from '../domain/evolve.ts';
-import { databaseWork, evolveJobs, llmCalls, treeChecks } from './activities.ts';
+import { databaseWork, deploySteps, evolveJobs, llmCalls, treeChecks } from './activities.ts';
 import { failedWith, parseWorkflowInput } from './common.ts';
-import { evolveProgressQuery } from './definitions.ts';
+import { consentUpdate, evolveProgressQuery } from './definitions.ts';
+import { deployWorkflow } from './deploy.ts';
 import { track } from './progress.ts';
 
 const { writeHarnessPatch } = llmCalls;
@@ -46,8 +50,24 @@ async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promis
   const progress: EvolveProgress = { phase: 'gathering', history: [], attempts: [] };
   const { enter, guarded } = track(progress);
   setHandler(evolveProgressQuery, () => progress);
+  // Registered from the start, so a consent sent too early is refused with a reason rather than unknown.
+  let waiting: { candidateId: string; imageDigest: string } | undefined;
+  let consent: Consent | undefined;
+  setHandler(
+    consentUpdate,
+    (raw) => {
+      consent = consentSchema.parse(raw);
+      return { accepted: true, candidateId, approve: consent.approve };
+    },
+    {
+      validator: (raw) => {
+        const problem = consentProblem(raw, waiting, consent !== undefined);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
 
-  const end = async (status: 'verified' | 'refused', reason: string, extra: Partial<Parameters<typeof recordCandidate>[0]> = {}) => {
+  const end = async (status: EvolveStatus, reason: string, extra: Partial<Parameters<typeof recordCandidate>[0]> = {}) => {
     enter(status, reason);
     await recordCandidate({ workflowId, status, reason, ...extra });
     return { status, candidateId, reason };
@@ -144,5 +164,58 @@ async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promis
     }),
   );
   const verdict = acceptReplay(replay, REPLAY_POLICY.passThreshold);
-  return end(verdict.accepted ? 'verified' : 'refused', verdict.reason, { image: image.image, imageDigest: image.digest, replay });
+  if (!verdict.accepted) return end('refused', verdict.reason, { image: image.image, imageDigest: image.digest, replay });
+  enter('verified', verdict.reason);
+  await recordCandidate({ workflowId, status: 'verified', reason: verdict.reason, image: image.image, imageDigest: image.digest, replay });
+
+  // ---- part 2: a person's consent, then the swap and the probe (workflows/deploy.ts)
+  const timeoutSeconds = req.consentTimeoutSeconds ?? (await deploySteps(req.sandboxQueue).deployPolicy()).consentTimeoutSeconds;
+  const expiresAt = new Date(Date.now() + timeoutSeconds * 1000).toISOString();
+  waiting = { candidateId, imageDigest: image.digest };
+  progress.awaitingConsent = { ...waiting, expiresAt };
+  enter('awaiting-consent', `until ${expiresAt}: forge evolve approve|reject ${candidateId}`);
+  const answered = await condition(() => consent !== undefined, timeoutSeconds * 1000);
+  progress.awaitingConsent = undefined;
+  if (!answered || !consent) return end('expired', `no consent within ${timeoutSeconds} s: the candidate expired and nothing changed`);
+  const given = { ...consent, at: new Date().toISOString() };
+  if (!consent.approve)
+    return end('rejected', `${consent.by} rejected the candidate${consent.note ? `: ${consent.note}` : ''}; nothing changed`, {
+      consent: given,
+    });
+  await recordCandidate({ workflowId, status: 'verified', reason: `${consent.by} consented; deploying`, consent: given });
+  enter('deploying', `${consent.by} consented`);
+  const deployed: DeployOutcome = await executeChild(deployWorkflow, {
+    workflowId: `deploy-${candidateId}`,
+    // A deploy in its probe window finishes (promoted or rolled back) whatever becomes of this cycle.
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    args: [
+      {
+        kind: 'evolve',
+        ref: candidateId,
+        image: image.image,
+        imageDigest: image.digest,
+        treeHash,
+        sandboxQueue: req.sandboxQueue,
+        by: consent.by,
+        record: commitRecord({ patch, evidence, replay, consent }),
+      },
+    ],
+  });
+  const status = deployed.status === 'promoted' ? 'promoted' : deployed.status === 'rolled-back' ? 'rolled-back' : 'refused';
+  return end(status, deployed.reason, { deploy: { ...deployed } });
 }
+
+/** The harness history's commit body: the rationale, the evidence, the replay report and the consent. */
+function commitRecord(input: { patch: HarnessPatch; evidence: FailureEvidence[]; replay: ReplayReport; consent: Consent }): string {
+  const { patch, evidence, replay, consent } = input;
+  return [
+    `Rationale: ${patch.rationale}`,
+    `Evidence (${evidence.length}):\n${evidence.map((e) => `- #${e.id} ${e.failureType}: expected ${e.expected}; happened ${e.happened}`.slice(0, 300)).join('\n')}`,
+    `Replay: batch ${pct(replay.batchPassRate)}, held-out ${pct(replay.heldOutPassRate)} (${replay.heldOutRegressions} regressions), ${replay.cases.length} runs, ${replay.tokens.input + replay.tokens.output} tokens, $${replay.costUsd.toFixed(4)}\n${replay.cases
+      .map((c) => `- ${c.kind} ${c.case} run ${c.run}: ${c.pass ? 'pass' : `FAIL ${c.reasons.join('; ')}`}`.slice(0, 300))
+      .join('\n')}`,
+    `Consent: ${consent.approve ? 'approved' : 'rejected'} by ${consent.by}${consent.note ? ` (${consent.note})` : ''}, image ${consent.imageDigest}`,
+  ].join('\n\n');
+}
+
+const pct = (x: number) => `${Math.round(x * 100)} %`;

@@ -1,6 +1,7 @@
 // The workflow bundle's entry: every workflow type the workers serve.
 
 export { curateWorkflow } from './curate.ts';
+export { deployWorkflow } from './deploy.ts';
 export { evolveWorkflow } from './evolve.ts';
 export { forgeWorkflow } from './forge.ts';
 export { improveWorkflow } from './improve.ts';

@@ -1,10 +1,21 @@
 import { parseArgs } from 'node:util';
-import type { ForgeConfig } from '../../app/context.ts';
+import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { type CandidateRow, listCandidates, showCandidate } from '../../app/evolve.ts';
+import {
+  type CandidateRow,
+  decideCandidate,
+  followDeploy,
+  followEvolve,
+  harnessHistory,
+  listCandidates,
+  rollbackHarness,
+  showCandidate,
+} from '../../app/evolve.ts';
 import { printJson, say } from '../output.ts';
+import { progressPrinter } from '../progress.ts';
 
-const USAGE = 'usage: forge evolve ls [--json] | show <id> [--json]';
+const USAGE =
+  'usage: forge evolve ls [--json] | show <id> [--json] | approve|reject <id> [--by name] [--note text] [--digest sha256:…] [--wait] [--json] | history [--json] | rollback <revision> [--wait] [--json]';
 
 function replayLines(row: CandidateRow): string[] {
   const r = row.replay;
@@ -20,7 +31,17 @@ function replayLines(row: CandidateRow): string[] {
 
 /** forge evolve ls | show <id>: what self-evolution proposed, and why each candidate was kept or refused. */
 export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
+      by: { type: 'string' },
+      note: { type: 'string' },
+      digest: { type: 'string' },
+    },
+  });
   const [sub = 'ls', id] = positionals;
   if (sub === 'ls') {
     const rows = await listCandidates(cfg);
@@ -48,7 +69,78 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     if (row.image) say(`image: ${row.image} (${row.image_digest ?? '-'})`);
     for (const line of replayLines(row)) say(line);
     if (row.diff) say(row.diff);
+    if (row.consent) say(`consent: ${JSON.stringify(row.consent)}`);
+    if (row.deploy) say(`deploy: ${JSON.stringify(row.deploy)}`);
+    if (row.status === 'verified' && !row.consent)
+      say(
+        `waiting for consent: forge evolve approve ${row.id}  (or reject); the image it deploys is ${row.image_digest}\n  (Temporal UI: workflow ${row.workflow_id} → Send Update "consent" with {"candidateId":"${row.id}","imageDigest":"${row.image_digest}","approve":true,"by":"<you>"})`,
+      );
     return 0;
+  }
+  if (sub === 'approve' || sub === 'reject') {
+    if (!id) throw new InvalidInputError('command', USAGE);
+    return withSession(cfg, async (session) => {
+      const approve = sub === 'approve';
+      const by = values.by ?? localUser();
+      const done = await decideCandidate(session, { id, approve, by, note: values.note, digest: values.digest });
+      if (!values.json)
+        say(
+          `${approve ? 'approved' : 'rejected'} ${done.candidateId} as ${by}${approve ? ': swap, probe, then promote or roll back' : ''}`,
+        );
+      if (!values.wait) {
+        if (values.json) printJson({ ok: true, ...done });
+        return 0;
+      }
+      const print = progressPrinter();
+      const end = await followEvolve(session, done.workflowId, values.json ? undefined : print);
+      print.stop();
+      if (!end.ok) {
+        if (values.json) printJson({ ok: false, ...done, error: end.error });
+        else process.stderr.write(`failed: ${end.error}\n`);
+        return 1;
+      }
+      const ok = end.result.status === (approve ? 'promoted' : 'rejected');
+      if (values.json) printJson({ ok, ...done, outcome: end.result });
+      else say(`${end.result.status}: ${end.result.reason}`);
+      return ok ? 0 : 1;
+    });
+  }
+  if (sub === 'history') {
+    const { revisions, rollbacks } = await harnessHistory(cfg);
+    if (values.json) {
+      printJson({ ok: true, revisions, rollbacks });
+      return 0;
+    }
+    if (!revisions.length) say('no harness history yet: forge up starts it with the harness as installed');
+    for (const r of revisions)
+      say(`${r.sha.slice(0, 12)}  ${r.at}  ${(r.version?.status ?? '').padEnd(11)} ${r.buildId ?? '-'}  ${r.subject}`);
+    if (rollbacks.length) say('rollbacks:');
+    for (const b of rollbacks)
+      say(
+        `  ${b.at.toISOString()}  ${b.from_build} → ${b.to_build ?? 'unversioned'} in ${b.restore_ms ?? '?'} ms: ${b.reason}`.slice(0, 300),
+      );
+    return 0;
+  }
+  if (sub === 'rollback') {
+    if (!id) throw new InvalidInputError('command', USAGE);
+    return withSession(cfg, async (session) => {
+      const started = await rollbackHarness(session, id, values.by ?? localUser());
+      if (!values.json)
+        say(
+          `rolling the harness back to ${started.revision.slice(0, 12)} (${started.buildId}) in ${started.workflowId}${started.uiUrl ? `\n  ${started.uiUrl}` : ''}`,
+        );
+      if (!values.wait) {
+        if (values.json) printJson({ ok: true, ...started });
+        return 0;
+      }
+      const print = progressPrinter();
+      const end = await followDeploy(session, started, values.json ? undefined : print);
+      print.stop();
+      const ok = end.ok && end.result.status === 'promoted';
+      if (values.json) printJson({ ok, ...started, ...(end.ok ? { outcome: end.result } : { error: end.error }) });
+      else say(end.ok ? `${end.result.status}: ${end.result.reason}` : `failed: ${end.error}`);
+      return ok ? 0 : 1;
+    });
   }
   throw new InvalidInputError('command', `unknown evolve command ${JSON.stringify(sub)} (${USAGE})`);
 }

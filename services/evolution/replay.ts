@@ -13,6 +13,7 @@ import { pendingApprovals } from '../control/approvals.ts';
 import { connect, type Sql } from '../db.ts';
 import { type Logger, log as rootLog } from '../log.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../sandbox/container.ts';
+import { containerLog, containerState, lastLines, removeContainer } from './containers.ts';
 import { LABEL_TREE, LABEL_WORKER, WORKER_TMPFS, WORKER_UID } from './image.ts';
 
 /**
@@ -156,6 +157,29 @@ export function candidateWorkerEnv(cfg: ForgeConfig, temporalAddress: string): R
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
+/**
+ * The production control worker's environment (a version's container, issue 12): the candidate's,
+ * plus the production database, queues, log level and the deploy policy. The alert webhook goes too:
+ * production promotions page someone.
+ */
+export function controlWorkerEnv(cfg: ForgeConfig, temporalAddress: string): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    ...candidateWorkerEnv(cfg, temporalAddress),
+    DATABASE_URL: cfg.DATABASE_URL,
+    FORGE_PGLITE_PORT: String(cfg.FORGE_PGLITE_PORT),
+    FORGE_TASK_QUEUE: cfg.FORGE_TASK_QUEUE,
+    FORGE_SANDBOX_QUEUE: cfg.FORGE_SANDBOX_QUEUE,
+    FORGE_LOG_LEVEL: cfg.FORGE_LOG_LEVEL,
+    FORGE_ALERT_WEBHOOK: cfg.FORGE_ALERT_WEBHOOK,
+    FORGE_CONSENT_TIMEOUT_S: String(cfg.FORGE_CONSENT_TIMEOUT_S),
+    FORGE_PROBE_WINDOW_S: String(cfg.FORGE_PROBE_WINDOW_S),
+    FORGE_PROBE_INTERVAL_S: String(cfg.FORGE_PROBE_INTERVAL_S),
+    FORGE_PROBE_PASSES: String(cfg.FORGE_PROBE_PASSES),
+    FORGE_DEPLOYMENT: cfg.FORGE_DEPLOYMENT,
+  };
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 export class ReplayNeedsPostgresError extends PermanentError {
   constructor(url: string, got: string) {
     super(
@@ -205,14 +229,6 @@ function cleanupList(log: Logger) {
       return failed;
     },
   };
-}
-
-async function removeContainer(docker: Docker, name: string): Promise<void> {
-  try {
-    await docker.getContainer(name).remove({ force: true, v: true });
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
-  }
 }
 
 const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -344,28 +360,6 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
     if (e.isDirectory()) await chownTree(p, uid, gid);
     else await fs.lchown(p, uid, gid);
   }
-}
-
-/** A container's log (stdout and stderr, not a TTY: 8-byte frame headers), as text. */
-async function containerLog(container: Docker.Container, tail = 200): Promise<string> {
-  const raw = (await container.logs({ stdout: true, stderr: true, tail, follow: false })) as unknown as Buffer;
-  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw));
-  const parts: Buffer[] = [];
-  let i = 0;
-  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {
-    const size = buf.readUInt32BE(i + 4);
-    parts.push(buf.subarray(i + 8, i + 8 + size));
-    i += 8 + size;
-  }
-  return (parts.length ? Buffer.concat(parts) : buf).toString('utf8');
-}
-
-/** The end of a log, with the first line that names an error (a stack trace's last lines rarely say what failed). */
-function lastLines(text: string, n = 10): string {
-  const lines = text.trim().split('\n');
-  const tail = lines.slice(-n);
-  const first = lines.find((l) => /\b(error|ERROR)\b|Error:/.test(l));
-  return (first && !tail.includes(first) ? [first, '…', ...tail] : tail).join('\n').slice(0, 3000);
 }
 
 interface CaseSpec {
@@ -713,18 +707,6 @@ async function heldOutTasks(sql: Sql, exclude: ReadonlySet<string>, n: number): 
     if (out.length >= n) break;
   }
   return out;
-}
-
-/** Whether the candidate's container still runs; if not, what became of it (its exit code and last log lines). */
-async function containerState(container: Docker.Container): Promise<{ running: true } | { running: false; why: string }> {
-  try {
-    const info = await container.inspect();
-    if (info.State.Running) return { running: true };
-    return { running: false, why: `exited with code ${info.State.ExitCode}: ${lastLines(await containerLog(container).catch(() => ''))}` };
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return { running: false, why: 'was removed from the Docker host' };
-    throw err;
-  }
 }
 
 /** The kill switch past its cache: a freeze that just killed the container is seen, and refuses. */

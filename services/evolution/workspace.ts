@@ -152,10 +152,18 @@ async function checkTree(input: {
     path.join(tree, 'tsconfig.evolve.json'),
     JSON.stringify({ extends: './tsconfig.json', include: ['harness', 'domain'] }),
   );
-  const bin = (name: string) => path.join(tree, 'node_modules', '.bin', name);
-  const typecheck = await step(bin('tsc'), ['--noEmit', '-p', 'tsconfig.evolve.json'], tree, 120_000);
+  // Run by path, not through node_modules/.bin: the worker image has node but no /usr/bin/env for
+  // their shebangs, nor the ldd that Biome's launcher asks which libc it has.
+  const modules = path.join(tree, 'node_modules');
+  const typecheck = await step(
+    process.execPath,
+    [path.join(modules, 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.evolve.json'],
+    tree,
+    120_000,
+  );
   if (!typecheck.ok) return { ok: false, stage: 'typecheck', reason: tail(typecheck.output), diff };
-  const lint = await step(bin('biome'), ['check', '--error-on-warnings', 'harness'], tree, 60_000);
+  const biome = path.join(modules, '@biomejs', `cli-${process.platform}-${process.arch}`, 'biome');
+  const lint = await step(biome, ['check', '--error-on-warnings', 'harness'], tree, 60_000);
   if (!lint.ok) return { ok: false, stage: 'lint', reason: tail(lint.output), diff };
   const newTests = [...wanted].filter((p) => p.startsWith(HARNESS_TESTS_DIR));
   const unit = await step(

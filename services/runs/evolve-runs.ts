@@ -23,6 +23,8 @@ export interface CandidateRow {
   image_digest: string | null;
   replay: ReplayReport | null;
   attempts: EvolveAttemptRecord[];
+  consent: Record<string, unknown> | null;
+  deploy: Record<string, unknown> | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -59,13 +61,17 @@ export function createEvolveRuns(sql: Sql) {
       image?: string;
       imageDigest?: string;
       replay?: ReplayReport;
+      consent?: Record<string, unknown>;
+      deploy?: Record<string, unknown>;
     }) {
       await sql`update evolve_candidates set status = ${input.status}, reason = ${input.reason},
                   rationale = coalesce(${input.rationale ?? null}, rationale),
                   patch = coalesce(${input.patch ? sql.json(input.patch as never) : null}, patch),
                   diff = coalesce(${input.diff ?? null}, diff), tree_hash = coalesce(${input.treeHash ?? null}, tree_hash),
                   image = coalesce(${input.image ?? null}, image), image_digest = coalesce(${input.imageDigest ?? null}, image_digest),
-                  replay = coalesce(${input.replay ? sql.json(input.replay as never) : null}, replay), updated_at = now()
+                  replay = coalesce(${input.replay ? sql.json(input.replay as never) : null}, replay),
+                  consent = coalesce(${input.consent ? sql.json(input.consent as never) : null}, consent),
+                  deploy = coalesce(${input.deploy ? sql.json(input.deploy as never) : null}, deploy), updated_at = now()
                 where workflow_id = ${input.workflowId}`;
     },
 

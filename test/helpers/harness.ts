@@ -27,12 +27,14 @@ export async function startHarness(opts: {
   scenarioFiles?: string[];
   scenarios?: ScenarioInput[];
   env?: Record<string, string>;
+  /** which queues the in-process worker serves (default both); 'sandbox' when a container serves the control queue */
+  role?: 'all' | 'sandbox';
 }): Promise<Harness> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-harness-'));
   const db = await freshDatabase();
   const model = await startScriptedModel({ scenarioFiles: opts.scenarioFiles?.map((f) => path.resolve(f)), scenarios: opts.scenarios });
   const cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '0', ...opts.env });
-  const workers = await startWorkers(cfg);
+  const workers = await startWorkers(cfg, opts.role ?? 'all');
   void workers.run();
   const client = await testClient(cfg);
   return {
