@@ -1,6 +1,6 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { ForgeError } from '../domain/errors.ts';
-import { type ApprovalRow, findApproval, pendingApprovals } from '../services/control/approvals.ts';
+import { type ApprovalRow, createApprovalLedger, findApproval, pendingApprovals } from '../services/control/approvals.ts';
 import { decideApprovalUpdate } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { withDb } from './db.ts';
@@ -45,7 +45,11 @@ export async function decideApproval(
   const row = await withDb(session.cfg, (sql) => findApproval(sql, id));
   if (!row) throw new ForgeError(`no approval ${id}`, 'APPROVAL_NOT_FOUND', 'list pending approvals with: forge approvals');
   if (row.status !== 'pending')
-    throw new ForgeError(`approval ${id} is already ${row.status}${row.decided_by ? ` (by ${row.decided_by})` : ''}`, 'APPROVAL_DECIDED');
+    throw new ForgeError(
+      `approval ${id} is already ${row.status}${row.decided_by ? ` (by ${row.decided_by})` : ''}`,
+      'APPROVAL_DECIDED',
+      'nothing to do; forge approvals lists what still waits',
+    );
   if (row.kind === 'question' && approve && !answer)
     throw new ForgeError(
       `${id} is a question ("${row.summary}"): approving it says nothing`,
@@ -59,10 +63,24 @@ export async function decideApproval(
       `forge approve ${id} or forge reject ${id}`,
     );
   const client = await session.temporal();
-  const res = await client.workflow
-    .getHandle(row.workflow_id)
+  const handle = client.workflow.getHandle(row.workflow_id);
+  const res = await handle
     .executeUpdate(decideApprovalUpdate, { args: [{ approvalId: id, approve, by, ...(answer ? { answer } : {}) }] })
-    .catch((err: Error) => {
+    .catch(async (err: Error) => {
+      // A workflow that closed without resolving its approval (terminated, timed out) left a stale
+      // row: nobody can decide it any more, so it stops being listed as waiting.
+      const status = await handle.describe().then(
+        (d) => d.status.name,
+        () => 'NOT_FOUND',
+      );
+      if (status !== 'RUNNING') {
+        await withDb(session.cfg, (sql) => createApprovalLedger(sql).resolveApproval({ id, status: 'expired', by }));
+        throw new ForgeError(
+          `approval ${id} is stale: its workflow ${row.workflow_id} is ${status.toLowerCase().replace('_', ' ')}, so nobody waits for the decision (marked expired)`,
+          'APPROVAL_STALE',
+          'forge approvals lists what still waits',
+        );
+      }
       throw new ForgeError(
         `workflow ${row.workflow_id} refused the decision: ${err.cause instanceof Error ? err.cause.message : err.message}`,
         'APPROVAL_REFUSED',

@@ -7,13 +7,25 @@ import { withDb } from './db.ts';
 export type { KillSwitchState };
 
 /** The kill switch: refuse every side effect from now on, and kill the sandboxes that run. */
-export function freeze(cfg: ForgeConfig, by: string, reason?: string): Promise<{ killedSandboxes: number }> {
+export function freeze(
+  cfg: ForgeConfig,
+  by: string,
+  reason?: string,
+): Promise<{ killedSandboxes: number; alreadyFrozen?: KillSwitchState }> {
   return withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), deployment: sandboxDeploymentName(cfg), by, reason }));
 }
 
 /** Lifts the kill switch: waiting workflows resume within seconds. */
-export function thaw(cfg: ForgeConfig, by: string): Promise<void> {
-  return withDb(cfg, (sql) => createKillSwitch(sql).thaw(by));
+export async function thaw(cfg: ForgeConfig, by: string): Promise<void> {
+  await thawForge(cfg, by);
+}
+
+/** thaw, telling whether Forge was frozen at all (when it was not, nothing is written). */
+export function thawForge(cfg: ForgeConfig, by: string): Promise<{ wasFrozen: boolean; before: KillSwitchState }> {
+  return withDb(cfg, async (sql) => {
+    const before = await createKillSwitch(sql).thaw(by);
+    return { wasFrozen: before.frozen, before };
+  });
 }
 
 export function killSwitchState(cfg: ForgeConfig): Promise<KillSwitchState> {

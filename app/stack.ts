@@ -13,6 +13,7 @@ import { findTemporalCli } from '../infra/temporal-cli.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
 import { connect, ping, redact } from '../services/db.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
+import { checkDashboard, ensureDashboardServer } from './dashboard.ts';
 import { ensureMcpToken, mcpHttpUrl, mcpToken } from './mcp-calls.ts';
 import { ensureCurationSchedule } from './schedule.ts';
 
@@ -109,6 +110,10 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
     step(`mcp: ${mcp.url} (Streamable HTTP; bearer token: ${token.from}); on stdio: forge mcp`);
   } else {
     step('mcp: HTTP endpoint off (FORGE_MCP_HTTP=0); on stdio: forge mcp');
+  }
+  if (cfg.FORGE_DASHBOARD) {
+    const dashboard = await ensureDashboardServer(cfg);
+    step(`dashboard: ${dashboard.url}${dashboard.crashedPid ? ` (pid ${dashboard.crashedPid} had crashed; started a new one)` : ''}`);
   }
   return { uiUrl: temporal.uiUrl, scripted: llm.scripted, mcp };
 }
@@ -228,7 +233,7 @@ export async function hasPollers(client: Client, taskQueue: string, pid?: number
 
 export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
   const stopped: string[] = [];
-  for (const name of ['mcp', 'worker', 'scripted-model', 'temporal', 'pglite']) {
+  for (const name of ['dashboard', 'mcp', 'worker', 'scripted-model', 'temporal', 'pglite']) {
     if (await stopService(cfg.home, name, name === 'worker' ? 15_000 : 5_000)) stopped.push(name);
   }
   return stopped;
@@ -386,6 +391,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   const workerCheck = checkWorker(cfg, worker, polling);
   if (workerCheck) checks.push(workerCheck);
   if (cfg.FORGE_MCP_HTTP) checks.push(await checkMcp(cfg));
+  if (cfg.FORGE_DASHBOARD) checks.push(await checkDashboard(cfg));
   const llm = llmEndpoint(cfg);
   if (llm.scripted) {
     const port = Number(new URL(llm.baseURL!).port);

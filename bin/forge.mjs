@@ -9,6 +9,10 @@ if (command === 'mcp') {
   // client goes (stdin closed) or on a signal, whatever handles a library may still hold.
   const { main } = await import('../mcp/main.ts');
   process.exit(await main(rest));
+} else if (command === 'dashboard') {
+  // The web dashboard (web/), a surface of its own like mcp/: it serves until a signal.
+  const { main } = await import('../web/main.ts');
+  process.exit(await main(rest));
 } else {
   const { main } = await import('../cli/main.ts');
   process.exitCode = await main(process.argv.slice(2));

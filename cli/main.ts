@@ -18,7 +18,7 @@ import { runCommand } from './commands/run.ts';
 import { scheduleCommand } from './commands/schedule.ts';
 import { sessionsCommand } from './commands/sessions.ts';
 import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
-import { reportError, say } from './output.ts';
+import { capturingJson, EXIT, printJson, reportError, say, usageError } from './output.ts';
 
 const usage = `forge — durable tool forging on Temporal
 
@@ -60,11 +60,14 @@ const usage = `forge — durable tool forging on Temporal
   forge audit replay <id> [--allow-write] [--json]
                                          re-run that call in the sandbox; compare outputs (exit 1 if they differ)
   forge worker                           run a worker in the foreground
+  forge dashboard [--host h] [--port n]  the web dashboard (forge up runs it): catalog, plots, approvals, kill switch, audit
   forge mcp [--http [--host h] [--port n]]
                                          Forge's catalog as an MCP server: on stdio (for an MCP client to spawn),
                                          or the Streamable HTTP endpoint forge up runs (bearer token required)
   forge sandbox exec <tool-file> --input '<json>' [--json]
   forge sandbox verify <tool-dir> [--json]
+
+  --json prints one JSON line. Exit codes: 0 ok, 1 failed or refused, 2 bad usage, 3 a component down.
 `;
 
 type Command = (cfg: ForgeConfig, args: string[]) => Promise<number>;
@@ -105,40 +108,78 @@ const commands: Record<string, Command> = {
   audit: auditCommand,
   async demo(cfg, args) {
     const started = performance.now();
+    if (args.includes('--json')) {
+      // Each step would print its own line: the demo prints one, with every step's in it.
+      const up = await capturingJson(() => upCommand(cfg, args));
+      const tasks: unknown[] = [];
+      let code = up.value;
+      for (const task of DEMO_TASKS) {
+        if (code !== 0) break;
+        const ran = await capturingJson(() => runCommand(cfg, [task, '--wait', ...args]));
+        tasks.push(...ran.lines);
+        code = ran.value;
+      }
+      printJson({ ok: code === 0, up: up.lines[0], tasks, totalMs: Math.round(performance.now() - started) });
+      return code;
+    }
     const code = await upCommand(cfg, args);
     if (code !== 0) return code;
     for (const task of DEMO_TASKS) {
       const ran = await runCommand(cfg, [task, '--wait', ...args]);
       if (ran !== 0) return ran;
     }
-    if (!args.includes('--json')) process.stderr.write(`demo: ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`);
+    process.stderr.write(`demo: ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`);
     return 0;
   },
-  worker: (cfg) => runWorkerInForeground(cfg),
+  worker(cfg, args) {
+    // A server in the foreground has no result to print: its logs already are JSON lines on stderr.
+    if (args.length) throw usageError(`forge worker takes no arguments (got ${args.join(' ')}); it runs until stopped`, 'forge worker');
+    return runWorkerInForeground(cfg);
+  },
   async sandbox(_cfg, args) {
     const [sub, ...rest] = args;
     if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
     if (sub === 'verify') return (await import('./commands/sandbox-verify.ts')).sandboxVerifyCommand(rest);
-    process.stderr.write(`unknown sandbox command ${JSON.stringify(sub)}\n${usage}`);
-    return 2;
+    throw usageError(
+      `unknown sandbox command ${JSON.stringify(sub ?? '')}`,
+      "forge sandbox exec <tool-file> --input '<json>' | forge sandbox verify <tool-dir>",
+    );
   },
 };
 
+/** The usage lines of one command, from the help text: the fix shown when its command line does not parse. */
+export function usageOf(name: string): string | undefined {
+  const lines = usage
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => new RegExp(`^forge (?:\\S+\\|)*${name}(?:\\|\\S+)*(?:\\s|$)`).test(l))
+    .map((l) => l.split(/\s{3,}/)[0]!);
+  return lines.length ? lines.join('  |  ') : undefined;
+}
+
+/** Surfaces of their own that bin/forge.mjs starts instead of this CLI: servers with no result line. */
+const SERVERS = ['mcp', 'dashboard'];
+
+/** The commands `forge` knows (for tests that walk them all). */
+export const commandNames = (): string[] => [...Object.keys(commands), ...SERVERS];
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  const json = args.includes('--json');
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    say(usage);
-    return name ? 0 : 2;
+    if (json) printJson({ ok: true, commands: commandNames(), usage });
+    else say(usage);
+    return name ? EXIT.ok : EXIT.usage;
   }
   const command = commands[name];
   if (!command) {
+    if (json) return reportError(usageError(`unknown command ${JSON.stringify(name)}`), true);
     process.stderr.write(`unknown command ${JSON.stringify(name)}\n${usage}`);
-    return 2;
+    return EXIT.usage;
   }
-  const json = args.includes('--json');
   try {
     return await command(loadConfig(), args);
   } catch (err) {
-    return reportError(err, json);
+    return reportError(err, json, usageOf(name));
   }
 }

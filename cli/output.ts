@@ -1,26 +1,85 @@
 import { ForgeError } from '../app/errors.ts';
 
+/**
+ * The CLI's exit codes (README, "Exit codes"): scripts tell "the thing failed" from "you called it
+ * wrong" from "Forge is not running" without parsing messages.
+ */
+export const EXIT = {
+  /** done: the task completed, the tool was registered, the decision was accepted */
+  ok: 0,
+  /** the thing itself failed or was refused: a failed or stopped task, a forge that registered nothing, a stale approval */
+  failed: 1,
+  /** bad usage: an unknown command or option, a missing or malformed argument, an invalid setting */
+  usage: 2,
+  /** a component Forge needs does not answer (Temporal, Postgres, Docker, …): run forge up / forge doctor */
+  componentDown: 3,
+} as const;
+
+/** Error codes that mean the person's input (command line, environment) is what to fix. */
+const USAGE_CODES = new Set(['USAGE', 'INPUT_INVALID', 'CONFIG_INVALID']);
+
+/** Every printJson value goes here instead of stdout while a command's output is captured (forge demo --json). */
+let capture: unknown[] | undefined;
+
 /** Commands print results on stdout; --json prints exactly one JSON line. */
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value) + '\n');
+  if (capture) capture.push(value);
+  else process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** Runs `fn` with its JSON lines collected rather than printed, so a composite command prints one line of its own. */
+export async function capturingJson<T>(fn: () => Promise<T>): Promise<{ value: T; lines: unknown[] }> {
+  const outer = capture;
+  const lines: unknown[] = [];
+  capture = lines;
+  try {
+    return { value: await fn(), lines };
+  } finally {
+    capture = outer;
+  }
 }
 
 export function say(line = ''): void {
   process.stdout.write(line + '\n');
 }
 
-/** Turns any error into a message a person can act on, and an exit code. */
-export function reportError(err: unknown, json: boolean): number {
+/** A command line that does not parse: node's parseArgs errors (unknown option, missing value, stray argument). */
+function isArgParseError(err: unknown): err is Error & { code: string } {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+/** Bad usage of a command, with how to call it. */
+export function usageError(message: string, usage?: string): ForgeError {
+  return new ForgeError(message, 'USAGE', usage ? `usage: ${usage}` : 'forge help lists every command');
+}
+
+/** The exit code an error means (EXIT). */
+export function exitCodeFor(err: unknown): number {
+  if (isArgParseError(err)) return EXIT.usage;
   if (err instanceof ForgeError) {
-    if (json) printJson({ ok: false, ...err.toJSON() });
-    else {
-      process.stderr.write(`error: ${err.message}\n`);
-      if (err.fix) process.stderr.write(`  fix: ${err.fix}\n`);
-    }
-    return 1;
+    if (USAGE_CODES.has(err.code)) return EXIT.usage;
+    if (err.code === 'COMPONENT_DOWN') return EXIT.componentDown;
   }
-  const message = err instanceof Error ? err.message : String(err);
+  return EXIT.failed;
+}
+
+/**
+ * Turns any error into a message a person can act on, and an exit code. `usage` (the command's
+ * usage line) is the fix shown for a command line that does not parse.
+ */
+export function reportError(err: unknown, json: boolean, usage?: string): number {
+  const e = isArgParseError(err) ? usageError(err.message.split('. To specify')[0] ?? err.message, usage) : err;
+  if (e instanceof ForgeError) {
+    if (json) printJson({ ok: false, ...e.toJSON() });
+    else {
+      process.stderr.write(`error: ${e.message}\n`);
+      if (e.fix) process.stderr.write(`  fix: ${e.fix}\n`);
+    }
+    return exitCodeFor(err);
+  }
+  const message = e instanceof Error ? e.message : String(e);
   if (json) printJson({ ok: false, error: 'UNEXPECTED', message });
   else process.stderr.write(`error: ${message}\n`);
-  return 1;
+  return EXIT.failed;
 }

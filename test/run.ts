@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureChromium } from '../infra/chromium.ts';
 import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { servePglite } from '../infra/pglite-server.ts';
@@ -36,11 +37,14 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-test-'));
 const cleanups: (() => Promise<void> | void)[] = [];
 
 async function main(): Promise<number> {
-  say('provisioning: temporal cli, docker engine, sandbox image, postgres');
+  say('provisioning: temporal cli, docker engine, sandbox image, postgres (and chromium for the dashboard tests)');
   const temporalCli = await ensureTemporalCli(cfg);
   await ensureDockerEngine(cfg);
   await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
   const adminUrl = ensureLocalPostgres();
+  const files = testFiles(process.argv.slice(2));
+  // The dashboard's browser tests drive Debian's chromium through playwright-core (installed here when missing).
+  const chromium = files.some((f) => f.includes('dashboard')) ? ensureChromium() : undefined;
 
   const port = await freePort();
   const server = spawn(
@@ -72,8 +76,8 @@ async function main(): Promise<number> {
     FORGE_TEST_PGLITE_URL: pglite.url,
     DATABASE_URL: adminUrl.replace(/\/postgres$/, '/forge_test_shared'),
     FORGE_LOG_LEVEL: process.env.FORGE_LOG_LEVEL ?? 'warn',
+    ...(chromium ? { FORGE_CHROMIUM: chromium } : {}),
   };
-  const files = testFiles(process.argv.slice(2));
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
     cwd: root,
     env,

@@ -3,7 +3,7 @@ import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
 import { forgeBudgetToday } from '../../app/budget.ts';
 import { archiveToolByHand, listTools, rollbackTool, scoreTools, setToolPinned, showTool, toolHistory } from '../../app/catalog.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { freeze, thaw } from '../../app/control.ts';
+import { freeze, thawForge } from '../../app/control.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { gateReportSchema } from '../../app/improve.ts';
 import { printJson, say } from '../output.ts';
@@ -216,8 +216,20 @@ export async function answerCommand(cfg: ForgeConfig, args: string[]): Promise<n
 export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { ...jsonFlag, reason: { type: 'string' } } });
   const by = localUser();
-  const { killedSandboxes: killed } = await freeze(cfg, by, values.reason);
-  if (values.json) printJson({ ok: true, frozen: true, by, killedSandboxes: killed });
+  const { killedSandboxes: killed, alreadyFrozen: was } = await freeze(cfg, by, values.reason);
+  if (values.json)
+    printJson({
+      ok: true,
+      frozen: true,
+      changed: !was,
+      by: was?.by ?? by,
+      ...(was ? { since: was.since, reason: was.reason } : {}),
+      killedSandboxes: killed,
+    });
+  else if (was)
+    say(
+      `Forge was already frozen${was.by ? ` by ${was.by}` : ''}${was.since ? ` since ${was.since}` : ''}${was.reason ? ` (${was.reason})` : ''}: nothing changed, ${killed} sandbox container(s) killed. Resume with: forge thaw`,
+    );
   else
     say(
       `Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`,
@@ -228,8 +240,9 @@ export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<n
 export async function thawCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: jsonFlag });
   const by = localUser();
-  await thaw(cfg, by);
-  if (values.json) printJson({ ok: true, frozen: false, by });
+  const { wasFrozen } = await thawForge(cfg, by);
+  if (values.json) printJson({ ok: true, frozen: false, changed: wasFrozen, by });
+  else if (!wasFrozen) say('Forge was not frozen: nothing changed.');
   else say('Forge is thawed: waiting workflows resume within seconds.');
   return 0;
 }

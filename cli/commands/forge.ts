@@ -49,7 +49,9 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       if (values.json) printJson({ ok: true, workflowId, uiUrl });
       return 0;
     }
-    const end = await followForge(session, started, values.json ? undefined : progressPrinter());
+    const print = progressPrinter();
+    const end = await followForge(session, started, values.json ? undefined : print);
+    print.stop();
     if (!end.ok) {
       if (values.json) printJson({ ok: false, workflowId, error: end.error });
       else process.stderr.write(`failed: ${end.error}\n`);

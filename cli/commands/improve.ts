@@ -23,7 +23,9 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
       if (values.json) printJson({ ok: true, workflowId, uiUrl });
       return 0;
     }
-    const end = await followImprove(session, started, values.json ? undefined : progressPrinter());
+    const print = progressPrinter();
+    const end = await followImprove(session, started, values.json ? undefined : print);
+    print.stop();
     if (!end.ok) {
       if (values.json) printJson({ ok: false, workflowId, error: end.error });
       else process.stderr.write(`failed: ${end.error}\n`);

@@ -78,8 +78,12 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
     const print = progressPrinter();
     const end = await followTask(session, started, {
       onProgress: values.json ? undefined : print,
-      onNoWorker: (queue) => process.stderr.write(`warning: no worker polls ${queue}; the task waits until one does (run: forge up)\n`),
+      onNoWorker: (queue) => {
+        print.stop();
+        process.stderr.write(`warning: no worker polls ${queue}; the task waits until one does (run: forge up)\n`);
+      },
     });
+    print.stop();
     if (end.ok) {
       const { result } = end;
       const ok = result.status === 'completed';

@@ -69,6 +69,8 @@ export const auditFilterSchema = z.object({
   tool: z.string().min(1).max(63).optional(),
   workflowId: z.string().min(1).max(1000).optional(),
   kind: z.string().min(1).max(100).optional(),
+  /** words that must all appear (case-insensitive) in the entry's tool, kind, reasoning, workflow, task, input or output */
+  text: z.string().trim().max(200).optional(),
   limit: z.number().int().min(1).max(1000).default(20),
 });
 export type AuditFilter = z.input<typeof auditFilterSchema>;
@@ -119,7 +121,16 @@ function selectEntries(sql: Sql) {
     left join invocations i on a.kind = 'tool_call' and i.idempotency_key = a.idempotency_key and i.tool = a.tool`;
 }
 
-/** Entries newest first, optionally only one tool's, one workflow's or one kind's. */
+/** A search's words as ilike patterns, LIKE's wildcards escaped (a person searching "50%" means the characters). */
+function searchWords(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .slice(0, 8)
+    .map((w) => `%${w.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+}
+
+/** Entries newest first, optionally only one tool's, one workflow's or one kind's, or those matching a search. */
 export async function listAudit(sql: Sql, filter: AuditFilter = {}): Promise<AuditEntry[]> {
   const f = auditFilterSchema.parse(filter);
   const rows = await sql<AuditRow[]>`
@@ -128,6 +139,11 @@ export async function listAudit(sql: Sql, filter: AuditFilter = {}): Promise<Aud
       ${f.tool ? sql`and a.tool = ${f.tool}` : sql``}
       ${f.workflowId ? sql`and a.workflow_id = ${f.workflowId}` : sql``}
       ${f.kind ? sql`and a.kind = ${f.kind}` : sql``}
+      ${searchWords(f.text).reduce(
+        (acc, w) =>
+          sql`${acc} and concat_ws(' ', a.tool, a.kind, a.reasoning, a.workflow_id, a.task_context::text, a.input::text, a.output::text) ilike ${w}`,
+        sql``,
+      )}
     order by a.created_at desc, a.id desc
     limit ${f.limit}`;
   return rows.map(toEntry);

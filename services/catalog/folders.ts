@@ -24,6 +24,25 @@ export function filesHash(files: Record<string, string>): string {
   return sha256(names.map((n) => `${n}\0${sha256(files[n]!)}`).join('\n'));
 }
 
+/**
+ * JSON with every object's keys sorted: the manifest comes back from a jsonb column with its keys
+ * reordered, so only a canonical rendering lets a restored folder (repair) hash to what was
+ * registered — otherwise the watcher takes the restore for a person's edit.
+ */
+function canonicalJson(value: unknown): string {
+  const sorted = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sorted);
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
+      );
+    return v;
+  };
+  return JSON.stringify(sorted(value), null, 2) + '\n';
+}
+
 export function renderFiles(
   source: string,
   tests: string,
@@ -33,9 +52,9 @@ export function renderFiles(
   const files: Record<string, string> = {
     [FILES.source]: source,
     [FILES.tests]: tests,
-    [FILES.manifest]: JSON.stringify(manifest, null, 2) + '\n',
+    [FILES.manifest]: canonicalJson(manifest),
   };
-  if (apiSpec) files[FILES.apiSpec] = JSON.stringify(apiSpec, null, 2) + '\n';
+  if (apiSpec) files[FILES.apiSpec] = canonicalJson(apiSpec);
   return files;
 }
 

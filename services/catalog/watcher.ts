@@ -103,7 +103,8 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
       const name = tool.name;
       watchDir(path.join(root, name), () => schedule('*rescan*', rescan));
       const prev = watchedVersion.get(name);
-      if (prev === tool.currentVersion) continue;
+      // A current version whose folder could not be watched (deleted by hand) is looked at again.
+      if (prev === tool.currentVersion && watchers.has(path.join(root, name, `v${prev}`))) continue;
       if (prev !== undefined) unwatch(path.join(root, name, `v${prev}`));
       watchedVersion.set(name, tool.currentVersion);
       watchDir(path.join(root, name, `v${tool.currentVersion}`), (file) => {
@@ -120,7 +121,21 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
     const record = await registry.versionRecord(name, current.version);
     if (!record) return;
     const snapshot = await readVersionFiles(current.dir);
-    if (!snapshot) return; // folder gone: recover() / repair() territory, not an edit
+    if (!snapshot) {
+      // The folder of the version every call runs is gone (deleted by hand): calls would fail until
+      // the next worker start's recover(). Put back what was registered now; retiring a tool is
+      // `forge tools archive`, which keeps it in history.
+      if ((await registry.repair(name, current.version)) === 'restored')
+        log.warn('the current version folder was missing: restored from the catalog (to retire a tool: forge tools archive)', {
+          tool: name,
+          version: current.version,
+        });
+      // The watch on the deleted folder is dead: watch the restored one afresh.
+      unwatch(path.join(root, name, `v${current.version}`));
+      watchedVersion.delete(name);
+      await rescan();
+      return;
+    }
     const snapSha = filesHash(snapshot);
     if (snapSha === record.filesSha256) return; // unchanged, or our own restore
 

@@ -34,8 +34,31 @@ export function createKillSwitch(sql: Sql, cacheMs = 500) {
 
   return {
     state,
-    freeze: (by: string, reason?: string) => set({ frozen: true, by, reason, since: new Date().toISOString() }),
-    thaw: (by: string) => set({ frozen: false, by, since: new Date().toISOString() }),
+    /**
+     * Freezes, and returns the state before. Freezing a frozen Forge changes nothing: the first
+     * freeze's who, when and why are what a person reads, so a second one must not overwrite them.
+     */
+    async freeze(by: string, reason?: string): Promise<KillSwitchState> {
+      const next = { frozen: true, by, reason, since: new Date().toISOString() };
+      // One statement, so two people freezing at once cannot both win.
+      const [row] = await sql<{ value: KillSwitchState }[]>`
+        with before as (select value from system_state where key = 'kill_switch'),
+        written as (
+          insert into system_state (key, value) values ('kill_switch', ${sql.json(next as never)})
+          on conflict (key) do update set value = excluded.value, updated_at = now()
+            where coalesce((system_state.value->>'frozen')::boolean, false) = false
+          returning 1)
+        select value from before`;
+      cached = undefined;
+      return row?.value ?? { frozen: false };
+    },
+    /** Thaws, and returns the state before; thawing a Forge that is not frozen writes nothing. */
+    async thaw(by: string): Promise<KillSwitchState> {
+      cached = undefined;
+      const before = await state();
+      if (before.frozen) await set({ frozen: false, by, since: new Date().toISOString() });
+      return before;
+    },
     async guard(what: string): Promise<void> {
       const s = await state();
       if (s.frozen) {
@@ -58,8 +81,10 @@ export async function freezeForge(deps: {
   deployment: string;
   by: string;
   reason?: string;
-}): Promise<{ killedSandboxes: number }> {
-  await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
-  // With no Docker engine answering, no sandbox runs: the freeze itself still holds.
-  return { killedSandboxes: await reapOrphans(deps.docker, { all: true, deployment: deps.deployment }).catch(() => 0) };
+}): Promise<{ killedSandboxes: number; alreadyFrozen?: KillSwitchState }> {
+  const before = await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
+  // With no Docker engine answering, no sandbox runs: the freeze itself still holds. Reaped again
+  // when already frozen: a sandbox started just before the first freeze may still be running.
+  const killedSandboxes = await reapOrphans(deps.docker, { all: true, deployment: deps.deployment }).catch(() => 0);
+  return before.frozen ? { killedSandboxes, alreadyFrozen: before } : { killedSandboxes };
 }

@@ -184,6 +184,22 @@ function addUsage(a: LlmUsage, b: LlmUsage): LlmUsage {
 
 type Checked<T> = { ok: true; value: T } | { ok: false; issues: string; raw: string };
 
+/**
+ * The most characters a reply may hold per max_tokens token: a token is about 4 characters, and 10
+ * leaves room for escapes and scripts that tokenise poorly. A bigger reply did not come from a model
+ * honouring max_tokens (a misbehaving proxy or scenario), and would swell the workflow history it is
+ * about to enter (Temporal refuses payloads over 2 MB): it is refused by name instead.
+ */
+export const MAX_REPLY_CHARS_PER_TOKEN = 10;
+
+/** Why a reply is too big to accept, or undefined when it is not. */
+function oversized(value: unknown, maxTokens: number): string | undefined {
+  const size = (JSON.stringify(value) ?? '').length;
+  const limit = maxTokens * MAX_REPLY_CHARS_PER_TOKEN;
+  if (size <= limit) return undefined;
+  return `the reply is ${size} characters, over the ${limit} a reply of max_tokens=${maxTokens} can hold: answer in fewer words`;
+}
+
 /** Finds the forced tool call in a reply and validates its input. */
 function checkReply<T>(reply: Reply, req: StructuredRequest<T>, maxTokens: number): Checked<T> {
   const call = reply.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use' && b.name === req.toolName);
@@ -192,9 +208,22 @@ function checkReply<T>(reply: Reply, req: StructuredRequest<T>, maxTokens: numbe
     const text = reply.content.map((b) => (b.type === 'text' ? b.text : `[${b.type}]`)).join('\n');
     return { ok: false, issues: `the reply did not call ${req.toolName} (stop_reason ${reply.stop_reason})${cutOff}`, raw: text };
   }
+  const tooBig = oversized(call.input, maxTokens);
+  if (tooBig) return { ok: false, issues: tooBig, raw: JSON.stringify(call.input).slice(0, 2000) };
   const parsed = req.schema.safeParse(call.input);
   if (parsed.success) return { ok: true, value: parsed.data };
-  return { ok: false, issues: z.prettifyError(parsed.error) + cutOff, raw: JSON.stringify(call.input) };
+  return { ok: false, issues: z.prettifyError(typeFirst(parsed.error)) + cutOff, raw: JSON.stringify(call.input) };
+}
+
+/**
+ * A field of the wrong type also fails the checks meant for the right one ("expected string,
+ * received array" then "expected array to have >=20 items"): only the type is said for it, so the
+ * model (and a person reading the error) is told one thing to fix.
+ */
+function typeFirst(error: z.ZodError): z.ZodError {
+  const key = (i: z.core.$ZodIssue) => JSON.stringify(i.path);
+  const mistyped = new Set(error.issues.filter((i) => i.code === 'invalid_type').map(key));
+  return new z.ZodError(error.issues.filter((i) => i.code === 'invalid_type' || !mistyped.has(key(i))));
 }
 
 /** The turn that tells the model what was wrong: a tool_result with is_error, or plain text when it called no tool. */
@@ -319,6 +348,9 @@ export function createLlm(opts: LlmOptions): Llm {
       if (b.type === 'tool_use') return [{ type: 'tool_use', id: b.id, name: b.name, input: b.input }];
       return [];
     });
+    // A turn has no schema to re-ask against: an oversized one fails the turn, named, before it enters the transcript.
+    const tooBig = oversized(content, req.maxTokens ?? 4096);
+    if (tooBig) throw new LlmOutputError(req.purpose, tooBig, JSON.stringify(content));
     const tokens = { input: usage.inputTokens + usage.cacheCreationTokens + usage.cacheReadTokens, output: usage.outputTokens };
     return { turn: { stopReason: reply.stop_reason ?? 'end_turn', content, tokens }, usage };
   }

@@ -31,6 +31,7 @@ before(async () => {
     FORGE_PGLITE_PORT: String(await freePort()),
     FORGE_SCRIPTED_MODEL_PORT: String(await freePort()),
     FORGE_MCP_PORT: String(await freePort()),
+    FORGE_DASHBOARD_PORT: String(await freePort()),
     FORGE_TASK_QUEUE: 'e2e-control',
     FORGE_SANDBOX_QUEUE: 'e2e-sandbox',
     FORGE_POOL_SIZE: '1',
@@ -55,6 +56,15 @@ it('forge up → run --wait → doctor, on embedded defaults', async () => {
   assert.equal(fs.statSync(path.join(home, 'mcp-token')).mode & 0o777, 0o600);
   const refused = await fetch(upOut.mcp.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   assert.equal(refused.status, 401, 'no token, no MCP');
+  // The dashboard: up on loopback, its address printed with the same token in its fragment.
+  const token = fs.readFileSync(path.join(home, 'mcp-token'), 'utf8').trim();
+  const dashboard = `http://127.0.0.1:${env.FORGE_DASHBOARD_PORT}/`;
+  assert.ok((upOut.steps as string[]).includes(`dashboard: ${dashboard}#token=${token}`), String(upOut.steps));
+  assert.equal((await fetch(dashboard)).status, 200, 'the page itself holds no data');
+  assert.equal((await fetch(`${dashboard}api/overview`)).status, 401, 'no token, no data');
+  const overview = await fetch(`${dashboard}api/overview`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(overview.status, 200);
+  assert.equal(((await overview.json()) as { killSwitch: { frozen: boolean } }).killSwitch.frozen, false);
 
   const run = forge('run', 'count the steps of a DNS check', '--wait', '--json');
   assert.equal(run.code, 0, run.stderr);
@@ -162,7 +172,7 @@ it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at o
 it('forge down stops everything it started, and doctor then says what to run', () => {
   const down = forge('down', '--json');
   assert.equal(down.code, 0);
-  assert.deepEqual(down.json().stopped.sort(), ['mcp', 'pglite', 'scripted-model', 'temporal', 'worker']);
+  assert.deepEqual(down.json().stopped.sort(), ['dashboard', 'mcp', 'pglite', 'scripted-model', 'temporal', 'worker']);
 
   const after = forge('doctor', '--json');
   assert.equal(after.code, 1, 'doctor fails once things are down');
@@ -173,7 +183,7 @@ it('forge down stops everything it started, and doctor then says what to run', (
 
 it('a malformed task gets a clear error and starts nothing', () => {
   const res = forge('run', 'x', '--json');
-  assert.equal(res.code, 1);
+  assert.equal(res.code, 2, 'bad usage');
   const out = res.json();
   assert.equal(out.error, 'INPUT_INVALID');
   assert.match(out.message, /describe the task in at least a few words/);

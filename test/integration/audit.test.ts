@@ -240,7 +240,7 @@ describe('audit log', () => {
     assert.equal(edit.json().error, 'AUDIT_NOT_REPLAYABLE');
     assert.match(String(edit.json().message), /it records a human_edit, not a tool call/);
 
-    assert.equal(malformed.code, 1);
+    assert.equal(malformed.code, 2, 'bad usage');
     assert.equal(malformed.json().error, 'INPUT_INVALID');
     assert.match(String(malformed.json().message), /"latest" is not an audit id like 12 or #12/);
   });

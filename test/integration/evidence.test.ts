@@ -223,7 +223,7 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
     assert.match(String(refusal.message), /no task task-nobody-ran/);
     assert.match(String(refusal.fix), /forge run printed/);
     const noWords = await forge('feedback', ids.clean);
-    assert.equal(noWords.code, 1);
+    assert.equal(noWords.code, 2, 'bad usage');
     assert.match(noWords.stderr, /usage: forge feedback <task-id> --bad/);
   });
 
@@ -251,7 +251,7 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
     assert.equal(missing.code, 1);
     assert.equal(missing.json().error, 'EVIDENCE_NOT_FOUND');
     const badSince = await forge('failures', '--since', 'yesterday');
-    assert.equal(badSince.code, 1);
+    assert.equal(badSince.code, 2, 'bad usage');
     assert.match(badSince.stderr, /--since: "yesterday" is not a duration like 30m, 24h, 7d or 2w/);
   });
 

@@ -1,0 +1,355 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ForgeConfig } from '../domain/config.ts';
+import { ForgeError } from '../domain/errors.ts';
+import { type ReliabilitySeries, reliabilitySeries } from '../domain/reliability.ts';
+import { openDatabase } from '../infra/postgres.ts';
+import { alive, forgetPid, logFile, portOpen, recordedPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
+import { temporalEndpoint } from '../infra/temporal.ts';
+import { type AuditEntry, type AuditFilter, listAudit } from '../services/catalog/audit.ts';
+import { createRegistry, type Registry } from '../services/catalog/registry.ts';
+import { activityMarks, invocationSeries } from '../services/catalog/series.ts';
+import { toolsDir } from '../services/config.ts';
+import { type ApprovalRow, pendingApprovals } from '../services/control/approvals.ts';
+import { forgeBudgetToday } from '../services/control/budget.ts';
+import { createKillSwitch, type KillSwitchState } from '../services/control/kill-switch.ts';
+import type { Sql } from '../services/db.ts';
+import { log as rootLog } from '../services/log.ts';
+import { type CandidateRow, createEvolveRuns } from '../services/runs/evolve-runs.ts';
+import { type ApprovalAnswer, decideApproval } from './approvals.ts';
+import { openSession, type Session } from './context.ts';
+import { freeze, thaw } from './control.ts';
+import { workflowUiUrl } from './cycles.ts';
+import { type ConsentInput, decideCandidate } from './evolve.ts';
+import { ensureMcpToken, type McpToken, mcpToken } from './mcp-calls.ts';
+
+/**
+ * The use cases behind the web dashboard (web/): what a person supervising Forge looks at — the
+ * catalog with each tool's versions, diffs and reliability over time, what waits for them, the
+ * kill switch and the audit log — and the levers they pull from it, which are the CLI's own
+ * (decideApproval, freeze, thaw), so the page cannot decide anything the CLI would refuse.
+ * The server is long-lived: it holds one Temporal client and one small database pool, opened on
+ * first use and reopened after a failure (Forge may come up after it).
+ */
+
+export const dashboardLog = rootLog.child({ component: 'dashboard' });
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+// ---------------------------------------------------------------------------------------------
+// Where it answers, and its token
+
+/**
+ * The dashboard takes the MCP endpoint's bearer token (FORGE_MCP_TOKEN, else $FORGE_HOME/mcp-token):
+ * one secret for both of Forge's loopback surfaces that can act, kept where the person already
+ * knows to look. The page reads it from the address's fragment (#token=…), which a browser never
+ * sends to a server, so it does not land in a log or a Referer.
+ */
+export const dashboardToken: (cfg: ForgeConfig) => McpToken | undefined = mcpToken;
+export const ensureDashboardToken: (cfg: ForgeConfig) => McpToken & { created: boolean } = ensureMcpToken;
+
+export function dashboardUrl(cfg: Pick<ForgeConfig, 'FORGE_DASHBOARD_HOST' | 'FORGE_DASHBOARD_PORT'>, token?: string): string {
+  const wildcard = ['0.0.0.0', '::'].includes(cfg.FORGE_DASHBOARD_HOST);
+  const host = wildcard ? '127.0.0.1' : cfg.FORGE_DASHBOARD_HOST.includes(':') ? `[${cfg.FORGE_DASHBOARD_HOST}]` : cfg.FORGE_DASHBOARD_HOST;
+  return `http://${host}:${cfg.FORGE_DASHBOARD_PORT}/${token ? `#token=${encodeURIComponent(token)}` : ''}`;
+}
+
+const probeHost = (cfg: ForgeConfig) => (['0.0.0.0', '::'].includes(cfg.FORGE_DASHBOARD_HOST) ? '127.0.0.1' : cfg.FORGE_DASHBOARD_HOST);
+
+/**
+ * The dashboard as a background process with a pid file (forge up), like the MCP endpoint: a pid
+ * file naming a dead process is a crashed server, started again; a port held by another process
+ * is a clear error rather than a server that cannot bind.
+ */
+export async function ensureDashboardServer(cfg: ForgeConfig): Promise<{ pid: number; url: string; crashedPid?: number }> {
+  const token = ensureDashboardToken(cfg);
+  const url = dashboardUrl(cfg, token.token);
+  const recorded = recordedPid(cfg.home, 'dashboard');
+  const host = probeHost(cfg);
+  if (recorded?.running && (await portOpen(cfg.FORGE_DASHBOARD_PORT, host))) return { pid: recorded.pid, url };
+  const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
+  if (crashedPid) forgetPid(cfg.home, 'dashboard');
+  if (!recorded?.running && (await portOpen(cfg.FORGE_DASHBOARD_PORT, host)))
+    throw new ForgeError(
+      `port ${cfg.FORGE_DASHBOARD_PORT} on ${cfg.FORGE_DASHBOARD_HOST} is taken by a process Forge did not start, so the dashboard cannot listen there`,
+      'DASHBOARD_PORT_TAKEN',
+      'set FORGE_DASHBOARD_PORT to a free port (or FORGE_DASHBOARD=0 to go without it)',
+    );
+  const pid = recorded?.running
+    ? recorded.pid
+    : startDetached(cfg.home, {
+        name: 'dashboard',
+        command: process.execPath,
+        args: [path.join(root, 'bin', 'forge.mjs'), 'dashboard'],
+        cwd: root,
+        env: { ...process.env, FORGE_HOME: cfg.home },
+      });
+  const log = logFile(cfg.home, 'dashboard');
+  await waitFor(
+    'Forge dashboard',
+    async () => {
+      if (!alive(pid)) throw new Error(`the Forge dashboard (pid ${pid}) exited while starting; see ${log}`);
+      return portOpen(cfg.FORGE_DASHBOARD_PORT, host);
+    },
+    60_000,
+    log,
+  );
+  return { pid, url, ...(crashedPid ? { crashedPid } : {}) };
+}
+
+/** forge doctor's line: its process (a pid file naming a dead one is a crash) and its port. */
+export async function checkDashboard(cfg: ForgeConfig): Promise<{ component: string; ok: boolean; detail: string; fix?: string }> {
+  const recorded = recordedPid(cfg.home, 'dashboard');
+  const url = dashboardUrl(cfg);
+  const fix = `forge up (restarts it; its log: ${logFile(cfg.home, 'dashboard')})`;
+  if (recorded && !recorded.running)
+    return { component: 'dashboard', ok: false, detail: `down: the dashboard Forge started (pid ${recorded.pid}) is not running`, fix };
+  if (!(await portOpen(cfg.FORGE_DASHBOARD_PORT, probeHost(cfg))))
+    return { component: 'dashboard', ok: false, detail: `nothing answers at ${url}`, fix: 'forge up (or: forge dashboard)' };
+  return { component: 'dashboard', ok: true, detail: `${url}${recorded ? ` (pid ${recorded.pid})` : ''}` };
+}
+
+/** forge down: stops the dashboard forge up started; true when one ran. */
+export function stopDashboardServer(cfg: ForgeConfig): Promise<boolean> {
+  return stopService(cfg.home, 'dashboard', 5_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the page reads
+
+export interface PendingItem {
+  id: string;
+  /** write, destructive, confirm, budget, escalation, question, …; consent for an evolution candidate */
+  kind: string;
+  tool: string | null;
+  summary: string;
+  workflowId: string;
+  uiUrl: string | null;
+  createdAt: string;
+  /** what the page offers: approve/reject, or an answer in words (a question) */
+  answers: 'decision' | 'text';
+  /** a consent: the image digest the person consents to (sent back with the decision) and the harness patch's diff */
+  digest?: string;
+  diff?: string;
+}
+
+export interface DashboardTool {
+  name: string;
+  currentVersion: number | null;
+  status: string;
+  description: string;
+  sideEffect: 'read' | 'write';
+  destructive: boolean;
+  pinned: boolean;
+  versions: number;
+  level: string;
+  invocations: number;
+  successRate: number;
+  avgLatencyMs: number | null;
+  updatedAt: string;
+}
+
+export interface Overview {
+  user: string;
+  killSwitch: KillSwitchState;
+  pending: PendingItem[];
+  budget: { limit: number; usedToday: number; remaining: number };
+  tools: DashboardTool[];
+  temporalUi: string | null;
+}
+
+export interface ToolView {
+  tool: DashboardTool & { manifest: unknown; dir: string | null };
+  history: { version: number; status: string; createdBy: string; createdAt: string; current: boolean; onDisk: string; diff: string }[];
+  reliability: ReliabilitySeries;
+}
+
+/** The sections of the page, each with a mark that changes when what it shows does. */
+export type Section = 'killSwitch' | 'pending' | 'catalog' | 'audit';
+export type Marks = Record<Section, string>;
+
+export interface DashboardBackend {
+  readonly cfg: ForgeConfig;
+  overview(): Promise<Overview>;
+  tool(name: string): Promise<ToolView>;
+  audit(filter: AuditFilter): Promise<AuditEntry[]>;
+  marks(): Promise<Marks>;
+  decide(answer: Omit<ApprovalAnswer, 'by'>, by: string): ReturnType<typeof decideApproval>;
+  /** a person's consent to a verified evolve candidate, with the digest they were shown (forge evolve approve|reject) */
+  consent(input: Omit<ConsentInput, 'by'>, by: string): ReturnType<typeof decideCandidate>;
+  freeze(by: string, reason?: string): Promise<{ killedSandboxes: number }>;
+  thaw(by: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A verified evolve candidate waits for a person's consent until it has one (decideCandidate's rule). */
+const awaitsConsent = (c: CandidateRow) => c.status === 'verified' && !c.consent;
+
+const consentItem = (cfg: ForgeConfig, c: CandidateRow): PendingItem => ({
+  id: c.id,
+  kind: 'consent',
+  tool: null,
+  summary: `a harness patch for ${c.evidence_ids.length} ${c.failure_type} failure(s) (batch ${c.batch_key}), verified by replay${c.rationale ? `: ${c.rationale}` : ''}${c.image_digest ? ` — image ${c.image_digest}` : ''}`,
+  workflowId: c.workflow_id,
+  uiUrl: workflowUiUrl(cfg, c.workflow_id),
+  createdAt: c.updated_at.toISOString(),
+  answers: 'decision',
+  ...(c.image_digest ? { digest: c.image_digest } : {}),
+  ...(c.diff ? { diff: c.diff } : {}),
+});
+
+const pendingItem = (cfg: ForgeConfig, row: ApprovalRow): PendingItem => ({
+  id: row.id,
+  kind: row.kind,
+  tool: row.tool,
+  summary: row.summary,
+  workflowId: row.workflow_id,
+  uiUrl: workflowUiUrl(cfg, row.workflow_id),
+  createdAt: row.created_at.toISOString(),
+  answers: row.kind === 'question' ? 'text' : 'decision',
+});
+
+export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): DashboardBackend {
+  const session: Session = openSession(cfg);
+  let pool: Promise<Sql> | undefined;
+  let registry: Registry | undefined;
+
+  const db = (): Promise<Sql> => {
+    pool ??= openDatabase(cfg, { max: 3 }).catch((err) => {
+      pool = undefined; // the next request tries again: Forge may be coming up
+      throw err;
+    });
+    return pool;
+  };
+  const catalog = async (): Promise<Registry> => {
+    const sql = await db();
+    registry ??= createRegistry({ sql, root: toolsDir(cfg), logger: dashboardLog });
+    return registry;
+  };
+
+  async function tools(): Promise<DashboardTool[]> {
+    const registry = await catalog();
+    const listed = await registry.list();
+    return Promise.all(
+      listed.map(async (t) => {
+        const s = await registry.stats(t.name);
+        return {
+          name: t.name,
+          currentVersion: t.currentVersion,
+          status: t.status,
+          description: t.description,
+          sideEffect: t.sideEffect,
+          destructive: t.destructive,
+          pinned: t.pinned,
+          versions: t.versions,
+          level: s.level,
+          invocations: s.invocations,
+          successRate: s.successRate,
+          avgLatencyMs: s.avgLatencyMs,
+          updatedAt: t.updatedAt,
+        };
+      }),
+    );
+  }
+
+  async function pending(): Promise<PendingItem[]> {
+    const sql = await db();
+    const [approvals, candidates] = await Promise.all([pendingApprovals(sql), createEvolveRuns(sql).listCandidates(50)]);
+    return [...approvals.map((r) => pendingItem(cfg, r)), ...candidates.filter(awaitsConsent).map((c) => consentItem(cfg, c))];
+  }
+
+  return {
+    cfg,
+    async overview() {
+      const sql = await db();
+      const [killSwitch, items, budget, listed] = await Promise.all([
+        createKillSwitch(sql, 0).state(),
+        pending(),
+        forgeBudgetToday(sql, cfg.FORGE_DAILY_FORGE_BUDGET),
+        tools(),
+      ]);
+      return {
+        user: opts.user,
+        killSwitch,
+        pending: items,
+        budget: { limit: budget.limit, usedToday: budget.usedToday, remaining: budget.remaining },
+        tools: listed,
+        temporalUi: temporalEndpoint(cfg).uiUrl ?? null,
+      };
+    },
+
+    async tool(name) {
+      const registry = await catalog();
+      const [details, history, calls] = await Promise.all([
+        registry.show(name),
+        registry.history(name),
+        invocationSeries(await db(), name),
+      ]);
+      return {
+        tool: {
+          name: details.name,
+          currentVersion: details.currentVersion,
+          status: details.status,
+          description: details.description,
+          sideEffect: details.sideEffect,
+          destructive: details.destructive,
+          pinned: details.pinned,
+          versions: details.versions,
+          level: details.stats.level,
+          invocations: details.stats.invocations,
+          successRate: details.stats.successRate,
+          avgLatencyMs: details.stats.avgLatencyMs,
+          updatedAt: details.updatedAt,
+          manifest: details.manifest,
+          dir: details.dir,
+        },
+        // Newest first, as a person reads a changelog.
+        history: history
+          .map((h) => ({
+            version: h.version,
+            status: h.status,
+            createdBy: h.createdBy,
+            createdAt: h.createdAt,
+            current: h.current,
+            onDisk: h.onDisk,
+            diff: h.diff,
+          }))
+          .reverse(),
+        reliability: reliabilitySeries(calls),
+      };
+    },
+
+    async audit(filter) {
+      return listAudit(await db(), filter);
+    },
+
+    async marks() {
+      const sql = await db();
+      const [killSwitch, items, candidates, budget, activity] = await Promise.all([
+        createKillSwitch(sql, 0).state(),
+        pendingApprovals(sql),
+        createEvolveRuns(sql).listCandidates(50),
+        forgeBudgetToday(sql, cfg.FORGE_DAILY_FORGE_BUDGET),
+        activityMarks(sql),
+      ]);
+      const consents = candidates.filter(awaitsConsent).map((c) => `${c.id}@${c.image_digest}`);
+      return {
+        killSwitch: JSON.stringify(killSwitch),
+        pending: `${items.map((r) => r.id).join(',')}|${consents.join(',')}|${budget.usedToday}/${budget.limit}`,
+        catalog: activity.catalog,
+        audit: String(activity.audit),
+      };
+    },
+
+    decide: (answer, by) => decideApproval(session, { ...answer, by }),
+    consent: (input, by) => decideCandidate(session, { ...input, by }),
+    freeze: (by, reason) => freeze(cfg, by, reason),
+    thaw: (by) => thaw(cfg, by),
+
+    async close() {
+      await session.close();
+      const sql = await pool?.catch(() => undefined);
+      await sql?.end({ timeout: 2 });
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * Every `forge` command with --json prints exactly one JSON line on stdout — its result, or its
+ * error — and exits with the code the README documents: 0 ok, 1 the thing failed or was refused,
+ * 2 bad usage, 3 a component down. The test walks the command list itself (cli/main.ts), so a new
+ * command without a row here fails it. And `forge run --wait` piped (not a terminal) prints plain
+ * progress lines: phase and time since the start, no control characters.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { commandNames } from '../../cli/main.ts';
+import { harnessCli } from '../helpers/cli.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
+
+let h: Harness;
+let cli: ReturnType<typeof harnessCli>;
+
+before(async () => {
+  h = await startHarness({
+    scenarios: [
+      {
+        name: 'cli-json',
+        rules: [
+          { match: { purpose: 'task.turn', first: 'zebra' }, responses: [{ text: 'Zebras have stripes.' }] },
+          // Anything else (a forge started below, never followed) gets a plain refusal.
+          { responses: [{ error: { status: 400, message: 'cli-json: not scripted' } }] },
+        ],
+      },
+    ],
+  });
+  cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
+});
+
+after(() => h?.close());
+
+/** The CLI with some of the harness's environment replaced (a broken setting, a server that is not there). */
+function cliWith(env: Record<string, string>, ...args: string[]) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/forge.mjs', ...args], {
+      env: {
+        ...process.env,
+        FORGE_HOME: h.home,
+        DATABASE_URL: h.db.url,
+        TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
+        FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
+        FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
+        FORGE_USER: 'tester',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function oneJsonLine(what: string, r: { code: number | null; stdout: string; stderr: string }): Record<string, unknown> {
+  const lines = r.stdout.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 1, `${what}: exactly one line on stdout, got:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  assert.ok(r.stdout.endsWith('\n'), `${what}: the line ends`);
+  const value = JSON.parse(lines[0]!) as Record<string, unknown>;
+  assert.equal(typeof value.ok, 'boolean', `${what}: has ok`);
+  assert.equal(value.ok, r.code === 0, `${what}: ok is true exactly when the exit code is 0 (exit ${r.code}: ${lines[0]})`);
+  return value;
+}
+
+describe('--json: one line, every command', () => {
+  it('walks the command list', async () => {
+    // A finished task and a session to point feedback and `sessions show` at.
+    const ran = await cli('run', 'tell me one thing about a zebra', '--session', 'zebras', '--wait', '--json');
+    const task = oneJsonLine('run --wait', ran);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(task.status, 'completed');
+    const taskId = String(task.workflowId);
+
+    const BAD_CONFIG = { FORGE_POOL_SIZE: 'lots' };
+    // command → [args after the name, expected exit code, environment]
+    const rows: Record<string, [string[], number, Record<string, string>?][]> = {
+      // up and demo start services: here they are asked with a broken setting, which they refuse before starting anything.
+      up: [[[], 2, BAD_CONFIG]],
+      demo: [[[], 2, BAD_CONFIG]],
+      down: [[[], 0]],
+      doctor: [[[], 1]],
+      run: [[['tell me about a zebra'], 0]],
+      sessions: [[['show', 'zebras'], 0]],
+      forge: [[['count the zebras in a text'], 0]],
+      improve: [[['no_such_tool'], 1]],
+      evolve: [[['ls'], 0]],
+      feedback: [[[taskId, '--bad', 'it should have counted the stripes'], 0]],
+      failures: [[['ls'], 0]],
+      schedule: [[['ls'], 0]],
+      tools: [
+        [['ls'], 0],
+        [['frobnicate', 'x'], 2],
+      ],
+      approvals: [[[], 0]],
+      approve: [[['task-nobody.write.1'], 1]],
+      reject: [[['task-nobody.write.1'], 1]],
+      answer: [[['task-nobody.question.1', 'blue'], 1]],
+      freeze: [[['--reason', 'cli-json'], 0]],
+      thaw: [[[], 0]],
+      budget: [[[], 0]],
+      audit: [[[], 0]],
+      worker: [[[], 2]],
+      sandbox: [[['exec', '/no/such/tool.ts', '--input', '{}'], 2]],
+    };
+    const names = commandNames();
+    const servers = ['mcp', 'dashboard'];
+    const unlisted = names.filter((n) => !(n in rows) && !servers.includes(n));
+    assert.deepEqual(unlisted, [], 'every command has a row');
+
+    const check = (name: string, args: string[], code: number, r: { code: number | null; stdout: string; stderr: string }) => {
+      const what = `forge ${name} ${args.join(' ')}`.trim();
+      assert.equal(r.code, code, `${what} --json: exit ${code}\n${r.stdout}\n${r.stderr}`);
+      const line = oneJsonLine(what, r);
+      // A refusal names its error and how to fix it; a result that is a failure (doctor's checks, a failed task) has its own fields.
+      if (code >= 2) {
+        assert.equal(typeof line.error, 'string', `${what}: names the error`);
+        assert.equal(typeof line.fix, 'string', `${what}: says how to fix it`);
+      }
+    };
+    const run = ([name, args, , env]: [string, string[], number, Record<string, string>?]) =>
+      env ? cliWith(env, name, ...args, '--json') : cli(name, ...args, '--json');
+    const all = Object.entries(rows).flatMap(([name, cases]) =>
+      cases.map(([args, code, env]) => [name, args, code, env] as [string, string[], number, Record<string, string>?]),
+    );
+    // freeze, then thaw, in that order and alone; the rest three at a time (each is a process of its own).
+    const ordered = all.filter(([name]) => name === 'freeze' || name === 'thaw');
+    const rest = all.filter(([name]) => name !== 'freeze' && name !== 'thaw');
+    for (let i = 0; i < rest.length; i += 3) {
+      const chunk = rest.slice(i, i + 3);
+      const results = await Promise.all(chunk.map(run));
+      for (const [j, [name, args, code]] of chunk.entries()) check(name, args, code, results[j]!);
+    }
+    for (const c of ordered) check(c[0], c[1], c[2], await run(c));
+
+    // The servers have no result to print (mcp's stdout is the MCP protocol): --json is a flag they do not know, bad usage, on stderr.
+    for (const server of servers) {
+      const r = await cli(server, '--json');
+      assert.equal(r.code, 2, `${server}: ${r.stderr}`);
+      assert.equal(r.stdout, '', server);
+      assert.match(r.stderr, /Unknown option '--json'/, server);
+    }
+    const help = await cli('help', '--json');
+    assert.equal(help.code, 0);
+    assert.deepEqual(oneJsonLine('forge help', help).commands, names);
+    // An unknown command, asked for JSON, answers in JSON too.
+    const unknown = await cli('frobnicate', '--json');
+    assert.equal(unknown.code, 2);
+    assert.equal(oneJsonLine('forge frobnicate', unknown).error, 'USAGE');
+  });
+
+  it('exit 3 when a component does not answer, with the command that fixes it', async () => {
+    const r = await cliWith({ DATABASE_URL: 'postgres://forge:forge@127.0.0.1:1/forge' }, 'approvals', '--json');
+    assert.equal(r.code, 3, r.stderr);
+    const line = oneJsonLine('approvals with Postgres down', r);
+    assert.equal(line.error, 'COMPONENT_DOWN');
+    assert.equal(line.component, 'Postgres');
+    assert.match(String(line.fix), /DATABASE_URL/);
+    const human = await cliWith({ TEMPORAL_ADDRESS: '127.0.0.1:1' }, 'run', 'tell me about a zebra');
+    assert.equal(human.code, 3);
+    assert.match(human.stderr, /^error: Temporal is not available: cannot reach 127\.0\.0\.1:1.*\n {2}fix: /);
+  });
+});
+
+describe('progress when stdout is not a terminal', () => {
+  it('forge run --wait prints one plain line per phase with its time, then the answer', async () => {
+    const r = await cli('run', 'one more thing about a zebra', '--wait');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes('\r') && !r.stdout.includes('\x1b'), 'no carriage return, no escape sequence');
+    const progress = r.stdout.split('\n').filter((l) => l.startsWith('  … '));
+    assert.ok(progress.length >= 3, r.stdout);
+    for (const l of progress) assert.match(l, /^ {2}… +\d+\.\d s {2}[a-z-]+( — .+)?$/, l);
+    assert.ok(
+      progress.some((l) => /thinking — turn 1$/.test(l)),
+      'the attempt (the model turn) is named',
+    );
+    assert.match(r.stdout, /\ncompleted\nZebras have stripes\.\n/);
+  });
+});

@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { loadConfig, localUser } from '../app/context.ts';
+import { dashboardLog, dashboardUrl, ensureDashboardToken, openDashboardBackend } from '../app/dashboard.ts';
+import { ForgeError } from '../app/errors.ts';
+import { serveDashboard } from './server.ts';
+
+/**
+ * `forge dashboard`: the web dashboard in the foreground (forge up runs the same in the
+ * background). Prints the address to open, with the bearer token in its fragment.
+ */
+const usage = `forge dashboard [--host h] [--port n]
+
+  the web dashboard on http://127.0.0.1:8234 (FORGE_DASHBOARD_HOST, FORGE_DASHBOARD_PORT): the catalog
+  with versions, diffs and reliability plots, what waits for you (approve / reject), the kill switch
+  and the audit log, live. Open the address it prints: it carries the bearer token (the MCP endpoint's,
+  FORGE_MCP_TOKEN or $FORGE_HOME/mcp-token).
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let values: { host?: string; port?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { host: { type: 'string' }, port: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    process.stderr.write(`error: --port ${values.port} is not a port\n${usage}`);
+    return 2;
+  }
+  try {
+    const base = loadConfig();
+    const cfg = {
+      ...base,
+      FORGE_DASHBOARD_HOST: values.host ?? base.FORGE_DASHBOARD_HOST,
+      FORGE_DASHBOARD_PORT: port ?? base.FORGE_DASHBOARD_PORT,
+    };
+    const token = ensureDashboardToken(cfg);
+    const user = localUser();
+    const backend = openDashboardBackend(cfg, { user });
+    const server = await serveDashboard(backend, { host: cfg.FORGE_DASHBOARD_HOST, port: cfg.FORGE_DASHBOARD_PORT, token, user });
+    const url = dashboardUrl({ ...cfg, FORGE_DASHBOARD_PORT: server.port }, token.token);
+    dashboardLog.info('forge dashboard serving', { url: dashboardUrl({ ...cfg, FORGE_DASHBOARD_PORT: server.port }), token: token.from });
+    process.stdout.write(`Forge dashboard: ${url}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await server.close();
+    await backend.close();
+    return 0;
+  } catch (err) {
+    if (err instanceof ForgeError) {
+      process.stderr.write(`error: ${err.message}\n${err.fix ? `  fix: ${err.fix}\n` : ''}`);
+      return 1;
+    }
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
