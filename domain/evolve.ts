@@ -15,7 +15,12 @@ export const evolveRequestSchema = z.object({
   sandboxQueue: z.string().min(1),
   maxAttempts: z.number().int().min(1).max(3).default(3),
   /** how long a verified candidate waits for consent; unset: the deploy policy's (FORGE_CONSENT_TIMEOUT_S, 24 h) */
-  consentTimeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  consentTimeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .optional(),
 });
 export type EvolveRequest = z.input<typeof evolveRequestSchema>;
 
