@@ -185,3 +185,61 @@ export async function stopControlContainers(cfg: ForgeConfig): Promise<string[]>
   }
   return stopped;
 }
+
+/**
+ * Host-process mode (FORGE_CONTROL_WORKER=host): new workflows go to unversioned workers again and
+ * the containers stop. Returns the version that was current, if one was.
+ */
+export async function serveUnversioned(cfg: ForgeConfig): Promise<string | null> {
+  const client = await temporalClient(cfg);
+  try {
+    const deployment = controlDeploymentName(cfg);
+    const ops = workerDeployments(client.workflowService, cfg.TEMPORAL_NAMESPACE);
+    const { current } = await ops.describe(deployment);
+    if (!current) return null;
+    await ops.setCurrent(deployment, null);
+    await stopControlContainers(cfg);
+    return current;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** forge doctor's line: which version serves new workflows, its container and its heartbeat. */
+export async function checkControlWorker(cfg: ForgeConfig): Promise<{ component: string; ok: boolean; detail: string; fix?: string }> {
+  const component = 'control worker';
+  const deployment = controlDeploymentName(cfg);
+  try {
+    const client = await temporalClient(cfg);
+    let state: Awaited<ReturnType<ReturnType<typeof workerDeployments>['describe']>>;
+    try {
+      state = await workerDeployments(client.workflowService, cfg.TEMPORAL_NAMESPACE).describe(deployment);
+    } finally {
+      await client.connection.close();
+    }
+    if (!state.current) {
+      const host = cfg.FORGE_CONTROL_WORKER === 'host';
+      return {
+        component,
+        ok: host,
+        detail: `no current version in worker deployment ${deployment}: unversioned workers get new workflows${host ? ' (FORGE_CONTROL_WORKER=host)' : ''}`,
+        fix: host ? undefined : 'forge up (installs the tree as the first version)',
+      };
+    }
+    const running = await controlWorkers(dockerClient(cfg)).state(deployment, state.current);
+    const sql = await openDatabase(cfg, { max: 1 });
+    const [beat] = await sql<{ age: number }[]>`
+      select extract(epoch from now() - beat_at)::float8 as age from worker_heartbeats where build_id = ${state.current}`.finally(() =>
+      sql.end({ timeout: 2 }),
+    );
+    const fresh = beat !== undefined && beat.age < 30;
+    return {
+      component,
+      ok: running.running && fresh,
+      detail: `current version ${state.current} of ${deployment}${state.ramping ? ` (ramping ${state.ramping})` : ''}: container ${running.running ? 'running' : `down (${running.why.split('\n')[0]})`}, heartbeat ${beat ? `${Math.round(beat.age)} s ago` : 'never'}`,
+      ...(running.running && fresh ? {} : { fix: "forge up (restarts the current version's container)" }),
+    };
+  } catch (err) {
+    return { component, ok: false, detail: String((err as Error).message ?? err), fix: 'forge up' };
+  }
+}

@@ -4,7 +4,15 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { improveWorkflowId } from '../workflows/improve.ts';
-import { deployWorkflow, forgeWorkflow, improveWorkflow, replayWorkflow, taskWorkflow, toolCallWorkflow } from '../workflows/index.ts';
+import {
+  curateWorkflow,
+  deployWorkflow,
+  forgeWorkflow,
+  improveWorkflow,
+  replayWorkflow,
+  taskWorkflow,
+  toolCallWorkflow,
+} from '../workflows/index.ts';
 import type { Session } from './context.ts';
 
 /**
@@ -18,6 +26,7 @@ const cycles = {
   improve: improveWorkflow,
   call: toolCallWorkflow,
   deploy: deployWorkflow,
+  curate: curateWorkflow,
 };
 
 export type CycleKind = keyof typeof cycles;

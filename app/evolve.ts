@@ -1,7 +1,7 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import type { DeployOutcome, DeployProgress } from '../domain/deploy.ts';
 import { ForgeError } from '../domain/errors.ts';
-import type { FailureEvidence } from '../domain/evidence.ts';
+import type { CurateInput, CurateOutcome, FailureEvidence } from '../domain/evidence.ts';
 import type { EvolveOutcome, EvolveProgress } from '../domain/evolve.ts';
 import { workerDeployments } from '../infra/worker-deployment.ts';
 import { controlDeploymentName } from '../services/config.ts';
@@ -13,7 +13,7 @@ import { consentUpdate, deployProgressQuery, evolveProgressQuery } from '../work
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { withDb } from './db.ts';
-import { type CycleEnd, followCycle } from './follow.ts';
+import { type CycleEnd, followCycle, settled } from './follow.ts';
 
 export type { CandidateRow };
 
@@ -63,7 +63,7 @@ export async function decideCandidate(
   if (!row) throw new CandidateNotFoundError(input.id);
   if (row.status !== 'verified' || row.consent)
     throw new ForgeError(
-      `candidate ${input.id} is ${row.consent ? 'already decided' : row.status}: only a verified candidate waiting for consent can be approved or rejected`,
+      `candidate ${input.id} is ${row.status}${row.consent ? `, decided by ${String(row.consent.by ?? 'someone')}` : ''}: only a verified candidate waiting for consent can be approved or rejected`,
       'CANDIDATE_NOT_AWAITING_CONSENT',
       'forge evolve ls shows which candidates wait (status verified)',
       { id: input.id, status: row.status },
@@ -170,4 +170,26 @@ export async function followEvolve(
 ): Promise<CycleEnd<EvolveOutcome>> {
   const client = await session.temporal();
   return followCycle<EvolveOutcome, EvolveProgress>(client.workflow.getHandle(workflowId), evolveProgressQuery, { onProgress });
+}
+
+/**
+ * One curation run now (what the nightly schedule starts), with what its evolve cycles wait for
+ * consent and probe: forge demo evolve shortens the probe window to seconds. Follows it to its end.
+ */
+export async function curateNow(
+  session: Session,
+  evolve: CurateInput['evolve'],
+): Promise<{ started: StartedCycle; end: CycleEnd<CurateOutcome> }> {
+  const started = await startCycle(session, 'curate', [{ sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE, evolve }], { qualifier: 'now' });
+  const handle = await cycleHandle(session, 'curate', started);
+  return { started, end: await settled(handle.result()) };
+}
+
+/** A deploy cycle's state machine as it stands (phases, probes), or undefined when it cannot be asked. */
+export async function deployProgress(session: Session, workflowId: string): Promise<DeployProgress | undefined> {
+  const client = await session.temporal();
+  return client.workflow
+    .getHandle(workflowId)
+    .query(deployProgressQuery)
+    .catch(() => undefined);
 }

@@ -13,6 +13,13 @@ import { findTemporalCli } from '../infra/temporal-cli.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
 import { connect, ping, redact } from '../services/db.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
+import {
+  checkControlWorker,
+  ensureControlContainer,
+  removeDrainedVersions,
+  serveUnversioned,
+  stopControlContainers,
+} from './control-worker.ts';
 import { checkDashboard, ensureDashboardServer } from './dashboard.ts';
 import { ensureMcpToken, mcpHttpUrl, mcpToken } from './mcp-calls.ts';
 import { ensureCurationSchedule } from './schedule.ts';
@@ -88,10 +95,30 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
     step(`llm: ${llm.scripted ? 'scripted model' : 'Anthropic API'} at ${llm.baseURL ?? 'api.anthropic.com'}`);
   }
 
-  const worker = await ensureWorker(cfg);
+  // The control worker runs in a container by default (issue 12): a version of its worker deployment,
+  // swapped by self-evolution; the host process serves the sandbox queue, where the Docker engine is.
+  const inContainer = cfg.FORGE_CONTROL_WORKER === 'container';
+  const worker = await ensureWorker(cfg, inContainer ? 'sandbox' : 'all');
   if (worker.crashedPid)
     step(`worker: the worker Forge started (pid ${worker.crashedPid}) had crashed or been killed; started a new one (pid ${worker.pid})`);
-  step(`worker: polling ${cfg.FORGE_TASK_QUEUE} and ${cfg.FORGE_SANDBOX_QUEUE}`);
+  if (inContainer) {
+    step(`worker: polling ${cfg.FORGE_SANDBOX_QUEUE} (host process)`);
+    const control = await ensureControlContainer(cfg, step);
+    step(
+      `control worker: version ${control.buildId} ${control.action} (container ${control.container}, ${control.image}), current; polling ${cfg.FORGE_TASK_QUEUE}`,
+    );
+    if (control.evolvedOver)
+      step(
+        `control worker: this tree changed, but the current version ${control.evolvedOver} is an evolved harness a person consented to, so it stays (forge evolve history)`,
+      );
+    const removed = await removeDrainedVersions(cfg);
+    if (removed.length) step(`control worker: removed the drained version(s) ${removed.join(', ')}`);
+  } else {
+    const reset = await serveUnversioned(cfg);
+    step(
+      `worker: polling ${cfg.FORGE_TASK_QUEUE} and ${cfg.FORGE_SANDBOX_QUEUE} (host process, FORGE_CONTROL_WORKER=host${reset ? `; version ${reset} is no longer current` : ''})`,
+    );
+  }
   // Self-evolution's nightly curation (issue 11), created or brought in line with the configuration; a paused one stays paused.
   const curation = await ensureCurationSchedule(cfg);
   step(
@@ -182,12 +209,12 @@ async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
  * when the pid file names a process that is gone, the worker Forge started has crashed, whatever
  * the poller list says, and a new one is started at once.
  */
-async function ensureWorker(cfg: ForgeConfig): Promise<{ pid?: number; crashedPid?: number }> {
+async function ensureWorker(cfg: ForgeConfig, role: 'all' | 'sandbox'): Promise<{ pid?: number; crashedPid?: number }> {
   const recorded = recordedPid(cfg.home, 'worker');
   const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
   const client = await temporalClient(cfg);
   try {
-    if (!crashedPid && (await workerPolling(client, cfg))) return { pid: recorded?.pid };
+    if (!crashedPid && (await workerPolling(client, cfg, role))) return { pid: recorded?.pid };
     if (crashedPid) forgetPid(cfg.home, 'worker');
     const pid = recorded?.running
       ? recorded.pid
@@ -196,7 +223,7 @@ async function ensureWorker(cfg: ForgeConfig): Promise<{ pid?: number; crashedPi
           command: process.execPath,
           args: ['--import', 'tsx', path.join(root, 'workers', 'main.ts')],
           cwd: root,
-          env: { ...process.env, FORGE_HOME: cfg.home },
+          env: { ...process.env, FORGE_HOME: cfg.home, FORGE_WORKER_ROLE: role },
         });
     const log = logFile(cfg.home, 'worker');
     await waitFor(
@@ -204,7 +231,7 @@ async function ensureWorker(cfg: ForgeConfig): Promise<{ pid?: number; crashedPi
       async () => {
         if (!alive(pid)) throw new Error(`the Forge worker (pid ${pid}) exited while starting; see ${log}`);
         // Its own pollers: the dead worker's may still be listed.
-        return workerPolling(client, cfg, pid);
+        return workerPolling(client, cfg, role, pid);
       },
       120_000,
       log,
@@ -215,9 +242,10 @@ async function ensureWorker(cfg: ForgeConfig): Promise<{ pid?: number; crashedPi
   }
 }
 
-/** Whether both Forge task queues have a poller (of the worker with this pid, when given). */
-async function workerPolling(client: Client, cfg: ForgeConfig, pid?: number): Promise<boolean> {
-  return (await hasPollers(client, cfg.FORGE_TASK_QUEUE, pid)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, pid));
+/** Whether the queues of a role have a poller (of the worker with this pid, when given). */
+async function workerPolling(client: Client, cfg: ForgeConfig, role: 'all' | 'sandbox', pid?: number): Promise<boolean> {
+  const sandbox = await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, pid);
+  return role === 'sandbox' ? sandbox : sandbox && (await hasPollers(client, cfg.FORGE_TASK_QUEUE, pid));
 }
 
 /** pid: count only that process's pollers (a Temporal worker's identity is `<pid>@<host>` by default). */
@@ -233,6 +261,8 @@ export async function hasPollers(client: Client, taskQueue: string, pid?: number
 
 export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
   const stopped: string[] = [];
+  // The control worker's containers first: they stop polling before Temporal and Postgres go.
+  if (await dockerAnswers(dockerClient(cfg))) stopped.push(...(await stopControlContainers(cfg)));
   for (const name of ['dashboard', 'mcp', 'worker', 'scripted-model', 'temporal', 'pglite']) {
     if (await stopService(cfg.home, name, name === 'worker' ? 15_000 : 5_000)) stopped.push(name);
   }
@@ -376,7 +406,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
         ok: true,
         detail: `${endpoint.address} namespace ${cfg.TEMPORAL_NAMESPACE}${endpoint.uiUrl ? `, UI ${endpoint.uiUrl}` : ''}`,
       });
-      polling = await workerPolling(client, cfg);
+      polling = await workerPolling(client, cfg, cfg.FORGE_CONTROL_WORKER === 'container' ? 'sandbox' : 'all');
     } finally {
       await client.connection.close();
     }
@@ -390,6 +420,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   }
   const workerCheck = checkWorker(cfg, worker, polling);
   if (workerCheck) checks.push(workerCheck);
+  if (polling !== undefined && cfg.FORGE_CONTROL_WORKER === 'container') checks.push(await checkControlWorker(cfg));
   if (cfg.FORGE_MCP_HTTP) checks.push(await checkMcp(cfg));
   if (cfg.FORGE_DASHBOARD) checks.push(await checkDashboard(cfg));
   const llm = llmEndpoint(cfg);

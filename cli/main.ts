@@ -10,6 +10,7 @@ import {
   thawCommand,
   toolsCommand,
 } from './commands/catalog.ts';
+import { demoEvolveCommand } from './commands/demo-evolve.ts';
 import { failuresCommand, feedbackCommand } from './commands/evidence.ts';
 import { evolveCommand } from './commands/evolve.ts';
 import { forgeCommand } from './commands/forge.ts';
@@ -31,6 +32,7 @@ const usage = `forge — durable tool forging on Temporal
   forge sessions [ls] | show <id> [--json]
                                          conversations of tasks, and each one's tasks in order
   forge demo                             forge up, then the demo: forge a tool, reuse it, repair one, chain two
+  forge demo evolve                      self-evolution end to end: failure → curation → patch → replay → consent → swap → probe → promoted
   forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
                                          forge a new tool (spec, tests, code, sandbox proof, register)
   forge improve <tool> [--reason r] [--wait] [--json]
@@ -42,6 +44,8 @@ const usage = `forge — durable tool forging on Temporal
   forge schedule [ls] | pause | unpause | trigger [--json]
                                          the nightly curation of failure evidence (a Temporal Schedule)
   forge evolve ls | show <id> [--json]   self-evolution's candidates: the diff, each refusal, the replay table
+  forge evolve approve|reject <id> [--wait]  consent to a verified candidate (checked against its image digest)
+  forge evolve history | rollback <rev>  the harness's git history (FORGE_HOME/harness-history); back to a revision
   forge tools ls [--all] | show <name> | history <name> [--json]
   forge tools score [<name>] [--json]    the evaluator's quality score: all tools, or one in detail
   forge tools pin|unpin <name> [--reason r]
@@ -107,6 +111,7 @@ const commands: Record<string, Command> = {
   budget: budgetCommand,
   audit: auditCommand,
   async demo(cfg, args) {
+    if (args[0] === 'evolve') return demoEvolveCommand(cfg, args.slice(1));
     const started = performance.now();
     if (args.includes('--json')) {
       // Each step would print its own line: the demo prints one, with every step's in it.

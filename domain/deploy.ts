@@ -48,6 +48,24 @@ export const deployPolicySchema = z.object({
 });
 export type DeployPolicy = z.output<typeof deployPolicySchema>;
 
+/** One cycle's shorter probe window (a demo, an operator in a hurry); the rest of the policy stays. */
+export const probeOverridesSchema = z.strictObject({
+  probeWindowSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 3600)
+    .optional(),
+  probeIntervalSeconds: z.number().int().min(1).max(3600).optional(),
+  passesNeeded: z.number().int().min(1).max(100).optional(),
+});
+export type ProbeOverrides = z.output<typeof probeOverridesSchema>;
+
+/** The policy with a cycle's overrides on top (only the fields it sets). */
+export function withOverrides(policy: DeployPolicy, overrides: ProbeOverrides | undefined): DeployPolicy {
+  return { ...policy, ...Object.fromEntries(Object.entries(overrides ?? {}).filter(([, v]) => v !== undefined)) };
+}
+
 // ---- consent ----
 
 /** What a person sends to a verified candidate's evolve workflow (forge evolve approve|reject, or the Temporal UI). */
@@ -141,6 +159,7 @@ export const deployRequestSchema = z.object({
   by: z.string().min(1),
   /** the commit message's body: the evidence, the replay report, the consent */
   record: z.string().max(100_000).default(''),
+  probe: probeOverridesSchema.optional(),
 });
 export type DeployRequest = z.input<typeof deployRequestSchema>;
 

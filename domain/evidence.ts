@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { AgentCall } from './agent.ts';
+import { probeOverridesSchema } from './deploy.ts';
 import { ForgeError, PermanentError } from './errors.ts';
 import type { TaskResult } from './task.ts';
 
@@ -443,6 +444,8 @@ export const curateInputSchema = z.object({
   maxBatches: z.number().int().min(0).max(20).default(curationPolicy.maxBatches),
   /** the run's time when no schedule started it (the schedule's own scheduled time wins) */
   asOf: z.iso.datetime().optional(),
+  /** what the evolve cycles it starts wait for consent and probe (forge demo evolve shortens both) */
+  evolve: z.strictObject({ consentTimeoutSeconds: z.number().int().min(1).optional(), probe: probeOverridesSchema.optional() }).optional(),
 });
 export type CurateInput = z.input<typeof curateInputSchema>;
 

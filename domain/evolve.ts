@@ -3,6 +3,7 @@
  * cycle makes of it. Pure: the curator, the evolve workflow and the CLI share them.
  */
 import { z } from 'zod';
+import { probeOverridesSchema } from './deploy.ts';
 import { diffLines, splitLines } from './diff.ts';
 import { failureTypeSchema } from './evidence.ts';
 import { applyUnifiedDiff, PatchApplyError } from './patch-apply.ts';
@@ -21,6 +22,8 @@ export const evolveRequestSchema = z.object({
     .min(1)
     .max(30 * 24 * 3600)
     .optional(),
+  /** a shorter probe window for this cycle's deploy (forge demo evolve) */
+  probe: probeOverridesSchema.optional(),
 });
 export type EvolveRequest = z.input<typeof evolveRequestSchema>;
 

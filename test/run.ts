@@ -66,6 +66,16 @@ async function main(): Promise<number> {
 
   const pglite = await servePglite(path.join(tmp, 'pglite'), await freePort());
   cleanups.push(() => pglite.stop());
+  // Control worker containers a test left (they restart by themselves): a crashed test file leaves them polling a dead server.
+  cleanups.push(async () => {
+    const docker = dockerClient(cfg);
+    for (const c of await docker.listContainers({ all: true, filters: { label: ['forge.control'] } }))
+      if ((c.Labels['forge.control'] ?? '').startsWith('forge-test-'))
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => {});
+  });
   say(`temporal 127.0.0.1:${port}, postgres ${adminUrl.replace(/:[^:@]+@/, ':***@')}, pglite ready`);
 
   const env = {

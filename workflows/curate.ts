@@ -60,7 +60,15 @@ export async function curateWorkflow(raw: CurateInput): Promise<CurateOutcome> {
     try {
       await startChild(evolveWorkflow, {
         workflowId,
-        args: [{ batchKey: b.batchKey, failureType: b.failureType, evidenceIds: b.evidenceIds, sandboxQueue: input.sandboxQueue }],
+        args: [
+          {
+            batchKey: b.batchKey,
+            failureType: b.failureType,
+            evidenceIds: b.evidenceIds,
+            sandboxQueue: input.sandboxQueue,
+            ...input.evolve,
+          },
+        ],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         // A batch gets one cycle, ever: not a second one after the first finished (a run reset, or two runs of one second).
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,

@@ -7,6 +7,7 @@ import {
   deployRequestSchema,
   judgeProbe,
   type ProbeSample,
+  withOverrides,
 } from '../domain/deploy.ts';
 import { describeError } from '../domain/errors.ts';
 import { deploySteps } from './activities.ts';
@@ -41,7 +42,7 @@ async function deploy(req: ReturnType<typeof deployRequestSchema.parse>): Promis
   const { enter, note, guarded } = track(progress);
   setHandler(deployProgressQuery, () => progress);
 
-  const policy = await steps.deployPolicy();
+  const policy = withOverrides(await steps.deployPolicy(), req.probe);
   enter('starting', `${req.kind} ${req.ref}: ${req.image}`);
   const { current: previous } = await steps.deploymentState();
   progress.previous = previous;

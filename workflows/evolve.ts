@@ -198,6 +198,7 @@ async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promis
         sandboxQueue: req.sandboxQueue,
         by: consent.by,
         record: commitRecord({ patch, evidence, replay, consent }),
+        ...(req.probe ? { probe: req.probe } : {}),
       },
     ],
   });

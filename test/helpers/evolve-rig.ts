@@ -6,9 +6,11 @@ import type { Expectation } from '../../domain/evidence.ts';
 import type { EvolveProgress } from '../../domain/evolve.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
+import { dockerClient } from '../../infra/docker.ts';
 import { workerDeployments } from '../../infra/worker-deployment.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { controlDeploymentName } from '../../services/config.ts';
+import { controlWorkers } from '../../services/evolution/control-worker.ts';
 import { evolveProgressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from './harness.ts';
 import { until } from './wait.ts';
@@ -167,6 +169,9 @@ export async function startEvolveRig(env: Record<string, string> = {}): Promise<
       return waiting!;
     },
     async close() {
+      // The control containers come back by themselves (restart policy): they go with the rig.
+      const workers = controlWorkers(dockerClient(h.cfg));
+      for (const w of await workers.list(deployment)) await workers.remove(deployment, w.buildId);
       await h.close();
     },
   };
