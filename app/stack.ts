@@ -262,7 +262,7 @@ export async function hasPollers(client: Client, taskQueue: string, pid?: number
 export async function bringDown(cfg: ForgeConfig): Promise<string[]> {
   const stopped: string[] = [];
   // The control worker's containers first: they stop polling before Temporal and Postgres go.
-  if (await dockerAnswers(dockerClient(cfg))) stopped.push(...(await stopControlContainers(cfg)));
+  if (await dockerAnswers(dockerClient(cfg))) stopped.push(...(await stopControlContainers(cfg)).map((name) => `control worker ${name}`));
   for (const name of ['dashboard', 'mcp', 'worker', 'scripted-model', 'temporal', 'pglite']) {
     if (await stopService(cfg.home, name, name === 'worker' ? 15_000 : 5_000)) stopped.push(name);
   }

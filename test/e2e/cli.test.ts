@@ -4,7 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
+import { dockerClient } from '../../infra/docker.ts';
 import { freePort } from '../../infra/processes.ts';
+import { controlWorkers } from '../../services/evolution/control-worker.ts';
+import { testConfig } from '../helpers/env.ts';
 
 // The CLI as a user runs it: `forge up` on embedded defaults (its own Temporal dev server, PGlite,
 // scripted model and worker, on free ports), `forge run --wait --json`, `forge doctor`, `forge down`.
@@ -38,8 +41,11 @@ before(async () => {
   };
 });
 
-after(() => {
+after(async () => {
   forge('down');
+  // The control worker's containers stay after forge down (stopped, as a restart needs them): they go with the test.
+  const workers = controlWorkers(dockerClient(testConfig()));
+  for (const w of await workers.list('forge-e2e-control')) await workers.remove('forge-e2e-control', w.buildId);
   fs.rmSync(home, { recursive: true, force: true });
 });
 
@@ -172,7 +178,15 @@ it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at o
 it('forge down stops everything it started, and doctor then says what to run', () => {
   const down = forge('down', '--json');
   assert.equal(down.code, 0);
-  assert.deepEqual(down.json().stopped.sort(), ['dashboard', 'mcp', 'pglite', 'scripted-model', 'temporal', 'worker']);
+  const stopped = (down.json().stopped as string[]).sort();
+  assert.ok(
+    stopped.some((s) => s.startsWith('control worker forge-e2e-control-img-')),
+    'the control worker container stops',
+  );
+  assert.deepEqual(
+    stopped.filter((s) => !s.startsWith('control worker')),
+    ['dashboard', 'mcp', 'pglite', 'scripted-model', 'temporal', 'worker'],
+  );
 
   const after = forge('doctor', '--json');
   assert.equal(after.code, 1, 'doctor fails once things are down');
