@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, it } from 'node:test';
+import { dockerClient } from '../../infra/docker.ts';
+import { freePort } from '../../infra/processes.ts';
+import { controlWorkers } from '../../services/evolution/control-worker.ts';
+import { testConfig } from '../helpers/env.ts';
+
+// `forge demo evolve` as the README gives it, on embedded defaults and free ports: a routing failure
+// through feedback, curation, the coding agent's patch, replay, consent from the CLI, swap, probe and
+// promotion; the paraphrase then uses count_words on the promoted version. Run again, nothing to do.
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-demo-evolve-'));
+const deployment = 'forge-e2e-evolve-control';
+let env: NodeJS.ProcessEnv;
+
+const forge = (...args: string[]) => spawnSync(process.execPath, ['bin/forge.mjs', ...args], { env, encoding: 'utf8', timeout: 600_000 });
+
+before(async () => {
+  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ANTHROPIC_BASE_URL: _a, ANTHROPIC_API_KEY: _k, ...rest } = process.env;
+  env = {
+    ...rest,
+    FORGE_HOME: home,
+    TEMPORAL_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+    FORGE_PGLITE_PORT: String(await freePort()),
+    FORGE_SCRIPTED_MODEL_PORT: String(await freePort()),
+    FORGE_MCP_PORT: String(await freePort()),
+    FORGE_DASHBOARD_PORT: String(await freePort()),
+    FORGE_TASK_QUEUE: 'e2e-evolve-control',
+    FORGE_SANDBOX_QUEUE: 'e2e-evolve-sandbox',
+    FORGE_DEPLOYMENT: deployment,
+    FORGE_POOL_SIZE: '1',
+  };
+});
+
+after(async () => {
+  forge('down');
+  const workers = controlWorkers(dockerClient(testConfig()));
+  for (const w of await workers.list(deployment)) await workers.remove(deployment, w.buildId);
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+it('forge demo evolve: failure → curation → patch → replay → consent → swap → probe → promoted; the paraphrase then uses count_words', () => {
+  const run = forge('demo', 'evolve');
+  assert.equal(run.status, 0, run.stdout.slice(-4000) + run.stderr.slice(-4000));
+  const out = run.stdout;
+  for (const step of [
+    'recorded as failure evidence',
+    'batch curate-',
+    'verified: the batch passed',
+    'waiting for consent: forge evolve approve',
+    'promoted:',
+  ])
+    assert.ok(out.includes(step), `the demo shows "${step}"`);
+  const [, after] = out.split('7. the paraphrase again');
+  assert.match(after ?? '', /calls: count_words v1 succeeded/);
+  assert.match(out, /Promote harness candidate .*\n.*The harness as installed/);
+  assert.match(
+    out,
+    /http:\/\/localhost:\d+\/namespaces\/default\/workflows\/deploy-evolve-curate-/,
+    'the deploy cycle has its Temporal UI link',
+  );
+
+  const again = forge('demo', 'evolve');
+  assert.equal(again.status, 0, again.stderr.slice(-2000));
+  assert.match(again.stdout, /already routes the paraphrase to count_words/);
+});
