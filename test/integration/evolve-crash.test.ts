@@ -6,6 +6,7 @@ import { after, before, it } from 'node:test';
 import type { EvolveOutcome } from '../../domain/evolve.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { evolveProgressQuery } from '../../workflows/definitions.ts';
 import { type CrashRig, startCrashRig } from '../helpers/crash-rig.ts';
 import { activityAttempts } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
@@ -73,6 +74,8 @@ it('a worker SIGKILLed while the patch is written and again after its checks res
           evidenceIds: [Number(row!.id)],
           sandboxQueue: cfg.FORGE_SANDBOX_QUEUE,
           maxAttempts: 1,
+          // Verified, then nobody consents (part 2): it expires at once and nothing changes.
+          consentTimeoutSeconds: 1,
         },
       ],
     });
@@ -94,12 +97,15 @@ it('a worker SIGKILLed while the patch is written and again after its checks res
     worker = startWorkerProcess(env);
 
     const outcome = (await handle.result()) as EvolveOutcome;
-    assert.equal(outcome.status, 'verified', outcome.reason);
+    assert.equal(outcome.status, 'expired', outcome.reason);
+    assert.match(outcome.reason, /no consent within 1 s/);
+    const phases = (await handle.query(evolveProgressQuery)).history.map((h) => h.phase);
+    assert.ok(phases.includes('verified'), `verified before it expired (${phases.join(' → ')})`);
     assert.ok((await activityAttempts(client, workflowId, 'writeHarnessPatch')) >= 2, 'the killed patch step was retried');
     const rows = await db.sql<{ status: string; image: string; attempts: unknown[] }[]>`
       select status, image, attempts from evolve_candidates`;
     assert.equal(rows.length, 1, 'one candidate');
-    assert.equal(rows[0]!.status, 'verified');
+    assert.equal(rows[0]!.status, 'expired');
     assert.equal(rows[0]!.attempts.length, 1, 'one attempt recorded');
     const images = await dockerClient(cfg).listImages({ filters: { reference: [rows[0]!.image] } });
     assert.equal(images.length, 1, 'one image for the candidate’s tree');

@@ -7,6 +7,7 @@ import type { EvolveOutcome, ReplayReport } from '../../domain/evolve.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
+import { evolveProgressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // Self-evolution, part 1 end to end (issue 11, item 7): a routing failure — a paraphrase that made the
@@ -116,14 +117,24 @@ describe('evolve, end to end: evidence → patch → checks → candidate image 
           evidenceIds: [id],
           sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE,
           maxAttempts: 1,
+          // Part 2's consent is not this file's subject (evolve-consent.test.ts): a verified candidate expires at once.
+          consentTimeoutSeconds: 1,
         },
       ],
     });
     const outcome = (await handle.result()) as EvolveOutcome;
     const [row] = await h.db.sql<
-      { status: string; image: string | null; image_digest: string | null; diff: string | null; replay: ReplayReport | null }[]
+      {
+        status: string;
+        reason: string | null;
+        workflow_id: string;
+        image: string | null;
+        image_digest: string | null;
+        diff: string | null;
+        replay: ReplayReport | null;
+      }[]
     >`
-      select status, image, image_digest, diff, replay from evolve_candidates where workflow_id = ${workflowId}`;
+      select status, reason, workflow_id, image, image_digest, diff, replay from evolve_candidates where workflow_id = ${workflowId}`;
     return { outcome, row: row! };
   }
 
@@ -153,8 +164,13 @@ describe('evolve, end to end: evidence → patch → checks → candidate image 
 
   it('a patch that makes the paraphrase reuse count_words passes replay (twice per case) and the held-out set: verified', async () => {
     const { outcome, row } = await evolve('(reuse it)');
-    assert.equal(outcome.status, 'verified', outcome.reason);
-    assert.equal(row.status, 'verified');
+    assert.equal(outcome.status, 'expired', outcome.reason);
+    assert.equal(row.status, 'expired');
+    assert.match(row.reason ?? '', /no consent within 1 s: the candidate expired and nothing changed/);
+    assert.ok(
+      (await h.client.workflow.getHandle(row.workflow_id).query(evolveProgressQuery)).history.some((x) => x.phase === 'verified'),
+      'verified before it expired',
+    );
     assert.match(row.diff ?? '', /\+- Requests are often worded differently from a tool description/);
     assert.ok(row.image && row.image_digest, 'the candidate image is recorded');
     const replay = row.replay!;
