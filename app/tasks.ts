@@ -1,5 +1,8 @@
 import { InvalidInputError } from '../domain/errors.ts';
 import { type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
+
+export type { TaskResult };
+
 import { progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';

@@ -1,7 +1,7 @@
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
 import { curateNow, deployProgress, followEvolve } from '../../app/evolve.ts';
-import type { TaskResult } from '../../domain/task.ts';
+import type { TaskResult } from '../../app/tasks.ts';
 import { capturingJson, say } from '../output.ts';
 import { feedbackCommand } from './evidence.ts';
 import { evolveCommand } from './evolve.ts';
