@@ -49,10 +49,16 @@ export function mintWorkflowId(kind: CycleKind, qualifier?: string | number): st
   return [kind, ...(qualifier === undefined ? [] : [String(qualifier)]), stamp, randomBytes(3).toString('hex')].join('-');
 }
 
-/** The workflow's page in the Temporal UI, when the UI is known (Forge's own dev server). */
-export function workflowUiUrl(cfg: ForgeConfig, workflowId: string): string | null {
+/**
+ * The workflow's page in the Temporal UI, when the UI is known (Forge's own dev server, or
+ * TEMPORAL_UI_URL); with a run id, that run's page (an id such as improve-<tool> is reused by
+ * later cycles).
+ */
+export function workflowUiUrl(cfg: ForgeConfig, workflowId: string, runId?: string): string | null {
   const ui = temporalEndpoint(cfg).uiUrl;
-  return ui ? `${ui}/namespaces/${encodeURIComponent(cfg.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}` : null;
+  if (!ui) return null;
+  const page = `${ui}/namespaces/${encodeURIComponent(cfg.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
+  return runId ? `${page}/${encodeURIComponent(runId)}/history` : page;
 }
 
 /** Starts a cycle, tagged with the search attributes the UI filters on (ForgeCycleKind, ForgeToolName). */

@@ -5,7 +5,7 @@ import { ForgeError } from '../domain/errors.ts';
 import { type ReliabilitySeries, reliabilitySeries } from '../domain/reliability.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { alive, forgetPid, logFile, portOpen, recordedPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
-import { temporalEndpoint } from '../infra/temporal.ts';
+import { temporalClient, temporalEndpoint } from '../infra/temporal.ts';
 import { type AuditEntry, type AuditFilter, listAudit } from '../services/catalog/audit.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { activityMarks, invocationSeries } from '../services/catalog/series.ts';
@@ -17,17 +17,19 @@ import type { Sql } from '../services/db.ts';
 import { log as rootLog } from '../services/log.ts';
 import { type CandidateRow, createEvolveRuns } from '../services/runs/evolve-runs.ts';
 import { type ApprovalAnswer, decideApproval } from './approvals.ts';
-import { openSession, type Session } from './context.ts';
+import type { Session } from './context.ts';
 import { freeze, thaw } from './control.ts';
 import { workflowUiUrl } from './cycles.ts';
 import { type ConsentInput, decideCandidate } from './evolve.ts';
 import { ensureMcpToken, type McpToken, mcpToken } from './mcp-calls.ts';
+import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from './recent-cycles.ts';
 
 /**
  * The use cases behind the web dashboard (web/): what a person supervising Forge looks at — the
  * catalog with each tool's versions, diffs and reliability over time, what waits for them, the
- * kill switch and the audit log — and the levers they pull from it, which are the CLI's own
- * (decideApproval, freeze, thaw), so the page cannot decide anything the CLI would refuse.
+ * kill switch, the audit log and Forge's recent cycles — and the levers they pull from it, which
+ * are the CLI's own (decideApproval, freeze, thaw), so the page cannot decide anything the CLI
+ * would refuse.
  * The server is long-lived: it holds one Temporal client and one small database pool, opened on
  * first use and reopened after a failure (Forge may come up after it).
  */
@@ -165,7 +167,7 @@ export interface ToolView {
 }
 
 /** The sections of the page, each with a mark that changes when what it shows does. */
-export type Section = 'killSwitch' | 'pending' | 'catalog' | 'audit';
+export type Section = 'killSwitch' | 'pending' | 'catalog' | 'audit' | 'cycles';
 export type Marks = Record<Section, string>;
 
 export interface DashboardBackend {
@@ -173,6 +175,8 @@ export interface DashboardBackend {
   overview(): Promise<Overview>;
   tool(name: string): Promise<ToolView>;
   audit(filter: AuditFilter): Promise<AuditEntry[]>;
+  /** Forge's recent cycles from Temporal's visibility store, newest first */
+  cycles(filter: { kind?: ListedCycleKind; limit?: number }): Promise<CycleSummary[]>;
   marks(): Promise<Marks>;
   decide(answer: Omit<ApprovalAnswer, 'by'>, by: string): ReturnType<typeof decideApproval>;
   /** a person's consent to a verified evolve candidate, with the digest they were shown (forge evolve approve|reject) */
@@ -209,8 +213,28 @@ const pendingItem = (cfg: ForgeConfig, row: ApprovalRow): PendingItem => ({
   answers: row.kind === 'question' ? 'text' : 'decision',
 });
 
+/**
+ * A Temporal session that connects again after a failed connect: the server is long-lived and
+ * Temporal may come up after it (a session for one CLI command keeps its first failure).
+ */
+function reconnectingSession(cfg: ForgeConfig): Session {
+  let client: ReturnType<Session['temporal']> | undefined;
+  return {
+    cfg,
+    temporal: () =>
+      (client ??= temporalClient(cfg).catch((err) => {
+        client = undefined;
+        throw err;
+      })),
+    async close() {
+      const connected = await client?.catch(() => undefined);
+      await connected?.connection.close();
+    },
+  };
+}
+
 export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): DashboardBackend {
-  const session: Session = openSession(cfg);
+  const session: Session = reconnectingSession(cfg);
   let pool: Promise<Sql> | undefined;
   let registry: Registry | undefined;
 
@@ -323,14 +347,18 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
       return listAudit(await db(), filter);
     },
 
+    cycles: (filter) => listCycles(session, filter),
+
     async marks() {
       const sql = await db();
-      const [killSwitch, items, candidates, budget, activity] = await Promise.all([
+      const [killSwitch, items, candidates, budget, activity, cycles] = await Promise.all([
         createKillSwitch(sql, 0).state(),
         pendingApprovals(sql),
         createEvolveRuns(sql).listCandidates(50),
         forgeBudgetToday(sql, cfg.FORGE_DAILY_FORGE_BUDGET),
         activityMarks(sql),
+        // Temporal down leaves the other sections live; the panel refetches (and shows why) when it comes back.
+        cyclesMark(session).catch((err: Error) => `unavailable: ${err.message}`),
       ]);
       const consents = candidates.filter(awaitsConsent).map((c) => `${c.id}@${c.image_digest}`);
       return {
@@ -338,6 +366,7 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
         pending: `${items.map((r) => r.id).join(',')}|${consents.join(',')}|${budget.usedToday}/${budget.limit}`,
         catalog: activity.catalog,
         audit: String(activity.audit),
+        cycles,
       };
     },
 

@@ -34,6 +34,12 @@ export const configSchema = z.object({
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   TEMPORAL_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** the Temporal UI of a cluster named by TEMPORAL_ADDRESS (e.g. https://cloud.temporal.io), for links to a cycle's page */
+  TEMPORAL_UI_URL: z
+    .string()
+    .url()
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
 
   FORGE_TASK_QUEUE: z.string().min(1).default('forge-control'),
   FORGE_SANDBOX_QUEUE: z.string().min(1).default('forge-sandbox'),

@@ -44,7 +44,13 @@ export interface TemporalEndpoint {
  */
 export async function ensureTemporal(cfg: ForgeConfig): Promise<TemporalEndpoint & { started: boolean }> {
   if (cfg.TEMPORAL_ADDRESS) {
-    return { address: cfg.TEMPORAL_ADDRESS, namespace: cfg.TEMPORAL_NAMESPACE, uiUrl: null, managed: false, started: false };
+    return {
+      address: cfg.TEMPORAL_ADDRESS,
+      namespace: cfg.TEMPORAL_NAMESPACE,
+      uiUrl: cfg.TEMPORAL_UI_URL ?? null,
+      managed: false,
+      started: false,
+    };
   }
   const endpoint = localEndpoint(cfg);
   if (await portOpen(cfg.TEMPORAL_PORT)) return { ...endpoint, started: false };
@@ -77,7 +83,7 @@ export function localEndpoint(cfg: ForgeConfig): TemporalEndpoint {
 
 export function temporalEndpoint(cfg: ForgeConfig): TemporalEndpoint {
   return cfg.TEMPORAL_ADDRESS
-    ? { address: cfg.TEMPORAL_ADDRESS, namespace: cfg.TEMPORAL_NAMESPACE, uiUrl: null, managed: false }
+    ? { address: cfg.TEMPORAL_ADDRESS, namespace: cfg.TEMPORAL_NAMESPACE, uiUrl: cfg.TEMPORAL_UI_URL ?? null, managed: false }
     : localEndpoint(cfg);
 }
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type DashboardBackend, dashboardLog, type Marks, type Section } from '../app/dashboard.ts';
 import { ForgeError } from '../app/errors.ts';
 import type { McpToken } from '../app/mcp-calls.ts';
+import { CYCLE_KINDS, isCycleKind, MAX_CYCLES } from '../app/recent-cycles.ts';
 
 /**
  * The dashboard's HTTP server (node:http): the page (web/public, plain HTML and one module script
@@ -231,6 +232,15 @@ export async function serveDashboard(backend: DashboardBackend, opts: DashboardS
           ...(q.get('q') ? { text: q.get('q')! } : {}),
         });
         return send(res, 200, { entries });
+      }
+      if (parts[0] === 'cycles' && parts.length === 1) {
+        const q = url.searchParams;
+        const limit = Number(q.get('limit') ?? 50);
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CYCLES)
+          throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_CYCLES}`);
+        const kind = q.get('kind') || undefined;
+        if (kind !== undefined && !isCycleKind(kind)) throw new HttpError(400, `kind must be one of ${CYCLE_KINDS.join(', ')}`);
+        return send(res, 200, { kinds: CYCLE_KINDS, cycles: await backend.cycles({ limit, ...(kind ? { kind } : {}) }) });
       }
       throw new HttpError(404, `no such endpoint GET ${url.pathname}`);
     }

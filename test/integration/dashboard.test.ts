@@ -24,7 +24,9 @@ import { until } from '../helpers/wait.ts';
 // scenarios/demo.json). roman_numeral (read) is called through the tool call cycle, then gets a v2;
 // create_note (write) waits for a person. The page loads with the token from its address, plots
 // roman_numeral's calls with the version change marked, approves a task's pending write (the task
-// completes), freezes Forge (a call waits, nothing runs) and thaws it, and searches the audit log.
+// completes), freezes Forge (a call waits, nothing runs) and thaws it, searches the audit log, and
+// lists the cycles it ran (the tasks, untagged, by workflow type; the calls by ForgeCycleKind) with
+// their Temporal UI links, narrowed by kind.
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -109,6 +111,11 @@ describe('forge dashboard: the web page in headless Chromium', () => {
   let page: Page;
   const pageErrors: string[] = [];
   const token = `test-${randomBytes(16).toString('hex')}`;
+  // An existing cluster's UI (TEMPORAL_UI_URL): the test's Temporal server runs headless.
+  const temporalUi = 'http://temporal-ui.test:8233';
+  /** the tasks the tests ran, for the Cycles panel */
+  const ranTasks: { workflowId: string; runId: string }[] = [];
+  let frozenCall = '';
   const source = { surface: 'mcp' as const, client: 'dashboard-test' };
 
   const callRoman = async (n: number) => {
@@ -183,6 +190,7 @@ describe('forge dashboard: the web page in headless Chromium', () => {
         FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
         FORGE_MCP_TOKEN: token,
         FORGE_USER: 'tester',
+        TEMPORAL_UI_URL: `${temporalUi}/`,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -269,6 +277,7 @@ describe('forge dashboard: the web page in headless Chromium', () => {
       workflowId: `dashboard-task-${Date.now()}`,
       args: [{ task: 'create a note titled groceries with milk and eggs', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
     });
+    ranTasks.push({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
     let done = false;
     const result = (handle.result() as Promise<TaskResult>).finally(() => (done = true));
     const approved: string[] = [];
@@ -310,6 +319,7 @@ describe('forge dashboard: the web page in headless Chromium', () => {
       workflowId: `dashboard-question-${Date.now()}`,
       args: [{ task: 'paint the shed (dashboard question)', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
     });
+    ranTasks.push({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
     const row = page.locator('[data-testid="pending"][data-kind="question"]', { hasText: handle.workflowId });
     await row.waitFor({ timeout: 60_000 });
     assert.match(await text(row), /Which color should the shed be\?/);
@@ -338,6 +348,7 @@ describe('forge dashboard: the web page in headless Chromium', () => {
     const before = await h.db.sql<{ n: number }[]>`select count(*)::int as n from invocations where tool = 'roman_numeral'`;
     const view = await backend.callTool('roman_numeral', { number: 3999 }, source, { waitMs: 8_000 });
     assert.equal(view.state, 'frozen', JSON.stringify(view));
+    frozenCall = view.workflowId;
     await sleep(2_000);
     const during = await h.db.sql<{ n: number }[]>`select count(*)::int as n from invocations where tool = 'roman_numeral'`;
     assert.equal(during[0]?.n, before[0]?.n, 'nothing ran while frozen');
@@ -367,6 +378,85 @@ describe('forge dashboard: the web page in headless Chromium', () => {
     assert.match(await text(entry), /mcp: dashboard-test/);
     await page.getByLabel('search the audit log').fill('no entry says this');
     await until('no match', async () => (await text(audit)).includes('Nothing matches.'), 10_000);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it('lists the cycles it ran, newest first, with status, duration and Temporal UI links, filterable by kind', async () => {
+    const cyclesPanel = page.locator('[data-testid="cycles"]');
+    const rows = cyclesPanel.locator('[data-testid="cycle"]');
+    const listed = () =>
+      rows.evaluateAll((els) =>
+        els.map((e) => ({
+          kind: e.getAttribute('data-kind'),
+          status: e.getAttribute('data-status'),
+          workflowId: e.getAttribute('data-workflow'),
+        })),
+      );
+    assert.equal(ranTasks.length, 2);
+    // The page has been open since the first test: the tasks and the calls arrived by the event stream.
+    await until(
+      'the tasks and the calls in the Cycles panel, ended',
+      async () => {
+        const now = await listed();
+        const ended = (id: string) => now.some((c) => c.workflowId === id && c.status === 'completed');
+        return ranTasks.every((t) => ended(t.workflowId)) && ended(frozenCall);
+      },
+      30_000,
+    );
+    const all = await listed();
+    for (const t of ranTasks) {
+      const row = cyclesPanel.locator(`[data-testid="cycle"][data-workflow="${t.workflowId}"]`);
+      assert.equal(await row.getAttribute('data-kind'), 'task', 'a task started without ForgeCycleKind, found by its workflow type');
+      assert.equal(
+        await row.getByRole('link', { name: t.workflowId }).getAttribute('href'),
+        `${temporalUi}/namespaces/default/workflows/${t.workflowId}/${t.runId}/history`,
+      );
+      assert.match(await text(row), /completed[\s\S]*ago[\s\S]*(\d+ ms|\d+\.\d s|\d+ min \d+ s)/);
+    }
+    // Newest first: the question was asked after the note was written.
+    const order = all.map((c) => c.workflowId);
+    assert.ok(order.indexOf(ranTasks[1]!.workflowId) < order.indexOf(ranTasks[0]!.workflowId), order.join(', '));
+    // roman_numeral's six calls (the MCP surface tags them ForgeCycleKind=call), each with its tool.
+    const calls = all.filter((c) => c.kind === 'call');
+    assert.equal(calls.length, 6, JSON.stringify(all));
+    assert.match(await text(cyclesPanel.locator(`[data-testid="cycle"][data-workflow="${frozenCall}"]`)), /call[\s\S]*roman_numeral/);
+
+    const choose = async (kind: string) => {
+      await cyclesPanel.getByRole('group', { name: 'cycle kind' }).getByRole('button', { name: kind, exact: true }).click();
+      assert.equal(await cyclesPanel.getByRole('button', { name: kind, exact: true }).getAttribute('aria-pressed'), 'true');
+    };
+    await choose('task');
+    await until(
+      'only the tasks',
+      async () => {
+        const now = await listed();
+        return now.length === 2 && now.every((c) => c.kind === 'task');
+      },
+      10_000,
+    );
+    assert.deepEqual(
+      (await listed()).map((c) => c.workflowId),
+      [ranTasks[1]!.workflowId, ranTasks[0]!.workflowId],
+    );
+    if (process.env.FORGE_TEST_SCREENSHOTS)
+      await page.screenshot({ path: path.join(process.env.FORGE_TEST_SCREENSHOTS, 'dashboard-cycles.png') });
+    await choose('call');
+    await until(
+      'only the calls',
+      async () => {
+        const now = await listed();
+        return now.length === 6 && now.every((c) => c.kind === 'call');
+      },
+      10_000,
+    );
+    await choose('evolve');
+    await until('no evolve cycle', async () => (await text(cyclesPanel)).includes('No evolve cycles yet.'), 10_000);
+    await choose('all');
+    await until('everything again', async () => (await rows.count()) === all.length, 10_000);
+
+    const bad = await rawRequest(port, { method: 'GET', path: '/api/cycles?kind=chores', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.body).error, /^kind must be one of task, forge, improve, evolve, curate, deploy, call, replay$/);
     assert.deepEqual(pageErrors, []);
   });
 

@@ -65,7 +65,7 @@ function useLive(onChange, enabled) {
     let stopped = false;
     let controller;
     let poll;
-    const all = ['killSwitch', 'pending', 'catalog', 'audit'];
+    const all = ['killSwitch', 'pending', 'catalog', 'audit', 'cycles'];
     async function connect() {
       while (!stopped) {
         controller = new AbortController();
@@ -248,6 +248,64 @@ function Pending({ items, budget, onDone }) {
       items.length
         ? html`<ul class="pending-list">${items.map((item) => html`<${PendingRow} key=${item.id} item=${item} onDone=${onDone} />`)}</ul>`
         : html`<p class="muted">Nothing waits for you.</p>`
+    }
+  </section>`;
+}
+
+// ------------------------------------------------------------------ cycles
+
+const CYCLE_KINDS = ['task', 'forge', 'improve', 'evolve', 'curate', 'deploy', 'call', 'replay'];
+
+function duration(x) {
+  const s = Math.round(x / 1000);
+  if (x < 1000) return `${Math.round(x)} ms`;
+  if (s < 60) return `${(x / 1000).toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function Cycles({ cycles, kind, setKind, error }) {
+  // A running cycle's duration keeps counting between updates.
+  const [now, setNow] = useState(Date.now());
+  const running = cycles.some((c) => c.status === 'running');
+  useEffect(() => {
+    setNow(Date.now());
+    if (!running) return undefined;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [cycles, running]);
+  return html`<section data-testid="cycles">
+    <h2>Cycles <span class="count">${cycles.length}</span></h2>
+    <div class="inline filters" role="group" aria-label="cycle kind">
+      ${['', ...CYCLE_KINDS].map(
+        (k) =>
+          html`<button type="button" class=${k === kind ? 'chosen' : ''} aria-pressed=${String(k === kind)} onClick=${() => setKind(k)}>${k || 'all'}</button>`,
+      )}
+    </div>
+    <${ErrorLine} error=${error} />
+    ${
+      cycles.length
+        ? html`<table class="cycles">
+            <thead><tr><th>kind</th><th>workflow</th><th>status</th><th>started</th><th>duration</th><th>tool</th></tr></thead>
+            <tbody>
+              ${cycles.map(
+                (
+                  c,
+                ) => html`<tr key=${c.runId} data-testid="cycle" data-kind=${c.kind} data-status=${c.status} data-workflow=${c.workflowId}>
+                  <td><span class=${`badge cycle-${c.kind}`}>${c.kind}</span></td>
+                  <td>
+                    ${c.uiUrl ? html`<a href=${c.uiUrl} target="_blank" rel="noreferrer noopener">${c.workflowId}</a>` : html`<code>${c.workflowId}</code>`}
+                    ${c.parentWorkflowId ? html`<div class="muted">from <code>${c.parentWorkflowId}</code></div>` : null}
+                  </td>
+                  <td><span class=${`badge status-${c.status}`}>${c.status.replace(/_/g, ' ')}</span></td>
+                  <td title=${when(c.startedAt)}>${ago(c.startedAt)}</td>
+                  <td>${c.status === 'running' ? `running for ${duration(Math.max(c.durationMs, now - new Date(c.startedAt).getTime()))}` : duration(c.durationMs)}</td>
+                  <td>${c.tool ? html`<code>${c.tool}</code>` : ''}</td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : html`<p class="muted">${kind ? `No ${kind} cycles yet.` : html`No cycles yet: run a task with <code>forge run "…"</code>.`}</p>`
     }
   </section>`;
 }
@@ -516,6 +574,11 @@ function App() {
   const [filter, setFilter] = useState({ q: '', kind: '' });
   const [entries, setEntries] = useState([]);
   const [auditError, setAuditError] = useState(null);
+  const [cycleKind, setCycleKind] = useState('');
+  const [cycles, setCycles] = useState([]);
+  const [cyclesError, setCyclesError] = useState(null);
+  const cycleKindRef = useRef(cycleKind);
+  cycleKindRef.current = cycleKind;
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
   const filterRef = useRef(filter);
@@ -563,13 +626,27 @@ function App() {
     }
   }, [guard]);
 
+  const loadCycles = useCallback(async () => {
+    const kind = cycleKindRef.current;
+    try {
+      const got = await api(`/api/cycles?${new URLSearchParams({ limit: '50', ...(kind ? { kind } : {}) })}`);
+      if (cycleKindRef.current === kind) {
+        setCycles(got.cycles);
+        setCyclesError(null);
+      }
+    } catch (err) {
+      setCyclesError(guard(err));
+    }
+  }, [guard]);
+
   const onChange = useCallback(
     (sections) => {
-      if (sections.some((s) => s !== 'audit')) void loadOverview();
+      if (sections.some((s) => s !== 'audit' && s !== 'cycles')) void loadOverview();
       if (sections.includes('catalog')) void loadTool();
       if (sections.includes('audit')) void loadAudit();
+      if (sections.includes('cycles')) void loadCycles();
     },
-    [loadOverview, loadTool, loadAudit],
+    [loadOverview, loadTool, loadAudit, loadCycles],
   );
   const live = useLive(onChange, !authError);
 
@@ -578,6 +655,11 @@ function App() {
     void loadOverview();
     void loadAudit();
   }, [authError, loadOverview, loadAudit]);
+
+  // The cycles of the chosen kind: loaded when the kind changes (and at first).
+  useEffect(() => {
+    if (!authError) void loadCycles();
+  }, [cycleKind, authError, loadCycles]);
 
   // The selected tool: loaded when it changes, kept in the address (?tool=) so a link can name it.
   useEffect(() => {
@@ -628,6 +710,7 @@ function App() {
         ? html`
             <${KillSwitch} state=${overview.killSwitch} onDone=${refresh} />
             <${Pending} items=${overview.pending} budget=${overview.budget} onDone=${refresh} />
+            <${Cycles} cycles=${cycles} kind=${cycleKind} setKind=${setCycleKind} error=${cyclesError} />
             <${Catalog} tools=${overview.tools} selected=${selected} onSelect=${(name) => setSelected(name === selected ? null : name)} view=${view} viewError=${viewError} />
             <${Audit} entries=${entries} filter=${filter} setFilter=${setFilter} error=${auditError} />`
         : html`<p class="muted">Loading…</p>`
