@@ -48,6 +48,8 @@ export function sandboxJobs(taskQueue: string, maximumAttempts = 5) {
 /** A patch's checks on a scratch tree (copy, type check, lint, unit tests): minutes of child processes, retried once. */
 export const treeChecks = proxyActivities<Checks>({
   startToCloseTimeout: '10 minutes',
+  // A worker killed mid-check is noticed in seconds, not after the ten minutes (the interceptor beats every 2 s).
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', maximumAttempts: 2 },
 });
 
@@ -79,6 +81,7 @@ export function deploySteps(taskQueue: string) {
   const quick = proxyActivities<Omit<Steps, 'startVersion' | 'probeVersion'>>({
     taskQueue,
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 10 },
   });
   const { startVersion } = proxyActivities<Pick<Steps, 'startVersion'>>({
@@ -91,6 +94,7 @@ export function deploySteps(taskQueue: string) {
   const { probeVersion } = proxyActivities<Pick<Steps, 'probeVersion'>>({
     taskQueue,
     startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '2 seconds', maximumAttempts: 2 },
   });
   // Named, not spread: a proxy has no own keys to spread.
