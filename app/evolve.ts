@@ -193,3 +193,12 @@ export async function deployProgress(session: Session, workflowId: string): Prom
     .query(deployProgressQuery)
     .catch(() => undefined);
 }
+
+/** An evolve cycle's state machine as it stands, or undefined while no worker answers. */
+export async function evolveProgress(session: Session, workflowId: string): Promise<EvolveProgress | undefined> {
+  const client = await session.temporal();
+  return client.workflow
+    .getHandle(workflowId)
+    .query(evolveProgressQuery)
+    .catch(() => undefined);
+}

@@ -1,6 +1,6 @@
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
-import { curateNow, deployProgress, followEvolve } from '../../app/evolve.ts';
+import { curateNow, deployProgress, evolveProgress } from '../../app/evolve.ts';
 import type { TaskResult } from '../../app/tasks.ts';
 import { capturingJson, say } from '../output.ts';
 import { feedbackCommand } from './evidence.ts';
@@ -80,23 +80,20 @@ export async function demoEvolveCommand(cfg: ForgeConfig, args: string[]): Promi
 
   say('\n4. the coding agent patches the harness → scope, apply, type check, lint, unit tests → candidate image → replay');
   const candidateId = batch.workflowId;
+  // Until it waits for consent (or ends): its transitions as they happen.
   const waited = await withSession(cfg, async (session) => {
     let shown = 0;
-    let ready = false;
-    const end = followEvolve(session, candidateId, (p) => {
-      for (const h of p.history.slice(shown)) say(`  ${h.phase}${h.note ? `: ${h.note}` : ''}`.slice(0, 300));
-      shown = p.history.length;
-      if (p.awaitingConsent) ready = true;
-    });
-    // Until it waits for consent (or ends): the follow keeps polling in the background until then.
-    while (!ready) {
-      const settled = await Promise.race([end.then((e) => e), new Promise<null>((r) => setTimeout(() => r(null), 500))]);
-      if (settled) return settled;
+    for (;;) {
+      const p = await evolveProgress(session, candidateId);
+      for (const h of p?.history.slice(shown) ?? []) say(`  ${h.phase}${h.note ? `: ${h.note}` : ''}`.slice(0, 300));
+      shown = p?.history.length ?? shown;
+      if (p?.awaitingConsent) return null;
+      if (p && ['refused', 'failed', 'expired', 'rejected', 'promoted', 'rolled-back'].includes(p.phase)) return p.phase;
+      await new Promise((r) => setTimeout(r, 500));
     }
-    return null;
   });
   if (waited) {
-    say(`  the cycle ended without a candidate: ${waited.ok ? `${waited.result.status}: ${waited.result.reason}` : waited.error}`);
+    say(`  the cycle ended ${waited} without a candidate waiting for consent: forge evolve show ${candidateId} says why`);
     return 1;
   }
 

@@ -157,8 +157,8 @@ export interface DockerEngine extends Component {
 }
 
 /**
- * A dockerd of the chaos run's own: its socket, data root and exec root under dir, no bridge and no
- * iptables rules (the sandbox runs with no network), so restarting it kills no one else's containers.
+ * A dockerd of the chaos run's own: its socket, data root and exec root under dir, a bridge of its
+ * own and no iptables rules (the sandbox runs with no network), so restarting it kills no one else's containers.
  * A restart is a SIGTERM (dockerd stops its containers) and a start on the same data root.
  */
 export async function startDockerd(dir: string): Promise<DockerEngine> {
@@ -167,6 +167,16 @@ export async function startDockerd(dir: string): Promise<DockerEngine> {
   const host = `unix://${socket}`;
   const docker = dockerClient({ DOCKER_HOST: host });
   const log = path.join(dir, 'dockerd.log');
+  // A bridge of its own: with --bridge none, dockerd deletes the host's docker0 at start (the
+  // network namespace is shared), and every other container on the machine loses its network.
+  const bridge = `fc${randomBytes(4).toString('hex')}`;
+  const run = (...a: string[]) => {
+    const r = spawnSync('ip', a, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip ${a.join(' ')}: ${r.stderr.trim()}`);
+  };
+  run('link', 'add', 'name', bridge, 'type', 'bridge');
+  run('addr', 'add', `10.213.${randomBytes(1)[0]}.1/24`, 'dev', bridge);
+  run('link', 'set', bridge, 'up');
   const args = [
     '--data-root',
     path.join(dir, 'docker-data'),
@@ -177,7 +187,7 @@ export async function startDockerd(dir: string): Promise<DockerEngine> {
     '-H',
     host,
     '--bridge',
-    'none',
+    bridge,
     '--iptables=false',
     '--ip6tables=false',
   ];
@@ -199,6 +209,7 @@ export async function startDockerd(dir: string): Promise<DockerEngine> {
       // dockerd leaves its overlay mounts behind until they are unmounted; the data root goes with the run's dir.
       await sleep(200);
       spawnSync('sh', ['-c', `grep -o ' ${path.join(dir, 'docker-')}[^ ]*' /proc/mounts | xargs -r -n1 umount -l`]);
+      spawnSync('ip', ['link', 'delete', bridge]);
     },
   };
 }

@@ -51,7 +51,7 @@ after(async () => {
 
 it('forge up → run --wait → doctor, on embedded defaults', async () => {
   const up = forge('up', '--json');
-  assert.equal(up.code, 0, up.stderr);
+  assert.equal(up.code, 0, up.stdout + up.stderr);
   const upOut = up.json();
   assert.equal(upOut.ok, true);
   assert.equal(upOut.scripted, true, 'with no ANTHROPIC_API_KEY Forge says it runs on the scripted model');
@@ -160,7 +160,7 @@ it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at o
   assert.match(worker!.fix ?? '', /^forge up \(restarts it/);
 
   const up = forge('up', '--json');
-  assert.equal(up.code, 0, up.stderr);
+  assert.equal(up.code, 0, up.stdout + up.stderr);
   const restarted = Number(fs.readFileSync(pidFile, 'utf8').trim());
   assert.notEqual(restarted, killed);
   assert.ok(
