@@ -4,10 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { dockerClient } from '../../infra/docker.ts';
-import { freePort } from '../../infra/processes.ts';
-import { controlWorkers } from '../../services/evolution/control-worker.ts';
-import { testConfig } from '../helpers/env.ts';
+import { e2eDown, e2eEnv } from '../helpers/e2e.ts';
 
 // The CLI as a user runs it: `forge up` on embedded defaults (its own Temporal dev server, PGlite,
 // scripted model and worker, on free ports), `forge run --wait --json`, `forge doctor`, `forge down`.
@@ -25,27 +22,11 @@ function forge(...args: string[]) {
 }
 
 before(async () => {
-  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ANTHROPIC_BASE_URL: _a, ANTHROPIC_API_KEY: _k, ...rest } = process.env;
-  env = {
-    ...rest,
-    FORGE_HOME: home,
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    FORGE_PGLITE_PORT: String(await freePort()),
-    FORGE_SCRIPTED_MODEL_PORT: String(await freePort()),
-    FORGE_MCP_PORT: String(await freePort()),
-    FORGE_DASHBOARD_PORT: String(await freePort()),
-    FORGE_TASK_QUEUE: 'e2e-control',
-    FORGE_SANDBOX_QUEUE: 'e2e-sandbox',
-    FORGE_POOL_SIZE: '1',
-  };
+  env = await e2eEnv(home, 'e2e');
 });
 
 after(async () => {
-  forge('down');
-  // The control worker's containers stay after forge down (stopped, as a restart needs them): they go with the test.
-  const workers = controlWorkers(dockerClient(testConfig()));
-  for (const w of await workers.list('forge-e2e-control')) await workers.remove('forge-e2e-control', w.buildId);
+  await e2eDown(env);
   fs.rmSync(home, { recursive: true, force: true });
 });
 

@@ -4,10 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { dockerClient } from '../../infra/docker.ts';
-import { freePort } from '../../infra/processes.ts';
-import { controlWorkers } from '../../services/evolution/control-worker.ts';
-import { testConfig } from '../helpers/env.ts';
+import { e2eDown, e2eEnv } from '../helpers/e2e.ts';
 
 // `forge demo evolve` as the README gives it, on embedded defaults and free ports: a routing failure
 // through feedback, curation, the coding agent's patch, replay, consent from the CLI, swap, probe and
@@ -19,27 +16,11 @@ let env: NodeJS.ProcessEnv;
 const forge = (...args: string[]) => spawnSync(process.execPath, ['bin/forge.mjs', ...args], { env, encoding: 'utf8', timeout: 600_000 });
 
 before(async () => {
-  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ANTHROPIC_BASE_URL: _a, ANTHROPIC_API_KEY: _k, ...rest } = process.env;
-  env = {
-    ...rest,
-    FORGE_HOME: home,
-    TEMPORAL_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    FORGE_PGLITE_PORT: String(await freePort()),
-    FORGE_SCRIPTED_MODEL_PORT: String(await freePort()),
-    FORGE_MCP_PORT: String(await freePort()),
-    FORGE_DASHBOARD_PORT: String(await freePort()),
-    FORGE_TASK_QUEUE: 'e2e-evolve-control',
-    FORGE_SANDBOX_QUEUE: 'e2e-evolve-sandbox',
-    FORGE_DEPLOYMENT: deployment,
-    FORGE_POOL_SIZE: '1',
-  };
+  env = { ...(await e2eEnv(home, 'e2e-evolve')), FORGE_DEPLOYMENT: deployment };
 });
 
 after(async () => {
-  forge('down');
-  const workers = controlWorkers(dockerClient(testConfig()));
-  for (const w of await workers.list(deployment)) await workers.remove(deployment, w.buildId);
+  await e2eDown(env);
   fs.rmSync(home, { recursive: true, force: true });
 });
 

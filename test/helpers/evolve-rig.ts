@@ -35,49 +35,53 @@ const patchOf = (rationale: string, rule: string) => ({
   tool_use: { name: 'submit_patch', input: { rationale, edits: [{ path: 'harness/prompts/agent.ts', content: withRule(rule) }] } },
 });
 
-export const scenario: ScenarioInput = {
-  name: 'evolve deploy',
-  rules: [
-    {
-      match: { purpose: 'evolve.patch', user: '(a probe will catch it)' },
-      responses: [patchOf('route word counts to one tool', BAD_RULE)],
-    },
-    {
-      match: { purpose: 'evolve.patch' },
-      responses: [
-        patchOf(
-          'The agent forged a duplicate because the request used other words than the tool description; tell it to weigh what an offered tool does.',
-          GOOD_RULE,
-        ),
-      ],
-    },
-    {
-      match: { purpose: 'task.turn', system: 'through the counter tool', first: '/how many words/i' },
-      responses: [{ tool_use: { name: 'counter', input: { text: 'x' } } }],
-    },
-    {
-      match: {
-        purpose: 'task.turn',
-        system: '/prefer an offered tool|through the counter tool/',
-        first: `/${PARAPHRASE.source}/i`,
-        tool: 'count_words',
-        user: '/"words":(\\d+)/',
+/**
+ * The coding agent and the agent under its patches. `badMarker` in the evidence picks the bad patch
+ * (every "how many words" task to a tool nobody offered); anything else gets the good one.
+ */
+export function evolveScenario(badMarker: string): ScenarioInput {
+  return {
+    name: 'evolve',
+    rules: [
+      { match: { purpose: 'evolve.patch', user: badMarker }, responses: [patchOf('route word counts to one tool', BAD_RULE)] },
+      {
+        match: { purpose: 'evolve.patch' },
+        responses: [
+          patchOf(
+            'The agent forged a duplicate because the request used other words than the tool description; tell it to weigh what an offered tool does.',
+            GOOD_RULE,
+          ),
+        ],
       },
-      responses: [{ text: 'There are {{user.1}} words.' }],
-    },
-    {
-      match: {
-        purpose: 'task.turn',
-        system: '/prefer an offered tool|through the counter tool/',
-        first: `/${PARAPHRASE.source}/i`,
-        tool: 'count_words',
+      {
+        match: { purpose: 'task.turn', system: 'through the counter tool', first: '/how many words/i' },
+        responses: [{ tool_use: { name: 'counter', input: { text: 'x' } } }],
       },
-      responses: [{ tool_use: { name: 'count_words', input: { text: '{{first.1}}' } } }],
-    },
-  ],
-};
+      {
+        match: {
+          purpose: 'task.turn',
+          system: '/prefer an offered tool|through the counter tool/',
+          first: `/${PARAPHRASE.source}/i`,
+          tool: 'count_words',
+          user: '/"words":(\\d+)/',
+        },
+        responses: [{ text: 'There are {{user.1}} words.' }],
+      },
+      {
+        match: {
+          purpose: 'task.turn',
+          system: '/prefer an offered tool|through the counter tool/',
+          first: `/${PARAPHRASE.source}/i`,
+          tool: 'count_words',
+        },
+        responses: [{ tool_use: { name: 'count_words', input: { text: '{{first.1}}' } } }],
+      },
+    ],
+  };
+}
 
-const bundled = ['scenarios/forge-word-count.json', 'scenarios/demo.json'].map(
+/** The bundled scenarios the rig's agent and forge cycles also need (after the evolve rules). */
+export const bundled = ['scenarios/forge-word-count.json', 'scenarios/demo.json'].map(
   (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ScenarioInput,
 );
 
@@ -90,13 +94,15 @@ export interface EvolveRig {
   /** starts an evolve cycle over one routing failure; `marker` picks the patch and names the batch */
   evolve(marker: string, extra?: { consentTimeoutSeconds?: number }): Promise<{ workflowId: string; evidenceId: number }>;
   awaitingConsent(workflowId: string): Promise<NonNullable<EvolveProgress['awaitingConsent']>>;
+  /** which version is current, sampled every 250 ms until stopped: a swap or a rollback must never leave none */
+  watchCurrent(): { seen: Set<string | null>; stop(): Promise<void> };
   close(): Promise<void>;
 }
 
 export async function startEvolveRig(env: Record<string, string> = {}): Promise<EvolveRig> {
   const h = await startHarness({
     role: 'sandbox',
-    scenarios: [scenario, ...bundled],
+    scenarios: [evolveScenario('(a probe will catch it)'), ...bundled],
     env: { FORGE_PROBE_WINDOW_S: '4', FORGE_PROBE_INTERVAL_S: '2', FORGE_PROBE_PASSES: '2', ...env },
   });
   const deployment = controlDeploymentName(h.cfg);
@@ -167,6 +173,23 @@ export async function startEvolveRig(env: Record<string, string> = {}): Promise<
         500,
       );
       return waiting!;
+    },
+    watchCurrent() {
+      const seen = new Set<string | null>();
+      let watching = true;
+      const loop = (async () => {
+        while (watching) {
+          seen.add(await rig.current().catch(() => 'unreachable'));
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
+      return {
+        seen,
+        async stop() {
+          watching = false;
+          await loop;
+        },
+      };
     },
     async close() {
       // The control containers come back by themselves (restart policy): they go with the rig.

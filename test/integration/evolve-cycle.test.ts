@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Expectation } from '../../domain/evidence.ts';
 import type { EvolveOutcome, ReplayReport } from '../../domain/evolve.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
-import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { evolveProgressQuery } from '../../workflows/definitions.ts';
+import { bundled, evolveScenario } from '../helpers/evolve-rig.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // Self-evolution, part 1 end to end (issue 11, item 7): a routing failure — a paraphrase that made the
@@ -16,78 +14,6 @@ import { type Harness, startHarness } from '../helpers/harness.ts';
 // plays the agent too, and reads the candidate's system prompt: the good patch's rule makes the
 // paraphrase reuse count_words; the bad patch's rule also sends "how many words" tasks (the held-out
 // set) to a tool that does not exist, so the batch passes and a held-out task regresses.
-
-const AGENT = fs.readFileSync(path.resolve('harness/prompts/agent.ts'), 'utf8');
-const ANCHOR = '- A task that needs no tool';
-const GOOD_RULE =
-  '- Requests are often worded differently from a tool description: prefer an offered tool that does the job over forge_tool.';
-const BAD_RULE = '- Word counts go through the counter tool, whatever else is offered.';
-const withRule = (rule: string) => AGENT.replace(ANCHOR, `${rule}\n${ANCHOR}`);
-const PARAPHRASE = /tally the words of "([^"]+)"/i;
-
-const scenario: ScenarioInput = {
-  name: 'evolve cycle',
-  rules: [
-    // the coding agent
-    {
-      match: { purpose: 'evolve.patch', user: '(breaks the held-out set)' },
-      responses: [
-        {
-          tool_use: {
-            name: 'submit_patch',
-            input: {
-              rationale: 'route word counts to one tool',
-              edits: [{ path: 'harness/prompts/agent.ts', content: withRule(BAD_RULE) }],
-            },
-          },
-        },
-      ],
-    },
-    {
-      match: { purpose: 'evolve.patch' },
-      responses: [
-        {
-          tool_use: {
-            name: 'submit_patch',
-            input: {
-              rationale:
-                'The agent forged a duplicate because the request used other words than the tool description; tell it to weigh what an offered tool does.',
-              edits: [{ path: 'harness/prompts/agent.ts', content: withRule(GOOD_RULE) }],
-            },
-          },
-        },
-      ],
-    },
-    // the agent under the bad patch: every word count goes to a tool nobody offered
-    {
-      match: { purpose: 'task.turn', system: 'through the counter tool', first: '/how many words/i' },
-      responses: [{ tool_use: { name: 'counter', input: { text: 'x' } } }],
-    },
-    // the paraphrase: reused under either patch's rule, forged (the production failure) without one
-    {
-      match: {
-        purpose: 'task.turn',
-        system: '/prefer an offered tool|through the counter tool/',
-        first: `/${PARAPHRASE.source}/i`,
-        tool: 'count_words',
-        user: '/"words":(\\d+)/',
-      },
-      responses: [{ text: 'There are {{user.1}} words.' }],
-    },
-    {
-      match: {
-        purpose: 'task.turn',
-        system: '/prefer an offered tool|through the counter tool/',
-        first: `/${PARAPHRASE.source}/i`,
-        tool: 'count_words',
-      },
-      responses: [{ tool_use: { name: 'count_words', input: { text: '{{first.1}}' } } }],
-    },
-  ],
-};
-const bundled = ['scenarios/forge-word-count.json', 'scenarios/demo.json'].map(
-  (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ScenarioInput,
-);
 
 describe('evolve, end to end: evidence → patch → checks → candidate image → replay → verified or refused', () => {
   let h: Harness;
@@ -139,7 +65,7 @@ describe('evolve, end to end: evidence → patch → checks → candidate image 
   }
 
   before(async () => {
-    h = await startHarness({ scenarios: [scenario, ...bundled] });
+    h = await startHarness({ scenarios: [evolveScenario('(breaks the held-out set)'), ...bundled] });
     const forged = (await (
       await h.client.workflow.start('forgeWorkflow', {
         taskQueue: h.cfg.FORGE_TASK_QUEUE,

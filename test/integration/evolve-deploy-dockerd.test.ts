@@ -21,25 +21,17 @@ import { until } from '../helpers/wait.ts';
 let dir: string;
 let dockerd: DockerEngine;
 let rig: EvolveRig;
-const seen = new Set<string | null>();
-let watching = true;
-let watcher: Promise<void> | undefined;
+let watch: ReturnType<EvolveRig['watchCurrent']> | undefined;
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-deploy-dockerd-'));
   dockerd = await startDockerd(dir);
   rig = await startEvolveRig({ DOCKER_HOST: dockerd.host, FORGE_PROBE_WINDOW_S: '12', FORGE_PROBE_INTERVAL_S: '2' });
-  watcher = (async () => {
-    while (watching) {
-      seen.add(await rig.current().catch(() => 'unreachable'));
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
+  watch = rig.watchCurrent();
 });
 
 after(async () => {
-  watching = false;
-  await watcher;
+  await watch?.stop();
   await rig?.close();
   await dockerd?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
@@ -48,11 +40,9 @@ after(async () => {
 it('a dockerd restart in the probe window ends in one consistent state: promoted or rolled back, one current version', async () => {
   const { workflowId } = await rig.evolve('(reuse it, engine restarted)');
   const waiting = await rig.awaitingConsent(workflowId);
-  await rig.h.client.workflow
-    .getHandle(workflowId)
-    .executeUpdate(consentUpdate, {
-      args: [{ candidateId: waiting.candidateId, imageDigest: waiting.imageDigest, approve: true, by: 'tester' }],
-    });
+  await rig.h.client.workflow.getHandle(workflowId).executeUpdate(consentUpdate, {
+    args: [{ candidateId: waiting.candidateId, imageDigest: waiting.imageDigest, approve: true, by: 'tester' }],
+  });
   const deploy = rig.h.client.workflow.getHandle(`deploy-${waiting.candidateId}`);
   await until(
     'the deploy probes',
@@ -69,7 +59,7 @@ it('a dockerd restart in the probe window ends in one consistent state: promoted
   assert.equal(outcome.status, result.status);
   const current = await rig.current();
   assert.equal(current, result.status === 'promoted' ? result.buildId : rig.install.buildId);
-  assert.ok(!seen.has(null), `a version was current all along (saw ${[...seen].join(', ')})`);
+  assert.ok(!watch?.seen.has(null), `a version was current all along (saw ${[...(watch?.seen ?? [])].join(', ')})`);
   // The current version's container came back with the engine and serves: a new task completes on it.
   await until(
     'the current version runs again',

@@ -26,26 +26,17 @@ describe('deploy faults: SIGKILL and a Temporal restart in the probe window, fre
   let rig: EvolveRig;
   let temporal: TemporalServer;
   let dir: string;
-  const seen = new Set<string | null>();
-  let watching = true;
-  let watcher: Promise<void> | undefined;
+  let watch: ReturnType<EvolveRig['watchCurrent']> | undefined;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-deploy-faults-'));
     temporal = await startTemporal(await ensureTemporalCli(testConfig()), dir);
     // Longer windows: the faults land inside them.
     rig = await startEvolveRig({ TEMPORAL_ADDRESS: temporal.address, FORGE_PROBE_WINDOW_S: '12', FORGE_PROBE_INTERVAL_S: '2' });
-    // Which version is current, sampled all along: never none.
-    watcher = (async () => {
-      while (watching) {
-        seen.add(await rig.current().catch(() => 'unreachable'));
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
+    watch = rig.watchCurrent();
   });
   after(async () => {
-    watching = false;
-    await watcher;
+    await watch?.stop();
     await rig?.close();
     await temporal?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -86,7 +77,7 @@ describe('deploy faults: SIGKILL and a Temporal restart in the probe window, fre
     assert.equal(commits.length, result.status === 'promoted' ? 1 : 0, 'one commit for a promotion, none twice');
     const rollbacks = await rig.h.db.sql`select 1 from deploy_rollbacks where deploy_id = ${deploy.workflowId}`;
     assert.equal(rollbacks.length, result.status === 'rolled-back' ? 1 : 0);
-    assert.ok(!seen.has(null), `a version was current all along (saw ${[...seen].join(', ')})`);
+    assert.ok(!watch?.seen.has(null), `a version was current all along (saw ${[...(watch?.seen ?? [])].join(', ')})`);
     // Back to the installed version for the next case, through the same cycle.
     if (result.status === 'promoted') {
       const install = (await revisions(rig.h.home)).at(-1)!;
