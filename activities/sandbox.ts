@@ -7,7 +7,7 @@ import { permissionsSchema, toolManifestSchema } from '../domain/tool.ts';
 import type { VerifyReport } from '../domain/verification.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
 import { createRegisteredToolRunner, type RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
-import { type LiveOptions, verifyTool } from '../services/sandbox/stages/index.ts';
+import { type LiveOptions, verifyTool, warmStaticChecker } from '../services/sandbox/stages/index.ts';
 import type { SandboxBackend, SandboxJob, SandboxResult } from '../services/sandbox/types.ts';
 import { adapted, parseActivityInput } from './failures.ts';
 import { guard } from './guard.ts';
@@ -116,6 +116,9 @@ export function createSandboxActivities(sandbox: SandboxBackend) {
  * `forge freeze` never reads as a broken tool.
  */
 export function createVerifyActivities(deps: { sandbox: SandboxBackend; live?: LiveOptions; killSwitch?: KillSwitch }) {
+  // The static stage's type-checker thread parses the standard library and zod's typings now, not
+  // during the first forge's verification (best effort: a failure shows at that verification).
+  warmStaticChecker().catch(() => {});
   return adapted({
     async sandboxVerify(raw: z.input<typeof verifyInputSchema>): Promise<VerifyReport> {
       const input = parseActivityInput(verifyInputSchema, raw, 'sandboxVerify input');

@@ -255,7 +255,10 @@ export async function budgetCommand(cfg: ForgeConfig, args: string[]): Promise<n
     say(
       `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`,
     );
-    for (const r of budget.runs) say(`  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}`);
+    for (const r of budget.runs)
+      say(
+        `  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}  tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out  ~$${r.cost_usd.toFixed(4)}`,
+      );
   }
   return 0;
 }

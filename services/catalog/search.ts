@@ -14,6 +14,7 @@ import {
   type RankingPolicy,
   rerank,
   type TermEvidence,
+  termWeight,
   toolActions,
 } from '../../domain/ranking.ts';
 import { type ToolStatus, type TrustLevel, trustLevel } from '../../domain/trust.ts';
@@ -107,6 +108,8 @@ interface SearchRow {
   b_hits: string[];
   c_hits: string[];
   fuzzy: number[];
+  /** the lexical evidence SQL summed, which the shortlist is ordered by */
+  evidence: number;
   full_text: number;
   invocations: number;
   successes: number;
@@ -178,7 +181,7 @@ export function createSearch(deps: SearchDeps) {
     let intentText = foldWord(original);
     const activeOnly = !searchOpts.includeInactive;
 
-    let { lexemes, rawWords, df } = await lexemesOf(q, activeOnly);
+    let { lexemes, rawWords, df, n } = await lexemesOf(q, activeOnly);
     // A word the catalog does not know may be a slip of one it does ("restrat", "certifcate"). The
     // trigram evidence below credits such a word only in part, never enough alone to reach the
     // decision's bands: read as the word it slipped from, it counts in full. The intent vocabulary's
@@ -199,31 +202,100 @@ export function createSearch(deps: SearchDeps) {
         intentText = intentText.replace(word, fix);
         corrected = true;
       }
-      if (corrected) ({ lexemes, rawWords, df } = await lexemesOf(q, activeOnly));
+      if (corrected) ({ lexemes, rawWords, df, n } = await lexemesOf(q, activeOnly));
     }
     if (lexemes.length === 0) return [];
     const intent = actionIntent(intentText, intentPolicy, lexicalPolicy.aliases);
 
-    const [countRow] = await sql<{ n: number }[]>`
-      select count(*)::int as n from tools where current_version is not null and (${!activeOnly} or status = 'active')`;
-    const n = countRow?.n ?? 0;
-
-    const rows = await sql<SearchRow[]>`
-      with q as (select ${lexemes}::text[] as lex, ${rawWords}::text[] as words)
+    // The candidates come from the indexes, never from scoring every tool: the tools whose search
+    // index holds a lexeme (GIN over the tsvector), and the tools a request word is word-similar to
+    // at the fuzzy floor or above (`%>`: GIN over the trigrams, at a threshold set for this
+    // transaction only); the similarity is computed for those pairs only. Each candidate's lexical
+    // evidence is then summed in SQL exactly as lexicalSimilarity sums it (domain/ranking.ts: the
+    // term weights come from here), and only the best `shortlist` go on to be described and
+    // re-ranked: a catalog of 10,000 tools has thousands that share a common word ("list",
+    // "record"), and describing each one cost more than the search itself. Usage comes from
+    // tool_usage, kept by a trigger (migration 072).
+    const fuzzyFloor = Math.min(0.5, lexicalPolicy.fuzzyMin);
+    const termWeights = lexemes.map((l) => termWeight(df.get(l) ?? 0, n, lexicalPolicy));
+    // trigrams of a word shorter than a typo could be made in ("re" of "we're") match anything
+    const fuzzyCounts = rawWords.map((w) => (w.length >= lexicalPolicy.typo.minLength ? 1 : 0));
+    const fw = lexicalPolicy.fieldWeights;
+    const shortlist = Math.max(40, limit * 8);
+    // Top-k pruning (MaxScore): a word more tools use than the shortlist holds ("list", "date")
+    // brings thousands of candidates, each worth little. Candidates come first from the other
+    // words; the common words are still scored on them. A tool that has only common words can
+    // reach at most `commonMax`: when the shortlist's last entry beats that, no such tool could
+    // have entered it, and the search is done; otherwise it runs again over every word.
+    const bestField = Math.max(fw.name, fw.description, fw.params, lexicalPolicy.fuzzyWeight);
+    const common = lexemes.map((l) => (df.get(l) ?? 0) > shortlist);
+    const commonMax = termWeights.reduce((sum, w, i) => sum + (common[i] ? w * bestField : 0), 0);
+    const shortlistOf = (essential: boolean[]) =>
+      sql
+        .begin((tx) => [
+          tx`select set_config('pg_trgm.word_similarity_threshold', ${String(fuzzyFloor)}, true)`,
+          tx<SearchRow[]>`
+      with q as (
+        select ${lexemes}::text[] as lex, ${rawWords}::text[] as words, ${termWeights}::float8[] as tw, ${fuzzyCounts}::float8[] as fc,
+               ${essential.map((e) => (e ? 1 : 0))}::int[] as ess,
+               array(select (quote_literal(l) || ':A')::tsquery from unnest(${lexemes}::text[]) l) as qa,
+               array(select (quote_literal(l) || ':B')::tsquery from unnest(${lexemes}::text[]) l) as qb,
+               array(select (quote_literal(l) || ':C')::tsquery from unnest(${lexemes}::text[]) l) as qc
+      ),
+      fuzzy as (
+        select f.name, jsonb_object_agg(u.i::text, f.sim) as sims
+        from q, unnest(q.words) with ordinality as u(w, i),
+             lateral (select t.name, word_similarity(u.w, t.trgm_text)::float8 as sim from tools t where t.trgm_text %> u.w offset 0) f
+        where q.ess[u.i] = 1
+        group by f.name
+      ),
+      lexical as (
+        select t.name from q, tools t
+        where t.search @@ to_tsquery('simple', array_to_string(array(select quote_literal(q.lex[i]) from generate_subscripts(q.lex, 1) i where q.ess[i] = 1), ' | '))
+      ),
+      candidates as (select coalesce(f.name, l.name) as name, f.sims from fuzzy f full join lexical l on l.name = f.name),
+      scored as (
+        select t.name, t.current_version, t.description, t.status, t.side_effect, t.destructive, t.search, z.fz,
+               (select coalesce(sum(q.tw[i] * greatest(
+                          case when t.search @@ q.qa[i] then ${fw.name}::float8 when t.search @@ q.qb[i] then ${fw.description}::float8
+                               when t.search @@ q.qc[i] then ${fw.params}::float8 else 0 end,
+                          case when z.fz[i] >= ${lexicalPolicy.fuzzyMin} then ${lexicalPolicy.fuzzyWeight}::float8 * z.fz[i] else 0 end)), 0)
+                from generate_subscripts(q.lex, 1) i) as evidence,
+               coalesce(s.invocations, 0)::int as invocations, coalesce(s.successes, 0)::int as successes
+        from q, candidates c
+        -- one index lookup per candidate, whatever the planner's statistics (PGlite has none)
+        cross join lateral (select * from tools t where t.name = c.name and (${!activeOnly} or t.status = 'active') offset 0) t
+        -- each word's similarity: from the trigram search, or (a common word) computed for this candidate alone
+        cross join lateral (
+          select array(
+            select case when q.fc[i] = 0 then 0
+                        when q.ess[i] = 1 then coalesce((c.sims ->> i::text)::float8, 0)
+                        else (select case when x.s >= ${fuzzyFloor} then x.s else 0 end
+                              from (select word_similarity(q.words[i], t.trgm_text)::float8 as s) x) end
+            from generate_subscripts(q.words, 1) i order by i) as fz) z
+        left join tool_usage s on s.tool = t.name
+        order by evidence desc, invocations desc, t.name
+        limit ${shortlist}
+      )
       select t.name, t.current_version as version, t.description, t.status, t.side_effect, t.destructive,
              v.manifest -> 'inputSchema' as input_schema,
-             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':A')::tsquery) as a_hits,
-             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':B')::tsquery) as b_hits,
-             array(select l from unnest(q.lex) l where t.search @@ (quote_literal(l) || ':C')::tsquery) as c_hits,
-             array(select word_similarity(w, t.trgm_text)::float8 from unnest(q.words) with ordinality as u(w, i) order by i) as fuzzy,
+             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qa[i]) as a_hits,
+             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qb[i]) as b_hits,
+             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qc[i]) as c_hits,
+             t.fz as fuzzy, t.evidence,
              ts_rank(t.search, websearch_to_tsquery('english', ${q}))::float8 as full_text,
-             coalesce(s.invocations, 0)::int as invocations, coalesce(s.successes, 0)::int as successes
-      from q, tools t
-      join tool_versions v on v.name = t.name and v.version = t.current_version
-      left join (select tool, count(*) as invocations, count(*) filter (where success) as successes from invocations group by tool) s on s.tool = t.name
-      where (${!activeOnly} or t.status = 'active')
-        and (t.search @@ to_tsquery('simple', array_to_string(array(select quote_literal(l) from unnest(q.lex) l), ' | '))
-             or exists (select 1 from unnest(q.words) w where word_similarity(w, t.trgm_text) >= 0.5))`;
+             t.invocations, t.successes
+      from q, scored t
+      join tool_versions v on v.name = t.name and v.version = t.current_version`,
+        ])
+        .then((results) => results[1] as SearchRow[]);
+
+    let rows: SearchRow[];
+    if (common.some((c) => c) && common.some((c) => !c)) {
+      rows = await shortlistOf(common.map((c) => !c));
+      const last = rows.length >= shortlist ? Math.min(...rows.map((r) => r.evidence)) : Number.NEGATIVE_INFINITY;
+      if (!(last > commonMax)) rows = await shortlistOf(lexemes.map(() => true));
+    } else rows = await shortlistOf(lexemes.map(() => true));
 
     const dense = await denseSimilarities(
       q,
@@ -284,12 +356,14 @@ export function createSearch(deps: SearchDeps) {
     const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
     for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
     const lexemes = [...terms.keys()];
-    const dfRows = lexemes.length
-      ? await sql<{ word: string; ndoc: number }[]>`
-          select word, ndoc from ts_stat(${`select search from tools where current_version is not null${activeOnly ? " and status = 'active'" : ''}`})
-          where word = any(${lexemes}::text[])`
-      : [];
-    return { lexemes, rawWords: [...terms.values()], df: new Map(dfRows.map((r) => [r.word, r.ndoc])) };
+    // Word statistics and the catalog's size as triggers keep them (migration 072), not ts_stat
+    // over every tool per search.
+    const [stats] = await sql<{ n: number; df: Record<string, number> }[]>`
+      select (case when ${activeOnly} then active else listed end)::int as n,
+             coalesce((select jsonb_object_agg(lexeme, case when ${activeOnly} then active else listed end) from tool_lexemes
+                       where lexeme = any(${lexemes}::text[]) and (case when ${activeOnly} then active else listed end) > 0), '{}') as df
+      from catalog_stats where id = 1`;
+    return { lexemes, rawWords: [...terms.values()], df: new Map(Object.entries(stats?.df ?? {})), n: stats?.n ?? 0 };
   }
 
   /**
@@ -297,17 +371,12 @@ export function createSearch(deps: SearchDeps) {
    * tools use it: what a typo is corrected to. Kept until the catalog changes.
    */
   async function catalogVocabulary(activeOnly: boolean): Promise<Map<string, number>> {
-    const [stamp] = await sql<{ n: number; at: string | null }[]>`
-      select count(*)::int as n, max(updated_at)::text as at from tools where current_version is not null and (${!activeOnly} or status = 'active')`;
-    const key = `${activeOnly}:${stamp?.n}:${stamp?.at}`;
+    const [stamp] = await sql<{ changes: string }[]>`select changes::text from catalog_stats where id = 1`;
+    const key = `${activeOnly}:${stamp?.changes}`;
     if (vocabularyCache?.key === key) return vocabularyCache.words;
     const rows = await sql<{ word: string; uses: number }[]>`
-      select lower(d.token) as word, count(distinct t.name)::int as uses
-      from tools t cross join lateral ts_debug('english', t.trgm_text || ' ' || t.search_params) d
-      where t.current_version is not null and (${!activeOnly} or t.status = 'active')
-        and d.alias in ('asciiword', 'word', 'hword_asciipart', 'hword_part')
-        and coalesce(array_length(d.lexemes, 1), 0) > 0
-      group by 1`;
+      select word, (case when ${activeOnly} then active else listed end)::int as uses from tool_words
+      where (case when ${activeOnly} then active else listed end) > 0`;
     const words = new Map(rows.map((r) => [foldWord(r.word), r.uses]));
     vocabularyCache = { key, words };
     return words;

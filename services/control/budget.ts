@@ -12,6 +12,12 @@ export interface ForgeRunToday {
   name: string | null;
   status: string;
   created_at: Date;
+  /** the model tokens the run used, as metered (llm_calls), and their estimated cost */
+  input_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
 }
 
 export interface BudgetState {
@@ -25,7 +31,16 @@ const today = (sql: Sql) => sql`created_at >= date_trunc('day', now() at time zo
 /** Every forge run of the day and the budget they leave, as a person reads it. */
 export async function forgeBudgetToday(sql: Sql, limit: number): Promise<BudgetState & { runs: ForgeRunToday[] }> {
   const runs = await sql<ForgeRunToday[]>`
-    select workflow_id, name, status, created_at from forge_runs where ${today(sql)} order by created_at`;
+    select r.workflow_id, r.name, r.status, r.created_at,
+           coalesce(u.input, 0)::int as input_tokens, coalesce(u.cache_read, 0)::int as cache_read_tokens,
+           coalesce(u.cache_write, 0)::int as cache_write_tokens, coalesce(u.output, 0)::int as output_tokens,
+           coalesce(u.cost, 0)::float8 as cost_usd
+    from forge_runs r
+    left join lateral (
+      select sum(input_tokens) as input, sum(cache_read_tokens) as cache_read, sum(cache_creation_tokens) as cache_write,
+             sum(output_tokens) as output, sum(cost_usd) as cost
+      from llm_calls where workflow_id = r.workflow_id) u on true
+    where ${today(sql)} order by r.created_at`;
   const usedToday = runs.filter((r) => COUNTED.includes(r.status)).length;
   return { limit, usedToday, remaining: Math.max(0, limit - usedToday), runs };
 }

@@ -3,11 +3,12 @@ import path from 'node:path';
 import { InvalidInputError } from '../../../domain/errors.ts';
 import { type ApiSpec, apiSpecSchema } from '../../../domain/tool.ts';
 import { type Finding, reportPassed, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
+import { bundleTests } from '../bundle.ts';
 import type { SandboxBackend } from '../types.ts';
 import { forgeChecksStage } from './checks.ts';
 import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
-import { analyzeStatic } from './static.ts';
+import { analyzeStaticOffThread } from './static-thread.ts';
 
 export type { Finding, StageResult, VerifyReport } from '../../../domain/verification.ts';
 /**
@@ -23,6 +24,7 @@ export { type Egress, openEgress, reapEgress } from './egress.ts';
 export { type LiveInput, type LiveOptions, liveSkipReason, liveStage } from './live.ts';
 export { type MockInput, mockStage } from './mock.ts';
 export { analyzeStatic, readManifestSource, type StaticInput, type StaticManifest, staticCheck } from './static.ts';
+export { analyzeStaticOffThread, stopStaticThread, warmStaticChecker } from './static-thread.ts';
 
 export const TOOL_FILE = 'tool.ts';
 export const TESTS_FILE = 'tool.test.ts';
@@ -99,6 +101,12 @@ async function sources(input: VerifyInput): Promise<ToolSources> {
   return { source, tests, apiSpec, problems };
 }
 
+/** A promise whose rejection is handled now and rethrown where it is awaited (not an unhandled rejection meanwhile). */
+function settle<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 function notRun(stage: StageName, after: StageName): StageResult {
   return { stage, status: 'skipped', reason: `not run: the ${after} stage failed`, durationMs: 0 };
 }
@@ -118,10 +126,14 @@ function withProblems(result: StageResult, problems: Finding[]): StageResult {
 export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): Promise<VerifyReport> {
   const { source, tests, apiSpec, problems } = await sources(input);
   const staticStarted = performance.now();
+  // The mock stage's bundle is built while the static stage runs (it runs none of the tool's code);
+  // the tests themselves run only once the static stage has passed.
+  const bundle =
+    source !== undefined && tests !== undefined ? settle(bundleTests({ source, tests, ...(apiSpec ? { apiSpec } : {}) })) : undefined;
   const analysis =
     source === undefined
       ? { result: { stage: 'static' as const, status: 'failed' as const, findings: [], durationMs: 0 }, manifest: null }
-      : await analyzeStatic({
+      : await analyzeStaticOffThread({
           source,
           ...(tests !== undefined ? { tests } : {}),
           ...(apiSpec ? { apiSpec } : {}),
@@ -134,7 +146,7 @@ export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): P
     return { passed: false, stages };
   }
 
-  const mock = await mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}) }, sandbox);
+  const mock = await mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}), ...(bundle ? { bundle } : {}) }, sandbox);
   stages.push(mock);
   if (mock.status === 'failed') {
     stages.push(notRun('forge-checks', 'mock'), notRun('live', 'mock'));

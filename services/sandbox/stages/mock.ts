@@ -20,6 +20,8 @@ export interface MockInput {
   apiSpec?: ApiSpec;
   /** defaults: 60 s for the whole suite, the sandbox's default memory/cpu */
   limits?: Partial<SandboxLimits>;
+  /** the tests' bundle, when the caller started building it already (verifyTool, during the static stage) */
+  bundle?: Promise<string>;
 }
 
 const SUITE_TIMEOUT_MS = 60_000;
@@ -45,7 +47,7 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
   const started = performance.now();
   let bundle: string;
   try {
-    bundle = await bundleTests(input);
+    bundle = await (input.bundle ?? bundleTests(input));
   } catch (err) {
     if (err instanceof ToolBundleError) return failed(err.message, started, { findings: err.findings });
     throw err;

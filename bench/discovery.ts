@@ -1,0 +1,487 @@
+/**
+ * Discovery latency and relevance as the catalog grows: the evaluation catalog
+ * (test/eval/discovery.json, with its usage) plus generated tools — 100, 1,000 and 10,000 in all —
+ * on an in-memory PGlite and on a real Postgres server, every evaluation request searched as an
+ * agent turn searches (registry.search, the candidates offerTools reads).
+ *
+ *   node --import tsx bench/discovery.ts [--sizes 100,1000,10000] [--backends pglite,postgres] [--requests N] [--no-relevance]
+ *
+ * Per backend and size: p50/p95 of one search; growth (p50 at this size / p50 at the smallest);
+ * the plan of every statement one search sends (EXPLAIN ANALYZE: which indexes it used, which
+ * tables it read whole, its time). Relevance: precision@1 of the offer and the no-model decision
+ * (reuse/confirm/forge) at the largest size, against the evaluation catalog alone in the same run.
+ * Generated tools are plausible neighbours (verbs × objects × systems, some sharing the catalog's
+ * words: record, message, release, logs, status), with usage, so word statistics and usage
+ * aggregates are as large as a real catalog's. Nothing is ANALYZEd by hand: the planner sees what
+ * a running Forge's would.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import postgres from 'postgres';
+import { harness } from '../harness/index.ts';
+import { ensureLocalPostgres } from '../infra/local-postgres.ts';
+import { createRegistry, type Registry } from '../services/catalog/registry.ts';
+import { paramsSearchText } from '../services/catalog/search.ts';
+import { createToolCalls } from '../services/catalog/tool-calls.ts';
+import type { Sql } from '../services/db.ts';
+import { setLogLevel } from '../services/log.ts';
+import { evalFileSchema } from './eval-file.ts';
+import { type BenchDb, machine, pgliteDb, postgresDb, report, round, summary } from './lib.ts';
+
+const argv = process.argv.slice(2);
+const opt = (flag: string, fallback: string) => {
+  const at = argv.indexOf(flag);
+  return at >= 0 ? (argv[at + 1] ?? fallback) : fallback;
+};
+const sizes = opt('--sizes', '100,1000,10000').split(',').map(Number);
+const backends = opt('--backends', 'pglite,postgres').split(',') as ('pglite' | 'postgres')[];
+/** how many evaluation requests the latency is measured over (all by default) */
+const requestCount = Number(opt('--requests', '0'));
+const withRelevance = !argv.includes('--no-relevance');
+if (!process.env.FORGE_LOG_LEVEL) setLogLevel('warn');
+
+const evalSet = evalFileSchema.parse(JSON.parse(await fs.readFile(path.join('test', 'eval', 'discovery.json'), 'utf8')));
+
+// --- the generated catalog ---------------------------------------------------------------------
+
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const VERBS: [string, string, 'read' | 'write'][] = [
+  ['list', 'List the', 'read'],
+  ['get', 'Get one', 'read'],
+  ['search', 'Search the', 'read'],
+  ['count', 'Count the', 'read'],
+  ['export', 'Export the', 'read'],
+  ['summarize', 'Summarize the', 'read'],
+  ['validate', 'Validate a', 'read'],
+  ['create', 'Create a', 'write'],
+  ['update', 'Update a', 'write'],
+  ['delete', 'Delete a', 'write'],
+  ['archive', 'Archive a', 'write'],
+  ['sync', 'Sync the', 'write'],
+  ['import', 'Import', 'write'],
+  ['approve', 'Approve a', 'write'],
+  ['cancel', 'Cancel a', 'write'],
+  ['notify', 'Send a notification about a', 'write'],
+];
+const OBJECTS = [
+  'invoice',
+  'ticket',
+  'order',
+  'customer',
+  'employee',
+  'shipment',
+  'payment',
+  'subscription',
+  'lead',
+  'contract',
+  'expense',
+  'asset',
+  'meeting',
+  'survey',
+  'coupon',
+  'playlist',
+  'recipe',
+  'flight',
+  'parcel',
+  'stock level',
+  'sensor reading',
+  'backup',
+  'build',
+  'deployment',
+  'pull request',
+  'issue',
+  'feature flag',
+  'metric',
+  'alert',
+  'queue message',
+  'record',
+  'release',
+  'logs',
+  'status page',
+  'calendar event',
+  'document',
+  'spreadsheet row',
+  'user account',
+  'api key',
+  'webhook',
+];
+const SYSTEMS = [
+  'Jira',
+  'Zendesk',
+  'Stripe',
+  'Salesforce',
+  'HubSpot',
+  'Shopify',
+  'Trello',
+  'Notion',
+  'Asana',
+  'Airtable',
+  'S3',
+  'BigQuery',
+  'Redis',
+  'Kafka',
+  'Jenkins',
+  'CircleCI',
+  'PagerDuty',
+  'Datadog',
+  'Grafana',
+  'Twilio',
+  'Mailchimp',
+  'Dropbox',
+  'Zoom',
+  'Calendly',
+  'Workday',
+  'Xero',
+  'QuickBooks',
+  'Intercom',
+];
+const QUALIFIERS = ['for a date range', 'by owner', 'with filters', 'in bulk', 'for one project', 'by tag', 'by region', 'for the team'];
+
+interface GenTool {
+  name: string;
+  description: string;
+  sideEffect: 'read' | 'write';
+  destructive: boolean;
+  inputSchema: Record<string, unknown>;
+  invocations: number;
+  successes: number;
+}
+
+/** `count` distinct tools, the same for every seed run: the catalog grows by appending. */
+function generateTools(count: number): GenTool[] {
+  const rand = rng(14);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+  const out: GenTool[] = [];
+  const seen = new Set(evalSet.tools.map((t) => t.name));
+  while (out.length < count) {
+    const [verb, phrase, sideEffect] = pick(VERBS);
+    const object = pick(OBJECTS);
+    const system = pick(SYSTEMS);
+    const qualifier = pick(QUALIFIERS);
+    const base = `${system}_${object}_${verb}`.toLowerCase().replace(/[^a-z0-9]+/g, '_');
+    let name = base;
+    for (let i = 2; seen.has(name); i++) name = `${base}_${i}`;
+    seen.add(name);
+    const invocations = Math.floor(rand() * 40);
+    out.push({
+      name,
+      description: `${phrase} ${object}${verb === 'list' || verb === 'count' ? 's' : ''} in ${system} ${qualifier}.`,
+      sideEffect,
+      destructive: verb === 'delete',
+      inputSchema: {
+        type: 'object',
+        properties: {
+          [`${object.split(' ')[0]}Id`]: { type: 'string', description: `the ${object} id in ${system}` },
+          workspace: { type: 'string', description: `${system} workspace` },
+        },
+      },
+      invocations,
+      successes: Math.max(0, invocations - Math.floor(rand() * 3)),
+    });
+  }
+  return out;
+}
+
+/** Rows straight into the index (the store's columns), with usage: registering 10,000 folders through the store would take the bench's whole budget. */
+async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
+  for (let i = 0; i < tools.length; i += 500) {
+    const batch = tools.slice(i, i + 500);
+    await sql.begin(async (tx) => {
+      await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params)
+               select n, 1, d, s, x = 'true', p
+               from unnest(${batch.map((t) => t.name)}::text[], ${batch.map((t) => t.description)}::text[], ${batch.map((t) => t.sideEffect)}::text[],
+                           ${batch.map((t) => String(t.destructive))}::text[], ${batch.map((t) => paramsSearchText(t.inputSchema))}::text[]) as u(n, d, s, x, p)`;
+      const manifests = batch.map((t) =>
+        JSON.stringify({
+          name: t.name,
+          version: 1,
+          description: t.description,
+          sideEffect: t.sideEffect,
+          destructive: t.destructive,
+          permissions: { network: [], env: [] },
+          inputSchema: t.inputSchema,
+          outputSchema: { type: 'object' },
+        }),
+      );
+      await tx`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
+               select n, 1, m::jsonb, 'export async function run() { return {}; }', '', repeat('a', 64), repeat('b', 64), '/dev/null', 'verified', 'forge', 'bench:' || n
+               from unnest(${batch.map((t) => t.name)}::text[], ${manifests}::text[]) as u(n, m)`;
+      await tx`insert into invocations (idempotency_key, tool, version, input_hash, latency_ms, success)
+               select 'bench:' || u.n || ':' || g, u.n, 1, repeat('c', 64), 100, g <= u.s
+               from unnest(${batch.map((t) => t.name)}::text[], ${batch.map((t) => t.invocations)}::int[], ${batch.map((t) => t.successes)}::int[]) as u(n, c, s)
+               cross join lateral generate_series(1, u.c) g`;
+    });
+  }
+}
+
+async function insertEvalCatalog(registry: Registry, sql: Sql): Promise<void> {
+  for (const t of evalSet.tools) {
+    await registry.registerVersion({
+      name: t.name,
+      source: `export async function run(input) { return { tool: ${JSON.stringify(t.name)}, input }; }\n`,
+      tests: '',
+      manifest: {
+        description: t.description,
+        sideEffect: t.sideEffect,
+        destructive: t.destructive,
+        permissions: { network: [], env: [] },
+        inputSchema: t.inputSchema,
+        outputSchema: { type: 'object' },
+      },
+      idempotencyKey: `eval:${t.name}`,
+    });
+    await sql`insert into invocations (idempotency_key, tool, version, input_hash, latency_ms, success)
+              select 'eval:' || ${t.name} || ':' || g, ${t.name}, 1, repeat('c', 64), 100, g <= ${t.usage.successes}
+              from generate_series(1, ${t.usage.invocations}::int) g`;
+  }
+}
+
+// --- measuring ---------------------------------------------------------------------------------
+
+interface Relevance {
+  precisionAt1: number;
+  decisionsRight: number;
+  offered: string[];
+  decisions: string[];
+}
+
+async function relevance(registry: Registry): Promise<Relevance> {
+  const calls = createToolCalls({ registry });
+  const offered: string[] = [];
+  const decisions: string[] = [];
+  let top1 = 0;
+  let withTool = 0;
+  let right = 0;
+  for (const r of evalSet.requests) {
+    const offer = await calls.offerTools({ query: r.text });
+    const { decision } = await calls.discoverTool({ query: r.text, args: r.args });
+    const first = offer.tools[0]?.name ?? '-';
+    offered.push(first);
+    const d = decision.action === 'forge' ? 'forge' : `${decision.action} ${decision.tool}`;
+    decisions.push(d);
+    if (r.expected !== 'none') {
+      withTool++;
+      if (first === r.expected) top1++;
+    }
+    if (r.expected === 'none' ? decision.action === 'forge' : decision.action !== 'forge' && decision.tool === r.expected) right++;
+  }
+  return { precisionAt1: round(top1 / withTool, 3), decisionsRight: right, offered, decisions };
+}
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function scans(node: PlanNode, out: { indexes: Set<string>; seq: Set<string> }) {
+  if (node['Index Name']) out.indexes.add(node['Index Name']);
+  if (node['Node Type'] === 'Seq Scan' && node['Relation Name']) out.seq.add(node['Relation Name']);
+  for (const p of node.Plans ?? []) scans(p, out);
+}
+
+interface Captured {
+  query: string;
+  params: unknown[];
+}
+
+/**
+ * The statements one search sends, each EXPLAINed (ANALYZE) with its own parameters, in one
+ * transaction as the search sends them (a `set_config` it makes is made again, not explained).
+ */
+async function plans(sql: Sql, captured: Captured[]) {
+  const out: { statement: string; ms: number; indexes: string[]; seqScans: string[] }[] = [];
+  await sql.begin(async (tx) => {
+    for (const c of captured) {
+      const text = c.query.replace(/\s+/g, ' ').trim();
+      if (/^(begin|commit|rollback)\b/i.test(text)) continue;
+      if (/^select set_config\(/i.test(text)) {
+        await tx.unsafe(c.query, c.params as never[]);
+        continue;
+      }
+      const [row] = (await tx.unsafe(`explain (analyze, format json) ${c.query}`, c.params as never[])) as unknown as {
+        'QUERY PLAN': [{ Plan: PlanNode; 'Execution Time': number }];
+      }[];
+      if (argv.includes('--explain-text'))
+        for (const line of (await tx.unsafe(`explain (analyze) ${c.query}`, c.params as never[])) as unknown as { 'QUERY PLAN': string }[])
+          process.stderr.write(`${line['QUERY PLAN']}\n`);
+      const plan = row!['QUERY PLAN'][0];
+      const found = { indexes: new Set<string>(), seq: new Set<string>() };
+      scans(plan.Plan, found);
+      out.push({
+        statement: text.slice(0, 70),
+        ms: round(plan['Execution Time'], 2),
+        indexes: [...found.indexes],
+        seqScans: [...found.seq],
+      });
+    }
+  });
+  return out;
+}
+
+async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | undefined) {
+  const db: BenchDb = kind === 'pglite' ? await pgliteDb() : await postgresDb(adminUrl!, 'discovery');
+  const captured: Captured[] = [];
+  let capturing = false;
+  // A client of its own that records what one search sends, for EXPLAIN.
+  const traced = postgres(db.url, {
+    max: kind === 'pglite' ? 1 : 4,
+    onnotice: () => {},
+    debug: (_conn, query, params) => {
+      if (capturing) captured.push({ query, params: params as unknown[] });
+    },
+  });
+  const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'forge-bench-discovery-'));
+  const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools') });
+  const rows: { size: number; latency: ReturnType<typeof summary>; plans: Awaited<ReturnType<typeof plans>> }[] = [];
+  let baseline: Relevance | undefined;
+  let largest: Relevance | undefined;
+  try {
+    await insertEvalCatalog(registry, db.sql);
+    if (withRelevance) baseline = await relevance(registry);
+    const generated = generateTools(Math.max(...sizes) - evalSet.tools.length);
+    let have = 0;
+    for (const size of sizes) {
+      const want = size - evalSet.tools.length;
+      await insertTools(db.sql, generated.slice(have, want));
+      have = want;
+      const all = evalSet.requests.map((r) => r.text);
+      const texts = requestCount > 0 ? all.filter((_, i) => i % Math.ceil(all.length / requestCount) === 0) : all;
+      // warm-up: connections, caches of the search (vocabulary), the server's buffers
+      for (const t of texts.slice(0, 10)) await registry.search(t, { limit: harness.policy.retrieval.candidates });
+      const ms: number[] = [];
+      for (const t of texts) {
+        const started = performance.now();
+        await registry.search(t, { limit: harness.policy.retrieval.candidates });
+        ms.push(performance.now() - started);
+      }
+      const slowest = Number(opt('--slowest', '0'));
+      if (slowest)
+        for (const i of ms
+          .map((_, i) => i)
+          .sort((a, b) => ms[b]! - ms[a]!)
+          .slice(0, slowest))
+          process.stderr.write(`[bench:discovery] ${kind} ${size}: ${round(ms[i]!)} ms "${texts[i]}"\n`);
+      captured.length = 0;
+      capturing = true;
+      const probeStarted = performance.now();
+      await registry.search(opt('--probe', 'when does the TLS certificate of example.com expire?'), {
+        limit: harness.policy.retrieval.candidates,
+      });
+      if (argv.includes('--explain-text')) process.stderr.write(`probe search: ${round(performance.now() - probeStarted)} ms\n`);
+      capturing = false;
+      rows.push({ size, latency: summary(ms), plans: await plans(db.sql, captured) });
+      process.stderr.write(`[bench:discovery] ${kind} ${size} tools: p50 ${rows.at(-1)!.latency.p50} ms\n`);
+    }
+    if (withRelevance) largest = await relevance(registry);
+  } finally {
+    await traced.end({ timeout: 2 });
+    if (argv.includes('--keep')) process.stderr.write(`[bench:discovery] kept ${db.url}\n`);
+    else await db.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  return { kind, rows, baseline, largest };
+}
+
+const adminUrl = backends.includes('postgres') ? ensureLocalPostgres() : undefined;
+const results: Awaited<ReturnType<typeof measureBackend>>[] = [];
+for (const kind of backends) results.push(await measureBackend(kind, adminUrl));
+
+const first = (r: (typeof results)[number]) => r.rows[0]!.latency.p50;
+report(
+  'discovery',
+  'latency',
+  `discovery: one search (${requestCount || evalSet.requests.length} evaluation requests) as the catalog grows`,
+  ['backend', 'tools', 'p50 ms', 'p95 ms', 'growth p50', 'indexes used', 'read whole'],
+  results.flatMap((r) =>
+    r.rows.map((row) => [
+      r.kind,
+      row.size,
+      row.latency.p50,
+      row.latency.p95,
+      `${round(row.latency.p50 / first(r), 1)}x`,
+      [...new Set(row.plans.flatMap((p) => p.indexes))].join(' ') || '-',
+      [...new Set(row.plans.flatMap((p) => p.seqScans))].join(' ') || '-',
+    ]),
+  ),
+  {
+    machine: machine(),
+    backends: results.map((r) => ({
+      backend: r.kind,
+      sizes: r.rows.map((row) => ({
+        tools: row.size,
+        ms: row.latency,
+        growthP50: round(row.latency.p50 / first(r), 2),
+        plans: row.plans,
+      })),
+    })),
+  },
+);
+
+report(
+  'discovery',
+  'plans',
+  `discovery: the statements of one search at ${Math.max(...sizes)} tools (EXPLAIN ANALYZE)`,
+  ['backend', 'statement', 'ms', 'indexes', 'read whole'],
+  results.flatMap((r) =>
+    r.rows.at(-1)!.plans.map((p) => [r.kind, p.statement, p.ms, p.indexes.join(' ') || '-', p.seqScans.join(' ') || '-']),
+  ),
+  { tools: Math.max(...sizes), backends: results.map((r) => ({ backend: r.kind, plans: r.rows.at(-1)!.plans })) },
+);
+
+const relevant = results.filter((r) => r.baseline && r.largest) as ((typeof results)[number] & {
+  baseline: Relevance;
+  largest: Relevance;
+})[];
+if (relevant.length)
+  report(
+    'discovery',
+    'relevance',
+    `discovery: relevance at ${Math.max(...sizes)} tools vs the evaluation catalog alone (${evalSet.tools.length} tools), same run`,
+    ['backend', 'catalog', 'precision@1', 'decisions right', 'offers changed', 'decisions changed'],
+    relevant.flatMap((r) => {
+      const changedOffers = r.largest.offered.filter((o, i) => o !== r.baseline.offered[i]).length;
+      const changedDecisions = r.largest.decisions.filter((d, i) => d !== r.baseline.decisions[i]).length;
+      return [
+        [
+          r.kind,
+          `${evalSet.tools.length} (baseline)`,
+          r.baseline.precisionAt1,
+          `${r.baseline.decisionsRight}/${evalSet.requests.length}`,
+          '-',
+          '-',
+        ],
+        [
+          r.kind,
+          String(Math.max(...sizes)),
+          r.largest.precisionAt1,
+          `${r.largest.decisionsRight}/${evalSet.requests.length}`,
+          changedOffers,
+          changedDecisions,
+        ],
+      ];
+    }),
+    {
+      requests: evalSet.requests.length,
+      backends: relevant.map((r) => ({
+        backend: r.kind,
+        baseline: { tools: evalSet.tools.length, precisionAt1: r.baseline.precisionAt1, decisionsRight: r.baseline.decisionsRight },
+        largest: { tools: Math.max(...sizes), precisionAt1: r.largest.precisionAt1, decisionsRight: r.largest.decisionsRight },
+        changed: evalSet.requests
+          .map((q, i) => ({ text: q.text, expected: q.expected, before: r.baseline.decisions[i], after: r.largest.decisions[i] }))
+          .filter((c) => c.before !== c.after),
+        noWorse: r.largest.precisionAt1 >= r.baseline.precisionAt1,
+      })),
+    },
+  );
