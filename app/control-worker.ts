@@ -63,9 +63,9 @@ export async function ensureControlContainer(cfg: ForgeConfig, step: (m: string)
       home: cfg.home,
       workerEnv: controlWorkerEnv(cfg, temporalEndpoint(cfg).address),
       user: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 },
+      // forge up starts and records versions; it never probes, so the probe's Temporal parts are inert.
       temporal: {
         ...ops,
-        describe: ops.describe,
         async runTask() {
           return { error: 'forge up runs no probe tasks' };
         },
