@@ -203,7 +203,12 @@ async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promis
     ],
   });
   const status = deployed.status === 'promoted' ? 'promoted' : deployed.status === 'rolled-back' ? 'rolled-back' : 'refused';
-  return end(status, deployed.reason, { deploy: { ...deployed } });
+  // A rollback says how long the previous version took to serve again (measured from the failing probe).
+  const reason =
+    deployed.status === 'rolled-back' && deployed.restoreMs !== undefined
+      ? `${deployed.reason}; ${deployed.previous ?? 'the unversioned workers'} served again ${deployed.restoreMs} ms after the failing probe`
+      : deployed.reason;
+  return end(status, reason, { deploy: { ...deployed } });
 }
 
 /** The harness history's commit body: the rationale, the evidence, the replay report and the consent. */

@@ -52,6 +52,7 @@ describe('consent: a mismatched digest is refused; approve → probe fails → r
     const outcome = approved.json().outcome as EvolveOutcome;
     assert.equal(outcome.status, 'rolled-back', outcome.reason);
     assert.match(outcome.reason, /probe task\(s\) failed: "how many words are in/);
+    assert.match(outcome.reason, /img-[0-9a-f]{16} served again \d+ ms after the failing probe/);
     assert.equal(await updateEvents(workflowId), 1, 'only the valid consent is in the history');
 
     const deploy = rig.h.client.workflow.getHandle(`deploy-${waiting.candidateId}`);
