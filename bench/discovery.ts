@@ -25,7 +25,7 @@ import { paramsSearchText } from '../services/catalog/search.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
 import type { Sql } from '../services/db.ts';
 import { setLogLevel } from '../services/log.ts';
-import { evalFileSchema } from './eval-file.ts';
+import { evalFileSchema, evalToolVersion } from './eval-file.ts';
 import { type BenchDb, machine, pgliteDb, postgresDb, report, round, summary } from './lib.ts';
 
 const argv = process.argv.slice(2);
@@ -226,20 +226,7 @@ async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
 
 async function insertEvalCatalog(registry: Registry, sql: Sql): Promise<void> {
   for (const t of evalSet.tools) {
-    await registry.registerVersion({
-      name: t.name,
-      source: `export async function run(input) { return { tool: ${JSON.stringify(t.name)}, input }; }\n`,
-      tests: '',
-      manifest: {
-        description: t.description,
-        sideEffect: t.sideEffect,
-        destructive: t.destructive,
-        permissions: { network: [], env: [] },
-        inputSchema: t.inputSchema,
-        outputSchema: { type: 'object' },
-      },
-      idempotencyKey: `eval:${t.name}`,
-    });
+    await registry.registerVersion(evalToolVersion(t));
     await sql`insert into invocations (idempotency_key, tool, version, input_hash, latency_ms, success)
               select 'eval:' || ${t.name} || ':' || g, ${t.name}, 1, repeat('c', 64), 100, g <= ${t.usage.successes}
               from generate_series(1, ${t.usage.invocations}::int) g`;

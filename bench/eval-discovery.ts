@@ -37,7 +37,7 @@ import { createToolCalls } from '../services/catalog/tool-calls.ts';
 import { config } from '../services/config.ts';
 import type { Sql } from '../services/db.ts';
 import { setLogLevel } from '../services/log.ts';
-import { type EvalFile, evalFileSchema } from './eval-file.ts';
+import { type EvalFile, evalFileSchema, evalToolVersion } from './eval-file.ts';
 
 type Request = EvalFile['requests'][number];
 
@@ -171,20 +171,7 @@ async function main(argv: string[]): Promise<number> {
       : undefined;
     const registry = createRegistry({ sql: db.sql, root: path.join(dir, 'tools'), embedder });
     for (const t of evalSet.tools) {
-      await registry.registerVersion({
-        name: t.name,
-        source: `export async function run(input) { return { tool: ${JSON.stringify(t.name)}, input }; }\n`,
-        tests: '',
-        manifest: {
-          description: t.description,
-          sideEffect: t.sideEffect,
-          destructive: t.destructive,
-          permissions: { network: [], env: [] },
-          inputSchema: t.inputSchema,
-          outputSchema: { type: 'object' },
-        },
-        idempotencyKey: `eval:${t.name}`,
-      });
+      await registry.registerVersion(evalToolVersion(t));
       for (let i = 0; i < t.usage.invocations; i += 50) {
         const batch = Array.from({ length: Math.min(50, t.usage.invocations - i) }, (_, k) => i + k);
         await Promise.all(

@@ -36,3 +36,24 @@ export const evalFileSchema = z.object({
     .min(1),
 });
 export type EvalFile = z.infer<typeof evalFileSchema>;
+
+/**
+ * An evaluation tool as a catalog version: a stub that echoes its input, under the tool's name,
+ * description, side effect and input schema, registered idempotently (`eval:<name>`).
+ */
+export function evalToolVersion(t: Pick<EvalFile['tools'][number], 'name' | 'description' | 'sideEffect' | 'destructive' | 'inputSchema'>) {
+  return {
+    name: t.name,
+    source: `export async function run(input) { return { tool: ${JSON.stringify(t.name)}, input }; }\n`,
+    tests: '',
+    manifest: {
+      description: t.description,
+      sideEffect: t.sideEffect,
+      destructive: t.destructive,
+      permissions: { network: [], env: [] },
+      inputSchema: t.inputSchema,
+      outputSchema: { type: 'object' },
+    },
+    idempotencyKey: `eval:${t.name}`,
+  };
+}

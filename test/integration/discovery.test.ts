@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { evalToolVersion } from '../../bench/eval-file.ts';
 import { type Candidate, type Decision, decide as decideWith } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
@@ -127,20 +128,7 @@ describe('discovery', () => {
     registry = createRegistry({ sql: db.sql, root: path.join(dir.dir, 'tools') });
     calls = createToolCalls({ registry });
     for (const t of evalSet.tools) {
-      await registry.registerVersion({
-        name: t.name,
-        source: `export async function run(input) { return { tool: ${JSON.stringify(t.name)}, input }; }\n`,
-        tests: '',
-        manifest: {
-          description: t.description,
-          sideEffect: t.sideEffect,
-          destructive: t.destructive,
-          permissions: { network: [], env: [] },
-          inputSchema: t.inputSchema,
-          outputSchema: { type: 'object' },
-        },
-        idempotencyKey: `eval:${t.name}`,
-      });
+      await registry.registerVersion(evalToolVersion(t));
       const runs = Array.from({ length: t.usage.invocations }, (_, i) => i);
       await Promise.all(
         runs.map((i) =>
