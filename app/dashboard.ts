@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ForgeConfig } from '../domain/config.ts';
-import { ForgeError } from '../domain/errors.ts';
 import { type ReliabilitySeries, reliabilitySeries } from '../domain/reliability.ts';
 import { openDatabase } from '../infra/postgres.ts';
-import { alive, forgetPid, logFile, portOpen, recordedPid, startDetached, stopService, waitFor } from '../infra/processes.ts';
+import { logFile, portOpen, recordedPid, stopService } from '../infra/processes.ts';
 import { temporalClient, temporalEndpoint } from '../infra/temporal.ts';
 import { type AuditEntry, type AuditFilter, listAudit } from '../services/catalog/audit.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
@@ -21,6 +20,7 @@ import type { Session } from './context.ts';
 import { freeze, thaw } from './control.ts';
 import { workflowUiUrl } from './cycles.ts';
 import { type ConsentInput, decideCandidate } from './evolve.ts';
+import { ensureListeningService } from './listening-service.ts';
 import { ensureMcpToken, type McpToken, mcpToken } from './mcp-calls.ts';
 import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from './recent-cycles.ts';
 
@@ -36,7 +36,7 @@ import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from 
 
 export const dashboardLog = rootLog.child({ component: 'dashboard' });
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const _root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // ---------------------------------------------------------------------------------------------
 // Where it answers, and its token
@@ -66,37 +66,16 @@ const probeHost = (cfg: ForgeConfig) => (['0.0.0.0', '::'].includes(cfg.FORGE_DA
 export async function ensureDashboardServer(cfg: ForgeConfig): Promise<{ pid: number; url: string; crashedPid?: number }> {
   const token = ensureDashboardToken(cfg);
   const url = dashboardUrl(cfg, token.token);
-  const recorded = recordedPid(cfg.home, 'dashboard');
-  const host = probeHost(cfg);
-  if (recorded?.running && (await portOpen(cfg.FORGE_DASHBOARD_PORT, host))) return { pid: recorded.pid, url };
-  const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
-  if (crashedPid) forgetPid(cfg.home, 'dashboard');
-  if (!recorded?.running && (await portOpen(cfg.FORGE_DASHBOARD_PORT, host)))
-    throw new ForgeError(
-      `port ${cfg.FORGE_DASHBOARD_PORT} on ${cfg.FORGE_DASHBOARD_HOST} is taken by a process Forge did not start, so the dashboard cannot listen there`,
-      'DASHBOARD_PORT_TAKEN',
-      'set FORGE_DASHBOARD_PORT to a free port (or FORGE_DASHBOARD=0 to go without it)',
-    );
-  const pid = recorded?.running
-    ? recorded.pid
-    : startDetached(cfg.home, {
-        name: 'dashboard',
-        command: process.execPath,
-        args: [path.join(root, 'bin', 'forge.mjs'), 'dashboard'],
-        cwd: root,
-        env: { ...process.env, FORGE_HOME: cfg.home },
-      });
-  const log = logFile(cfg.home, 'dashboard');
-  await waitFor(
-    'Forge dashboard',
-    async () => {
-      if (!alive(pid)) throw new Error(`the Forge dashboard (pid ${pid}) exited while starting; see ${log}`);
-      return portOpen(cfg.FORGE_DASHBOARD_PORT, host);
-    },
-    60_000,
-    log,
-  );
-  return { pid, url, ...(crashedPid ? { crashedPid } : {}) };
+  const started = await ensureListeningService(cfg, {
+    name: 'dashboard',
+    what: 'the dashboard',
+    args: ['dashboard'],
+    port: cfg.FORGE_DASHBOARD_PORT,
+    probeHost: probeHost(cfg),
+    host: cfg.FORGE_DASHBOARD_HOST,
+    portTaken: { code: 'DASHBOARD_PORT_TAKEN', fix: 'set FORGE_DASHBOARD_PORT to a free port (or FORGE_DASHBOARD=0 to go without it)' },
+  });
+  return { ...started, url };
 }
 
 /** forge doctor's line: its process (a pid file naming a dead one is a crash) and its port. */

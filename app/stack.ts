@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
-import { describeError, ForgeError } from '../domain/errors.ts';
+import { describeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
 import { alive, forgetPid, logFile, portOpen, recordedPid, runDir, startDetached, stopService, waitFor } from '../infra/processes.ts';
@@ -21,6 +21,7 @@ import {
   stopControlContainers,
 } from './control-worker.ts';
 import { checkDashboard, ensureDashboardServer } from './dashboard.ts';
+import { ensureListeningService } from './listening-service.ts';
 import { ensureMcpToken, mcpHttpUrl, mcpToken } from './mcp-calls.ts';
 import { ensureCurationSchedule } from './schedule.ts';
 
@@ -153,37 +154,15 @@ const mcpHostForProbe = (cfg: ForgeConfig) => (['0.0.0.0', '::'].includes(cfg.FO
  * is a clear error rather than a second server that cannot bind.
  */
 async function ensureMcpServer(cfg: ForgeConfig): Promise<{ pid: number; crashedPid?: number }> {
-  const recorded = recordedPid(cfg.home, 'mcp');
-  const host = mcpHostForProbe(cfg);
-  if (recorded?.running && (await portOpen(cfg.FORGE_MCP_PORT, host))) return { pid: recorded.pid };
-  const crashedPid = recorded && !recorded.running ? recorded.pid : undefined;
-  if (crashedPid) forgetPid(cfg.home, 'mcp');
-  if (!recorded?.running && (await portOpen(cfg.FORGE_MCP_PORT, host)))
-    throw new ForgeError(
-      `port ${cfg.FORGE_MCP_PORT} on ${cfg.FORGE_MCP_HOST} is taken by a process Forge did not start, so the MCP endpoint cannot listen there`,
-      'MCP_PORT_TAKEN',
-      'set FORGE_MCP_PORT to a free port (or FORGE_MCP_HTTP=0 to go without the HTTP endpoint)',
-    );
-  const pid = recorded?.running
-    ? recorded.pid
-    : startDetached(cfg.home, {
-        name: 'mcp',
-        command: process.execPath,
-        args: [path.join(root, 'bin', 'forge.mjs'), 'mcp', '--http'],
-        cwd: root,
-        env: { ...process.env, FORGE_HOME: cfg.home },
-      });
-  const log = logFile(cfg.home, 'mcp');
-  await waitFor(
-    'Forge MCP server',
-    async () => {
-      if (!alive(pid)) throw new Error(`the Forge MCP server (pid ${pid}) exited while starting; see ${log}`);
-      return portOpen(cfg.FORGE_MCP_PORT, host);
-    },
-    60_000,
-    log,
-  );
-  return { pid, ...(crashedPid ? { crashedPid } : {}) };
+  return ensureListeningService(cfg, {
+    name: 'mcp',
+    what: 'the MCP endpoint',
+    args: ['mcp', '--http'],
+    port: cfg.FORGE_MCP_PORT,
+    probeHost: mcpHostForProbe(cfg),
+    host: cfg.FORGE_MCP_HOST,
+    portTaken: { code: 'MCP_PORT_TAKEN', fix: 'set FORGE_MCP_PORT to a free port (or FORGE_MCP_HTTP=0 to go without the HTTP endpoint)' },
+  });
 }
 
 async function ensureScriptedModel(cfg: ForgeConfig): Promise<void> {
