@@ -59,8 +59,25 @@ const RULES: Record<Layer, Rule> = {
   bench: {
     may: ['domain', 'harness', 'services', 'activities', 'workflows', 'workers', 'app', 'infra', 'runner', 'scripted-model', 'bench'],
   },
+  // Tests may reach any layer (the README says so): they prove each one, benches' helpers included.
   test: {
-    may: ['domain', 'harness', 'services', 'activities', 'workflows', 'workers', 'app', 'cli', 'infra', 'runner', 'scripted-model', 'test'],
+    may: [
+      'domain',
+      'harness',
+      'services',
+      'activities',
+      'workflows',
+      'workers',
+      'app',
+      'cli',
+      'mcp',
+      'web',
+      'infra',
+      'runner',
+      'scripted-model',
+      'bench',
+      'test',
+    ],
   },
 };
 
