@@ -48,12 +48,33 @@ interface Timing {
 const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
   t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : Number.NaN;
 
-/** The workflow's activities from its history: time from scheduled to closed, per activity type. */
+type Marker = { markerName?: string | null; details?: Record<string, { payloads?: { data?: Uint8Array | null }[] | null }> | null };
+
+/**
+ * A local activity's type and the time it completed, from its marker (the SDK core's
+ * LocalActivityMarkerData, as JSON). Its completion time is the workflow task's start plus the time
+ * the worker took to get there, so a local activity's own time is measured from the workflow task's
+ * start or the previous local activity of the same task, whichever is later.
+ */
+function localActivityOf(marker: Marker | null | undefined): { type: string; completedAt: number } | undefined {
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const raw = marker.details?.data?.payloads?.[0]?.data;
+  if (!raw) return undefined;
+  const data = JSON.parse(Buffer.from(raw).toString('utf8')) as {
+    activity_type?: string;
+    complete_time?: { seconds?: number; nanos?: number };
+  };
+  return { type: data.activity_type ?? '?', completedAt: ms(data.complete_time) };
+}
+
+/** The workflow's activities from its history: time from scheduled to closed (local ones: see localActivityOf), per activity type. */
 async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Record<string, number>; wallMs: number }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const scheduled = new Map<string, { type: string; at: number }>();
   const steps: Record<string, number> = {};
+  /** when the current workflow task started, or its last local activity completed */
+  let since = Number.NaN;
   for (const e of events) {
     const at = ms(e.eventTime as never);
     const s = e.activityTaskScheduledEventAttributes;
@@ -63,6 +84,12 @@ async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Rec
     if (closed) {
       const from = scheduled.get(String(closed.scheduledEventId));
       if (from) steps[from.type] = (steps[from.type] ?? 0) + (at - from.at);
+    }
+    if (e.workflowTaskStartedEventAttributes) since = at;
+    const local = localActivityOf(e.markerRecordedEventAttributes);
+    if (local) {
+      steps[local.type] = (steps[local.type] ?? 0) + Math.max(0, local.completedAt - since);
+      since = Math.max(since, local.completedAt);
     }
     const child = e.childWorkflowExecutionCompletedEventAttributes;
     if (child) {

@@ -13,6 +13,8 @@ export class HeartbeatInterceptor implements ActivityInboundCallsInterceptor {
   ) {}
 
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    // A local activity has no heartbeat: it lives and dies with the workflow task that ran it.
+    if (this.ctx.info.isLocal) return next(input);
     const timer = setInterval(() => this.ctx.heartbeat(), this.everyMs);
     try {
       return await next(input);

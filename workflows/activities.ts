@@ -3,7 +3,7 @@
  * policy: a database write never runs under a model call's six minutes, and a sandbox job runs on
  * the sandbox task queue (Docker hosts). Workflow files destructure what they use from here.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlActivities, SandboxActivities } from '../activities/index.ts';
 
 type LlmCalls = Pick<
@@ -34,6 +34,28 @@ export const databaseWork = proxyActivities<DatabaseWork>({
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
 });
+
+/**
+ * The same bookkeeping as local activities: run by the worker that runs the workflow, right after
+ * the workflow task that asked for them, with no round trip through a task queue — the steps of a
+ * task or a forge cycle that cost a few milliseconds of Postgres each cost that, instead of a
+ * Temporal dispatch each. A worker killed mid-step re-runs it (every one is keyed, so idempotent).
+ * No heartbeat: a local activity lives and dies with its workflow task.
+ */
+const localDatabaseWork = proxyLocalActivities<DatabaseWork>({
+  startToCloseTimeout: '1 minute',
+  // Past this, a retry waits on a durable timer instead of in the worker's memory.
+  localRetryThreshold: '10 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 10 },
+});
+
+/** Workflows that started before bookkeeping became local replay on activities, as their histories say. */
+export const LOCAL_BOOKKEEPING = 'local-bookkeeping';
+
+/** The bookkeeping proxies for this workflow: local ones, unless its history predates them. Call it in the workflow, once. */
+export function bookkeeping(): DatabaseWork {
+  return patched(LOCAL_BOOKKEEPING) ? localDatabaseWork : databaseWork;
+}
 
 /** Sandbox jobs on their own task queue; they heartbeat, so a dead worker is noticed fast. */
 export function sandboxJobs(taskQueue: string, maximumAttempts = 5) {

@@ -6,7 +6,7 @@ import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
-import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { bookkeeping, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
 import { forgeProgressQuery } from './definitions.ts';
@@ -14,7 +14,6 @@ import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
 
 const { extractApiSpec, repairImplementation, writeImplementation, writeSpec, writeTests } = llmCalls;
-const { compareWithCurrent, forgeBudget, recordForgeRun, registerForgedTool } = databaseWork;
 
 /**
  * Forges one tool: budget → spec → API spec → tests → implementation → verify (static, mock, live)
@@ -25,6 +24,7 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   const req = parseWorkflowInput(forgeRequestSchema, raw, 'forge request', 'InvalidForgeRequest');
   const { workflowId } = workflowInfo();
   const { sandboxVerify } = sandboxJobs(req.sandboxQueue);
+  const { compareWithCurrent, forgeBudget, recordForgeRun, registerForgedTool } = bookkeeping();
   const maxRepairs = req.maxRepairs ?? harness.policy.forge.maxRepairs;
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };

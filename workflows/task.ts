@@ -32,7 +32,7 @@ import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { SessionContext } from '../domain/session.ts';
 import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { harness } from '../harness/index.ts';
-import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { bookkeeping, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { failedWith, failureCause, parseWorkflowInput } from './common.ts';
 import { progressQuery } from './definitions.ts';
@@ -42,7 +42,6 @@ import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
 
 const { agentTurn, diagnoseFailure } = llmCalls;
-const { completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } = databaseWork;
 
 /**
  * A task is a tool-use loop: each model turn is one activity; each tool_use it asks for runs through
@@ -57,6 +56,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const limits = agentLimitsSchema.parse(input.limits ?? {});
   const { workflowId } = workflowInfo();
   const { sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
+  const { completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } = bookkeeping();
 
   const progress: TaskProgress = { phase: 'starting', history: [], turn: 0, calls: [] };
   const { enter, guarded } = track(progress);

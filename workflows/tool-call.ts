@@ -10,14 +10,12 @@ import {
 import { isTransient } from '../domain/improve.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { harness } from '../harness/index.ts';
-import { databaseWork, sandboxJobs } from './activities.ts';
+import { bookkeeping, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
 import { toolCallProgressQuery } from './definitions.ts';
 import { improveWorkflow, improveWorkflowId } from './improve.ts';
 import { track } from './progress.ts';
-
-const { recordToolCall, toolGate } = databaseWork;
 
 /**
  * One catalog tool called directly by a surface (an MCP client): the same steps a task's call
@@ -31,6 +29,7 @@ export async function toolCallWorkflow(raw: DirectCallInput): Promise<DirectCall
   const input = parseWorkflowInput(directCallInputSchema, raw, 'tool call', 'InvalidToolCall');
   const { workflowId } = workflowInfo();
   const { sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
+  const { recordToolCall, toolGate } = bookkeeping();
   const reasoning = directCallReasoning(input.source);
   const task = `${input.tool}, called directly over ${input.source.surface} by ${input.source.client}`;
 
