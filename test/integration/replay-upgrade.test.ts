@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import proto from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../../workers/bundle.ts';
+
+const { temporal } = proto;
+const dir = path.join(import.meta.dirname, '..', 'fixtures', 'histories');
+
+/**
+ * Histories recorded by Forge before its bookkeeping became local activities (a forge cycle and a
+ * task with one call, run to completion on the earlier code). A worker upgraded while such cycles
+ * run must carry them on exactly as they started — on activities — or Temporal fails them as
+ * non-deterministic; the `local-bookkeeping` patch is what keeps them.
+ */
+describe('cycles started on an earlier Forge', () => {
+  it('replay on the current workflow code, their bookkeeping still on activities', async () => {
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith('before-local-bookkeeping-'));
+    assert.equal(files.length, 2, 'the forge and the task history are there');
+    const histories = files.map((f) => {
+      // Protobuf, as fetchHistory returned it when it was recorded.
+      const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(dir, f)));
+      const scheduled = history.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      assert.ok(
+        scheduled.includes('recordToolCall') || scheduled.includes('registerForgedTool'),
+        `${f} holds its bookkeeping as activities (${scheduled.join(', ')})`,
+      );
+      return { workflowId: f.replace(/\.bin$/, ''), history };
+    });
+    const bundle = await workflowBundle(fs.mkdtempSync(path.join(os.tmpdir(), 'forge-replay-')));
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'before-local-bookkeeping' }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
+      replayed++;
+    }
+    assert.equal(replayed, 2);
+  });
+});
