@@ -53,6 +53,8 @@ export const configSchema = z.object({
   DOCKER_HOST: z.string().min(1).optional(),
   FORGE_SANDBOX_IMAGE: z.string().min(1).default('forge-sandbox:1'),
   FORGE_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2),
+  /** how long a tool version's egress network and proxy stay warm after its last call (services/sandbox/egress-pool.ts) */
+  FORGE_EGRESS_IDLE_S: z.coerce.number().int().min(1).max(86_400).default(300),
 
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_BASE_URL: z.string().url().optional(),

@@ -46,6 +46,12 @@ export interface ProxyDecision {
   port: number;
   address?: string;
   reason?: string;
+  /**
+   * The client's address on the internal network. A proxy serves every call of one tool version
+   * (services/sandbox/egress-pool.ts) and each call's container has its own address there, which
+   * the tool cannot change (no NET_ADMIN): so the host attributes each decision to its call.
+   */
+  client?: string;
 }
 
 // ---------------------------------------------------------------------------
@@ -253,6 +259,11 @@ function parseAuthority(authority: string): { host: string; port: number } | nul
   return m ? { host: m[1]!, port: Number(m[2]) } : null;
 }
 
+/** An IPv4 client on a dual-stack listener shows as ::ffff:a.b.c.d; Docker reports it as a.b.c.d. */
+export function clientAddress(remote: string): string {
+  return remote.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
 const HOP_BY_HOP = ['connection', 'proxy-connection', 'proxy-authorization', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 /** An upstream must not be able to pass its answer off as the proxy's refusal. */
 const PROXY_HEADERS = [PROXY_REASON_HEADER, PROXY_RULE_HEADER];
@@ -260,9 +271,12 @@ const PROXY_HEADERS = [PROXY_REASON_HEADER, PROXY_RULE_HEADER];
 export function createProxyServer(opts: ProxyOptions): http.Server {
   const log = opts.log ?? ((d) => process.stdout.write(JSON.stringify(d) + '\n'));
   const target = opts.connectTo ?? ((address, port) => ({ host: address, port }));
-  const record = (d: Omit<ProxyDecision, 't'>) => log({ t: new Date().toISOString(), ...d });
+  // The peer's address is read when the request arrives: a socket already destroyed no longer knows it.
+  const record = (d: Omit<ProxyDecision, 't' | 'client'>, remote: string | undefined) =>
+    log({ t: new Date().toISOString(), ...d, ...(remote ? { client: clientAddress(remote) } : {}) });
 
   const server = http.createServer(async (req, res) => {
+    const remote = req.socket.remoteAddress;
     let url: URL;
     try {
       url = new URL(req.url ?? '');
@@ -279,15 +293,15 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     const seen = { method: 'HTTP' as const, httpMethod, host: url.hostname, port };
     const wrongMethod = methodProblem(httpMethod, req.headers, url.host, opts.sideEffect);
     if (wrongMethod) {
-      record({ decision: 'deny', ...seen, reason: wrongMethod });
+      record({ decision: 'deny', ...seen, reason: wrongMethod }, remote);
       return refuse(res, 403, wrongMethod, 'method');
     }
     const verdict = await decide(url.hostname, port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({ decision: verdict.status === 403 ? 'deny' : 'error', ...seen, reason: verdict.reason });
+      record({ decision: verdict.status === 403 ? 'deny' : 'error', ...seen, reason: verdict.reason }, remote);
       return refuse(res, verdict.status, verdict.reason);
     }
-    record({ decision: 'allow', ...seen, address: verdict.address });
+    record({ decision: 'allow', ...seen, address: verdict.address }, remote);
     const headers: http.OutgoingHttpHeaders = { ...req.headers, host: url.host };
     for (const h of HOP_BY_HOP) delete headers[h];
     const to = target(verdict.address, port);
@@ -313,7 +327,7 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
       : http.request(request, onResponse);
     upstream.on('timeout', () => upstream.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     upstream.on('error', (err) => {
-      record({ decision: 'error', ...seen, address: verdict.address, reason: err.message });
+      record({ decision: 'error', ...seen, address: verdict.address, reason: err.message }, remote);
       if (!res.headersSent)
         res.writeHead(502, {
           'content-type': 'text/plain',
@@ -326,24 +340,28 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
   });
 
   server.on('connect', async (req, socket: Duplex, head: Buffer) => {
+    const remote = req.socket.remoteAddress;
     socket.on('error', () => socket.destroy());
     const authority = parseAuthority(req.url ?? '');
     if (!authority) return refuseSocket(socket, 403, `bad CONNECT target ${JSON.stringify(req.url)}`);
     if (allowedMethods(opts.sideEffect) !== null) {
       // A tunnel hides every method inside it: a tool held to some methods must show them.
       const reason = `CONNECT tunnels are refused for a tool that declares sideEffect '${opts.sideEffect}': its requests must come in the clear so their methods can be checked (ctx.fetch sends them so)`;
-      record({ decision: 'deny', method: 'CONNECT', host: authority.host, port: authority.port, reason });
+      record({ decision: 'deny', method: 'CONNECT', host: authority.host, port: authority.port, reason }, remote);
       return refuseSocket(socket, 403, reason, 'method');
     }
     const verdict = await decide(authority.host, authority.port, opts.allow, opts.lookup);
     if (!verdict.ok) {
-      record({
-        decision: verdict.status === 403 ? 'deny' : 'error',
-        method: 'CONNECT',
-        host: authority.host,
-        port: authority.port,
-        reason: verdict.reason,
-      });
+      record(
+        {
+          decision: verdict.status === 403 ? 'deny' : 'error',
+          method: 'CONNECT',
+          host: authority.host,
+          port: authority.port,
+          reason: verdict.reason,
+        },
+        remote,
+      );
       return refuseSocket(socket, verdict.status, verdict.reason);
     }
     const to = target(verdict.address, authority.port);
@@ -356,7 +374,7 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     upstream.once('connect', () => {
       connected = true;
       upstream.setTimeout(IDLE_TIMEOUT_MS);
-      record({ decision: 'allow', method: 'CONNECT', host: authority.host, port: authority.port, address: verdict.address });
+      record({ decision: 'allow', method: 'CONNECT', host: authority.host, port: authority.port, address: verdict.address }, remote);
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
       upstream.pipe(socket);
@@ -364,20 +382,40 @@ export function createProxyServer(opts: ProxyOptions): http.Server {
     });
     upstream.once('error', (err) => {
       if (!connected) {
-        record({
-          decision: 'error',
-          method: 'CONNECT',
-          host: authority.host,
-          port: authority.port,
-          address: verdict.address,
-          reason: err.message,
-        });
+        record(
+          {
+            decision: 'error',
+            method: 'CONNECT',
+            host: authority.host,
+            port: authority.port,
+            address: verdict.address,
+            reason: err.message,
+          },
+          remote,
+        );
         refuseSocket(socket, 502, `could not reach ${authority.host} (${verdict.address}): ${err.message}`);
       } else socket.destroy();
     });
   });
   server.on('clientError', (_err, socket) => socket.destroy());
   return server;
+}
+
+/**
+ * FORGE_PROXY_REDIRECT, a bench and test hook like the proxy's extra hosts (never set from Forge's
+ * configuration): `address:port=host:port,...` says where to connect for an allowed destination
+ * after every check passed, so a bench can stand a local server in for a public address.
+ */
+function redirectsFromEnv(raw: string | undefined): ProxyOptions['connectTo'] {
+  if (!raw) return undefined;
+  const map = new Map<string, { host: string; port: number }>();
+  for (const pair of raw.split(',').filter(Boolean)) {
+    const [from, to] = pair.split('=');
+    const target = parseAuthority(to ?? '');
+    if (!from || !target) throw new Error(`FORGE_PROXY_REDIRECT: ${JSON.stringify(pair)} is not address:port=host:port`);
+    map.set(from, target);
+  }
+  return (address, port) => map.get(`${address}:${port}`) ?? { host: address, port };
 }
 
 /**
@@ -395,7 +433,7 @@ export function startProxyFromEnv(env: NodeJS.ProcessEnv = process.env): http.Se
     throw new Error(`FORGE_PROXY_SIDE_EFFECT must be read or write, not ${JSON.stringify(declared)}`);
   const sideEffect: SideEffect = declared;
   const port = Number(env.FORGE_PROXY_PORT ?? PROXY_PORT);
-  const server = createProxyServer({ allow, sideEffect });
+  const server = createProxyServer({ allow, sideEffect, connectTo: redirectsFromEnv(env.FORGE_PROXY_REDIRECT) });
   server.listen(port, '0.0.0.0', () =>
     process.stdout.write(
       `${PROXY_READY_MARKER} ${JSON.stringify({ port, allow, sideEffect, methods: allowedMethods(sideEffect) ?? 'any' })}\n`,

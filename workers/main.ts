@@ -30,6 +30,7 @@ import { createLlm, recordLlmUsage } from '../services/llm/client.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
 import { log } from '../services/log.ts';
 import { setSandboxDeployment } from '../services/sandbox/container.ts';
+import { closeEgressPools } from '../services/sandbox/egress-pool.ts';
 import { createSandbox, reapOrphans } from '../services/sandbox/index.ts';
 import { verifyTool } from '../services/sandbox/stages/index.ts';
 import { decideApprovalUpdate } from '../workflows/definitions.ts';
@@ -124,6 +125,8 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
     const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
     closers.unshift(() => sandbox.close());
+    // Tool versions' egress networks and proxies go with the worker (a crash leaves them to reapEgress).
+    closers.unshift(() => closeEgressPools());
     if (registry && cfg.FORGE_WATCH_TOOLS) {
       // A person's edit to a tool folder is re-verified in the sandbox before it becomes a version.
       const watcher = await watchRegistry(registry, {

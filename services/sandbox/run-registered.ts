@@ -2,21 +2,23 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { ToolMissingError } from '../../domain/errors.ts';
-import { type SideEffect, type ToolManifest, toolManifestSchema } from '../../domain/tool.ts';
+import { type ToolManifest, toolManifestSchema } from '../../domain/tool.ts';
 import type { ProxyDecision } from '../../runner/proxy.ts';
 import { log } from '../log.ts';
 import { bundleTool, bundleToolModule } from './bundle.ts';
-import { openEgress, reapEgress } from './stages/egress.ts';
+import { createEgressPool, type EgressPool } from './egress-pool.ts';
 import type { SandboxBackend, SandboxJob, SandboxResult } from './types.ts';
 
 /**
  * Runs a registered tool version once in a fresh sandbox. The tool gets only what its manifest
  * declares: ctx.fetch limited to its domains, and of this worker's environment (where secrets
  * live, never in code) only its declared variables. A tool with network permissions runs on its
- * own egress network (stages/egress.ts), whose only way out is a proxy admitting just those
- * domains and no private destination: ctx refuses undeclared domains, the proxy refuses them
- * again. A tool without any runs with no network at all. A tool approved as `read` may send only
- * GET, HEAD and OPTIONS: ctx.fetch refuses any other method, and so does its proxy.
+ * version's egress network (stages/egress.ts, kept warm per version by egress-pool.ts), whose only
+ * way out is a proxy admitting just those domains and no private destination: ctx refuses
+ * undeclared domains, the proxy refuses them again; the call reports the proxy's decisions for
+ * its own container only. A tool without any runs with no network at all. A tool approved as
+ * `read` may send only GET, HEAD and OPTIONS: ctx.fetch refuses any other method, and so does
+ * its proxy.
  */
 export interface RegisteredToolDeps {
   sandbox: SandboxBackend;
@@ -27,6 +29,12 @@ export interface RegisteredToolDeps {
     image: string;
     /** extra /etc/hosts lines for the proxy ("name:ip"); tests point names at chosen addresses */
     extraHosts?: string[];
+    /** bench/test hook: where the proxy connects for an allowed address:port (stages/egress.ts) */
+    redirect?: Record<string, string>;
+    /** how long a version's unused egress stays open; default FORGE_EGRESS_IDLE_S */
+    idleMs?: number;
+    /** a pool to share (default: one of this runner's own, closed by close() or closeEgressPools) */
+    pool?: EgressPool;
   };
   env?: NodeJS.ProcessEnv;
 }
@@ -61,32 +69,24 @@ function withProxyNotes(result: SandboxResult, tool: string, decisions: ProxyDec
 
 export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
   const env = deps.env ?? process.env;
-  let reaped: Promise<unknown> | undefined;
-
-  /** Runs the job on a fresh egress network and always removes it (result, failure or cancel). */
-  async function callThroughEgress(
-    tool: string,
-    job: SandboxJob,
-    allow: readonly string[],
-    sideEffect: SideEffect,
-    signal: AbortSignal | undefined,
-  ): Promise<SandboxResult> {
-    // Leftovers of a crashed worker would pile up networks (and their address ranges): clear them once.
-    reaped ??= reapEgress(deps.egress.docker).catch((err: unknown) => log.warn('could not reap egress leftovers', { reason: String(err) }));
-    await reaped;
-    const egress = await openEgress(deps.egress.docker, {
+  let ownPool: EgressPool | undefined;
+  function egressPool(): EgressPool {
+    if (deps.egress.pool) return deps.egress.pool;
+    ownPool ??= createEgressPool({
+      docker: deps.egress.docker,
       image: deps.egress.image,
-      allow,
-      sideEffect,
       extraHosts: deps.egress.extraHosts,
+      redirect: deps.egress.redirect,
+      idleMs: deps.egress.idleMs,
     });
-    try {
-      const result = await runJob(deps.sandbox, { ...job, network: egress.network, proxyUrl: egress.proxyUrl }, signal);
-      // A failure may stem from a refusal whose log line is still in flight; a success need not wait.
-      return withProxyNotes(result, tool, result.ok ? egress.decisions() : await egress.settledDecisions());
-    } finally {
-      await egress.close();
-    }
+    return ownPool;
+  }
+
+  /** Runs the job on its version's egress network (opened, reused or replaced by the pool). */
+  async function callThroughEgress(manifest: ToolManifest, job: SandboxJob, signal: AbortSignal | undefined): Promise<SandboxResult> {
+    const key = { tool: manifest.name, version: manifest.version, allow: manifest.permissions.network, sideEffect: manifest.sideEffect };
+    const { result, decisions } = await egressPool().run(key, job, { signal });
+    return withProxyNotes(result, manifest.name, decisions);
   }
 
   /** One call of a bundled version with only what its manifest declares. */
@@ -108,13 +108,16 @@ export function createRegisteredToolRunner(deps: RegisteredToolDeps) {
       env: declaredEnv,
       limits: opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : undefined,
     };
-    const allow = manifest.permissions.network;
-    return allow.length
-      ? callThroughEgress(manifest.name, job, allow, manifest.sideEffect, opts.signal)
-      : runJob(deps.sandbox, job, opts.signal);
+    return manifest.permissions.network.length ? callThroughEgress(manifest, job, opts.signal) : runJob(deps.sandbox, job, opts.signal);
   }
 
   return {
+    /** egress opened by this runner's own pool (a shared pool is its owner's to close) */
+    egressStats: () => (deps.egress.pool ?? ownPool)?.stats(),
+    async close(): Promise<void> {
+      await ownPool?.close();
+    },
+
     async run(input: RunRegisteredToolInput, opts: { signal?: AbortSignal } = {}): Promise<SandboxResult> {
       const dir = path.join(deps.toolsDir, input.name, `v${input.version}`);
       const manifestText = await fs.readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => {

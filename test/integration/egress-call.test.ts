@@ -1,10 +1,13 @@
 /**
  * Production calls of registered tools against the real Docker engine: a tool declaring
- * network domains runs on its own egress network and reaches the outside only through the
+ * network domains runs on its version's egress network and reaches the outside only through the
  * egress proxy (ctx refuses undeclared domains, the proxy refuses them again and refuses
- * private destinations); a tool without network permissions still has no network at all;
- * nothing of the egress is left behind, whether the call succeeds, fails or is cancelled.
- * No internet here: declared names are pointed at chosen addresses with the proxy's extraHosts.
+ * private destinations); a tool without network permissions still has no network at all.
+ * A version's egress is reused by its calls (services/sandbox/egress-pool.ts): closed when idle,
+ * when a newer version is called, and replaced when its proxy is gone; concurrent calls each
+ * report only their own proxy decisions; a call's container never outlives it, and closing the
+ * pools leaves nothing behind. No internet here: declared names are pointed at chosen addresses
+ * with the proxy's extraHosts.
  */
 
 import assert from 'node:assert/strict';
@@ -19,10 +22,14 @@ import type Docker from 'dockerode';
 import { createRegisteredToolActivities } from '../../activities/sandbox.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
+import type { ProxyDecision } from '../../runner/proxy.ts';
 import { config } from '../../services/config.ts';
 import { LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { closeEgressPools } from '../../services/sandbox/egress-pool.ts';
 import { createSandbox, reapOrphans, type Sandbox, type SandboxResult } from '../../services/sandbox/index.ts';
+import { createRegisteredToolRunner } from '../../services/sandbox/run-registered.ts';
 import { LABEL_EGRESS, reapEgress } from '../../services/sandbox/stages/egress.ts';
+import { until } from '../helpers/wait.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -135,9 +142,40 @@ export async function run() {
 }
 `;
 
+/**
+ * Asks for one URL a few times (each refused by the proxy: the name points at a private address),
+ * then fails, so the call waits for its settled decisions and they can be counted exactly.
+ */
+const repeatSource = (name: string) => `
+import { z } from 'zod';
+import type { ToolContext } from '@forge/tool';
+
+export const manifest = {
+  name: '${name}',
+  description: 'Asks for one URL a few times, then fails.',
+  sideEffect: 'read',
+  permissions: { network: ['example.com', 'other.example'], env: [] },
+  input: z.object({ url: z.string(), times: z.number(), gapMs: z.number() }),
+  output: z.object({ asked: z.number() }),
+};
+
+export async function run(input: z.output<typeof manifest.input>, ctx: ToolContext) {
+  for (let i = 0; i < input.times; i++) {
+    try { await ctx.fetch(input.url); } catch {}
+    await new Promise((resolve) => setTimeout(resolve, input.gapMs));
+  }
+  throw new Error('asked ' + input.times + ' times');
+}
+`;
+
 /** A version folder as the registry writes it: tool.ts + manifest.json (domain/tool.ts toolManifestSchema). */
-function writeTool(name: string, network: string[], opts: { sideEffect?: 'read' | 'write'; source?: (name: string) => string } = {}): void {
-  const dir = path.join(toolsDir, name, 'v1');
+function writeTool(
+  name: string,
+  network: string[],
+  opts: { sideEffect?: 'read' | 'write'; source?: (name: string) => string; version?: number } = {},
+): void {
+  const version = opts.version ?? 1;
+  const dir = path.join(toolsDir, name, `v${version}`);
   const source = opts.source?.(name) ?? probeSource(name, network);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'tool.ts'), source);
@@ -146,7 +184,7 @@ function writeTool(name: string, network: string[], opts: { sideEffect?: 'read' 
     JSON.stringify(
       {
         name,
-        version: 1,
+        version,
         description: 'Reports its network interfaces and fetches one URL.',
         sideEffect: opts.sideEffect ?? 'read',
         destructive: false,
@@ -164,9 +202,16 @@ function writeTool(name: string, network: string[], opts: { sideEffect?: 'read' 
   );
 }
 
-/** The activity, with the proxy resolving example.com to `address`. */
-const activities = (address: string) =>
-  createRegisteredToolActivities({ sandbox, toolsDir, egress: { docker, image, extraHosts: [`example.com:${address}`] } });
+/** The activities, with the proxy resolving example.com to `address`: one per address, so its egress pool is reused. */
+const byAddress = new Map<string, ReturnType<typeof createRegisteredToolActivities>>();
+const activities = (address: string) => {
+  let got = byAddress.get(address);
+  if (!got) {
+    got = createRegisteredToolActivities({ sandbox, toolsDir, egress: { docker, image, extraHosts: [`example.com:${address}`] } });
+    byAddress.set(address, got);
+  }
+  return got;
+};
 
 interface ProbeOutput {
   interfaces: string[];
@@ -180,6 +225,40 @@ async function egressLeftovers(): Promise<string[]> {
   const containers = (await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } })).filter((c) => mine(c.Labels));
   const networks = (await docker.listNetworks({ filters: { label: [`${LABEL_SANDBOX}=1`] } })).filter((n) => mine(n.Labels));
   return [...containers.map((c) => `proxy container ${c.Names.join(',')}`), ...networks.map((n) => `network ${n.Name}`)];
+}
+
+/** This process's egress networks and proxy containers of one tool (the network's name carries it: <tool>-v<N>-…). */
+async function egressOf(
+  tool: string,
+  version?: number,
+): Promise<{ networks: string[]; proxies: string[]; spares: string[]; calls: string[] }> {
+  const prefix = `forge-egress-${tool}-v${version ?? ''}`;
+  const mine = (labels?: Record<string, string>) => labels?.[LABEL_OWNER] === OWNER;
+  const networks = (await docker.listNetworks({ filters: { label: [LABEL_EGRESS] } }))
+    .filter((n) => mine(n.Labels) && n.Name.startsWith(prefix))
+    .map((n) => n.Name);
+  const proxies = (await docker.listContainers({ all: true, filters: { label: [LABEL_EGRESS] } }))
+    .filter((c) => mine(c.Labels) && c.Labels[LABEL_EGRESS]!.startsWith(prefix))
+    .map((c) => c.Id);
+  // Tool containers on those networks: the spare waiting for the next call, and calls' own (gone with their call).
+  const onNetwork = (c: Docker.ContainerInfo) => Object.keys(c.NetworkSettings.Networks).some((n) => n.startsWith(prefix));
+  const jobs = (await docker.listContainers({ all: true, filters: { label: [LABEL_JOB] } }))
+    .filter((c) => mine(c.Labels) && onNetwork(c))
+    .map((c) => c.Labels[LABEL_JOB]!);
+  return {
+    networks,
+    proxies,
+    spares: jobs.filter((j) => j.startsWith('egress-spare-')),
+    calls: jobs.filter((j) => !j.startsWith('egress-spare-')),
+  };
+}
+
+/** After a call: its own container is gone, and each of the tool's egress networks still has its one proxy for the next call. */
+async function callLeftNothing(tool: string): Promise<void> {
+  await until(`the call containers of ${tool} are removed`, async () => (await egressOf(tool)).calls.length === 0, 20_000);
+  const now = await egressOf(tool);
+  assert.ok(now.networks.length >= 1, `the version's egress stays open for the next call: ${JSON.stringify(now)}`);
+  assert.equal(now.proxies.length, now.networks.length, `one proxy per egress network: ${JSON.stringify(now)}`);
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -205,24 +284,28 @@ before(async () => {
   writeTool('write_probe', ['example.com'], { sideEffect: 'write' });
   writeTool('fooling_probe', ['example.com'], { source: foolingSource });
   writeTool('raw_probe', ['example.com'], { source: rawSource });
+  for (const name of ['reuse_probe', 'idle_probe', 'kill_probe']) writeTool(name, ['example.com']);
+  writeTool('mixed_probe', ['example.com', 'other.example'], { source: repeatSource });
 });
 
 after(async () => {
+  await closeEgressPools();
   await sandbox.close();
   fs.rmSync(toolsDir, { recursive: true, force: true });
 });
 
 describe('sandboxRunRegisteredTool with network permissions', () => {
-  it('runs the tool cold on an egress network (it has an interface besides lo) and removes it afterwards', async () => {
+  it('runs the tool on its egress network (it has an interface besides lo), never in a network-less pooled container', async () => {
+    const pooled = sandbox.stats().warmJobs;
     const r = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: {} });
     assert.equal(r.ok, true, r.reason);
-    assert.equal(r.warm, false, 'a job that needs its own network never takes a pooled (network-less) container');
+    assert.equal(sandbox.stats().warmJobs, pooled, 'a job that needs a network never takes a pooled (network-less) container');
     assert.ok(output(r).interfaces.includes('lo'));
     assert.ok(
       output(r).interfaces.some((i) => i !== 'lo'),
       `on the egress network: ${output(r).interfaces.join(', ')}`,
     );
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
   });
 
   it('refuses an undeclared domain in ctx, naming it, before the proxy is asked', async () => {
@@ -236,7 +319,7 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
     assert.match(r.reason!, /network access to "evil\.example\.net" is not declared \(declared network: example\.com\)/);
     assert.doesNotMatch(r.reason!, /egress proxy/);
     assert.deepEqual(r.egress, [], 'the request never reached the proxy');
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
   });
 
   it('sends a declared domain to the proxy, which refuses it when it resolves to a private address', async () => {
@@ -258,7 +341,7 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
       r.reason!,
       /egress proxy: refused example\.com:443 \(example\.com resolves to 10\.20\.30\.40 in 10\.0\.0\.0\/8 \(private\): private, loopback and link-local destinations are refused\)/,
     );
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
   });
 
   it('lets a declared domain with a public address through the proxy’s checks (no real upstream here)', async () => {
@@ -277,10 +360,10 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
       seen.every((d) => d.decision !== 'deny' && d.address === '93.184.216.34'),
       JSON.stringify(seen),
     );
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
   });
 
-  it('removes the egress network and proxy when the activity is cancelled mid-call', async () => {
+  it('removes the call’s container when the activity is cancelled mid-call; the version’s egress stays usable', async () => {
     const controller = new AbortController();
     // The worker normally provides this context; a minimal stand-in is enough for what the activity reads.
     const ctx = { info: { activityId: '1', attempt: 1 }, cancellationSignal: controller.signal } as unknown as Context;
@@ -302,7 +385,9 @@ describe('sandboxRunRegisteredTool with network permissions', () => {
     controller.abort();
     const err = await settled;
     assert.ok(err instanceof CancelledFailure, `cancellation surfaces as a CancelledFailure, got ${String(err)}`);
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
+    const next = await activities('10.20.30.40').sandboxRunRegisteredTool({ name: 'net_probe', version: 1, input: {} });
+    assert.equal(next.ok, true, next.reason);
   });
 });
 
@@ -320,7 +405,7 @@ describe('sandboxRunRegisteredTool: a read tool may only read', () => {
       /permission denied: DELETE to example\.com is not allowed: the tool declares sideEffect 'read', and a read tool may send only GET, HEAD, OPTIONS/,
     );
     assert.deepEqual(r.egress, [], 'the request never reached the proxy');
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('net_probe');
   });
 
   it('refuses, in the proxy, a DELETE from a tool that fooled ctx in its own realm', async () => {
@@ -335,7 +420,7 @@ describe('sandboxRunRegisteredTool: a read tool may only read', () => {
       r.egress?.map((d) => [d.decision, d.method, d.httpMethod, d.host]),
       [['deny', 'HTTP', 'DELETE', 'example.com']],
     );
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('fooling_probe');
   });
 
   it('refuses CONNECT and POST from a read tool that goes around ctx to the proxy with a raw socket', async () => {
@@ -347,7 +432,7 @@ describe('sandboxRunRegisteredTool: a read tool may only read', () => {
     assert.match(out.connect!, /x-forge-proxy-reason: CONNECT tunnels are refused for a tool that declares sideEffect 'read'/);
     assert.match(out.post!, /^HTTP\/1\.1 403 Forbidden/);
     assert.match(out.post!, /x-forge-proxy-reason: POST to example\.com is not allowed: the tool declares sideEffect 'read'/);
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('raw_probe');
   });
 
   it('lets a tool approved as write send DELETE to the proxy, which applies only its destination rules', async () => {
@@ -362,7 +447,7 @@ describe('sandboxRunRegisteredTool: a read tool may only read', () => {
     assert.doesNotMatch(r.reason ?? '', /refused/, r.reason);
     const seen = (r.egress ?? []).filter((d) => d.host === 'example.com');
     assert.ok(seen.length > 0 && seen.every((d) => d.decision !== 'deny' && d.httpMethod === 'DELETE'), JSON.stringify(r.egress));
-    assert.deepEqual(await egressLeftovers(), []);
+    await callLeftNothing('write_probe');
   });
 });
 
@@ -374,7 +459,7 @@ describe('sandboxRunRegisteredTool without network permissions', () => {
     assert.deepEqual(output(r).interfaces, ['lo']);
     assert.equal(r.egress, undefined, 'no proxy was involved');
     assert.equal(r.warm, true, 'a network-less job may take a pooled container');
-    assert.deepEqual(await egressLeftovers(), []);
+    assert.deepEqual(await egressOf('offline_probe'), { networks: [], proxies: [], spares: [], calls: [] });
   });
 
   it('refuses any fetch in ctx (no domains declared)', async () => {
@@ -386,5 +471,135 @@ describe('sandboxRunRegisteredTool without network permissions', () => {
     assert.equal(r.ok, false);
     assert.equal(r.error?.code, 'PERMISSION_DENIED');
     assert.match(r.reason!, /"example\.com" is not declared \(declared network: none\)/);
+  });
+});
+
+describe('egress reused per tool version', () => {
+  /** A runner of its own (its own egress pool), with the proxy resolving both names to private addresses. */
+  const runnerWith = (idleMs = 60_000) =>
+    createRegisteredToolRunner({
+      sandbox,
+      toolsDir,
+      egress: { docker, image, extraHosts: ['example.com:10.20.30.40', 'other.example:10.20.30.41'], idleMs },
+    });
+  const refused = (r: SandboxResult) => (r.egress ?? []).filter((d) => d.decision === 'deny');
+
+  it('runs two calls of one version on one egress network and proxy; a newer version’s call closes the older one’s', async () => {
+    const runner = runnerWith();
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await runner.run({ name: 'reuse_probe', version: 1, input: { url: 'https://example.com/' } });
+        assert.equal(r.error?.code, 'TOOL_THREW', r.reason);
+        assert.equal(refused(r).length, 1, `call ${i + 1} saw its own refusal: ${JSON.stringify(r.egress)}`);
+      }
+      const v1 = await egressOf('reuse_probe', 1);
+      assert.equal(v1.networks.length, 1, JSON.stringify(v1));
+      assert.equal(v1.proxies.length, 1, JSON.stringify(v1));
+      assert.equal(runner.egressStats()?.opened, 1, 'opened once for both calls');
+
+      writeTool('reuse_probe', ['example.com'], { version: 2 });
+      const r2 = await runner.run({ name: 'reuse_probe', version: 2, input: {} });
+      assert.equal(r2.ok, true, r2.reason);
+      await until(
+        'v1’s egress network, proxy and spare are gone',
+        async () => {
+          const old = await egressOf('reuse_probe', 1);
+          return old.networks.length + old.proxies.length + old.spares.length + old.calls.length === 0;
+        },
+        30_000,
+      );
+      const v2 = await egressOf('reuse_probe', 2);
+      assert.deepEqual([v2.networks.length, v2.proxies.length], [1, 1], JSON.stringify(v2));
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('closes a version’s egress after the idle time', async () => {
+    const runner = runnerWith(1_000);
+    try {
+      const r = await runner.run({ name: 'idle_probe', version: 1, input: {} });
+      assert.equal(r.ok, true, r.reason);
+      await until(
+        'the idle egress is closed',
+        async () => {
+          const now = await egressOf('idle_probe');
+          return now.networks.length + now.proxies.length + now.spares.length + now.calls.length === 0;
+        },
+        30_000,
+      );
+      assert.equal(runner.egressStats()?.open, 0);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('gives each of two concurrent calls of one version only its own proxy decisions', async () => {
+    const runner = runnerWith();
+    try {
+      const ask = (url: string) => runner.run({ name: 'mixed_probe', version: 1, input: { url, times: 6, gapMs: 400 }, timeoutMs: 30_000 });
+      const [a, b] = await Promise.all([ask('https://example.com/a'), ask('http://other.example/b')]);
+      assert.equal(runner.egressStats()?.opened, 1, 'both calls went through one proxy');
+      const hosts = (r: SandboxResult) => (r.egress ?? []).map((d: ProxyDecision) => `${d.decision} ${d.host}`);
+      assert.deepEqual(hosts(a), new Array(6).fill('deny example.com'));
+      assert.deepEqual(hosts(b), new Array(6).fill('deny other.example'));
+      const clients = (r: SandboxResult) => new Set((r.egress ?? []).map((d) => d.client));
+      assert.equal(clients(a).size, 1);
+      assert.equal(clients(b).size, 1);
+      assert.notDeepEqual([...clients(a)], [...clients(b)], 'each call’s container has its own address');
+      // The notes a call's failure carries are its own too.
+      assert.match(a.reason!, /egress proxy: refused example\.com:443/);
+      assert.doesNotMatch(a.reason!, /other\.example/);
+      assert.match(b.reason!, /egress proxy: refused other\.example:80/);
+      assert.doesNotMatch(b.reason!, /example\.com/);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('replaces a proxy that was killed, and an egress network removed under it', async () => {
+    const runner = runnerWith();
+    const call = () => runner.run({ name: 'kill_probe', version: 1, input: { url: 'https://example.com/' } });
+    try {
+      assert.equal(refused(await call()).length, 1);
+      const first = await egressOf('kill_probe');
+      assert.equal(first.proxies.length, 1);
+      await docker.getContainer(first.proxies[0]!).kill();
+
+      const afterKill = await call();
+      assert.equal(refused(afterKill).length, 1, `a new proxy answered: ${afterKill.reason}`);
+      assert.doesNotMatch(afterKill.reason ?? '', /EGRESS_FAILED|could not set up/);
+      await until(
+        'the killed proxy’s egress is removed',
+        async () => {
+          const now = await egressOf('kill_probe');
+          return !now.proxies.includes(first.proxies[0]!) && !now.networks.includes(first.networks[0]!);
+        },
+        30_000,
+      );
+
+      // Someone prunes the network: its members are forced off it first, as `docker network rm` needs.
+      const [network] = (await egressOf('kill_probe')).networks;
+      const net = docker.getNetwork(network!);
+      const members = ((await net.inspect()) as { Containers?: Record<string, unknown> }).Containers ?? {};
+      for (const id of Object.keys(members)) await net.disconnect({ Container: id, Force: true });
+      await net.remove();
+
+      const afterPrune = await call();
+      assert.equal(refused(afterPrune).length, 1, `a new egress answered: ${afterPrune.reason}`);
+      assert.ok((runner.egressStats()?.replaced ?? 0) >= 2, JSON.stringify(runner.egressStats()));
+      assert.equal(runner.egressStats()?.opened, 3);
+    } finally {
+      await runner.close();
+    }
+  });
+
+  it('closing the pools (the worker’s shutdown) leaves no egress network, proxy or container behind', async () => {
+    await closeEgressPools();
+    assert.deepEqual(await egressLeftovers(), []);
+    const stray = (await docker.listContainers({ all: true, filters: { label: [LABEL_JOB] } })).filter(
+      (c) => c.Labels[LABEL_OWNER] === OWNER && Object.keys(c.NetworkSettings.Networks).some((n) => n.startsWith('forge-egress-')),
+    );
+    assert.deepEqual(stray, []);
   });
 });

@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
+  clientAddress,
   createProxyServer,
   decide,
   type Lookup,
@@ -179,6 +180,14 @@ describe('nonPublicRange: every special-purpose range', () => {
   });
 });
 
+describe('clientAddress', () => {
+  test('names an IPv4 client as Docker does, whether the listener is dual-stack or not', () => {
+    assert.equal(clientAddress('::ffff:172.29.0.3'), '172.29.0.3');
+    assert.equal(clientAddress('172.29.0.3'), '172.29.0.3');
+    assert.equal(clientAddress('fd00::3'), 'fd00::3');
+  });
+});
+
 describe('methodProblem', () => {
   test('a read tool may send GET, HEAD and OPTIONS, in any case', () => {
     for (const m of ['GET', 'HEAD', 'OPTIONS', 'get']) assert.equal(methodProblem(m, {}, 'api.example.com', 'read'), null);
@@ -310,6 +319,8 @@ describe('proxy server', () => {
       host: 'api.example.com',
       port: 80,
       address: '93.184.216.34',
+      // Tagged with the client's address: a shared proxy's decisions are attributed to each call by it.
+      client: '127.0.0.1',
     });
   });
 

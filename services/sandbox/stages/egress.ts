@@ -13,12 +13,13 @@ import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment 
 import { ownerIsGone } from '../docker.ts';
 
 /**
- * An egress network for one live call: an internal Docker network (no route out, and no
+ * An egress network: an internal Docker network (no route out, and no
  * host address on its bridge, so the host's own services are out of reach too) whose only
  * other member is a proxy container that is also on the default bridge. The tool container
  * joins the internal network and can talk to nothing but the proxy, which allows only the
  * tool's declared domains (runner/proxy.ts). Everything carries forge.sandbox=1 and is
- * removed by close(), or by reapEgress after a crash.
+ * removed by close(), or by reapEgress after a crash. The live stage opens one per call; a
+ * registered tool's calls share one per version (egress-pool.ts), each following its own decisions.
  */
 export const LABEL_EGRESS = 'forge.egress';
 const READY_TIMEOUT_MS = 15_000;
@@ -37,7 +38,14 @@ export interface EgressOptions {
   sideEffect?: SideEffect;
   /** extra /etc/hosts lines for the proxy ("name:ip"); tests use them to point names at chosen addresses */
   extraHosts?: string[];
+  /**
+   * Bench and test hook, never from configuration: "address:port" → "host:port", where the proxy
+   * connects for an allowed destination after all its checks (a local server standing in for a public address).
+   */
+  redirect?: Record<string, string>;
   id?: string;
+  /** called once the network exists, before the proxy starts: a caller may start its tool container alongside */
+  onNetwork?: (network: string) => void;
 }
 
 export interface Egress {
@@ -58,6 +66,13 @@ export interface Egress {
    * proxy would reach it (runner/reach.ts); undefined when the check itself could not run.
    */
   reach(host: string, port: number, tls: boolean): Promise<Reach | undefined>;
+  /**
+   * The decisions the proxy makes from now on for one client address (a call's container on the
+   * network): what a call of a shared proxy (egress-pool.ts) reports as its own.
+   */
+  follow(client: string): Follow;
+  /** whether the proxy still runs and is still on the network (dockerd restarts and prunes happen) */
+  alive(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -148,6 +163,13 @@ function proxySpec(opts: EgressOptions, name: string, code: string): Docker.Cont
       `FORGE_PROXY_ALLOW=${opts.allow.join(',')}`,
       `FORGE_PROXY_SIDE_EFFECT=${opts.sideEffect ?? 'read'}`,
       `FORGE_PROXY_PORT=${PROXY_PORT}`,
+      ...(opts.redirect
+        ? [
+            `FORGE_PROXY_REDIRECT=${Object.entries(opts.redirect)
+              .map(([from, to]) => `${from}=${to}`)
+              .join(',')}`,
+          ]
+        : []),
       'HOME=/tmp',
     ],
     User: '10001:10001',
@@ -173,43 +195,89 @@ function proxySpec(opts: EgressOptions, name: string, code: string): Docker.Cont
   };
 }
 
-/** Collects the proxy's stdout: the ready marker, then one JSON decision per line. */
+/** How many decisions an egress keeps for decisions(): a pooled proxy lives long; a call follows its own. */
+const KEPT_DECISIONS = 1_000;
+
+/** One call's view of a shared proxy: the decisions made for its container's address only. */
+export interface Follow {
+  decisions(): ProxyDecision[];
+  /** its decisions once none has arrived for a moment (the proxy's log is asynchronous to the call's result) */
+  settled(): Promise<ProxyDecision[]>;
+  stop(): void;
+}
+
+/** Collects the proxy's stdout: the ready marker, then one JSON decision per line, handed to followers. */
 interface Watch {
-  text: () => string;
+  /** the output's tail, for error messages */
+  tail: () => string;
+  ended: () => boolean;
+  decisions: () => ProxyDecision[];
   wait: (what: string) => Promise<void>;
   quiet: (quietMs: number, maxMs: number) => Promise<void>;
+  follow: (client: string) => Follow;
+}
+
+interface Follower {
+  client: string;
+  seen: ProxyDecision[];
+  lastAt: number;
 }
 
 function watch(docker: Docker, stream: NodeJS.ReadWriteStream): Watch {
-  let text = '';
+  let tail = '';
+  let partial = '';
+  let ready = false;
   let ended = false;
   let lastChunkAt = performance.now();
+  const all: ProxyDecision[] = [];
+  const followers = new Set<Follower>();
   const listeners = new Set<() => void>();
-  const out = new PassThrough();
-  const err = new PassThrough();
-  out.on('data', (c: Buffer) => {
+  const onText = (chunk: string) => {
     lastChunkAt = performance.now();
-    text += c.toString('utf8');
+    tail = (tail + chunk).slice(-2_000);
+    // stdout only: a stderr chunk in the middle of a line would break it.
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith(PROXY_READY_MARKER)) ready = true;
+      const d = parseDecision(line);
+      if (!d) continue;
+      all.push(d);
+      if (all.length > KEPT_DECISIONS) all.splice(0, all.length - KEPT_DECISIONS);
+      for (const f of followers)
+        if (f.client === d.client) {
+          f.seen.push(d);
+          f.lastAt = performance.now();
+        }
+    }
     for (const l of listeners) l();
-  });
-  err.on('data', (c: Buffer) => {
-    text += c.toString('utf8');
+  };
+  // Decoded as streams, so a character split between two chunks stays whole.
+  const out = new PassThrough().setEncoding('utf8');
+  const err = new PassThrough().setEncoding('utf8');
+  out.on('data', onText);
+  err.on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-2_000);
     for (const l of listeners) l();
   });
   docker.modem.demuxStream(stream, out, err);
-  stream.once('end', () => {
+  const end = () => {
     ended = true;
     for (const l of listeners) l();
-  });
+  };
+  stream.once('end', end);
+  stream.once('close', end);
+  stream.once('error', end);
   const wait = (what: string) =>
     new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => done(new Error(`no ${what} within ${READY_TIMEOUT_MS} ms; output: ${text.slice(-300)}`)),
+        () => done(new Error(`no ${what} within ${READY_TIMEOUT_MS} ms; output: ${tail.slice(-300)}`)),
         READY_TIMEOUT_MS,
       );
       const check = () => {
-        if (text.includes(what)) done();
-        else if (ended) done(new Error(`the proxy exited before ${what}; output: ${text.slice(-300)}`));
+        if (what === PROXY_READY_MARKER ? ready : tail.includes(what)) done();
+        else if (ended) done(new Error(`the proxy exited before ${what}; output: ${tail.slice(-300)}`));
       };
       const done = (e?: Error) => {
         clearTimeout(timer);
@@ -220,28 +288,44 @@ function watch(docker: Docker, stream: NodeJS.ReadWriteStream): Watch {
       listeners.add(check);
       check();
     });
-  const quiet = async (quietMs: number, maxMs: number) => {
+  /** Quiet means no output for quietMs counted from now too: the last line may still be in flight. */
+  const quietFor = async (last: () => number, quietMs: number, maxMs: number) => {
     const since = performance.now();
     const deadline = since + maxMs;
-    // Quiet means no output for quietMs counted from now too: the last line may still be in flight.
-    while (!ended && performance.now() < deadline && performance.now() - Math.max(lastChunkAt, since) < quietMs) {
+    while (!ended && performance.now() < deadline && performance.now() - Math.max(last(), since) < quietMs) {
       await new Promise((r) => setTimeout(r, 25));
     }
   };
-  return { text: () => text, wait, quiet };
+  const follow = (client: string): Follow => {
+    const f: Follower = { client, seen: [], lastAt: 0 };
+    followers.add(f);
+    return {
+      decisions: () => [...f.seen],
+      settled: async () => {
+        // Only this call's lines count: other calls of the same version keep a shared proxy talking.
+        await quietFor(() => f.lastAt, SETTLE_QUIET_MS, SETTLE_MAX_MS);
+        return [...f.seen];
+      },
+      stop: () => void followers.delete(f),
+    };
+  };
+  return {
+    tail: () => tail,
+    ended: () => ended,
+    decisions: () => [...all],
+    wait,
+    quiet: (quietMs, maxMs) => quietFor(() => lastChunkAt, quietMs, maxMs),
+    follow,
+  };
 }
 
-function parseDecisions(text: string): ProxyDecision[] {
-  const out: ProxyDecision[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as ProxyDecision);
-    } catch {
-      // A partial last line: picked up on the next read.
-    }
+function parseDecision(line: string): ProxyDecision | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as ProxyDecision;
+  } catch {
+    return undefined;
   }
-  return out;
 }
 
 async function removeQuietly(what: string, fn: () => Promise<unknown>): Promise<void> {
@@ -249,6 +333,16 @@ async function removeQuietly(what: string, fn: () => Promise<unknown>): Promise<
     await fn();
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) log.warn('egress cleanup failed', { what, reason: describeError(err) });
+  }
+}
+
+/** Whether the container is still an endpoint of the network (false too when the network is gone). */
+async function attached(docker: Docker, network: string, containerId: string): Promise<boolean> {
+  try {
+    const info = (await docker.getNetwork(network).inspect()) as { Containers?: Record<string, unknown> };
+    return Object.hasOwn(info.Containers ?? {}, containerId);
+  } catch {
+    return false;
   }
 }
 
@@ -288,6 +382,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
       Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true' },
       Labels: { [LABEL_SANDBOX]: '1', [LABEL_EGRESS]: name, [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: sandboxDeployment() },
     });
+    opts.onNetwork?.(name);
     step = 'bundle the proxy';
     const code = await proxyBundle();
     step = 'create the proxy container';
@@ -305,11 +400,13 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
       network: name,
       proxyIp,
       proxyUrl: `http://${proxyIp}:${PROXY_PORT}`,
-      decisions: () => parseDecisions(output.text()),
+      decisions: () => output.decisions(),
       settledDecisions: async () => {
         await output.quiet(SETTLE_QUIET_MS, SETTLE_MAX_MS);
-        return parseDecisions(output.text());
+        return output.decisions();
       },
+      follow: (client) => output.follow(client),
+      alive: async () => !output.ended() && (await attached(docker, name, container!.id)),
       reach: (host, port, tls) => reachFrom(docker, container!, opts.allow, host, port, tls),
       close,
     };
