@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -107,12 +108,19 @@ function toFindings(messages: esbuild.Message[]): Finding[] {
   });
 }
 
-async function build(what: string, entry: string, files: ToolFiles, banner = false): Promise<string> {
+interface Built {
+  text: string;
+  /** Forge's own files it was built from (testkit, runner), with their mtimes: an edit invalidates it */
+  stamps: Array<[file: string, mtimeMs: number]>;
+}
+
+async function build(what: string, entry: string, files: ToolFiles, banner = false): Promise<Built> {
   try {
     const out = await esbuild.build({
       entryPoints: [entry],
       bundle: true,
       write: false,
+      metafile: true,
       platform: 'node',
       format: 'esm',
       target: 'node20',
@@ -124,7 +132,13 @@ async function build(what: string, entry: string, files: ToolFiles, banner = fal
       plugins: [forgeModules, toolFiles(files), zodEnglishOnly],
       ...(banner ? { banner: { js: REQUIRE_BANNER } } : {}),
     });
-    return out.outputFiles[0]!.text;
+    // Inputs named `namespace:path` are the tool's own (in the key already); node_modules never
+    // change while we run (static.ts makes the same bet).
+    const own = Object.keys(out.metafile.inputs)
+      .filter((f) => !f.includes(':') && !f.split(/[\\/]/).includes('node_modules'))
+      .map((f) => path.resolve(f));
+    const stamps = await Promise.all(own.map(async (f): Promise<[string, number]> => [f, (await stat(f)).mtimeMs]));
+    return { text: out.outputFiles[0]!.text, stamps };
   } catch (err) {
     const failure = err as Partial<esbuild.BuildFailure>;
     if (Array.isArray(failure.errors)) throw new ToolBundleError(what, toFindings(failure.errors));
@@ -132,14 +146,55 @@ async function build(what: string, entry: string, files: ToolFiles, banner = fal
   }
 }
 
+/**
+ * Bundles of in-memory files, by a hash of those files: verifying the same tool again (an activity's
+ * retry, the folder watcher, the live stage after forge-checks bundled the same tool, the egress
+ * proxy's fixed script) costs a few stats instead of an esbuild run (~0.1 s). Failures are not kept.
+ */
+const BUNDLES_KEPT = 32;
+const bundles = new Map<string, Promise<Built>>();
+
+async function fresh(built: Built): Promise<boolean> {
+  try {
+    const now = await Promise.all(built.stamps.map(([f]) => stat(f)));
+    return now.every((s, i) => s.mtimeMs === built.stamps[i]![1]);
+  } catch {
+    return false;
+  }
+}
+
+async function buildInMemory(what: string, entry: string, files: Record<string, string>, banner = false): Promise<string> {
+  const key = createHash('sha256')
+    .update(JSON.stringify([entry, banner, Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]))
+    .digest('hex');
+  const cached = bundles.get(key);
+  if (cached) {
+    const built = await cached.catch(() => undefined);
+    if (built && (await fresh(built))) {
+      // Most recently used last: the oldest entry is the first one evicted.
+      bundles.delete(key);
+      bundles.set(key, cached);
+      return built.text;
+    }
+    if (bundles.get(key) === cached) bundles.delete(key);
+  }
+  const building = build(what, entry, inMemory(files), banner);
+  bundles.set(key, building);
+  building.catch(() => {
+    if (bundles.get(key) === building) bundles.delete(key);
+  });
+  while (bundles.size > BUNDLES_KEPT) bundles.delete(bundles.keys().next().value!);
+  return (await building).text;
+}
+
 /** The tool alone, as the runner's `call` mode and the live probe load it. */
 export function bundleTool(source: string): Promise<string> {
-  return build('the tool', './tool.ts', inMemory({ 'tool.ts': source }));
+  return buildInMemory('the tool', './tool.ts', { 'tool.ts': source });
 }
 
 /** A tool module on disk (a registered version's tool.ts, `forge sandbox exec <file>`); its own imports come from its folder. */
 export function bundleToolModule(file: string): Promise<string> {
-  return build(file, `./${path.basename(file)}`, onDisk(path.dirname(file)));
+  return build(file, `./${path.basename(file)}`, onDisk(path.dirname(file))).then((b) => b.text);
 }
 
 /**
@@ -153,19 +208,15 @@ export function bundleTests(input: { source: string; tests: string; apiSpec?: Ap
     `configureTestkit({ apiSpec: ${JSON.stringify(input.apiSpec ?? null)} ?? undefined, permissions: manifest.permissions, sideEffect: manifest.sideEffect });`,
   ].join('\n');
   const entry = "import './__forge_setup.ts';\nimport './tool.test.ts';\n";
-  return build(
-    'the tool and its tests',
-    './__forge_entry.ts',
-    inMemory({
-      '__forge_entry.ts': entry,
-      '__forge_setup.ts': setup,
-      'tool.ts': input.source,
-      'tool.test.ts': input.tests,
-    }),
-  );
+  return buildInMemory('the tool and its tests', './__forge_entry.ts', {
+    '__forge_entry.ts': entry,
+    '__forge_setup.ts': setup,
+    'tool.ts': input.source,
+    'tool.test.ts': input.tests,
+  });
 }
 
 /** A Forge-side script that runs in the sandbox image (the egress proxy, the live probe). */
 export function bundleRunnerScript(what: string, entrySource: string): Promise<string> {
-  return build(what, './__forge_entry.ts', inMemory({ '__forge_entry.ts': entrySource }), true);
+  return buildInMemory(what, './__forge_entry.ts', { '__forge_entry.ts': entrySource }, true);
 }

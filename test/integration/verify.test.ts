@@ -20,10 +20,11 @@ import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { NODE_PATH } from '../../runner/protocol.ts';
 import { config } from '../../services/config.ts';
 import { LABEL_OWNER, OWNER } from '../../services/sandbox/container.ts';
-import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
+import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError } from '../../services/sandbox/index.ts';
 import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
-import { type Egress, formatForRepair, openEgress, reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
+import { type Egress, formatForRepair, mockStage, openEgress, reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
 import { OFFLINE_HOST, unauthenticatedTool as unauthenticated } from '../helpers/offline-tool.ts';
+import { until } from '../helpers/wait.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -36,6 +37,13 @@ const example = {
 };
 let docker: Docker;
 let sandbox: Sandbox;
+const HANGING_TESTS = [
+  "import { test } from 'node:test';",
+  "import { run } from './tool.ts';",
+  'void run;',
+  "test('never ends', () => new Promise(() => setInterval(() => {}, 1000)));",
+  '',
+].join('\n');
 
 /** The example with one line of its tool changed (each must actually change something). */
 function exampleWith(from: string, to: string): Record<string, string> {
@@ -140,6 +148,40 @@ describe('verifyTool', () => {
         ['live', 'skipped', 'not run: the static stage failed'],
       ],
     );
+  });
+
+  it('starts the tests alongside the static stage, yet a static failure decides: the report is the one of the sequential order', async () => {
+    // Tests that would never end: the run started alongside must be cancelled, not waited for.
+    const report = await verifyTool(
+      {
+        files: {
+          ...exampleWith('const appId = ctx.env.OPENEXCHANGERATES_APP_ID;', 'const appId = process.env.OPENEXCHANGERATES_APP_ID;'),
+          'tool.test.ts': HANGING_TESTS,
+        },
+      },
+      sandbox,
+    );
+    assert.equal(report.passed, false);
+    assert.equal(report.stages[0]?.status, 'failed');
+    assert.deepEqual(
+      report.stages.map((s) => s.findings?.map((f) => f.rule) ?? s.reason),
+      [['io-outside-ctx'], 'not run: the static stage failed', 'not run: the static stage failed', 'not run: the static stage failed'],
+    );
+    await sandbox.ready(); // the cancelled run let its container go: the pool fills again
+  });
+
+  it('cancels a mock stage whose signal aborts mid-run, killing its container', async () => {
+    await sandbox.ready();
+    const taken = sandbox.stats().warmJobs;
+    const controller = new AbortController();
+    const run = mockStage(
+      { source: example['tool.ts'], tests: HANGING_TESTS, apiSpec: JSON.parse(example['api-spec.json']), signal: controller.signal },
+      sandbox,
+    );
+    await until('the tests run in a pool container', () => sandbox.stats().warmJobs > taken);
+    controller.abort();
+    await assert.rejects(run, SandboxCancelledError);
+    await sandbox.ready();
   });
 
   it('fails a read tool that sends DELETE at the static stage, saying it lies about its side effect', async () => {

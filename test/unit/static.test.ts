@@ -378,6 +378,31 @@ describe('static stage', () => {
     });
   });
 
+  test('a check that reuses the previous program (its files, its resolutions) finds exactly what a whole new program finds', async () => {
+    // One after the other, as a forge's attempts come: each changes the tool or its tests, drops or
+    // brings back the tests file, or goes back to an earlier text whose parsed files are still kept.
+    const sequence: Array<{ source: string; tests?: string }> = [
+      { source: example('tool.ts'), tests: example('tool.test.ts') },
+      { source: tool({ body: 'return { value: input.id * 2 };' }) },
+      { source: tool(), tests: "import { test } from 'node:test';\nimport { run } from './tool.ts';\ntest('x', () => run(1));\n" },
+      { source: tool({ body: 'return { value: process.env.API_KEY ?? fetch };' }), tests: example('tool.test.ts') },
+      { source: example('tool.ts').replace('sideEffect: ', 'sideEffect: 1 ?? '), tests: example('tool.test.ts') },
+      { source: example('tool.ts'), tests: example('tool.test.ts') },
+      { source: tool() },
+    ];
+    for (const input of sequence) {
+      const reused = await analyzeStatic(input);
+      const fresh = await analyzeStatic(input, { reuse: false });
+      const { durationMs: _a, ...reusedResult } = reused.result;
+      const { durationMs: _b, ...freshResult } = fresh.result;
+      assert.deepEqual(reusedResult, freshResult);
+      assert.deepEqual(reused.manifest, fresh.manifest);
+    }
+    const verdicts = [];
+    for (const input of sequence) verdicts.push((await analyzeStatic(input)).result.status);
+    assert.deepEqual(verdicts, ['passed', 'failed', 'failed', 'failed', 'failed', 'passed', 'passed']);
+  });
+
   test('findings carry rule, message, file, line, column and the offending line', async () => {
     const source = tool({ body: "const a = 1;\n  return { value: String(eval('a')) };" });
     const line = source.split('\n').findIndex((l) => l.includes('eval(')) + 1;

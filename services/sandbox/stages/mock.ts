@@ -20,8 +20,10 @@ export interface MockInput {
   apiSpec?: ApiSpec;
   /** defaults: 60 s for the whole suite, the sandbox's default memory/cpu */
   limits?: Partial<SandboxLimits>;
-  /** the tests' bundle, when the caller started building it already (verifyTool, during the static stage) */
+  /** the tests' bundle, when the caller started building it already */
   bundle?: Promise<string>;
+  /** aborting kills the test run (verifyTool does when the static stage, running alongside, fails) */
+  signal?: AbortSignal;
 }
 
 const SUITE_TIMEOUT_MS = 60_000;
@@ -52,14 +54,19 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
     if (err instanceof ToolBundleError) return failed(err.message, started, { findings: err.findings });
     throw err;
   }
-  const result = await sandbox.runJob({
-    mode: 'test',
-    files: { [ENTRY]: bundle },
-    entry: ENTRY,
-    declaredTests: declaredTests(input.tests),
-    // No `network`: the container gets NetworkMode none; the mock API lives inside the test process.
-    limits: { timeoutMs: SUITE_TIMEOUT_MS, ...input.limits },
-  });
+  // Cancelled while the bundle was built: no container is taken for a run nobody waits for.
+  input.signal?.throwIfAborted();
+  const result = await sandbox.runJob(
+    {
+      mode: 'test',
+      files: { [ENTRY]: bundle },
+      entry: ENTRY,
+      declaredTests: declaredTests(input.tests),
+      // No `network`: the container gets NetworkMode none; the mock API lives inside the test process.
+      limits: { timeoutMs: SUITE_TIMEOUT_MS, ...input.limits },
+    },
+    input.signal ? { signal: input.signal } : {},
+  );
   const report = testReportSchema.safeParse(result.output);
   if (!report.success) {
     // No report: the suite crashed, hung or broke a limit before the runner could summarise it.

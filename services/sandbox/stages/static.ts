@@ -96,10 +96,19 @@ const PROCESS_INTERNALS = new Set(['binding', '_linkedBinding', 'dlopen', 'getBu
 // ---------------------------------------------------------------------------
 // Compiler host: virtual tool files + cached library files.
 
-/** lib.d.ts, @types/node and zod never change while we run; parsing them once saves ~1 s per check. */
-const libCache = new Map<string, ts.SourceFile>();
-// Forge's own files (domain/tool.ts, runner/testkit.ts) are re-read, so edits to them show up.
-const cacheable = (fileName: string) => fileName.includes(`${path.sep}node_modules${path.sep}`);
+/**
+ * Parsed files are kept between checks, so a check parses only what changed (the tool, its tests)
+ * and the new program reuses the previous one's structure and module resolutions (`oldProgram`):
+ * lib.d.ts, @types/node and zod (3 MB of declarations, ~2 s to parse cold) never change while we
+ * run and are never re-read; Forge's own files (domain/tool.ts, runner/testkit.ts and what they
+ * import) are re-read each check, so an edit to them shows up, but re-parsed only when their text
+ * changed. What stays per check is the type checker's own work: TypeScript has no incremental
+ * checker, a new program always gets a new one.
+ */
+const parsed = new Map<string, { text: string; sf: ts.SourceFile }>();
+const fixedFile = (fileName: string) => fileName.includes(`${path.sep}node_modules${path.sep}`);
+/** The last check's program: the next one reuses its unchanged files and resolutions. */
+let previousProgram: ts.Program | undefined;
 
 const compilerOptions: ts.CompilerOptions = {
   target: ts.ScriptTarget.ES2022,
@@ -120,7 +129,7 @@ const compilerOptions: ts.CompilerOptions = {
   },
 };
 
-function createHost(virtual: Map<string, string>): ts.CompilerHost {
+function createHost(virtual: Map<string, string>, reuse: boolean): ts.CompilerHost {
   const base = ts.createCompilerHost(compilerOptions, true);
   return {
     ...base,
@@ -129,14 +138,22 @@ function createHost(virtual: Map<string, string>): ts.CompilerHost {
     directoryExists: (d) => d === VIRTUAL_DIR || (base.directoryExists?.(d) ?? ts.sys.directoryExists(d)),
     readFile: (f) => virtual.get(f) ?? base.readFile(f),
     getSourceFile(fileName, languageVersion, onError) {
-      const text = virtual.get(fileName);
-      if (text !== undefined) return ts.createSourceFile(fileName, text, languageVersion, true);
       const key = `${fileName}\0${typeof languageVersion === 'object' ? languageVersion.languageVersion : languageVersion}`;
-      let sf = libCache.get(key);
-      if (!sf) {
-        sf = base.getSourceFile(fileName, languageVersion, onError);
-        if (sf && cacheable(fileName)) libCache.set(key, sf);
+      const known = parsed.get(key);
+      if (known && fixedFile(fileName)) return known.sf;
+      let text = virtual.get(fileName);
+      if (text === undefined) {
+        try {
+          text = base.readFile(fileName);
+        } catch (err) {
+          onError?.((err as Error).message);
+        }
+        if (text === undefined) return undefined;
       }
+      // The same text gives the same SourceFile object, which is what lets the program reuse it.
+      if (reuse && known?.text === text) return known.sf;
+      const sf = ts.createSourceFile(fileName, text, languageVersion, true);
+      if (reuse || fixedFile(fileName)) parsed.set(key, { text, sf });
       return sf;
     },
     writeFile: () => undefined,
@@ -675,11 +692,17 @@ function checkApiSpecHosts(spec: ApiSpec, manifest: StaticManifest, sink: Findin
 
 // ---------------------------------------------------------------------------
 
-function compile(input: StaticInput): { program: ts.Program; virtual: Map<string, string> } {
+function compile(input: StaticInput, reuse: boolean): { program: ts.Program; virtual: Map<string, string> } {
   const virtual = new Map<string, string>([[TOOL_PATH, input.source]]);
   if (input.tests !== undefined) virtual.set(TESTS_PATH, input.tests);
   virtual.set(CONTRACT_PATH, CONTRACT_SOURCE);
-  const program = ts.createProgram({ rootNames: [...virtual.keys()], options: compilerOptions, host: createHost(virtual) });
+  const program = ts.createProgram({
+    rootNames: [...virtual.keys()],
+    options: compilerOptions,
+    host: createHost(virtual, reuse),
+    ...(reuse && previousProgram ? { oldProgram: previousProgram } : {}),
+  });
+  if (reuse) previousProgram = program;
   return { program, virtual };
 }
 
@@ -712,9 +735,17 @@ function reportContract(program: ts.Program, toolSf: ts.SourceFile, sink: Findin
   }
 }
 
-export async function analyzeStatic(input: StaticInput): Promise<StaticAnalysis> {
+export interface AnalyzeOptions {
+  /**
+   * false: a whole new program, Forge's own files parsed again (only node_modules kept), as every
+   * check was before issue 14 — bench/verify.ts's baseline. Same verdict either way.
+   */
+  reuse?: boolean;
+}
+
+export async function analyzeStatic(input: StaticInput, options: AnalyzeOptions = {}): Promise<StaticAnalysis> {
   const started = performance.now();
-  const { program, virtual } = compile(input);
+  const { program, virtual } = compile(input, options.reuse ?? true);
   const checker = program.getTypeChecker();
   const files = new Map<string, { sf: ts.SourceFile; label: SourceFile }>();
   const toolSf = program.getSourceFile(TOOL_PATH)!;
