@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -52,14 +51,6 @@ function inMemory(files: Record<string, string>): ToolFiles {
     has: (name) => Object.hasOwn(files, name),
     read: async (name) => files[name]!,
     missing: (name) => `no file ${name} next to the tool (only ${Object.keys(files).join(', ')})`,
-  };
-}
-
-function onDisk(dir: string): ToolFiles {
-  return {
-    has: (name) => existsSync(path.join(dir, name)),
-    read: (name) => readFile(path.join(dir, name), 'utf8'),
-    missing: (name) => `no file ${name} next to the tool in ${dir}`,
   };
 }
 
@@ -192,9 +183,21 @@ export function bundleTool(source: string): Promise<string> {
   return buildInMemory('the tool', './tool.ts', { 'tool.ts': source });
 }
 
-/** A tool module on disk (a registered version's tool.ts, `forge sandbox exec <file>`); its own imports come from its folder. */
-export function bundleToolModule(file: string): Promise<string> {
-  return build(file, `./${path.basename(file)}`, onDisk(path.dirname(file))).then((b) => b.text);
+/**
+ * A tool module on disk (a registered version's tool.ts, `forge sandbox exec <file>`); its own
+ * imports come from its folder. The folder's files are read (a few small files) and the bundle is
+ * kept by their content like the others: every call of a registered version would otherwise pay
+ * an esbuild run, and an edited file is a different key.
+ */
+export async function bundleToolModule(file: string): Promise<string> {
+  const dir = path.dirname(file);
+  const entries = await readdir(dir, { withFileTypes: true });
+  const files = Object.fromEntries(
+    await Promise.all(
+      entries.filter((e) => e.isFile()).map(async (e) => [e.name, await readFile(path.join(dir, e.name), 'utf8')] as const),
+    ),
+  );
+  return buildInMemory(file, `./${path.basename(file)}`, files);
 }
 
 /**
