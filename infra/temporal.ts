@@ -25,6 +25,10 @@ export function devServerArgs(opts: { dbFile: string; port: number; uiPort: numb
     opts.namespace,
     '--log-level',
     'warn',
+    // An activity scheduled on the queue of the worker that ran the workflow task (a model turn) is
+    // handed to that worker in the reply, without a trip through matching.
+    '--dynamic-config-value',
+    'system.enableActivityEagerExecution=true',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.headless) args.push('--headless');
