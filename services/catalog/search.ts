@@ -22,15 +22,17 @@ import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import type { Embedder } from './embeddings.ts';
+import { shortlist } from './shortlist.ts';
 
 /**
- * Discovery over the catalog: lexical evidence from Postgres (full text + trigrams over the index
- * the store writes), dense cosine when an embedder is configured, and the re-ranking of
- * domain/ranking.ts, which weighs what the request wants done (read, delete, restart, …) against
- * what each tool does. Before any of it the request is read as the catalog would write it: words of
- * other languages and shorthand through the harness's alias table, and a word the catalog does not
- * know, one letter away from one it does, as that word. Also the index's own writes that the store
- * calls: the parameter words it indexes and the tool embeddings.
+ * Discovery over the catalog: lexical evidence from Postgres (the best tools by the request's
+ * words, read from posting lists: services/catalog/shortlist.ts), dense cosine when an embedder
+ * is configured, and the re-ranking of domain/ranking.ts, which weighs what the request wants
+ * done (read, delete, restart, …) against what each tool does. Before any of it the request is
+ * read as the catalog would write it: words of other languages and shorthand through the
+ * harness's alias table, and a word the catalog does not know, one letter away from one it does,
+ * as that word. Also the index's own writes that the store calls: the parameter words it indexes
+ * and the tool embeddings.
  */
 
 export interface SearchHit {
@@ -96,25 +98,6 @@ export function paramsSearchText(inputSchema: Record<string, unknown>): string {
     .join('. ');
 }
 
-interface SearchRow {
-  name: string;
-  version: number;
-  description: string;
-  status: ToolStatus;
-  side_effect: 'read' | 'write';
-  destructive: boolean;
-  input_schema: Record<string, unknown> | null;
-  a_hits: string[];
-  b_hits: string[];
-  c_hits: string[];
-  fuzzy: number[];
-  /** the lexical evidence SQL summed, which the shortlist is ordered by */
-  evidence: number;
-  full_text: number;
-  invocations: number;
-  successes: number;
-}
-
 export type Search = ReturnType<typeof createSearch>;
 
 /**
@@ -138,6 +121,20 @@ export function createSearch(deps: SearchDeps) {
       .filter((w) => /^\p{L}+$/u.test(w)),
   );
   const intentWordUses = new Map([...intentWords].map((w) => [w, 1]));
+  // What a tool does, by its name and description: reading it takes about a millisecond per write
+  // tool (toolActions parses each name word as a clause), and a shortlist of 40 from a large
+  // catalog holds dozens of them, the same ones search after search.
+  const actionsCache = new Map<string, string[]>();
+  const actionsOf = (tool: { name: string; description: string; sideEffect: 'read' | 'write' }): string[] => {
+    const key = `${tool.sideEffect}\u0000${tool.name}\u0000${tool.description}`;
+    let actions = actionsCache.get(key);
+    if (!actions) {
+      if (actionsCache.size >= 50_000) actionsCache.clear();
+      actions = toolActions(tool, intentPolicy, lexicalPolicy.aliases);
+      actionsCache.set(key, actions);
+    }
+    return actions;
+  };
 
   /** The text a tool is embedded by; null without an embedder or when the provider fails. */
   async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
@@ -167,11 +164,11 @@ export function createSearch(deps: SearchDeps) {
   }
 
   /**
-   * Hybrid retrieval. Postgres does the text work — stemming and stop words (to_tsvector), which of
-   * the request's words each tool's weighted index holds, trigram word_similarity for misspellings,
+   * Hybrid retrieval. Postgres does the text work — stemming and stop words (ts_lexize), which
+   * field of each tool holds each of the request's words, trigram word_similarity for misspellings,
    * ts_rank of websearch_to_tsquery for requests that name a tool outright — and the scores are
    * combined here (domain/ranking.ts), blended with dense cosine when embeddings exist, then
-   * re-ranked by success rate and usage.
+   * re-ranked by success rate, usage and intent fit.
    */
   async function search(query: string, searchOpts: SearchOptions = {}): Promise<SearchHit[]> {
     const limit = searchOpts.limit ?? 5;
@@ -181,14 +178,14 @@ export function createSearch(deps: SearchDeps) {
     let intentText = foldWord(original);
     const activeOnly = !searchOpts.includeInactive;
 
-    let { lexemes, rawWords, df, n } = await lexemesOf(q, activeOnly);
+    let { lexemes, rawWords, df, n, changes } = await lexemesOf(q, activeOnly);
     // A word the catalog does not know may be a slip of one it does ("restrat", "certifcate"). The
     // trigram evidence below credits such a word only in part, never enough alone to reach the
     // decision's bands: read as the word it slipped from, it counts in full. The intent vocabulary's
     // verbs count as known words too ("dleete" is "delete" though no tool deletes).
     const unknown = rawWords.filter((w, i) => !df.has(lexemes[i]!) && w.length >= lexicalPolicy.typo.minLength && /^\p{L}+$/u.test(w));
     if (unknown.length) {
-      const vocabulary = await catalogVocabulary(activeOnly);
+      const vocabulary = await catalogVocabulary(activeOnly, changes);
       // Toward a verb of the intent vocabulary, which the catalog may not use, more caution: no wrong
       // letter, and two letters more ("lunch" is a word, not a slip of "launch"; "restrat" is a slip).
       const toVerbs = { minLength: lexicalPolicy.typo.minLength + 2, substitutionFrom: Number.POSITIVE_INFINITY };
@@ -202,100 +199,20 @@ export function createSearch(deps: SearchDeps) {
         intentText = intentText.replace(word, fix);
         corrected = true;
       }
-      if (corrected) ({ lexemes, rawWords, df, n } = await lexemesOf(q, activeOnly));
+      if (corrected) ({ lexemes, rawWords, df, n, changes } = await lexemesOf(q, activeOnly));
     }
     if (lexemes.length === 0) return [];
     const intent = actionIntent(intentText, intentPolicy, lexicalPolicy.aliases);
 
-    // The candidates come from the indexes, never from scoring every tool: the tools whose search
-    // index holds a lexeme (GIN over the tsvector), and the tools a request word is word-similar to
-    // at the fuzzy floor or above (`%>`: GIN over the trigrams, at a threshold set for this
-    // transaction only); the similarity is computed for those pairs only. Each candidate's lexical
-    // evidence is then summed in SQL exactly as lexicalSimilarity sums it (domain/ranking.ts: the
-    // term weights come from here), and only the best `shortlist` go on to be described and
-    // re-ranked: a catalog of 10,000 tools has thousands that share a common word ("list",
-    // "record"), and describing each one cost more than the search itself. Usage comes from
-    // tool_usage, kept by a trigger (migration 072).
-    const fuzzyFloor = Math.min(0.5, lexicalPolicy.fuzzyMin);
+    // The shortlist comes from posting lists (services/catalog/shortlist.ts, migration 081): the
+    // best `shortlist` tools by lexical evidence, summed as lexicalSimilarity sums it (the term
+    // weights come from here), without scoring every tool that shares a common word ("list",
+    // "record": thousands in a catalog of 10,000). Only those are described and re-ranked. Usage
+    // comes from tool_usage, kept by a trigger (migration 072).
     const termWeights = lexemes.map((l) => termWeight(df.get(l) ?? 0, n, lexicalPolicy));
-    // trigrams of a word shorter than a typo could be made in ("re" of "we're") match anything
-    const fuzzyCounts = rawWords.map((w) => (w.length >= lexicalPolicy.typo.minLength ? 1 : 0));
-    const fw = lexicalPolicy.fieldWeights;
-    const shortlist = Math.max(40, limit * 8);
-    // Top-k pruning (MaxScore): a word more tools use than the shortlist holds ("list", "date")
-    // brings thousands of candidates, each worth little. Candidates come first from the other
-    // words; the common words are still scored on them. A tool that has only common words can
-    // reach at most `commonMax`: when the shortlist's last entry beats that, no such tool could
-    // have entered it, and the search is done; otherwise it runs again over every word.
-    const bestField = Math.max(fw.name, fw.description, fw.params, lexicalPolicy.fuzzyWeight);
-    const common = lexemes.map((l) => (df.get(l) ?? 0) > shortlist);
-    const commonMax = termWeights.reduce((sum, w, i) => sum + (common[i] ? w * bestField : 0), 0);
-    const shortlistOf = (essential: boolean[]) =>
-      sql
-        .begin((tx) => [
-          tx`select set_config('pg_trgm.word_similarity_threshold', ${String(fuzzyFloor)}, true)`,
-          tx<SearchRow[]>`
-      with q as (
-        select ${lexemes}::text[] as lex, ${rawWords}::text[] as words, ${termWeights}::float8[] as tw, ${fuzzyCounts}::float8[] as fc,
-               ${essential.map((e) => (e ? 1 : 0))}::int[] as ess,
-               array(select (quote_literal(l) || ':A')::tsquery from unnest(${lexemes}::text[]) l) as qa,
-               array(select (quote_literal(l) || ':B')::tsquery from unnest(${lexemes}::text[]) l) as qb,
-               array(select (quote_literal(l) || ':C')::tsquery from unnest(${lexemes}::text[]) l) as qc
-      ),
-      fuzzy as (
-        select f.name, jsonb_object_agg(u.i::text, f.sim) as sims
-        from q, unnest(q.words) with ordinality as u(w, i),
-             lateral (select t.name, word_similarity(u.w, t.trgm_text)::float8 as sim from tools t where t.trgm_text %> u.w offset 0) f
-        where q.ess[u.i] = 1
-        group by f.name
-      ),
-      lexical as (
-        select t.name from q, tools t
-        where t.search @@ to_tsquery('simple', array_to_string(array(select quote_literal(q.lex[i]) from generate_subscripts(q.lex, 1) i where q.ess[i] = 1), ' | '))
-      ),
-      candidates as (select coalesce(f.name, l.name) as name, f.sims from fuzzy f full join lexical l on l.name = f.name),
-      scored as (
-        select t.name, t.current_version, t.description, t.status, t.side_effect, t.destructive, t.search, z.fz,
-               (select coalesce(sum(q.tw[i] * greatest(
-                          case when t.search @@ q.qa[i] then ${fw.name}::float8 when t.search @@ q.qb[i] then ${fw.description}::float8
-                               when t.search @@ q.qc[i] then ${fw.params}::float8 else 0 end,
-                          case when z.fz[i] >= ${lexicalPolicy.fuzzyMin} then ${lexicalPolicy.fuzzyWeight}::float8 * z.fz[i] else 0 end)), 0)
-                from generate_subscripts(q.lex, 1) i) as evidence,
-               coalesce(s.invocations, 0)::int as invocations, coalesce(s.successes, 0)::int as successes
-        from q, candidates c
-        -- one index lookup per candidate, whatever the planner's statistics (PGlite has none)
-        cross join lateral (select * from tools t where t.name = c.name and (${!activeOnly} or t.status = 'active') offset 0) t
-        -- each word's similarity: from the trigram search, or (a common word) computed for this candidate alone
-        cross join lateral (
-          select array(
-            select case when q.fc[i] = 0 then 0
-                        when q.ess[i] = 1 then coalesce((c.sims ->> i::text)::float8, 0)
-                        else (select case when x.s >= ${fuzzyFloor} then x.s else 0 end
-                              from (select word_similarity(q.words[i], t.trgm_text)::float8 as s) x) end
-            from generate_subscripts(q.words, 1) i order by i) as fz) z
-        left join tool_usage s on s.tool = t.name
-        order by evidence desc, invocations desc, t.name
-        limit ${shortlist}
-      )
-      select t.name, t.current_version as version, t.description, t.status, t.side_effect, t.destructive,
-             v.manifest -> 'inputSchema' as input_schema,
-             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qa[i]) as a_hits,
-             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qb[i]) as b_hits,
-             array(select q.lex[i] from generate_subscripts(q.lex, 1) i where t.search @@ q.qc[i]) as c_hits,
-             t.fz as fuzzy, t.evidence,
-             ts_rank(t.search, websearch_to_tsquery('english', ${q}))::float8 as full_text,
-             t.invocations, t.successes
-      from q, scored t
-      join tool_versions v on v.name = t.name and v.version = t.current_version`,
-        ])
-        .then((results) => results[1] as SearchRow[]);
-
-    let rows: SearchRow[];
-    if (common.some((c) => c) && common.some((c) => !c)) {
-      rows = await shortlistOf(common.map((c) => !c));
-      const last = rows.length >= shortlist ? Math.min(...rows.map((r) => r.evidence)) : Number.NEGATIVE_INFINITY;
-      if (!(last > commonMax)) rows = await shortlistOf(lexemes.map(() => true));
-    } else rows = await shortlistOf(lexemes.map(() => true));
+    const words = lexemes.map((lexeme, i) => ({ lexeme, raw: rawWords[i]!, weight: termWeights[i]! }));
+    const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
+    if (rows.length === 0) return [];
 
     const dense = await denseSimilarities(
       q,
@@ -304,41 +221,54 @@ export function createSearch(deps: SearchDeps) {
     const scored = rows.map((r) => {
       const evidence: TermEvidence[] = lexemes.map((lex, i) => ({
         docFrequency: df.get(lex) ?? 0,
-        inName: r.a_hits.includes(lex),
-        inDescription: r.b_hits.includes(lex),
-        inParams: r.c_hits.includes(lex),
+        // the best field holding it is all lexicalSimilarity weighs
+        inName: r.fields[i] === 1,
+        inDescription: r.fields[i] === 2,
+        inParams: r.fields[i] === 3,
         // trigrams of a word shorter than a typo could be made in ("re" of "we're") match anything
         fuzzy: (rawWords[i]?.length ?? 0) >= lexicalPolicy.typo.minLength ? (r.fuzzy[i] ?? 0) : 0,
       }));
       const lexical = lexicalSimilarity(evidence, n, lexicalPolicy);
       const d = dense.get(r.name) ?? null;
       const similarity = d === null ? lexical : denseWeight * d + (1 - denseWeight) * lexical;
-      const actions = toolActions(
-        { name: r.name, description: r.description, sideEffect: r.side_effect },
-        intentPolicy,
-        lexicalPolicy.aliases,
-      );
+      // what a write tool does is read below, only if it could make the hits; a read tool's is known
+      const actions: string[] | undefined = r.sideEffect === 'read' ? [] : undefined;
       return {
         name: r.name,
         version: r.version,
         description: r.description,
         status: r.status,
-        sideEffect: r.side_effect,
+        sideEffect: r.sideEffect,
         destructive: r.destructive,
-        inputSchema: r.input_schema ?? {},
+        inputSchema: r.inputSchema,
         similarity,
-        components: { lexical, fullText: r.full_text, dense: d },
+        components: { lexical, fullText: r.fullText, dense: d },
         invocations: r.invocations,
         successes: r.successes,
         level: trustLevel({ invocations: r.invocations, successes: r.successes }),
         actions,
-        intentFit: intentFit(intent, { sideEffect: r.side_effect, actions }),
+        intentFit: actions && (intentFit(intent, { sideEffect: r.sideEffect, actions }) as IntentFit | undefined),
         intent,
       };
     });
-    return rerank(scored, deps.rankingPolicy ?? harness.policy.ranking)
-      .slice(0, limit)
-      .map(({ successRate: _s, usage: _u, ...hit }) => hit);
+    // A tool whose fit is not judged yet ranks as if it fit (the most it could score): judge the
+    // ones that rank among the hits until all of those are judged. The rest cannot climb into them.
+    const policy = deps.rankingPolicy ?? harness.policy.ranking;
+    for (;;) {
+      const hits = rerank(scored, policy).slice(0, limit);
+      const unjudged = hits.filter((h) => h.actions === undefined);
+      if (unjudged.length === 0)
+        return hits.map(({ successRate: _s, usage: _u, actions: judged, intentFit: fit, ...hit }) => ({
+          ...hit,
+          actions: judged ?? [],
+          intentFit: fit ?? 'unknown',
+        }));
+      for (const h of unjudged) {
+        const tool = scored.find((c) => c.name === h.name)!;
+        tool.actions = actionsOf(tool);
+        tool.intentFit = intentFit(intent, { sideEffect: tool.sideEffect, actions: tool.actions });
+      }
+    }
   }
 
   /**
@@ -348,31 +278,45 @@ export function createSearch(deps: SearchDeps) {
    * many catalog tools use it.
    */
   async function lexemesOf(q: string, activeOnly: boolean) {
-    const lexed = await sql<{ word: string; lexeme: string }[]>`
-      select lower(token) as word, lexemes[1] as lexeme from ts_debug('english', ${q})
-      where alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
-        and coalesce(array_length(lexemes, 1), 0) > 0
-      limit 64`;
-    const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
-    for (const { word, lexeme } of lexed) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
-    const lexemes = [...terms.keys()];
-    // Word statistics and the catalog's size as triggers keep them (migration 072), not ts_stat
-    // over every tool per search.
-    const [stats] = await sql<{ n: number; df: Record<string, number> }[]>`
-      select (case when ${activeOnly} then active else listed end)::int as n,
+    // ts_parse and ts_lexize with the dictionaries the 'english' configuration maps these tokens
+    // to, rather than ts_debug: the same words, at half the cost (ts_debug is a SQL function
+    // planned anew on every call). Word statistics and the catalog's size in the same statement, as
+    // triggers keep them (migration 072), not ts_stat over every tool per search.
+    const [stats] = await sql<{ lexed: [string, string][] | null; n: number; changes: string; df: Record<string, number> }[]>`
+      with lexed as materialized (
+        select lower(p.token) as word, x.lexemes[1] as lexeme, p.at
+        from ts_parse('default', ${q}) with ordinality as p(tokid, token, at)
+        join ts_token_type('default') t on t.tokid = p.tokid
+        cross join lateral (
+          select case when t.alias in ('numword', 'hword_numpart') then ts_lexize('simple', p.token)
+                      else ts_lexize('english_stem', p.token) end as lexemes) x
+        where t.alias in ('asciiword', 'word', 'numword', 'hword_asciipart', 'hword_part', 'hword_numpart')
+          and coalesce(array_length(x.lexemes, 1), 0) > 0
+        order by p.at
+        limit 64
+      )
+      select (select json_agg(json_build_array(word, lexeme) order by at) from lexed) as lexed,
+             (case when ${activeOnly} then active else listed end)::int as n, changes::text as changes,
              coalesce((select jsonb_object_agg(lexeme, case when ${activeOnly} then active else listed end) from tool_lexemes
-                       where lexeme = any(${lexemes}::text[]) and (case when ${activeOnly} then active else listed end) > 0), '{}') as df
+                       where lexeme = any(array(select lexeme from lexed)) and (case when ${activeOnly} then active else listed end) > 0), '{}') as df
       from catalog_stats where id = 1`;
-    return { lexemes, rawWords: [...terms.values()], df: new Map(Object.entries(stats?.df ?? {})), n: stats?.n ?? 0 };
+    const terms = new Map<string, string>(); // lexeme -> a raw word (for trigram matching)
+    for (const [word, lexeme] of stats?.lexed ?? []) if (lexeme.length > 1 && !terms.has(lexeme)) terms.set(lexeme, word);
+    return {
+      lexemes: [...terms.keys()],
+      rawWords: [...terms.values()],
+      df: new Map(Object.entries(stats?.df ?? {})),
+      n: stats?.n ?? 0,
+      changes: stats?.changes ?? '',
+    };
   }
 
   /**
    * Every word (not a stop word) of the catalog's names, descriptions and parameters, with how many
    * tools use it: what a typo is corrected to. Kept until the catalog changes.
    */
-  async function catalogVocabulary(activeOnly: boolean): Promise<Map<string, number>> {
-    const [stamp] = await sql<{ changes: string }[]>`select changes::text from catalog_stats where id = 1`;
-    const key = `${activeOnly}:${stamp?.changes}`;
+  async function catalogVocabulary(activeOnly: boolean, changes: string): Promise<Map<string, number>> {
+    const key = `${activeOnly}:${changes}`;
     if (vocabularyCache?.key === key) return vocabularyCache.words;
     const rows = await sql<{ word: string; uses: number }[]>`
       select word, (case when ${activeOnly} then active else listed end)::int as uses from tool_words

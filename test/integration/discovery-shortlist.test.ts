@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type BenchDb, pgliteDb } from '../../bench/lib.ts';
+import { termWeight } from '../../domain/ranking.ts';
+import { harness } from '../../harness/index.ts';
+import { paramsSearchText } from '../../services/catalog/search.ts';
+import { type ShortlistWord, shortlist } from '../../services/catalog/shortlist.ts';
+import type { Sql } from '../../services/db.ts';
+import { type ScratchDb, scratchDb } from './registry-db.ts';
+
+/**
+ * The shortlist (services/catalog/shortlist.ts) reads posting lists (migration 081) and stops
+ * early; what it returns must be what scoring every tool would: the k best by lexical evidence,
+ * each with its true evidence. Checked against a brute force straight from the tools' own search
+ * index and words, on a catalog where common words ("list", "record", "owner") are held by far more
+ * tools than the shortlist takes — on a real Postgres and on PGlite, which plans without statistics.
+ */
+
+const policy = harness.policy.lexical;
+const k = 40;
+
+const verbs = ['list', 'create', 'update', 'delete', 'archive', 'validate', 'sync', 'export'];
+const objects = ['record', 'invoice', 'ticket', 'order', 'customer', 'shipment', 'release', 'message', 'status page', 'backup'];
+const systems = ['Jira', 'Stripe', 'Notion', 'Airtable', 'Redis', 'Kafka', 'Zendesk'];
+const qualifiers = ['for a date range', 'by owner', 'with filters', 'in bulk'];
+
+/** Tools with one version each, straight into the catalog's tables (the store's folders are not needed here). */
+async function addTools(sql: Sql, rows: { name: string; description: string; sideEffect: string; params: string }[]): Promise<void> {
+  await sql`insert into tools (name, current_version, description, side_effect, search_params)
+            select n, 1, d, s, p from unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.description)}::text[],
+                                              ${rows.map((r) => r.sideEffect)}::text[], ${rows.map((r) => r.params)}::text[]) as u(n, d, s, p)`;
+  await sql`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
+            select n, 1, jsonb_build_object('inputSchema', jsonb_build_object('type', 'object')), '', '', repeat('a', 64), repeat('b', 64),
+                   '/dev/null', 'verified', 'forge', 'test:' || n
+            from unnest(${rows.map((r) => r.name)}::text[]) as u(n)`;
+}
+
+/** Every verb × object × system: 560 tools, each word held by 56 to 560 of them. */
+async function seed(sql: Sql): Promise<void> {
+  const rows = verbs.flatMap((verb, v) =>
+    objects.flatMap((object, o) =>
+      systems.map((system, s) => {
+        const name = `${system}_${object}_${verb}`.toLowerCase().replace(/[^a-z0-9]+/g, '_');
+        const description = `${verb[0]!.toUpperCase()}${verb.slice(1)} the ${object} in ${system} ${qualifiers[(v + o + s) % qualifiers.length]}.`;
+        const params = paramsSearchText({
+          type: 'object',
+          properties: { [`${object.split(' ')[0]}Id`]: { type: 'string', description: `the ${object} id` }, owner: { type: 'string' } },
+        });
+        return { name, description, sideEffect: verb === 'list' || verb === 'export' || verb === 'validate' ? 'read' : 'write', params };
+      }),
+    ),
+  );
+  await addTools(sql, rows);
+  // usage: the tie-break among equal evidence
+  await sql`insert into invocations (idempotency_key, tool, version, input_hash, latency_ms, success)
+            select 't:' || name || ':' || g, name, 1, repeat('c', 64), 10, true
+            from tools cross join lateral generate_series(1, length(name) % 5) g`;
+}
+
+/** The request's words as search reads them (ts_debug, weights from tool_lexemes). */
+async function wordsOf(sql: Sql, text: string): Promise<ShortlistWord[]> {
+  const lexed = await sql<{ raw: string; lexeme: string }[]>`
+    select lower(token) as raw, lexemes[1] as lexeme from ts_debug('english', ${text})
+    where alias in ('asciiword', 'word') and coalesce(array_length(lexemes, 1), 0) > 0`;
+  const [stats] = await sql<{ n: number }[]>`select active as n from catalog_stats where id = 1`;
+  const n = stats?.n ?? 0;
+  const out: ShortlistWord[] = [];
+  for (const { raw, lexeme } of lexed) {
+    if (out.some((w) => w.lexeme === lexeme)) continue;
+    const [row] = await sql<{ df: number }[]>`select active as df from tool_lexemes where lexeme = ${lexeme}`;
+    out.push({ lexeme, raw, weight: termWeight(row?.df ?? 0, n, policy) });
+  }
+  return out;
+}
+
+/** Every active tool's evidence, from its search index and the words of its name and description. */
+async function bruteForce(sql: Sql, words: ShortlistWord[]): Promise<Map<string, number>> {
+  const fw = policy.fieldWeights;
+  const rows = await sql<{ name: string; evidence: number }[]>`
+    select t.name, (
+      select coalesce(sum(w.tw * greatest(
+               case when t.search @@ (quote_literal(w.lex) || ':A')::tsquery then ${fw.name}::float8
+                    when t.search @@ (quote_literal(w.lex) || ':B')::tsquery then ${fw.description}::float8
+                    when t.search @@ (quote_literal(w.lex) || ':C')::tsquery then ${fw.params}::float8 else 0 end,
+               case when length(w.raw) >= ${policy.typo.minLength} then ${policy.fuzzyWeight}::float8 * coalesce(
+                 (select max(s) from (select word_similarity(w.raw, v)::float8 as s from forge_tool_words(t.trgm_text) v) x
+                  where s >= ${policy.fuzzyMin}), 0) else 0 end)), 0)
+      from unnest(${words.map((w) => w.lexeme)}::text[], ${words.map((w) => w.raw)}::text[], ${words.map((w) => w.weight)}::float8[]) as w(lex, raw, tw)
+    ) as evidence
+    from tools t where t.current_version is not null and t.status = 'active'`;
+  return new Map(rows.map((r) => [r.name, r.evidence]));
+}
+
+const requests = [
+  'list the records in Jira by owner', // common words only: every one held by hundreds
+  'update a record', // a word in every name of its verb, one in every name of its object
+  'delete the customr records for a date range', // a typo: found through the vocabulary's trigrams, not exactly
+  'validation of the Stripe backup', // an inflection the stemmer does not join ("validation", "validate")
+  'sync the status page in Kafka with filters',
+  'owner', // held by every tool's parameters
+];
+
+for (const backend of ['postgres', 'pglite'] as const) {
+  describe(`discovery shortlist (${backend})`, () => {
+    let db: ScratchDb | BenchDb;
+    let sql: Sql;
+
+    before(async () => {
+      db = backend === 'postgres' ? await scratchDb('shortlist') : await pgliteDb();
+      sql = db.sql;
+      await seed(sql);
+    });
+
+    after(async () => {
+      if (!db) return;
+      if ('drop' in db) await db.drop();
+      else await db.close();
+    });
+
+    for (const text of requests) {
+      it(`"${text}": the ${k} best by evidence, as scoring every tool would find them`, async () => {
+        const words = await wordsOf(sql, text);
+        const truth = await bruteForce(sql, words);
+        const top = await shortlist(sql, { words, text, activeOnly: true, k, policy });
+        const want = [...truth.values()].filter((e) => e > 0).sort((a, b) => b - a);
+        assert.equal(top.length, Math.min(k, want.length));
+        for (const hit of top) assert.ok(Math.abs(hit.evidence - truth.get(hit.name)!) < 1e-9, `${hit.name}: evidence as scored in full`);
+        if (text.includes('customr'))
+          assert.ok(
+            top.some((h) => h.fuzzy.some((f) => f > 0)),
+            'the misspelt word counts through its trigrams',
+          );
+        for (const [i, hit] of top.entries())
+          assert.ok(Math.abs(hit.evidence - want[i]!) < 1e-9, `rank ${i + 1}: ${hit.name} ${hit.evidence} vs ${want[i]}`);
+      });
+    }
+
+    it('follows the catalog: a new description, a quarantine, a version withdrawn, a tool deleted', async () => {
+      const find = async (text: string, activeOnly = true) =>
+        (await shortlist(sql, { words: await wordsOf(sql, text), text, activeOnly, k, policy })).map((h) => h.name);
+      await addTools(sql, [
+        { name: 'payout_check', description: 'Reconcile the ledger of a Stripe payout.', sideEffect: 'read', params: '' },
+      ]);
+      assert.deepEqual(await find('reconcile the ledger'), ['payout_check']);
+      await sql`update tools set description = 'Balance the books of a payout.' where name = 'payout_check'`;
+      assert.deepEqual(await find('reconcile the ledger'), []);
+      assert.deepEqual(await find('balance the books'), ['payout_check']);
+      await sql`update tools set status = 'quarantined' where name = 'payout_check'`;
+      assert.deepEqual(await find('balance the books'), []);
+      assert.deepEqual(await find('balance the books', false), ['payout_check']);
+      await sql`update tools set status = 'active', current_version = null where name = 'payout_check'`;
+      assert.deepEqual(await find('balance the books', false), []);
+      await sql`update tools set current_version = 1 where name = 'payout_check'`;
+      assert.deepEqual(await find('balance the books'), ['payout_check']);
+      await sql`delete from tools where name = 'payout_check'`;
+      assert.deepEqual(await find('balance the books', false), []);
+    });
+  });
+}
