@@ -35,7 +35,14 @@ export const sandboxRunToolInputSchema = z.object({
 });
 export type SandboxRunToolInput = z.input<typeof sandboxRunToolInputSchema>;
 
-const verifyInputSchema = z.object({ files: z.record(z.string(), z.string()), manifestName: z.string().optional() });
+const verifyInputSchema = z.object({
+  files: z.record(z.string(), z.string()),
+  manifestName: z.string().optional(),
+  /** false: no live stage (`forge sandbox verify --no-live`); else the worker's live stage, when it is safe */
+  live: z.boolean().optional(),
+  /** the live call's input (`--live-input`) */
+  liveInput: z.unknown().optional(),
+});
 const runRegisteredInputSchema = z.object({
   name: z.string().min(1),
   version: z.number().int().positive(),
@@ -123,7 +130,15 @@ export function createVerifyActivities(deps: { sandbox: SandboxBackend; live?: L
     async sandboxVerify(raw: z.input<typeof verifyInputSchema>): Promise<VerifyReport> {
       const input = parseActivityInput(verifyInputSchema, raw, 'sandboxVerify input');
       await guard(deps.killSwitch, 'sandbox verification');
-      const report = await verifyTool({ files: input.files, manifestName: input.manifestName, live: deps.live ?? false }, deps.sandbox);
+      const report = await verifyTool(
+        {
+          files: input.files,
+          manifestName: input.manifestName,
+          live: input.live === false ? false : (deps.live ?? false),
+          ...(input.liveInput !== undefined ? { liveInput: input.liveInput } : {}),
+        },
+        deps.sandbox,
+      );
       await guard(deps.killSwitch, 'sandbox verification');
       return report;
     },

@@ -12,6 +12,7 @@ import {
   replayWorkflow,
   taskWorkflow,
   toolCallWorkflow,
+  verifyFolderWorkflow,
 } from '../workflows/index.ts';
 import type { Session } from './context.ts';
 
@@ -27,6 +28,7 @@ const cycles = {
   call: toolCallWorkflow,
   deploy: deployWorkflow,
   curate: curateWorkflow,
+  verify: verifyFolderWorkflow,
 };
 
 export type CycleKind = keyof typeof cycles;

@@ -99,10 +99,13 @@ const headline = (f: Record<string, unknown>): string => {
       return ((f.backends as { backend: string; baseline: { precisionAt1: number }; largest: { precisionAt1: number } }[]) ?? [])
         .map((b) => `${b.backend} p@1 ${b.baseline.precisionAt1} → ${b.largest.precisionAt1}`)
         .join('; ');
-    case 'verify/static-mock':
+    case 'verify/word-count':
+    case 'verify/exchange-rate':
       return ((f.rows as { label: string; total: { p50: number }; blocked: { p50: number } }[]) ?? [])
         .map((r) => `${r.label.split(':')[0]} ${r.total.p50} ms (loop blocked ${r.blocked.p50} ms)`)
         .join('; ');
+    case 'verify/cli':
+      return ((f.rows as { label: string; ms: { p50: number } }[]) ?? []).map((r) => `${r.label.split(':')[0]} ${r.ms.p50} ms`).join('; ');
     case 'sandbox/':
       return `warm p50 ${get(f, 'overheadMs', 'warm', 'p50')} ms vs cold ${get(f, 'overheadMs', 'cold', 'p50')} ms`;
     default:

@@ -8,3 +8,4 @@ export { improveWorkflow } from './improve.ts';
 export { replayWorkflow } from './replay.ts';
 export { taskWorkflow } from './task.ts';
 export { toolCallWorkflow } from './tool-call.ts';
+export { verifyFolderWorkflow } from './verify.ts';

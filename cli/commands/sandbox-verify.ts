@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { loadConfig } from '../../app/context.ts';
+import { loadConfig, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { type StageResult, type VerifyReport, verifyToolFolder } from '../../app/sandbox.ts';
+import { type StageResult, type VerifyReport, verifyFolder } from '../../app/verify-folder.ts';
 import { envAssignment } from '../args.ts';
 import { printJson, reportError, say } from '../output.ts';
 
@@ -11,6 +11,8 @@ import { printJson, reportError, say } from '../output.ts';
  * api-spec.json) and prints a per-stage summary, or one JSON line with --json.
  * Exit code 0 when the tool passed, 1 when it did not (or could not be verified).
  * Host variables reach the live call only when named with --env, as in `sandbox exec`.
+ * When Forge is up, its sandbox worker verifies (warm checker and pool); else this process does,
+ * saying so in one line on stderr.
  */
 const USAGE =
   "usage: forge sandbox verify <tool-dir> [--json] [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>']";
@@ -88,13 +90,13 @@ export async function sandboxVerifyCommand(args: string[]): Promise<number> {
   const json = args.includes('--json');
   try {
     const parsed = parseSandboxVerifyArgs(args);
-    const report = await verifyToolFolder(loadConfig(), {
-      dir: parsed.dir,
-      name: parsed.name,
-      live: parsed.live,
-      env: parsed.env,
-      liveInput: parsed.liveInput,
-    });
+    const report = await withSession(loadConfig(), (session) =>
+      verifyFolder(
+        session,
+        { dir: parsed.dir, name: parsed.name, live: parsed.live, env: parsed.env, liveInput: parsed.liveInput },
+        { onLocal: (why) => process.stderr.write(`verifying in this process: ${why}\n`) },
+      ),
+    );
     const failed = report.stages.find((s) => s.status === 'failed');
     if (json) {
       printJson({ ok: report.passed, dir: parsed.dir, ...(failed ? { failedStage: failed.stage, reason: failed.reason } : {}), ...report });

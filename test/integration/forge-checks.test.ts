@@ -13,10 +13,12 @@ import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { config } from '../../services/config.ts';
-import { createSandbox, reapOrphans, type Sandbox } from '../../services/sandbox/index.ts';
+import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError } from '../../services/sandbox/index.ts';
 import { forgeChecksStage, formatForRepair, verifyTool } from '../../services/sandbox/stages/index.ts';
+import type { SandboxBackend } from '../../services/sandbox/types.ts';
 import { forgeProgressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { until } from '../helpers/wait.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -364,6 +366,97 @@ describe('forge-checks: API faults injected by the mock', () => {
       ['fault: the API answers 503 to every request'],
     );
     assert.match(failing(checks)[0]!.error!, /it returned output although every request was answered 503/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Alongside the earlier stages
+
+/** Takes 4 s per call: Forge's checks, a call per generated input, run for half a minute. */
+const slowTool = textTool({
+  output: 'z.object({ word: z.string() })',
+  body: `  await new Promise((resolve) => setTimeout(resolve, 4000));
+  return { word: input.text.split(' ')[0] ?? '' };`,
+});
+const failingTests = `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { run } from './tool.ts';
+
+test('knows the tool is wrong', () => {
+  assert.equal(typeof run, 'function');
+  assert.fail('this tool is not finished');
+});
+`;
+
+/** The sandbox, with each job's mode, signal and outcome kept: what ran, and how it ended. */
+function recording(inner: Sandbox) {
+  const jobs: Array<{ mode: string; signal?: AbortSignal; settled: Promise<unknown> }> = [];
+  const backend: SandboxBackend = {
+    runJob(job, opts) {
+      const run = inner.runJob(job, opts);
+      jobs.push({
+        mode: job.mode,
+        ...(opts?.signal ? { signal: opts.signal } : {}),
+        settled: run.then(
+          (r) => r,
+          (err: unknown) => err,
+        ),
+      });
+      return run;
+    },
+  };
+  return { backend, jobs };
+}
+
+describe('forge-checks alongside the static and mock stages', () => {
+  it('starts with the tests, yet a failing mock stage decides: the running checks are cancelled and reported not run', async () => {
+    const { backend, jobs } = recording(sandbox);
+    const report = await verifyTool({ files: files(slowTool, failingTests) }, backend);
+    assert.deepEqual(
+      report.stages.map((s) => `${s.stage}:${s.status}:${s.status === 'passed' ? '' : (s.reason ?? '').split(':')[0]}`),
+      ['static:passed:', 'mock:failed:1 of 1 tests failed', 'forge-checks:skipped:not run', 'live:skipped:not run'],
+    );
+    assert.equal(report.stages[2]?.reason, 'not run: the mock stage failed');
+    const checks = jobs.find((j) => j.mode === 'checks');
+    assert.ok(checks, `the checks started alongside the tests (jobs: ${jobs.map((j) => j.mode).join(', ')})`);
+    assert.equal(checks.signal?.aborted, true, 'the checks were cancelled, not waited for');
+    assert.ok((await checks.settled) instanceof SandboxCancelledError, 'their container was killed');
+    await sandbox.ready(); // the cancelled run let its container go: the pool fills again
+  });
+
+  it('is cancelled with the tests when the static stage fails', async () => {
+    const { backend, jobs } = recording(sandbox);
+    const report = await verifyTool(
+      { files: files(slowTool.replace("input.text.split(' ')", "process.env.X!.split(' ')"), textTests) },
+      backend,
+    );
+    assert.deepEqual(
+      report.stages.map((s) => s.reason ?? s.status),
+      [
+        report.stages[0]!.reason,
+        'not run: the static stage failed',
+        'not run: the static stage failed',
+        'not run: the static stage failed',
+      ],
+    );
+    assert.equal(report.stages[0]?.status, 'failed');
+    for (const job of jobs) {
+      assert.equal(job.signal?.aborted, true, `the ${job.mode} run was cancelled`);
+      const outcome = await job.settled;
+      assert.ok(!(outcome && typeof outcome === 'object' && 'ok' in outcome), `the ${job.mode} run's result was never made`);
+    }
+    await sandbox.ready();
+  });
+
+  it('aborted mid-run, kills its container', async () => {
+    await sandbox.ready();
+    const controller = new AbortController();
+    const { backend, jobs } = recording(sandbox);
+    const run = forgeChecksStage({ source: slowTool, manifest: null, signal: controller.signal }, backend);
+    await until('the checks run in a container', () => jobs.length > 0);
+    controller.abort();
+    await assert.rejects(run, SandboxCancelledError);
+    await sandbox.ready();
   });
 });
 

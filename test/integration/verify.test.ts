@@ -23,6 +23,8 @@ import { LABEL_OWNER, OWNER } from '../../services/sandbox/container.ts';
 import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError } from '../../services/sandbox/index.ts';
 import { LABEL_EGRESS } from '../../services/sandbox/stages/egress.ts';
 import { type Egress, formatForRepair, mockStage, openEgress, reapEgress, verifyTool } from '../../services/sandbox/stages/index.ts';
+import { harnessCli } from '../helpers/cli.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
 import { OFFLINE_HOST, unauthenticatedTool as unauthenticated } from '../helpers/offline-tool.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -492,8 +494,89 @@ describe('forge sandbox verify', () => {
       assert.match(human.stdout, /static +FAILED/);
       assert.match(human.stdout, /tool\.ts:2:\d+ \[child-process\]/);
       assert.match(human.stderr, /failed at the static stage/);
+      // No worker polls this environment's queues: Forge is not up, and the CLI says it verified itself.
+      assert.match(human.stderr, /^verifying in this process: Forge is not up \(/m);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('forge sandbox verify on the running Forge', () => {
+  let h: Harness;
+  let cli: ReturnType<typeof harnessCli>;
+  const ranHere = /^verifying in this process: /m;
+
+  before(async () => {
+    // No model is asked anything here: verification needs none.
+    h = await startHarness({
+      scenarios: [{ name: 'verify-cli', rules: [{ responses: [{ error: { status: 400, message: 'verify-cli: not scripted' } }] }] }],
+    });
+    cli = harnessCli(h, { user: 'tester', timeoutMs: 120_000 });
+  });
+  after(() => h?.close());
+
+  /** The verification workflows that ran on the harness's queue. */
+  async function verifyRuns(): Promise<number> {
+    let n = 0;
+    for await (const _ of h.client.workflow.list({
+      query: `WorkflowType = 'verifyFolderWorkflow' AND TaskQueue = '${h.cfg.FORGE_TASK_QUEUE}'`,
+    }))
+      n++;
+    return n;
+  }
+
+  it("has the sandbox worker verify the folder and prints the same report as the CLI's own process", async () => {
+    const r = await cli('sandbox', 'verify', exampleDir, '--json', '--no-live');
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, ranHere);
+    const out = r.json() as {
+      ok: boolean;
+      dir: string;
+      passed: boolean;
+      stages: Array<{ stage: string; status: string; reason?: string }>;
+    };
+    assert.equal(out.ok, true);
+    assert.equal(out.dir, exampleDir);
+    assert.deepEqual(
+      out.stages.map((s) => `${s.stage}:${s.status}`),
+      ['static:passed', 'mock:passed', 'forge-checks:passed', 'live:skipped'],
+    );
+    assert.equal(out.stages[3]?.reason, 'live smoke disabled for this run', '--no-live reached the worker');
+    await until('the verification workflow is listed', async () => (await verifyRuns()) === 1);
+  });
+
+  it('exits 1 with the failing stage, its findings and the line on stderr, as before', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-worker-'));
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'tool.ts'),
+        example['tool.ts'].replace('ctx.env.OPENEXCHANGERATES_APP_ID', 'process.env.OPENEXCHANGERATES_APP_ID'),
+      );
+      fs.writeFileSync(path.join(dir, 'tool.test.ts'), HANGING_TESTS);
+      const human = await cli('sandbox', 'verify', dir, '--name', 'fetch_exchange_rate');
+      assert.equal(human.code, 1, human.stderr);
+      assert.doesNotMatch(human.stderr, ranHere);
+      assert.match(human.stdout, /^NOT verified: /);
+      assert.match(human.stdout, /static +FAILED .*\[io-outside-ctx\]|tool\.ts:\d+:\d+ \[io-outside-ctx\]/);
+      assert.match(human.stdout, /mock +SKIPPED +— not run: the static stage failed/);
+      assert.match(human.stderr, /failed at the static stage/);
+      const empty = await cli('sandbox', 'verify', fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-empty-')), '--json');
+      assert.equal(empty.code, 2, empty.stderr);
+      assert.match(String(empty.json().message), /has none of tool\.ts, tool\.test\.ts, api-spec\.json/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps a secret named with --env in its own process, and says so in one line', async () => {
+    const r = await cli('sandbox', 'verify', exampleDir, '--json', '--env', 'OPENEXCHANGERATES_APP_ID=not-a-real-id', '--no-live');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.match(new RegExp(ranHere.source, 'gm'))?.length, 1, r.stderr);
+    assert.match(r.stderr, /--env OPENEXCHANGERATES_APP_ID stays in this process/);
+    assert.deepEqual(
+      (r.json().stages as Array<{ stage: string; status: string }>).map((s) => `${s.stage}:${s.status}`),
+      ['static:passed', 'mock:passed', 'forge-checks:passed', 'live:skipped'],
+    );
   });
 });

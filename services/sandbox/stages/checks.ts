@@ -23,6 +23,8 @@ export interface ChecksInput {
   /** the generated inputs' seed (default: from the tool's name) */
   seed?: number;
   limits?: Partial<SandboxLimits>;
+  /** aborting kills the checks' run (verifyTool does when an earlier stage, running alongside, fails) */
+  signal?: AbortSignal;
 }
 
 /** Describing, up to 7 inputs of 5 s each and the fault checks' 10 s together: generous for a tool that behaves. */
@@ -48,15 +50,20 @@ export async function forgeChecksStage(input: ChecksInput, sandbox: SandboxBacke
       return { stage: 'forge-checks', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
     throw err;
   }
-  const result = await sandbox.runJob({
-    mode: 'checks',
-    files: { 'tool.mjs': code },
-    entry: 'tool.mjs',
-    ...(input.apiSpec ? { apiSpec: input.apiSpec } : {}),
-    seed: input.seed ?? seedFrom(input.manifest?.name ?? input.source),
-    // No `network`: NetworkMode none; the API is the testkit's mock inside the judged process.
-    limits: { timeoutMs: JOB_TIMEOUT_MS, ...input.limits },
-  });
+  // Cancelled while the bundle was built: no container is taken for a run nobody waits for.
+  input.signal?.throwIfAborted();
+  const result = await sandbox.runJob(
+    {
+      mode: 'checks',
+      files: { 'tool.mjs': code },
+      entry: 'tool.mjs',
+      ...(input.apiSpec ? { apiSpec: input.apiSpec } : {}),
+      seed: input.seed ?? seedFrom(input.manifest?.name ?? input.source),
+      // No `network`: NetworkMode none; the API is the testkit's mock inside the judged process.
+      limits: { timeoutMs: JOB_TIMEOUT_MS, ...input.limits },
+    },
+    input.signal ? { signal: input.signal } : {},
+  );
   const parsed = checksReportSchema.safeParse(result.output);
   const why = result.error?.message ?? result.reason ?? 'the checks failed';
   if (!parsed.success) {

@@ -7,7 +7,7 @@ import type { SandboxBackend } from '../types.ts';
 import { forgeChecksStage } from './checks.ts';
 import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
-import type { StaticAnalysis, StaticManifest } from './static.ts';
+import { readManifestSource, type StaticAnalysis, type StaticManifest } from './static.ts';
 import { analyzeStaticOffThread } from './static-thread.ts';
 
 export type { Finding, StageResult, VerifyReport } from '../../../domain/verification.ts';
@@ -107,7 +107,7 @@ function settle<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-/** Stops a test run the static stage's failure made moot, and waits until its container is let go. */
+/** Stops a run an earlier stage's failure made moot, and waits until its container is let go. */
 async function cancel(controller: AbortController, run: Promise<StageResult> | undefined): Promise<void> {
   controller.abort();
   await run?.catch(() => undefined);
@@ -129,33 +129,49 @@ function withProblems(result: StageResult, problems: Finding[]): StageResult {
   };
 }
 
-/** The first two stages' outcome: `mock` only when the static stage passed (else it did not count). */
-export interface FirstStages {
+/** The stages before live, as far as they count: each only when the one before it passed. */
+export interface OfflineStages {
   static: StageResult;
+  /** only when the static stage passed */
   mock?: StageResult;
+  /** forge-checks, only when the mock stage passed */
+  checks?: StageResult;
   manifest: StaticManifest | null;
 }
 
 /**
- * Stages 1 and 2, static and mock, as verifyTool runs them (bench/verify.ts times this). The tests
- * run while the static stage type-checks, in the mock stage's sandbox: no network, no env, Node's
- * permission model, no code from strings, memory/pid/cpu/time limits — what the static rules refuse
- * (fetch, process.env, child_process, eval…) is refused there at run time too, so starting the tests
- * early gives the code nothing the rules would have kept from it, and the tests (about 1 s in their
- * container) no longer wait for the type-check (0.1–0.6 s). The static stage still decides first:
- * when it fails, the run is cancelled and its result, whatever it was, never read, so the report is
- * the one the sequential order gave (mock "not run"). Nothing later — forge-checks, and live, the
- * stage with a network — starts before the static stage passed. Files already known to be wrong
- * (an unparsable api-spec.json) fail the static stage for sure: no tests run then.
+ * Stages 1 to 3, static, mock and forge-checks, as verifyTool runs them (bench/verify.ts times
+ * this). The tests and Forge's own checks run while the static stage type-checks, each in its own
+ * sandbox container: no network, no env, Node's permission model, no code from strings,
+ * memory/pid/cpu/time limits — what the static rules refuse (fetch, process.env, child_process,
+ * eval…) is refused there at run time too, so starting them early gives the code nothing the rules
+ * would have kept from it, and neither waits for the type-check nor for the other (the tests take
+ * about 1 s, the checks 1–2 s). The order of the verdicts is still the sequential one: the static
+ * stage decides first, then the mock stage; a failure cancels what runs after it, whose result,
+ * whatever it was, is never read, so the report is the one the sequential order gave ("not run").
+ * The checks' inputs are seeded by the manifest's name, read here from the source alone by the
+ * same parser the static stage uses (readManifestSource), so they are the ones a sequential run
+ * generates. Live, the stage with a network, starts only after all three passed. Files already
+ * known to be wrong (an unparsable api-spec.json) fail the static stage for sure: nothing runs then.
  */
-export async function staticAndMockStages(files: ToolSources & { manifestName?: string }, sandbox: SandboxBackend): Promise<FirstStages> {
+export async function offlineStages(files: ToolSources & { manifestName?: string }, sandbox: SandboxBackend): Promise<OfflineStages> {
   const { source, tests, apiSpec, problems, manifestName } = files;
   const staticStarted = performance.now();
   const cancelTests = new AbortController();
-  const mock =
-    source !== undefined && tests !== undefined && problems.length === 0
-      ? settle(mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}), signal: cancelTests.signal }, sandbox))
-      : undefined;
+  const cancelChecks = new AbortController();
+  const runnable = source !== undefined && tests !== undefined && problems.length === 0;
+  const mock = runnable
+    ? settle(mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}), signal: cancelTests.signal }, sandbox))
+    : undefined;
+  const checks = runnable
+    ? settle(
+        forgeChecksStage(
+          { source, ...(apiSpec ? { apiSpec } : {}), manifest: readManifestSource(source).manifest, signal: cancelChecks.signal },
+          sandbox,
+        ),
+      )
+    : undefined;
+  const cancelBoth = () => Promise.all([cancel(cancelTests, mock), cancel(cancelChecks, checks)]);
   let analysis: StaticAnalysis;
   try {
     analysis =
@@ -168,35 +184,45 @@ export async function staticAndMockStages(files: ToolSources & { manifestName?: 
             ...(manifestName ? { manifestName } : {}),
           });
   } catch (err) {
-    await cancel(cancelTests, mock);
+    await cancelBoth();
     throw err;
   }
+  const { manifest } = analysis;
   const staticResult = { ...withProblems(analysis.result, problems), durationMs: Math.round(performance.now() - staticStarted) };
-  if (staticResult.status === 'failed' || !mock) {
-    await cancel(cancelTests, mock);
-    return { static: staticResult, manifest: analysis.manifest };
+  if (staticResult.status === 'failed' || !mock || !checks) {
+    await cancelBoth();
+    return { static: staticResult, manifest };
   }
-  return { static: staticResult, mock: await mock, manifest: analysis.manifest };
+  let mockResult: StageResult;
+  try {
+    mockResult = await mock;
+  } catch (err) {
+    await cancel(cancelChecks, checks);
+    throw err;
+  }
+  if (mockResult.status === 'failed') {
+    await cancel(cancelChecks, checks);
+    return { static: staticResult, mock: mockResult, manifest };
+  }
+  return { static: staticResult, mock: mockResult, checks: await checks, manifest };
 }
 
 export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): Promise<VerifyReport> {
   const files = await sources(input);
   const { source, apiSpec } = files;
-  const first = await staticAndMockStages({ ...files, ...(input.manifestName ? { manifestName: input.manifestName } : {}) }, sandbox);
+  const first = await offlineStages({ ...files, ...(input.manifestName ? { manifestName: input.manifestName } : {}) }, sandbox);
   const stages: StageResult[] = [first.static];
   if (!first.mock || source === undefined) {
     stages.push(notRun('mock', 'static'), notRun('forge-checks', 'static'), notRun('live', 'static'));
     return { passed: false, stages };
   }
   stages.push(first.mock);
-  if (first.mock.status === 'failed') {
+  if (!first.checks) {
     stages.push(notRun('forge-checks', 'mock'), notRun('live', 'mock'));
     return { passed: false, stages };
   }
-
-  const checks = await forgeChecksStage({ source, ...(apiSpec ? { apiSpec } : {}), manifest: first.manifest }, sandbox);
-  stages.push(checks);
-  if (checks.status === 'failed') {
+  stages.push(first.checks);
+  if (first.checks.status === 'failed') {
     stages.push(notRun('live', 'forge-checks'));
     return { passed: false, stages };
   }
