@@ -67,14 +67,15 @@ async function main(): Promise<number> {
   const pglite = await servePglite(path.join(tmp, 'pglite'), await freePort());
   cleanups.push(() => pglite.stop());
   // Control worker containers a test left (they restart by themselves): a crashed test file leaves them polling a dead server.
+  // Only this run's — those pointed at its own Temporal server: another run on the machine keeps its own.
   cleanups.push(async () => {
     const docker = dockerClient(cfg);
-    for (const c of await docker.listContainers({ all: true, filters: { label: ['forge.control'] } }))
-      if ((c.Labels['forge.control'] ?? '').startsWith('forge-test-'))
-        await docker
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch(() => {});
+    for (const c of await docker.listContainers({ all: true, filters: { label: ['forge.control'] } })) {
+      if (!(c.Labels['forge.control'] ?? '').startsWith('forge-test-')) continue;
+      const container = docker.getContainer(c.Id);
+      const env = (await container.inspect().catch(() => undefined))?.Config.Env ?? [];
+      if (env.includes(`TEMPORAL_ADDRESS=127.0.0.1:${port}`)) await container.remove({ force: true }).catch(() => {});
+    }
   });
   say(`temporal 127.0.0.1:${port}, postgres ${adminUrl.replace(/:[^:@]+@/, ':***@')}, pglite ready`);
 
