@@ -499,6 +499,34 @@ interface Phrase {
   participle: boolean;
 }
 
+interface IntentTables {
+  phrases: Phrase[];
+  leadIns: Set<string>;
+  negations: Set<string>;
+  destructive: Set<string>;
+}
+
+/** Per policy object: a search asks it of every write candidate, and the policy does not change under it. */
+const tablesByPolicy = new WeakMap<IntentPolicy, IntentTables>();
+
+function intentTables(policy: IntentPolicy): IntentTables {
+  let t = tablesByPolicy.get(policy);
+  if (!t) {
+    t = {
+      phrases: phrases(policy),
+      leadIns: new Set(policy.leadIns.map(foldWord)),
+      negations: new Set(policy.negations.map(foldWord)),
+      destructive: new Set(
+        Object.entries(policy.actions)
+          .filter(([, d]) => d.destructive)
+          .map(([a]) => a),
+      ),
+    };
+    tablesByPolicy.set(policy, t);
+  }
+  return t;
+}
+
 function phrases(policy: IntentPolicy): Phrase[] {
   const out: Phrase[] = [];
   for (const [action, def] of Object.entries(policy.actions)) {
@@ -524,14 +552,7 @@ function phrases(policy: IntentPolicy): Phrase[] {
  */
 export function actionIntent(text: string, policy: IntentPolicy, aliases: Readonly<Record<string, string>> = {}): ActionIntent {
   const toks = tokens(text, aliases);
-  const leadIns = new Set(policy.leadIns.map(foldWord));
-  const negations = new Set(policy.negations.map(foldWord));
-  const destructive = new Set(
-    Object.entries(policy.actions)
-      .filter(([, d]) => d.destructive)
-      .map(([a]) => a),
-  );
-  const all = phrases(policy);
+  const { phrases: all, leadIns, negations, destructive } = intentTables(policy);
   const actions: string[] = [];
   const verbs: string[] = [];
   let read = false;
