@@ -89,11 +89,16 @@ async function main(): Promise<number> {
     FORGE_LOG_LEVEL: process.env.FORGE_LOG_LEVEL ?? 'warn',
     ...(chromium ? { FORGE_CHROMIUM: chromium } : {}),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
-    cwd: root,
-    env,
-    stdio: 'inherit',
-  });
+  // A test stuck on a component that went away fails after 15 minutes, with its name, instead of holding the run.
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=900000', '--test-reporter=spec', ...files],
+    {
+      cwd: root,
+      env,
+      stdio: 'inherit',
+    },
+  );
   return await new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 }
 
