@@ -17,14 +17,13 @@ import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { mergeTestFiles, regressionTestFile, TestMergeError } from '../domain/test-merge.ts';
 import { formatForRepair } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
-import { databaseWork, llmCalls, sandboxJobs } from './activities.ts';
+import { bookkeeping, llmCalls, sandboxJobs } from './activities.ts';
 import { failedWith, parseWorkflowInput } from './common.ts';
 import { improveProgressQuery } from './definitions.ts';
 import { forgeWorkflow } from './forge.ts';
 import { track } from './progress.ts';
 
 const { rewriteTool } = llmCalls;
-const { archiveDegraded, beginImprove, finishImprove, gatherEvidence, inheritCases, promoteRewrite } = databaseWork;
 
 /** The workflow id of a tool's improve cycle: one per tool, so two cycles never race on one tool. */
 export const improveWorkflowId = (tool: string) => `improve-${tool}`;
@@ -56,6 +55,7 @@ async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Prom
   // The tool's workflow id is reused by its next cycle: its writes are keyed by this run.
   const cycleKey = `${workflowId}@${runId}`;
   const { sandboxVerify, sandboxRunCases } = sandboxJobs(req.sandboxQueue);
+  const { archiveDegraded, beginImprove, finishImprove, gatherEvidence, inheritCases, promoteRewrite } = bookkeeping();
   const policy = harness.policy.improve;
   const maxAttempts = Math.min(req.maxAttempts, policy.attempts);
 

@@ -11,21 +11,22 @@ const { temporal } = proto;
 const dir = path.join(import.meta.dirname, '..', 'fixtures', 'histories');
 
 /**
- * Histories recorded by Forge before its bookkeeping became local activities (a forge cycle and a
- * task with one call, run to completion on the earlier code). A worker upgraded while such cycles
+ * Histories recorded by Forge before its bookkeeping became local activities (a forge cycle, a task
+ * with one call, and a task whose call failed and was repaired by the tool's improve cycle, with that
+ * cycle: run to completion on the earlier code). A worker upgraded while such cycles
  * run must carry them on exactly as they started — on activities — or Temporal fails them as
  * non-deterministic; the `local-bookkeeping` patch is what keeps them.
  */
 describe('cycles started on an earlier Forge', () => {
   it('replay on the current workflow code, their bookkeeping still on activities', async () => {
     const files = fs.readdirSync(dir).filter((f) => f.startsWith('before-local-bookkeeping-'));
-    assert.equal(files.length, 2, 'the forge and the task history are there');
+    assert.equal(files.length, 4, 'the forge, the task, the repairing task and its improve cycle are there');
     const histories = files.map((f) => {
       // Protobuf, as fetchHistory returned it when it was recorded.
       const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(dir, f)));
       const scheduled = history.events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
       assert.ok(
-        scheduled.includes('recordToolCall') || scheduled.includes('registerForgedTool'),
+        ['recordToolCall', 'registerForgedTool', 'promoteRewrite'].some((step) => scheduled.includes(step)),
         `${f} holds its bookkeeping as activities (${scheduled.join(', ')})`,
       );
       return { workflowId: f.replace(/\.bin$/, ''), history };
@@ -36,6 +37,6 @@ describe('cycles started on an earlier Forge', () => {
       assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
       replayed++;
     }
-    assert.equal(replayed, 2);
+    assert.equal(replayed, 4);
   });
 });
