@@ -15,6 +15,14 @@ import type { ApiSpec, Permissions, SideEffect } from '../domain/tool.ts';
  * loads no zod (the judged process imports it); the judge's schemas for the reports are frames.ts.
  */
 export const HELLO = 'hello';
+/**
+ * `runner idle --egress`: the container is on an egress network, so its job is a call through the
+ * proxy. The judge passes the flag on to the judged process it starts ahead of the job, which then
+ * loads the proxy-aware fetch (undici, the bulk of a network call's start) while the container
+ * waits, before it says hello, instead of after the job arrived. Still before any judged code, as
+ * before. Only a preload: a proxied job in a container started without it loads it on arrival.
+ */
+export const EGRESS_FLAG = '--egress';
 /** A line on fd 3 longer than this is refused unread (the output is capped well below it). */
 export const MAX_CHANNEL_LINE = 3 * 1024 * 1024;
 

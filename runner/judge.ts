@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { jsonDepth, MAX_JSON_DEPTH, MAX_RESULT_BYTES, parseBoundedJson } from './bounded-json.ts';
-import { type ChildJob, HELLO, MAX_CHANNEL_LINE } from './channel.ts';
+import { type ChildJob, EGRESS_FLAG, HELLO, MAX_CHANNEL_LINE } from './channel.ts';
 import { type Frame, frameSchema, type LoadedFrame } from './frames.ts';
 import { JudgedLogs } from './logs.ts';
 import { FRAME_DEPTH, type LogEntry, type RunnerError, type RunnerResult, SANDBOX_PATH_ENV } from './protocol.ts';
@@ -34,6 +34,8 @@ export interface JudgeSetup {
   /** the job's files; the only other thing the judged process may read */
   jobDir: string;
   heapMb?: number;
+  /** the container is on an egress network: the judged process preloads the proxy-aware fetch (channel.ts EGRESS_FLAG) */
+  egress?: boolean;
 }
 
 const DECISION_GRACE_MS = 250;
@@ -52,6 +54,8 @@ export function judgedArgs(setup: JudgeSetup): string[] {
     ...(setup.heapMb ? [`--max-old-space-size=${setup.heapMb}`] : []),
     `--test-reporter=${setup.judgedPath}`,
     setup.judgedPath,
+    // The container's, not the job's: the same for whatever job comes, so the process can start ahead.
+    ...(setup.egress ? [EGRESS_FLAG] : []),
   ];
 }
 

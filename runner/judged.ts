@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { MAX_JSON_DEPTH, MAX_RESULT_BYTES } from './bounded-json.ts';
 import { callTool, toRunnerError } from './call.ts';
-import { type ChildCase, type ChildJob, HELLO } from './channel.ts';
+import { type ChildCase, type ChildJob, EGRESS_FLAG, HELLO } from './channel.ts';
 import { chooseInput } from './live-probe.ts';
 import type { RunnerError, RunnerResult } from './protocol.ts';
 import { createMockApi } from './testkit.ts';
@@ -552,6 +552,9 @@ async function judgedTest(job: ChildJob, base: Slot[][]): Promise<void> {
 
 /** Entry point of the judged process (judged.mjs, judged-entry.ts). */
 export async function judgedMain(): Promise<void> {
+  // On an egress network the job is a proxied call: undici loads now, while the container waits,
+  // not on the call's clock. Before hello, so `ready` still means the process is all set.
+  if (process.argv.includes(EGRESS_FLAG)) await import('./proxy-fetch.ts');
   writeLine(HELLO);
   let job: ChildJob;
   try {
@@ -563,7 +566,8 @@ export async function judgedMain(): Promise<void> {
   nonce = job.nonce;
   closeIntrospection();
   blockingLogs();
-  if (job.proxyUrl) await import('./proxy-fetch.ts'); // loaded before the tool, which could otherwise replace what it uses
+  // Loaded before the tool, which could otherwise replace what it uses (already there when preloaded)
+  if (job.proxyUrl) await import('./proxy-fetch.ts');
   const base = fingerprint();
   if (job.mode === 'test') return judgedTest(job, base);
   try {

@@ -7,17 +7,18 @@ import { judgeChecks } from './checks.ts';
 import { execCommand } from './exec.ts';
 import { idle } from './idle.ts';
 import { JudgedProcess, type JudgeSetup, judgeCall } from './judge.ts';
-import { JOB_DIR, type JobMessage, JUDGED_FILE, RESULT_MARKER, type RunnerResult, resultMarker } from './protocol.ts';
+import { EGRESS_FLAG, JOB_DIR, type JobMessage, JUDGED_FILE, RESULT_MARKER, type RunnerResult, resultMarker } from './protocol.ts';
 import { readResourceCounters } from './resources.ts';
 import { judgeTest } from './test-mode.ts';
 
 /**
  * The generic runner inside the sandbox image (bundled to /opt/forge/runner.mjs), the judge:
- *   idle     warm-pool mode: wait for one job on stdin, run it, print one result frame
+ *   idle [--egress]  warm-pool mode: wait for one job on stdin, run it, print one result frame
+ *                    (--egress: the container is on an egress network, see channel.ts EGRESS_FLAG)
  * Judged code runs in judged.mjs (judged-entry.ts), which this process starts (judge.ts); the job's
  * mode says what is judged: a call, a test file (test-mode.ts), Forge's own checks (checks.ts).
  */
-const USAGE = 'usage: runner idle';
+const USAGE = `usage: runner idle [${EGRESS_FLAG}]`;
 /** The judged process's output limit when a job names none (the host always does). */
 const DEFAULT_OUTPUT_BYTES = 1024 * 1024;
 
@@ -34,7 +35,14 @@ function heapMb(): number | undefined {
 }
 
 const runnerDir = path.dirname(fileURLToPath(import.meta.url));
-const setup: JudgeSetup = { runnerDir, judgedPath: path.join(runnerDir, JUDGED_FILE), jobDir: JOB_DIR, heapMb: heapMb() };
+const [runnerMode, ...runnerFlags] = process.argv.slice(2);
+const setup: JudgeSetup = {
+  runnerDir,
+  judgedPath: path.join(runnerDir, JUDGED_FILE),
+  jobDir: JOB_DIR,
+  heapMb: heapMb(),
+  egress: runnerFlags.includes(EGRESS_FLAG),
+};
 
 async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): Promise<RunnerResult | undefined> {
   const entry = job.entry ? path.join(JOB_DIR, job.entry) : undefined;
@@ -90,20 +98,34 @@ async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): P
       const described = await judgeCall(first, { ...call, mode: 'describe' });
       if (!described.ok || !described.loaded) return described;
       const { serveTool } = await import('./serve.ts');
+      // Each call gets a fresh judged process, started ahead: the next one boots once the last call's
+      // process is gone (never beside it: the container's memory is sized for two processes), while
+      // the client thinks. Still one process per call; calls that overlap start their own.
+      let spare: JudgedProcess | undefined = new JudgedProcess(setup);
+      let served = false;
       await serveTool({
         stdin,
         stdout: process.stdout,
         loaded: described.loaded,
-        call: (args) => judgeCall(new JudgedProcess(setup), { ...call, input: args }),
+        call: async (args) => {
+          const judged = spare ?? new JudgedProcess(setup);
+          spare = undefined;
+          try {
+            return await judgeCall(judged, { ...call, input: args });
+          } finally {
+            if (!served) spare ??= new JudgedProcess(setup);
+          }
+        },
       });
+      served = true;
+      spare?.kill();
       return undefined;
     }
   }
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [mode] = argv;
-  if (mode !== 'idle') {
+async function main(): Promise<void> {
+  if (runnerMode !== 'idle' || runnerFlags.some((f) => f !== EGRESS_FLAG)) {
     process.stderr.write(USAGE + '\n');
     process.exit(2);
   }
@@ -126,4 +148,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv.slice(2));
+await main();

@@ -3,7 +3,15 @@ import os from 'node:os';
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
-import { type JobMessageInput, NODE_PATH, READY_MARKER, RUNNER_PATH, resultMarker, SANDBOX_PATH_ENV } from '../../runner/protocol.ts';
+import {
+  EGRESS_FLAG,
+  type JobMessageInput,
+  NODE_PATH,
+  READY_MARKER,
+  RUNNER_PATH,
+  resultMarker,
+  SANDBOX_PATH_ENV,
+} from '../../runner/protocol.ts';
 import { log } from '../log.ts';
 import type { SandboxLimits } from './types.ts';
 
@@ -54,7 +62,9 @@ export function containerSpec(plan: ContainerPlan): Docker.ContainerCreateOption
   return {
     Image: plan.image,
     // Imported images have no usable defaults we rely on: absolute command, explicit env.
-    Cmd: [NODE_PATH, `--max-old-space-size=${heapMb(plan.limits.memoryMb)}`, RUNNER_PATH, 'idle'],
+    // On a network (an egress one: the only kind a sandbox gets) the runner's judged process preloads
+    // the proxy-aware fetch while the container waits for its call (runner/channel.ts EGRESS_FLAG).
+    Cmd: [NODE_PATH, `--max-old-space-size=${heapMb(plan.limits.memoryMb)}`, RUNNER_PATH, 'idle', ...(plan.network ? [EGRESS_FLAG] : [])],
     Env: [`PATH=${SANDBOX_PATH_ENV}`, 'HOME=/tmp'],
     User: '10001:10001',
     WorkingDir: '/tmp',

@@ -295,4 +295,39 @@ describe('MCP', () => {
     }
     assert.equal(await exists(session.containerId), false);
   });
+
+  it('runs every call in its own judged process, started ahead or, for overlapping calls, on demand', async () => {
+    // Module state survives only within one process: a count above 1 would mean a process served two calls.
+    fs.writeFileSync(
+      path.join(dir, 'counter.ts'),
+      `import { z } from 'zod';
+let calls = 0;
+export const manifest = {
+  name: 'count_calls',
+  description: 'Counts the calls its process has served.',
+  sideEffect: 'read',
+  permissions: { network: [], env: [] },
+  input: z.object({ n: z.number() }),
+  output: z.object({ n: z.number(), calls: z.number() }),
+};
+export async function run(input: { n: number }) {
+  calls += 1;
+  return { n: input.n, calls };
+}
+`,
+    );
+    const bundle = await bundleToolModule(path.join(dir, 'counter.ts'));
+    const session = await openToolSession({ docker, image, files: { 'tool.mjs': bundle }, entry: 'tool.mjs' });
+    const call = async (n: number) => (await session.client.callTool({ name: 'count_calls', arguments: { n } })).structuredContent;
+    try {
+      for (const n of [1, 2, 3]) assert.deepEqual(await call(n), { n, calls: 1 });
+      assert.deepEqual(
+        await Promise.all([call(4), call(5), call(6)]),
+        [4, 5, 6].map((n) => ({ n, calls: 1 })),
+      );
+      assert.deepEqual(await call(7), { n: 7, calls: 1 });
+    } finally {
+      await session.close();
+    }
+  });
 });

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jsonDepth, MAX_JSON_DEPTH, parseBoundedJson } from '../../runner/bounded-json.ts';
-import { checkOutput } from '../../runner/judge.ts';
+import { checkOutput, judgedArgs } from '../../runner/judge.ts';
 import { outputProblem } from '../../runner/judged.ts';
 import { StreamLog } from '../../runner/logs.ts';
 import { RESULT_MARKER, resultMarker, splitRunnerOutput } from '../../runner/protocol.ts';
@@ -129,5 +129,27 @@ describe('the judge’s own checks', () => {
     assert.ok(text.endsWith('the end'));
     assert.match(text, /\[… \d+ bytes not kept …\]/);
     assert.ok(text.length < 80 * 1024);
+  });
+});
+
+describe('the judged process’s command line', () => {
+  const setup = { runnerDir: '/opt/forge', judgedPath: '/opt/forge/judged.mjs', jobDir: '/tmp/job', heapMb: 64 };
+
+  it('is the same whatever the job, so the process starts before its job arrives', () => {
+    const args = judgedArgs(setup);
+    assert.deepEqual(args.slice(0, 3), ['--experimental-permission', '--allow-fs-read=/opt/forge/', '--allow-fs-read=/tmp/job/']);
+    assert.ok(args.includes('--disallow-code-generation-from-strings'));
+    assert.ok(!args.some((a) => /allow-(fs-write|child-process|worker|addons)/.test(a)), 'nothing beyond reading its own files');
+    assert.equal(args.at(-1), '/opt/forge/judged.mjs');
+  });
+
+  it('on an egress network, adds the preload flag as the script’s argument, granting nothing', () => {
+    const args = judgedArgs({ ...setup, egress: true });
+    assert.deepEqual(
+      args.slice(-2),
+      ['/opt/forge/judged.mjs', '--egress'],
+      'after the script: an argument to the harness, not a node option',
+    );
+    assert.deepEqual(args.slice(0, -1), judgedArgs(setup), 'the same permission flags');
   });
 });

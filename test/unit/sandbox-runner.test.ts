@@ -148,10 +148,12 @@ describe('container spec', () => {
     assert.equal(spec.Labels!['forge.sandbox'], '1');
     assert.equal(spec.Labels!['forge.job'], 'j1');
     assert.equal(spec.Cmd![0], '/usr/bin/node', 'imported images have no Cmd: the command is absolute');
-    assert.equal(
-      containerSpec({ image: 'img', limits: DEFAULT_LIMITS, jobId: 'j', network: 'forge-egress' }).HostConfig!.NetworkMode,
-      'forge-egress',
-    );
+    const onEgress = containerSpec({ image: 'img', limits: DEFAULT_LIMITS, jobId: 'j', network: 'forge-egress' });
+    assert.equal(onEgress.HostConfig!.NetworkMode, 'forge-egress');
+    // The runner learns it is on an egress network from its command, before any job: its judged
+    // process then preloads the proxy-aware fetch while the container waits.
+    assert.deepEqual(spec.Cmd!.slice(-2), ['/opt/forge/runner.mjs', 'idle'], 'offline: no preload');
+    assert.deepEqual(onEgress.Cmd!.slice(-3), ['/opt/forge/runner.mjs', 'idle', '--egress']);
   });
 
   it('validates limits', () => {
