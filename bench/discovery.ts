@@ -4,7 +4,7 @@
  * on an in-memory PGlite and on a real Postgres server, every evaluation request searched as an
  * agent turn searches (registry.search, the candidates offerTools reads).
  *
- *   node --import tsx bench/discovery.ts [--sizes 100,1000,10000] [--backends pglite,postgres] [--requests N] [--no-relevance]
+ *   node --import tsx bench/discovery.ts [--sizes 100,1000,10000] [--backends pglite,postgres] [--requests N] [--no-relevance] [--changed]
  *
  * Per backend and size: p50/p95 of one search; growth (p50 at this size / p50 at the smallest);
  * the plan of every statement one search sends (EXPLAIN ANALYZE: which indexes it used, which
@@ -240,12 +240,15 @@ interface Relevance {
   decisionsRight: number;
   offered: string[];
   decisions: string[];
+  /** per request, the candidates considered (name similarity score), for --changed */
+  considered: string[];
 }
 
 async function relevance(registry: Registry): Promise<Relevance> {
   const calls = createToolCalls({ registry });
   const offered: string[] = [];
   const decisions: string[] = [];
+  const considered: string[] = [];
   let top1 = 0;
   let withTool = 0;
   let right = 0;
@@ -254,6 +257,7 @@ async function relevance(registry: Registry): Promise<Relevance> {
     const { decision } = await calls.discoverTool({ query: r.text, args: r.args });
     const first = offer.tools[0]?.name ?? '-';
     offered.push(first);
+    considered.push(offer.considered.map((c) => `${c.name} ${round(c.similarity, 3)}/${round(c.score, 3)}`).join(', '));
     const d = decision.action === 'forge' ? 'forge' : `${decision.action} ${decision.tool}`;
     decisions.push(d);
     if (r.expected !== 'none') {
@@ -262,7 +266,7 @@ async function relevance(registry: Registry): Promise<Relevance> {
     }
     if (r.expected === 'none' ? decision.action === 'forge' : decision.action !== 'forge' && decision.tool === r.expected) right++;
   }
-  return { precisionAt1: round(top1 / withTool, 3), decisionsRight: right, offered, decisions };
+  return { precisionAt1: round(top1 / withTool, 3), decisionsRight: right, offered, decisions, considered };
 }
 
 interface PlanNode {
@@ -372,6 +376,15 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       process.stderr.write(`[bench:discovery] ${kind} ${size} tools: p50 ${rows.at(-1)!.latency.p50} ms\n`);
     }
     if (withRelevance) largest = await relevance(registry);
+    // --changed: the candidates of every request whose offer or decision the larger catalog changed
+    if (baseline && largest && argv.includes('--changed'))
+      for (const [i, r] of evalSet.requests.entries()) {
+        if (baseline.offered[i] === largest.offered[i] && baseline.decisions[i] === largest.decisions[i]) continue;
+        process.stderr.write(
+          `[bench:discovery] ${kind} changed: "${r.text}" expected ${r.expected}\n` +
+            `  before: ${baseline.decisions[i]} | ${baseline.considered[i]}\n  after:  ${largest.decisions[i]} | ${largest.considered[i]}\n`,
+        );
+      }
   } finally {
     await traced.end({ timeout: 2 });
     if (argv.includes('--keep')) process.stderr.write(`[bench:discovery] kept ${db.url}\n`);
