@@ -1,7 +1,6 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { ForgeError } from '../domain/errors.ts';
 import { type ApprovalRow, createApprovalLedger, findApproval, pendingApprovals } from '../services/control/approvals.ts';
-import { decideApprovalUpdate } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { withDb } from './db.ts';
 
@@ -63,6 +62,8 @@ export async function decideApproval(
       `forge approve ${id} or forge reject ${id}`,
     );
   const client = await session.temporal();
+  // Imported here: listing approvals (forge approvals) reads Postgres only and need not load @temporalio/workflow.
+  const { decideApprovalUpdate } = await import('../workflows/definitions.ts');
   const handle = client.workflow.getHandle(row.workflow_id);
   const res = await handle
     .executeUpdate(decideApprovalUpdate, { args: [{ approvalId: id, approve, by, ...(answer ? { answer } : {}) }] })

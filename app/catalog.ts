@@ -5,6 +5,9 @@ import { createAlerts } from '../services/control/alerts.ts';
 import type { Sql } from '../services/db.ts';
 import { withDb } from './db.ts';
 
+// The regression gate's report as forge tools history shows it (app/improve.ts, which also exports it, loads the Temporal client).
+export { type GateReport, gateReportSchema } from '../domain/improve.ts';
+
 // Catalog queries are read-only, so they work while Forge is frozen. So do a person's levers on
 // the catalog (pin, unpin, rollback, archive): they run no tool, and a rollback is what a person
 // reaches for in the middle of an incident, frozen or not.

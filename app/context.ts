@@ -1,7 +1,6 @@
 import os from 'node:os';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
-import { temporalClient } from '../infra/temporal.ts';
 import { config } from '../services/config.ts';
 
 export type { ForgeConfig };
@@ -30,7 +29,9 @@ export function openSession(cfg: ForgeConfig): Session {
   let client: Promise<Client> | undefined;
   return {
     cfg,
-    temporal: () => (client ??= temporalClient(cfg)),
+    // The Temporal client package costs most of a second to load: a command that never talks to
+    // Temporal (forge tools ls, forge sessions) should not pay for it, so it is imported here.
+    temporal: () => (client ??= import('../infra/temporal.ts').then((t) => t.temporalClient(cfg))),
     async close() {
       const connected = await client?.catch(() => undefined);
       await connected?.connection.close();

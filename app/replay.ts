@@ -8,7 +8,6 @@ import { createKillSwitch } from '../services/control/kill-switch.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { withDb } from './db.ts';
-import { hasPollers } from './stack.ts';
 
 export interface ReplayAsk {
   auditId: number;
@@ -78,12 +77,15 @@ export async function replayAuditEntry(
   const client = await session.temporal();
   // Warn once when nothing will pick the replay up, instead of waiting silently.
   const warning = setTimeout(() => {
-    void Promise.all([hasPollers(client, cfg.FORGE_TASK_QUEUE), hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)]).then(
-      ([control, sandbox]) => {
-        if (!control || !sandbox) hooks.onNoWorker?.(!control ? cfg.FORGE_TASK_QUEUE : cfg.FORGE_SANDBOX_QUEUE);
-      },
-      () => {},
-    );
+    // app/stack.ts brings dockerode and esbuild with it: loaded only when the replay has waited this long.
+    void import('./stack.ts')
+      .then(({ hasPollers }) => Promise.all([hasPollers(client, cfg.FORGE_TASK_QUEUE), hasPollers(client, cfg.FORGE_SANDBOX_QUEUE)]))
+      .then(
+        ([control, sandbox]) => {
+          if (!control || !sandbox) hooks.onNoWorker?.(!control ? cfg.FORGE_TASK_QUEUE : cfg.FORGE_SANDBOX_QUEUE);
+        },
+        () => {},
+      );
   }, 5000);
   try {
     return { started, result: await handle.result() };

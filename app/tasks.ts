@@ -7,7 +7,6 @@ import { progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
-import { hasPollers } from './stack.ts';
 
 /**
  * Starts a task workflow for a task in a person's words (validated here, and again in the workflow).
@@ -44,7 +43,8 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
   return followCycle<TaskResult, TaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,
     async onPoll() {
-      if (warned || Date.now() - since <= 5000 || (await hasPollers(client, queue))) return;
+      // app/stack.ts brings dockerode and esbuild with it: loaded only when a task has waited this long.
+      if (warned || Date.now() - since <= 5000 || (await (await import('./stack.ts')).hasPollers(client, queue))) return;
       warned = true;
       hooks.onNoWorker?.(queue);
     },

@@ -4,7 +4,7 @@
  * figure and, last, the JSON lines of the run together, for docs/benchmarks.md. Never part of
  * `npm test`: a bench compares with a baseline measured in the same run, not with a threshold.
  *
- *   npm run bench [-- --only discovery,cycles,sandbox] [-- --quick]
+ *   npm run bench [-- --only discovery,cycles,sandbox,cli] [-- --quick]
  *
  * --quick: fewer samples (a smoke run of the benches themselves, not figures to record).
  */
@@ -30,6 +30,7 @@ const benches: { name: string; file: string; args: string[] }[] = [
   },
   { name: 'verify', file: 'verify.ts', args: quick ? ['--samples', '2'] : ['--samples', '5'] },
   { name: 'sandbox', file: 'sandbox.ts', args: quick ? ['--json', '--samples', '5', '--jobs', '6'] : ['--json'] },
+  { name: 'cli', file: 'cli.ts', args: quick ? ['--samples', '2'] : ['--samples', '7'] },
 ];
 
 function run(file: string, args: string[]): Promise<{ code: number; figures: Record<string, unknown>[] }> {
@@ -106,6 +107,11 @@ const headline = (f: Record<string, unknown>): string => {
         .join('; ');
     case 'verify/cli':
       return ((f.rows as { label: string; ms: { p50: number } }[]) ?? []).map((r) => `${r.label.split(':')[0]} ${r.ms.p50} ms`).join('; ');
+    case 'cli/start':
+      return ((f.rows as { label: string; cpuMs: { p50: number } }[]) ?? [])
+        .filter((r) => !r.label.includes('cache off'))
+        .map((r) => `${r.label.replace(/^baseline: /, '').split(' (')[0]} ${r.cpuMs.p50} CPU-ms`)
+        .join('; ');
     case 'sandbox/':
       return `warm p50 ${get(f, 'overheadMs', 'warm', 'p50')} ms vs cold ${get(f, 'overheadMs', 'cold', 'p50')} ms`;
     default:

@@ -1,25 +1,12 @@
-import { type ForgeConfig, loadConfig } from '../app/context.ts';
-import { runWorkerInForeground } from '../app/worker.ts';
-import { auditCommand } from './commands/audit.ts';
-import {
-  answerCommand,
-  approvalsCommand,
-  budgetCommand,
-  decideCommand,
-  freezeCommand,
-  thawCommand,
-  toolsCommand,
-} from './commands/catalog.ts';
-import { demoEvolveCommand } from './commands/demo-evolve.ts';
-import { failuresCommand, feedbackCommand } from './commands/evidence.ts';
-import { evolveCommand } from './commands/evolve.ts';
-import { forgeCommand } from './commands/forge.ts';
-import { improveCommand } from './commands/improve.ts';
-import { runCommand } from './commands/run.ts';
-import { scheduleCommand } from './commands/schedule.ts';
-import { sessionsCommand } from './commands/sessions.ts';
-import { doctorCommand, downCommand, upCommand } from './commands/stack.ts';
-import { capturingJson, EXIT, printJson, reportError, say, usageError } from './output.ts';
+import { readFileSync } from 'node:fs';
+import type { ForgeConfig } from '../app/context.ts';
+import { EXIT, printJson, reportError, say, usageError } from './output.ts';
+
+// Start-up cost (issue 14): this module imports nothing heavy. Each command's module, and with it the
+// use cases and packages it needs (the Temporal client, dockerode, TypeScript, …), is imported only
+// when that command runs, so `forge help` and `forge --version` load next to nothing and
+// `forge tools ls` does not pay for the sandbox or the worker. The help text below is the command
+// list a person reads; `commands` is the one the CLI dispatches on.
 
 const usage = `forge — durable tool forging on Temporal
 
@@ -70,87 +57,49 @@ const usage = `forge — durable tool forging on Temporal
                                          or the Streamable HTTP endpoint forge up runs (bearer token required)
   forge sandbox exec <tool-file> --input '<json>' [--json]
   forge sandbox verify <tool-dir> [--json]
+  forge --version [--json]               Forge's version
 
   --json prints one JSON line. Exit codes: 0 ok, 1 failed or refused, 2 bad usage, 3 a component down.
 `;
 
 type Command = (cfg: ForgeConfig, args: string[]) => Promise<number>;
 
-// The demo, Forge's main job on embedded defaults (the scripted model, scenarios/*.json):
-//  1. a task needs a tool nobody has: count_words is forged, called with the task's own words, and answers;
-//  2. the same ask in other words reuses it, with no forge;
-//  3. a slug needs slugify, forged too; its v1 throws on "è" (an edge case its own tests missed), so the
-//     task diagnoses the failure, repairs the tool behind the regression gate (v2) and re-runs the call;
-//  4. a two-tool chain: slugify's output is count_words' input.
-const DEMO_TASKS = [
-  'how many words are in "the quick brown fox jumps over the lazy dog"?',
-  'count the words in "to be or not to be"',
-  'make a URL slug of "Crème Brûlée"',
-  'how many characters does the URL slug of "Crème Brûlée" have?',
-];
-
-const commands: Record<string, Command> = {
-  up: upCommand,
-  down: downCommand,
-  doctor: doctorCommand,
-  run: runCommand,
-  sessions: sessionsCommand,
-  forge: forgeCommand,
-  improve: improveCommand,
-  evolve: evolveCommand,
-  feedback: feedbackCommand,
-  failures: failuresCommand,
-  schedule: scheduleCommand,
-  tools: toolsCommand,
-  approvals: approvalsCommand,
-  approve: decideCommand(true),
-  reject: decideCommand(false),
-  answer: answerCommand,
-  freeze: freezeCommand,
-  thaw: thawCommand,
-  budget: budgetCommand,
-  audit: auditCommand,
-  async demo(cfg, args) {
-    if (args[0] === 'evolve') return demoEvolveCommand(cfg, args.slice(1));
-    const started = performance.now();
-    if (args.includes('--json')) {
-      // Each step would print its own line: the demo prints one, with every step's in it.
-      const up = await capturingJson(() => upCommand(cfg, args));
-      const tasks: unknown[] = [];
-      let code = up.value;
-      for (const task of DEMO_TASKS) {
-        if (code !== 0) break;
-        const ran = await capturingJson(() => runCommand(cfg, [task, '--wait', ...args]));
-        tasks.push(...ran.lines);
-        code = ran.value;
-      }
-      printJson({ ok: code === 0, up: up.lines[0], tasks, totalMs: Math.round(performance.now() - started) });
-      return code;
-    }
-    const code = await upCommand(cfg, args);
-    if (code !== 0) return code;
-    for (const task of DEMO_TASKS) {
-      const ran = await runCommand(cfg, [task, '--wait', ...args]);
-      if (ran !== 0) return ran;
-    }
-    process.stderr.write(`demo: ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`);
-    return 0;
-  },
-  worker(cfg, args) {
-    // A server in the foreground has no result to print: its logs already are JSON lines on stderr.
-    if (args.length) throw usageError(`forge worker takes no arguments (got ${args.join(' ')}); it runs until stopped`, 'forge worker');
-    return runWorkerInForeground(cfg);
-  },
-  async sandbox(_cfg, args) {
-    const [sub, ...rest] = args;
-    if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
-    if (sub === 'verify') return (await import('./commands/sandbox-verify.ts')).sandboxVerifyCommand(rest);
-    throw usageError(
-      `unknown sandbox command ${JSON.stringify(sub ?? '')}`,
-      "forge sandbox exec <tool-file> --input '<json>' | forge sandbox verify <tool-dir>",
-    );
-  },
+/** Each command's implementation, imported on first use (a static import here would load it for every command). */
+const commands: Record<string, () => Promise<Command>> = {
+  up: async () => (await import('./commands/stack.ts')).upCommand,
+  down: async () => (await import('./commands/stack.ts')).downCommand,
+  doctor: async () => (await import('./commands/stack.ts')).doctorCommand,
+  run: async () => (await import('./commands/run.ts')).runCommand,
+  sessions: async () => (await import('./commands/sessions.ts')).sessionsCommand,
+  forge: async () => (await import('./commands/forge.ts')).forgeCommand,
+  improve: async () => (await import('./commands/improve.ts')).improveCommand,
+  evolve: async () => (await import('./commands/evolve.ts')).evolveCommand,
+  feedback: async () => (await import('./commands/evidence.ts')).feedbackCommand,
+  failures: async () => (await import('./commands/evidence.ts')).failuresCommand,
+  schedule: async () => (await import('./commands/schedule.ts')).scheduleCommand,
+  tools: async () => (await import('./commands/tools.ts')).toolsCommand,
+  approvals: async () => (await import('./commands/approvals.ts')).approvalsCommand,
+  approve: async () => (await import('./commands/approvals.ts')).decideCommand(true),
+  reject: async () => (await import('./commands/approvals.ts')).decideCommand(false),
+  answer: async () => (await import('./commands/approvals.ts')).answerCommand,
+  freeze: async () => (await import('./commands/control.ts')).freezeCommand,
+  thaw: async () => (await import('./commands/control.ts')).thawCommand,
+  budget: async () => (await import('./commands/control.ts')).budgetCommand,
+  audit: async () => (await import('./commands/audit.ts')).auditCommand,
+  demo: async () => (await import('./commands/demo.ts')).demoCommand,
+  worker: async () => (await import('./commands/worker.ts')).workerCommand,
+  sandbox: async () => sandboxCommand,
 };
+
+async function sandboxCommand(_cfg: ForgeConfig, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
+  if (sub === 'verify') return (await import('./commands/sandbox-verify.ts')).sandboxVerifyCommand(rest);
+  throw usageError(
+    `unknown sandbox command ${JSON.stringify(sub ?? '')}`,
+    "forge sandbox exec <tool-file> --input '<json>' | forge sandbox verify <tool-dir>",
+  );
+}
 
 /** The usage lines of one command, from the help text: the fix shown when its command line does not parse. */
 export function usageOf(name: string): string | undefined {
@@ -168,6 +117,12 @@ const SERVERS = ['mcp', 'dashboard'];
 /** The commands `forge` knows (for tests that walk them all). */
 export const commandNames = (): string[] => [...Object.keys(commands), ...SERVERS];
 
+/** Forge's version, from package.json (bin/forge.mjs answers `forge --version` itself, before tsx; this is `forge --version --json`). */
+export function forgeVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(pkg.version ?? 'unknown');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   const json = args.includes('--json');
@@ -176,13 +131,19 @@ export async function main(argv: string[]): Promise<number> {
     else say(usage);
     return name ? EXIT.ok : EXIT.usage;
   }
-  const command = commands[name];
-  if (!command) {
+  if (name === '--version') {
+    if (json) printJson({ ok: true, version: forgeVersion() });
+    else say(`forge ${forgeVersion()}`);
+    return EXIT.ok;
+  }
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) {
     if (json) return reportError(usageError(`unknown command ${JSON.stringify(name)}`), true);
     process.stderr.write(`unknown command ${JSON.stringify(name)}\n${usage}`);
     return EXIT.usage;
   }
   try {
+    const [command, { loadConfig }] = await Promise.all([load(), import('../app/context.ts')]);
     return await command(loadConfig(), args);
   } catch (err) {
     return reportError(err, json, usageOf(name));

@@ -1,14 +1,19 @@
 import { parseArgs } from 'node:util';
-import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
-import { forgeBudgetToday } from '../../app/budget.ts';
-import { archiveToolByHand, listTools, rollbackTool, scoreTools, setToolPinned, showTool, toolHistory } from '../../app/catalog.ts';
-import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { freeze, thawForge } from '../../app/control.ts';
+import {
+  archiveToolByHand,
+  gateReportSchema,
+  listTools,
+  rollbackTool,
+  scoreTools,
+  setToolPinned,
+  showTool,
+  toolHistory,
+} from '../../app/catalog.ts';
+import { type ForgeConfig, localUser } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { gateReportSchema } from '../../app/improve.ts';
 import { printJson, say } from '../output.ts';
 
-// Read-only and human-in-the-loop commands: they work while Forge is frozen.
+// forge tools: the catalog, read (ls, show, history, score) and edited by a person (pin, rollback, archive).
 
 const jsonFlag = { json: { type: 'boolean' as const, default: false } };
 
@@ -166,99 +171,5 @@ async function scoreCommand(cfg: ForgeConfig, name: string | undefined, json: bo
       `  success rate ${fixed(s.components.successRate, 3)}, latency ${fixed(s.components.latency, 3)} (avg ${s.stats.avgLatencyMs} ms), consistency ${fixed(s.components.consistency, 3)} (${s.stats.minLatencyMs} to ${s.stats.maxLatencyMs} ms)`,
     );
   for (const e of s.errors) say(`  ×${e.count}  ${e.message}`);
-  return 0;
-}
-
-export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: jsonFlag });
-  const pending = await pendingApprovalList(cfg);
-  if (values.json) printJson({ ok: true, pending });
-  else if (!pending.length) say('nothing waits for approval');
-  else
-    for (const a of pending) {
-      say(`${a.id}\n    ${a.kind}${a.tool ? ` ${a.tool}` : ''}: ${a.summary}`);
-      if (a.kind === 'question') say(`    answer with: forge answer ${a.id} "<your answer>"   (or decline: forge reject ${a.id})`);
-    }
-  return 0;
-}
-
-export function decideCommand(approve: boolean) {
-  return async (cfg: ForgeConfig, args: string[]): Promise<number> => {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
-    const [id] = positionals;
-    if (!id)
-      throw new InvalidInputError(
-        'command',
-        `usage: forge ${approve ? 'approve' : 'reject'} <approval-id> (list them with: forge approvals)`,
-      );
-    const by = localUser();
-    const decision = await withSession(cfg, (session) => decideApproval(session, { id, approve, by }));
-    if (values.json) printJson({ ok: true, ...decision, by });
-    else say(`${approve ? 'approved' : 'rejected'} ${id} (workflow ${decision.workflowId})`);
-    return 0;
-  };
-}
-
-/** `forge answer <id> "<text>"`: answers a question the agent asked (ask_person); the task goes on with it. */
-export async function answerCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
-  const [id, ...words] = positionals;
-  const answer = words.join(' ').trim();
-  if (!id || !answer)
-    throw new InvalidInputError('command', 'usage: forge answer <approval-id> "<your answer>" (list the questions with: forge approvals)');
-  const by = localUser();
-  const decision = await withSession(cfg, (session) => decideApproval(session, { id, approve: true, by, answer }));
-  if (values.json) printJson({ ok: true, ...decision, by, answer });
-  else say(`answered ${id} (workflow ${decision.workflowId})`);
-  return 0;
-}
-
-export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...jsonFlag, reason: { type: 'string' } } });
-  const by = localUser();
-  const { killedSandboxes: killed, alreadyFrozen: was } = await freeze(cfg, by, values.reason);
-  if (values.json)
-    printJson({
-      ok: true,
-      frozen: true,
-      changed: !was,
-      by: was?.by ?? by,
-      ...(was ? { since: was.since, reason: was.reason } : {}),
-      killedSandboxes: killed,
-    });
-  else if (was)
-    say(
-      `Forge was already frozen${was.by ? ` by ${was.by}` : ''}${was.since ? ` since ${was.since}` : ''}${was.reason ? ` (${was.reason})` : ''}: nothing changed, ${killed} sandbox container(s) killed. Resume with: forge thaw`,
-    );
-  else
-    say(
-      `Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`,
-    );
-  return 0;
-}
-
-export async function thawCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: jsonFlag });
-  const by = localUser();
-  const { wasFrozen } = await thawForge(cfg, by);
-  if (values.json) printJson({ ok: true, frozen: false, changed: wasFrozen, by });
-  else if (!wasFrozen) say('Forge was not frozen: nothing changed.');
-  else say('Forge is thawed: waiting workflows resume within seconds.');
-  return 0;
-}
-
-export async function budgetCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: jsonFlag });
-  const budget = await forgeBudgetToday(cfg);
-  if (values.json) printJson({ ok: true, ...budget });
-  else {
-    say(
-      `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`,
-    );
-    for (const r of budget.runs)
-      say(
-        `  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}  tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out  ~$${r.cost_usd.toFixed(4)}`,
-      );
-  }
   return 0;
 }

@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { forgeBudgetToday } from '../../app/budget.ts';
+import { type ForgeConfig, localUser } from '../../app/context.ts';
+import { freeze, thawForge } from '../../app/control.ts';
+import { printJson, say } from '../output.ts';
+
+// The kill switch and the forge budget: they work while Forge is frozen.
+
+const jsonFlag = { json: { type: 'boolean' as const, default: false } };
+
+export async function freezeCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...jsonFlag, reason: { type: 'string' } } });
+  const by = localUser();
+  const { killedSandboxes: killed, alreadyFrozen: was } = await freeze(cfg, by, values.reason);
+  if (values.json)
+    printJson({
+      ok: true,
+      frozen: true,
+      changed: !was,
+      by: was?.by ?? by,
+      ...(was ? { since: was.since, reason: was.reason } : {}),
+      killedSandboxes: killed,
+    });
+  else if (was)
+    say(
+      `Forge was already frozen${was.by ? ` by ${was.by}` : ''}${was.since ? ` since ${was.since}` : ''}${was.reason ? ` (${was.reason})` : ''}: nothing changed, ${killed} sandbox container(s) killed. Resume with: forge thaw`,
+    );
+  else
+    say(
+      `Forge is frozen: side effects are refused, ${killed} sandbox container(s) killed. Read-only commands still work. Resume with: forge thaw`,
+    );
+  return 0;
+}
+
+export async function thawCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: jsonFlag });
+  const by = localUser();
+  const { wasFrozen } = await thawForge(cfg, by);
+  if (values.json) printJson({ ok: true, frozen: false, changed: wasFrozen, by });
+  else if (!wasFrozen) say('Forge was not frozen: nothing changed.');
+  else say('Forge is thawed: waiting workflows resume within seconds.');
+  return 0;
+}
+
+export async function budgetCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: jsonFlag });
+  const budget = await forgeBudgetToday(cfg);
+  if (values.json) printJson({ ok: true, ...budget });
+  else {
+    say(
+      `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`,
+    );
+    for (const r of budget.runs)
+      say(
+        `  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}  tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out  ~$${r.cost_usd.toFixed(4)}`,
+      );
+  }
+  return 0;
+}
