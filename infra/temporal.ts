@@ -102,6 +102,9 @@ export async function connectTemporal(cfg: ForgeConfig, address = temporalEndpoi
       : cfg.TEMPORAL_TLS || cfg.TEMPORAL_API_KEY
         ? true
         : undefined;
+  // Forge's own dev server that is not listening is down: say so now, not after the 5 s connect timeout.
+  if (!cfg.TEMPORAL_ADDRESS && address === temporalEndpoint(cfg).address && !(await portOpen(cfg.TEMPORAL_PORT)))
+    throw new ComponentDownError('Temporal', `nothing listens on ${address} (Forge's dev server is not running)`, 'run: forge up');
   try {
     return await Connection.connect({ address, tls, apiKey: cfg.TEMPORAL_API_KEY, connectTimeout: '5s' });
   } catch (err) {
