@@ -17,12 +17,12 @@ import {
   termWeight,
   toolActions,
 } from '../../domain/ranking.ts';
-import { type ToolStatus, type TrustLevel, trustLevel } from '../../domain/trust.ts';
+import { type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import type { Embedder } from './embeddings.ts';
-import { shortlist } from './shortlist.ts';
+import { shortlist, type ToolListing } from './shortlist.ts';
 
 /**
  * Discovery over the catalog: lexical evidence from Postgres (the best tools by the request's
@@ -35,14 +35,7 @@ import { shortlist } from './shortlist.ts';
  * and the tool embeddings.
  */
 
-export interface SearchHit {
-  name: string;
-  version: number;
-  description: string;
-  status: ToolStatus;
-  sideEffect: 'read' | 'write';
-  destructive: boolean;
-  inputSchema: Record<string, unknown>;
+export interface SearchHit extends ToolListing {
   /** 0..1 retrieval similarity (lexical, blended with dense cosine when embeddings exist) */
   similarity: number;
   /** the re-ranked score: similarity, success rate and usage, weighted by harness.policy.ranking */

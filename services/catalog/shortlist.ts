@@ -42,7 +42,8 @@ export interface ShortlistInput {
   policy: LexicalPolicy;
 }
 
-export interface Shortlisted {
+/** A catalog tool as discovery describes it: its current version's manifest, in brief. */
+export interface ToolListing {
   name: string;
   version: number;
   description: string;
@@ -50,6 +51,9 @@ export interface Shortlisted {
   sideEffect: 'read' | 'write';
   destructive: boolean;
   inputSchema: Record<string, unknown>;
+}
+
+export interface Shortlisted extends ToolListing {
   evidence: number;
   /** ts_rank of the request as a web-search query */
   fullText: number;
