@@ -18,6 +18,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import postgres from 'postgres';
+import { seededRandom } from '../domain/input-gen.ts';
 import { harness } from '../harness/index.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
@@ -43,17 +44,6 @@ if (!process.env.FORGE_LOG_LEVEL) setLogLevel('warn');
 const evalSet = evalFileSchema.parse(JSON.parse(await fs.readFile(path.join('test', 'eval', 'discovery.json'), 'utf8')));
 
 // --- the generated catalog ---------------------------------------------------------------------
-
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VERBS: [string, string, 'read' | 'write'][] = [
   ['list', 'List the', 'read'],
@@ -159,7 +149,7 @@ interface GenTool {
 
 /** `count` distinct tools, the same for every seed run: the catalog grows by appending. */
 function generateTools(count: number): GenTool[] {
-  const rand = rng(14);
+  const rand = seededRandom(14);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
   const out: GenTool[] = [];
   const seen = new Set(evalSet.tools.map((t) => t.name));
@@ -201,18 +191,7 @@ async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
                select n, 1, d, s, x = 'true', p
                from unnest(${batch.map((t) => t.name)}::text[], ${batch.map((t) => t.description)}::text[], ${batch.map((t) => t.sideEffect)}::text[],
                            ${batch.map((t) => String(t.destructive))}::text[], ${batch.map((t) => paramsSearchText(t.inputSchema))}::text[]) as u(n, d, s, x, p)`;
-      const manifests = batch.map((t) =>
-        JSON.stringify({
-          name: t.name,
-          version: 1,
-          description: t.description,
-          sideEffect: t.sideEffect,
-          destructive: t.destructive,
-          permissions: { network: [], env: [] },
-          inputSchema: t.inputSchema,
-          outputSchema: { type: 'object' },
-        }),
-      );
+      const manifests = batch.map((t) => JSON.stringify({ name: t.name, version: 1, ...evalToolVersion(t).manifest }));
       await tx`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
                select n, 1, m::jsonb, 'export async function run() { return {}; }', '', repeat('a', 64), repeat('b', 64), '/dev/null', 'verified', 'forge', 'bench:' || n
                from unnest(${batch.map((t) => t.name)}::text[], ${manifests}::text[]) as u(n, m)`;

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../domain/config.ts';
+import { seededRandom } from '../../domain/input-gen.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { ensureTemporalCli } from '../../infra/temporal-cli.ts';
@@ -67,23 +68,12 @@ export interface ChaosSummary {
   durationMs: number;
 }
 
-/** mulberry32: a seeded generator, so a run's kill times can be replayed with --seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const COMPLETED = new Set(['registered', 'completed', 'promoted', 'verified']);
 
 export async function runChaos(opts: ChaosOptions): Promise<{ summary: ChaosSummary; rounds: RoundReport[] }> {
   const started = Date.now();
-  const random = seeded(opts.seed);
+  // Seeded, so a run's kill times can be replayed with --seed.
+  const random = seededRandom(opts.seed);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-chaos-'));
   const cfg = loadConfig(process.env, path.join(dir, 'home'));
   const stops: (() => Promise<void>)[] = [];
