@@ -8,7 +8,7 @@ import { type CandidateImage, type ReplayReport, replayRequestSchema } from '../
 import type { TaskResult } from '../domain/task.ts';
 import type { KillSwitch } from '../services/control/kill-switch.ts';
 import { candidateTreeDir, createWorkerImages, type ImageKit } from '../services/evolution/image.ts';
-import { type ReplayDeps, type ReplayTemporal, replayCandidate, replayDryRun } from '../services/evolution/replay.ts';
+import { type RecordedCall, type ReplayDeps, type ReplayTemporal, replayCandidate, replayDryRun } from '../services/evolution/replay.ts';
 import { log } from '../services/log.ts';
 import type { RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
 import type { SandboxBackend } from '../services/sandbox/types.ts';
@@ -50,23 +50,29 @@ const currentContext = (): Context | undefined => (asyncLocalStorage.getStore() 
 
 /**
  * The sandbox activities a candidate's workflows get during its replay, over the scratch tools
- * folder: a write tool's call (and its regression cases) is a dry run, and verification never makes
- * a live call. Nothing of evolution itself: a candidate cannot start a replay or a build.
+ * folder: a write tool's call is never run — answered with the output production's run of the
+ * replayed task had for the same call, else as a dry run (its regression cases always dry) — and
+ * verification never makes a live call. Nothing of evolution itself: a candidate cannot start a
+ * replay or a build.
  */
 function replaySandboxActivities(deps: {
   sandbox: SandboxBackend;
   killSwitch: KillSwitch;
   toolsDir: string;
   egress: RegisteredToolDeps['egress'];
+  /** production's calls of each replayed task, by the replayed workflow's id */
+  recorded: ReadonlyMap<string, readonly RecordedCall[]>;
 }) {
   const { sandbox, killSwitch, toolsDir } = deps;
+  /** The calls production's run of the workflow asking made (a task's calls are its own activities). */
+  const recordedFor = () => deps.recorded.get(currentContext()?.info.workflowExecution?.workflowId ?? '') ?? [];
   const registered = createRegisteredToolActivities({ sandbox, toolsDir, egress: deps.egress, killSwitch });
   return {
     ...guarded(createSandboxActivities(sandbox), killSwitch),
     ...createVerifyActivities({ sandbox, killSwitch }),
     async sandboxRunRegisteredTool(raw: Parameters<typeof registered.sandboxRunRegisteredTool>[0]) {
       const ref = toolRefSchema.safeParse(raw);
-      const dry = ref.success ? await replayDryRun(toolsDir, ref.data) : undefined;
+      const dry = ref.success ? await replayDryRun(toolsDir, ref.data, recordedFor()) : undefined;
       return dry ?? registered.sandboxRunRegisteredTool(raw);
     },
     async sandboxRunCases(raw: Parameters<typeof registered.sandboxRunCases>[0]) {
@@ -90,12 +96,18 @@ export function createEvolveSandboxActivities(
   const client = new Client({ connection, namespace });
 
   const temporal: ReplayTemporal = {
-    async startSandboxWorker({ taskQueue, toolsDir }) {
+    async startSandboxWorker({ taskQueue, toolsDir, recorded }) {
       const worker = await Worker.create({
         connection,
         namespace,
         taskQueue,
-        activities: replaySandboxActivities({ sandbox: deps.sandbox, killSwitch: deps.killSwitch, toolsDir, egress: deps.egress }),
+        activities: replaySandboxActivities({
+          sandbox: deps.sandbox,
+          killSwitch: deps.killSwitch,
+          toolsDir,
+          egress: deps.egress,
+          recorded,
+        }),
         interceptors: deps.temporal.interceptors,
         maxConcurrentActivityTaskExecutions: 4,
       });

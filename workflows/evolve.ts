@@ -164,7 +164,7 @@ async function evolve(req: ReturnType<typeof evolveRequestSchema.parse>): Promis
     }),
   );
   const verdict = acceptReplay(replay, REPLAY_POLICY.passThreshold);
-  if (!verdict.accepted) return end('refused', verdict.reason, { image: image.image, imageDigest: image.digest, replay });
+  if (!verdict.accepted) return end('refused', refusal(verdict.reason, replay), { image: image.image, imageDigest: image.digest, replay });
   enter('verified', verdict.reason);
   await recordCandidate({ workflowId, status: 'verified', reason: verdict.reason, image: image.image, imageDigest: image.digest, replay });
 
@@ -225,3 +225,14 @@ function commitRecord(input: { patch: HarnessPatch; evidence: FailureEvidence[];
 }
 
 const pct = (x: number) => `${Math.round(x * 100)} %`;
+
+/**
+ * A replay's refusal as the person reads it first: with held-out regressions, which tasks and why
+ * (the replay's reasons say when a task could not be replayed faithfully), not only how many.
+ */
+function refusal(reason: string, replay: ReplayReport): string {
+  const failed = replay.heldOutRegressions > 0 ? replay.cases.filter((c) => c.kind === 'held-out' && !c.pass) : [];
+  if (!failed.length) return reason;
+  const why = failed.map((c) => `"${c.task.length > 80 ? `${c.task.slice(0, 80)}…` : c.task}": ${c.reasons.join('; ')}`).join(' | ');
+  return `${reason} — ${why.length > 1500 ? `${why.slice(0, 1500)}…` : why}`;
+}

@@ -22,7 +22,9 @@ import { LABEL_TREE, LABEL_WORKER, WORKER_TMPFS, WORKER_UID } from './image.ts';
  * database made for this replay (on production's server under a role of its own, or, where that
  * server holds one database, as the embedded PGlite does, an embedded server of its own; migrated,
  * the catalog rows copied, nothing else) and a copy of the tools folder. Its sandbox jobs go to a
- * worker in this process over that copy, where a write tool's call is a dry run. It replays the failure batch (each case several times, to
+ * worker in this process over that copy, where a write tool's call is never run: a held-out task's
+ * write is answered with the output its production run had for the same call, any other is a dry
+ * run. It replays the failure batch (each case several times, to
  * expose flakiness) and a held-out set of past tasks that completed in production, staged: a sample
  * of the batch first, the rest only if the sample passes. Everything is judged here, by
  * domain/evidence.ts judgeReplay — never inside the candidate. Production rows are only read.
@@ -31,8 +33,16 @@ import { LABEL_TREE, LABEL_WORKER, WORKER_TMPFS, WORKER_UID } from './image.ts';
 
 /** What the replay needs of Temporal, implemented by the activity (services know nothing of Temporal). */
 export interface ReplayTemporal {
-  /** a worker in this process for the candidate's sandbox queue, over the scratch tools folder; writes are dry runs */
-  startSandboxWorker(opts: { taskQueue: string; toolsDir: string }): Promise<{ shutdown(): Promise<void> }>;
+  /**
+   * A worker in this process for the candidate's sandbox queue, over the scratch tools folder. A write
+   * is never run: answered with the output production's run of that case had for the same call
+   * (`recorded`, by the replayed workflow's id), else as a dry run (replayDryRun).
+   */
+  startSandboxWorker(opts: {
+    taskQueue: string;
+    toolsDir: string;
+    recorded: ReadonlyMap<string, readonly RecordedCall[]>;
+  }): Promise<{ shutdown(): Promise<void> }>;
   /** starts a task workflow on the candidate's queue and waits for its end: its result, or why there is none */
   runTask(opts: {
     workflowId: string;
@@ -113,6 +123,13 @@ export interface ReplayHooks {
   /** tells apart the workflows of attempts (the activity's attempt number) */
   runKey?: string;
   progress?(note: { stage: string; done?: number; total?: number }): void;
+}
+
+/** A call production's run of a replayed task made, with what the tool answered it. */
+export interface RecordedCall {
+  tool: string;
+  input: unknown;
+  output: unknown;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -371,6 +388,8 @@ interface CaseSpec {
   workflowId: string;
   /** why it cannot be replayed at all (an evidence row without a task) */
   unplayable?: string;
+  /** a held-out task's calls in production, in order: its writes are answered from them */
+  recorded?: RecordedCall[];
 }
 
 export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hooks: ReplayHooks = {}): Promise<ReplayReport> {
@@ -445,7 +464,10 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       run: 1,
       expectations: [{ kind: 'completes' }],
       workflowId: wf(`h${i + 1}`),
+      recorded: t.calls,
     }));
+    // What a write of a held-out case is answered with: its own output in production, for the same call.
+    const recorded = new Map(heldOutCases.map((c) => [c.workflowId, c.recorded ?? []]));
 
     // ---- the scratch catalog: a database of its own (on production's server, else an embedded one), and the tools folder
     note('making the scratch catalog');
@@ -472,7 +494,7 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
 
     // ---- the workers: the candidate's control worker in a container, its sandbox worker here
     note('starting the candidate worker');
-    const sandboxWorker = await temporal.startSandboxWorker({ taskQueue: names.sandboxQueue, toolsDir: tools });
+    const sandboxWorker = await temporal.startSandboxWorker({ taskQueue: names.sandboxQueue, toolsDir: tools, recorded });
     cleanup.add('shut down the in-process sandbox worker', () => sandboxWorker.shutdown());
     const container = await docker.createContainer({
       name: names.container,
@@ -626,7 +648,9 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       const durationMs = Date.now() - t0;
       if (out.result) {
         const verdict = judgeReplay(spec.expectations, out.result);
-        return { ...base, pass: verdict.pass, reasons: verdict.reasons, status: out.result.status, durationMs };
+        const reasons =
+          verdict.pass || spec.kind !== 'held-out' ? verdict.reasons : [...verdict.reasons, ...heldOutFailure(spec, out.result)];
+        return { ...base, pass: verdict.pass, reasons, status: out.result.status, durationMs };
       }
       const why = workerDown ?? `the replayed task did not finish: ${out.error ?? 'no result'}`;
       return { ...base, pass: false, reasons: [why], status: workerDown ? 'worker-failed' : 'error', durationMs };
@@ -689,21 +713,25 @@ function rate(results: readonly ReplayCaseResult[]): number {
  * Past tasks that completed in production, newest first, one per distinct task text: not in the
  * batch, not themselves evidence, not part of a session (their earlier exchanges are not replayed).
  */
-async function heldOutTasks(sql: Sql, exclude: ReadonlySet<string>, n: number): Promise<{ workflowId: string; task: string }[]> {
-  const rows = await sql<{ workflow_id: string; task: string }[]>`
-    select t.workflow_id, t.task from tasks t
+async function heldOutTasks(
+  sql: Sql,
+  exclude: ReadonlySet<string>,
+  n: number,
+): Promise<{ workflowId: string; task: string; calls: RecordedCall[] }[]> {
+  const rows = await sql<{ workflow_id: string; task: string; calls: unknown }[]>`
+    select t.workflow_id, t.task, t.result->'calls' as calls from tasks t
     where t.status = 'completed' and t.result->>'status' = 'completed'
       and not exists (select 1 from failure_evidence e where e.workflow_id = t.workflow_id)
       and not exists (select 1 from session_tasks s where s.workflow_id = t.workflow_id)
     order by t.updated_at desc, t.workflow_id
     limit ${n * 20}`;
   const seen = new Set(exclude);
-  const out: { workflowId: string; task: string }[] = [];
+  const out: { workflowId: string; task: string; calls: RecordedCall[] }[] = [];
   for (const r of rows) {
     const key = normalised(r.task);
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ workflowId: r.workflow_id, task: r.task });
+    out.push({ workflowId: r.workflow_id, task: r.task, calls: recordedCalls(r.calls) });
     if (out.length >= n) break;
   }
   return out;
@@ -742,27 +770,91 @@ async function waitForWorker(
   };
 }
 
+/** The calls a task's stored result holds that succeeded, with their outputs (anything else in it is ignored). */
+export function recordedCalls(raw: unknown): RecordedCall[] {
+  if (!Array.isArray(raw)) return [];
+  return raw.flatMap((c: unknown) => {
+    if (!c || typeof c !== 'object') return [];
+    const call = c as { tool?: unknown; input?: unknown; output?: unknown; status?: unknown };
+    if (typeof call.tool !== 'string' || call.status !== 'succeeded' || !('output' in call)) return [];
+    return [{ tool: call.tool, input: call.input, output: call.output }];
+  });
+}
+
+/** JSON with object keys sorted, so two inputs compare equal whatever order their keys came in (jsonb reorders them). */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** The output production's run had for this very call (same tool, equal input), when it made it. */
+export function recordedOutput(recorded: readonly RecordedCall[], tool: string, input: unknown): { output: unknown } | undefined {
+  const key = canonicalJson(input ?? null);
+  const hit = recorded.find((c) => c.tool === tool && canonicalJson(c.input ?? null) === key);
+  return hit ? { output: hit.output } : undefined;
+}
+
+const isDryRun = (output: unknown) => !!output && typeof output === 'object' && (output as { dryRun?: unknown }).dryRun === true;
+
 /**
- * A replay's tool call of a write (or destructive) tool: never run, answered with a result that says
- * so, in the shape a sandbox run has. Undefined for a read, which runs as in production.
+ * Why a held-out task's replay did not complete, in words a person reads in `forge evolve show`: how
+ * it ended, and its calls against production's. A write answered as a dry run (production made no
+ * call with that input) is said plainly: the agent read a note where production's read the tool's
+ * output, so the replay is not faithful and its failure may not be the candidate's doing.
+ */
+function heldOutFailure(spec: CaseSpec, result: TaskResult): string[] {
+  const reasons: string[] = [];
+  if (result.stoppedBy) reasons.push(`its ${result.stoppedBy} bound stopped it after ${result.turns} turn(s), before an answer`);
+  else if (result.answer.trim()) reasons.push(`it ended: ${result.answer.replace(/\s+/g, ' ').slice(0, 200)}`);
+  const list = (calls: string[]) => {
+    if (!calls.length) return 'nothing';
+    const shown = calls.slice(0, 10).join(', ');
+    return calls.length > 10 ? `${shown}, … (${calls.length} calls)` : shown;
+  };
+  const dry = result.calls.filter((c) => c.status === 'succeeded' && isDryRun(c.output));
+  reasons.push(
+    `calls in production: ${list((spec.recorded ?? []).map((c) => c.tool))}; in the replay: ${list(
+      result.calls.map((c) => `${c.tool}${isDryRun(c.output) ? ' (dry run)' : c.status === 'succeeded' ? '' : ` (${c.status})`}`),
+    )}`,
+  );
+  if (dry.length)
+    reasons.push(
+      `${[...new Set(dry.map((c) => c.tool))].join(', ')} changes things outside Forge, so the replay did not run it and answered ${dry.length} call(s) as a dry run; production's run made no call with that input, so there was no real output to give the agent. This held-out task cannot be replayed faithfully: its failure may not be the candidate's doing`,
+    );
+  return reasons;
+}
+
+/**
+ * A replay's tool call of a write (or destructive) tool: never run. Answered with the output
+ * production's run of the same task had for the same call (same tool, equal input) when it made one —
+ * so the agent reads what production's read (a note's id, say) and the held-out task can go on as it
+ * did — else with a dry run's note that says it was not run. Both in the shape a sandbox run has.
+ * Undefined for a read, which runs as in production.
  */
 export async function replayDryRun(
   toolsDir: string,
-  tool: { name: string; version: number },
+  tool: { name: string; version: number; input?: unknown },
+  recorded: readonly RecordedCall[] = [],
 ): Promise<{ ok: true; exitCode: 0; output: unknown; stdout: ''; stderr: ''; durationMs: 0 } | undefined> {
   const text = await fs.readFile(path.join(toolsDir, tool.name, `v${tool.version}`, 'manifest.json'), 'utf8').catch(() => null);
   if (text === null) return undefined; // the runner says what is missing
   const manifest = toolManifestSchema.safeParse(JSON.parse(text));
   if (manifest.success && manifest.data.sideEffect === 'read' && !manifest.data.destructive) return undefined;
+  const answered = recordedOutput(recorded, tool.name, tool.input);
   return {
     ok: true,
     exitCode: 0,
-    output: {
-      dryRun: true,
-      tool: tool.name,
-      version: tool.version,
-      note: `${tool.name} v${tool.version} changes things outside Forge, so this replay of a candidate harness did not run it: treat the call as done as asked`,
-    },
+    output: answered
+      ? answered.output
+      : {
+          dryRun: true,
+          tool: tool.name,
+          version: tool.version,
+          note: `${tool.name} v${tool.version} changes things outside Forge, so this replay of a candidate harness did not run it: treat the call as done as asked`,
+        },
     stdout: '',
     stderr: '',
     durationMs: 0,

@@ -68,7 +68,11 @@ export interface ChaosSummary {
   durationMs: number;
 }
 
-const COMPLETED = new Set(['registered', 'completed', 'promoted', 'verified']);
+/**
+ * A cycle that ran to its end. `rejected`: an evolve candidate that passed its replay and was refused
+ * consent by the round's person (test/chaos/round.ts), as every chaos candidate is.
+ */
+const COMPLETED = new Set(['registered', 'completed', 'promoted', 'verified', 'rejected']);
 
 export async function runChaos(opts: ChaosOptions): Promise<{ summary: ChaosSummary; rounds: RoundReport[] }> {
   const started = Date.now();

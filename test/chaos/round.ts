@@ -17,7 +17,7 @@ import {
 } from '@temporalio/client';
 import { hasPollers } from '../../app/stack.ts';
 import { type ForgeConfig, loadConfig } from '../../domain/config.ts';
-import type { EvolveOutcome } from '../../domain/evolve.ts';
+import type { EvolveOutcome, ReplayReport } from '../../domain/evolve.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { ImproveOutcome } from '../../domain/improve.ts';
 import type { TaskResult } from '../../domain/task.ts';
@@ -27,7 +27,7 @@ import { sleep } from '../../infra/processes.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { connect, type Sql } from '../../services/db.ts';
-import { decideApprovalUpdate } from '../../workflows/definitions.ts';
+import { consentUpdate, decideApprovalUpdate, evolveProgressQuery } from '../../workflows/definitions.ts';
 import { slowed } from '../helpers/crash-rig.ts';
 import { workerProcessEnv } from '../helpers/worker-process.ts';
 import type { Component, ComponentName } from './components.ts';
@@ -361,13 +361,58 @@ export async function runRound(opts: RoundOptions): Promise<RoundReport> {
                     ${sql.json([{ kind: 'completes' }] as never)}, 0.8,
                     ${sql.json({ task: 'write a haiku about autumn leaves', status: 'failed', calls: [], forged: [] } as never)})
             returning id`;
-          await start('evolve', id('evolve'), 'evolveWorkflow', {
+          // A verified candidate waits for a person's consent: the round's person says no (a swap of
+          // the control worker is the deploy tests' business), through the update `forge evolve
+          // reject` sends, asked again until it lands, kills and Temporal restarts notwithstanding.
+          const evolveId = id('evolve');
+          let ended = false;
+          const consenter = (async () => {
+            while (!ended && Date.now() < until) {
+              try {
+                const handle = client.workflow.getHandle(evolveId);
+                const waiting = (await handle.query(evolveProgressQuery)).awaitingConsent;
+                if (waiting) {
+                  await handle.executeUpdate(consentUpdate, {
+                    args: [
+                      {
+                        candidateId: waiting.candidateId,
+                        imageDigest: waiting.imageDigest,
+                        approve: false,
+                        by: 'chaos',
+                        note: 'the chaos run rejects every candidate',
+                      },
+                    ],
+                  });
+                  opts.say(`  consent: chaos rejected ${waiting.candidateId}`);
+                  return;
+                }
+              } catch {
+                // Not started yet, no worker to answer the query (killed), Temporal restarting: ask again.
+              }
+              await sleep(1000);
+            }
+          })();
+          await start('evolve', evolveId, 'evolveWorkflow', {
             batchKey: `chaos-${opts.round}:output`,
             failureType: 'output',
             evidenceIds: [Number(row!.id)],
             sandboxQueue,
             maxAttempts: 1,
           });
+          ended = true;
+          await consenter;
+          // What the replay judged, for the log: the held-out set is whatever tasks of the round had completed by then.
+          try {
+            const [candidate] = await sql<
+              { replay: ReplayReport | null }[]
+            >`select replay from evolve_candidates where workflow_id = ${evolveId}`;
+            for (const c of candidate?.replay?.cases ?? [])
+              opts.say(
+                `    replay ${c.kind} "${c.task.slice(0, 70)}" run ${c.run}: ${c.pass ? 'pass' : 'FAIL'} ${c.status}${c.reasons.length ? ` — ${c.reasons.join('; ').slice(0, 300)}` : ''}`,
+              );
+          } catch {
+            // Postgres is restarting: the log goes without the replay table.
+          }
         })(),
       );
     }

@@ -123,6 +123,11 @@ describe('evolve, end to end: evidence → patch → checks → candidate image 
     const { outcome, row } = await evolve('(breaks the held-out set)');
     assert.equal(outcome.status, 'refused');
     assert.match(outcome.reason, /1 held-out task\(s\) that passed in production failed with the candidate/);
+    // … and which task, and why, in the reason the person reads first (the replay table has the same).
+    assert.match(
+      outcome.reason,
+      / — "how many words are in "one two three four"\?": the task ended \w+; .*calls in production: count_words; in the replay: counter/,
+    );
     const heldOut = row.replay!.cases.filter((c) => c.kind === 'held-out');
     assert.deepEqual(
       heldOut.map((c) => c.pass),
