@@ -43,6 +43,12 @@ export interface VerifyFolderHooks {
 const POLLER_FRESH_MS = 90_000;
 /** How long the verification may wait for a worker to take it before this process does it instead. */
 const UNTAKEN_MS = 15_000;
+/**
+ * When the CLI first looks whether a worker took the verification, then every second: most
+ * verifications end before it, and the first describe costs this process 0.05–0.15 CPU-s (the
+ * protobuf decoders it needs are generated on first use), taken from the worker it waits for.
+ */
+const FIRST_LOOK_MS = 3_000;
 
 /** The folder's verification files that exist; refused, as verifyTool refuses it, when it has none. */
 export async function readVerifyFiles(dir: string): Promise<Record<string, string>> {
@@ -121,8 +127,8 @@ async function verifyOnForge(session: Session, files: Record<string, string>, as
   const since = Date.now();
   let done = false;
   const watch = async (): Promise<never> => {
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 1000).unref());
+    for (let wait = FIRST_LOOK_MS; ; wait = 1000) {
+      await new Promise((r) => setTimeout(r, wait).unref());
       if (done) return new Promise<never>(() => {});
       const raw = (await handle.describe()).raw;
       const stuckTask = (raw.pendingWorkflowTask?.attempt ?? 0) >= 3;

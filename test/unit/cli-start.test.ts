@@ -3,7 +3,7 @@
  * Node (not even tsx), `forge help` none of Forge's packages, a command that reads Postgres not the
  * Temporal client, dockerode or TypeScript, and a command that talks to Temporal the client but not
  * dockerode or TypeScript. Checked by the modules each process loads (a load hook ahead of tsx's,
- * writing every URL to a file), never by time: bench/cli.ts measures that.
+ * writing every URL to a file, and require's cache), never by time: bench/cli.ts measures that.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,9 +26,17 @@ export async function load(url, context, next) {
 }
 `,
 );
+// The bundled CLI (bin/cli-bundle.mjs) requires CommonJS-only packages, which no load hook sees:
+// those are read from require's cache as the process exits.
 fs.writeFileSync(
   path.join(tmp, 'register.mjs'),
-  `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(path.join(tmp, 'hooks.mjs')).href)});\n`,
+  `import { appendFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+register(${JSON.stringify(pathToFileURL(path.join(tmp, 'hooks.mjs')).href)});
+const { cache } = createRequire(import.meta.url);
+process.on('exit', () => appendFileSync(process.env.FORGE_TEST_LOADED, Object.keys(cache).map((f) => pathToFileURL(f).href + '\\n').join('')));
+`,
 );
 
 let runs = 0;
@@ -53,7 +61,8 @@ function forge(...args: string[]): { code: number | null; stdout: string; stderr
     fs
       .readFileSync(loaded, 'utf8')
       .split('\n')
-      .map((url) => url.match(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1])
+      // (the CLI's own bundle lives under node_modules/.cache: not a package)
+      .map((url) => url.match(/\/node_modules\/(?!\.cache\/)((?:@[^/]+\/)?[^/]+)\//)?.[1])
       .filter((p): p is string => !!p),
   );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, packages };
