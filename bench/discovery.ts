@@ -12,8 +12,11 @@
  * (reuse/confirm/forge) at the largest size, against the evaluation catalog alone in the same run.
  * Generated tools are plausible neighbours (verbs × objects × systems, some sharing the catalog's
  * words: record, message, release, logs, status), with usage, so word statistics and usage
- * aggregates are as large as a real catalog's. Nothing is ANALYZEd by hand: the planner sees what
- * a running Forge's would.
+ * aggregates are as large as a real catalog's, and with the parameters such a tool would take
+ * (generatedSchema: ids, the object's fields, filters; e-mail addresses, dates, amounts, currency
+ * codes, URLs and host names where the object has them), so the ranking's value fit meets
+ * neighbours that take a request's values as a real catalog's would. Nothing is ANALYZEd by hand:
+ * the planner sees what a running Forge's would.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -147,6 +150,141 @@ interface GenTool {
   successes: number;
 }
 
+type Prop = Record<string, unknown>;
+// Most parameters go without a description, as in many real schemas: the name and the format say it.
+const str = (extra: Prop = {}): Prop => ({ type: 'string', ...extra });
+const num = (): Prop => ({ type: 'number' });
+const date = (): Prop => str({ format: 'date' });
+const dateTime = (): Prop => str({ format: 'date-time' });
+const email = (): Prop => str({ format: 'email' });
+const currency = str({ description: 'ISO 4217 currency code', pattern: '^[A-Z]{3}$' });
+const list = (items: Prop = { type: 'string' }): Prop => ({ type: 'array', items });
+
+/**
+ * What each generated object is made of, as such a tool's API would take it: the fields a create
+ * or validate call sends (the first two required). Realistic on purpose, values and all: invoices
+ * and payments take amounts and currency codes, meetings and calendar events take times and
+ * e-mail addresses, webhooks and imports take URLs, assets, metrics and logs take host names — so
+ * a request's values (a host, a URL, a date, an amount) fill generated tools as often as a real
+ * catalog's would, and a ranking that weighs them is not flattered by neighbours without
+ * parameters. A CRM's `record` takes a table and fields, not a host name.
+ */
+const FIELDS: Record<string, Record<string, Prop>> = {
+  invoice: { customerId: str(), amount: num(), currency, dueDate: date() },
+  ticket: {
+    subject: str(),
+    requesterEmail: email(),
+    priority: { type: 'string', enum: ['low', 'normal', 'high', 'urgent'] },
+  },
+  order: { customerId: str(), items: list(), shippingAddress: str() },
+  customer: { email: email(), name: str(), company: str() },
+  employee: { email: email(), name: str(), department: str(), startDate: date() },
+  shipment: { orderId: str(), carrier: str(), trackingNumber: str() },
+  payment: { amount: num(), currency, customerId: str() },
+  subscription: { customerId: str(), plan: str(), startDate: date() },
+  lead: { email: email(), name: str(), company: str(), source: str() },
+  contract: { counterparty: str(), value: num(), currency, startDate: date(), endDate: date() },
+  expense: { amount: num(), currency, date: date(), category: str() },
+  asset: { assetTag: str(), hostname: str({ format: 'hostname' }), owner: email() },
+  meeting: { title: str(), start: dateTime(), attendees: list(email()) },
+  survey: { title: str(), questions: list() },
+  coupon: { code: str(), percentOff: num(), expiresAt: date() },
+  playlist: { title: str(), trackIds: list() },
+  recipe: { title: str(), ingredients: list() },
+  flight: { flightNumber: str(), date: date() },
+  parcel: { trackingNumber: str(), carrier: str() },
+  stock: { sku: str(), warehouse: str(), quantity: { type: 'integer' } },
+  sensor: { sensorId: str(), value: num(), recordedAt: dateTime() },
+  backup: { resource: str(), retentionDays: { type: 'integer' } },
+  build: { branch: str(), commit: str() },
+  deployment: {
+    environment: { type: 'string', enum: ['production', 'staging', 'preview'] },
+    version: str(),
+    url: str({ format: 'uri' }),
+  },
+  pull: { repository: str(), title: str(), head: str(), base: str() },
+  issue: { project: str(), title: str(), body: str(), assignee: email() },
+  feature: { key: str(), enabled: { type: 'boolean' }, environment: str() },
+  metric: { metric: str(), host: str({ format: 'hostname' }) },
+  alert: { name: str(), threshold: num(), notifyEmail: email() },
+  queue: { queue: str(), body: str() },
+  record: { table: str(), fields: { type: 'object' } },
+  release: { version: str(), notes: str(), releaseDate: date() },
+  logs: { query: str(), service: str(), host: str({ format: 'hostname' }) },
+  status: { component: str(), status: { type: 'string', enum: ['operational', 'degraded', 'outage', 'maintenance'] } },
+  calendar: { title: str(), start: dateTime(), end: dateTime(), attendees: list(email()) },
+  document: { title: str(), content: str(), folder: str() },
+  spreadsheet: { sheet: str(), values: list() },
+  user: { email: email(), name: str(), role: str() },
+  api: { name: str(), scopes: list(), expiresAt: date() },
+  webhook: { url: str({ format: 'uri' }), events: list() },
+};
+
+/** The filter a qualifier in the description stands for. */
+const QUALIFIER_PARAMS: Record<string, Record<string, Prop>> = {
+  'for a date range': { from: date(), to: date() },
+  'by owner': { owner: email() },
+  'with filters': { filter: { type: 'object' } },
+  'in bulk': { ids: list() },
+  'for one project': { project: str() },
+  'by tag': { tag: str() },
+  'by region': { region: str() },
+  'for the team': { team: str() },
+};
+
+/** A generated tool's input schema: what its verb on its object in its system would take. */
+function generatedSchema(verb: string, object: string, system: string, qualifier: string): Record<string, unknown> {
+  const key = object.split(' ')[0]!;
+  const id = `${key}Id`;
+  const fields = FIELDS[key] ?? {};
+  const fieldNames = Object.keys(fields);
+  const properties: Record<string, Prop> = {};
+  let required: string[] = [];
+  const idProp = str({ description: `the ${object} id in ${system}` });
+  switch (verb) {
+    case 'get':
+    case 'delete':
+    case 'archive':
+    case 'approve':
+      properties[id] = idProp;
+      required = [id];
+      break;
+    case 'cancel':
+      Object.assign(properties, { [id]: idProp, reason: str() });
+      required = [id];
+      break;
+    case 'update':
+      Object.assign(properties, { [id]: idProp }, fields);
+      required = [id];
+      break;
+    case 'create':
+    case 'validate':
+      Object.assign(properties, fields);
+      required = fieldNames.slice(0, 2);
+      break;
+    case 'notify':
+      Object.assign(properties, { [id]: idProp, recipient: email(), message: str() });
+      required = [id, 'recipient'];
+      break;
+    case 'sync':
+      properties.since = dateTime();
+      break;
+    case 'import':
+      properties.sourceUrl = str({ format: 'uri' });
+      required = ['sourceUrl'];
+      break;
+    default: // list, search, count, export, summarize: filters
+      if (verb === 'search') {
+        properties.query = str();
+        required = ['query'];
+      }
+      Object.assign(properties, QUALIFIER_PARAMS[qualifier] ?? {});
+      if (qualifier === 'for a date range') required.push('from', 'to');
+  }
+  properties.workspace = str({ description: `${system} workspace` });
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+
 /** `count` distinct tools, the same for every seed run: the catalog grows by appending. */
 function generateTools(count: number): GenTool[] {
   const rand = seededRandom(14);
@@ -168,13 +306,7 @@ function generateTools(count: number): GenTool[] {
       description: `${phrase} ${object}${verb === 'list' || verb === 'count' ? 's' : ''} in ${system} ${qualifier}.`,
       sideEffect,
       destructive: verb === 'delete',
-      inputSchema: {
-        type: 'object',
-        properties: {
-          [`${object.split(' ')[0]}Id`]: { type: 'string', description: `the ${object} id in ${system}` },
-          workspace: { type: 'string', description: `${system} workspace` },
-        },
-      },
+      inputSchema: generatedSchema(verb, object, system, qualifier),
       invocations,
       successes: Math.max(0, invocations - Math.floor(rand() * 3)),
     });
@@ -366,8 +498,10 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       }
   } finally {
     await traced.end({ timeout: 2 });
-    if (argv.includes('--keep')) process.stderr.write(`[bench:discovery] kept ${db.url}\n`);
-    else await db.close();
+    if (argv.includes('--keep')) {
+      process.stderr.write(`[bench:discovery] kept ${db.url}\n`);
+      await db.sql.end({ timeout: 2 }); // the database stays; the connections must not keep the process alive
+    } else await db.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
   return { kind, rows, baseline, largest };

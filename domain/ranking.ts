@@ -13,6 +13,10 @@ import type { ToolStatus } from './trust.ts';
  * a popular weather tool must not climb over the threshold on a metaphor.
  * What the request wants done weighs too (actionIntent, intentFit): a request to delete, restart,
  * renew or send is never served unattended by a tool that only reads, or that makes another change.
+ * So do the values it carries (requestValues, valueFit): a request with a host name and an IP
+ * address ranks a tool that takes a host above an equally worded one that takes a CRM record's
+ * fields. Like success and usage, value fit orders candidates; it never moves a similarity across
+ * a threshold.
  * The numbers the agent uses are the harness's (harness/policy/ranking.ts); this file holds what
  * they mean, the bounds they must stay within, and the functions, which take the policy as a
  * parameter. Pure: workflows import it.
@@ -20,14 +24,17 @@ import type { ToolStatus } from './trust.ts';
 
 export const rankingPolicySchema = z.object({
   /**
-   * The re-ranked score's parts: similarity, smoothed success rate, log-scaled usage, and whether
-   * the tool does what the request wants done (intentFit: match 1, unknown 0.5, mismatch 0).
+   * The re-ranked score's parts: similarity, smoothed success rate, log-scaled usage, whether
+   * the tool does what the request wants done (intentFit: match 1, unknown 0.5, mismatch 0), and
+   * the share of the request's values its parameters can take (valueFit; left out of the score,
+   * weight and all, when the request carries no values).
    */
   weights: z.object({
     similarity: z.number().min(0),
     successRate: z.number().min(0),
     usage: z.number().min(0),
     intent: z.number().min(0),
+    values: z.number().min(0),
   }),
   reuseAt: z.number().min(0).max(1),
   considerAt: z.number().min(0).max(1),
@@ -53,6 +60,8 @@ export interface Candidate {
   status?: ToolStatus;
   /** whether the tool does what the request wants done (intentFit); absent = not judged */
   intentFit?: IntentFit;
+  /** 0..1, the share of the request's kinds of value the tool's parameters take (valueFit); absent = the request carries none */
+  valueFit?: number;
   /** for the reasons: whether the tool changes anything, and what (toolActions) */
   sideEffect?: 'read' | 'write';
   actions?: readonly string[];
@@ -74,15 +83,25 @@ export function usageScore(invocations: number, maxInvocations: number): number 
 
 const FIT_VALUE: Record<IntentFit, number> = { match: 1, unknown: 0.5, mismatch: 0 };
 
-/** 0..1. `intent` is the intent fit as a number (match 1, unknown 0.5, mismatch 0); absent counts as a match. */
+/**
+ * 0..1. `intent` is the intent fit as a number (match 1, unknown 0.5, mismatch 0); absent counts as
+ * a match. `values` is the value fit; absent (a request without values) it is left out of the
+ * weighted mean, so such a request's scores are what they were without the part.
+ */
 export function hybridScore(
-  parts: { similarity: number; successRate: number; usage: number; intent?: number },
+  parts: { similarity: number; successRate: number; usage: number; intent?: number; values?: number },
   policy: RankingPolicy,
 ): number {
   const w = policy.weights;
-  const total = w.similarity + w.successRate + w.usage + w.intent;
+  const wv = parts.values === undefined ? 0 : w.values;
+  const total = w.similarity + w.successRate + w.usage + w.intent + wv;
   return (
-    (w.similarity * parts.similarity + w.successRate * parts.successRate + w.usage * parts.usage + w.intent * (parts.intent ?? 1)) / total
+    (w.similarity * parts.similarity +
+      w.successRate * parts.successRate +
+      w.usage * parts.usage +
+      w.intent * (parts.intent ?? 1) +
+      wv * (parts.values ?? 0)) /
+    total
   );
 }
 
@@ -94,7 +113,8 @@ export function rerank<C extends Candidate>(candidates: readonly C[], policy: Ra
       const successRate = smoothedSuccessRate(c.invocations ?? 0, c.successes ?? 0, policy);
       const usage = usageScore(c.invocations ?? 0, maxUse);
       const intent = c.intentFit === undefined ? 1 : FIT_VALUE[c.intentFit];
-      return { ...c, successRate, usage, score: hybridScore({ similarity: c.similarity, successRate, usage, intent }, policy) };
+      const score = hybridScore({ similarity: c.similarity, successRate, usage, intent, values: c.valueFit }, policy);
+      return { ...c, successRate, usage, score };
     })
     .sort((a, b) => b.score - a.score || b.similarity - a.similarity || a.name.localeCompare(b.name));
 }
@@ -658,4 +678,204 @@ export function correctTypo(typed: string, vocabulary: ReadonlyMap<string, numbe
     } else if (uses === best.uses) tie = true;
   }
   return best && !tie ? best.word : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The request's values: what in it could fill a tool's parameters
+
+/**
+ * Kinds of value a request can carry that are recognisable by their shape alone, whatever the
+ * request is about: a URL, an e-mail address, an IP address, a host name, a time (a date, a
+ * weekday, "tomorrow", "last week"), an ISO 4217 currency code.
+ */
+export type ValueKind = 'url' | 'email' | 'ip' | 'host' | 'time' | 'currency';
+
+export interface RequestValue {
+  kind: ValueKind;
+  text: string;
+}
+
+/**
+ * The ISO 4217 codes of the currencies in common use (upper case only: "CAD" is a currency, "cad"
+ * a word). A closed list, like the codes themselves; a code not here is read as a word.
+ */
+const CURRENCY_CODES = new Set(
+  (
+    'AED ARS AUD BDT BGN BHD BRL CAD CHF CLP CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR ISK JPY KES KRW KWD MAD MXN MYR ' +
+    'NGN NOK NZD PEN PHP PKR PLN QAR RON RSD RUB SAR SEK SGD THB TRY TWD UAH USD VND ZAR'
+  ).split(' '),
+);
+/** Name endings that make a dotted word a file, not a host ("contract.pdf", "next.js"). */
+const FILE_EXTENSIONS = new Set(
+  'pdf doc docx xls xlsx ppt pptx csv tsv txt md json yaml yml xml html htm js mjs cjs ts tsx jsx py rb go rs java sh zip tar gz tgz png jpg jpeg gif svg webp mp3 mp4 mov log'.split(
+    ' ',
+  ),
+);
+const WEEKDAYS = 'monday|tuesday|wednesday|thursday|friday|saturday|sunday';
+const MONTHS = 'january|february|march|april|may|june|july|august|september|october|november|december';
+const PERIODS = 'day|days|week|weeks|weekend|month|months|quarter|year|years';
+/** Times by their shape: dates, weekdays, dated months, days relative to today, periods counted from it. */
+const TIME_PATTERNS: RegExp[] = [
+  /\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2})?)?/giu,
+  /\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b/gu,
+  new RegExp(`\\b(?:${WEEKDAYS})\\b`, 'giu'),
+  new RegExp(`\\b(?:\\d{1,2}(?:st|nd|rd|th)?\\s+(?:${MONTHS})|(?:${MONTHS})\\s+\\d{1,4}(?:st|nd|rd|th)?)\\b`, 'giu'),
+  /\b(?:today|tomorrow|yesterday|tonight)\b/giu,
+  new RegExp(`\\b(?:this|next|last|past|coming|previous)\\s+(?:\\d+\\s+|few\\s+|two\\s+|three\\s+)?(?:${PERIODS})\\b`, 'giu'),
+  new RegExp(`\\b\\d+\\s+(?:${PERIODS})\\s+(?:ago|ahead)\\b`, 'giu'),
+];
+
+/**
+ * The values in a request (or in a parameter's description: "zone name, e.g. example.com"), by
+ * shape. URLs and e-mail addresses are taken first, so the host inside them is not read again as
+ * a host of its own; "owner/name" and dotted versions are not hosts; a dotted word ending in a
+ * file extension is a file. Quoted text is kept: a host in quotes is still a host.
+ */
+export function requestValues(text: string): RequestValue[] {
+  const out: RequestValue[] = [];
+  let rest = text;
+  const take = (kind: ValueKind, re: RegExp, keep: (m: string) => boolean = () => true) => {
+    rest = rest.replace(re, (m) => {
+      if (!keep(m)) return m;
+      out.push({ kind, text: m.replace(/[.,;:!?)]+$/, '') });
+      return ' ';
+    });
+  };
+  take('url', /\b[a-z][a-z0-9+.-]*:\/\/[^\s<>"']+/giu);
+  take('email', /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu);
+  take('ip', /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])/gu, (m) => m.split('.').every((o) => Number(o) <= 255));
+  // IPv6: "::" or all eight groups ("10:30:00" is a time)
+  take(
+    'ip',
+    /(?<![\w:])(?=[0-9a-f:]*[0-9a-f])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])/giu,
+    (m) => m.includes('::') || m.split(':').length === 8,
+  );
+  // "owner/name", "a/b/c": paths and repositories, which may hold dots (vercel/next.js)
+  rest = rest.replace(/[\p{L}\p{N}._-]*\/[\p{L}\p{N}._/-]*/gu, ' ');
+  take(
+    'host',
+    /(?<![\p{L}\p{N}._@-])(?:[\p{L}\p{N}_](?:[\p{L}\p{N}_-]*[\p{L}\p{N}])?\.)+\p{L}{2,24}(?![\p{L}\p{N}_-]|\.[\p{L}\p{N}])/gu,
+    (m) => !FILE_EXTENSIONS.has(m.slice(m.lastIndexOf('.') + 1).toLowerCase()),
+  );
+  take('currency', /(?<![\p{L}\p{N}])[A-Z]{3}(?![\p{L}\p{N}])/gu, (m) => CURRENCY_CODES.has(m));
+  take('currency', /[€£¥$₣₹]/gu);
+  for (const re of TIME_PATTERNS) take('time', re);
+  return out;
+}
+
+/**
+ * Parameter name words that say what a parameter takes, whatever the tool ("hostName", "due_date",
+ * "notifyEmail"). A count of days ("days": 3) is a number, not a time: "tomorrow" does not fill it.
+ */
+const NAME_KINDS: Record<string, ValueKind[]> = {
+  url: ['url', 'host'],
+  uri: ['url', 'host'],
+  link: ['url'],
+  href: ['url'],
+  endpoint: ['url'],
+  website: ['url', 'host'],
+  homepage: ['url', 'host'],
+  host: ['host', 'ip', 'url'],
+  hostname: ['host', 'ip', 'url'],
+  domain: ['host'],
+  fqdn: ['host'],
+  zone: ['host'],
+  ip: ['ip'],
+  email: ['email'],
+  mail: ['email'],
+  date: ['time'],
+  time: ['time'],
+  datetime: ['time'],
+  timestamp: ['time'],
+  since: ['time'],
+  until: ['time'],
+  deadline: ['time'],
+  currency: ['currency'],
+};
+/** JSON Schema formats (draft 2020-12 and OpenAPI's) and the values that fill them. */
+const FORMAT_KINDS: Record<string, ValueKind[]> = {
+  uri: ['url', 'host'],
+  url: ['url', 'host'],
+  iri: ['url', 'host'],
+  'uri-reference': ['url'],
+  hostname: ['host', 'ip', 'url'],
+  'idn-hostname': ['host', 'ip', 'url'],
+  ipv4: ['ip'],
+  ipv6: ['ip'],
+  email: ['email'],
+  'idn-email': ['email'],
+  date: ['time'],
+  'date-time': ['time'],
+  time: ['time'],
+  duration: ['time'],
+};
+
+/** What a tool's parameters can take (valueSlots): kinds of value, and patterns to test values against. */
+export interface ValueSlots {
+  kinds: ReadonlySet<ValueKind>;
+  patterns: readonly RegExp[];
+}
+
+/** Per schema object: reading a schema's descriptions for values is the costly part, and a schema does not change. */
+const slotsBySchema = new WeakMap<object, ValueSlots>();
+
+/**
+ * What kinds of value a tool's parameters take, from what its schema declares of each: its
+ * `format`, its name's words, the values its description, `examples` or `default` show, and its
+ * `pattern` (kept to test the request's values against). Nested objects and array items count: a
+ * meeting's attendees' e-mail addresses are the meeting tool's to take.
+ */
+export function valueSlots(inputSchema: Record<string, unknown> | undefined): ValueSlots {
+  if (!inputSchema) return { kinds: new Set(), patterns: [] };
+  const cached = slotsBySchema.get(inputSchema);
+  if (cached) return cached;
+  const kinds = new Set<ValueKind>();
+  const patterns: RegExp[] = [];
+  const visit = (name: string, schema: unknown, depth: number) => {
+    if (!isRecord(schema) || depth > 4) return;
+    const words = name
+      .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+      .toLowerCase()
+      .split(/[^a-z0-9]+/);
+    for (const w of words) for (const k of NAME_KINDS[w] ?? []) kinds.add(k);
+    if (typeof schema.format === 'string') for (const k of FORMAT_KINDS[schema.format] ?? []) kinds.add(k);
+    const shown = [schema.description, ...(Array.isArray(schema.examples) ? schema.examples : []), schema.default];
+    for (const s of shown) if (typeof s === 'string') for (const v of requestValues(s)) kinds.add(v.kind);
+    if (typeof schema.pattern === 'string')
+      try {
+        patterns.push(new RegExp(schema.pattern, 'u'));
+      } catch {
+        // a pattern JavaScript cannot read says nothing here; the tool's own validation still applies
+      }
+    if (isRecord(schema.properties)) for (const [k, v] of Object.entries(schema.properties)) visit(k, v, depth + 1);
+    if (isRecord(schema.items)) visit(name, schema.items, depth + 1);
+    for (const alt of [schema.anyOf, schema.oneOf].filter(Array.isArray) as unknown[][]) for (const a of alt) visit(name, a, depth + 1);
+  };
+  visit('', inputSchema, 0);
+  const slots = { kinds, patterns };
+  slotsBySchema.set(inputSchema, slots);
+  return slots;
+}
+
+/**
+ * 0..1: the share of the kinds of value the request carries (requestValues) that the tool has a
+ * parameter for; undefined when it carries none. Evidence of the same sort as paramsFit's: a
+ * request that brings a host name and an IP address is about a tool that takes them, and a tool
+ * with no slot for them (a CRM's `record_create` beside `dns_record_create`, both "create" and
+ * "record") is asking for something else. By kind, not by count: two host names are one kind.
+ * A parameter whose schema says nothing of what it takes (`value: string`) fills nothing: any
+ * string would do, so it is no evidence.
+ */
+export function valueFit(inputSchema: Record<string, unknown> | undefined, values: readonly RequestValue[]): number | undefined {
+  return values.length === 0 ? undefined : slotsFit(valueSlots(inputSchema), values);
+}
+
+/** valueFit from a tool's slots (valueSlots), for a caller that keeps them per tool version. */
+export function slotsFit(slots: ValueSlots, values: readonly RequestValue[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const present = new Set(values.map((v) => v.kind));
+  let filled = 0;
+  for (const kind of present)
+    if (slots.kinds.has(kind) || values.some((v) => v.kind === kind && slots.patterns.some((p) => p.test(v.text)))) filled++;
+  return filled / present.size;
 }

@@ -2,10 +2,17 @@ import type { IntentPolicy, LexicalPolicy, RankingPolicy } from '../../domain/ra
 
 /**
  * Reuse-or-forge (seed 002). Re-ranking orders candidates by
- *   (0.7 similarity + 0.2 success rate + 0.03 usage + 0.15 intent fit) / 1.08
+ *   (0.7 similarity + 0.2 success rate + 0.03 usage + 0.15 intent fit + 0.1 value fit) / 1.18
  * — usage only breaks near-ties (the most used tool gains at most 0.03, about 0.04 of similarity:
  * a tool that fits the words better is not buried under a popular neighbour), and a tool that does
  * what the request wants done (restart, not read the logs) climbs over one that does not.
+ * Value fit is the share of the request's kinds of value (a host name, an IP or e-mail address, a
+ * URL, a date, a currency code) the tool's parameters take; a request that carries none leaves the
+ * part out (the mean is then over 1.08). At 0.1 a tool that takes every value gains about 0.14 of
+ * similarity over one that takes none: enough to lift `dns_record_create` over twenty CRM
+ * `*_record_create` tools that share its words for "create an A record pointing api.example.com to
+ * 203.0.113.7", not enough to bury a clearly better worded tool. (0.05 to 0.2 rank the discovery
+ * evaluation and the bench's 10,000 tools alike.)
  * The thresholds, on the similarity, decide:
  *   similarity >= 0.80         reuse
  *   0.65 <= similarity < 0.80  reuse only when the request's parameters fit the tool's input schema
@@ -15,7 +22,7 @@ import type { IntentPolicy, LexicalPolicy, RankingPolicy } from '../../domain/ra
  * domain/ranking.ts's.
  */
 export const ranking: RankingPolicy = {
-  weights: { similarity: 0.7, successRate: 0.2, usage: 0.03, intent: 0.15 },
+  weights: { similarity: 0.7, successRate: 0.2, usage: 0.03, intent: 0.15, values: 0.1 },
   reuseAt: 0.8,
   considerAt: 0.65,
   confirmBelow: 0.85,

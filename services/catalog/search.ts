@@ -12,10 +12,14 @@ import {
   type LexicalPolicy,
   lexicalSimilarity,
   type RankingPolicy,
+  requestValues,
   rerank,
+  slotsFit,
   type TermEvidence,
   termWeight,
   toolActions,
+  type ValueSlots,
+  valueSlots,
 } from '../../domain/ranking.ts';
 import { type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
@@ -48,6 +52,8 @@ export interface SearchHit extends ToolListing {
   actions: string[];
   /** whether it does what the request wants done (domain/ranking.ts intentFit) */
   intentFit: IntentFit;
+  /** the share of the request's kinds of value its parameters take (domain/ranking.ts valueFit); absent when the request carries none */
+  valueFit?: number;
   /** what the request wants done, as the search read it (typos corrected): the same on every hit */
   intent: ActionIntent;
 }
@@ -129,6 +135,20 @@ export function createSearch(deps: SearchDeps) {
     return actions;
   };
 
+  // What a tool version's parameters take (valueSlots): reading its schema's descriptions for
+  // example values costs tens of microseconds per tool, and a version's schema never changes.
+  const slotsCache = new Map<string, ValueSlots>();
+  const slotsOf = (tool: { name: string; version: number; inputSchema: Record<string, unknown> }): ValueSlots => {
+    const key = `${tool.name}\u0000${tool.version}`;
+    let slots = slotsCache.get(key);
+    if (!slots) {
+      if (slotsCache.size >= 50_000) slotsCache.clear();
+      slots = valueSlots(tool.inputSchema);
+      slotsCache.set(key, slots);
+    }
+    return slots;
+  };
+
   /** The text a tool is embedded by; null without an embedder or when the provider fails. */
   async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
     if (!deps.embedder) return null;
@@ -196,6 +216,9 @@ export function createSearch(deps: SearchDeps) {
     }
     if (lexemes.length === 0) return [];
     const intent = actionIntent(intentText, intentPolicy, lexicalPolicy.aliases);
+    // Host names, URLs, addresses, dates in the request: the lexing above leaves them out (they say
+    // nothing about what is asked), the ranking weighs which candidates could take them.
+    const values = requestValues(original);
 
     // The shortlist comes from posting lists (services/catalog/shortlist.ts, migration 081): the
     // best `shortlist` tools by lexical evidence, summed as lexicalSimilarity sums it (the term
@@ -241,6 +264,7 @@ export function createSearch(deps: SearchDeps) {
         level: trustLevel({ invocations: r.invocations, successes: r.successes }),
         actions,
         intentFit: actions && (intentFit(intent, { sideEffect: r.sideEffect, actions }) as IntentFit | undefined),
+        valueFit: values.length ? slotsFit(slotsOf(r), values) : undefined,
         intent,
       };
     });

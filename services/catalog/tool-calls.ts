@@ -53,6 +53,8 @@ export function createToolCalls(deps: { registry: Registry }) {
             status: h.status,
             // a request for a change never reuses a tool that only reads, or makes another change
             intentFit: h.intentFit,
+            // and ranks a tool that can take the request's values (a host, a URL, a date) first
+            valueFit: h.valueFit,
             sideEffect: h.sideEffect,
             actions: h.actions,
           })),

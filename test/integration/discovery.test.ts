@@ -208,3 +208,69 @@ describe('discovery', () => {
     assert.equal(loan[0]?.name, 'weather_forecast');
   });
 });
+
+describe('discovery weighs the values a request carries', () => {
+  let db: ScratchDb;
+  let dir: Awaited<ReturnType<typeof scratchDir>>;
+  let registry: Registry;
+  let calls: ReturnType<typeof createToolCalls>;
+
+  // Two tools with the same words ("create", "record") in their names: the DNS one takes a domain,
+  // the CRM one a table and fields, and the CRM one is the more used and more reliable.
+  const dns = evalSet.tools.find((t) => t.name === 'dns_record_create')!;
+  const crm = {
+    name: 'crm_record_create',
+    description: 'Create a record in a CRM table.',
+    sideEffect: 'write' as const,
+    destructive: false,
+    inputSchema: { type: 'object', properties: { table: { type: 'string' }, fields: { type: 'object' } }, required: ['table', 'fields'] },
+  };
+
+  before(async () => {
+    db = await scratchDb('discovery_values');
+    dir = await scratchDir('discovery-values');
+    registry = createRegistry({ sql: db.sql, root: path.join(dir.dir, 'tools') });
+    calls = createToolCalls({ registry });
+    for (const [t, runs] of [
+      [dns, 3],
+      [crm, 30],
+    ] as const) {
+      await registry.registerVersion(evalToolVersion(t));
+      for (let i = 0; i < runs; i++)
+        await registry.recordInvocation({
+          idempotencyKey: `values:${t.name}:${i}`,
+          tool: t.name,
+          version: 1,
+          input: { i },
+          latencyMs: 100,
+          success: true,
+        });
+    }
+  });
+
+  after(async () => {
+    await db?.drop();
+    await dir?.remove();
+  });
+
+  it('ranks the tool whose parameters take the host and address above an equally worded, more used one', async () => {
+    const query = 'create an A record pointing api.example.com to 203.0.113.7';
+    const hits = await registry.search(query);
+    assert.deepEqual(
+      hits.map((h) => [h.name, h.valueFit]),
+      [
+        ['dns_record_create', 0.5],
+        ['crm_record_create', 0],
+      ],
+    );
+    assert.equal(hits[0]?.similarity, hits[1]?.similarity, 'the words alone cannot tell them apart');
+    const { tools } = await calls.offerTools({ query });
+    assert.equal(tools[0]?.name, 'dns_record_create');
+    const { decision } = await calls.discoverTool({ query, args: { domain: 'example.com', type: 'A', name: 'api', value: '203.0.113.7' } });
+    assert.equal(decision.tool, 'dns_record_create');
+    // without values, usage and success break the tie as before
+    const plain = await registry.search('create a record');
+    assert.equal(plain[0]?.name, 'crm_record_create');
+    assert.equal(plain[0]?.valueFit, undefined);
+  });
+});

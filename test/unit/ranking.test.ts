@@ -11,9 +11,11 @@ import {
   intentFit,
   oneSlip,
   paramsFit,
+  requestValues,
   type TermEvidence,
   toolActions,
   usageScore,
+  valueFit,
 } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
 
@@ -49,6 +51,27 @@ describe('scores', () => {
     assert.ok(Math.abs(hybridScore({ similarity: 0.5, successRate: 1, usage: 0, intent: 1 }) - 0.7 / 1.08) < 1e-12);
     assert.ok(Math.abs(hybridScore({ similarity: 0, successRate: 0, usage: 1, intent: 0 }) - 0.03 / 1.08) < 1e-12);
     assert.equal(hybridScore({ similarity: 1, successRate: 1, usage: 1 }), 1, 'no intent judged counts as a match');
+  });
+
+  it('weighs value fit 0.1 more when the request carries values, and leaves it out when it does not', () => {
+    assert.equal(hybridScore({ similarity: 1, successRate: 1, usage: 1, intent: 1, values: 1 }), 1);
+    assert.ok(Math.abs(hybridScore({ similarity: 1, successRate: 1, usage: 1, intent: 1, values: 0 }) - 1.08 / 1.18) < 1e-12);
+    // a request without values scores as it did before the part existed
+    assert.ok(Math.abs(hybridScore({ similarity: 0.5, successRate: 1, usage: 0, intent: 1 }) - 0.7 / 1.08) < 1e-12);
+  });
+
+  it("ranks the tool that can take the request's values above an equally worded one that cannot", () => {
+    const ranked = rerank([
+      { name: 'crm_record_create', similarity: 0.67, invocations: 40, successes: 40, valueFit: 0 },
+      { name: 'dns_record_create', similarity: 0.67, invocations: 5, successes: 5, valueFit: 0.5 },
+    ]);
+    assert.equal(ranked[0]?.name, 'dns_record_create');
+    // … but never over a clearly more similar one: it orders near-ties, as usage does
+    const far = rerank([
+      { name: 'closer', similarity: 0.9, invocations: 5, successes: 5, valueFit: 0 },
+      { name: 'fills', similarity: 0.7, invocations: 5, successes: 5, valueFit: 1 },
+    ]);
+    assert.equal(far[0]?.name, 'closer');
   });
 
   it('ranks by similarity before usage when similarities are close', () => {
@@ -418,5 +441,80 @@ describe('one-letter typos', () => {
     assert.equal(fix('lsot'), 'lost');
     assert.equal(fix('lust'), null, 'one wrong letter from both list and lost in a 4-letter word');
     assert.equal(fix('dsn'), null, 'too short to tell');
+  });
+});
+
+describe('requestValues and valueFit', () => {
+  const kinds = (text: string) => requestValues(text).map((v) => `${v.kind}:${v.text}`);
+
+  it('finds values by their shape: URLs, e-mail and IP addresses, host names, times, currency codes', () => {
+    assert.deepEqual(kinds('create an A record pointing api.example.com to 203.0.113.7'), ['ip:203.0.113.7', 'host:api.example.com']);
+    assert.deepEqual(kinds('new AAAA record v6.example.com -> 2001:db8::1'), ['ip:2001:db8::1', 'host:v6.example.com']);
+    assert.deepEqual(
+      kinds('http status of https://example.com/login.'),
+      ['url:https://example.com/login'],
+      'the host inside a URL is not read again',
+    );
+    assert.deepEqual(kinds('email the invoice to billing@example.com'), ['email:billing@example.com']);
+    assert.deepEqual(kinds('How much is 250 EUR in CHF?'), ['currency:EUR', 'currency:CHF']);
+    assert.deepEqual(kinds('pay $40'), ['currency:$']);
+    assert.deepEqual(kinds('forecast for Oslo on Friday'), ['time:Friday']);
+    assert.deepEqual(kinds('visitors last week, and on 2024-05-01'), ['time:2024-05-01', 'time:last week']);
+    assert.deepEqual(kinds('in May 2024'), ['time:May 2024']);
+  });
+
+  it('leaves out what only looks like a value: files, repositories, versions, clock times, words in capitals', () => {
+    assert.deepEqual(kinds('summarize contract.pdf'), []);
+    assert.deepEqual(kinds('changelog of the latest vercel/next.js release'), []);
+    assert.deepEqual(kinds('what changed in temporalio/sdk-typescript v1.24.0?'), []);
+    assert.deepEqual(kinds('meet at 10:30:00'), []);
+    assert.deepEqual(kinds('what TXT records exist, e.g. SPF'), [], '"TXT" is no currency, "e.g." no host');
+    assert.deepEqual(kinds('find the May entry in the logs'), [], 'a month alone is not a date');
+    assert.deepEqual(kinds('the cad drawing'), [], 'currency codes count in capitals only');
+  });
+
+  const dnsCreate = {
+    type: 'object',
+    properties: { domain: { type: 'string' }, type: { type: 'string' }, name: { type: 'string' }, value: { type: 'string' } },
+    required: ['domain', 'type', 'name', 'value'],
+  };
+  const crmCreate = { type: 'object', properties: { table: { type: 'string' }, fields: { type: 'object' } }, required: ['table'] };
+  const values = requestValues('create an A record pointing api.example.com to 203.0.113.7');
+
+  it("is the share of the request's kinds of value the tool's parameters take", () => {
+    // "domain" takes the host; nothing declares it takes an IP address ("value" could be anything)
+    assert.equal(valueFit(dnsCreate, values), 0.5);
+    assert.equal(valueFit(crmCreate, values), 0);
+    assert.equal(valueFit({ type: 'object', properties: { host: { type: 'string' } } }, values), 1, 'a host takes an IP address too');
+    assert.equal(valueFit(crmCreate, []), undefined, 'no values, no evidence either way');
+    assert.equal(valueFit(undefined, values), 0);
+  });
+
+  it('reads what a parameter takes from its name, format, description, examples and pattern', () => {
+    const fit = (schema: Record<string, unknown>, text: string) =>
+      valueFit({ type: 'object', properties: { p: schema } }, requestValues(text));
+    assert.equal(fit({ type: 'string', format: 'hostname' }, 'is example.com up'), 1);
+    assert.equal(fit({ type: 'string', format: 'uri' }, 'is example.com up'), 1, "a bare host is a URL's short form");
+    assert.equal(fit({ type: 'string', format: 'email' }, 'mail anna@example.org'), 1);
+    assert.equal(fit({ type: 'string', format: 'date' }, 'invoices due tomorrow'), 1);
+    assert.equal(fit({ type: 'string', description: 'zone name, e.g. example.com' }, 'list records of forge.dev'), 1);
+    assert.equal(fit({ type: 'string', examples: ['EUR'] }, 'convert 10 USD'), 1);
+    assert.equal(fit({ type: 'string', pattern: '^[A-Z]{3}$' }, 'convert 10 USD'), 1);
+    assert.equal(fit({ type: 'string', pattern: '^[0-9]+$' }, 'convert 10 USD'), 0);
+    assert.equal(fit({ type: 'integer', description: 'how many days ahead' }, 'weather tomorrow'), 0, 'a count of days is no date');
+    assert.equal(fit({ type: 'string' }, 'is example.com up'), 0, 'a parameter that says nothing of what it takes is no evidence');
+    const nested = { type: 'object', properties: { attendees: { type: 'array', items: { type: 'string', format: 'email' } } } };
+    assert.equal(valueFit(nested, requestValues('invite bob@example.com')), 1);
+    const byName = (name: string, text: string) =>
+      valueFit({ type: 'object', properties: { [name]: { type: 'string' } } }, requestValues(text));
+    assert.equal(byName('notifyEmail', 'tell bob@example.com'), 1);
+    assert.equal(byName('due_date', 'due 2025-01-31'), 1);
+    assert.equal(byName('targetUrl', 'watch https://example.com'), 1);
+  });
+
+  it('counts kinds, not values: two host names are one kind the tool takes', () => {
+    const list = { type: 'object', properties: { domain: { type: 'string' } } };
+    assert.equal(valueFit(list, requestValues('add an MX record for example.org pointing to mail.example.org')), 1);
+    assert.equal(valueFit(list, requestValues('point blog.example.com at 203.0.113.20 and tell ops@example.com')), 1 / 3);
   });
 });
