@@ -30,13 +30,20 @@ import type { LogEntry, RunnerError, RunnerResult } from './protocol.ts';
 
 /**
  * Checks mode, the judge's side: Forge's own calls of a tool (the forge-checks verification stage),
- * whatever the tool's own tests say. Two judged processes, one after the other:
+ * whatever the tool's own tests say. Two judged processes:
  *
- *  1. the warm one describes the tool: its input and output JSON Schemas, read as it loaded;
+ *  1. the warm one (started with the container) describes the tool: its input and output JSON
+ *     Schemas, read as it loaded;
  *  2. the judge makes the cases in its own realm — inputs generated from the input schema
  *     (domain/input-gen.ts), and, for a tool with an API spec, the contract's API failures
- *     (domain/forge-checks.ts) — and a fresh process runs them all, reading them with its job
+ *     (domain/forge-checks.ts) — and a second process runs them all, reading them with its job
  *     before any judged code exists (so no judged code can see or change them on the way).
+ *
+ * The second process starts when the job arrives, while the first one describes: booting node is
+ * about as long as loading the tool, and the checks' container has a whole CPU to do both at once
+ * (stages/checks.ts). It only boots meanwhile — it holds no job and loads no judged code until the
+ * cases are made — so it is as fresh as one started afterwards, and it never shares anything with
+ * the describing process (a separate process, killed once it has described).
  *
  * The verdicts are the judge's: each output is checked against the output schema here, each fault
  * check is judged from the mock's answers as they were reported, timed by this process's clock.
@@ -152,6 +159,17 @@ function summary(failed: CheckCase[], total: number): string {
 }
 
 export async function judgeChecks(first: JudgedProcess, setup: JudgeSetup, job: ChecksJob): Promise<RunnerResult> {
+  // The process for the cases boots now, beside the describing one; it gets its job (and loads the
+  // tool) only once the cases are made. Unused (the tool could not be described), it is killed.
+  const second = new JudgedProcess(setup);
+  try {
+    return await describeThenCheck(first, second, job);
+  } finally {
+    second.kill();
+  }
+}
+
+async function describeThenCheck(first: JudgedProcess, judged: JudgedProcess, job: ChecksJob): Promise<RunnerResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const remaining = () => Math.max(1000, job.timeoutMs - elapsed());
@@ -197,7 +215,6 @@ export async function judgeChecks(first: JudgedProcess, setup: JudgeSetup, job: 
   }
   const permissions = job.permissions ?? described.loaded.permissions;
   const seen: Seen = { began: new Map(), ended: new Map(), requests: new Map(), over: new Set() };
-  const judged = new JudgedProcess(setup);
   // A call that never gives the event loop back (a loop that does not end on some input) cannot
   // time itself out: the judge stops the process once a case is past its budget, and says which.
   let overrun: PlannedCase | undefined;

@@ -285,6 +285,25 @@ function clipLogs(entries: LogEntry[]): LogEntry[] {
   });
 }
 
+/**
+ * The judge's validator for a schema it read, built once per schema object: Forge's checks judge
+ * every case's output against the same schema (about 1 ms to build each time, the most of a case's
+ * verdict). Keyed by the object the judge parsed from a report, which nothing else can change.
+ */
+const validators = new WeakMap<object, z.ZodType | Error>();
+function validatorOf(schema: Record<string, unknown>): z.ZodType | Error {
+  let validator = validators.get(schema);
+  if (!validator) {
+    try {
+      validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+    } catch (err) {
+      validator = err instanceof Error ? err : new Error(String(err));
+    }
+    validators.set(schema, validator);
+  }
+  return validator;
+}
+
 /** The output, checked in the judge's own realm: bounded, and valid against the schema read at load. */
 export function checkOutput(output: unknown, schema: Record<string, unknown> | null, tool: string): RunnerError | undefined {
   const json = JSON.stringify(output);
@@ -295,13 +314,11 @@ export function checkOutput(output: unknown, schema: Record<string, unknown> | n
     return { code: 'RESULT_TOO_DEEP', message: `${tool}'s output nests deeper than ${MAX_JSON_DEPTH} levels` };
   }
   if (!schema) return undefined;
-  let validator: z.ZodType;
-  try {
-    validator = z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
-  } catch (err) {
+  const validator = validatorOf(schema);
+  if (validator instanceof Error) {
     return {
       code: 'SCHEMA_UNREADABLE',
-      message: `the judge could not read ${tool}'s output schema as JSON Schema: ${err instanceof Error ? err.message : String(err)}`,
+      message: `the judge could not read ${tool}'s output schema as JSON Schema: ${validator.message}`,
     };
   }
   const checked = validator.safeParse(output);

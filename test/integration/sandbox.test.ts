@@ -13,7 +13,7 @@ import type Docker from 'dockerode';
 import { createSandboxActivities } from '../../activities/sandbox.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
-import type { TestReport } from '../../runner/protocol.ts';
+import { NODE_PATH, type TestReport } from '../../runner/protocol.ts';
 import { config } from '../../services/config.ts';
 import { bundleToolModule } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
@@ -192,6 +192,26 @@ describe('warm pool', () => {
     assert.equal(r.ok, true);
     assert.ok((r.overheadMs ?? 0) > 0);
     await cold.close();
+  });
+
+  it('serves a job that asks for more CPU (Forge’s checks) from a warm container whose quota it raises; less goes cold', async () => {
+    const pool = track(createSandbox({ docker, image, poolSize: 1 }));
+    await pool.ready();
+    // The container's own view of its quota (cgroup v2 or v1), read until it is the asked one or 5 s passed.
+    const quota = `const fs = require('node:fs');
+const read = () => { try { const [q, p] = fs.readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(' '); return Number(q) / Number(p); }
+  catch { return Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us', 'utf8')) / Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_period_us', 'utf8')); } };
+const until = Date.now() + 5000;
+const poll = () => { const cpus = read(); if (cpus >= 1 || Date.now() > until) console.log(JSON.stringify({ cpus })); else setTimeout(poll, 20); };
+poll();`;
+    const raised = await pool.runJob({ mode: 'exec', files: {}, command: [NODE_PATH, '-e', quota], limits: { cpus: 1 } });
+    assert.equal(raised.ok, true, raised.reason);
+    assert.equal(raised.warm, true, 'a pool container, not a cold start');
+    assert.deepEqual(JSON.parse(raised.stdout), { cpus: 1 });
+    await pool.ready();
+    const less = await pool.runJob(echoJob('less', { limits: { cpus: 0.25 } }));
+    assert.equal(less.warm, false, 'a lower quota must hold from the start: cold');
+    await pool.close();
   });
 });
 

@@ -29,6 +29,18 @@ export interface ChecksInput {
 
 /** Describing, up to 7 inputs of 5 s each and the fault checks' 10 s together: generous for a tool that behaves. */
 const JOB_TIMEOUT_MS = 60_000;
+/**
+ * A whole CPU, not the sandbox's default half. The checks are CPU work from end to end — node
+ * booting, the tool and its bundled zod loaded twice (to describe it, then fresh for the cases) —
+ * and a half-CPU quota doubled each of them (profiled: ~0.4 s of judged processes against ~0.17 s
+ * with one CPU); with one, the second process boots beside the describing one. CPU is a share, not
+ * a boundary: every limit that contains the code (no network, read-only root, no capabilities,
+ * memory, pids, Node's permission model) is the default's, and what a tool can burn is still bounded
+ * by the judge (a case past its budget stops the process) and the job's timeout. The warm pool
+ * serves it (pool.ts raises a taken container's quota). offlineStages gives the tests, which run
+ * beside the checks, the same.
+ */
+export const CHECKS_CPUS = 1;
 
 function toOutcome(c: CheckCase): TestOutcome {
   return {
@@ -60,7 +72,7 @@ export async function forgeChecksStage(input: ChecksInput, sandbox: SandboxBacke
       ...(input.apiSpec ? { apiSpec: input.apiSpec } : {}),
       seed: input.seed ?? seedFrom(input.manifest?.name ?? input.source),
       // No `network`: NetworkMode none; the API is the testkit's mock inside the judged process.
-      limits: { timeoutMs: JOB_TIMEOUT_MS, ...input.limits },
+      limits: { timeoutMs: JOB_TIMEOUT_MS, cpus: CHECKS_CPUS, ...input.limits },
     },
     input.signal ? { signal: input.signal } : {},
   );

@@ -4,7 +4,7 @@ import { InvalidInputError } from '../../../domain/errors.ts';
 import { type ApiSpec, apiSpecSchema } from '../../../domain/tool.ts';
 import { type Finding, reportPassed, type StageName, type StageResult, type VerifyReport } from '../../../domain/verification.ts';
 import type { SandboxBackend } from '../types.ts';
-import { forgeChecksStage } from './checks.ts';
+import { CHECKS_CPUS, forgeChecksStage } from './checks.ts';
 import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
 import { readManifestSource, type StaticAnalysis, type StaticManifest } from './static.ts';
@@ -145,10 +145,11 @@ export interface OfflineStages {
  * sandbox container: no network, no env, Node's permission model, no code from strings,
  * memory/pid/cpu/time limits — what the static rules refuse (fetch, process.env, child_process,
  * eval…) is refused there at run time too, so starting them early gives the code nothing the rules
- * would have kept from it, and neither waits for the type-check nor for the other (the tests take
- * about 1 s, the checks 1–2 s). The order of the verdicts is still the sequential one: the static
- * stage decides first, then the mock stage; a failure cancels what runs after it, whose result,
- * whatever it was, is never read, so the report is the one the sequential order gave ("not run").
+ * would have kept from it, and neither waits for the type-check nor for the other (for a small
+ * tool, a few hundred ms each; the checks, with two judged processes, are the longer). The order
+ * of the verdicts is still the sequential one: the static stage decides first, then the mock
+ * stage; a failure cancels what runs after it, whose result, whatever it was, is never read, so
+ * the report is the one the sequential order gave ("not run").
  * The checks' inputs are seeded by the manifest's name, read here from the source alone by the
  * same parser the static stage uses (readManifestSource), so they are the ones a sequential run
  * generates. Live, the stage with a network, starts only after all three passed. Files already
@@ -160,8 +161,13 @@ export async function offlineStages(files: ToolSources & { manifestName?: string
   const cancelTests = new AbortController();
   const cancelChecks = new AbortController();
   const runnable = source !== undefined && tests !== undefined && problems.length === 0;
+  // The tests get the checks' whole CPU too (CHECKS_CPUS says why that is safe): side by side, the
+  // slower of the two runs is what the verification waits for, and on half a CPU loading the tests'
+  // bundle would be.
   const mock = runnable
-    ? settle(mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}), signal: cancelTests.signal }, sandbox))
+    ? settle(
+        mockStage({ source, tests, ...(apiSpec ? { apiSpec } : {}), limits: { cpus: CHECKS_CPUS }, signal: cancelTests.signal }, sandbox),
+      )
     : undefined;
   const checks = runnable
     ? settle(
