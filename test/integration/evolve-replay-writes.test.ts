@@ -5,26 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
-import { createEvolveSandboxActivities } from '../../activities/evolve-sandbox.ts';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { acceptReplay, REPLAY_POLICY } from '../../domain/evolve.ts';
 import { dockerClient } from '../../infra/docker.ts';
-import { migrate } from '../../infra/migrate.ts';
-import { servePglite } from '../../infra/pglite-server.ts';
-import { freePort } from '../../infra/processes.ts';
-import { tarStream } from '../../infra/sandbox-image/tar.ts';
-import { rootfsEntries, sharedLibraries } from '../../infra/sandbox-image.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
-import { createKillSwitch } from '../../services/control/kill-switch.ts';
-import { candidateWorkerEnv } from '../../services/evolution/replay.ts';
 import { treeHashOf } from '../../services/evolution/workspace.ts';
 import { repoRoot } from '../../services/sandbox/bundle.ts';
 import { createSandbox, type Sandbox } from '../../services/sandbox/index.ts';
-import { heartbeatInterceptors } from '../../workers/heartbeat.ts';
-import { decideApprovalUpdate } from '../../workflows/definitions.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
+import { evolveSandboxActivities } from '../helpers/evolve-activities.ts';
 
 // The chaos run's refused evolve cycles (test/chaos/round.ts), reproduced without the chaos: its
 // held-out set is the one task of the round that completed, "make a note titled stats with the word
@@ -192,26 +183,7 @@ describe("evolve replay: a held-out task that wrote in production (the chaos rou
     await noteTask('chaos-task-note', NOTE_TASK, 'a b c d', '4 words in "a b c d"', NOTE_ID, '1 minute');
     await noteTask('task-note-worded', OTHER_NOTE_TASK, 'x y z', 'three words: x y z', 'note_77aa0b3d', '2 minutes');
 
-    const activities = createEvolveSandboxActivities({
-      sql: db.sql,
-      databaseUrl: db.url,
-      migrate,
-      docker,
-      home,
-      toolsDir,
-      workerEnv: candidateWorkerEnv(cfg, cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233'),
-      kit: { nodeRootfs: (node) => rootfsEntries(node, []), sharedLibraries, tar: tarStream },
-      scratchServer: async () => servePglite('memory://', await freePort()),
-      temporal: {
-        connection,
-        namespace: cfg.TEMPORAL_NAMESPACE,
-        interceptors: heartbeatInterceptors,
-        approvalUpdate: decideApprovalUpdate,
-      },
-      sandbox,
-      killSwitch: createKillSwitch(db.sql),
-      egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE },
-    });
+    const activities = evolveSandboxActivities({ cfg, sql: db.sql, databaseUrl: db.url, home, toolsDir, docker, sandbox, connection });
 
     // The candidate: this repository with the chaos coder's line added to the agent's instructions.
     const tree = path.join(home, 'evolve', candidateId, 'tree');

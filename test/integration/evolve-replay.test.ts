@@ -5,29 +5,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
-import { createEvolveSandboxActivities } from '../../activities/evolve-sandbox.ts';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { acceptReplay, REPLAY_POLICY, type ReplayReport } from '../../domain/evolve.ts';
 import { dockerClient } from '../../infra/docker.ts';
 import { migrate } from '../../infra/migrate.ts';
 import { servePglite } from '../../infra/pglite-server.ts';
 import { freePort } from '../../infra/processes.ts';
-import { tarStream } from '../../infra/sandbox-image/tar.ts';
-import { rootfsEntries, sharedLibraries } from '../../infra/sandbox-image.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { type ScriptedModel, startScriptedModel } from '../../scripted-model/server.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { createKillSwitch, freezeForge } from '../../services/control/kill-switch.ts';
 import { connect, type Sql } from '../../services/db.ts';
 import { LABEL_TREE } from '../../services/evolution/image.ts';
-import { candidateWorkerEnv, LABEL_REPLAY, replayNames } from '../../services/evolution/replay.ts';
+import { LABEL_REPLAY, replayNames } from '../../services/evolution/replay.ts';
 import { treeHashOf } from '../../services/evolution/workspace.ts';
 import { repoRoot } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, OWNER, sandboxDeployment } from '../../services/sandbox/container.ts';
 import { createSandbox, type Sandbox } from '../../services/sandbox/index.ts';
-import { heartbeatInterceptors } from '../../workers/heartbeat.ts';
-import { decideApprovalUpdate } from '../../workflows/definitions.ts';
 import { freshDatabase, testConfig } from '../helpers/env.ts';
+import { evolveSandboxActivities } from '../helpers/evolve-activities.ts';
 
 // Self-evolution's candidate image and replay verification (issue 11, items 4 and 5), on real
 // Docker, Temporal and Postgres with the scripted model. "Production" is a database and a tools
@@ -121,7 +117,7 @@ interface Production {
   url: string;
   home: string;
   evidenceId: number;
-  activities: ReturnType<typeof createEvolveSandboxActivities>;
+  activities: ReturnType<typeof evolveSandboxActivities>;
   /** every table a replay might touch (rows), and the tools folder's files */
   state(): Promise<unknown>;
 }
@@ -151,26 +147,7 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
     const home = await fs.mkdtemp(path.join(os.tmpdir(), 'forge-evolve-replay-'));
     homes.push(home);
     const toolsDir = path.join(home, 'tools');
-    const activities = createEvolveSandboxActivities({
-      sql,
-      databaseUrl: url,
-      migrate,
-      docker,
-      home,
-      toolsDir,
-      workerEnv: candidateWorkerEnv(cfg, cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233'),
-      kit: { nodeRootfs: (node) => rootfsEntries(node, []), sharedLibraries, tar: tarStream },
-      scratchServer: async () => servePglite('memory://', await freePort()),
-      temporal: {
-        connection,
-        namespace: cfg.TEMPORAL_NAMESPACE,
-        interceptors: heartbeatInterceptors,
-        approvalUpdate: decideApprovalUpdate,
-      },
-      sandbox,
-      killSwitch: createKillSwitch(sql),
-      egress: { docker, image: cfg.FORGE_SANDBOX_IMAGE },
-    });
+    const activities = evolveSandboxActivities({ cfg, sql, databaseUrl: url, home, toolsDir, docker, sandbox, connection });
     const registry = createRegistry({ sql, root: toolsDir });
     for (const [name, source, sideEffect, input] of [
       ['count_words', countWords, 'read', { text: { type: 'string' } }],
@@ -398,6 +375,8 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
     const killSwitch = createKillSwitch(prod.sql);
     const names = replayNames(good.id, prod.home);
     const running = replay(prod, good.id, `forge-worker:${good.hash}`);
+    // The freeze below may end the replay before assert.rejects listens: not an unhandled rejection.
+    running.catch(() => {});
     // Once the candidate's worker has connected (it names its sessions after its container): it
     // reaches its scratch database as a role of its own, never with production's credentials.
     let sessions: { usename: string; datname: string }[] = [];
