@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import * as esbuild from 'esbuild';
 import { describeError, ForgeError } from '../domain/errors.ts';
-import { NODE_PATH, RUNNER_DIR, RUNNER_PATH, SANDBOX_PATH_ENV } from '../runner/protocol.ts';
+import { NODE_PATH, RUNNER_DIR, RUNNER_PATH, SANDBOX_PATH_ENV, ZOD_FILE } from '../runner/protocol.ts';
 import { log } from '../services/log.ts';
-import { zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
+import { bundleZodModule, zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
 import { type TarEntry, tarStream } from './sandbox-image/tar.ts';
 
 /**
@@ -53,30 +53,38 @@ export class SandboxImageError extends ForgeError {
  * only some jobs need (undici for proxied calls, the MCP SDK for serve) split into chunks loaded on
  * first use, so neither process pays at start-up for what its job may not need. The banner gives
  * CommonJS dependencies (ajv, undici) the `require` that ESM output lacks.
+ * Beside them zod.mjs (runner/protocol.ts ZOD_FILE), zod alone, which the bundles of tools and tests
+ * import: read-only in the image and in its hash, so the judged code cannot change it and a new zod
+ * rebuilds the image. The judge does not load it (its zod is in its own chunks).
  */
 export async function bundleRunner(outdir = BUILD_DIR): Promise<{ dir: string; files: RunnerFile[] }> {
   await mkdir(outdir, { recursive: true });
-  const out = await esbuild.build({
-    entryPoints: RUNNER_ENTRIES,
-    outdir,
-    entryNames: '[name]',
-    chunkNames: 'chunk-[hash]',
-    outExtension: { '.js': '.mjs' },
-    splitting: true,
-    write: false,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-    plugins: [zodEnglishOnly],
-    banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
-  });
-  const files = out.outputFiles
-    .map((f) => ({ name: path.basename(f.path), code: Buffer.from(f.contents) }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Built alongside the runner: ensureSandboxImage runs at every start of a worker or CLI.
+  const [out, zodCode] = await Promise.all([
+    esbuild.build({
+      entryPoints: RUNNER_ENTRIES,
+      outdir,
+      entryNames: '[name]',
+      chunkNames: 'chunk-[hash]',
+      outExtension: { '.js': '.mjs' },
+      splitting: true,
+      write: false,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      minify: true,
+      legalComments: 'none',
+      logLevel: 'silent',
+      plugins: [zodEnglishOnly],
+      banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
+    }),
+    bundleZodModule(path.join(here, '..')),
+  ]);
+  const zod = { name: ZOD_FILE, code: zodCode };
+  const files = [...out.outputFiles.map((f) => ({ name: path.basename(f.path), code: Buffer.from(f.contents) })), zod].sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   for (const f of files) {
     // Write-then-rename: test files and workers may bundle at the same moment.
     const target = path.join(outdir, f.name);

@@ -23,6 +23,14 @@ export const HELLO = 'hello';
  * before. Only a preload: a proxied job in a container started without it loads it on arrival.
  */
 export const EGRESS_FLAG = '--egress';
+/**
+ * zod, alone, as one ESM file in the image beside the runner (RUNNER_DIR, protocol.ts; here because the
+ * judged process imports this module and no zod): the bundles of tools and tests import it instead of
+ * inlining it, so building one costs a few ms, not ~0.1 s. Read-only and in the image's hash like the
+ * runner. The judged process preloads it while the container waits; the judge keeps its own zod.
+ */
+export const ZOD_FILE = 'zod.mjs';
+export const ZOD_PATH = `/opt/forge/${ZOD_FILE}`;
 /** A line on fd 3 longer than this is refused unread (the output is capped well below it). */
 export const MAX_CHANNEL_LINE = 3 * 1024 * 1024;
 

@@ -4,8 +4,8 @@ import type { Permissions, SideEffect, ToolContext } from '../domain/tool.ts';
 
 /**
  * Loads a bundled tool module and checks it has the shape of the tool contract
- * (domain/tool.ts). The schemas come from the tool's own copy of zod (esbuild inlines
- * it), so we check for the zod v4 interface instead of using instanceof. This runs in the judged
+ * (domain/tool.ts). The schemas come from the zod the tool's bundle imports (the image's,
+ * ZOD_PATH in channel.ts), so we check for the zod v4 interface instead of using instanceof. This runs in the judged
  * process, which loads no zod of its own (it is most of its start-up time): the checks here are
  * plain code, and the judge validates what this process reports with zod again.
  */
@@ -118,7 +118,7 @@ export function readableSchema(schema: ZodLike, io: 'input' | 'output'): Record<
   const zod = schema as { _zod?: unknown; toJSONSchema?: (opts: { io: string; unrepresentable: string }) => unknown };
   if (!zod._zod || typeof zod.toJSONSchema !== 'function') return null;
   try {
-    // The tool's own zod copy (the same zod version, bundled into the tool) writes it.
+    // The tool's zod (the image's copy of the host's zod, which the tool was type-checked against) writes it.
     const json = zod.toJSONSchema({ io, unrepresentable: 'any' });
     if (!json || typeof json !== 'object' || Array.isArray(json)) return null;
     const { $schema: _, ...rest } = json as Record<string, unknown>;

@@ -6,14 +6,16 @@ import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import type { Finding, SourceFile } from '../../domain/verification.ts';
-import { zodEnglishOnly } from './esbuild-plugins.ts';
+import { zodEnglishOnly, zodFromImage } from './esbuild-plugins.ts';
 
 /**
  * The one bundler for code that runs in the sandbox: a registered tool's call, the mock
  * stage's tool + tests, the live probe's tool and Forge's own scripts (egress proxy, live
  * probe). One esbuild configuration builds them all, so what verification ran is built the
- * way production runs it: one ESM file with zod inlined (the container has no node_modules),
- * `@forge/tool` erased (it is types only) and `@forge/testkit` → runner/testkit.ts.
+ * way production runs it: one ESM file importing zod from the sandbox image (runner/protocol.ts
+ * ZOD_PATH: inlining it was ~0.1 s of esbuild per bundle; the container has no node_modules),
+ * `@forge/tool` erased (it is types only) and `@forge/testkit` → runner/testkit.ts. Forge's own
+ * scripts (bundleRunnerScript, built once per process) still inline what they use.
  * A tool's own files come from memory (verification) or from its folder on disk (a
  * registered version, `forge sandbox exec`); bare imports resolve from Forge's node_modules.
  */
@@ -78,7 +80,7 @@ function toolFiles(files: ToolFiles): esbuild.Plugin {
       build.onLoad({ filter: /.*/, namespace: NAMESPACE }, async (args) => ({
         contents: await files.read(args.path),
         loader: args.path.endsWith('.json') ? 'json' : 'ts',
-        // Bare imports (zod) resolve from Forge's node_modules.
+        // Bare imports resolve from Forge's node_modules (zod's is left to the image's copy, zodFromImage).
         resolveDir: repoRoot,
       }));
     },
@@ -105,6 +107,7 @@ interface Built {
   stamps: Array<[file: string, mtimeMs: number]>;
 }
 
+/** `banner`: a Forge script (bundleRunnerScript), which inlines zod; tools and tests import the image's. */
 async function build(what: string, entry: string, files: ToolFiles, banner = false): Promise<Built> {
   try {
     const out = await esbuild.build({
@@ -120,7 +123,7 @@ async function build(what: string, entry: string, files: ToolFiles, banner = fal
       keepNames: true,
       legalComments: 'none',
       logLevel: 'silent',
-      plugins: [forgeModules, toolFiles(files), zodEnglishOnly],
+      plugins: [...(banner ? [] : [zodFromImage]), forgeModules, toolFiles(files), zodEnglishOnly],
       ...(banner ? { banner: { js: REQUIRE_BANNER } } : {}),
     });
     // Inputs named `namespace:path` are the tool's own (in the key already); node_modules never
@@ -140,7 +143,8 @@ async function build(what: string, entry: string, files: ToolFiles, banner = fal
 /**
  * Bundles of in-memory files, by a hash of those files: verifying the same tool again (an activity's
  * retry, the folder watcher, the live stage after forge-checks bundled the same tool, the egress
- * proxy's fixed script) costs a few stats instead of an esbuild run (~0.1 s). Failures are not kept.
+ * proxy's fixed script) costs a few stats instead of an esbuild run (~4 ms for a tool, ~10 ms with its
+ * tests, ~0.1 s for a script that inlines zod). Failures are not kept.
  */
 const BUNDLES_KEPT = 32;
 const bundles = new Map<string, Promise<Built>>();

@@ -1,5 +1,8 @@
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
+import * as esbuild from 'esbuild';
+import { ZOD_PATH } from '../../runner/protocol.ts';
 
 /**
  * zod's `z` namespace re-exports every error-message locale (~265 KB of the ~650 KB
@@ -17,3 +20,42 @@ export const zodEnglishOnly: Plugin = {
     }));
   },
 };
+
+/** How a bundle names the image's zod: a file URL, which any ESM importer (a job file, `node -e`) resolves alike. */
+export const ZOD_URL = pathToFileURL(ZOD_PATH).href;
+
+/**
+ * `import … from 'zod'` left as an import of the image's zod (ZOD_PATH) instead of ~0.1 s of esbuild
+ * inlining it into every bundle. Only the bare `zod` of an import statement: `require('zod')` and
+ * subpaths (zod/mini, which the static stage refuses anyway) are inlined as before, so they still work.
+ */
+export const zodFromImage: Plugin = {
+  name: 'zod-from-image',
+  setup(build) {
+    build.onResolve({ filter: /^zod$/ }, (args) =>
+      args.kind === 'import-statement' || args.kind === 'dynamic-import' ? { path: ZOD_URL, external: true } : undefined,
+    );
+  },
+};
+
+/**
+ * zod alone, for ZOD_PATH in the image: built from the host's node_modules (the version the tool's
+ * types were checked against), English messages only, unminified with names kept as the tool bundles
+ * built it when they inlined it. Its whole export surface: named exports, `z` and the default.
+ */
+export async function bundleZodModule(resolveDir: string): Promise<Buffer> {
+  const out = await esbuild.build({
+    stdin: { contents: "export * from 'zod';\nexport { default } from 'zod';\n", resolveDir, sourcefile: 'zod-entry.js', loader: 'js' },
+    bundle: true,
+    write: false,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minify: false,
+    keepNames: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+    plugins: [zodEnglishOnly],
+  });
+  return Buffer.from(out.outputFiles[0]!.contents);
+}

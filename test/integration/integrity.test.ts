@@ -14,7 +14,7 @@ import type Docker from 'dockerode';
 import { dockerClient } from '../../infra/docker.ts';
 import { ensureSandboxImage } from '../../infra/sandbox-image.ts';
 import { MAX_RESULT_BYTES } from '../../runner/bounded-json.ts';
-import { RESULT_MARKER } from '../../runner/protocol.ts';
+import { RESULT_MARKER, ZOD_PATH } from '../../runner/protocol.ts';
 import { config } from '../../services/config.ts';
 import { bundleTool } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
@@ -207,6 +207,23 @@ describe('a tool in a production call', { concurrency: 2 }, () => {
     );
     refused(r, 'OUTPUT_INVALID', /attacker returned output that does not match its output schema: sum: .*expected number/);
     assert.deepEqual(r.output, { sum: 'not a number' }, 'the judge shows the output it refused');
+  });
+
+  it('overwrites the image’s zod, which every tool and test bundle imports: the write is refused, the image is read-only', async () => {
+    const attempt = `let extra = 'written';
+      try { fs.writeFileSync(${JSON.stringify(ZOD_PATH)}, 'export const z = {};'); } catch (err) { extra = String((err as { code?: unknown }).code); }`;
+    const r = await call(attacker(`${attempt} return { sum: 'not a number', extra };`));
+    refused(r, 'OUTPUT_INVALID', /attacker returned output that does not match its output schema: sum: .*expected number/);
+    assert.deepEqual(r.output, { sum: 'not a number', extra: 'ERR_ACCESS_DENIED' }, 'the permission model refuses the write');
+    // Plain node in the container (exec mode, no permission model) meets the read-only image.
+    const exec = await sandbox.runJob({
+      mode: 'exec',
+      files: {},
+      command: ['node', '-e', `const fs = require('fs'); ${attempt.replace(' as { code?: unknown }', '')} console.log(extra);`],
+      limits: { timeoutMs: 10_000 },
+    });
+    if (exec.containerId) used.add(exec.containerId);
+    assert.match(exec.stdout.trim(), /^(EROFS|EACCES)$/, `${exec.reason}\n${exec.stderr}`);
   });
 
   it('patches Object.prototype.toJSON while it loads', async () => {

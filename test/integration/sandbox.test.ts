@@ -17,6 +17,7 @@ import { NODE_PATH, type TestReport } from '../../runner/protocol.ts';
 import { config } from '../../services/config.ts';
 import { bundleToolModule } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { ZOD_URL } from '../../services/sandbox/esbuild-plugins.ts';
 import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError, type SandboxJob } from '../../services/sandbox/index.ts';
 import { openToolSession } from '../../services/sandbox/mcp.ts';
 
@@ -222,6 +223,8 @@ describe('jobs', () => {
   });
 
   it('calls a bundled zod tool: validated input and output, declared env, logs', async () => {
+    assert.ok(toolBundle.includes(`from "${ZOD_URL}"`), 'the tool imports the image’s zod');
+    assert.ok(toolBundle.length < 20_000, `zod is not inlined (${toolBundle.length} bytes)`);
     const r = await sandbox.runJob({
       mode: 'call',
       files: { 'tool.mjs': toolBundle },
