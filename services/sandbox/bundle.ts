@@ -6,7 +6,7 @@ import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import type { Finding, SourceFile } from '../../domain/verification.ts';
-import { zodEnglishOnly, zodFromImage } from './esbuild-plugins.ts';
+import { SANDBOX_BUILD, zodEnglishOnly, zodFromImage } from './esbuild-plugins.ts';
 
 /**
  * The one bundler for code that runs in the sandbox: a registered tool's call, the mock
@@ -111,18 +111,9 @@ interface Built {
 async function build(what: string, entry: string, files: ToolFiles, banner = false): Promise<Built> {
   try {
     const out = await esbuild.build({
+      ...SANDBOX_BUILD,
       entryPoints: [entry],
-      bundle: true,
-      write: false,
       metafile: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      // Readable stack traces in failing tests and calls matter more than a few kB.
-      minify: false,
-      keepNames: true,
-      legalComments: 'none',
-      logLevel: 'silent',
       plugins: [...(banner ? [] : [zodFromImage]), forgeModules, toolFiles(files), zodEnglishOnly],
       ...(banner ? { banner: { js: REQUIRE_BANNER } } : {}),
     });

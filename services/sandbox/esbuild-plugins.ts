@@ -21,6 +21,23 @@ export const zodEnglishOnly: Plugin = {
   },
 };
 
+/**
+ * How every sandbox bundle is built (tools, tests, Forge's scripts, the image's zod), so what
+ * verification ran is built the way a call runs it. Readable stack traces in failing tests and
+ * calls matter more than a few kB, hence unminified with names kept.
+ */
+export const SANDBOX_BUILD = {
+  bundle: true,
+  write: false,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minify: false,
+  keepNames: true,
+  legalComments: 'none',
+  logLevel: 'silent',
+} as const satisfies esbuild.BuildOptions;
+
 /** How a bundle names the image's zod: a file URL, which any ESM importer (a job file, `node -e`) resolves alike. */
 export const ZOD_URL = pathToFileURL(ZOD_PATH).href;
 
@@ -40,21 +57,13 @@ export const zodFromImage: Plugin = {
 
 /**
  * zod alone, for ZOD_PATH in the image: built from the host's node_modules (the version the tool's
- * types were checked against), English messages only, unminified with names kept as the tool bundles
- * built it when they inlined it. Its whole export surface: named exports, `z` and the default.
+ * types were checked against), English messages only, built as the tool bundles built it when they
+ * inlined it. Its whole export surface: named exports, `z` and the default.
  */
 export async function bundleZodModule(resolveDir: string): Promise<Buffer> {
   const out = await esbuild.build({
+    ...SANDBOX_BUILD,
     stdin: { contents: "export * from 'zod';\nexport { default } from 'zod';\n", resolveDir, sourcefile: 'zod-entry.js', loader: 'js' },
-    bundle: true,
-    write: false,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    minify: false,
-    keepNames: true,
-    legalComments: 'none',
-    logLevel: 'silent',
     plugins: [zodEnglishOnly],
   });
   return Buffer.from(out.outputFiles[0]!.contents);
