@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { Writable } from 'node:stream';
+import { type Duplex, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError } from '../../domain/errors.ts';
 import {
@@ -194,13 +194,15 @@ export class RunnerContainer {
   /** Creates, attaches (before start, so no output is lost) and starts one container. */
   static async start(docker: Docker, plan: ContainerPlan): Promise<RunnerContainer> {
     const container = await docker.createContainer(containerSpec(plan));
+    let stream: NodeJS.ReadWriteStream | undefined;
     try {
-      const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+      stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
       const handle = new RunnerContainer(docker, container, plan, stream);
       await container.start();
       return handle;
     } catch (err) {
       await container.remove({ force: true }).catch(() => undefined);
+      closeConnection(stream);
       throw err;
     }
   }
@@ -316,8 +318,19 @@ export class RunnerContainer {
         if (status !== 404 && status !== 409) {
           log.warn('sandbox container not removed', { id: this.id.slice(0, 12), reason: describeError(err) });
         }
+      } finally {
+        closeConnection(this.stream);
       }
     })();
     return this.removal;
   }
+}
+
+/**
+ * The engine does not always close an attach connection itself: for a container removed after the
+ * attach and before its start (a freeze killing sandboxes while the pool refills), it stays open
+ * with nothing on it, and an open socket holds the worker's process up after shutdown.
+ */
+function closeConnection(stream: NodeJS.ReadWriteStream | undefined): void {
+  (stream as Duplex | undefined)?.destroy();
 }

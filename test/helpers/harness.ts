@@ -19,6 +19,28 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+const SLOW_STEP_MS = 60_000;
+
+/** A close step that hangs names itself (a test file that never ends only says it timed out). */
+async function step(name: string, run: () => Promise<void>): Promise<void> {
+  const timer = setTimeout(
+    () => process.stderr.write(`[harness] ${name} still running after ${SLOW_STEP_MS} ms; active: ${activeResources()}\n`),
+    SLOW_STEP_MS,
+  ).unref();
+  try {
+    await run();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** After close, anything still holding the file's process open is named (without holding it itself). */
+function reportLingering(): void {
+  setTimeout(() => process.stderr.write(`[harness] process still alive 30 s after close; active: ${activeResources()}\n`), 30_000).unref();
+}
+
+const activeResources = () => process.getActiveResourcesInfo().join(', ');
+
 /**
  * One test file's Forge: a fresh database on the real Postgres, the scripted model serving the
  * given scenarios, an in-process worker on its own task queues against the run's Temporal server.
@@ -45,11 +67,12 @@ export async function startHarness(opts: {
     cfg,
     home,
     async close() {
-      await workers.shutdown();
-      await client.connection.close();
-      await model.close();
-      await db.drop();
+      await step('worker shutdown', () => workers.shutdown());
+      await step('client connection close', () => client.connection.close());
+      await step('scripted model close', () => model.close());
+      await step('database drop', () => db.drop());
       fs.rmSync(home, { recursive: true, force: true });
+      reportLingering();
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -288,6 +289,22 @@ describe('jobs', () => {
     setTimeout(() => controller.abort(), 700);
     await assert.rejects(job, SandboxCancelledError);
     await eventually('the cancelled container to be removed', async () => (await ourContainers('forge.job=cancel-me')).length === 0);
+  });
+
+  // A container removed after its attach and before its start (a freeze killing sandboxes while the pool
+  // refills) kept its attach connection open in dockerd, and that held the worker's process up after shutdown.
+  it('a container removed before it starts fails its start and leaves no open connection to the engine', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/removed-before-start.ts', 'removed-before-start']);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const held = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await exited;
+    clearTimeout(held);
+    assert.match(out, /start failed: .*no such container/i);
+    assert.equal(code, 0, `the process exits by itself once the start failed (killed after 60 s if not); it printed: ${out}`);
+    assert.deepEqual(await ourContainers('forge.job=removed-before-start'), []);
   });
 });
 
