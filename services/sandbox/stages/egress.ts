@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { describeError, ForgeError } from '../../../domain/errors.ts';
 import type { SideEffect } from '../../../domain/tool.ts';
@@ -367,8 +367,11 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
   let step = 'create the internal network';
   let network: Docker.Network | undefined;
   let container: Docker.Container | undefined;
+  let stream: NodeJS.ReadWriteStream | undefined;
   const close = async () => {
     if (container) await removeQuietly('proxy container', () => container!.remove({ force: true }));
+    // The engine may keep the output stream of a removed container open (container.ts closeConnection).
+    (stream as Duplex | undefined)?.destroy();
     if (network) await removeQuietly('egress network', () => removeNetwork(network!));
   };
   try {
@@ -388,7 +391,7 @@ export async function openEgress(docker: Docker, opts: EgressOptions): Promise<E
     step = 'create the proxy container';
     container = await docker.createContainer(proxySpec(opts, name, code));
     await network.connect({ Container: container.id });
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const output = watch(docker, stream);
     step = 'start the proxy';
     await container.start();
