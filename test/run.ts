@@ -4,6 +4,7 @@
  * run, then runs every test file with node:test. Pass file paths to run a subset.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,10 @@ import { ensureTemporalCli } from '../infra/temporal-cli.ts';
 import { config } from '../services/config.ts';
 
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
+// The sandbox image carries this checkout's runner. Under one shared tag, two checkouts testing on one
+// Docker host (a CI clone beside a working tree) rebuild it over each other mid-run and each runs the
+// other's runner; a tag per checkout keeps them apart.
+process.env.FORGE_SANDBOX_IMAGE ??= `forge-sandbox:test-${createHash('sha256').update(root).digest('hex').slice(0, 12)}`;
 const cfg = config();
 const say = (m: string) => process.stdout.write(`[test-run] ${m}\n`);
 
