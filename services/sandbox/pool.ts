@@ -137,9 +137,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
 
   function raiseCpus(handle: RunnerContainer, cpus: number): void {
     handle.container.update({ NanoCpus: Math.round(cpus * 1e9) }).catch((err: unknown) => {
-      // Gone already (the job ended first): nothing to raise. Otherwise the job runs on the pool's share, only slower.
+      // Gone or going already (the job ended first): nothing to raise. Otherwise the job runs on the pool's share, only slower.
       const status = (err as { statusCode?: number }).statusCode;
-      if (status !== 404 && status !== 409)
+      if (status !== 404 && status !== 409 && !/marked for removal/.test(describeError(err)))
         log.warn('sandbox container CPU not raised', { id: handle.id.slice(0, 12), reason: describeError(err) });
     });
   }
