@@ -15,17 +15,7 @@ import { DEFAULT_MAX_INPUTS, describeInput, generateInputs } from '../domain/inp
 import type { ApiSpec, Permissions, SideEffect } from '../domain/tool.ts';
 import type { ChildCase } from './channel.ts';
 import type { CaseFrame, Frame, LoadedFrame } from './frames.ts';
-import {
-  checkOutput,
-  clip,
-  howItEnded,
-  JudgedProcess,
-  type JudgeSetup,
-  judgeCall,
-  type Session,
-  stderrTail,
-  tamperedError,
-} from './judge.ts';
+import { checkOutput, clip, howItEnded, type JudgedProcess, judgeCall, type Session, stderrTail, tamperedError } from './judge.ts';
 import type { LogEntry, RunnerError, RunnerResult } from './protocol.ts';
 
 /**
@@ -39,11 +29,11 @@ import type { LogEntry, RunnerError, RunnerResult } from './protocol.ts';
  *     (domain/forge-checks.ts) — and a second process runs them all, reading them with its job
  *     before any judged code exists (so no judged code can see or change them on the way).
  *
- * The second process starts when the job arrives, while the first one describes: booting node is
- * about as long as loading the tool, and the checks' container has a whole CPU to do both at once
- * (stages/checks.ts). It only boots meanwhile — it holds no job and loads no judged code until the
- * cases are made — so it is as fresh as one started afterwards, and it never shares anything with
- * the describing process (a separate process, killed once it has described).
+ * The second process is the container's spare, started while it waited for its job (main.ts): booting
+ * node is about as long as loading the tool, and it is off the job's clock. It only waits meanwhile —
+ * it holds no job and loads no judged code until the cases are made — so it is as fresh as one
+ * started afterwards, and it never shares anything with the describing process (a separate
+ * process, killed once it has described).
  *
  * The verdicts are the judge's: each output is checked against the output schema here, each fault
  * check is judged from the mock's answers as they were reported, timed by this process's clock.
@@ -158,10 +148,9 @@ function summary(failed: CheckCase[], total: number): string {
   return `${failed.length} of ${total} of Forge's own checks failed: ${first}${failed.length > 3 ? '; …' : ''}`;
 }
 
-export async function judgeChecks(first: JudgedProcess, setup: JudgeSetup, job: ChecksJob): Promise<RunnerResult> {
-  // The process for the cases boots now, beside the describing one; it gets its job (and loads the
-  // tool) only once the cases are made. Unused (the tool could not be described), it is killed.
-  const second = new JudgedProcess(setup);
+export async function judgeChecks(first: JudgedProcess, second: JudgedProcess, job: ChecksJob): Promise<RunnerResult> {
+  // `second` gets its job (and loads the tool) only once the cases are made. Unused (the tool
+  // could not be described), it is killed.
   try {
     return await describeThenCheck(first, second, job);
   } finally {

@@ -44,7 +44,19 @@ const setup: JudgeSetup = {
   egress: runnerFlags.includes(EGRESS_FLAG),
 };
 
-async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): Promise<RunnerResult | undefined> {
+/**
+ * The judged processes started while the container waited for its job: `first` for whatever job
+ * comes, `spare` (offline containers) for the cases of Forge's checks.
+ */
+interface Warm {
+  first: JudgedProcess;
+  spare?: JudgedProcess;
+}
+
+async function runJob(job: JobMessage, stdin: Readable, { first, spare }: Warm): Promise<RunnerResult | undefined> {
+  // Only Forge's checks run judged code in two processes; any other job never has a second one
+  // beside it: the container's memory and pids are the job's, as without a spare.
+  if (job.mode !== 'checks') spare?.kill();
   const entry = job.entry ? path.join(JOB_DIR, job.entry) : undefined;
   const need = (what: string) => {
     throw new Error(`a ${job.mode} job needs ${what}`);
@@ -69,7 +81,7 @@ async function runJob(job: JobMessage, stdin: Readable, first: JudgedProcess): P
         ...(job.allowOpaqueSchemas ? { allowOpaqueSchemas: true } : {}),
       }).then(({ loaded: _, ...result }) => result);
     case 'checks':
-      return judgeChecks(first, setup, {
+      return judgeChecks(first, spare ?? new JudgedProcess(setup), {
         entry: entry ?? need('entry'),
         seed: job.seed ?? 1,
         ...(job.apiSpec ? { apiSpec: job.apiSpec } : {}),
@@ -136,10 +148,16 @@ async function main(): Promise<void> {
     // The judged process starts now, while the container waits for its job: READY means both are up.
     const first = new JudgedProcess(setup);
     await first.ready;
+    // Then a spare one, booting while the container waits, off the job's clock and after the first
+    // (so READY comes no later): Forge's checks describe the tool in the first and run their cases
+    // in the spare (checks.ts). Like the first, it holds no job and has loaded no judged code until
+    // its job line arrives; any other job kills it first. Not on an egress network, whose
+    // containers serve calls only.
+    const spare = setup.egress ? undefined : new JudgedProcess(setup);
     await idle(
       async (job, stdin) => {
         nonce = job.nonce;
-        return runJob(job, stdin, first);
+        return runJob(job, stdin, { first, ...(spare ? { spare } : {}) });
       },
       (r, n) => emitAndExit({ ...r, resources: readResourceCounters() }, n),
     );

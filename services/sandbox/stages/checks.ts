@@ -23,6 +23,8 @@ export interface ChecksInput {
   /** the generated inputs' seed (default: from the tool's name) */
   seed?: number;
   limits?: Partial<SandboxLimits>;
+  /** the tool's bundle, when the caller built it already (bench/verify.ts: the old path's, zod inlined) */
+  bundle?: Promise<string>;
   /** aborting kills the checks' run (verifyTool does when an earlier stage, running alongside, fails) */
   signal?: AbortSignal;
 }
@@ -30,15 +32,15 @@ export interface ChecksInput {
 /** Describing, up to 7 inputs of 5 s each and the fault checks' 10 s together: generous for a tool that behaves. */
 const JOB_TIMEOUT_MS = 60_000;
 /**
- * A whole CPU, not the sandbox's default half. The checks are CPU work from end to end — node
- * booting, the tool and its bundled zod loaded twice (to describe it, then fresh for the cases) —
- * and a half-CPU quota doubled each of them (profiled: ~0.4 s of judged processes against ~0.17 s
- * with one CPU); with one, the second process boots beside the describing one. CPU is a share, not
- * a boundary: every limit that contains the code (no network, read-only root, no capabilities,
- * memory, pids, Node's permission model) is the default's, and what a tool can burn is still bounded
- * by the judge (a case past its budget stops the process) and the job's timeout. The warm pool
- * serves it (pool.ts raises a taken container's quota). offlineStages gives the tests, which run
- * beside the checks, the same.
+ * A whole CPU, not the sandbox's default half. The checks are CPU work from end to end — the tool
+ * loaded twice (to describe it, then fresh for the cases), the cases, the judge's verdicts — and a
+ * half-CPU quota doubled each of them (profiled: ~0.4 s of judged processes against ~0.17 s with
+ * one CPU, when the second process still booted during the job; it now boots while the container
+ * waits, runner/main.ts). CPU is a share, not a boundary: every limit that contains the code (no
+ * network, read-only root, no capabilities, memory, pids, Node's permission model) is the default's,
+ * and what a tool can burn is still bounded by the judge (a case past its budget stops the process)
+ * and the job's timeout. The warm pool serves it (pool.ts raises a taken container's quota).
+ * offlineStages gives the tests, which run beside the checks, the same.
  */
 export const CHECKS_CPUS = 1;
 
@@ -56,7 +58,7 @@ export async function forgeChecksStage(input: ChecksInput, sandbox: SandboxBacke
   const elapsed = () => Math.round(performance.now() - started);
   let code: string;
   try {
-    code = await bundleTool(input.source);
+    code = await (input.bundle ?? bundleTool(input.source));
   } catch (err) {
     if (err instanceof ToolBundleError)
       return { stage: 'forge-checks', status: 'failed', reason: err.message, findings: err.findings, durationMs: elapsed() };
