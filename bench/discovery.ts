@@ -16,7 +16,9 @@
  * (generatedSchema: ids, the object's fields, filters; e-mail addresses, dates, amounts, currency
  * codes, URLs and host names where the object has them), so the ranking's value fit meets
  * neighbours that take a request's values as a real catalog's would. Nothing is ANALYZEd by hand:
- * the planner sees what a running Forge's would.
+ * the planner sees what autovacuum has analyzed by then (printed per size: a bulk load outruns it,
+ * where a running Forge that grew one tool at a time would have current statistics), and a search's
+ * statements are written so that their plans do not hang on it.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -432,6 +434,29 @@ async function plans(sql: Sql, captured: Captured[]) {
   return out;
 }
 
+/** The search's tables whose statistics the server's planner reads. */
+const searchTables = ['tools', 'tool_versions', 'tool_usage', 'tool_lexemes', 'tool_words', 'lexeme_postings', 'word_postings'];
+
+/**
+ * How current the planner's statistics are when a size's measuring starts: how many of the search
+ * tables' rows changed since autovacuum (or anyone) last analyzed them, and which tables never
+ * were. The catalog was just loaded in bulk, so this depends on when autovacuum's last pass fell;
+ * a running Forge that grew one tool at a time has its tables analyzed every 10 % or so. PGlite
+ * has no autovacuum and never has statistics.
+ */
+async function statisticsState(db: BenchDb): Promise<string> {
+  if (db.kind === 'pglite') return 'none (no autovacuum)';
+  const rows = await db.sql<{ relname: string; live: number; changed: number; analyzed: boolean }[]>`
+    select relname, n_live_tup::int as live, n_mod_since_analyze::int as changed,
+           (last_autoanalyze is not null or last_analyze is not null) as analyzed
+    from pg_stat_user_tables where relname = any(${searchTables}::text[]) and schemaname = current_schema()`;
+  const never = rows.filter((r) => !r.analyzed).map((r) => r.relname);
+  const changed = rows.reduce((a, r) => a + r.changed, 0);
+  const live = rows.reduce((a, r) => a + r.live, 0);
+  const stale = `${changed} row changes since last analyzed (${live} rows)`;
+  return never.length ? `${stale}; never analyzed: ${never.join(' ')}` : stale;
+}
+
 async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | undefined) {
   const db: BenchDb = kind === 'pglite' ? await pgliteDb() : await postgresDb(adminUrl!, 'discovery');
   const captured: Captured[] = [];
@@ -446,7 +471,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
   });
   const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'forge-bench-discovery-'));
   const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools') });
-  const rows: { size: number; latency: ReturnType<typeof summary>; plans: Awaited<ReturnType<typeof plans>> }[] = [];
+  const rows: { size: number; latency: ReturnType<typeof summary>; plans: Awaited<ReturnType<typeof plans>>; statistics: string }[] = [];
   let baseline: Relevance | undefined;
   let largest: Relevance | undefined;
   try {
@@ -458,6 +483,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       const want = size - evalSet.tools.length;
       await insertTools(db.sql, generated.slice(have, want));
       have = want;
+      const statistics = await statisticsState(db);
       const all = evalSet.requests.map((r) => r.text);
       const texts = requestCount > 0 ? all.filter((_, i) => i % Math.ceil(all.length / requestCount) === 0) : all;
       // warm-up: connections, caches of the search (vocabulary), the server's buffers
@@ -483,8 +509,8 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       });
       if (argv.includes('--explain-text')) process.stderr.write(`probe search: ${round(performance.now() - probeStarted)} ms\n`);
       capturing = false;
-      rows.push({ size, latency: summary(ms), plans: await plans(db.sql, captured) });
-      process.stderr.write(`[bench:discovery] ${kind} ${size} tools: p50 ${rows.at(-1)!.latency.p50} ms\n`);
+      rows.push({ size, latency: summary(ms), plans: await plans(db.sql, captured), statistics });
+      process.stderr.write(`[bench:discovery] ${kind} ${size} tools: p50 ${rows.at(-1)!.latency.p50} ms; statistics: ${statistics}\n`);
     }
     if (withRelevance) largest = await relevance(registry);
     // --changed: the candidates of every request whose offer or decision the larger catalog changed
@@ -536,6 +562,7 @@ report(
         tools: row.size,
         ms: row.latency,
         growthP50: round(row.latency.p50 / first(r), 2),
+        statistics: row.statistics,
         plans: row.plans,
       })),
     })),

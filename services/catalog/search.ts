@@ -224,9 +224,10 @@ export function createSearch(deps: SearchDeps) {
     // best `shortlist` tools by lexical evidence, summed as lexicalSimilarity sums it (the term
     // weights come from here), without scoring every tool that shares a common word ("list",
     // "record": thousands in a catalog of 10,000). Only those are described and re-ranked. Usage
-    // comes from tool_usage, kept by a trigger (migration 072).
+    // comes from tool_usage, kept by a trigger (migration 072). With each word, how many tools hold
+    // it: when few do, the shortlist is one statement rather than rounds.
     const termWeights = lexemes.map((l) => termWeight(df.get(l) ?? 0, n, lexicalPolicy));
-    const words = lexemes.map((lexeme, i) => ({ lexeme, raw: rawWords[i]!, weight: termWeights[i]! }));
+    const words = lexemes.map((lexeme, i) => ({ lexeme, raw: rawWords[i]!, weight: termWeights[i]!, postings: df.get(lexeme) ?? 0 }));
     const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
     if (rows.length === 0) return [];
 
