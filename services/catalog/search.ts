@@ -215,6 +215,14 @@ export function createSearch(deps: SearchDeps) {
       if (corrected) ({ lexemes, rawWords, df, n, changes } = await lexemesOf(q, activeOnly));
     }
     if (lexemes.length === 0) return [];
+    // A slip in a verb's ending ("creat", "delet") leaves its stem, which the catalog matches, but
+    // not the verb, which the intent reads: read it as the verb whose stem it keeps.
+    for (const [i, w] of rawWords.entries()) {
+      if (intentWords.has(w) || w.length < lexicalPolicy.typo.minLength || !/^\p{L}+$/u.test(w)) continue;
+      const verb = correctTypo(w, intentWordUses, { ...lexicalPolicy.typo, substitutionFrom: Number.POSITIVE_INFINITY });
+      if (verb?.startsWith(lexemes[i]!))
+        intentText = intentText.replace(new RegExp(`(?<![\\p{L}\\p{N}])${w}(?![\\p{L}\\p{N}])`, 'gu'), verb);
+    }
     const intent = actionIntent(intentText, intentPolicy, lexicalPolicy.aliases);
     // Host names, URLs, addresses, dates in the request: the lexing above leaves them out (they say
     // nothing about what is asked), the ranking weighs which candidates could take them.
