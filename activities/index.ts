@@ -11,7 +11,7 @@ import type { RegisteredToolDeps } from '../services/sandbox/run-registered.ts';
 import type { LiveOptions } from '../services/sandbox/stages/index.ts';
 import type { SandboxBackend } from '../services/sandbox/types.ts';
 import { createAuditActivities } from './audit.ts';
-import { createApprovalActivities, createForgeStoreActivities, createStoreActivities } from './bookkeeping.ts';
+import { createApprovalActivities, createForgeStoreActivities, createStoreActivities, createTaskStartActivities } from './bookkeeping.ts';
 import { createDeployActivities, type DeployActivityDeps } from './deploy.ts';
 import { createEvidenceActivities } from './evidence.ts';
 import { createEvolveActivities } from './evolve.ts';
@@ -35,9 +35,15 @@ export interface ControlDeps {
 /** The control queue: bookkeeping, the catalog and the model. */
 export function createControlActivities(deps: ControlDeps) {
   const { sql, registry, llm, killSwitch } = deps;
-  const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({ sql, registry, dailyBudget: deps.dailyForgeBudget });
+  const { registerForgedTool, ...forgeBookkeeping } = createForgeStoreActivities({
+    sql,
+    registry,
+    dailyBudget: deps.dailyForgeBudget,
+    killSwitch,
+  });
   return {
     ...createStoreActivities(sql),
+    ...createTaskStartActivities({ sql, registry }),
     ...forgeBookkeeping,
     ...createApprovalActivities(sql),
     ...createTaskToolActivities({ registry }),

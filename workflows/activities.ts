@@ -19,7 +19,7 @@ type LlmCalls = Pick<
   | 'writeHarnessPatch'
 >;
 type Checks = Pick<ControlActivities, 'checkHarnessPatch'>;
-type DatabaseWork = Omit<ControlActivities, keyof LlmCalls | keyof Checks>;
+export type DatabaseWork = Omit<ControlActivities, keyof LlmCalls | keyof Checks>;
 
 /** Model calls: minutes each; rate limits and overload say when to come back (nextRetryDelay). */
 export const llmCalls = proxyActivities<LlmCalls>({
@@ -55,6 +55,24 @@ export const LOCAL_BOOKKEEPING = 'local-bookkeeping';
 /** The bookkeeping proxies for this workflow: local ones, unless its history predates them. Call it in the workflow, once. */
 export function bookkeeping(): DatabaseWork {
   return patched(LOCAL_BOOKKEEPING) ? localDatabaseWork : databaseWork;
+}
+
+/**
+ * Workflows that started before consecutive bookkeeping steps were folded into one local activity
+ * (beginTask, completeTask with the last turn's step, beginForgeRun, finishForge, local failure
+ * evidence) replay on the separate steps, as their histories say.
+ */
+export const FOLDED_BOOKKEEPING = 'folded-bookkeeping';
+
+/**
+ * The bookkeeping proxies, and whether this workflow folds consecutive steps into one local
+ * activity: each local activity is a trip from the workflow to the worker's activity side and back
+ * (an activation each), so a workflow task with three of them takes three trips. Only workflows on
+ * local bookkeeping fold. Call it in the workflow, once, where bookkeeping() was called.
+ */
+export function foldedBookkeeping(): { steps: DatabaseWork; folded: boolean } {
+  if (!patched(LOCAL_BOOKKEEPING)) return { steps: databaseWork, folded: false };
+  return { steps: localDatabaseWork, folded: patched(FOLDED_BOOKKEEPING) };
 }
 
 /** Sandbox jobs on their own task queue; they heartbeat, so a dead worker is noticed fast. */

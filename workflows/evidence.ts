@@ -1,9 +1,7 @@
 import { ActivityFailure, isCancellation, log } from '@temporalio/workflow';
 import { mayHoldEvidence } from '../domain/evidence.ts';
 import type { TaskResult } from '../domain/task.ts';
-import { databaseWork } from './activities.ts';
-
-const { recordFailureEvidence } = databaseWork;
+import { type DatabaseWork, databaseWork } from './activities.ts';
 
 /**
  * Failure evidence for self-evolution (issue 11), as a task ends: one activity, keyed per cause, so
@@ -11,15 +9,19 @@ const { recordFailureEvidence } = databaseWork;
  * when the write fails after its retries the task still ends as it would have, and says so in the
  * log. Tasks that completed cleanly (nothing forged, nothing escalated or refused) skip the activity.
  */
-export async function recordTaskEvidence(input: {
-  workflowId: string;
-  result: Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged'> & { turns?: number };
-  sessionId?: string;
-  error?: string;
-}): Promise<void> {
+export async function recordTaskEvidence(
+  input: {
+    workflowId: string;
+    result: Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged'> & { turns?: number };
+    sessionId?: string;
+    error?: string;
+  },
+  /** the workflow's local bookkeeping, when it folds (foldedBookkeeping): the write in the task's last workflow task, no round trip of its own */
+  local?: Pick<DatabaseWork, 'recordFailureEvidence'>,
+): Promise<void> {
   if (!input.error && !mayHoldEvidence(input.result)) return;
   try {
-    await recordFailureEvidence(input);
+    await (local ?? databaseWork).recordFailureEvidence(input);
   } catch (err) {
     if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
     log.warn('failure evidence was not recorded', { workflowId: input.workflowId, cause: err.cause?.message ?? err.message });

@@ -6,7 +6,7 @@ import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
 import { harness } from '../harness/index.ts';
-import { bookkeeping, llmCalls, sandboxJobs } from './activities.ts';
+import { foldedBookkeeping, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { parseWorkflowInput } from './common.ts';
 import { forgeProgressQuery } from './definitions.ts';
@@ -24,7 +24,8 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   const req = parseWorkflowInput(forgeRequestSchema, raw, 'forge request', 'InvalidForgeRequest');
   const { workflowId } = workflowInfo();
   const { sandboxVerify } = sandboxJobs(req.sandboxQueue);
-  const { compareWithCurrent, forgeBudget, recordForgeRun, registerForgedTool } = bookkeeping();
+  const { steps, folded } = foldedBookkeeping();
+  const { beginForgeRun, compareWithCurrent, finishForge, forgeBudget, recordForgeRun, registerForgedTool } = steps;
   const maxRepairs = req.maxRepairs ?? harness.policy.forge.maxRepairs;
 
   const progress: ForgeProgress = { phase: 'budget', attempts: [], history: [], frozen: false };
@@ -39,8 +40,12 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   };
 
   enter('budget');
-  await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
-  const budget = await forgeBudget({ workflowId });
+  let budget: Awaited<ReturnType<typeof forgeBudget>>;
+  if (folded) budget = await beginForgeRun({ workflowId, need: req.need, name: req.name });
+  else {
+    await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
+    budget = await forgeBudget({ workflowId });
+  }
   if (budget.remaining <= 0 && !budget.alreadyCounted) {
     enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today`);
     await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
@@ -105,6 +110,15 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     }
 
     enter('registering');
+    if (folded) {
+      // The name check, the catalog write and the run's record: one local activity.
+      const finished = await guarded(() =>
+        finishForge({ workflowId, need: req.need, spec, source, tests, apiSpec: apiSpec ?? undefined, attempts: progress.attempts }),
+      );
+      if ('taken' in finished) return sameName(spec, source, tests, finished.taken, report);
+      enter('registered', `${spec.name} v${finished.registered.version}`);
+      return registeredOutcome(spec.name, finished.registered.version, report);
+    }
     const taken = await compareWithCurrent({ name: spec.name, source });
     if (taken.exists) return sameName(spec, source, tests, taken, report);
     const registered = await guarded(() => registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }));
@@ -117,7 +131,11 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       version: registered.version,
       attempts: progress.attempts,
     });
-    return { status: 'registered', name: spec.name, version: registered.version, attempts: progress.attempts.length, report };
+    return registeredOutcome(spec.name, registered.version, report);
+  }
+
+  function registeredOutcome(name: string, version: number, report: VerifyReport): ForgeOutcome {
+    return { status: 'registered', name, version, attempts: progress.attempts.length, report };
   }
 
   /**

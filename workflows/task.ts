@@ -32,7 +32,7 @@ import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { SessionContext } from '../domain/session.ts';
 import { outcomeOf, type TaskBound, type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { harness } from '../harness/index.ts';
-import { bookkeeping, llmCalls, sandboxJobs } from './activities.ts';
+import { foldedBookkeeping, llmCalls, sandboxJobs } from './activities.ts';
 import { approvals } from './approval.ts';
 import { failedWith, failureCause, parseWorkflowInput } from './common.ts';
 import { progressQuery } from './definitions.ts';
@@ -56,7 +56,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   const limits = agentLimitsSchema.parse(input.limits ?? {});
   const { workflowId } = workflowInfo();
   const { sandboxRunRegisteredTool } = sandboxJobs(input.sandboxQueue);
-  const { completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } = bookkeeping();
+  const { steps, folded } = foldedBookkeeping();
+  const { beginTask, completeTask, describeTool, failTask, joinSession, offerTools, recordStep, recordToolCall, startTask, toolGate } =
+    steps;
 
   const progress: TaskProgress = { phase: 'starting', history: [], turn: 0, calls: [] };
   const { enter, guarded } = track(progress);
@@ -80,15 +82,24 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
 
   try {
     enter('starting');
-    await startTask({ workflowId, task: input.task });
-    if (input.sessionId) {
-      session = await joinSession({ sessionId: input.sessionId, workflowId, task: input.task });
-      messages[0] = opening(harness.prompts.agent.task(input.task));
+    if (folded) {
+      // The task's row, its session, discovery and its record: one local activity.
+      const begun = await beginTask({ workflowId, task: input.task, sessionId: input.sessionId });
+      session = begun.session;
+      if (session) messages[0] = opening(harness.prompts.agent.task(input.task));
+      enter('discovering');
+      for (const tool of begun.tools) offered.set(tool.name, tool);
+    } else {
+      await startTask({ workflowId, task: input.task });
+      if (input.sessionId) {
+        session = await joinSession({ sessionId: input.sessionId, workflowId, task: input.task });
+        messages[0] = opening(harness.prompts.agent.task(input.task));
+      }
+      enter('discovering');
+      const discovery = await offerTools({ query: input.task });
+      for (const tool of discovery.tools) offered.set(tool.name, tool);
+      await recordStep({ workflowId, step: 'discovery', output: discovery.considered });
     }
-    enter('discovering');
-    const discovery = await offerTools({ query: input.task });
-    for (const tool of discovery.tools) offered.set(tool.name, tool);
-    await recordStep({ workflowId, step: 'discovery', output: discovery.considered });
     if (explicitForgeRequest(input.task)) {
       // "Create a tool that …" asks for a new tool, even when a similar one exists.
       const res = await forgeFor({ description: input.task }, 'request');
@@ -105,21 +116,27 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       tokens.input += reply.tokens.input;
       tokens.output += reply.tokens.output;
       messages.push({ role: 'assistant', content: reply.content });
-      await recordStep({ workflowId, step: `turn-${turn}`, output: { stopReason: reply.stopReason, content: reply.content } });
-
+      const step = { step: `turn-${turn}`, output: { stopReason: reply.stopReason, content: reply.content } };
       const uses = reply.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
+      // Folded, a turn that ends the task is recorded with the task's result (finish); any other
+      // turn on its own, as before.
+      const endsTask = !uses.length || progress.calls.length + uses.length > limits.maxToolCalls;
+      if (!folded || !endsTask) await recordStep({ workflowId, ...step });
+      const lastStep = folded ? step : undefined;
+
       const thought = reply.content
         .map((b) => (b.type === 'text' ? b.text : ''))
         .join('\n')
         .trim();
       if (!uses.length) {
-        return await finish(outcomeOf(progress.calls).status, thought || '(the model ended without an answer)');
+        return await finish(outcomeOf(progress.calls).status, thought || '(the model ended without an answer)', undefined, lastStep);
       }
       if (progress.calls.length + uses.length > limits.maxToolCalls) {
         return await finish(
           'stopped',
           `stopped: the model asked for ${uses.length} more tool call(s) after ${progress.calls.length}, over the bound of ${limits.maxToolCalls} per task (raise limits.maxToolCalls)`,
           'maxToolCalls',
+          lastStep,
         );
       }
       enter('calling', uses.map((u) => u.name).join(', '));
@@ -137,12 +154,15 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     enter('failed', message);
     await failTask({ workflowId, error: message });
     // Failure evidence for self-evolution (issue 11): best effort, never the task's outcome.
-    await recordTaskEvidence({
-      workflowId,
-      result: { task: input.task, status: 'failed', answer: message, calls: progress.calls, turns: progress.turn, forged },
-      sessionId: input.sessionId,
-      error: message,
-    });
+    await recordTaskEvidence(
+      {
+        workflowId,
+        result: { task: input.task, status: 'failed', answer: message, calls: progress.calls, turns: progress.turn, forged },
+        sessionId: input.sessionId,
+        error: message,
+      },
+      folded ? steps : undefined,
+    );
     throw failedWith(err, 'TaskFailed');
   }
 
@@ -169,7 +189,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     return undefined;
   }
 
-  async function finish(status: TaskResult['status'], answer: string, stoppedBy?: TaskBound): Promise<TaskResult> {
+  /** step: the turn that ended the task, recorded with its result (when bookkeeping is folded) */
+  async function finish(
+    status: TaskResult['status'],
+    answer: string,
+    stoppedBy?: TaskBound,
+    step?: { step: string; output: unknown },
+  ): Promise<TaskResult> {
     enter('answering');
     const result: TaskResult = {
       workflowId,
@@ -183,9 +209,9 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       forged,
       ...(repaired.length ? { repaired } : {}),
     };
-    await completeTask({ workflowId, result });
+    await completeTask({ workflowId, result, ...(step ? { step } : {}) });
     // Failure evidence for self-evolution (issue 11): a failed or stopped task, an escalated or refused call, a forged duplicate.
-    await recordTaskEvidence({ workflowId, result, sessionId: input.sessionId });
+    await recordTaskEvidence({ workflowId, result, sessionId: input.sessionId }, folded ? steps : undefined);
     enter(status === 'completed' ? 'completed' : status === 'stopped' ? 'stopped' : 'failed', status === 'completed' ? undefined : answer);
     return result;
   }

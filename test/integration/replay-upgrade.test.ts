@@ -40,3 +40,39 @@ describe('cycles started on an earlier Forge', () => {
     assert.equal(replayed, 4);
   });
 });
+
+/**
+ * Histories recorded on local bookkeeping before consecutive steps were folded into one local
+ * activity (a forge cycle, a forge of code the catalog already holds, a task with one call, one
+ * without, one in a session, one a bound stopped): their markers name the separate steps
+ * (startTask, offerTools, recordStep, recordForgeRun, forgeBudget, compareWithCurrent, …). A
+ * worker upgraded while such cycles run carries them on as they started; the `folded-bookkeeping`
+ * patch is what keeps them.
+ */
+describe('cycles started before bookkeeping was folded', () => {
+  it('replay on the current workflow code, their steps still separate', async () => {
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith('before-folded-bookkeeping-'));
+    assert.equal(files.length, 6, 'two forges and four tasks are there');
+    const histories = files.map((f) => {
+      const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(dir, f)));
+      const markers = history.events.flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+        return e.markerRecordedEventAttributes?.markerName === 'core_local_activity' && data
+          ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type]
+          : [];
+      });
+      assert.ok(
+        ['startTask', 'recordForgeRun'].some((step) => markers.includes(step)),
+        `${f} holds its steps as separate local activities (${markers.join(', ')})`,
+      );
+      return { workflowId: f.replace(/\.bin$/, ''), history };
+    });
+    const bundle = await workflowBundle(fs.mkdtempSync(path.join(os.tmpdir(), 'forge-replay-')));
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'before-folded-bookkeeping' }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
+      replayed++;
+    }
+    assert.equal(replayed, 6);
+  });
+});
