@@ -43,6 +43,13 @@ interface Timing {
   modelRequests: number;
   /** activity type → ms (scheduled → closed), summed */
   steps: Record<string, number>;
+  /** Temporal round trips of the workflow (children included): workflow tasks, and local activities (one activation each) */
+  trips: Trips;
+}
+
+interface Trips {
+  workflowTasks: number;
+  localActivities: number;
 }
 
 const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
@@ -68,11 +75,12 @@ function localActivityOf(marker: Marker | null | undefined): { type: string; com
 }
 
 /** The workflow's activities from its history: time from scheduled to closed (local ones: see localActivityOf), per activity type. */
-async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Record<string, number>; wallMs: number }> {
+async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Record<string, number>; wallMs: number; trips: Trips }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const scheduled = new Map<string, { type: string; at: number }>();
   const steps: Record<string, number> = {};
+  const trips: Trips = { workflowTasks: 0, localActivities: 0 };
   /** when the current workflow task started, or its last local activity completed */
   let since = Number.NaN;
   for (const e of events) {
@@ -85,9 +93,13 @@ async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Rec
       const from = scheduled.get(String(closed.scheduledEventId));
       if (from) steps[from.type] = (steps[from.type] ?? 0) + (at - from.at);
     }
-    if (e.workflowTaskStartedEventAttributes) since = at;
+    if (e.workflowTaskStartedEventAttributes) {
+      since = at;
+      trips.workflowTasks++;
+    }
     const local = localActivityOf(e.markerRecordedEventAttributes);
     if (local) {
+      trips.localActivities++;
       steps[local.type] = (steps[local.type] ?? 0) + Math.max(0, local.completedAt - since);
       since = Math.max(since, local.completedAt);
     }
@@ -95,20 +107,23 @@ async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Rec
     if (child) {
       const inner = await stepsOf(client, child.workflowExecution?.workflowId ?? '');
       for (const [k, v] of Object.entries(inner.steps)) steps[`${k} (child)`] = (steps[`${k} (child)`] ?? 0) + v;
+      trips.workflowTasks += inner.trips.workflowTasks;
+      trips.localActivities += inner.trips.localActivities;
     }
   }
   const wallMs = ms(events.at(-1)?.eventTime as never) - ms(events[0]?.eventTime as never);
-  return { steps, wallMs };
+  return { steps, wallMs, trips };
 }
 
 async function timed(stack: Stack, workflow: string, workflowId: string, args: unknown[]): Promise<Timing & { result: unknown }> {
   const before = { ms: stack.modelClock.ms, n: stack.modelClock.requests };
   const handle = await stack.client.workflow.start(workflow, { taskQueue: stack.cfg.FORGE_TASK_QUEUE, workflowId, args });
   const result = await handle.result();
-  const { steps, wallMs } = await stepsOf(stack.client, workflowId);
+  const { steps, wallMs, trips } = await stepsOf(stack.client, workflowId);
   return {
     workflowId,
     wallMs,
+    trips,
     modelMs: stack.modelClock.ms - before.ms,
     modelRequests: stack.modelClock.requests - before.n,
     steps,
@@ -175,6 +190,13 @@ const stepRows = (list: Timing[], extra: Record<string, number[]> = {}) => {
   return rows;
 };
 
+/** Workflow tasks and local activities per run (the same in every run of a figure, unless one retried): the round trips that are orchestration. */
+const tripsRow = (list: Timing[]) => {
+  const wft = summary(list.map((t) => t.trips.workflowTasks));
+  const local = summary(list.map((t) => t.trips.localActivities));
+  return ['round trips p50: workflow tasks / local activities', `${wft.p50} / ${local.p50}`, `${wft.p95} / ${local.p95}`];
+};
+
 /** What no activity covers: workflow tasks and the round trips between activities (activities of one turn overlap: then less). */
 const orchestrationOf = (list: Timing[]) => list.map((r) => r.wallMs - Object.values(r.steps).reduce((a, b) => a + b, 0));
 
@@ -226,6 +248,7 @@ async function forgeFigure(stack: Stack) {
       ['system time', system.p50, system.p95],
       ['  baseline: sandboxVerify alone', verify.p50, verify.p95],
       ...stepRows(runs, { orchestration }).map(([label, ...rest]) => [`  ${label}`, ...rest]),
+      tripsRow(runs),
       [
         'tokens per cycle (mean): input / cache write / cache read / output',
         `${tokens.input} / ${tokens.cacheWrite} / ${tokens.cacheRead} / ${tokens.output}`,
@@ -240,6 +263,7 @@ async function forgeFigure(stack: Stack) {
       systemMs: system,
       verifyMs: verify,
       steps: stepRows(runs, { orchestration }),
+      trips: tripsRow(runs).slice(1),
     },
   );
 }
@@ -279,6 +303,8 @@ async function taskFigure(stack: Stack) {
       ['  baseline: task without a call', base.p50, base.p95],
       ['  the call costs (p50 difference)', round(beyond.p50 - base.p50), ''],
       ...stepRows(one, { orchestration: orchestrationOf(one) }).map(([label, ...rest]) => [`  ${label}`, ...rest]),
+      tripsRow(one),
+      ['  baseline: task without a call, round trips', ...tripsRow(none).slice(1)],
     ],
     {
       runs: one.length,
@@ -289,6 +315,8 @@ async function taskFigure(stack: Stack) {
       baselineNoCallMs: base,
       activities: Object.keys(one[0]?.steps ?? {}).length,
       steps: stepRows(one, { orchestration: orchestrationOf(one) }),
+      trips: tripsRow(one).slice(1),
+      baselineTrips: tripsRow(none).slice(1),
     },
   );
 }
