@@ -169,12 +169,19 @@ function writeRegistered(dir: string, name: string, network: boolean): void {
   );
 }
 
-/** The host's address on Docker's default bridge: where a proxy container reaches a server on this host. */
+/**
+ * The host's address on Docker's default bridge: where a proxy container reaches a server on this host.
+ * Some engines leave the gateway out of the network's IPAM config (and node lists no bridge interface
+ * while no container is on it); the engine then gives the bridge its subnet's first address.
+ */
 async function bridgeGateway(docker: Docker): Promise<string> {
-  const info = (await docker.getNetwork('bridge').inspect()) as { IPAM?: { Config?: Array<{ Gateway?: string }> } };
-  const gateway = info.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
-  if (!gateway) throw new Error('the default bridge has no IPv4 gateway');
-  return gateway;
+  const info = (await docker.getNetwork('bridge').inspect()) as { IPAM?: { Config?: Array<{ Gateway?: string; Subnet?: string }> } };
+  const v4 = info.IPAM?.Config?.filter((c) => !(c.Subnet ?? c.Gateway ?? '').includes(':')) ?? [];
+  const gateway = v4.find((c) => c.Gateway)?.Gateway;
+  if (gateway) return gateway;
+  const network = v4.find((c) => c.Subnet)?.Subnet?.match(/^(\d+\.\d+\.\d+)\.0\/\d+$/)?.[1];
+  if (!network) throw new Error('the default bridge has no IPv4 gateway or subnet');
+  return `${network}.1`;
 }
 
 /**
