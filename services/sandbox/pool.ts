@@ -139,7 +139,7 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     handle.container.update({ NanoCpus: Math.round(cpus * 1e9) }).catch((err: unknown) => {
       // Gone or going already (the job ended first): nothing to raise. Otherwise the job runs on the pool's share, only slower.
       const status = (err as { statusCode?: number }).statusCode;
-      if (status !== 404 && status !== 409 && !/marked for removal/.test(describeError(err)))
+      if (status !== 404 && status !== 409 && !/marked for removal|stopped container/.test(describeError(err)))
         log.warn('sandbox container CPU not raised', { id: handle.id.slice(0, 12), reason: describeError(err) });
     });
   }
