@@ -9,11 +9,13 @@ import type { Sql } from '../../services/db.ts';
 import { type ScratchDb, scratchDb } from './registry-db.ts';
 
 /**
- * The shortlist (services/catalog/shortlist.ts) reads posting lists (migration 081) and stops
- * early; what it returns must be what scoring every tool would: the k best by lexical evidence,
+ * The shortlist (services/catalog/shortlist.ts) reads posting lists (migration 081), in MaxScore
+ * rounds that stop early or, when the request's words are held by few tools, all at once in one
+ * pass; either way it must return what scoring every tool would: the k best by lexical evidence,
  * each with its true evidence. Checked against a brute force straight from the tools' own search
- * index and words, on a catalog where common words ("list", "record", "owner") are held by far more
- * tools than the shortlist takes — on a real Postgres and on PGlite, which plans without statistics.
+ * index and words, and the two ways against each other (fields, similarities, usage), on a catalog
+ * where common words ("list", "record", "owner") are held by far more tools than the shortlist takes
+ * — on a real Postgres and on PGlite, which plans without statistics.
  */
 
 const policy = harness.policy.lexical;
@@ -25,17 +27,21 @@ const systems = ['Jira', 'Stripe', 'Notion', 'Airtable', 'Redis', 'Kafka', 'Zend
 const qualifiers = ['for a date range', 'by owner', 'with filters', 'in bulk'];
 
 /** Tools with one version each, straight into the catalog's tables (the store's folders are not needed here). */
-async function addTools(sql: Sql, rows: { name: string; description: string; sideEffect: string; params: string }[]): Promise<void> {
-  await sql`insert into tools (name, current_version, description, side_effect, search_params)
-            select n, 1, d, s, p from unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.description)}::text[],
-                                              ${rows.map((r) => r.sideEffect)}::text[], ${rows.map((r) => r.params)}::text[]) as u(n, d, s, p)`;
+async function addTools(
+  sql: Sql,
+  rows: { name: string; description: string; sideEffect: string; params: string; status?: string }[],
+): Promise<void> {
+  await sql`insert into tools (name, current_version, description, side_effect, search_params, status)
+            select n, 1, d, s, p, st from unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.description)}::text[],
+                                                 ${rows.map((r) => r.sideEffect)}::text[], ${rows.map((r) => r.params)}::text[],
+                                                 ${rows.map((r) => r.status ?? 'active')}::text[]) as u(n, d, s, p, st)`;
   await sql`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
             select n, 1, jsonb_build_object('inputSchema', jsonb_build_object('type', 'object')), '', '', repeat('a', 64), repeat('b', 64),
                    '/dev/null', 'verified', 'forge', 'test:' || n
             from unnest(${rows.map((r) => r.name)}::text[]) as u(n)`;
 }
 
-/** Every verb × object × system: 560 tools, each word held by 56 to 560 of them. */
+/** Every verb × object × system: 560 tools, each word held by 56 to 560 of them; every 9th quarantined. */
 async function seed(sql: Sql): Promise<void> {
   const rows = verbs.flatMap((verb, v) =>
     objects.flatMap((object, o) =>
@@ -46,32 +52,40 @@ async function seed(sql: Sql): Promise<void> {
           type: 'object',
           properties: { [`${object.split(' ')[0]}Id`]: { type: 'string', description: `the ${object} id` }, owner: { type: 'string' } },
         });
-        return { name, description, sideEffect: verb === 'list' || verb === 'export' || verb === 'validate' ? 'read' : 'write', params };
+        const sideEffect = verb === 'list' || verb === 'export' || verb === 'validate' ? 'read' : 'write';
+        return { name, description, sideEffect, params, status: (v + o + s) % 9 === 0 ? 'quarantined' : 'active' };
       }),
     ),
   );
   await addTools(sql, rows);
   // usage: the tie-break among equal evidence
   await sql`insert into invocations (idempotency_key, tool, version, input_hash, latency_ms, success)
-            select 't:' || name || ':' || g, name, 1, repeat('c', 64), 10, true
+            select 't:' || name || ':' || g, name, 1, repeat('c', 64), 10, g % 3 > 0
             from tools cross join lateral generate_series(1, length(name) % 5) g`;
 }
 
-/** The request's words as search reads them (ts_debug, weights from tool_lexemes). */
-async function wordsOf(sql: Sql, text: string): Promise<ShortlistWord[]> {
+/** The request's words as search reads them (ts_debug; weights and document frequencies from tool_lexemes). */
+async function wordsOf(sql: Sql, text: string, activeOnly = true): Promise<ShortlistWord[]> {
   const lexed = await sql<{ raw: string; lexeme: string }[]>`
     select lower(token) as raw, lexemes[1] as lexeme from ts_debug('english', ${text})
     where alias in ('asciiword', 'word') and coalesce(array_length(lexemes, 1), 0) > 0`;
-  const [stats] = await sql<{ n: number }[]>`select active as n from catalog_stats where id = 1`;
+  const [stats] = await sql<
+    { n: number }[]
+  >`select (case when ${activeOnly} then active else listed end)::int as n from catalog_stats where id = 1`;
   const n = stats?.n ?? 0;
   const out: ShortlistWord[] = [];
   for (const { raw, lexeme } of lexed) {
     if (out.some((w) => w.lexeme === lexeme)) continue;
-    const [row] = await sql<{ df: number }[]>`select active as df from tool_lexemes where lexeme = ${lexeme}`;
-    out.push({ lexeme, raw, weight: termWeight(row?.df ?? 0, n, policy) });
+    const [row] = await sql<{ df: number }[]>`
+      select (case when ${activeOnly} then active else listed end)::int as df from tool_lexemes where lexeme = ${lexeme}`;
+    const df = row?.df ?? 0;
+    out.push({ lexeme, raw, weight: termWeight(df, n, policy), postings: df });
   }
   return out;
 }
+
+/** The two ways, forced: every posting at once, or MaxScore rounds. */
+const ways = { 'one pass': Number.POSITIVE_INFINITY, rounds: -1 };
 
 /** Every active tool's evidence, from its search index and the words of its name and description. */
 async function bruteForce(sql: Sql, words: ShortlistWord[]): Promise<Map<string, number>> {
@@ -117,23 +131,47 @@ for (const backend of ['postgres', 'pglite'] as const) {
       else await db.close();
     });
 
-    for (const text of requests) {
-      it(`"${text}": the ${k} best by evidence, as scoring every tool would find them`, async () => {
-        const words = await wordsOf(sql, text);
-        const truth = await bruteForce(sql, words);
-        const top = await shortlist(sql, { words, text, activeOnly: true, k, policy });
-        const want = [...truth.values()].filter((e) => e > 0).sort((a, b) => b - a);
-        assert.equal(top.length, Math.min(k, want.length));
-        for (const hit of top) assert.ok(Math.abs(hit.evidence - truth.get(hit.name)!) < 1e-9, `${hit.name}: evidence as scored in full`);
-        if (text.includes('customr'))
-          assert.ok(
-            top.some((h) => h.fuzzy.some((f) => f > 0)),
-            'the misspelt word counts through its trigrams',
+    for (const text of requests)
+      for (const [way, onePassUpTo] of Object.entries(ways))
+        it(`"${text}" (${way}): the ${k} best by evidence, as scoring every tool would find them`, async () => {
+          const words = await wordsOf(sql, text);
+          const truth = await bruteForce(sql, words);
+          const top = await shortlist(sql, { words, text, activeOnly: true, k, policy, onePassUpTo });
+          const want = [...truth.values()].filter((e) => e > 0).sort((a, b) => b - a);
+          assert.equal(top.length, Math.min(k, want.length));
+          for (const hit of top) assert.ok(Math.abs(hit.evidence - truth.get(hit.name)!) < 1e-9, `${hit.name}: evidence as scored in full`);
+          if (text.includes('customr'))
+            assert.ok(
+              top.some((h) => h.fuzzy.some((f) => f > 0)),
+              'the misspelt word counts through its trigrams',
+            );
+          for (const [i, hit] of top.entries())
+            assert.ok(Math.abs(hit.evidence - want[i]!) < 1e-9, `rank ${i + 1}: ${hit.name} ${hit.evidence} vs ${want[i]}`);
+        });
+
+    for (const text of [...requests, 'nothing here matches'])
+      for (const activeOnly of [true, false])
+        it(`"${text}"${activeOnly ? '' : ' (quarantined too)'}: one pass finds the same evidence, fields and similarities as the rounds`, async () => {
+          const words = await wordsOf(sql, text, activeOnly);
+          const input = { words, text, activeOnly, k, policy };
+          const onePass = await shortlist(sql, { ...input, onePassUpTo: ways['one pass'] });
+          const rounds = await shortlist(sql, { ...input, onePassUpTo: ways.rounds });
+          assert.deepEqual(
+            onePass.map((h) => h.evidence.toFixed(9)),
+            rounds.map((h) => h.evidence.toFixed(9)),
           );
-        for (const [i, hit] of top.entries())
-          assert.ok(Math.abs(hit.evidence - want[i]!) < 1e-9, `rank ${i + 1}: ${hit.name} ${hit.evidence} vs ${want[i]}`);
-      });
-    }
+          if (text === 'nothing here matches') assert.equal(onePass.length, 0);
+          else assert.equal(onePass.length, k, 'common words: more tools hold them than the shortlist takes');
+          const byName = new Map(rounds.map((h) => [h.name, h]));
+          for (const hit of onePass) {
+            const same = byName.get(hit.name);
+            if (!same) continue; // a tie at the cut, taken by name
+            assert.deepEqual(
+              [hit.fields, hit.fuzzy, hit.fullText, hit.invocations, hit.successes, hit.status],
+              [same.fields, same.fuzzy, same.fullText, same.invocations, same.successes, same.status],
+            );
+          }
+        });
 
     it('follows the catalog: a new description, a quarantine, a version withdrawn, a tool deleted', async () => {
       const find = async (text: string, activeOnly = true) =>
