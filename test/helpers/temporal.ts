@@ -6,16 +6,27 @@ export async function testClient(cfg: ForgeConfig): Promise<Client> {
   return new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
 }
 
-/** How many times an activity of this type was attempted, read from the workflow's real history. */
+/**
+ * How many times an activity of this type was attempted, read from the workflow's real history: an
+ * activity's started events, or a local activity's marker (the SDK core's LocalActivityMarkerData,
+ * JSON: the attempt that completed it).
+ */
 export async function activityAttempts(client: Client, workflowId: string, activityType: string): Promise<number> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   let attempts = 0;
   for (const e of history.events ?? []) {
     const started = e.activityTaskStartedEventAttributes;
-    if (!started) continue;
-    const scheduled = history.events?.find((s) => s.eventId?.toString() === started.scheduledEventId?.toString());
-    if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name === activityType)
-      attempts = Math.max(attempts, started.attempt ?? 1);
+    if (started) {
+      const scheduled = history.events?.find((s) => s.eventId?.toString() === started.scheduledEventId?.toString());
+      if (scheduled?.activityTaskScheduledEventAttributes?.activityType?.name === activityType)
+        attempts = Math.max(attempts, started.attempt ?? 1);
+    }
+    const marker = e.markerRecordedEventAttributes;
+    const raw = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
+    if (raw) {
+      const data = JSON.parse(Buffer.from(raw).toString('utf8')) as { activity_type?: string; attempt?: number };
+      if (data.activity_type === activityType) attempts = Math.max(attempts, data.attempt ?? 1);
+    }
   }
   return attempts;
 }
