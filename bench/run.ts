@@ -4,7 +4,7 @@
  * figure and, last, the JSON lines of the run together, for docs/benchmarks.md. Never part of
  * `npm test`: a bench compares with a baseline measured in the same run, not with a threshold.
  *
- *   npm run bench [-- --only discovery,cycles,sandbox,cli] [-- --quick]
+ *   npm run bench [-- --only discovery,cycles,verify,verify-then,sandbox,cli] [-- --quick]
  *
  * --quick: fewer samples (a smoke run of the benches themselves, not figures to record).
  */
@@ -29,6 +29,7 @@ const benches: { name: string; file: string; args: string[] }[] = [
     args: quick ? ['--forges', '1', '--tasks', '1', '--concurrent', '10'] : ['--forges', '5', '--tasks', '10', '--concurrent', '200'],
   },
   { name: 'verify', file: 'verify.ts', args: quick ? ['--samples', '2'] : ['--samples', '5'] },
+  { name: 'verify-then', file: 'verify-then.ts', args: quick ? ['--samples', '2'] : ['--samples', '9'] },
   { name: 'sandbox', file: 'sandbox.ts', args: quick ? ['--json', '--samples', '5', '--jobs', '6'] : ['--json'] },
   { name: 'cli', file: 'cli.ts', args: quick ? ['--samples', '2'] : ['--samples', '7'] },
 ];
@@ -105,6 +106,8 @@ const headline = (f: Record<string, unknown>): string => {
       return ((f.rows as { label: string; total: { p50: number }; blocked: { p50: number } }[]) ?? [])
         .map((r) => `${r.label.split(':')[0]} ${r.total.p50} ms (loop blocked ${r.blocked.p50} ms)`)
         .join('; ');
+    case 'verify-then/word-count-then':
+      return `${f.rev} ${get(f, 'filed', 'p50')} ms, now ${get(f, 'now', 'p50')} ms p50 (${f.speedup}×)`;
     case 'verify/cli':
       return ((f.rows as { label: string; ms: { p50: number } }[]) ?? []).map((r) => `${r.label.split(':')[0]} ${r.ms.p50} ms`).join('; ');
     case 'cli/start':
