@@ -123,7 +123,23 @@ export function forgeVersion(): string {
   return String(pkg.version ?? 'unknown');
 }
 
+let quietOnClosedPipe = false;
+
+/**
+ * A reader that stops early (`forge failures | head -3`) closes the pipe under a command still
+ * printing: stop quietly, as Unix tools do, instead of an unhandled EPIPE and its stack trace.
+ */
+function exitQuietlyOnClosedPipe(): void {
+  if (quietOnClosedPipe) return;
+  quietOnClosedPipe = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnClosedPipe();
   const [name, ...args] = argv;
   const json = args.includes('--json');
   if (!name || name === 'help' || name === '--help' || name === '-h') {
