@@ -155,7 +155,7 @@ export async function removeDrainedVersions(cfg: ForgeConfig): Promise<string[]>
   try {
     const deployment = controlDeploymentName(cfg);
     const state = await workerDeployments(client.workflowService, cfg.TEMPORAL_NAMESPACE).describe(deployment);
-    const workers = controlWorkers(docker);
+    const workers = controlWorkers(docker, cfg.home);
     const removed: string[] = [];
     for (const c of await workers.list(deployment)) {
       if (c.buildId === state.current || c.buildId === state.ramping) continue;
@@ -175,7 +175,7 @@ export async function stopControlContainers(cfg: ForgeConfig): Promise<string[]>
   const docker = dockerClient(cfg);
   const deployment = controlDeploymentName(cfg);
   const stopped: string[] = [];
-  for (const c of await controlWorkers(docker).list(deployment)) {
+  for (const c of await controlWorkers(docker, cfg.home).list(deployment)) {
     if (!c.running) continue;
     await docker
       .getContainer(c.name)
@@ -226,7 +226,7 @@ export async function checkControlWorker(cfg: ForgeConfig): Promise<{ component:
         fix: host ? undefined : 'forge up (installs the tree as the first version)',
       };
     }
-    const running = await controlWorkers(dockerClient(cfg)).state(deployment, state.current);
+    const running = await controlWorkers(dockerClient(cfg), cfg.home).state(deployment, state.current);
     const sql = await openDatabase(cfg, { max: 1 });
     const [beat] = await sql<{ age: number }[]>`
       select extract(epoch from now() - beat_at)::float8 as age from worker_heartbeats where build_id = ${state.current}`.finally(() =>

@@ -12,6 +12,8 @@ import { LABEL_TREE, WORKER_TMPFS } from './image.ts';
  */
 export const LABEL_CONTROL = 'forge.control';
 export const LABEL_BUILD = 'forge.control.build';
+/** the FORGE_HOME whose control worker it is: two Forge homes may share one Docker engine */
+export const LABEL_HOME = 'forge.control.home';
 
 export const controlContainerName = (deployment: string, buildId: string) => `${deployment}-${buildId}`;
 
@@ -36,10 +38,52 @@ export class ControlWorkerStartError extends ForgeError {
   }
 }
 
-export function controlWorkers(docker: Docker) {
+/**
+ * A container of the same name (deployment and build id) that another Forge home started on this
+ * Docker engine: the two homes' deployments share a name, so their versions' containers would too.
+ */
+export class ControlWorkerOfAnotherHomeError extends ForgeError {
+  constructor(name: string, owner: string, home: string) {
+    super(
+      `the control worker container ${name} belongs to the Forge at ${owner}, not to this one (${home}): two Forge homes on one Docker engine share the deployment name`,
+      'CONTROL_WORKER_OF_ANOTHER_HOME',
+      'give this home a deployment of its own: set FORGE_DEPLOYMENT (or FORGE_TASK_QUEUE) for it, and run forge up again',
+      { container: name, owner, home },
+    );
+  }
+}
+
+interface ListedContainer {
+  Labels: Record<string, string>;
+  Mounts?: { Type?: string; Source?: string; Destination?: string }[];
+}
+
+/**
+ * Which home a control container serves: its label, or, for one started before the label existed,
+ * the FORGE_HOME it bind-mounts (every control container mounts its own home at the same path).
+ */
+function homeOf(c: ListedContainer): string | undefined {
+  return c.Labels[LABEL_HOME] || c.Mounts?.find((m) => m.Type === 'bind' && m.Source === m.Destination)?.Source;
+}
+
+/**
+ * The control worker containers of one Forge home (FORGE_HOME): it starts, lists, stops and removes
+ * only its own, never those of another home on the same Docker engine.
+ */
+export function controlWorkers(docker: Docker, home: string) {
+  /** This home's container of that name, if there is one; another home's is refused, naming the fix. */
+  async function own(name: string): Promise<boolean> {
+    const [found] = await docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } });
+    if (!found) return false;
+    const owner = homeOf(found);
+    if (owner && owner !== home) throw new ControlWorkerOfAnotherHomeError(name, owner, home);
+    return true;
+  }
+
   /** Starts the version's container unless it already runs (a retried start is a no-op); returns its name. */
   async function ensure(spec: ControlWorkerSpec): Promise<{ name: string; started: boolean }> {
     const name = controlContainerName(spec.deployment, spec.buildId);
+    await own(name);
     const state = await containerState(docker.getContainer(name));
     if (state.running) return { name, started: false };
     // A stopped one (a crash, an engine restart without its restart) is made again from the spec.
@@ -61,6 +105,7 @@ export function controlWorkers(docker: Docker) {
       Labels: {
         [LABEL_CONTROL]: spec.deployment,
         [LABEL_BUILD]: spec.buildId,
+        [LABEL_HOME]: spec.home,
         [LABEL_TREE]: image.Config?.Labels?.[LABEL_TREE] ?? '',
       },
       HostConfig: {
@@ -81,7 +126,9 @@ export function controlWorkers(docker: Docker) {
 
   /** Whether it runs, and if not, why (its exit code and last log lines). */
   async function state(deployment: string, buildId: string) {
-    return containerState(docker.getContainer(controlContainerName(deployment, buildId)));
+    const name = controlContainerName(deployment, buildId);
+    await own(name);
+    return containerState(docker.getContainer(name));
   }
 
   /** The end of its log, for an error a person reads. */
@@ -90,18 +137,21 @@ export function controlWorkers(docker: Docker) {
   }
 
   async function remove(deployment: string, buildId: string): Promise<void> {
-    await removeContainer(docker, controlContainerName(deployment, buildId));
+    const name = controlContainerName(deployment, buildId);
+    if (await own(name)) await removeContainer(docker, name);
   }
 
-  /** The versions of a deployment that have a container here, running or not. */
+  /** The versions of a deployment that have a container of this home here, running or not. */
   async function list(deployment: string): Promise<{ buildId: string; name: string; running: boolean; image: string }[]> {
     const found = await docker.listContainers({ all: true, filters: { label: [`${LABEL_CONTROL}=${deployment}`] } });
-    return found.map((c) => ({
-      buildId: c.Labels[LABEL_BUILD] ?? '',
-      name: (c.Names[0] ?? '').replace(/^\//, ''),
-      running: c.State === 'running',
-      image: c.Image,
-    }));
+    return found
+      .filter((c) => (homeOf(c) ?? home) === home)
+      .map((c) => ({
+        buildId: c.Labels[LABEL_BUILD] ?? '',
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        running: c.State === 'running',
+        image: c.Image,
+      }));
   }
 
   return { ensure, state, logTail, remove, list };

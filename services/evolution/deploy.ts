@@ -73,7 +73,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function createDeployer(deps: DeployDeps) {
   const { sql, temporal, deployment } = deps;
-  const workers = controlWorkers(deps.docker);
+  const workers = controlWorkers(deps.docker, deps.home);
   const log = deps.log ?? rootLog;
 
   async function recordVersion(v: { buildId: string; image: string; imageDigest: string; treeHash: string; kind: string; ref: string }) {

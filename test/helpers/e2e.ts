@@ -30,6 +30,6 @@ export async function e2eEnv(home: string, queues: string): Promise<NodeJS.Proce
 export async function e2eDown(env: NodeJS.ProcessEnv): Promise<void> {
   spawnSync(process.execPath, ['bin/forge.mjs', 'down'], { env, encoding: 'utf8', timeout: 120_000 });
   const deployment = controlDeploymentName({ FORGE_DEPLOYMENT: env.FORGE_DEPLOYMENT, FORGE_TASK_QUEUE: env.FORGE_TASK_QUEUE ?? '' });
-  const workers = controlWorkers(dockerClient(testConfig()));
+  const workers = controlWorkers(dockerClient(testConfig()), env.FORGE_HOME!);
   for (const w of await workers.list(deployment)) await workers.remove(deployment, w.buildId);
 }

@@ -193,7 +193,7 @@ export async function startEvolveRig(env: Record<string, string> = {}): Promise<
     },
     async close() {
       // The control containers come back by themselves (restart policy): they go with the rig.
-      const workers = controlWorkers(dockerClient(h.cfg));
+      const workers = controlWorkers(dockerClient(h.cfg), h.cfg.home);
       for (const w of await workers.list(deployment)) await workers.remove(deployment, w.buildId);
       await h.close();
     },

@@ -63,7 +63,7 @@ describe('consent: a mismatched digest is refused; approve → probe fails → r
     const after = await rig.task('count the words in "ten eleven"');
     assert.equal(after.result.status, 'completed');
 
-    const workers = await controlWorkers(dockerClient(rig.h.cfg)).list(rig.deployment);
+    const workers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
     assert.deepEqual(
       workers.map((w) => w.buildId),
       [rig.install.buildId],

@@ -63,13 +63,13 @@ it('a dockerd restart in the probe window ends in one consistent state: promoted
   // The current version's container came back with the engine and serves: a new task completes on it.
   await until(
     'the current version runs again',
-    async () => (await controlWorkers(dockerClient(rig.h.cfg)).state(rig.deployment, current!)).running,
+    async () => (await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).state(rig.deployment, current!)).running,
     120_000,
     500,
   );
   const after = await rig.task('count the words in "after the engine restart"');
   assert.equal(after.result.status, 'completed', after.result.answer);
-  const containers = await controlWorkers(dockerClient(rig.h.cfg)).list(rig.deployment);
+  const containers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
   assert.equal(
     containers.some((c) => c.buildId === result.buildId),
     result.status === 'promoted',

@@ -88,7 +88,8 @@ describe('deploy faults: SIGKILL and a Temporal restart in the probe window, fre
           {
             kind: 'rollback',
             ref: install.sha,
-            image: (await controlWorkers(docker).list(rig.deployment)).find((w) => w.buildId === rig.install.buildId)!.image,
+            image: (await controlWorkers(docker, rig.h.cfg.home).list(rig.deployment)).find((w) => w.buildId === rig.install.buildId)!
+              .image,
             imageDigest: (
               await rig.h.db.sql<{ d: string }[]>`select image_digest as d from deploy_versions where build_id = ${rig.install.buildId}`
             )[0]!.d,

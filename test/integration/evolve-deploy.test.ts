@@ -98,7 +98,7 @@ describe('evolve → consent → swap → probe → promoted, then rolled back b
     assert.match(listed.stdout, /Promote harness candidate/);
     assert.match(listed.stdout, /The harness as installed/);
     // The promoted version's container drains and goes once Temporal says so; the installed one runs.
-    const workers = await controlWorkers(dockerClient(rig.h.cfg)).list(rig.deployment);
+    const workers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
     assert.ok(workers.some((w) => w.buildId === rig.install.buildId && w.running));
     await until('the harness file is back as installed', async () => !(await fileHasRule(rig)));
   });
