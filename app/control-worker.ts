@@ -240,6 +240,11 @@ export async function checkControlWorker(cfg: ForgeConfig): Promise<{ component:
       ...(running.running && fresh ? {} : { fix: "forge up (restarts the current version's container)" }),
     };
   } catch (err) {
-    return { component, ok: false, detail: String((err as Error).message ?? err), fix: 'forge up' };
+    return {
+      component,
+      ok: false,
+      detail: String((err as Error).message ?? err),
+      fix: (err instanceof ForgeError && err.fix) || 'forge up',
+    };
   }
 }
