@@ -3,9 +3,13 @@ import path from 'node:path';
 import { type ForgeConfig, loadConfig } from '../domain/config.ts';
 import { type DeployPolicy, deploymentNameFor, deployPolicySchema } from '../domain/deploy.ts';
 
-/** The label that ties sandbox containers to one Forge deployment (see forge freeze). */
-export function sandboxDeploymentName(cfg: Pick<ForgeConfig, 'TEMPORAL_NAMESPACE' | 'FORGE_SANDBOX_QUEUE'>): string {
-  return `${cfg.TEMPORAL_NAMESPACE}/${cfg.FORGE_SANDBOX_QUEUE}`;
+/**
+ * The label that ties sandbox containers to one Forge deployment (see forge freeze): its namespace,
+ * sandbox queue and home, since two Forge homes on one Docker engine may use the same queue names
+ * against Temporal servers of their own, and one's freeze must not kill the other's sandboxes.
+ */
+export function sandboxDeploymentName(cfg: Pick<ForgeConfig, 'TEMPORAL_NAMESPACE' | 'FORGE_SANDBOX_QUEUE' | 'home'>): string {
+  return `${cfg.TEMPORAL_NAMESPACE}/${cfg.FORGE_SANDBOX_QUEUE}@${cfg.home}`;
 }
 
 /** The control worker's Temporal worker deployment (issue 12): FORGE_DEPLOYMENT, or one named after the control queue. */

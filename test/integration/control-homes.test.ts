@@ -6,6 +6,7 @@ import { after, before, it } from 'node:test';
 import type Docker from 'dockerode';
 import { stopControlContainers } from '../../app/control-worker.ts';
 import { dockerClient } from '../../infra/docker.ts';
+import { sandboxDeploymentName } from '../../services/config.ts';
 import {
   ControlWorkerOfAnotherHomeError,
   controlContainerName,
@@ -13,6 +14,8 @@ import {
   LABEL_BUILD,
   LABEL_CONTROL,
 } from '../../services/evolution/control-worker.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { reapOrphans } from '../../services/sandbox/docker.ts';
 import { testConfig } from '../helpers/env.ts';
 
 // Two Forge homes on one Docker engine whose deployments share a name (both on the default task
@@ -98,4 +101,24 @@ it('counts a container made before the home label by the home it mounts', async 
   await assert.rejects(controlWorkers(docker, homeB).remove(deployment, 'build-legacy'), ControlWorkerOfAnotherHomeError);
   await controlWorkers(docker, homeA).remove(deployment, 'build-legacy');
   assert.equal(await exists('build-legacy'), false);
+});
+
+it('freezing one home kills its own sandboxes, not those of another home on the same queues', async () => {
+  // forge freeze reaps every sandbox container of its deployment (services/control/kill-switch.ts).
+  const image = await docker.getImage(cfg.FORGE_SANDBOX_IMAGE).inspect();
+  const sandboxOf = (home: string) =>
+    docker.createContainer({
+      Image: image.Id,
+      Labels: { [LABEL_SANDBOX]: '1', [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: sandboxDeploymentName({ ...cfg, home }) },
+    });
+  const ofA = await sandboxOf(homeA);
+  const ofB = await sandboxOf(homeB);
+  const alive = async (c: Docker.Container) => (await docker.listContainers({ all: true, filters: { id: [c.id] } })).length === 1;
+  try {
+    assert.equal(await reapOrphans(docker, { all: true, deployment: sandboxDeploymentName({ ...cfg, home: homeA }) }), 1);
+    assert.equal(await alive(ofA), false);
+    assert.ok(await alive(ofB), "the other home's sandbox survives");
+  } finally {
+    await ofB.remove({ force: true }).catch(() => undefined);
+  }
 });
