@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import type { ForgeConfig } from '../domain/config.ts';
 import { connect, ping, type Sql } from '../services/db.ts';
 import { migrate } from './migrate.ts';
-import { logFile, portOpen, startDetached, waitFor } from './processes.ts';
+import { logFile, ownServiceListening, portOpen, startDetached, waitFor } from './processes.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -25,7 +25,10 @@ export function usesEmbedded(cfg: ForgeConfig): boolean {
 /** Starts the embedded server in the background when DATABASE_URL is unset and it is not running. */
 export async function ensureDatabaseServer(cfg: ForgeConfig): Promise<{ url: string; started: boolean }> {
   const url = databaseUrl(cfg);
-  if (!usesEmbedded(cfg) || (await portOpen(cfg.FORGE_PGLITE_PORT))) return { url, started: false };
+  if (!usesEmbedded(cfg)) return { url, started: false };
+  const fix = 'give this home a port of its own (FORGE_PGLITE_PORT=<free port>), or set DATABASE_URL to use that database on purpose';
+  if (await ownServiceListening(cfg.home, { name: 'pglite', port: cfg.FORGE_PGLITE_PORT, what: 'embedded Postgres (PGlite)', fix }))
+    return { url, started: false };
   const dataDir = path.join(cfg.home, 'pgdata');
   fs.mkdirSync(dataDir, { recursive: true });
   startDetached(cfg.home, {

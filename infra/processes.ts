@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { ForgeError } from '../domain/errors.ts';
 
 /**
  * Background services Forge starts itself (Temporal dev server, embedded Postgres, worker,
@@ -41,6 +42,29 @@ export function startDetached(home: string, spec: ServiceSpec): number {
   if (!child.pid) throw new Error(`could not start ${spec.name} (${spec.command})`);
   fs.writeFileSync(pidFile(home, spec.name), String(child.pid));
   return child.pid;
+}
+
+/** A port Forge would serve one of this home's services on, held by a process this home did not start. */
+export class PortTakenError extends ForgeError {
+  constructor(port: number, what: string, home: string, fix: string) {
+    super(
+      `port ${port} is taken by a process this Forge home (${home}) did not start, so it cannot be this home's ${what}: it is another Forge home's, or a server of your own`,
+      'PORT_TAKEN',
+      fix,
+      { port, home },
+    );
+  }
+}
+
+/**
+ * Whether this home's service already listens on its port: false when nothing does; a port held
+ * by a process this home did not start (another Forge home on default ports) is refused, since
+ * using it would put this home's workflows or data in the other's.
+ */
+export async function ownServiceListening(home: string, s: { name: string; port: number; what: string; fix: string }): Promise<boolean> {
+  if (!(await portOpen(s.port))) return false;
+  if (runningPid(home, s.name) === null) throw new PortTakenError(s.port, s.what, home, s.fix);
+  return true;
 }
 
 export function runningPid(home: string, name: string): number | null {
