@@ -119,11 +119,11 @@ export function createEvolveSandboxActivities(
         },
       };
     },
-    async runTask({ workflowId, taskQueue, sandboxQueue, task, timeoutMs }) {
+    async runTask({ workflowId, taskQueue, sandboxQueue, task, limits, sessionId, timeoutMs }) {
       const handle = await client.workflow.start(TASK_WORKFLOW, {
         workflowId,
         taskQueue,
-        args: [{ task, sandboxQueue }],
+        args: [{ task, sandboxQueue, ...(limits ? { limits } : {}), ...(sessionId ? { sessionId } : {}) }],
         // A replay a crashed attempt left behind ends on its own.
         workflowExecutionTimeout: timeoutMs,
       });

@@ -4,7 +4,7 @@
  * judge and the CLI share these shapes; `judgeExpectation` is the judge (never the candidate's code).
  */
 import { z } from 'zod';
-import type { AgentCall } from './agent.ts';
+import { type AgentCall, agentLimitsSchema } from './agent.ts';
 import { probeOverridesSchema } from './deploy.ts';
 import { ForgeError, PermanentError } from './errors.ts';
 import type { TaskResult } from './task.ts';
@@ -41,6 +41,8 @@ export const evidenceTraceSchema = z.object({
   status: z.string(),
   answer: z.string().optional(),
   turns: z.number().int().min(0).optional(),
+  /** the bounds the task ran under; a replay runs under the same (absent from rows recorded before they were kept) */
+  limits: agentLimitsSchema.optional(),
   calls: z
     .array(
       z.object({
@@ -156,7 +158,7 @@ function clipValue(value: unknown): unknown {
 }
 
 /** What the evidence keeps of a task's result: the task, the outcome, every call (clipped) and what it forged. */
-export type TaskTraceSource = Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged'> & { turns?: number };
+export type TaskTraceSource = Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged' | 'limits'> & { turns?: number };
 
 export function traceOf(result: TaskTraceSource, sessionId?: string): EvidenceTrace {
   return {
@@ -165,6 +167,7 @@ export function traceOf(result: TaskTraceSource, sessionId?: string): EvidenceTr
     status: result.status,
     answer: clipText(result.answer, TRACE_VALUE_CHARS),
     ...(result.turns !== undefined ? { turns: result.turns } : {}),
+    ...(result.limits ? { limits: { ...result.limits } } : {}),
     calls: result.calls.map((c) => ({
       turn: c.turn,
       tool: c.tool,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type AgentCall, agentLimitsSchema } from './agent.ts';
+import { type AgentCall, type AgentLimits, agentLimitsSchema } from './agent.ts';
 import { sessionIdSchema } from './session.ts';
 
 /** What a client hands Forge. Validated at the client (clear CLI error) and again in the workflow. */
@@ -60,6 +60,11 @@ export interface TaskResult {
   turns: number;
   tokens: { input: number; output: number };
   stoppedBy?: TaskBound;
+  /**
+   * the bounds it ran under, defaults filled in: evidence keeps them, so a replay runs the task
+   * under the same ones (absent from results stored before they were kept)
+   */
+  limits?: AgentLimits;
   /** tools forged while the task ran, in order */
   forged: string[];
   /** tools repaired while the task ran (a failed call, a new version, the call re-run) */

@@ -12,7 +12,7 @@ import { type DatabaseWork, databaseWork } from './activities.ts';
 export async function recordTaskEvidence(
   input: {
     workflowId: string;
-    result: Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged'> & { turns?: number };
+    result: Pick<TaskResult, 'task' | 'status' | 'answer' | 'calls' | 'forged' | 'limits'> & { turns?: number };
     sessionId?: string;
     error?: string;
   },

@@ -157,7 +157,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     await recordTaskEvidence(
       {
         workflowId,
-        result: { task: input.task, status: 'failed', answer: message, calls: progress.calls, turns: progress.turn, forged },
+        result: { task: input.task, status: 'failed', answer: message, calls: progress.calls, turns: progress.turn, forged, limits },
         sessionId: input.sessionId,
         error: message,
       },
@@ -206,6 +206,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       turns: progress.turn,
       tokens,
       stoppedBy,
+      limits,
       forged,
       ...(repaired.length ? { repaired } : {}),
     };

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import type { z } from 'zod';
+import { type AgentLimits, agentLimitsSchema } from '../../domain/agent.ts';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { describeError, PermanentError } from '../../domain/errors.ts';
 import { EvidenceNotFoundError, type Expectation, expectationSchema, judgeReplay } from '../../domain/evidence.ts';
@@ -43,12 +44,17 @@ export interface ReplayTemporal {
     toolsDir: string;
     recorded: ReadonlyMap<string, readonly RecordedCall[]>;
   }): Promise<{ shutdown(): Promise<void> }>;
-  /** starts a task workflow on the candidate's queue and waits for its end: its result, or why there is none */
+  /**
+   * starts a task workflow on the candidate's queue and waits for its end: its result, or why there
+   * is none. With the bounds and the session the replayed task had in production.
+   */
   runTask(opts: {
     workflowId: string;
     taskQueue: string;
     sandboxQueue: string;
     task: string;
+    limits?: AgentLimits;
+    sessionId?: string;
     timeoutMs: number;
   }): Promise<{ result?: TaskResult; error?: string }>;
   /** the update `forge approve|reject` sends (workflows/definitions.ts decideApprovalUpdate) */
@@ -390,6 +396,28 @@ interface CaseSpec {
   unplayable?: string;
   /** a held-out task's calls in production, in order: its writes are answered from them */
   recorded?: RecordedCall[];
+  /** the bounds the task ran under in production (evidence recorded before they were kept has none: the defaults) */
+  limits?: AgentLimits;
+  /** the session the task continued in production: its earlier exchanges, given to the replay (seedSession) */
+  session?: EarlierExchanges;
+}
+
+/** A session as a task in it saw it: the session, the task's place, and every exchange before that place. */
+interface EarlierExchanges {
+  id: string;
+  title: string;
+  position: number;
+  earlier: {
+    position: number;
+    workflow_id: string;
+    task: string;
+    status: string;
+    result: unknown;
+    error: string | null;
+    created_at: Date;
+    updated_at: Date;
+    joined_at: Date;
+  }[];
 }
 
 export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hooks: ReplayHooks = {}): Promise<ReplayReport> {
@@ -429,11 +457,28 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
 
     // ---- the cases: the batch from its evidence, the held-out set from production's finished tasks
     note('choosing cases');
-    const rows = await deps.sql<{ id: string; task: string | null; expectations: unknown }[]>`
-      select id, trace->>'task' as task, expectations from failure_evidence where id = any(${req.evidenceIds})`;
+    const rows = await deps.sql<
+      {
+        id: string;
+        task: string | null;
+        expectations: unknown;
+        status: string | null;
+        limits: unknown;
+        trace_session: string | null;
+        session_id: string | null;
+        position: number | null;
+      }[]
+    >`
+      select e.id, e.trace->>'task' as task, e.expectations, e.trace->>'status' as status, e.trace->'limits' as limits,
+             e.trace->>'sessionId' as trace_session, st.session_id, st.position
+      from failure_evidence e left join session_tasks st on st.workflow_id = e.workflow_id
+      where e.id = any(${req.evidenceIds})`;
     const byId = new Map(rows.map((r) => [Number(r.id), r]));
     const missing = req.evidenceIds.filter((id) => !byId.has(id));
     if (missing.length) throw new EvidenceNotFoundError(missing);
+    const sessions = new Map<number, EarlierExchanges>();
+    for (const r of rows)
+      if (r.session_id && r.position !== null) sessions.set(Number(r.id), await earlierExchanges(deps.sql, r.session_id, r.position));
     const batchTasks = new Set(rows.map((r) => normalised(r.task ?? '')));
     const heldOut = req.heldOut ? await heldOutTasks(deps.sql, batchTasks, req.heldOut) : [];
     const wf = (part: string) => `${req.candidateId}.replay-${runKey}.${part}`;
@@ -441,6 +486,17 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       ids.flatMap((id) => {
         const row = byId.get(id)!;
         const expectations = expectationSchema.array().safeParse(row.expectations);
+        const bounds = agentLimitsSchema.safeParse(row.limits);
+        const session = sessions.get(id);
+        const unplayable = !row.task?.trim()
+          ? 'the evidence holds no task to replay'
+          : !expectations.success || !expectations.data.length
+            ? 'the evidence holds no expectation a replay can be judged by'
+            : !bounds.success && row.status === 'stopped'
+              ? 'a bound stopped the task, and the evidence does not say which bounds it ran under (it was recorded before Forge kept them): under the default bounds a replay would prove nothing'
+              : row.trace_session && !session
+                ? `the task continued session ${row.trace_session}, which no longer holds it: its earlier exchanges cannot be given to a replay, and without them it is another task`
+                : undefined;
         return Array.from({ length: req.runsPerCase }, (_, i) => ({
           case: String(id),
           kind: 'batch' as const,
@@ -448,11 +504,9 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
           run: i + 1,
           expectations: expectations.success ? expectations.data : [],
           workflowId: wf(`e${id}.r${i + 1}`),
-          ...(!row.task?.trim()
-            ? { unplayable: 'the evidence holds no task to replay' }
-            : !expectations.success || !expectations.data.length
-              ? { unplayable: 'the evidence holds no expectation a replay can be judged by' }
-              : {}),
+          ...(bounds.success ? { limits: bounds.data } : {}),
+          ...(session ? { session } : {}),
+          ...(unplayable ? { unplayable } : {}),
         }));
       });
     const sampleIds = req.evidenceIds.slice(0, req.sample);
@@ -635,14 +689,18 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       if (workerDown) return { ...base, pass: false, reasons: [workerDown], status: 'worker-failed', durationMs: 0 };
       const t0 = Date.now();
       running.add(spec.workflowId);
-      const out = await temporal
-        .runTask({
-          workflowId: spec.workflowId,
-          taskQueue: names.controlQueue,
-          sandboxQueue: names.sandboxQueue,
-          task: spec.task,
-          timeoutMs: limits.taskTimeoutMs,
-        })
+      const out = await (spec.session ? seedSession(scratch, spec.session, spec) : Promise.resolve(undefined))
+        .then((sessionId) =>
+          temporal.runTask({
+            workflowId: spec.workflowId,
+            taskQueue: names.controlQueue,
+            sandboxQueue: names.sandboxQueue,
+            task: spec.task,
+            ...(spec.limits ? { limits: spec.limits } : {}),
+            ...(sessionId ? { sessionId } : {}),
+            timeoutMs: limits.taskTimeoutMs,
+          }),
+        )
         .catch((err: unknown) => ({ error: describeError(err), result: undefined }));
       running.delete(spec.workflowId);
       const durationMs = Date.now() - t0;
@@ -707,6 +765,43 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
 /** A pass rate over case runs; with none run (no held-out task), nothing failed. */
 function rate(results: readonly ReplayCaseResult[]): number {
   return results.length ? results.filter((r) => r.pass).length / results.length : 1;
+}
+
+/** A session as the task at `position` saw it in production: the session's title and every exchange before that place. */
+async function earlierExchanges(sql: Sql, id: string, position: number): Promise<EarlierExchanges> {
+  const [session] = await sql<{ title: string }[]>`select title from sessions where id = ${id}`;
+  const earlier = await sql<EarlierExchanges['earlier']>`
+    select st.position, st.created_at as joined_at, t.workflow_id, t.task, t.status, t.result, t.error, t.created_at, t.updated_at
+    from session_tasks st join tasks t on t.workflow_id = st.workflow_id
+    where st.session_id = ${id} and st.position < ${position}
+    order by st.position`;
+  return { id, title: session?.title ?? id, position, earlier };
+}
+
+/**
+ * The session a replayed run continues, in the scratch database: production's earlier exchanges,
+ * whole and at their places, so the candidate's own session policy cuts them as production's cut
+ * them and the run takes the task's place. A session of the run's own (the original's id with the
+ * case and run after it, the one thing the model sees differ): runs of one case, and cases of one
+ * session, must not see each other's replays as earlier exchanges. Its id, to start the task with.
+ */
+export async function seedSession(scratch: Sql, session: EarlierExchanges, spec: { case: string; run: number }): Promise<string> {
+  const suffix = `.e${spec.case}.r${spec.run}`;
+  const id = `${session.id.slice(0, 64 - suffix.length)}${suffix}`;
+  await scratch.begin(async (tx) => {
+    await tx`insert into sessions (id, title) values (${id}, ${session.title}) on conflict (id) do nothing`;
+    for (const e of session.earlier) {
+      // Its own workflow ids too (never shown to the model): a task belongs to one session.
+      const workflowId = `${id}.s${e.position}`;
+      await tx`insert into tasks (workflow_id, task, status, result, error, created_at, updated_at)
+               values (${workflowId}, ${e.task}, ${e.status}, ${e.result === null ? null : tx.json(e.result as never)}, ${e.error},
+                       ${e.created_at}, ${e.updated_at})
+               on conflict (workflow_id) do nothing`;
+      await tx`insert into session_tasks (workflow_id, session_id, position, created_at)
+               values (${workflowId}, ${id}, ${e.position}, ${e.joined_at}) on conflict (workflow_id) do nothing`;
+    }
+  });
+  return id;
 }
 
 /**

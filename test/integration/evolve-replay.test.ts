@@ -41,6 +41,11 @@ const scenario: ScenarioInput = {
   name: 'evolve-replay',
   rules: [
     {
+      name: 'answer "that phrase" from the session',
+      match: { purpose: 'task.turn', first: 'that phrase', document: '/"words":(\\d+)/' },
+      responses: [{ text: 'That phrase has {{document.1}} words, as count_words said earlier.' }],
+    },
+    {
       name: "answer from count_words' result",
       match: { purpose: 'task.turn', user: '/"words":(\\d+)/' },
       responses: [{ text: 'There are {{user.1}} words, as counted by count_words.' }],
@@ -199,6 +204,8 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
       'audit_log',
       'failure_evidence',
       'system_state',
+      'sessions',
+      'session_tasks',
     ];
     return {
       sql,
@@ -369,6 +376,99 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
     });
     assert.deepEqual(await leftovers(prod, bad.id), nothingLeft);
     assert.deepEqual(await prod.state(), before);
+  });
+
+  it("replays evidence under its task's bounds and in its session: a task a bound stopped still stops, a session's earlier exchanges are there", async (t) => {
+    const sql = prod.sql;
+    const session = `groceries-${nonce}`;
+    const bounds = { maxTurns: 1, maxToolCalls: 16, maxTokens: 300_000 };
+    const counted = {
+      turn: 1,
+      id: 'toolu_1',
+      tool: 'count_words',
+      version: 1,
+      status: 'succeeded',
+      input: { text: 'a rose is a rose is a rose' },
+      output: { words: 8 },
+    };
+    // A session: its first task counted a phrase; its second asked about "that phrase" and got a wrong answer.
+    const earlier = {
+      task: BATCH_TASK,
+      status: 'completed',
+      answer: 'There are 8 words, as counted by count_words.',
+      calls: [counted],
+      turns: 2,
+      tokens: { input: 1, output: 1 },
+      forged: [],
+    };
+    await sql`insert into tasks (workflow_id, task, status, result) values
+      ('task-session-1', ${BATCH_TASK}, 'completed', ${sql.json(earlier)}),
+      ('task-session-2', 'how many words did that phrase have?', 'completed', null)`;
+    await sql`insert into sessions (id, title) values (${session}, 'a rose')`;
+    await sql`insert into session_tasks (workflow_id, session_id, position) values ('task-session-1', ${session}, 1), ('task-session-2', ${session}, 2)`;
+    const evidence = async (workflowId: string, expectations: unknown[], trace: Record<string, unknown>) => {
+      const [row] = await sql<{ id: string }[]>`
+        insert into failure_evidence (idempotency_key, workflow_id, source, failure_type, expected, happened, expectations, severity, trace)
+        values (${`${workflowId}:test`}, ${workflowId}, 'task_failed', 'state', 'an answer', 'none', ${sql.json(expectations as never)}, 0.8,
+                ${sql.json({ calls: [], forged: [], ...trace } as never)})
+        returning id`;
+      return Number(row!.id);
+    };
+    // `forge run '…' --max-turns 1`: the count takes two turns (the call, then the answer), so the bound stopped it.
+    const stopped = await evidence('task-bounded', [{ kind: 'completes' }], {
+      task: BATCH_TASK,
+      status: 'stopped',
+      answer: 'stopped: no answer after 1 turns, the bound per task (raise limits.maxTurns)',
+      turns: 1,
+      limits: bounds,
+    });
+    const inSession = await evidence('task-session-2', [{ kind: 'answer-contains', text: '8 words' }], {
+      task: 'how many words did that phrase have?',
+      sessionId: session,
+      status: 'completed',
+      answer: 'Paris, as far as I know.',
+    });
+    // Recorded before Forge kept the bounds: a bound stopped it, but which one is unknown.
+    const unknownBounds = await evidence('task-bounded-old', [{ kind: 'completes' }], { task: BATCH_TASK, status: 'stopped' });
+    try {
+      const before = await prod.state();
+      const report = await prod.activities.replayCandidate({
+        candidateId: good.id,
+        image: `forge-worker:${good.hash}`,
+        evidenceIds: [stopped, inSession, unknownBounds],
+        runsPerCase: 1,
+        heldOut: 0,
+        sample: 3,
+      });
+      t.diagnostic(`bounds and session: ${report.durationMs} ms in all; ${timings(report).join('; ')}`);
+      assert.deepEqual(
+        report.cases.map((c) => [c.case, c.pass, c.status, c.reasons]),
+        [
+          // Under its own bound the count stops again: the candidate did not fix it, whatever the default bounds would allow.
+          [String(stopped), false, 'stopped', ['the task ended stopped']],
+          [String(inSession), true, 'completed', []],
+          [
+            String(unknownBounds),
+            false,
+            'not-replayable',
+            [
+              'a bound stopped the task, and the evidence does not say which bounds it ran under (it was recorded before Forge kept them): under the default bounds a replay would prove nothing',
+            ],
+          ],
+        ],
+      );
+      // The session's replay saw the earlier exchange, in a session of the run's own.
+      const turn = model.requests.find(
+        (r) => r.headers['x-forge-purpose'] === 'task.turn' && JSON.stringify(r.body).includes('how many words did that phrase have?'),
+      );
+      const body = JSON.stringify(turn?.body);
+      assert.ok(body.includes(`Session ${session}.e${inSession}.r1:`), body);
+      assert.ok(body.includes('\\"words\\":8') && body.includes('This task is #2.'), body);
+      assert.deepEqual(await leftovers(prod, good.id), nothingLeft);
+      assert.deepEqual(await prod.state(), before);
+    } finally {
+      await sql`delete from failure_evidence where id in ${sql([stopped, inSession, unknownBounds])}`;
+    }
   });
 
   it('the candidate reaches its database as a role of its own; forge freeze mid-replay kills it, and the replay removes everything', async () => {

@@ -62,11 +62,20 @@ describe('failure evidence: what a finished task leaves', () => {
   });
 
   it('a task a bound stopped is a state failure that must complete on replay', () => {
+    const limits = { maxTurns: 8, maxToolCalls: 16, maxTokens: 300_000 };
     const stopped = result('stopped', [call('count_words', 'failed', { reason: 'boom' })], {
       answer: 'stopped: no answer after 8 turns, the bound per task (raise limits.maxTurns)',
       stoppedBy: 'maxTurns',
+      limits,
     } as Partial<TaskTraceSource>);
     const [row, ...rest] = deriveTaskEvidence({ workflowId: WF, result: stopped });
+    // The bounds it ran under go with it: a replay runs under the same ones (services/evolution/replay.ts).
+    assert.deepEqual(evidenceTraceSchema.parse(row?.trace).limits, limits);
+    assert.equal(
+      evidenceTraceSchema.parse(traceOf(result('stopped'))).limits,
+      undefined,
+      'a result stored before bounds were kept has none',
+    );
     assert.equal(rest.length, 0);
     assert.equal(row?.idempotencyKey, `${WF}:task`);
     assert.equal(row?.source, 'task_failed');
