@@ -141,7 +141,9 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   /**
    * A forge under a name the catalog already holds never quietly replaces it: the very same code
    * registers nothing (the tool is there), and other code becomes current only through the
-   * tool's regression gate (its improve cycle, with this code as the candidate).
+   * tool's regression gate (its improve cycle, with this code as the candidate). Neither is a new
+   * tool, so the run's ledger row says which (`unchanged`, `new-version`) and the daily budget,
+   * which counts `registered` rows, does not count it.
    */
   async function sameName(
     spec: ToolSpec,
@@ -150,20 +152,21 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     taken: { version: number; identical: boolean },
     report: VerifyReport,
   ): Promise<ForgeOutcome> {
-    const done = async (version: number, note: string): Promise<ForgeOutcome> => {
+    const done = async (status: 'unchanged' | 'new-version', version: number, note: string): Promise<ForgeOutcome> => {
       enter('registered', note);
       await recordForgeRun({
         workflowId,
         need: req.need,
         name: spec.name,
-        status: 'registered',
+        status,
         version,
         reason: note,
         attempts: progress.attempts,
       });
       return { status: 'registered', name: spec.name, version, attempts: progress.attempts.length, report, note };
     };
-    if (taken.identical) return done(taken.version, `${spec.name} v${taken.version} already has exactly this code: nothing registered`);
+    if (taken.identical)
+      return done('unchanged', taken.version, `${spec.name} v${taken.version} already has exactly this code: nothing registered`);
     enter('gating', `${spec.name} exists (v${taken.version}): the new code must pass its regression gate`);
     let outcome: ImproveOutcome;
     try {
@@ -192,7 +195,11 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       );
     }
     if (outcome.status === 'promoted' && outcome.toVersion) {
-      return done(outcome.toVersion, `${spec.name} existed; the new code passed its regression gate and is v${outcome.toVersion}`);
+      return done(
+        'new-version',
+        outcome.toVersion,
+        `${spec.name} existed; the new code passed its regression gate and is v${outcome.toVersion}`,
+      );
     }
     return fail(
       `${spec.name} already exists (v${taken.version}) and the new code was not made current: ${outcome.reason}. Forge it under another name to keep both`,

@@ -2,8 +2,12 @@ import type { Sql } from '../db.ts';
 
 /**
  * The daily forge budget: new tools forged today (UTC) against FORGE_DAILY_FORGE_BUDGET. A run
- * counts while it runs and once it registered a tool; past the limit, forging waits for a person.
- * The forge workflow meters it and `forge budget` shows it, from the same rows and the same rule.
+ * counts while it runs (what it will come to is not known yet) and once it registered a new tool;
+ * past the limit, forging waits for a person. A run that ended on a name the catalog held counts
+ * no more: `unchanged` (the same code, nothing registered) or `new-version` (other code, made
+ * current by that tool's regression gate, a rewrite as `forge improve` makes, which the budget
+ * never metered). Nor does a failed one. The forge workflow meters it and `forge budget` shows
+ * it, from the same rows and the same rule.
  */
 const COUNTED = ['running', 'registered'];
 
@@ -18,6 +22,8 @@ export interface ForgeRunToday {
   cache_write_tokens: number;
   output_tokens: number;
   cost_usd: number;
+  /** whether it counts against the budget (COUNTED): running, or registered a new tool */
+  counted: boolean;
 }
 
 export interface BudgetState {
@@ -30,7 +36,7 @@ const today = (sql: Sql) => sql`created_at >= date_trunc('day', now() at time zo
 
 /** Every forge run of the day and the budget they leave, as a person reads it. */
 export async function forgeBudgetToday(sql: Sql, limit: number): Promise<BudgetState & { runs: ForgeRunToday[] }> {
-  const runs = await sql<ForgeRunToday[]>`
+  const rows = await sql<Omit<ForgeRunToday, 'counted'>[]>`
     select r.workflow_id, r.name, r.status, r.created_at,
            coalesce(u.input, 0)::int as input_tokens, coalesce(u.cache_read, 0)::int as cache_read_tokens,
            coalesce(u.cache_write, 0)::int as cache_write_tokens, coalesce(u.output, 0)::int as output_tokens,
@@ -41,7 +47,8 @@ export async function forgeBudgetToday(sql: Sql, limit: number): Promise<BudgetS
              sum(output_tokens) as output, sum(cost_usd) as cost
       from llm_calls where workflow_id = r.workflow_id) u on true
     where ${today(sql)} order by r.created_at`;
-  const usedToday = runs.filter((r) => COUNTED.includes(r.status)).length;
+  const runs = rows.map((r) => ({ ...r, counted: COUNTED.includes(r.status) }));
+  const usedToday = runs.filter((r) => r.counted).length;
   return { limit, usedToday, remaining: Math.max(0, limit - usedToday), runs };
 }
 

@@ -1,16 +1,37 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
+import { forgeBudgetToday } from '../../app/budget.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
+import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
-// A daily budget of one new tool: the second forge of the day waits for a person.
+// A daily budget of one new tool: the second forge of the day waits for a person. A forge that
+// ends on a tool the catalog already has, byte for byte, is no new tool: it leaves the budget as it was.
 let h: Harness;
 
+const REFORGE_TASK = 'tally the words of my essay, please';
+
 before(async () => {
-  h = await startHarness({ scenarioFiles: ['scenarios/forge-word-count.json'], env: { FORGE_DAILY_FORGE_BUDGET: '1' } });
+  h = await startHarness({
+    scenarioFiles: ['scenarios/forge-word-count.json'],
+    scenarios: [
+      {
+        name: 'an agent that forges count_words again instead of calling it',
+        rules: [
+          {
+            name: 'forge, on the task message',
+            match: { purpose: 'task.turn', first: REFORGE_TASK, user: '/^Task:/' },
+            responses: [{ tool_use: { name: 'forge_tool', input: { description: 'count the words in a text' } } }],
+          },
+          { name: 'then answer', match: { purpose: 'task.turn', first: REFORGE_TASK }, responses: [{ text: 'count_words can tally it.' }] },
+        ],
+      },
+    ],
+    env: { FORGE_DAILY_FORGE_BUDGET: '1' },
+  });
 });
 
 after(() => h.close());
@@ -57,4 +78,39 @@ it('forges within budget, then waits for a person: rejected leaves the catalog a
   const later = (await approved.result()) as ForgeOutcome;
   assert.equal(later.status, 'registered');
   assert.equal(later.status === 'registered' && later.name, 'create_note');
+});
+
+it('a forge that ends on an identical catalog tool registers nothing and is not counted', async () => {
+  // After the test above: count_words and create_note, both new tools, one of them approved past the budget.
+  const before = await forgeBudgetToday(h.cfg);
+  assert.equal(before.usedToday, 2);
+  const tools = await h.db.sql`select name, version from tool_versions order by name, version`;
+
+  const workflowId = `task-reforge-${Math.random().toString(16).slice(2)}`;
+  const task = await h.client.workflow.start('taskWorkflow', {
+    taskQueue: h.cfg.FORGE_TASK_QUEUE,
+    workflowId,
+    args: [{ task: REFORGE_TASK, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+  });
+  // The budget is spent, and what a forge comes to is not known before it runs: it still asks first.
+  const child = h.client.workflow.getHandle(`${workflowId}.forge.1.1`);
+  await child.executeUpdate(decideApprovalUpdate, {
+    args: [{ approvalId: await pendingBudgetApproval(child), approve: true, by: 'tester' }],
+  });
+  const outcome = (await child.result()) as ForgeOutcome;
+  assert.equal(outcome.status, 'registered');
+  assert.match(
+    outcome.status === 'registered' ? (outcome.note ?? '') : '',
+    /count_words v1 already has exactly this code: nothing registered/,
+  );
+  const result = (await task.result()) as TaskResult;
+  assert.equal(result.status, 'completed', result.answer);
+  assert.deepEqual(result.forged, ['count_words']);
+  assert.deepEqual(await h.db.sql`select name, version from tool_versions order by name, version`, tools, 'nothing registered');
+
+  // forge budget: still 2 of 1, the run listed as unchanged and not counted.
+  const after = await forgeBudgetToday(h.cfg);
+  assert.equal(after.usedToday, 2);
+  const run = after.runs.find((r) => r.workflow_id === `${workflowId}.forge.1.1`);
+  assert.deepEqual([run?.name, run?.status, run?.counted], ['count_words', 'unchanged', false]);
 });
