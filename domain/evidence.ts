@@ -203,8 +203,11 @@ export interface TaskFacts {
   error?: string;
   /** write or destructive approvals of this task a person rejected (the approvals ledger) */
   rejected?: { approvalId: string; kind: string; tool?: string; by?: string; summary: string }[];
-  /** tools this task forged that the catalog already had an equivalent of */
-  duplicates?: { forged: string; existing: string; similarity: number }[];
+  /**
+   * tools this task forged that the catalog already had an equivalent of; `sameCode`: the forge
+   * ended on a catalog tool of that very name with exactly its code (the ledger's `unchanged`)
+   */
+  duplicates?: { forged: string; existing: string; similarity: number; sameCode?: { version: number } }[];
 }
 
 /**
@@ -285,7 +288,9 @@ export function deriveTaskEvidence(f: TaskFacts): EvidenceDraft[] {
       source: 'duplicate_forged',
       failureType: 'routing',
       expected: `the agent reuses ${d.existing}, already in the catalog, and forges nothing`,
-      happened: `the agent forged ${d.forged}, a duplicate of ${d.existing} (similarity ${d.similarity.toFixed(2)})`,
+      happened: d.sameCode
+        ? `the agent forged ${d.forged} again: ${d.existing} v${d.sameCode.version} already had exactly that code, so nothing was registered`
+        : `the agent forged ${d.forged}, a duplicate of ${d.existing} (similarity ${d.similarity.toFixed(2)})`,
       expectations: [{ kind: 'uses-tool', tool: d.existing }, { kind: 'forges-nothing' }],
       severity: EVIDENCE_SEVERITY.duplicateForged,
     });

@@ -95,11 +95,27 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
     });
   }
 
-  /** Forged tools the catalog already had an equivalent of: another active tool their own description finds, with the same outputs. */
-  async function duplicatesOf(forged: readonly string[]): Promise<NonNullable<TaskFacts['duplicates']>> {
-    if (!registry) return [];
+  /**
+   * Forged tools the catalog already had an equivalent of: the tool itself, when the task's forge
+   * ended on its name with exactly its code (the forge ledger's `unchanged`: nothing registered, the
+   * agent should have called it); else another active tool their own description finds, with the
+   * same outputs.
+   */
+  async function duplicatesOf(workflowId: string, forged: readonly string[]): Promise<NonNullable<TaskFacts['duplicates']>> {
     const found: NonNullable<TaskFacts['duplicates']> = [];
+    if (!forged.length) return found;
+    // The task's forges are its child workflows, `<task>.forge.<call>` (workflows/task.ts forgeFor).
+    const prefix = `${workflowId}.forge.`;
+    const unchanged = await sql<{ name: string; version: number }[]>`
+      select name, version from forge_runs
+      where left(workflow_id, ${prefix.length}) = ${prefix} and status = 'unchanged' and name is not null and version is not null
+      order by created_at, workflow_id`;
+    for (const r of unchanged)
+      if (forged.includes(r.name) && !found.some((f) => f.forged === r.name))
+        found.push({ forged: r.name, existing: r.name, similarity: 1, sameCode: { version: r.version } });
+    if (!registry) return found;
     for (const name of new Set(forged)) {
+      if (found.some((f) => f.forged === name)) continue;
       const current = await registry.getCurrent(name);
       if (!current) continue;
       const hits = await registry.search(current.manifest.description, { limit: 5 });
@@ -183,7 +199,7 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
           ...(r.decided_by ? { by: r.decided_by } : {}),
           summary: r.summary,
         })),
-        duplicates: await duplicatesOf(input.result.forged),
+        duplicates: await duplicatesOf(input.workflowId, input.result.forged),
       };
       return write(deriveTaskEvidence(facts));
     },

@@ -5,11 +5,13 @@ import { forgeBudgetToday } from '../../app/budget.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
+import { createEvidenceStore } from '../../services/runs/evidence.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // A daily budget of one new tool: the second forge of the day waits for a person. A forge that
-// ends on a tool the catalog already has, byte for byte, is no new tool: it leaves the budget as it was.
+// ends on a tool the catalog already has, byte for byte, is no new tool: it leaves the budget as it
+// was, and the task that asked for it leaves a duplicate_forged row of failure evidence.
 let h: Harness;
 
 const REFORGE_TASK = 'tally the words of my essay, please';
@@ -80,7 +82,7 @@ it('forges within budget, then waits for a person: rejected leaves the catalog a
   assert.equal(later.status === 'registered' && later.name, 'create_note');
 });
 
-it('a forge that ends on an identical catalog tool registers nothing and is not counted', async () => {
+it('a forge that ends on an identical catalog tool registers nothing and is not counted; its task leaves duplicate_forged evidence', async () => {
   // After the test above: count_words and create_note, both new tools, one of them approved past the budget.
   const before = await forgeBudgetToday(h.cfg);
   assert.equal(before.usedToday, 2);
@@ -113,4 +115,15 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
   assert.equal(after.usedToday, 2);
   const run = after.runs.find((r) => r.workflow_id === `${workflowId}.forge.1.1`);
   assert.deepEqual([run?.name, run?.status, run?.counted], ['count_words', 'unchanged', false]);
+  // forge failures: the task forged what the catalog had, so it should have called count_words.
+  const { evidence } = await createEvidenceStore({ sql: h.db.sql }).listEvidence({ limit: 50 });
+  const mine = evidence.filter((e) => e.workflowId === workflowId);
+  assert.deepEqual(
+    mine.map((e) => [e.source, e.failureType, e.expectations]),
+    [['duplicate_forged', 'routing', [{ kind: 'uses-tool', tool: 'count_words' }, { kind: 'forges-nothing' }]]],
+  );
+  assert.match(
+    mine[0]!.happened,
+    /the agent forged count_words again: count_words v1 already had exactly that code, so nothing was registered/,
+  );
 });

@@ -177,6 +177,24 @@ describe('failure evidence: what a finished task leaves', () => {
     assert.equal(deriveTaskEvidence({ workflowId: WF, result: res, duplicates: [] }).length, 0, 'a new tool nobody had is no failure');
   });
 
+  it('a forge that ended on a catalog tool with exactly its code is a duplicate of that very tool', () => {
+    const res = result('completed', [call('forge_tool', 'succeeded'), call('count_words', 'succeeded')], { forged: ['count_words'] });
+    const [row, ...rest] = deriveTaskEvidence({
+      workflowId: WF,
+      result: res,
+      duplicates: [{ forged: 'count_words', existing: 'count_words', similarity: 1, sameCode: { version: 2 } }],
+    });
+    assert.equal(rest.length, 0);
+    assert.deepEqual(
+      [row?.source, row?.failureType, row?.expectations],
+      ['duplicate_forged', 'routing', [{ kind: 'uses-tool', tool: 'count_words' }, { kind: 'forges-nothing' }]],
+    );
+    assert.equal(
+      row?.happened,
+      'the agent forged count_words again: count_words v2 already had exactly that code, so nothing was registered',
+    );
+  });
+
   it('every row fits the stored shapes, keys are unique per cause and the same facts give the same rows', () => {
     const facts = {
       workflowId: WF,
