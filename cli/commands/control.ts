@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { forgeBudgetToday } from '../../app/budget.ts';
+import { type ForgeBudgetToday, forgeBudgetToday } from '../../app/budget.ts';
 import { type ForgeConfig, localUser } from '../../app/context.ts';
 import { freeze, thawForge } from '../../app/control.ts';
 import { printJson, say } from '../output.ts';
@@ -46,14 +46,17 @@ export async function budgetCommand(cfg: ForgeConfig, args: string[]): Promise<n
   const { values } = parseArgs({ args, options: jsonFlag });
   const budget = await forgeBudgetToday(cfg);
   if (values.json) printJson({ ok: true, ...budget });
-  else {
-    say(
-      `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for  forge approve <id>`,
-    );
-    for (const r of budget.runs)
-      say(
-        `  ${r.workflow_id}  ${r.name ?? '(unnamed)'}  ${r.status}  tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out  ~$${r.cost_usd.toFixed(4)}`,
-      );
-  }
+  else for (const line of budgetLines(budget)) say(line);
   return 0;
+}
+
+/** `forge budget` as text: the count, then each forge run of the day, whether it counted and what it cost. */
+export function budgetLines(budget: ForgeBudgetToday): string[] {
+  return [
+    `forge budget: ${budget.usedToday} of ${budget.limit} new tools used today (UTC); past that, forging waits for a person (forge approvals, then forge approve <id>)`,
+    ...budget.runs.map(
+      (r) =>
+        `  ${r.workflow_id}: ${r.name ?? '(unnamed)'} ${r.status}${r.counted ? '' : ' (not counted)'}; tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out, ~$${r.cost_usd.toFixed(4)}`,
+    ),
+  ];
 }

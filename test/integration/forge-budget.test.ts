@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { forgeBudgetToday } from '../../app/budget.ts';
+import { budgetLines } from '../../cli/commands/control.ts';
 import type { ForgeOutcome } from '../../domain/forge.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
@@ -115,6 +116,17 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
   assert.equal(after.usedToday, 2);
   const run = after.runs.find((r) => r.workflow_id === `${workflowId}.forge.1.1`);
   assert.deepEqual([run?.name, run?.status, run?.counted], ['count_words', 'unchanged', false]);
+  const lines = budgetLines(after);
+  assert.equal(
+    lines[0],
+    'forge budget: 2 of 1 new tools used today (UTC); past that, forging waits for a person (forge approvals, then forge approve <id>)',
+  );
+  assert.match(
+    lines.find((l) => l.includes(workflowId)) ?? '',
+    new RegExp(`^  ${workflowId}\\.forge\\.1\\.1: count_words unchanged \\(not counted\\); tokens: `),
+  );
+  for (const line of lines) assert.doesNotMatch(line.trimStart(), /\s{2}|\s$/, `no double or trailing space: "${line}"`);
+
   // forge failures: the task forged what the catalog had, so it should have called count_words.
   const { evidence } = await createEvidenceStore({ sql: h.db.sql }).listEvidence({ limit: 50 });
   const mine = evidence.filter((e) => e.workflowId === workflowId);
