@@ -304,7 +304,10 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     return {
       is_error: false,
       tool,
-      content: `Forged ${tool.name} v${tool.version}, verified in the sandbox and registered: ${tool.description} It is offered as a tool from the next turn.`,
+      // A forge that landed on a name the catalog held registered nothing new: say what it came to.
+      content: outcome.note
+        ? `${outcome.note}. ${tool.name} v${tool.version}: ${tool.description} It is offered as a tool from the next turn.`
+        : `Forged ${tool.name} v${tool.version}, verified in the sandbox and registered: ${tool.description} It is offered as a tool from the next turn.`,
     };
   }
 

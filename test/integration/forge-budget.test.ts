@@ -110,6 +110,10 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
   assert.equal(result.status, 'completed', result.answer);
   assert.deepEqual(result.forged, ['count_words']);
   assert.deepEqual(await h.db.sql`select name, version from tool_versions order by name, version`, tools, 'nothing registered');
+  // The agent is told what the forge came to, not that a new tool was registered.
+  const asked = h.model.requests.map((r) => JSON.stringify(r.body ?? '')).filter((b) => b.includes(REFORGE_TASK));
+  assert.ok(asked.some((b) => b.includes('count_words v1 already has exactly this code: nothing registered. count_words v1:')));
+  assert.ok(!asked.some((b) => b.includes('Forged count_words v1, verified in the sandbox and registered')));
 
   // forge budget: still 2 of 1, the run listed as unchanged and not counted.
   const after = await forgeBudgetToday(h.cfg);
