@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import type { ForgeConfig } from '../domain/config.ts';
 import { connect, ping, type Sql } from '../services/db.ts';
 import { migrate } from './migrate.ts';
-import { logFile, ownServiceListening, portOpen, startDetached, waitFor } from './processes.ts';
+import { logFile, ownServiceListening, portOpen, SECOND_HOME_SETTINGS, startDetached, waitFor } from './processes.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -26,7 +26,7 @@ export function usesEmbedded(cfg: ForgeConfig): boolean {
 export async function ensureDatabaseServer(cfg: ForgeConfig): Promise<{ url: string; started: boolean }> {
   const url = databaseUrl(cfg);
   if (!usesEmbedded(cfg)) return { url, started: false };
-  const fix = 'give this home a port of its own (FORGE_PGLITE_PORT=<free port>), or set DATABASE_URL to use that database on purpose';
+  const fix = `give this home settings of its own (${SECOND_HOME_SETTINGS}), or set DATABASE_URL to use that database on purpose`;
   if (await ownServiceListening(cfg.home, { name: 'pglite', port: cfg.FORGE_PGLITE_PORT, what: 'embedded Postgres (PGlite)', fix }))
     return { url, started: false };
   const dataDir = path.join(cfg.home, 'pgdata');

@@ -6,7 +6,7 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { ComponentDownError } from '../domain/errors.ts';
 import { SEARCH_ATTRIBUTES } from '../domain/search-attributes.ts';
 import { log } from '../services/log.ts';
-import { logFile, ownServiceListening, portOpen, runningPid, startDetached, waitFor } from './processes.ts';
+import { logFile, ownServiceListening, portOpen, runningPid, SECOND_HOME_SETTINGS, startDetached, waitFor } from './processes.ts';
 import { ensureTemporalCli } from './temporal-cli.ts';
 
 export function devServerArgs(opts: { dbFile: string; port: number; uiPort: number; namespace: string; headless?: boolean }): string[] {
@@ -57,7 +57,7 @@ export async function ensureTemporal(cfg: ForgeConfig): Promise<TemporalEndpoint
     };
   }
   const endpoint = localEndpoint(cfg);
-  const fix = `give this home ports of its own (TEMPORAL_PORT=<free port> TEMPORAL_UI_PORT=<free port>), or set TEMPORAL_ADDRESS=127.0.0.1:${cfg.TEMPORAL_PORT} to use that server on purpose`;
+  const fix = `give this home settings of its own (${SECOND_HOME_SETTINGS}), or set TEMPORAL_ADDRESS=127.0.0.1:${cfg.TEMPORAL_PORT} to use that server on purpose`;
   if (await ownServiceListening(cfg.home, { name: 'temporal', port: cfg.TEMPORAL_PORT, what: 'Temporal dev server', fix }))
     return { ...endpoint, started: false };
   const cli = await ensureTemporalCli(cfg);

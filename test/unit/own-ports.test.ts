@@ -37,7 +37,10 @@ it('refuses a Temporal port held by a process this home did not start, naming th
   await assert.rejects(ensureTemporal(cfg), (err: unknown) => {
     assert.ok(err instanceof PortTakenError);
     assert.match(err.message, new RegExp(`port ${strangerPort} is taken by a process this Forge home \\(${home}\\) did not start`));
-    assert.match(err.fix ?? '', /TEMPORAL_PORT=<free port>.*TEMPORAL_ADDRESS=127\.0\.0\.1:/);
+    assert.match(
+      err.fix ?? '',
+      /free ports for FORGE_PGLITE_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT.*FORGE_DEPLOYMENT.*TEMPORAL_ADDRESS=127\.0\.0\.1:/,
+    );
     return true;
   });
 });
@@ -45,7 +48,7 @@ it('refuses a Temporal port held by a process this home did not start, naming th
 it('refuses an embedded Postgres port held by a process this home did not start; DATABASE_URL is the way to share one', async () => {
   await assert.rejects(ensureDatabaseServer(cfgWith({ FORGE_PGLITE_PORT: String(strangerPort) })), (err: unknown) => {
     assert.ok(err instanceof PortTakenError);
-    assert.match(err.fix ?? '', /FORGE_PGLITE_PORT=<free port>.*DATABASE_URL/);
+    assert.match(err.fix ?? '', /free ports for FORGE_PGLITE_PORT, .*FORGE_DASHBOARD_PORT.*DATABASE_URL/);
     return true;
   });
 });
