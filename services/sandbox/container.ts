@@ -25,17 +25,6 @@ export const LABEL_JOB = 'forge.job';
 export const LABEL_OWNER = 'forge.owner';
 export const LABEL_DEPLOYMENT = 'forge.deployment';
 
-let deployment = 'default';
-/**
- * Which Forge deployment (namespace + sandbox queue) this process's sandboxes belong to, so
- * `forge freeze` kills this deployment's sandboxes and not those of another Forge on the same engine.
- */
-export function setSandboxDeployment(name: string): void {
-  deployment = name;
-}
-export function sandboxDeployment(): string {
-  return deployment;
-}
 const TMPFS_MB = 16;
 
 /**
@@ -44,6 +33,19 @@ const TMPFS_MB = 16;
  * (pid 1 in a container): its predecessor's containers are still orphans.
  */
 export const OWNER = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+/**
+ * Which Forge deployment (namespace + sandbox queue) this process's sandboxes belong to, so
+ * `forge freeze` kills this deployment's sandboxes and not those of another Forge on the same engine.
+ * A process that never says (a one-off CLI command, a test, a bench) labels them as its own: a
+ * freeze elsewhere never matches them, and one made with its own label kills only its own.
+ */
+let deployment = `process:${OWNER}`;
+export function setSandboxDeployment(name: string): void {
+  deployment = name;
+}
+export function sandboxDeployment(): string {
+  return deployment;
+}
 
 export interface ContainerPlan {
   image: string;

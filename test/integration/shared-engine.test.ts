@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,11 +15,11 @@ import {
   LABEL_BUILD,
   LABEL_CONTROL,
 } from '../../services/evolution/control-worker.ts';
-import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
+import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../../services/sandbox/container.ts';
 import { reapOrphans } from '../../services/sandbox/docker.ts';
 import { testConfig } from '../helpers/env.ts';
 
-// Two Forge homes on one Docker engine whose deployments share a name (both on the default task
+// Forges sharing one Docker engine. Two homes whose deployments share a name (both on the default task
 // queue, each with its own Temporal): one home's forge up, forge down and retirements must never
 // stop or remove the other's control worker containers, and a version whose container name the
 // other home holds is refused with the fix, rather than taken for this home's own.
@@ -120,5 +121,27 @@ it('freezing one home kills its own sandboxes, not those of another home on the 
     assert.ok(await alive(ofB), "the other home's sandbox survives");
   } finally {
     await ofB.remove({ force: true }).catch(() => undefined);
+  }
+});
+
+it("a process that never named its deployment (a test, a CLI command) labels its sandboxes as its own: another's freeze spares them", async () => {
+  // Another such process on the same engine: a CI run's evolve test froze its own sandboxes with its label.
+  const other = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', '-e', "import('./services/sandbox/container.ts').then((m) => process.stdout.write(m.sandboxDeployment()))"],
+    { encoding: 'utf8' },
+  );
+  assert.notEqual(other, sandboxDeployment());
+  const image = await docker.getImage(cfg.FORGE_SANDBOX_IMAGE).inspect();
+  const labelled = (deployment: string) =>
+    docker.createContainer({ Image: image.Id, Labels: { [LABEL_SANDBOX]: '1', [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: deployment } });
+  const mine = await labelled(sandboxDeployment());
+  const theirs = await labelled(other);
+  try {
+    assert.equal(await reapOrphans(docker, { all: true, deployment: other }), 1);
+    assert.equal((await docker.listContainers({ all: true, filters: { id: [theirs.id] } })).length, 0);
+    assert.equal((await docker.listContainers({ all: true, filters: { id: [mine.id] } })).length, 1, "this process's sandbox survives");
+  } finally {
+    await mine.remove({ force: true }).catch(() => undefined);
   }
 });
