@@ -320,6 +320,14 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
       ? { component: 'docker', ok: true, detail: `engine answers${cfg.DOCKER_HOST ? ` at ${cfg.DOCKER_HOST}` : ''}` }
       : { component: 'docker', ok: false, detail: 'no engine answers', fix: 'forge up (starts dockerd as root), or start Docker yourself' },
   );
+  // A component whose check needs one that is down is still listed: not checked, and why.
+  const unchecked = (component: string, needs: string): Check => ({
+    component,
+    ok: false,
+    detail: `not checked: ${needs} is down`,
+    fix: 'forge up',
+  });
+  if (!dockerUp) checks.push(unchecked('sandbox image', 'the Docker engine'));
   if (dockerUp) {
     const present = await sandboxImagePresent(docker, cfg.FORGE_SANDBOX_IMAGE);
     checks.push({
@@ -359,6 +367,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
       detail: describeError(err),
       fix: usesEmbedded(cfg) ? 'forge up (starts the embedded database)' : 'check DATABASE_URL and that the server runs',
     });
+    checks.push(unchecked('kill switch', 'Postgres'));
   }
   const endpoint = temporalEndpoint(cfg);
   if (endpoint.managed) {
@@ -397,9 +406,9 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
       fix: endpoint.managed ? 'forge up' : 'check TEMPORAL_ADDRESS',
     });
   }
-  const workerCheck = checkWorker(cfg, worker, polling);
-  if (workerCheck) checks.push(workerCheck);
-  if (polling !== undefined && cfg.FORGE_CONTROL_WORKER === 'container') checks.push(await checkControlWorker(cfg));
+  checks.push(checkWorker(cfg, worker, polling) ?? unchecked('worker', 'Temporal'));
+  if (cfg.FORGE_CONTROL_WORKER === 'container')
+    checks.push(polling !== undefined ? await checkControlWorker(cfg) : unchecked('control worker', 'Temporal'));
   if (cfg.FORGE_MCP_HTTP) checks.push(await checkMcp(cfg));
   if (cfg.FORGE_DASHBOARD) checks.push(await checkDashboard(cfg));
   const llm = llmEndpoint(cfg);

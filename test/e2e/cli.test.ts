@@ -174,6 +174,14 @@ it('forge down stops everything it started, and doctor then says what to run', (
   const temporal = (after.json().checks as { component: string; ok: boolean; fix?: string }[]).find((c) => c.component === 'temporal');
   assert.equal(temporal?.ok, false);
   assert.equal(temporal?.fix, 'forge up');
+  // Every component is still listed; those whose check needs a component that is down say so.
+  const lines = after.json().checks as { component: string; ok: boolean; detail: string }[];
+  for (const [component, needs] of [
+    ['kill switch', 'Postgres'],
+    ['worker', 'Temporal'],
+    ['control worker', 'Temporal'],
+  ])
+    assert.equal(lines.find((c) => c.component === component)?.detail, `not checked: ${needs} is down`, component);
 });
 
 it('a malformed task gets a clear error and starts nothing', () => {
