@@ -1,3 +1,4 @@
+import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import { type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 
@@ -25,6 +26,19 @@ export async function startTask(session: Session, task: string, limits?: TaskInp
       parsed.error.issues.map((i) => (i.path[0] === 'limits' ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '),
     );
   return startCycle(session, 'task', [parsed.data]);
+}
+
+/**
+ * The range and default of each bound on the agent loop, read from the schema the workflow checks
+ * them with, so a surface can say what an option takes without a second copy of the numbers.
+ */
+export function taskLimitRanges(): Record<keyof AgentLimits, { min: number; max: number; default: number }> {
+  const range = (key: keyof AgentLimits) => {
+    const field = agentLimitsSchema.shape[key];
+    const number = field.unwrap();
+    return { min: number.minValue ?? 1, max: number.maxValue ?? Number.MAX_SAFE_INTEGER, default: field.parse(undefined) };
+  };
+  return { maxTurns: range('maxTurns'), maxToolCalls: range('maxToolCalls'), maxTokens: range('maxTokens') };
 }
 
 export interface TaskFollowHooks {

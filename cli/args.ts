@@ -1,4 +1,5 @@
 import { ForgeError, InvalidInputError } from '../app/errors.ts';
+import { usageError } from './output.ts';
 
 /**
  * `--env NAME=VALUE` passes a value; `--env NAME` passes the host's own NAME (when set). Secrets thus
@@ -17,4 +18,21 @@ export function withUsage<T>(pending: Promise<T>, usage: string): Promise<T> {
   return pending.catch((err: unknown) => {
     throw err instanceof InvalidInputError ? new ForgeError(`${err.message} (${usage})`, err.code, err.fix, err.details) : err;
   });
+}
+
+/**
+ * An option's value that is not a whole number in its range: names the option, what was given and
+ * what it takes, with the command's usage (instead of the schema's words about a field the person
+ * never saw, `limits.maxTurns: expected number, received NaN`).
+ */
+export function wholeNumberOption(
+  option: string,
+  text: string,
+  range: { min: number; max: number; default?: number },
+  usage: string,
+): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (Number.isSafeInteger(n) && n >= range.min && n <= range.max) return n;
+  const expected = `a whole number from ${range.min} to ${range.max}${range.default === undefined ? '' : ` (default ${range.default})`}`;
+  throw usageError(`${option} ${JSON.stringify(text)} is not valid: it takes ${expected}`, usage);
 }

@@ -13,9 +13,10 @@ const usage = `forge — durable tool forging on Temporal
   forge up [--json]                      start whatever is missing (Docker, Postgres, Temporal, worker)
   forge down [--json]                    stop what forge up started
   forge doctor [--json]                  check each component; says how to fix what is wrong
-  forge run "<task>" [--session id] [--wait] [--json]
+  forge run "<task>" [--session id] [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]
                                          start a task workflow (--wait follows it to the end;
-                                         --session continues that conversation, or starts it)
+                                         --session continues that conversation, or starts it;
+                                         the bounds default to 8 turns, 16 tool calls, 300k tokens)
   forge sessions [ls] | show <id> [--json]
                                          conversations of tasks, and each one's tasks in order
   forge demo                             forge up, then the demo: forge a tool, reuse it, repair one, chain two
@@ -39,7 +40,7 @@ const usage = `forge — durable tool forging on Temporal
                                          a pinned tool is never rewritten automatically
   forge tools rollback <name> [--to <version>] [--reason r]
                                          make an earlier version current again (default: the previous verified one)
-  forge tools archive <name> --reason r  no longer offered; kept on disk and in history
+  forge tools archive <name> --reason r   no longer offered; kept on disk and in history
   forge approvals [--json]               what waits for a person
   forge approve|reject <id> [--json]     answer a pending approval
   forge answer <id> "<text>" [--json]    answer a question the agent asked (ask_person)
@@ -101,15 +102,42 @@ async function sandboxCommand(_cfg: ForgeConfig, args: string[]): Promise<number
   );
 }
 
+/** A help-text line that is one of this command's (`forge approve|reject …` is approve's and reject's). */
+const commandLine = (name: string) => new RegExp(`^forge (?:\\S+\\|)*${name}(?:\\|\\S+)*(?:\\s|$)`);
+
 /** The usage lines of one command, from the help text: the fix shown when its command line does not parse. */
 export function usageOf(name: string): string | undefined {
+  const own = commandLine(name);
   const lines = usage
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => new RegExp(`^forge (?:\\S+\\|)*${name}(?:\\|\\S+)*(?:\\s|$)`).test(l))
+    .filter((l) => own.test(l))
     .map((l) => l.split(/\s{3,}/)[0]!);
   return lines.length ? lines.join('  |  ') : undefined;
 }
+
+/**
+ * One command's part of the help text: its usage lines with what they do (`forge run --help`), or
+ * undefined for a name the help text does not list.
+ */
+export function helpOf(name: string): string | undefined {
+  const own = commandLine(name);
+  const lines: string[] = [];
+  let inside = false;
+  for (const line of usage.split('\n')) {
+    // A command's line starts "  forge …"; what it does continues on lines indented further.
+    if (/^ {2}forge /.test(line)) inside = own.test(line.trim());
+    else if (!/^ {4,}\S/.test(line)) inside = false;
+    if (inside) lines.push(line);
+  }
+  return lines.length ? `usage:\n${lines.join('\n')}\n` : undefined;
+}
+
+/** `--help` or `-h` among a command's arguments (before a `--`, after which everything is an argument). */
+const asksForHelp = (args: string[]) => {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+};
 
 /** Surfaces of their own that bin/forge.mjs starts instead of this CLI: servers with no result line. */
 const SERVERS = ['mcp', 'dashboard'];
@@ -157,6 +185,13 @@ export async function main(argv: string[]): Promise<number> {
     if (json) return reportError(usageError(`unknown command ${JSON.stringify(name)}`), true);
     process.stderr.write(`unknown command ${JSON.stringify(name)}\n${usage}`);
     return EXIT.usage;
+  }
+  if (asksForHelp(args)) {
+    // Answered before the command parses its options: it does not list --help among them.
+    const help = helpOf(name) ?? usage;
+    if (json) printJson({ ok: true, command: name, usage: help });
+    else say(help.trimEnd());
+    return EXIT.ok;
   }
   try {
     const [command, { loadConfig }] = await Promise.all([load(), import('../app/context.ts')]);

@@ -51,7 +51,16 @@ function isArgParseError(err: unknown): err is Error & { code: string } {
 
 /** Bad usage of a command, with how to call it. */
 export function usageError(message: string, usage?: string): ForgeError {
-  return new ForgeError(message, 'USAGE', usage ? `usage: ${usage}` : 'forge help lists every command');
+  const line = usage?.replace(/^usage: /, '');
+  return new ForgeError(message, 'USAGE', line ? `usage: ${line}` : 'forge help lists every command');
+}
+
+/**
+ * A command called without an argument it cannot do without: says which one is missing and shows
+ * the usage line, instead of judging a value the person never gave (`invalid task: describe …`).
+ */
+export function missingArgument(command: string, what: string, usage: string): ForgeError {
+  return usageError(`forge ${command} needs ${what}`, usage);
 }
 
 /** The exit code an error means (EXIT). */

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say } from '../output.ts';
 
 // What waits for a person, and a person's decision: these work while Forge is frozen.
 
@@ -25,11 +24,8 @@ export function decideCommand(approve: boolean) {
   return async (cfg: ForgeConfig, args: string[]): Promise<number> => {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
     const [id] = positionals;
-    if (!id)
-      throw new InvalidInputError(
-        'command',
-        `usage: forge ${approve ? 'approve' : 'reject'} <approval-id> (list them with: forge approvals)`,
-      );
+    const name = approve ? 'approve' : 'reject';
+    if (!id) throw missingArgument(name, 'the id of the approval (forge approvals lists them)', `forge ${name} <approval-id> [--json]`);
     const by = localUser();
     const decision = await withSession(cfg, (session) => decideApproval(session, { id, approve, by }));
     if (values.json) printJson({ ok: true, ...decision, by });
@@ -43,8 +39,9 @@ export async function answerCommand(cfg: ForgeConfig, args: string[]): Promise<n
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
   const [id, ...words] = positionals;
   const answer = words.join(' ').trim();
-  if (!id || !answer)
-    throw new InvalidInputError('command', 'usage: forge answer <approval-id> "<your answer>" (list the questions with: forge approvals)');
+  const usage = 'forge answer <approval-id> "<your answer>" [--json]';
+  if (!id) throw missingArgument('answer', 'the id of the question (forge approvals lists them, kind question)', usage);
+  if (!answer) throw missingArgument('answer', `your answer, in words, after the id: forge answer ${id} "<your answer>"`, usage);
   const by = localUser();
   const decision = await withSession(cfg, (session) => decideApproval(session, { id, approve: true, by, answer }));
   if (values.json) printJson({ ok: true, ...decision, by, answer });

@@ -3,7 +3,7 @@ import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { type Expectation, type FailureEvidence, giveFeedback, listFailures, showFailure } from '../../app/evidence.ts';
 import { withUsage } from '../args.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 
 const FEEDBACK_USAGE =
   'usage: forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--severity 0..1] [--json]';
@@ -49,7 +49,10 @@ export async function feedbackCommand(cfg: ForgeConfig, args: string[]): Promise
     },
   });
   const [taskId, ...extra] = positionals;
-  if (!taskId || extra.length || values.bad === undefined) throw new InvalidInputError('command', FEEDBACK_USAGE);
+  if (!taskId) throw missingArgument('feedback', 'the id of the task it is about (forge run prints it)', FEEDBACK_USAGE);
+  if (values.bad === undefined) throw missingArgument('feedback', '--bad "<what should have happened>"', FEEDBACK_USAGE);
+  if (extra.length)
+    throw usageError(`forge feedback takes one task id, not ${positionals.length}: ${positionals.join(' ')}`, FEEDBACK_USAGE);
   let severity: number | undefined;
   if (values.severity !== undefined) {
     severity = Number(values.severity);
@@ -103,7 +106,9 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
     if (total > evidence.length) say(`(${total - evidence.length} more not shown: --limit ${total})`);
     return 0;
   }
-  if (sub !== 'show' || id === undefined || extra.length) throw new InvalidInputError('command', FAILURES_USAGE);
+  if (sub !== 'show') throw usageError(`unknown failures command ${JSON.stringify(sub)}`, FAILURES_USAGE);
+  if (id === undefined) throw missingArgument('failures show', 'the id of the evidence (forge failures ls lists them)', FAILURES_USAGE);
+  if (extra.length) throw usageError(`forge failures show takes one id, not ${positionals.length - 1}`, FAILURES_USAGE);
   const e = await withUsage(showFailure(cfg, id), FAILURES_USAGE);
   if (values.json) {
     printJson({ ok: true, evidence: e });

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
 import {
   type CandidateRow,
   decideCandidate,
@@ -11,7 +10,7 @@ import {
   rollbackHarness,
   showCandidate,
 } from '../../app/evolve.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE =
@@ -53,7 +52,7 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     return 0;
   }
   if (sub === 'show') {
-    if (!id) throw new InvalidInputError('command', USAGE);
+    if (!id) throw missingArgument('evolve show', 'the id of a candidate (forge evolve ls lists them)', USAGE);
     const row = await showCandidate(cfg, id);
     if (values.json) {
       printJson({ ok: true, candidate: row });
@@ -78,7 +77,7 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     return 0;
   }
   if (sub === 'approve' || sub === 'reject') {
-    if (!id) throw new InvalidInputError('command', USAGE);
+    if (!id) throw missingArgument(`evolve ${sub}`, 'the id of a verified candidate (forge evolve ls lists them)', USAGE);
     return withSession(cfg, async (session) => {
       const approve = sub === 'approve';
       const by = values.by ?? localUser();
@@ -122,7 +121,7 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     return 0;
   }
   if (sub === 'rollback') {
-    if (!id) throw new InvalidInputError('command', USAGE);
+    if (!id) throw missingArgument('evolve rollback', 'a revision: a commit prefix or a build id (forge evolve history lists them)', USAGE);
     return withSession(cfg, async (session) => {
       const started = await rollbackHarness(session, id, values.by ?? localUser());
       if (!values.json)
@@ -142,5 +141,5 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
       return ok ? 0 : 1;
     });
   }
-  throw new InvalidInputError('command', `unknown evolve command ${JSON.stringify(sub)} (${USAGE})`);
+  throw usageError(`unknown evolve command ${JSON.stringify(sub)}`, USAGE);
 }

@@ -4,7 +4,7 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { followForge, startForge } from '../../app/forge.ts';
 import { withUsage } from '../args.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE = 'usage: forge forge "<what the tool must do>" [--name snake_name] [--docs file] [--openapi file.json] [--wait] [--json]';
@@ -31,6 +31,8 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       json: { type: 'boolean', default: false },
     },
   });
+  const need = positionals.join(' ').trim();
+  if (!need) throw missingArgument('forge', 'a description of the tool: what it must do, in a sentence', USAGE);
   const openApiText = readFileArg(values.openapi, 'OpenAPI file');
   let openApi: unknown;
   if (openApiText !== undefined) {
@@ -40,7 +42,7 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       throw new InvalidInputError('OpenAPI file', `${values.openapi} is not JSON: ${(err as Error).message}`);
     }
   }
-  const ask = { need: positionals.join(' '), name: values.name, apiDocs: readFileArg(values.docs, 'API docs file'), openApi };
+  const ask = { need, name: values.name, apiDocs: readFileArg(values.docs, 'API docs file'), openApi };
   return withSession(cfg, async (session) => {
     const started = await withUsage(startForge(session, ask), USAGE);
     const { workflowId, uiUrl } = started;

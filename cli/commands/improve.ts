@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { followImprove, startImprove } from '../../app/improve.ts';
 import { withUsage } from '../args.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE = 'usage: forge improve <tool> [--reason "<why>"] [--wait] [--json]';
@@ -14,7 +14,9 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
     allowPositionals: true,
     options: { reason: { type: 'string' }, wait: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
   });
-  const tool = positionals[0] ?? '';
+  const [tool, ...extra] = positionals;
+  if (!tool) throw missingArgument('improve', 'the name of the tool to improve (forge tools ls lists them)', USAGE);
+  if (extra.length) throw usageError(`forge improve takes one tool, not ${positionals.length}: ${positionals.join(' ')}`, USAGE);
   return withSession(cfg, async (session) => {
     const started = await withUsage(startImprove(session, { tool, reason: values.reason, by: process.env.USER ?? 'cli' }), USAGE);
     const { workflowId, uiUrl } = started;

@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
-import { followTask, startTask } from '../../app/tasks.ts';
-import { withUsage } from '../args.ts';
-import { printJson, say } from '../output.ts';
+import { followTask, startTask, taskLimitRanges } from '../../app/tasks.ts';
+import { wholeNumberOption, withUsage } from '../args.ts';
+import { missingArgument, printJson, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 type Calls = Extract<Awaited<ReturnType<typeof followTask>>, { ok: true }>['result']['calls'];
@@ -44,11 +44,23 @@ function callLines(calls: Calls, link: (workflowId: string) => string | null): s
 
 const USAGE = 'usage: forge run "<task>" [--session id] [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]';
 
-/** The loop's bounds a person set on the command line; absent ones keep their defaults. */
-function limitsFrom(values: { 'max-turns'?: string; 'max-tool-calls'?: string; 'max-tokens'?: string }) {
-  const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-  const limits = { maxTurns: n(values['max-turns']), maxToolCalls: n(values['max-tool-calls']), maxTokens: n(values['max-tokens']) };
-  return Object.values(limits).some((v) => v !== undefined) ? limits : undefined;
+const LIMIT_OPTIONS = { maxTurns: 'max-turns', maxToolCalls: 'max-tool-calls', maxTokens: 'max-tokens' } as const;
+
+/**
+ * The loop's bounds a person set on the command line; absent ones keep their defaults. Checked here,
+ * option by option, so a bad value is named by its option (`--max-turns "abc"`), not as the task.
+ */
+export function limitsFrom(values: { 'max-turns'?: string; 'max-tool-calls'?: string; 'max-tokens'?: string }) {
+  const ranges = taskLimitRanges();
+  const limits: { maxTurns?: number; maxToolCalls?: number; maxTokens?: number } = {};
+  for (const [key, option] of Object.entries(LIMIT_OPTIONS) as [
+    keyof typeof LIMIT_OPTIONS,
+    (typeof LIMIT_OPTIONS)[keyof typeof LIMIT_OPTIONS],
+  ][]) {
+    const text = values[option];
+    if (text !== undefined) limits[key] = wholeNumberOption(`--${option}`, text, ranges[key], USAGE);
+  }
+  return Object.keys(limits).length ? limits : undefined;
 }
 
 export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
@@ -64,8 +76,16 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
       session: { type: 'string' },
     },
   });
+  const task = positionals.join(' ').trim();
+  if (!task)
+    throw missingArgument(
+      'run',
+      'a task: what the agent should do, in words (e.g. forge run "how many words are in \'a rose is a rose\'?")',
+      USAGE,
+    );
+  const limits = limitsFrom(values);
   return withSession(cfg, async (session) => {
-    const started = await withUsage(startTask(session, positionals.join(' '), limitsFrom(values), values.session), USAGE);
+    const started = await withUsage(startTask(session, task, limits, values.session), USAGE);
     const { workflowId, uiUrl } = started;
     const inSession = values.session ? { sessionId: values.session } : {};
     const startedLine = `started ${workflowId}${values.session ? ` in session ${values.session}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`;

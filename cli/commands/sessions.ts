@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { listSessions, showSession } from '../../app/sessions.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 
 const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions show <id> [--json]';
 
@@ -33,7 +33,9 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
     }
     return 0;
   }
-  if (sub !== 'show' || id === undefined || extra.length) throw new InvalidInputError('command', USAGE);
+  if (sub !== 'show' && sub !== 'ls') throw usageError(`unknown sessions command ${JSON.stringify(sub)}`, USAGE);
+  if (sub === 'ls' || extra.length) throw usageError(`unexpected argument ${JSON.stringify(sub === 'ls' ? id : extra[0])}`, USAGE);
+  if (id === undefined) throw missingArgument('sessions show', 'the id of the session (forge sessions ls lists them)', USAGE);
   const session = await showSession(cfg, id);
   if (values.json) {
     printJson({ ok: true, session });

@@ -11,7 +11,7 @@ import {
 } from '../../app/catalog.ts';
 import { type ForgeConfig, localUser } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 
 // forge tools: the catalog, read (ls, show, history, score) and edited by a person (pin, rollback, archive).
 
@@ -44,7 +44,9 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     return 0;
   }
   if (sub === 'score') return scoreCommand(cfg, name, values.json);
-  if (!name) throw new InvalidInputError('command', toolsUsage);
+  const known = ['show', 'history', 'pin', 'unpin', 'rollback', 'archive'];
+  if (!known.includes(sub)) throw usageError(`unknown tools command ${JSON.stringify(sub)}`, toolsUsage);
+  if (!name) throw missingArgument(`tools ${sub}`, 'the name of a tool (forge tools ls lists them)', toolsUsage);
   if (sub === 'show') {
     const details = await showTool(cfg, name);
     if (values.json) printJson({ ok: true, tool: details });
@@ -106,7 +108,12 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     return 0;
   }
   if (sub === 'archive') {
-    if (!values.reason) throw new InvalidInputError('command', `usage: forge tools archive ${name} --reason "<why>"`);
+    if (!values.reason)
+      throw missingArgument(
+        'tools archive',
+        '--reason "<why>": the audit log and the alert carry it',
+        `forge tools archive ${name} --reason "<why>"`,
+      );
     const by = localUser();
     const r = await archiveToolByHand(cfg, { name, by, reason: values.reason });
     if (values.json) printJson({ ok: true, ...r, by });
@@ -118,7 +125,7 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     }
     return 0;
   }
-  throw new InvalidInputError('command', `unknown tools command ${JSON.stringify(sub)}: ${toolsUsage}`);
+  throw usageError(`unknown tools command ${JSON.stringify(sub)}`, toolsUsage);
 }
 
 /** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */

@@ -1,0 +1,109 @@
+/**
+ * What a new user sees when a command line is wrong, with nothing of Forge running: the CLI in a
+ * child process, as a person runs it (a tester's report: option errors that blamed "the task" with
+ * the schema's words, --help that was an unknown option, missing arguments judged as bad values).
+ * Every case here fails before Forge is reached, so no Temporal, Postgres or Docker is needed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-cli-usage-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** `forge <args>` with a home of its own and nothing listening where Forge would be (port 1 refuses at once). */
+function offlineForge(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['bin/forge.mjs', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: {
+      ...Object.fromEntries(
+        Object.entries(process.env).filter(([n]) => !n.startsWith('TEMPORAL_') && !n.startsWith('FORGE_') && n !== 'DATABASE_URL'),
+      ),
+      FORGE_HOME: path.join(tmp, 'home'),
+      DATABASE_URL: 'postgres://forge:forge@127.0.0.1:1/forge',
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+      ...env,
+    },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const RUN_USAGE =
+  /usage: forge run "<task>" \[--session id\] \[--wait\] \[--json\] \[--max-turns n\] \[--max-tool-calls n\] \[--max-tokens n\]/;
+
+describe('forge run: options and arguments', () => {
+  it('a bound that is not a number names the option and what it takes, not "the task"', () => {
+    const r = offlineForge(['run', 'count the words in a text', '--max-turns', 'abc']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: --max-turns "abc" is not valid: it takes a whole number from 1 to 50 \(default 8\)\n/);
+    assert.match(r.stderr, RUN_USAGE);
+    assert.doesNotMatch(r.stderr, /invalid task|limits\.|NaN|expected number/);
+  });
+
+  it('a bound out of range says the range, for each bound', () => {
+    const calls = offlineForge(['run', 'count the words in a text', '--max-tool-calls', '0']);
+    assert.equal(calls.code, 2);
+    assert.match(calls.stderr, /--max-tool-calls "0" is not valid: it takes a whole number from 1 to 200 \(default 16\)/);
+    const tokens = offlineForge(['run', 'count the words in a text', '--max-tokens', '1.5']);
+    assert.equal(tokens.code, 2);
+    assert.match(tokens.stderr, /--max-tokens "1\.5" is not valid: it takes a whole number from 1000 to 5000000 \(default 300000\)/);
+  });
+
+  it('no task: says a task is missing, with the usage line', () => {
+    const r = offlineForge(['run']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error: forge run needs a task: what the agent should do, in words/);
+    assert.match(r.stderr, RUN_USAGE);
+    assert.doesNotMatch(r.stderr, /invalid task|at least a few words/);
+  });
+
+  it('--help prints the command usage, bounds included, and exits 0', () => {
+    const r = offlineForge(['run', '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^usage:\n {2}forge run "<task>" .*\[--max-turns n\] \[--max-tool-calls n\] \[--max-tokens n\]\n/);
+    assert.match(r.stdout, /start a task workflow/);
+    assert.doesNotMatch(r.stdout, /forge improve/, 'only the command asked about');
+    assert.equal(r.stderr, '');
+    assert.equal(offlineForge(['tools', '-h']).code, 0);
+  });
+
+  it('forge help lists the bounds too', () => {
+    const r = offlineForge(['help']);
+    assert.match(r.stdout, /forge run "<task>" .*\[--max-turns n\] \[--max-tool-calls n\] \[--max-tokens n\]/);
+  });
+
+  it('with --json, the refusal is one JSON line with the code, the message and the fix', () => {
+    const r = offlineForge(['run', '--json']);
+    assert.equal(r.code, 2);
+    const line = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual([line.ok, line.error], [false, 'USAGE']);
+    assert.match(String(line.message), /forge run needs a task/);
+    assert.match(String(line.fix), RUN_USAGE);
+  });
+});
+
+describe('missing arguments say what is missing', () => {
+  it('forge improve without a tool', () => {
+    const r = offlineForge(['improve']);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /^error: forge improve needs the name of the tool to improve \(forge tools ls lists them\)\n {2}fix: usage: forge improve <tool>/,
+    );
+    assert.doesNotMatch(r.stderr, /invalid improve request|snake_case/);
+  });
+
+  it('forge forge without a need, forge tools show without a name, forge approve without an id', () => {
+    assert.match(offlineForge(['forge']).stderr, /^error: forge forge needs a description of the tool/);
+    assert.match(offlineForge(['tools', 'show']).stderr, /^error: forge tools show needs the name of a tool/);
+    assert.match(offlineForge(['approve']).stderr, /^error: forge approve needs the id of the approval/);
+    assert.match(offlineForge(['feedback', 'task-1']).stderr, /^error: forge feedback needs --bad/);
+  });
+});
