@@ -3,7 +3,7 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { type AuditEntry, type AuditFilter, getAuditEntry, listAudit, outputHash } from '../services/catalog/audit.ts';
 import { withDb } from './db.ts';
 
-export { parseAuditId, type ReplayResult, type ReplayTarget } from '../domain/audit.ts';
+export { AUDIT_KINDS, type AuditKind, parseAuditId, type ReplayResult, type ReplayTarget } from '../domain/audit.ts';
 export type { AuditEntry, AuditFilter };
 
 /** Audited calls, replays and catalog edits, newest first; works while Forge is frozen. */

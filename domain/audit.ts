@@ -7,8 +7,29 @@ import { z } from 'zod';
 import { ForgeError } from './errors.ts';
 import type { SideEffect } from './tool.ts';
 
+/**
+ * Every kind of entry the audit log holds, with what it records: the writer's schema takes only
+ * these (a new kind fails to compile until it is listed here), and `forge audit --kind` refuses
+ * anything else, listing them.
+ */
+export const AUDIT_KINDS = {
+  tool_call: "one call of a tool version: input, output, latency, the model's reasoning, the task",
+  refused_call: "input the tool's own schema refused: the model's mistake, fed back to it, never metered",
+  replay: 'a re-run of an audited call (forge audit replay), with whether the output was the same',
+  promotion: 'a version made current: a forge, or a rewrite that passed the regression gate',
+  rollback: 'an earlier version made current again (forge tools rollback)',
+  archive: 'a tool no longer offered (forge tools archive, or a degraded tool the improve cycle gave up on)',
+  pin: 'a tool pinned: never rewritten automatically',
+  unpin: 'a pin lifted',
+  inherit_cases: "a replacement tool taking over an archived tool's regression cases",
+  human_edit: "a person's edit of a version's folder, verified in the sandbox and registered as the next version",
+  human_edit_rejected: "a person's edit that failed verification: the last good version stays current",
+} as const;
+export type AuditKind = keyof typeof AUDIT_KINDS;
+export const auditKindSchema = z.enum(Object.keys(AUDIT_KINDS) as [AuditKind, ...AuditKind[]]);
+
 /** Audit kinds that record one call of one tool version with its input, so can be re-run. */
-export const REPLAYABLE_KINDS: readonly string[] = ['tool_call', 'replay'];
+export const REPLAYABLE_KINDS: readonly string[] = ['tool_call', 'replay'] satisfies AuditKind[];
 
 /** Audit ids as people type them: `12` or `#12`. */
 export const auditIdSchema = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { type AuditEntry, auditEntries, auditEntry, parseAuditId } from '../../app/audit.ts';
+import { AUDIT_KINDS, type AuditEntry, auditEntries, auditEntry, parseAuditId } from '../../app/audit.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
+import { ForgeError, InvalidInputError } from '../../app/errors.ts';
 import { replayAuditEntry } from '../../app/replay.ts';
 import { printJson, say } from '../output.ts';
 
@@ -27,6 +27,16 @@ export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const limit = Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    // A kind Forge never writes matches nothing: refused, listing the kinds, rather than an empty list that looks like an answer.
+    if (values.kind !== undefined && !Object.hasOwn(AUDIT_KINDS, values.kind)) {
+      const kinds = Object.keys(AUDIT_KINDS);
+      throw new ForgeError(
+        `--kind ${JSON.stringify(values.kind)} is not an audit kind: it takes one of ${kinds.join(', ')}`,
+        'USAGE',
+        `usage: forge audit --kind <${kinds.join('|')}>`,
+        { option: '--kind', kinds },
+      );
+    }
     const entries = await auditEntries(cfg, { tool: values.tool, workflowId: values.workflow, kind: values.kind, limit });
     if (values.json) printJson({ ok: true, entries });
     else if (!entries.length) say('no audit entries match (every tool call, replay and catalog edit is audited here)');

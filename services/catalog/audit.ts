@@ -7,6 +7,7 @@ import { z } from 'zod';
 import {
   AuditEntryNotFoundError,
   auditedOutput,
+  auditKindSchema,
   NotReplayableError,
   REPLAYABLE_KINDS,
   type ReplayContext,
@@ -21,7 +22,7 @@ import { parseInput } from './input.ts';
 
 export const auditInputSchema = z.object({
   idempotencyKey: z.string().min(1).max(512),
-  kind: z.string().min(1).max(100),
+  kind: auditKindSchema,
   tool: z.string().optional(),
   version: z.number().int().min(1).optional(),
   input: z.unknown().optional(),

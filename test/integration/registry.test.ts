@@ -303,14 +303,14 @@ describe('registry', () => {
 
     const a1 = await registry.recordAudit({
       idempotencyKey: 'wf-9:audit-1',
-      kind: 'invocation',
+      kind: 'tool_call',
       tool: 'echo',
       version: 1,
       input: { q: 'a' },
       reasoning: 'the task asked for an echo',
       taskContext: { task: 't' },
     });
-    const a2 = await registry.recordAudit({ idempotencyKey: 'wf-9:audit-1', kind: 'invocation', tool: 'echo', version: 1 });
+    const a2 = await registry.recordAudit({ idempotencyKey: 'wf-9:audit-1', kind: 'tool_call', tool: 'echo', version: 1 });
     assert.deepEqual([a1.created, a2.created, a2.id], [true, false, a1.id]);
   });
 

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { AUDIT_KINDS } from '../../domain/audit.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-cli-usage-'));
@@ -105,5 +106,29 @@ describe('missing arguments say what is missing', () => {
     assert.match(offlineForge(['tools', 'show']).stderr, /^error: forge tools show needs the name of a tool/);
     assert.match(offlineForge(['approve']).stderr, /^error: forge approve needs the id of the approval/);
     assert.match(offlineForge(['feedback', 'task-1']).stderr, /^error: forge feedback needs --bad/);
+  });
+});
+
+describe('forge audit --kind', () => {
+  it('a kind Forge never writes is refused, exit 2, listing the kinds', () => {
+    const r = offlineForge(['audit', '--kind', 'bogus']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: --kind "bogus" is not an audit kind: it takes one of tool_call, refused_call, replay, promotion, rollback/,
+    );
+    const json = offlineForge(['audit', '--kind', 'bogus', '--json']);
+    const line = JSON.parse(json.stdout) as Record<string, unknown>;
+    assert.deepEqual([json.code, line.ok, line.error, line.kinds], [2, false, 'USAGE', Object.keys(AUDIT_KINDS)]);
+  });
+
+  it("README's audit row names every kind the code writes", () => {
+    const row = fs
+      .readFileSync(path.join(root, 'README.md'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('| `forge audit [--tool'));
+    assert.ok(row, 'the forge audit row');
+    const missing = Object.keys(AUDIT_KINDS).filter((k) => !row.includes(`\`${k}\``));
+    assert.deepEqual(missing, []);
   });
 });
