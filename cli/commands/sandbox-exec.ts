@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
+import { ForgeError, InvalidInputError } from '../../app/errors.ts';
 import { type ExecResult, execToolFile } from '../../app/sandbox.ts';
 import { envAssignment } from '../args.ts';
 import { printJson, reportError, say } from '../output.ts';
@@ -45,7 +45,7 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
     else throw new InvalidInputError('arguments', `unexpected argument ${JSON.stringify(arg)}. ${USAGE}`);
   }
   if (!file) throw new InvalidInputError('arguments', `missing <tool-file>. ${USAGE}`);
-  if (!existsSync(file)) throw new InvalidInputError('<tool-file>', `${file} does not exist`);
+  toolFileOf(file);
   if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
     throw new InvalidInputError('--timeout', 'expected a positive whole number of milliseconds');
   }
@@ -56,6 +56,31 @@ export function parseSandboxExecArgs(args: string[], hostEnv: Record<string, str
     throw new InvalidInputError('--input', `not valid JSON (${(err as Error).message})`);
   }
   return { file: path.resolve(file), input, env, timeoutMs, json: args.includes('--json') };
+}
+
+/**
+ * The tool file a person named, checked before anything reads it: a folder (the tool's, most
+ * likely: `sandbox verify` takes one) or a path that is not there gets a hint, exit 2, not a
+ * raw EISDIR or ENOENT.
+ */
+function toolFileOf(file: string): void {
+  const stat = statSync(file, { throwIfNoEntry: false });
+  if (!stat)
+    throw new ForgeError(
+      `<tool-file> ${file} does not exist`,
+      'USAGE',
+      "pass the path of a tool's .ts file (a tool folder holds it as tool.ts); forge tools show <name> prints a registered tool's folder",
+    );
+  if (stat.isDirectory()) {
+    const inside = path.join(file, 'tool.ts');
+    throw new ForgeError(
+      `<tool-file> ${file} is a folder: sandbox exec runs one tool file`,
+      'USAGE',
+      existsSync(inside)
+        ? `run its tool: forge sandbox exec ${inside} --input '<json>'; or verify the whole folder: forge sandbox verify ${file}`
+        : `pass a tool's .ts file; to verify a tool folder (tool.ts, tool.test.ts): forge sandbox verify <tool-dir>`,
+    );
+  }
 }
 
 function printHuman(file: string, r: ExecResult): void {

@@ -1,6 +1,7 @@
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, withSession } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
+import { ForgeError, InvalidInputError } from '../../app/errors.ts';
 import { type StageResult, type VerifyReport, verifyFolder } from '../../app/verify-folder.ts';
 import { envAssignment } from '../args.ts';
 import { printJson, reportError, say } from '../output.ts';
@@ -53,7 +54,25 @@ export function parseSandboxVerifyArgs(args: string[], hostEnv: Record<string, s
     else throw new InvalidInputError('arguments', `unexpected argument ${JSON.stringify(arg)}. ${USAGE}`);
   }
   if (!out.dir) throw new InvalidInputError('arguments', `missing <tool-dir>. ${USAGE}`);
+  toolDirOf(out.dir);
   return out;
+}
+
+/** The folder a person named, checked before anything reads it: a file or a missing path gets a hint, exit 2, not a raw ENOTDIR. */
+function toolDirOf(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (!stat)
+    throw new ForgeError(
+      `<tool-dir> ${dir} does not exist`,
+      'USAGE',
+      'pass a tool folder (tool.ts, tool.test.ts, an optional api-spec.json), e.g. forge sandbox verify examples/tools/fetch_exchange_rate',
+    );
+  if (!stat.isDirectory())
+    throw new ForgeError(
+      `<tool-dir> ${dir} is a file: sandbox verify takes the tool's folder`,
+      'USAGE',
+      `verify the folder that holds it: forge sandbox verify ${path.dirname(dir)}; or run the tool once: forge sandbox exec ${dir} --input '<json>'`,
+    );
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

@@ -132,3 +132,36 @@ describe('forge audit --kind', () => {
     assert.deepEqual(missing, []);
   });
 });
+
+describe('forge sandbox exec and verify: the path they were given', () => {
+  const example = 'examples/tools/fetch_exchange_rate';
+
+  it('exec on a tool folder: exit 2, pointing at its tool.ts and at sandbox verify, no raw EISDIR', () => {
+    const r = offlineForge(['sandbox', 'exec', example, '--input', '{}']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: <tool-file> examples\/tools\/fetch_exchange_rate is a folder: sandbox exec runs one tool file\n/);
+    assert.match(
+      r.stderr,
+      /fix: run its tool: forge sandbox exec examples\/tools\/fetch_exchange_rate\/tool\.ts --input '<json>'; or verify the whole folder: forge sandbox verify examples\/tools\/fetch_exchange_rate/,
+    );
+    assert.doesNotMatch(r.stderr, /EISDIR/);
+  });
+
+  it('exec on a missing file: exit 2, with what to pass', () => {
+    const r = offlineForge(['sandbox', 'exec', 'no/such/tool.ts', '--input', '{}', '--json']);
+    assert.equal(r.code, 2);
+    const line = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(line.message, '<tool-file> no/such/tool.ts does not exist');
+    assert.match(String(line.fix), /a tool's \.ts file/);
+  });
+
+  it('verify on a file: exit 2, pointing at its folder, no raw ENOTDIR', () => {
+    const r = offlineForge(['sandbox', 'verify', `${example}/tool.ts`, '--no-live']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /is a file: sandbox verify takes the tool's folder\n {2}fix: verify the folder that holds it: forge sandbox verify \S+fetch_exchange_rate;/,
+    );
+    assert.doesNotMatch(r.stderr, /ENOTDIR/);
+  });
+});
