@@ -88,7 +88,37 @@ export function reportError(err: unknown, json: boolean, usage?: string): number
     return exitCodeFor(err);
   }
   const message = e instanceof Error ? e.message : String(e);
-  if (json) printJson({ ok: false, error: 'UNEXPECTED', message });
-  else process.stderr.write(`error: ${message}\n`);
+  // Not an error Forge knows how to explain: it still gets a fix, so every error line has one.
+  const fix = 'forge doctor checks each component; if all are ok, this is a bug in Forge: report it with the command you ran';
+  if (json) printJson({ ok: false, error: 'UNEXPECTED', message, fix });
+  else process.stderr.write(`error: ${message}\n  fix: ${fix}\n`);
+  return EXIT.failed;
+}
+
+/**
+ * A followed cycle whose workflow itself failed (no result to print: not a task that failed, a
+ * workflow that did): the same error shape as any other refusal (code, message, fix), with the
+ * cycle's ids and, as the fix, where its history shows the step that failed.
+ */
+export function reportCycleFailure(
+  json: boolean,
+  cycle: { workflowId: string; uiUrl?: string | null },
+  error: string,
+  extra: Record<string, unknown> = {},
+): number {
+  const fix = cycle.uiUrl
+    ? `its history in the Temporal UI shows the step that failed: ${cycle.uiUrl}`
+    : `its history in the Temporal UI (workflow ${cycle.workflowId}) shows the step that failed`;
+  if (json)
+    printJson({
+      ok: false,
+      ...extra,
+      workflowId: cycle.workflowId,
+      uiUrl: cycle.uiUrl ?? null,
+      error: 'CYCLE_FAILED',
+      message: error,
+      fix,
+    });
+  else process.stderr.write(`failed: ${error}\n  fix: ${fix}\n`);
   return EXIT.failed;
 }

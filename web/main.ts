@@ -17,6 +17,15 @@ const usage = `forge dashboard [--host h] [--port n]
 `;
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--json')) {
+    // A server has no result line, but a script that asked for JSON reads stdout for one: it gets
+    // the CLI's error line (code, message, fix) there, like every other command's refusal.
+    const message = "Unknown option '--json': forge dashboard is a server, with no result to print as JSON";
+    const fix =
+      'run it without --json: it prints the address to open (token included) and serves until stopped; forge up runs it in the background and prints the same address';
+    process.stdout.write(`${JSON.stringify({ ok: false, error: 'USAGE', message, fix })}\n`);
+    return 2;
+  }
   let values: { host?: string; port?: string; help?: boolean };
   try {
     ({ values } = parseArgs({

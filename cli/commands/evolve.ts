@@ -10,7 +10,7 @@ import {
   rollbackHarness,
   showCandidate,
 } from '../../app/evolve.ts';
-import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { missingArgument, printJson, reportCycleFailure, say, usageError } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE =
@@ -93,11 +93,7 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
       const print = progressPrinter();
       const end = await followEvolve(session, done.workflowId, values.json ? undefined : print);
       print.stop();
-      if (!end.ok) {
-        if (values.json) printJson({ ok: false, ...done, error: end.error });
-        else process.stderr.write(`failed: ${end.error}\n`);
-        return 1;
-      }
+      if (!end.ok) return reportCycleFailure(values.json, { workflowId: done.workflowId }, end.error, done);
       const ok = end.result.status === (approve ? 'promoted' : 'rejected');
       if (values.json) printJson({ ok, ...done, outcome: end.result });
       else say(`${end.result.status}: ${end.result.reason}`);
@@ -135,9 +131,10 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
       const print = progressPrinter();
       const end = await followDeploy(session, started, values.json ? undefined : print);
       print.stop();
-      const ok = end.ok && end.result.status === 'promoted';
-      if (values.json) printJson({ ok, ...started, ...(end.ok ? { outcome: end.result } : { error: end.error }) });
-      else say(end.ok ? `${end.result.status}: ${end.result.reason}` : `failed: ${end.error}`);
+      if (!end.ok) return reportCycleFailure(values.json, started, end.error, { ...started });
+      const ok = end.result.status === 'promoted';
+      if (values.json) printJson({ ok, ...started, outcome: end.result });
+      else say(`${end.result.status}: ${end.result.reason}`);
       return ok ? 0 : 1;
     });
   }

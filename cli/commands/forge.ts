@@ -4,7 +4,7 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { followForge, startForge } from '../../app/forge.ts';
 import { withUsage } from '../args.ts';
-import { missingArgument, printJson, say } from '../output.ts';
+import { missingArgument, printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE = 'usage: forge forge "<what the tool must do>" [--name snake_name] [--docs file] [--openapi file.json] [--wait] [--json]';
@@ -54,11 +54,7 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const print = progressPrinter();
     const end = await followForge(session, started, values.json ? undefined : print);
     print.stop();
-    if (!end.ok) {
-      if (values.json) printJson({ ok: false, workflowId, error: end.error });
-      else process.stderr.write(`failed: ${end.error}\n`);
-      return 1;
-    }
+    if (!end.ok) return reportCycleFailure(values.json, started, end.error);
     const outcome = end.result;
     if (values.json) printJson({ ok: outcome.status === 'registered', workflowId, uiUrl, outcome });
     else

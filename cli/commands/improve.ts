@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { followImprove, startImprove } from '../../app/improve.ts';
 import { withUsage } from '../args.ts';
-import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { missingArgument, printJson, reportCycleFailure, say, usageError } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 const USAGE = 'usage: forge improve <tool> [--reason "<why>"] [--wait] [--json]';
@@ -28,11 +28,7 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
     const print = progressPrinter();
     const end = await followImprove(session, started, values.json ? undefined : print);
     print.stop();
-    if (!end.ok) {
-      if (values.json) printJson({ ok: false, workflowId, error: end.error });
-      else process.stderr.write(`failed: ${end.error}\n`);
-      return 1;
-    }
+    if (!end.ok) return reportCycleFailure(values.json, started, end.error);
     const outcome = end.result;
     const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
     if (values.json) printJson({ ok, workflowId, uiUrl, outcome });

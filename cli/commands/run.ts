@@ -3,7 +3,7 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
 import { followTask, startTask, taskLimitRanges } from '../../app/tasks.ts';
 import { wholeNumberOption, withUsage } from '../args.ts';
-import { missingArgument, printJson, say } from '../output.ts';
+import { missingArgument, printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 type Calls = Extract<Awaited<ReturnType<typeof followTask>>, { ok: true }>['result']['calls'];
@@ -115,8 +115,6 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
       // A task whose call failed, or that a bound stopped, did not do what was asked.
       return ok ? 0 : 1;
     }
-    if (values.json) printJson({ ok: false, workflowId, uiUrl, status: 'failed', error: end.error });
-    else process.stderr.write(`failed: ${end.error}\n`);
-    return 1;
+    return reportCycleFailure(values.json, started, end.error, { ...inSession, status: 'failed' });
   });
 }

@@ -139,13 +139,16 @@ describe('--json: one line, every command', () => {
     }
     for (const c of ordered) check(c[0], c[1], c[2], await run(c));
 
-    // The servers have no result to print (mcp's stdout is the MCP protocol): --json is a flag they do not know, bad usage, on stderr.
-    for (const server of servers) {
-      const r = await cli(server, '--json');
-      assert.equal(r.code, 2, `${server}: ${r.stderr}`);
-      assert.equal(r.stdout, '', server);
-      assert.match(r.stderr, /Unknown option '--json'/, server);
-    }
+    // The servers have no result to print: --json is a flag they do not know, bad usage. The dashboard
+    // answers with the error line like any command; mcp's stdout is the MCP protocol, so it says so on stderr.
+    const dashboard = await cli('dashboard', '--json');
+    assert.equal(dashboard.code, 2, dashboard.stderr);
+    const refusal = oneJsonLine('forge dashboard', dashboard);
+    assert.deepEqual([refusal.error, typeof refusal.fix], ['USAGE', 'string']);
+    const mcp = await cli('mcp', '--json');
+    assert.equal(mcp.code, 2, mcp.stderr);
+    assert.equal(mcp.stdout, '');
+    assert.match(mcp.stderr, /Unknown option '--json'/);
     const help = await cli('help', '--json');
     assert.equal(help.code, 0);
     assert.deepEqual(oneJsonLine('forge help', help).commands, names);

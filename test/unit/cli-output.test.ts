@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseArgs } from 'node:util';
 import { usageOf } from '../../cli/main.ts';
-import { capturingJson, EXIT, exitCodeFor, printJson, reportError, usageError } from '../../cli/output.ts';
+import { capturingJson, EXIT, exitCodeFor, printJson, reportCycleFailure, reportError, usageError } from '../../cli/output.ts';
 import { attemptLabel, progressPrinter } from '../../cli/progress.ts';
 import { ComponentDownError, ConfigError, ForgeError, InvalidInputError } from '../../domain/errors.ts';
 
@@ -80,6 +80,30 @@ describe('exit codes', () => {
     assert.equal(line.error, 'USAGE');
     assert.equal(line.message, "Unknown option '--bogus'");
     assert.match(line.fix!, /^usage: forge run "<task>" \[--session id\] \[--wait\] \[--json\]/);
+  });
+
+  it('every --json error line has the same shape: an unexpected error and a failed workflow too', async () => {
+    const unexpected = await captured(() => reportError(new Error('EISDIR: illegal operation on a directory, read'), true));
+    assert.equal(unexpected.value, 1);
+    const u = JSON.parse(unexpected.stdout) as Record<string, unknown>;
+    assert.deepEqual([u.ok, u.error, u.message], [false, 'UNEXPECTED', 'EISDIR: illegal operation on a directory, read']);
+    assert.match(String(u.fix), /forge doctor/);
+
+    const cycle = { workflowId: 'task-x', uiUrl: 'http://localhost:8233/namespaces/default/workflows/task-x' };
+    const failed = await captured(() => reportCycleFailure(true, cycle, 'the model API refused the turn', { status: 'failed' }));
+    assert.equal(failed.value, 1);
+    assert.deepEqual(JSON.parse(failed.stdout), {
+      ok: false,
+      status: 'failed',
+      workflowId: 'task-x',
+      uiUrl: cycle.uiUrl,
+      error: 'CYCLE_FAILED',
+      message: 'the model API refused the turn',
+      fix: `its history in the Temporal UI shows the step that failed: ${cycle.uiUrl}`,
+    });
+    const human = await captured(() => reportCycleFailure(false, { workflowId: 'task-x', uiUrl: null }, 'boom'));
+    assert.equal(human.stdout, '');
+    assert.equal(human.stderr, 'failed: boom\n  fix: its history in the Temporal UI (workflow task-x) shows the step that failed\n');
   });
 
   it('usageOf finds each command in the help text, aliases included', () => {

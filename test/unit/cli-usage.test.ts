@@ -165,3 +165,16 @@ describe('forge sandbox exec and verify: the path they were given', () => {
     assert.doesNotMatch(r.stderr, /ENOTDIR/);
   });
 });
+
+describe('--json refusals are JSON lines', () => {
+  it('forge dashboard --json: exit 2 with the error line on stdout, not silence', () => {
+    const r = offlineForge(['dashboard', '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, r.stdout);
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual([line.ok, line.error], [false, 'USAGE']);
+    assert.match(String(line.message), /forge dashboard is a server/);
+    assert.match(String(line.fix), /without --json: it prints the address/);
+  });
+});
