@@ -45,7 +45,7 @@ export async function ensureDatabaseServer(cfg: ForgeConfig): Promise<{ url: str
 export async function openDatabase(cfg: ForgeConfig, opts: { migrate?: boolean; max?: number } = {}): Promise<Sql> {
   const url = databaseUrl(cfg);
   const sql = connect(url, { max: opts.max ?? (usesEmbedded(cfg) ? 2 : 5) });
-  await ping(sql, url);
+  await ping(sql, url, { embedded: usesEmbedded(cfg) });
   if (opts.migrate !== false) await migrate(sql);
   return sql;
 }

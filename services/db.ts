@@ -12,15 +12,22 @@ export function connect(url: string, opts: { max?: number } = {}): Sql {
   });
 }
 
-/** Fails fast with a clear message when the server does not answer. */
-export async function ping(sql: Sql, url: string): Promise<void> {
+/**
+ * Fails fast with a clear message when the server does not answer. The fix depends on whose server
+ * it is: a DATABASE_URL a person set is theirs to check; the embedded one (DATABASE_URL unset) is
+ * started by forge up, and telling that person to check a DATABASE_URL they never set sends them
+ * the wrong way.
+ */
+export async function ping(sql: Sql, url: string, opts: { embedded?: boolean } = {}): Promise<void> {
   try {
     await sql`select 1`;
   } catch (err) {
     throw new ComponentDownError(
       'Postgres',
       `${redact(url)}: ${(err as Error).message}`,
-      'check DATABASE_URL, or unset it to use the embedded database (forge up)',
+      opts.embedded
+        ? "forge up (starts Forge's embedded Postgres, which it uses while DATABASE_URL is unset)"
+        : 'check DATABASE_URL and that its server runs, or unset it to use the embedded database (forge up)',
     );
   }
 }

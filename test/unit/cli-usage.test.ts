@@ -18,7 +18,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-cli-usage-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** `forge <args>` with a home of its own and nothing listening where Forge would be (port 1 refuses at once). */
-function offlineForge(args: string[], env: Record<string, string> = {}) {
+function offlineForge(args: string[], env: Record<string, string | undefined> = {}) {
   const r = spawnSync(process.execPath, ['bin/forge.mjs', ...args], {
     cwd: root,
     encoding: 'utf8',
@@ -31,7 +31,7 @@ function offlineForge(args: string[], env: Record<string, string> = {}) {
       DATABASE_URL: 'postgres://forge:forge@127.0.0.1:1/forge',
       TEMPORAL_ADDRESS: '127.0.0.1:1',
       ...env,
-    },
+    } as NodeJS.ProcessEnv,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -176,5 +176,22 @@ describe('--json refusals are JSON lines', () => {
     assert.deepEqual([line.ok, line.error], [false, 'USAGE']);
     assert.match(String(line.message), /forge dashboard is a server/);
     assert.match(String(line.fix), /without --json: it prints the address/);
+  });
+});
+
+describe('Postgres down: the fix fits the database in use', () => {
+  it('DATABASE_URL unset (the embedded database): forge up, not "check DATABASE_URL"', () => {
+    const r = offlineForge(['approvals', '--json'], { DATABASE_URL: undefined, FORGE_PGLITE_PORT: '1' });
+    assert.equal(r.code, 3, r.stderr);
+    const line = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(line.error, 'COMPONENT_DOWN');
+    assert.match(String(line.fix), /^forge up \(starts Forge's embedded Postgres/);
+    assert.doesNotMatch(String(line.fix), /check DATABASE_URL/);
+  });
+
+  it('DATABASE_URL set: check it', () => {
+    const r = offlineForge(['approvals', '--json']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(String((JSON.parse(r.stdout) as Record<string, unknown>).fix), /^check DATABASE_URL and that its server runs/);
   });
 });
