@@ -1,2 +1,2 @@
 // The typed errors a surface shows a person (message, code, fix), so surfaces need not reach into domain/.
-export { ForgeError, InvalidInputError } from '../domain/errors.ts';
+export { clause, ForgeError, InvalidInputError } from '../domain/errors.ts';

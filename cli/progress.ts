@@ -20,7 +20,21 @@ export interface ProgressPrinter {
   stop(): void;
 }
 
-const TERMINAL = new Set(['completed', 'failed', 'stopped', 'registered', 'promoted', 'kept', 'skipped', 'archived']);
+/** The phases a cycle ends in (task, forge, improve, evolve, deploy). */
+const TERMINAL = new Set([
+  'completed',
+  'failed',
+  'stopped',
+  'registered',
+  'promoted',
+  'kept',
+  'skipped',
+  'archived',
+  'refused',
+  'rejected',
+  'expired',
+  'rolled-back',
+]);
 
 /** "turn 3" for a task, "attempt 2" for a forge's verification or an improve's rewrite; undefined before the first. */
 export function attemptLabel(p: Progress): string | undefined {
@@ -69,7 +83,10 @@ export function progressPrinter(opts: { tty?: boolean; write?: (s: string) => vo
     for (const h of p.history.slice(printed)) {
       const at = Date.parse(h.at);
       const offset = Number.isFinite(at) ? at - zero : now() - zero;
-      line(`  … ${seconds(offset).padStart(8)}  ${h.phase}${h.note ? ` — ${h.note}` : ''}`);
+      // The last transition's note is the outcome's reason, which the command prints right after
+      // (`refused: …`, the task's answer): shown here too, a person read every failure twice.
+      const note = h.note && !TERMINAL.has(h.phase) ? ` — ${h.note}` : '';
+      line(`  … ${seconds(offset).padStart(8)}  ${h.phase}${note}`);
     }
     printed = p.history.length;
     if (p.pendingApproval && p.pendingApproval !== askedFor) {

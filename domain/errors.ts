@@ -52,6 +52,14 @@ export class InvalidInputError extends ForgeError {
   }
 }
 
+/**
+ * A message about to be followed by more words: without the full stop(s) it may end with, so
+ * `${clause(m)}. more` never reads "Connection error.. more" (the SDK's messages end in one).
+ */
+export function clause(text: string): string {
+  return text.trimEnd().replace(/\.+$/, '');
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

@@ -8,7 +8,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ForgeError } from '../app/errors.ts';
+import { clause, ForgeError } from '../app/errors.ts';
 import { type McpBackend, mcpLog, type WaitOptions } from '../app/mcp-calls.ts';
 import type { CatalogWatch } from './catalog-watch.ts';
 import { callResult, catalogToolToMcp, cycleResult, errorResult, searchResult } from './format.ts';
@@ -110,7 +110,10 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const catalog = await backend.tools().catch((err: Error) => {
-      throw new McpError(ErrorCode.InternalError, `Forge's catalog cannot be read: ${err.message}. Is Forge up? (forge up; forge doctor)`);
+      throw new McpError(
+        ErrorCode.InternalError,
+        `Forge's catalog cannot be read: ${clause(err.message)}. Is Forge up? (forge up; forge doctor)`,
+      );
     });
     // A catalog tool never shadows a meta-tool (the agent loop's own names are refused at registration already).
     return { tools: [...metaTools, ...catalog.filter((t) => !metaNames.has(t.name)).map(catalogToolToMcp)] };
@@ -181,7 +184,7 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
       // What a person's CLI would say: the message and the fix. Anything else is logged and summarised.
       if (err instanceof ForgeError) return errorResult(`${err.message}${err.fix ? ` (fix: ${err.fix})` : ''}`);
       mcpLog.error('tool call failed', { tool: name, error: (err as Error).message });
-      return errorResult(`Forge could not run ${name}: ${(err as Error).message}. Is Forge up? (forge doctor says what is wrong)`);
+      return errorResult(`Forge could not run ${name}: ${clause((err as Error).message)}. Is Forge up? (forge doctor says what is wrong)`);
     }
   });
 

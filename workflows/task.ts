@@ -26,6 +26,7 @@ import {
   type ToolResultBlock,
   type ToolUseBlock,
 } from '../domain/agent.ts';
+import { clause } from '../domain/errors.ts';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import { type ImproveOutcome, isTransient } from '../domain/improve.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
@@ -422,7 +423,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     recovery.diagnosis = diagnosis;
     await recordStep({ workflowId, step: `diagnosis-${callId}`, output: diagnosis });
     // The notes below end this with their own full stop: a diagnosis is sentences, and ends in one.
-    const failed = `the call failed: ${error}. Diagnosis: ${diagnosis.diagnosis.trim().replace(/\.+$/, '')}`;
+    const failed = `the call failed: ${clause(error)}. Diagnosis: ${clause(diagnosis.diagnosis)}`;
     if (diagnosis.atFault === 'input') {
       return {
         attempt,
@@ -446,12 +447,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
             attempt,
             recovery,
             version: next.version,
-            note: `(${gate.name} v${gate.version} failed on this input: ${error}. Diagnosis: ${diagnosis.diagnosis} It was repaired as v${next.version}, which passed the regression gate, and the call was re-run on it.)`,
+            note: `(${gate.name} v${gate.version} failed on this input: ${clause(error)}. Diagnosis: ${diagnosis.diagnosis} It was repaired as v${next.version}, which passed the regression gate, and the call was re-run on it.)`,
           };
         }
-        repairNote = ` A repair (v${next.version}) passed the regression gate, but the re-run failed too: ${attempt.error}.`;
+        repairNote = ` A repair (v${next.version}) passed the regression gate, but the re-run failed too: ${clause(attempt.error ?? 'failed')}.`;
       } else {
-        repairNote = ` A repair was tried and did not pass: ${repair.reason}.`;
+        repairNote = ` A repair was tried and did not pass: ${clause(repair.reason)}.`;
       }
     }
 
@@ -480,7 +481,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
         };
     }
     const outcome = decision.approved
-      ? `the retry ${decision.by ?? 'a person'} approved failed too: ${attempt.error}`
+      ? `the retry ${decision.by ?? 'a person'} approved failed too: ${clause(attempt.error ?? 'failed')}`
       : decision.timedOut
         ? `nobody answered within ${harness.policy.approval.escalationWait}`
         : `${decision.by ?? 'a person'} declined to retry it`;

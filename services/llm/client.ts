@@ -12,7 +12,7 @@
 import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import type { AgentMessage, AgentTurn, OfferedTool } from '../../domain/agent.ts';
-import { InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
+import { clause, InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
 import { classifyLlmFailure } from '../../domain/llm-retry.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import { harness, type PromptedCall } from '../../harness/index.ts';
@@ -136,13 +136,13 @@ export function toLlmCallError(err: unknown, call: { purpose: string; model: str
   const what = `LLM call "${call.purpose}" to ${call.model}`;
   if (err instanceof APIConnectionError) {
     const d = classifyLlmFailure({ timedOut: err instanceof APIConnectionTimeoutError });
-    return new LlmCallError(`${what} failed: ${err.message}. ${d.hint}`, d.failureType, true, undefined, undefined, { cause: err });
+    return new LlmCallError(`${what} failed: ${clause(err.message)}. ${d.hint}`, d.failureType, true, undefined, undefined, { cause: err });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const d = classifyLlmFailure({ status: err.status, headers: headersOf(err.headers) });
     const apiMessage = err.apiMessage ?? err.message;
     return new LlmCallError(
-      `${what} failed with HTTP ${err.status} ${err.type ?? ''}: ${apiMessage}. ${d.hint}`,
+      `${what} failed with HTTP ${err.status}${err.type ? ` ${err.type}` : ''}: ${clause(apiMessage)}. ${d.hint}`,
       d.failureType,
       d.retryable,
       d.delayMs,

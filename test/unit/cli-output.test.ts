@@ -176,6 +176,22 @@ describe('progress', () => {
     assert.ok(!out.includes('\r') && !out.includes('\x1b'), 'no carriage return, no escape sequence');
   });
 
+  it("the last transition's reason is left to the outcome line the command prints after it: said once, not twice", () => {
+    let out = '';
+    const print = progressPrinter({ tty: false, write: (s) => (out += s), now: () => t0 + 5000 });
+    const reason = 'the rewriting step failed: LLM call "improve.rewrite" failed: Connection error. could not reach the model server';
+    print({
+      phase: 'failed',
+      history: [
+        { phase: 'starting', at: at(0) },
+        { phase: 'rewriting', at: at(0.2), note: 'attempt 1 of 3' },
+        { phase: 'failed', at: at(4.8), note: reason },
+      ],
+    });
+    print.stop();
+    assert.equal(out, ['  …    0.0 s  starting', '  …    0.2 s  rewriting — attempt 1 of 3', '  …    4.8 s  failed', ''].join('\n'));
+  });
+
   it('on a terminal: the same lines, and a live last line with phase, attempt and elapsed, redrawn and cleared at the end', () => {
     let out = '';
     let now = t0 + 1000;

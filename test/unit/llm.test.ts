@@ -286,3 +286,32 @@ describe('agentTurn activity', () => {
     assert.equal(server.requests.length, before);
   });
 });
+
+describe('a failed call says why once, in one sentence', () => {
+  it('the model server down: "Connection error." is not followed by a second full stop', async () => {
+    const llm = createLlm({ baseURL: 'http://127.0.0.1:1', model: MODEL, recordUsage: async () => {}, scope: activityScope });
+    const err = await weather(llm, 'improve.rewrite').then(
+      () => assert.fail('no model server answers'),
+      (e: unknown) => e as Error,
+    );
+    assert.match(
+      err.message,
+      /^LLM call "improve\.rewrite" to claude-sonnet-4-6 failed: Connection error\. could not reach the model server/,
+    );
+    assert.doesNotMatch(err.message, /\.\./);
+  });
+
+  it("the API's own message ending in a full stop, with no error type: no '..', no ' :'", async () => {
+    const { server, llm } = await setup([{ responses: [{ error: { status: 500, message: 'Internal server error.' } }] }]);
+    try {
+      const err = await weather(llm).then(
+        () => assert.fail('the API failed'),
+        (e: unknown) => e as Error,
+      );
+      assert.match(err.message, /failed with HTTP 500( \S+)?: Internal server error\. the API failed with 500; Temporal will retry$/);
+      assert.doesNotMatch(err.message, /\.\.| :/);
+    } finally {
+      await server.close();
+    }
+  });
+});
