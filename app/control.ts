@@ -1,16 +1,17 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { sandboxDeploymentName } from '../services/config.ts';
 import { createKillSwitch, freezeForge, type KillSwitchState } from '../services/control/kill-switch.ts';
+import type { ReapCounts } from '../services/sandbox/docker.ts';
 import { withDb } from './db.ts';
 
-export type { KillSwitchState };
+export type { KillSwitchState, ReapCounts };
 
 /** The kill switch: refuse every side effect from now on, and kill the sandboxes that run. */
 export async function freeze(
   cfg: ForgeConfig,
   by: string,
   reason?: string,
-): Promise<{ killedSandboxes: number; alreadyFrozen?: KillSwitchState }> {
+): Promise<{ killedSandboxes: number; sandboxes: ReapCounts; alreadyFrozen?: KillSwitchState }> {
   // dockerode is imported here, not at the top: only freezing kills containers (thaw never needs it).
   const { dockerClient } = await import('../infra/docker.ts');
   return withDb(cfg, (sql) => freezeForge({ sql, docker: dockerClient(cfg), deployment: sandboxDeploymentName(cfg), by, reason }));

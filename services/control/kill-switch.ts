@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { FrozenRefusal } from '../../domain/errors.ts';
 import type { Sql } from '../db.ts';
-import { reapOrphans } from '../sandbox/docker.ts';
+import { type ReapCounts, reapSandboxes } from '../sandbox/docker.ts';
 
 export interface KillSwitchState {
   frozen: boolean;
@@ -81,10 +81,12 @@ export async function freezeForge(deps: {
   deployment: string;
   by: string;
   reason?: string;
-}): Promise<{ killedSandboxes: number; alreadyFrozen?: KillSwitchState }> {
+}): Promise<{ killedSandboxes: number; sandboxes: ReapCounts; alreadyFrozen?: KillSwitchState }> {
   const before = await createKillSwitch(deps.sql).freeze(deps.by, deps.reason);
   // With no Docker engine answering, no sandbox runs: the freeze itself still holds. Reaped again
   // when already frozen: a sandbox started just before the first freeze may still be running.
-  const killedSandboxes = await reapOrphans(deps.docker, { all: true, deployment: deps.deployment }).catch(() => 0);
-  return before.frozen ? { killedSandboxes, alreadyFrozen: before } : { killedSandboxes };
+  const none: ReapCounts = { total: 0, jobs: 0, warmPool: 0, stopped: 0 };
+  const sandboxes = await reapSandboxes(deps.docker, { all: true, deployment: deps.deployment }).catch(() => none);
+  const result = { killedSandboxes: sandboxes.total, sandboxes };
+  return before.frozen ? { ...result, alreadyFrozen: before } : result;
 }

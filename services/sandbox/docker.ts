@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
 import { type JobMessageInput, MAX_FRAME_BYTES, type RunnerResult, splitRunnerOutput } from '../../runner/protocol.ts';
 import { log } from '../log.ts';
-import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, type Outcome, OWNER, RunnerContainer } from './container.ts';
+import { LABEL_DEPLOYMENT, LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, type Outcome, OWNER, RunnerContainer } from './container.ts';
 import {
   type KilledBy,
   type RunOptions,
@@ -319,15 +319,31 @@ export function ownerIsGone(owner: string | undefined, self = OWNER, host = os.h
 }
 
 /**
+ * What a reap removed, by what each container was doing: running a job it was started for, a
+ * warm-pool container (started ahead of any job: idle, or running a job handed to it; the label
+ * cannot tell which), or not running at all (exited, never started). `forge freeze` reports them
+ * apart: a warm pool refilled since the last freeze is not a sandbox that was running a tool.
+ */
+export interface ReapCounts {
+  total: number;
+  jobs: number;
+  warmPool: number;
+  stopped: number;
+}
+
+/** The slot ids the warm pools start containers under (pool.ts, egress-pool.ts), before any job exists. */
+const isWarmSlot = (jobLabel: string | undefined) => /^(pool|egress-spare)-/.test(jobLabel ?? '');
+
+/**
  * Removes leftover sandbox containers (a worker killed mid-job leaves them). By default
  * only those whose owning process on this host is gone, or that are older than
  * staleAfterMs, so two workers (or test files) sharing one engine do not kill each
  * other's jobs; `all: true` removes every forge.sandbox container.
  */
-export async function reapOrphans(
+export async function reapSandboxes(
   docker: Docker,
   opts: { all?: boolean; staleAfterMs?: number; deployment?: string } = {},
-): Promise<number> {
+): Promise<ReapCounts> {
   const staleAfterMs = opts.staleAfterMs ?? 6 * 3600_000;
   const label = [`${LABEL_SANDBOX}=1`, ...(opts.deployment ? [`${LABEL_DEPLOYMENT}=${opts.deployment}`] : [])];
   const containers = await docker.listContainers({ all: true, filters: { label } });
@@ -341,7 +357,18 @@ export async function reapOrphans(
     ),
   );
   if (doomed.length) log.info('reaped orphan sandbox containers', { count: doomed.length });
-  return doomed.length;
+  const counts: ReapCounts = { total: doomed.length, jobs: 0, warmPool: 0, stopped: 0 };
+  for (const c of doomed) {
+    if (c.State !== 'running') counts.stopped++;
+    else if (isWarmSlot(c.Labels[LABEL_JOB])) counts.warmPool++;
+    else counts.jobs++;
+  }
+  return counts;
+}
+
+/** reapSandboxes, counting only how many it removed. */
+export async function reapOrphans(docker: Docker, opts: Parameters<typeof reapSandboxes>[1] = {}): Promise<number> {
+  return (await reapSandboxes(docker, opts)).total;
 }
 
 export { OWNER };

@@ -692,6 +692,8 @@ describe('5. decisions sent to the wrong workflow or with stale ids', () => {
     const second = await cli('freeze', '--reason', 'second');
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^Forge was already frozen by tester since .* \(first: a runaway tool\): nothing changed/);
+    // Nothing was running: it says so with the number, instead of counting containers it did not kill.
+    assert.match(second.stdout, /nothing changed; killed 0 sandboxes started for a job\. Resume with: forge thaw\n$/);
     const [state] = await h.db.sql`select value from system_state where key = 'kill_switch'`;
     assert.equal((state?.value as { reason?: string } | undefined)?.reason, 'first: a runaway tool', 'the first reason is not overwritten');
     assert.equal((await thawForge(h.cfg, 'tester')).wasFrozen, true);
