@@ -48,7 +48,11 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
     else if (!rows.length) say('no evolve candidates yet: the nightly curation starts them from failure evidence (forge failures ls)');
     else
       for (const r of rows)
-        say(`${r.id}  ${r.status.padEnd(9)} ${r.failure_type.padEnd(9)} ${r.evidence_ids.length} case(s)  ${r.reason ?? ''}`.slice(0, 200));
+        say(
+          `${r.id}  ${r.status.padEnd(9)} ${r.failure_type.padEnd(9)} ${r.evidence_ids.length} case(s)  ${r.reason ?? ''}`
+            .slice(0, 200)
+            .trimEnd(),
+        );
     return 0;
   }
   if (sub === 'show') {
@@ -58,7 +62,7 @@ export async function evolveCommand(cfg: ForgeConfig, args: string[]): Promise<n
       printJson({ ok: true, candidate: row });
       return 0;
     }
-    say(`${row.id}: ${row.status} — ${row.reason ?? ''}`);
+    say(`${row.id}: ${row.status}${row.reason ? ` — ${row.reason}` : ''}`);
     say(`batch ${row.batch_key} (${row.failure_type}), evidence ${row.evidence_ids.join(', ')}`);
     for (const e of row.evidence)
       say(`  #${e.id} ${e.failureType}: ${e.trace.task}\n    expected: ${e.expected}\n    happened: ${e.happened}`);

@@ -81,7 +81,7 @@ function stageLine(s: StageResult): string {
   const tests = s.tests?.length ? `  ${s.tests.filter((t) => t.passed).length}/${s.tests.length} tests` : '';
   const findings = s.findings?.length ? `  ${s.findings.length} finding${s.findings.length > 1 ? 's' : ''}` : '';
   const reason = s.status !== 'passed' && s.reason ? `  — ${s.reason.split('\n')[0]}` : '';
-  return `  ${s.stage.padEnd(12)} ${s.status.toUpperCase().padEnd(7)}${tests}${findings}${s.durationMs ? ` (${seconds(s.durationMs)})` : ''}${reason}`;
+  return `  ${s.stage.padEnd(12)} ${s.status.toUpperCase().padEnd(7)}${tests}${findings}${s.durationMs ? ` (${seconds(s.durationMs)})` : ''}${reason}`.trimEnd();
 }
 
 function stageDetails(s: StageResult): string[] {

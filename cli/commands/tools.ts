@@ -7,6 +7,7 @@ import {
   scoreTools,
   setToolPinned,
   showTool,
+  type ToolListing,
   toolHistory,
 } from '../../app/catalog.ts';
 import { type ForgeConfig, localUser } from '../../app/context.ts';
@@ -36,11 +37,7 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const tools = await listTools(cfg, { all: values.all });
     if (values.json) printJson({ ok: true, tools });
     else if (!tools.length) say('no tools yet: forge one with  forge forge "<what the tool must do>"');
-    else
-      for (const t of tools)
-        say(
-          `${t.name.padEnd(28)} v${t.currentVersion ?? '-'}  ${t.status.padEnd(11)} ${t.stats.level.padEnd(12)} ${t.sideEffect.padEnd(5)} ${t.pinned ? 'pinned ' : ''}${t.stats.invocations} calls  ${t.description.slice(0, 60)}${t.replacedBy ? `  (replaced by ${t.replacedBy})` : ''}`,
-        );
+    else for (const line of toolsTable(tools)) say(line);
     return 0;
   }
   if (sub === 'score') return scoreCommand(cfg, name, values.json);
@@ -60,7 +57,7 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
         `  permissions: network ${JSON.stringify(details.manifest?.permissions.network ?? [])}, env ${JSON.stringify(details.manifest?.permissions.env ?? [])}`,
       );
       say(
-        `  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${details.stats.avgLatencyMs ?? '-'} ms`,
+        `  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${latency(details.stats.avgLatencyMs)}`,
       );
       if (details.pinned) say('  pinned: never rewritten automatically (forge tools unpin to allow it)');
       if (details.status === 'archived')
@@ -74,14 +71,7 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   if (sub === 'history') {
     const history = await toolHistory(cfg, name);
     if (values.json) printJson({ ok: true, name, history });
-    else
-      for (const h of history) {
-        say(
-          `v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()} ${h.onDisk !== 'same' ? `[on disk: ${h.onDisk}]` : ''}`,
-        );
-        for (const line of gateLines(h.gateReport)) say(`    ${line}`);
-        if (h.diff) say(h.diff.replace(/^/gm, '    '));
-      }
+    else for (const h of history) for (const line of historyLines(h)) say(line);
     return 0;
   }
   if (sub === 'pin' || sub === 'unpin') {
@@ -126,6 +116,52 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     return 0;
   }
   throw usageError(`unknown tools command ${JSON.stringify(sub)}`, toolsUsage);
+}
+
+/** A mean latency as a person reads it: whole milliseconds (the registry's average is a float: 48.666666666666664). */
+export const latency = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : `${Math.round(ms)} ms`);
+
+/**
+ * `forge tools ls` as a table: a header row like the other tables' (forge tools score), columns
+ * padded to line up, no trailing spaces; `*` marks a pinned tool, explained under the table.
+ */
+export function toolsTable(tools: ToolListing[]): string[] {
+  const row = (cells: { name: string; ver: string; status: string; trust: string; effect: string; calls: string; what: string }) =>
+    `${cells.name.padEnd(28)} ${cells.ver.padEnd(4)} ${cells.status.padEnd(12)} ${cells.trust.padEnd(12)} ${cells.effect.padEnd(6)} ${cells.calls.padStart(5)}  ${cells.what}`.trimEnd();
+  const lines = [
+    row({ name: 'tool', ver: 'ver', status: 'status', trust: 'trust', effect: 'effect', calls: 'calls', what: 'description' }),
+  ];
+  for (const t of tools)
+    lines.push(
+      row({
+        name: t.name,
+        ver: `v${t.currentVersion ?? '-'}`,
+        status: t.status + (t.pinned ? '*' : ''),
+        trust: t.stats.level,
+        effect: t.sideEffect,
+        calls: String(t.stats.invocations),
+        what: `${t.description.replace(/\s+/g, ' ').trim().slice(0, 60).trimEnd()}${t.replacedBy ? `  (replaced by ${t.replacedBy})` : ''}`,
+      }),
+    );
+  if (tools.some((t) => t.pinned)) lines.push('* pinned: never rewritten automatically');
+  return lines;
+}
+
+/**
+ * One version in `forge tools history`: its headline, the gate's report, its diff indented under
+ * it. A diff's blank context line (a single space) would be indentation alone: printed empty.
+ */
+export function historyLines(h: Awaited<ReturnType<typeof toolHistory>>[number]): string[] {
+  return [
+    `v${h.version} ${h.current ? '(current) ' : ''}${h.status} by ${h.createdBy} at ${new Date(h.createdAt).toISOString()}${h.onDisk !== 'same' ? ` [on disk: ${h.onDisk}]` : ''}`,
+    ...gateLines(h.gateReport).map((line) => `    ${line}`),
+    ...(h.diff
+      ? h.diff
+          .replace(/\n$/, '')
+          .split('\n')
+          .map((line) => `    ${line}`.replace(/^\s+$/, ''))
+      : []),
+  ];
 }
 
 /** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */
@@ -175,7 +211,7 @@ async function scoreCommand(cfg: ForgeConfig, name: string | undefined, json: bo
   say(`  over the last ${s.stats.calls} of ${s.totalCalls} call(s) of this version (window ${s.window})`);
   if (s.components)
     say(
-      `  success rate ${fixed(s.components.successRate, 3)}, latency ${fixed(s.components.latency, 3)} (avg ${s.stats.avgLatencyMs} ms), consistency ${fixed(s.components.consistency, 3)} (${s.stats.minLatencyMs} to ${s.stats.maxLatencyMs} ms)`,
+      `  success rate ${fixed(s.components.successRate, 3)}, latency ${fixed(s.components.latency, 3)} (avg ${latency(s.stats.avgLatencyMs)}), consistency ${fixed(s.components.consistency, 3)} (${s.stats.minLatencyMs} to ${s.stats.maxLatencyMs} ms)`,
     );
   for (const e of s.errors) say(`  ×${e.count}  ${e.message}`);
   return 0;

@@ -1,0 +1,92 @@
+/**
+ * How the CLI's tables read (a tester's report): `forge tools ls` had no header row, unlike
+ * `forge tools score`; lines ended in padding; `forge tools show` printed the registry's mean
+ * latency as it is stored, `avg 48.666666666666664 ms`.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ToolListing } from '../../app/catalog.ts';
+import { historyLines, latency, toolsTable } from '../../cli/commands/tools.ts';
+
+const tool = (over: Partial<ToolListing> & { name: string }): ToolListing =>
+  ({
+    currentVersion: 1,
+    status: 'active',
+    description: 'Counts the words in a text.',
+    sideEffect: 'read',
+    destructive: false,
+    versions: 1,
+    pinned: false,
+    archivedAt: null,
+    archiveReason: null,
+    replacedBy: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    stats: {
+      tool: over.name,
+      invocations: 3,
+      successes: 3,
+      successRate: 1,
+      avgLatencyMs: 48.666666666666664,
+      successfulRunsByOperation: {},
+      lastFailureAt: null,
+      lastError: null,
+      level: 'standard',
+    },
+    ...over,
+  }) as ToolListing;
+
+describe('forge tools ls', () => {
+  const lines = toolsTable([
+    tool({ name: 'count_words' }),
+    tool({ name: 'create_note', currentVersion: 12, sideEffect: 'write', pinned: true, description: '' }),
+    tool({ name: 'slugify', status: 'quarantined', description: 'Makes a URL slug.   ' }),
+  ]);
+
+  it('starts with a header row, whose columns the rows line up under', () => {
+    assert.match(lines[0]!, /^tool {25}ver {2}status {7}trust {8}effect calls {2}description$/);
+    const at = (line: string, word: string) => line.indexOf(word);
+    for (const [row, cells] of [
+      [lines[1]!, ['v1', 'active', 'standard', 'read', '3', 'Counts']],
+      [lines[2]!, ['v12', 'active*', 'standard', 'write']],
+      [lines[3]!, ['v1', 'quarantined', 'standard', 'read']],
+    ] as const) {
+      assert.equal(at(row, cells[0]), at(lines[0]!, 'ver'), row);
+      assert.equal(at(row, cells[1]), at(lines[0]!, 'status'), row);
+      assert.equal(at(row, cells[2]), at(lines[0]!, 'trust'), row);
+      assert.equal(at(row, cells[3]), at(lines[0]!, 'effect'), row);
+    }
+    assert.equal(lines.at(-1), '* pinned: never rewritten automatically');
+  });
+
+  it('no line ends in spaces, an empty description included', () => {
+    for (const line of lines) assert.doesNotMatch(line, /\s$/, JSON.stringify(line));
+  });
+});
+
+describe('forge tools history', () => {
+  it('a version in a folder that matches, with a diff: no line ends in spaces, a blank context line included', () => {
+    const lines = historyLines({
+      version: 2,
+      status: 'verified',
+      createdBy: 'rewrite',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      sourceSha256: 'x',
+      current: true,
+      dir: '/tmp/tools/slugify/v2',
+      onDisk: 'same',
+      diff: '--- v1/tool.ts\n+++ v2/tool.ts\n@@ -1,3 +1,3 @@\n import { z } from "zod";\n \n-const x = 1;\n+const x = 2;\n',
+      gateReport: null,
+    });
+    assert.equal(lines[0], 'v2 (current) verified by rewrite at 2026-01-01T00:00:00.000Z');
+    assert.deepEqual(lines.slice(4), ['     import { z } from "zod";', '', '    -const x = 1;', '    +const x = 2;']);
+    for (const line of lines) assert.doesNotMatch(line, /\s$/, JSON.stringify(line));
+  });
+});
+
+describe('forge tools show', () => {
+  it('a mean latency in whole milliseconds', () => {
+    assert.equal(latency(48.666666666666664), '49 ms');
+    assert.equal(latency(null), '-');
+  });
+});
