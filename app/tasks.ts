@@ -1,10 +1,10 @@
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
 import { InvalidInputError } from '../domain/errors.ts';
-import { type TaskInput, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
+import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 
 export type { TaskResult };
 
-import { progressQuery } from '../workflows/definitions.ts';
+import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
@@ -41,8 +41,50 @@ export function taskLimitRanges(): Record<keyof AgentLimits, { min: number; max:
   return { maxTurns: range('maxTurns'), maxToolCalls: range('maxToolCalls'), maxTokens: range('maxTokens') };
 }
 
+/**
+ * A task's progress as a surface follows it: the task's own, plus, while the task waits on a forge
+ * child that waits for a person (forging past the daily budget), that approval and the child's
+ * state. The task's own query cannot say it: the approval is the child's, and a workflow cannot
+ * query its child.
+ */
+export type FollowedTaskProgress = TaskProgress & {
+  /** the child cycle the pending approval is for: its id, its phase and the phase's note */
+  waitingIn?: { workflowId: string; phase: string; note?: string };
+};
+
+/** What a task's forge child answers, as far as its wait for a person goes. */
+type ForgeWait = { phase: string; pendingApproval?: string; history: { phase: string; note?: string }[] };
+
+/** The phases a task runs a forge child in: a forge_tool call, or an explicit "create a tool" request while discovering. */
+const FORGING: ReadonlySet<TaskPhase> = new Set<TaskPhase>(['forging', 'discovering']);
+
+/**
+ * The task's progress with its forge child's pending approval, when the task itself waits for
+ * none and a running forge child does (asked only while the task forges: a describe and a query
+ * per poll). The children and their query are passed in, so the rule is tested without Temporal.
+ */
+export async function withForgeChildApproval(
+  progress: TaskProgress,
+  children: () => Promise<{ workflowId: string; runId?: string; workflowType?: string }[]>,
+  queryForge: (child: { workflowId: string; runId?: string }) => Promise<ForgeWait | undefined>,
+): Promise<FollowedTaskProgress> {
+  if (progress.pendingApproval || !FORGING.has(progress.phase)) return progress;
+  for (const child of await children().catch(() => [])) {
+    if (child.workflowType !== 'forgeWorkflow') continue;
+    const forge = await queryForge(child).catch(() => undefined);
+    if (!forge?.pendingApproval) continue;
+    const entered = [...forge.history].reverse().find((h) => h.phase === forge.phase);
+    return {
+      ...progress,
+      pendingApproval: forge.pendingApproval,
+      waitingIn: { workflowId: child.workflowId, phase: forge.phase, ...(entered?.note ? { note: entered.note } : {}) },
+    };
+  }
+  return progress;
+}
+
 export interface TaskFollowHooks {
-  onProgress?: (progress: TaskProgress) => void;
+  onProgress?: (progress: FollowedTaskProgress) => void;
   /** once, when the task has waited 5 s and no worker polls the queue it waits on */
   onNoWorker?: (taskQueue: string) => void;
 }
@@ -54,8 +96,19 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
   const queue = session.cfg.FORGE_TASK_QUEUE;
   const since = Date.now();
   let warned = false;
-  return followCycle<TaskResult, TaskProgress>(handle, progressQuery, {
+  return followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,
+    enrich: (progress) =>
+      withForgeChildApproval(
+        progress,
+        async () =>
+          ((await handle.describe()).raw.pendingChildren ?? []).map((c) => ({
+            workflowId: c.workflowId ?? '',
+            runId: c.runId ?? undefined,
+            workflowType: c.workflowTypeName ?? undefined,
+          })),
+        (child) => client.workflow.getHandle(child.workflowId, child.runId).query(forgeProgressQuery),
+      ),
     async onPoll() {
       // app/stack.ts brings dockerode and esbuild with it: loaded only when a task has waited this long.
       if (warned || Date.now() - since <= 5000 || (await (await import('./stack.ts')).hasPollers(client, queue))) return;

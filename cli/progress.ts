@@ -5,6 +5,8 @@ export interface Progress {
   phase: string;
   history: { phase: string; at: string; note?: string }[];
   pendingApproval?: string;
+  /** a task: the child cycle (a forge) the pending approval is for, with its phase and that phase's note */
+  waitingIn?: { workflowId: string; phase: string; note?: string };
   /** a task: the model turn it is on */
   turn?: number;
   /** an improve cycle: the rewrite attempt it is on */
@@ -43,6 +45,14 @@ export function attemptLabel(p: Progress): string | undefined {
   // A forge lists its verifications as they finish: while it verifies, it is on the next one.
   const n = (p.attempts?.length ?? 0) + (p.phase === 'verifying' ? 1 : 0);
   return n > 0 ? `attempt ${n}` : undefined;
+}
+
+/** What a child cycle waits for a person about, in words: a forge past the daily budget, or its phase. */
+function waitingFor(w: NonNullable<Progress['waitingIn']>): string {
+  const note = w.note ? ` (${w.note})` : '';
+  return w.phase === 'awaiting-budget-approval'
+    ? `forging its new tool goes past today's forge budget${note}`
+    : `its ${w.workflowId} is ${w.phase}${note}`;
 }
 
 export function seconds(ms: number): string {
@@ -94,12 +104,14 @@ export function progressPrinter(opts: { tty?: boolean; write?: (s: string) => vo
       line(
         p.phase === 'awaiting-answer'
           ? `  waiting for your answer: forge answer ${p.pendingApproval} "<your answer>"   (or decline: forge reject ${p.pendingApproval})`
-          : `  waiting for a person: forge approve ${p.pendingApproval}   (or: forge reject ${p.pendingApproval})`,
+          : `  waiting for a person${p.waitingIn ? ` — ${waitingFor(p.waitingIn)}` : ''}: forge approve ${p.pendingApproval}   (or: forge reject ${p.pendingApproval})`,
       );
     }
     if (tty && !TERMINAL.has(p.phase)) {
       const attempt = attemptLabel(p);
-      write(`  ⏵ ${p.phase}${attempt ? ` · ${attempt}` : ''}${p.frozen ? ' · frozen' : ''} · ${seconds(now() - zero)}`);
+      write(
+        `  ⏵ ${p.phase}${attempt ? ` · ${attempt}` : ''}${p.pendingApproval ? ' · waiting for a person' : ''}${p.frozen ? ' · frozen' : ''} · ${seconds(now() - zero)}`,
+      );
       live = true;
     }
   }) as ProgressPrinter;

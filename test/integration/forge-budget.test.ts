@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { forgeBudgetToday } from '../../app/budget.ts';
@@ -8,6 +9,7 @@ import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
 import { createEvidenceStore } from '../../services/runs/evidence.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
+import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // A daily budget of one new tool: the second forge of the day waits for a person. A forge that
@@ -30,6 +32,27 @@ before(async () => {
             responses: [{ tool_use: { name: 'forge_tool', input: { description: 'count the words in a text' } } }],
           },
           { name: 'then answer', match: { purpose: 'task.turn', first: REFORGE_TASK }, responses: [{ text: 'count_words can tally it.' }] },
+        ],
+      },
+      // A task whose model asks for a tool nobody has (forge_tool), and answers in words once the forge is refused.
+      {
+        name: 'budget-task',
+        rules: [
+          {
+            match: { purpose: 'task.turn', first: 'URL slug of', user: 'rejected forging past the daily budget' },
+            responses: [{ text: 'I could not make a slug: forging the tool it needs was refused.' }],
+          },
+          {
+            match: { purpose: 'task.turn', first: 'URL slug of' },
+            responses: [
+              {
+                tool_use: {
+                  name: 'forge_tool',
+                  input: { name: 'make_slug', description: 'make a URL slug of a text: lower-case words joined by dashes' },
+                },
+              },
+            ],
+          },
         ],
       },
     ],
@@ -142,4 +165,43 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
     mine[0]!.happened,
     /the agent forged count_words again: count_words v1 already had exactly that code, so nothing was registered/,
   );
+});
+
+// After the test above, today's budget is spent: a task's forge waits for a person too.
+it('forge run --wait says when the task waits for a budget approval, and the command that decides it', async () => {
+  const child = spawn(process.execPath, ['bin/forge.mjs', 'run', 'make a URL slug of "Crème Brûlée"', '--wait'], {
+    env: {
+      ...process.env,
+      FORGE_HOME: h.home,
+      DATABASE_URL: h.db.url,
+      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
+      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
+      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+
+  const deadline = Date.now() + 90_000;
+  let id: string | undefined;
+  while (!id && Date.now() < deadline) {
+    id =
+      /waiting for a person — forging its new tool goes past today's forge budget \(\d+ of 1 tools forged today\): forge approve (\S+) {3}\(or: forge reject \1\)/.exec(
+        stdout,
+      )?.[1];
+    if (!id) await sleep(200);
+  }
+  assert.ok(id, `the wait is printed while it lasts:\n${stdout}\n${stderr}`);
+  assert.match(id, /\.forge\..+\.budget\.1$/, "the approval is the forge child's");
+
+  const rejected = await harnessCli(h, { user: 'tester', timeoutMs: 60_000 })('reject', id);
+  assert.equal(rejected.code, 0, rejected.stderr);
+  assert.equal(await exited, 1, `the task failed without its tool:\n${stdout}\n${stderr}`);
+  assert.equal(stdout.split('\n').filter((l) => l.startsWith('  waiting for a person')).length, 1, 'said once');
+  assert.match(stdout, /forge_tool .* → failed: forging the tool failed: tester rejected forging past the daily budget/);
 });
