@@ -7,6 +7,7 @@ import { after, before, it } from 'node:test';
 import type Docker from 'dockerode';
 import { stopControlContainers } from '../../app/control-worker.ts';
 import { dockerClient } from '../../infra/docker.ts';
+import { NODE_PATH } from '../../runner/protocol.ts';
 import { sandboxDeploymentName } from '../../services/config.ts';
 import {
   ControlWorkerOfAnotherHomeError,
@@ -15,8 +16,8 @@ import {
   LABEL_BUILD,
   LABEL_CONTROL,
 } from '../../services/evolution/control-worker.ts';
-import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../../services/sandbox/container.ts';
-import { reapOrphans } from '../../services/sandbox/docker.ts';
+import { LABEL_DEPLOYMENT, LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../../services/sandbox/container.ts';
+import { reapOrphans, reapSandboxes } from '../../services/sandbox/docker.ts';
 import { testConfig } from '../helpers/env.ts';
 
 // Forges sharing one Docker engine. Two homes whose deployments share a name (both on the default task
@@ -144,4 +145,28 @@ it("a process that never named its deployment (a test, a CLI command) labels its
   } finally {
     await mine.remove({ force: true }).catch(() => undefined);
   }
+});
+
+it("a freeze tells the sandboxes it killed mid-job from the warm pools' and from stopped ones, and removes them all", async () => {
+  // forge freeze words these apart: a warm pool refilled since the last freeze is no tool that was running.
+  const deployment = `test-freeze-${process.pid}`;
+  const image = await docker.getImage(cfg.FORGE_SANDBOX_IMAGE).inspect();
+  const sandbox = async (job: string, running: boolean) => {
+    const c = await docker.createContainer({
+      Image: image.Id,
+      Cmd: [NODE_PATH, '-e', 'setInterval(() => {}, 1e9)'],
+      Labels: { [LABEL_SANDBOX]: '1', [LABEL_OWNER]: OWNER, [LABEL_DEPLOYMENT]: deployment, [LABEL_JOB]: job },
+    });
+    if (running) await c.start();
+    return c.id;
+  };
+  const ids = [
+    await sandbox('pool-1a2b3c4d', true),
+    await sandbox('egress-spare-3a4b5c6d', true),
+    await sandbox('job-5e6f7a8b', true),
+    await sandbox('verify-task-x.1', true),
+    await sandbox('job-9c0d1e2f', false),
+  ];
+  assert.deepEqual(await reapSandboxes(docker, { all: true, deployment }), { total: 5, jobs: 2, warmPool: 2, stopped: 1 });
+  assert.deepEqual(await docker.listContainers({ all: true, filters: { id: ids } }), []);
 });
