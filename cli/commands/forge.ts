@@ -60,7 +60,8 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     else
       say(
         outcome.status === 'registered'
-          ? `registered ${outcome.name} v${outcome.version} after ${outcome.attempts} verification(s)`
+          ? // a name the catalog held: what it came to (nothing new, or a new version through its gate)
+            (outcome.note ?? `registered ${outcome.name} v${outcome.version} after ${outcome.attempts} verification(s)`)
           : `not registered: ${outcome.reason}`,
       );
     return outcome.status === 'registered' ? 0 : 1;

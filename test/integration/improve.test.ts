@@ -64,6 +64,12 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
       [1, 'slugify v1 already has exactly this code: nothing registered'],
     );
     assert.deepEqual(await versions('slugify'), [{ version: 1, created_by: 'forge' }]);
+    // Through the CLI, a person reads what the forge came to, not "registered".
+    const cli = await forge('forge', 'turn a title into a URL slug', '--wait');
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /\nslugify v1 already has exactly this code: nothing registered\n/);
+    assert.doesNotMatch(cli.stdout, /registered slugify v1 after/);
+    assert.deepEqual(await versions('slugify'), [{ version: 1, created_by: 'forge' }]);
   });
 
   it('a call that hits the bug is diagnosed, the tool repaired as v2 behind the gate, and the call re-run: the task succeeds', async () => {
