@@ -72,6 +72,13 @@ function beatForVersion(sql: Sql, buildId: string): () => Promise<void> {
   return async () => clearInterval(timer);
 }
 
+/** Dense embeddings for the catalog when FORGE_EMBEDDINGS_URL names a provider (search works by words without). */
+function embedderFor(cfg: ForgeConfig) {
+  return cfg.FORGE_EMBEDDINGS_URL
+    ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
+    : undefined;
+}
+
 export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {
   const endpoint = temporalEndpoint(cfg);
   const connection = await NativeConnection.connect({
@@ -91,10 +98,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     const llmTarget = llmEndpoint(cfg);
     if (llmTarget.scripted) log.warn('no ANTHROPIC_API_KEY: using the scripted model server', { url: llmTarget.baseURL });
     const llm = createLlm({ ...llmTarget, model: cfg.FORGE_MODEL, recordUsage: recordLlmUsage(sql), scope: activityScope });
-    const embedder = cfg.FORGE_EMBEDDINGS_URL
-      ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
-      : undefined;
-    registry = createRegistry({ sql, root: toolsDir(cfg), embedder });
+    registry = createRegistry({ sql, root: toolsDir(cfg), embedder: embedderFor(cfg) });
     await registry.recover();
     workers.push(
       await Worker.create({
@@ -127,8 +131,11 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
     closers.unshift(() => sandbox.close());
     // Tool versions' egress networks and proxies go with the worker (a crash leaves them to reapEgress).
     closers.unshift(() => closeEgressPools());
-    if (registry && cfg.FORGE_WATCH_TOOLS) {
+    if (cfg.FORGE_WATCH_TOOLS) {
       // A person's edit to a tool folder is re-verified in the sandbox before it becomes a version.
+      // The worker that has the sandbox watches: with the roles apart (forge up), this one; the
+      // control worker's container does not (FORGE_WATCH_TOOLS=0 there), so one process watches.
+      registry ??= createRegistry({ sql, root: toolsDir(cfg), embedder: embedderFor(cfg) });
       const watcher = await watchRegistry(registry, {
         async verify(dir) {
           const report = await verifyTool({ dir, live: false }, sandbox);

@@ -123,6 +123,29 @@ it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person
   assert.equal(forge('thaw', '--json').json().frozen, false);
 });
 
+it("a broken edit of a tool's folder is refused by the running Forge, and calls keep running the registered code", async () => {
+  // README: edit a version's folder and the worker re-verifies it; a broken edit never displaces the last good one.
+  const file = path.join(home, 'tools', 'count_words', 'v1', 'tool.ts');
+  const registered = fs.readFileSync(file, 'utf8');
+  fs.appendFileSync(file, '\nexport const broken = ;\n');
+  let rejected: { kind: string; tool: string }[] = [];
+  for (let i = 0; i < 120 && !rejected.length; i++) {
+    rejected = forge('audit', '--kind', 'human_edit_rejected', '--json').json().entries;
+    if (!rejected.length) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(rejected[0]?.tool, 'count_words', 'the edit was verified and refused');
+  assert.equal(fs.readFileSync(file, 'utf8'), registered, 'the folder holds the registered code again');
+  const history = forge('tools', 'history', 'count_words', '--json').json();
+  assert.deepEqual(
+    history.history.map((h: { version: number }) => h.version),
+    [1],
+    'no version was added',
+  );
+  const run = forge('run', 'how many words are in "one two three"?', '--wait', '--json');
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.equal(run.json().status, 'completed');
+});
+
 it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at once', () => {
   const pidFile = path.join(home, 'run', 'worker.pid');
   const killed = Number(fs.readFileSync(pidFile, 'utf8').trim());
