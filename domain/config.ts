@@ -147,6 +147,22 @@ const expectations: Record<string, string> = {
   FORGE_DASHBOARD: 'one of 1, 0, true, false, yes, no',
 };
 
+/**
+ * What a number setting takes, read from its own schema (its bounds and whether it is whole), so
+ * the message says "a whole number from 0 to 64" rather than zod's words about NaN.
+ */
+function numberExpectation(variable: string): string | undefined {
+  let field = configSchema.shape[variable as keyof typeof configSchema.shape] as z.ZodType | undefined;
+  while (field instanceof z.ZodDefault || field instanceof z.ZodOptional) field = field.unwrap() as z.ZodType;
+  if (!(field instanceof z.ZodNumber)) return undefined;
+  const kind = field.isInt ? 'a whole number' : 'a number';
+  const { minValue: min, maxValue: max } = field;
+  const bounded = (n: number | null): n is number => n !== null && Number.isFinite(n) && Math.abs(n) < Number.MAX_SAFE_INTEGER;
+  if (bounded(min) && bounded(max)) return `${kind} from ${min} to ${max}`;
+  if (bounded(min)) return `${kind} of at least ${min}`;
+  return bounded(max) ? `${kind} of at most ${max}` : kind;
+}
+
 const SECRETS = new Set(['TEMPORAL_API_KEY', 'ANTHROPIC_API_KEY', 'FORGE_EMBEDDINGS_API_KEY', 'FORGE_MCP_TOKEN']);
 
 /** Parses the environment; a wrong value names the variable, the value and what is expected. */
@@ -163,7 +179,7 @@ export function loadConfig(env: Record<string, string | undefined>, defaultHome:
     const variable = String(issue.path[0]);
     // A secret is never echoed back, even a wrong one: it may be a real key pasted into the wrong variable.
     const value = SECRETS.has(variable) ? `(${String(cleaned[variable]).length} characters, not shown)` : cleaned[variable];
-    throw new ConfigError(variable, value, expectations[variable] ?? issue.message);
+    throw new ConfigError(variable, value, expectations[variable] ?? numberExpectation(variable) ?? issue.message);
   }
   return { ...parsed.data, home: parsed.data.FORGE_HOME ?? defaultHome };
 }

@@ -27,6 +27,22 @@ it('names the variable, the value and what is expected when a value is wrong', (
   );
 });
 
+it('a number setting says what it takes, from its own bounds, in the message and the fix', () => {
+  for (const [variable, value, expected] of [
+    ['FORGE_POOL_SIZE', 'lots', 'a whole number from 0 to 64'],
+    ['FORGE_POOL_SIZE', '2.5', 'a whole number from 0 to 64'],
+    ['TEMPORAL_PORT', 'abc', 'a whole number from 1 to 65535'],
+    ['FORGE_PROBE_PASSES', '0', 'a whole number of at least 1'],
+  ] as const)
+    assert.throws(
+      () => loadConfig({ [variable]: value }, '/h'),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message === `${variable}="${value}" is not valid: expected ${expected}` &&
+        err.fix === `set ${variable} to ${expected}, or unset it to use the default`,
+    );
+});
+
 it('treats empty strings as unset and coerces numbers and flags', () => {
   const cfg = loadConfig({ DATABASE_URL: '', FORGE_POOL_SIZE: '4', TEMPORAL_TLS: 'yes', FORGE_HOME: '/srv/forge' }, '/h');
   assert.equal(cfg.DATABASE_URL, undefined);
