@@ -23,6 +23,20 @@ export class ImproveAlreadyRunningError extends ForgeError {
   }
 }
 
+/** `forge improve` on an archived tool: no longer offered or run, so there is nothing to improve. */
+export class ImproveArchivedError extends ForgeError {
+  constructor(tool: string, reason: string | null, replacedBy: string | null) {
+    super(
+      `${tool} is archived${reason ? ` (${reason})` : ''}: it is no longer offered or run, so there is nothing to improve`,
+      'TOOL_ARCHIVED',
+      replacedBy
+        ? `improve its replacement: forge improve ${replacedBy}`
+        : 'forge a replacement with: forge forge "<what the tool must do>"',
+      { tool },
+    );
+  }
+}
+
 /** Starts a tool's improve cycle by hand (pinned tools included: a person asked). One per tool at a time. */
 export async function startImprove(session: Session, ask: { tool: string; reason?: string; by?: string }): Promise<StartedCycle> {
   const parsed = improveRequestSchema.safeParse({
@@ -39,8 +53,15 @@ export async function startImprove(session: Session, ask: { tool: string; reason
     );
   }
   // A name the catalog does not hold fails here, in words, not as a failed workflow.
-  const known = await withDb(session.cfg, (sql) => sql<{ status: string }[]>`select status from tools where name = ${ask.tool}`);
+  const known = await withDb(
+    session.cfg,
+    (sql) =>
+      sql<{ status: string; archive_reason: string | null; replaced_by: string | null }[]>`
+        select status, archive_reason, replaced_by from tools where name = ${ask.tool}`,
+  );
   if (!known[0]) throw new ToolNotFoundError(ask.tool);
+  // Refused before a workflow starts, as forge tools rollback refuses it: the cycle would only skip.
+  if (known[0].status === 'archived') throw new ImproveArchivedError(ask.tool, known[0].archive_reason, known[0].replaced_by);
   try {
     return await startCycle(session, 'improve', [parsed.data], { toolName: ask.tool });
   } catch (err) {

@@ -207,5 +207,11 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
     const hits = await registry().search('turn a title into a URL slug', { limit: 5 });
     assert.ok(hits.some((t) => t.name === 'slugify_2'));
     assert.ok(!hits.some((t) => t.name === 'slugify'));
+    // forge improve on the archived tool is refused before any cycle starts, pointing at its replacement.
+    const refused = await forge('improve', 'slugify', '--wait', '--json');
+    assert.equal(refused.code, 1, refused.stdout);
+    const out = JSON.parse(refused.stdout.trim().split('\n').at(-1)!);
+    assert.deepEqual([out.ok, out.error, out.fix], [false, 'TOOL_ARCHIVED', 'improve its replacement: forge improve slugify_2']);
+    assert.match(out.message, /^slugify is archived .*: it is no longer offered or run, so there is nothing to improve$/);
   });
 });
