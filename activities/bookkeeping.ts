@@ -134,7 +134,8 @@ export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry;
     finishForge: async (
       input: z.input<typeof finishForgeSchema>,
     ): Promise<
-      { taken: { exists: true; version: number; identical: boolean } } | { registered: Awaited<ReturnType<typeof runs.registerForgedTool>> }
+      | { taken: Extract<Awaited<ReturnType<typeof runs.compareWithCurrent>>, { exists: true }> }
+      | { registered: Awaited<ReturnType<typeof runs.registerForgedTool>> }
     > => {
       const { need, attempts, ...req } = parseActivityInput(finishForgeSchema, input, 'finishForge input');
       const taken = await runs.compareWithCurrent({ name: req.spec.name, source: req.source });

@@ -149,9 +149,18 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     spec: ToolSpec,
     source: string,
     tests: string,
-    taken: { version: number; identical: boolean },
+    taken: { version: number; identical: boolean; archived?: { reason: string | null; replacedBy: string | null } },
     report: VerifyReport,
   ): Promise<ForgeOutcome> {
+    // An archived tool is no longer offered or run: its name gives the agent nothing to call.
+    if (taken.archived) {
+      const { reason, replacedBy } = taken.archived;
+      return fail(
+        `${spec.name} is archived${reason ? ` (${reason})` : ''}: it is no longer offered or run${replacedBy ? `, and ${replacedBy} replaces it` : ''}. Forge it under another name`,
+        spec.name,
+        report,
+      );
+    }
     const done = async (status: 'unchanged' | 'new-version', version: number, note: string): Promise<ForgeOutcome> => {
       enter('registered', note);
       await recordForgeRun({

@@ -32,16 +32,30 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
     /** Tools forged (or being forged) today, UTC, not counting this run. */
     forgeBudget: (input: { workflowId: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget),
 
-    /** Whether a forged tool's name is taken, and if so whether its code is the current version's, byte for byte. */
+    /**
+     * Whether a forged tool's name is taken, and if so whether its code is the current version's,
+     * byte for byte, and whether that tool is archived (no longer offered or run).
+     */
     async compareWithCurrent(input: {
       name: string;
       source: string;
-    }): Promise<{ exists: false } | { exists: true; version: number; identical: boolean }> {
-      const [row] = await sql<{ version: number; source_sha256: string }[]>`
-        select v.version, v.source_sha256 from tools t join tool_versions v on v.name = t.name and v.version = t.current_version
+    }): Promise<
+      | { exists: false }
+      | { exists: true; version: number; identical: boolean; archived?: { reason: string | null; replacedBy: string | null } }
+    > {
+      const [row] = await sql<
+        { version: number; source_sha256: string; status: string; archive_reason: string | null; replaced_by: string | null }[]
+      >`
+        select v.version, v.source_sha256, t.status, t.archive_reason, t.replaced_by
+        from tools t join tool_versions v on v.name = t.name and v.version = t.current_version
         where t.name = ${input.name}`;
       if (!row) return { exists: false };
-      return { exists: true, version: row.version, identical: row.source_sha256 === sha256(input.source) };
+      return {
+        exists: true,
+        version: row.version,
+        identical: row.source_sha256 === sha256(input.source),
+        ...(row.status === 'archived' ? { archived: { reason: row.archive_reason, replacedBy: row.replaced_by } } : {}),
+      };
     },
 
     async registerForgedTool(input: {

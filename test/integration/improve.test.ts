@@ -213,5 +213,13 @@ describe('improve: a tool repaired behind the regression gate, a rewrite refused
     const out = JSON.parse(refused.stdout.trim().split('\n').at(-1)!);
     assert.deepEqual([out.ok, out.error, out.fix], [false, 'TOOL_ARCHIVED', 'improve its replacement: forge improve slugify_2']);
     assert.match(out.message, /^slugify is archived .*: it is no longer offered or run, so there is nothing to improve$/);
+    // Forging the archived tool's very code again registers nothing under a name nobody can call: refused, saying why.
+    const again = await forgeSlugify();
+    assert.equal(again.status, 'failed');
+    assert.match(
+      again.status === 'failed' ? again.reason : '',
+      /^slugify is archived .*: it is no longer offered or run, and slugify_2 replaces it\. Forge it under another name$/,
+    );
+    assert.equal((await current('slugify'))?.status, 'archived');
   });
 });
