@@ -1,4 +1,4 @@
-import { condition, executeChild, isCancellation, ParentClosePolicy, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, executeChild, isCancellation, ParentClosePolicy, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { type Consent, consentProblem, consentSchema, type DeployOutcome } from '../domain/deploy.ts';
 import type { FailureEvidence } from '../domain/evidence.ts';
 import {
@@ -33,13 +33,21 @@ const { checkHarnessPatch } = treeChecks;
  * of the batch and a held-out set in throwaway containers, judged here. Up to N attempts, each fed
  * the previous refusal. A verified candidate waits for part 2's consent; a refused one keeps its reasons.
  */
+/** Patch marker: a failed cycle records its failure in the ledger (cycles that failed before did not). */
+const EVOLVE_FAILURE_RECORDED = 'evolve-failure-recorded';
+
 export async function evolveWorkflow(raw: EvolveRequest): Promise<EvolveOutcome> {
   const req = parseWorkflowInput(evolveRequestSchema, raw, 'evolve request', 'InvalidEvolveRequest');
   try {
     return await evolve(req);
   } catch (err) {
     if (isCancellation(err)) throw err;
-    throw failedWith(err, 'EvolveFailed');
+    const failure = failedWith(err, 'EvolveFailed');
+    // The ledger (forge evolve ls, the dashboard) says failed, with why, not running forever.
+    // Patched: a cycle that failed on earlier code has no such step in its history.
+    if (patched(EVOLVE_FAILURE_RECORDED))
+      await recordCandidate({ workflowId: workflowInfo().workflowId, status: 'failed', reason: failure.message }).catch(() => undefined);
+    throw failure;
   }
 }
 

@@ -41,6 +41,11 @@ const codingAgent: ScenarioInput = {
     patchFor('(type error)', [
       { path: 'harness/policy/ranking.ts', content: `${RANKING}\nexport const broken: number = 'not a number';\n` },
     ]),
+    // A model that refuses the request outright: the cycle fails (no patch to judge).
+    {
+      match: { purpose: 'evolve.patch', user: '(model refuses)' },
+      responses: [{ error: { status: 400, message: 'evolve test: refused' } }],
+    },
   ],
 };
 
@@ -132,5 +137,15 @@ describe('evolve: a harness patch is reviewed and checked before any build, and 
     const missing = await forge('evolve', 'show', 'no-such-candidate');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no evolve candidate no-such-candidate/);
+  });
+
+  it("a cycle that fails (the coding agent's model refuses) is failed in the ledger, with why, not running forever", async () => {
+    await assert.rejects(evolve('(model refuses)'), (err: Error) =>
+      /evolve test: refused/.test(String((err.cause as Error | undefined)?.message)),
+    );
+    const [row] = await h.db.sql<{ status: string; reason: string }[]>`
+      select status, reason from evolve_candidates where workflow_id like ${`evolve-test-${n}-%`}`;
+    assert.equal(row?.status, 'failed');
+    assert.match(row!.reason, /writeHarnessPatch step failed: .*evolve test: refused/);
   });
 });
