@@ -19,7 +19,7 @@ import { type ApprovalAnswer, decideApproval } from './approvals.ts';
 import type { Session } from './context.ts';
 import { freeze, thaw } from './control.ts';
 import { workflowUiUrl } from './cycles.ts';
-import { type ConsentInput, decideCandidate } from './evolve.ts';
+import { awaitsConsent, type ConsentInput, decideCandidate } from './evolve.ts';
 import { ensureListeningService } from './listening-service.ts';
 import { ensureMcpToken, type McpToken, mcpToken } from './mcp-calls.ts';
 import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from './recent-cycles.ts';
@@ -164,9 +164,6 @@ export interface DashboardBackend {
   thaw(by: string): Promise<void>;
   close(): Promise<void>;
 }
-
-/** A verified evolve candidate waits for a person's consent until it has one (decideCandidate's rule). */
-const awaitsConsent = (c: CandidateRow) => c.status === 'verified' && !c.consent;
 
 const consentItem = (cfg: ForgeConfig, c: CandidateRow): PendingItem => ({
   id: c.id,

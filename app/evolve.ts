@@ -28,6 +28,14 @@ export function listCandidates(cfg: ForgeConfig, limit = 50): Promise<CandidateR
   return withDb(cfg, (sql) => createEvolveRuns(sql).listCandidates(limit));
 }
 
+/** A verified evolve candidate waits for a person's consent until it has one (decideCandidate's rule). */
+export const awaitsConsent = (c: CandidateRow) => c.status === 'verified' && !c.consent;
+
+/** The candidates waiting for a person's consent (forge approvals lists them beside the approvals). */
+export async function pendingConsents(cfg: ForgeConfig): Promise<CandidateRow[]> {
+  return (await listCandidates(cfg)).filter(awaitsConsent);
+}
+
 /** One candidate whole: the diff, the evidence, every attempt's refusal, the image and the replay table. */
 export async function showCandidate(cfg: ForgeConfig, id: string): Promise<CandidateRow & { evidence: FailureEvidence[] }> {
   return withDb(cfg, async (sql) => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
+import { pendingConsents } from '../../app/evolve.ts';
 import { missingArgument, printJson, say } from '../output.ts';
 
 // What waits for a person, and a person's decision: these work while Forge is frozen.
@@ -10,13 +11,26 @@ const jsonFlag = { json: { type: 'boolean' as const, default: false } };
 export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: jsonFlag });
   const pending = await pendingApprovalList(cfg);
-  if (values.json) printJson({ ok: true, pending });
-  else if (!pending.length) say('nothing waits for approval');
-  else
+  // Harness patches waiting for consent wait for a person too (the dashboard lists them together).
+  const consents = (await pendingConsents(cfg)).map((c) => ({
+    id: c.id,
+    summary: `a harness patch for ${c.evidence_ids.length} ${c.failure_type} failure(s) (batch ${c.batch_key}), verified by replay`,
+    digest: c.image_digest,
+  }));
+  if (values.json) printJson({ ok: true, pending, consents });
+  else if (!pending.length && !consents.length) say('nothing waits for approval');
+  else {
     for (const a of pending) {
       say(`${a.id}\n    ${a.kind}${a.tool ? ` ${a.tool}` : ''}: ${a.summary}`);
       if (a.kind === 'question') say(`    answer with: forge answer ${a.id} "<your answer>"   (or decline: forge reject ${a.id})`);
     }
+    for (const c of consents) {
+      say(`${c.id}\n    consent: ${c.summary}`);
+      say(
+        `    read it with: forge evolve show ${c.id}; then forge evolve approve ${c.id}${c.digest ? ` --digest ${c.digest}` : ''}   (or: forge evolve reject ${c.id})`,
+      );
+    }
+  }
   return 0;
 }
 

@@ -84,6 +84,14 @@ describe('consent: a mismatched digest is refused; approve → probe fails → r
   it('reject from the CLI: nothing changes', async () => {
     const { workflowId } = await rig.evolve('(reuse it, rejected)');
     const waiting = await rig.awaitingConsent(workflowId);
+    // forge approvals lists it beside the approvals, with the commands that decide it.
+    const listed = await cli('approvals', '--json');
+    assert.ok(
+      (listed.json().consents as { id: string }[]).some((c) => c.id === waiting.candidateId),
+      listed.stdout,
+    );
+    const text = await cli('approvals');
+    assert.match(text.stdout, new RegExp(`then forge evolve approve ${waiting.candidateId} --digest sha256:[0-9a-f]{64}`));
     const rejected = await cli('evolve', 'reject', waiting.candidateId, '--note', 'not tonight', '--wait', '--json');
     assert.equal(rejected.code, 0, rejected.stdout + rejected.stderr);
     const outcome = rejected.json().outcome as EvolveOutcome;
