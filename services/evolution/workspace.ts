@@ -33,12 +33,41 @@ export type PatchCheck =
 /** What is copied into a scratch tree: the source, never dependencies, VCS data or build output. */
 const SKIP = new Set(['node_modules', '.git', 'build', '.cache', 'coverage']);
 
+/**
+ * The files git tracks in a tree that is a git checkout's root (with their working-tree content):
+ * what the tree is, and not a scratch script, a log or a `.env` lying beside it, which would
+ * otherwise change the tree's hash (a new worker version) and be copied into the worker image.
+ * Null when the tree is no checkout of its own (a scratch tree, an unpacked release): every file then.
+ */
+async function trackedFiles(root: string): Promise<string[] | null> {
+  try {
+    const top = (await run('git', ['-C', root, 'rev-parse', '--show-toplevel'])).stdout.trim();
+    if ((await fs.realpath(top)) !== (await fs.realpath(root))) return null;
+    const listed = (await run('git', ['-C', root, 'ls-files', '-z', '--cached'], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+    const files: string[] = [];
+    for (const f of listed.split('\0')) {
+      if (!f || f.split('/').some((part) => SKIP.has(part))) continue;
+      // deleted in the working tree, or a symlink (a walk skips those too)
+      if ((await fs.lstat(path.join(root, f)).catch(() => null))?.isFile()) files.push(f);
+    }
+    return files;
+  } catch {
+    return null;
+  }
+}
+
 async function listFiles(root: string, dir = ''): Promise<string[]> {
+  const tracked = await trackedFiles(root);
+  if (tracked) return tracked.filter((f) => !dir || f.startsWith(`${dir}/`)).sort();
+  return walkFiles(root, dir);
+}
+
+async function walkFiles(root: string, dir = ''): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await fs.readdir(path.join(root, dir), { withFileTypes: true })) {
     if (SKIP.has(entry.name)) continue;
     const rel = dir ? `${dir}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...(await listFiles(root, rel)));
+    if (entry.isDirectory()) out.push(...(await walkFiles(root, rel)));
     else if (entry.isFile()) out.push(rel);
   }
   return out.sort();
