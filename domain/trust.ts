@@ -85,6 +85,8 @@ export interface ApprovalDecision {
 export function approvalNeeded(input: ApprovalInput): ApprovalDecision {
   const a = approvalInputSchema.parse(input);
   if (a.level === 'degraded' || (a.status !== undefined && a.status !== 'active')) {
+    if (a.status === 'archived')
+      return { needed: true, blocked: true, reason: 'tool is archived: an archived tool is no longer run (forge tools ls --all says why)' };
     const why = a.level === 'degraded' ? 'degraded (success rate below 70%)' : a.status;
     return { needed: true, blocked: true, reason: `tool is ${why}: quarantined tools are not run` };
   }

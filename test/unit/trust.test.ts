@@ -91,7 +91,11 @@ describe('approvalNeeded', () => {
     assert.equal(d.needed, true);
     const q = approvalNeeded({ level: 'trusted', sideEffect: 'read', status: 'quarantined' });
     assert.equal(q.blocked, true);
-    assert.equal(approvalNeeded({ level: 'trusted', sideEffect: 'read', status: 'archived' }).blocked, true);
+    assert.equal(q.reason, 'tool is quarantined: quarantined tools are not run');
+    const archived = approvalNeeded({ level: 'trusted', sideEffect: 'read', status: 'archived' });
+    assert.equal(archived.blocked, true);
+    // An archived tool is not a quarantined one: the reason says which, and where to read why.
+    assert.equal(archived.reason, 'tool is archived: an archived tool is no longer run (forge tools ls --all says why)');
     assert.equal(approvalNeeded({ level: 'trusted', sideEffect: 'read', status: 'active' }).blocked, false);
   });
 });
