@@ -106,6 +106,7 @@ describe('missing arguments say what is missing', () => {
     assert.match(offlineForge(['tools', 'show']).stderr, /^error: forge tools show needs the name of a tool/);
     assert.match(offlineForge(['approve']).stderr, /^error: forge approve needs the id of the approval/);
     assert.match(offlineForge(['feedback', 'task-1']).stderr, /^error: forge feedback needs --bad/);
+    assert.match(offlineForge(['audit', 'show']).stderr, /^error: forge audit show needs the id of an audit entry/);
   });
 });
 
