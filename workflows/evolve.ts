@@ -26,6 +26,9 @@ const { writeHarnessPatch } = llmCalls;
 const { beginEvolve, harnessSnapshot, loadEvidence, recordCandidate, recordEvolveAttempts } = databaseWork;
 const { checkHarnessPatch } = treeChecks;
 
+/** Patch marker: a failed cycle records its failure in the ledger (cycles that failed before did not). */
+const EVOLVE_FAILURE_RECORDED = 'evolve-failure-recorded';
+
 /**
  * Self-evolution, part 1 (issue 11): a batch of failure evidence → a harness patch from the coding
  * agent → reviews that need nothing to run (scope, overfitting) → checks on a scratch tree (apply,
@@ -33,9 +36,6 @@ const { checkHarnessPatch } = treeChecks;
  * of the batch and a held-out set in throwaway containers, judged here. Up to N attempts, each fed
  * the previous refusal. A verified candidate waits for part 2's consent; a refused one keeps its reasons.
  */
-/** Patch marker: a failed cycle records its failure in the ledger (cycles that failed before did not). */
-const EVOLVE_FAILURE_RECORDED = 'evolve-failure-recorded';
-
 export async function evolveWorkflow(raw: EvolveRequest): Promise<EvolveOutcome> {
   const req = parseWorkflowInput(evolveRequestSchema, raw, 'evolve request', 'InvalidEvolveRequest');
   try {
