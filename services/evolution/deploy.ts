@@ -214,11 +214,26 @@ export function createDeployer(deps: DeployDeps) {
     };
   }
 
-  /** Ends what still runs on a version (with the reason) and removes its container; returns the workflows it ended. */
+  /**
+   * Ends what started on a version since the deploy began (with the reason) and removes its
+   * container; returns the workflows it ended. Workflows pinned to it from before (an evolve cycle
+   * waiting for consent, begun while it was current) still need its worker: then the container
+   * stays until they drain (forge up removes drained versions), or they would hang with none.
+   */
   async function retire(input: { buildId: string; reason: string; sinceIso: string }): Promise<string[]> {
     const running = (await temporal.versionWorkflows(deployment, input.buildId, input.sinceIso)).filter((w) => w.status === 'RUNNING');
     for (const w of running) await temporal.terminate(w.workflowId, w.runId, input.reason);
-    await workers.remove(deployment, input.buildId);
+    const ended = new Set(running.map((w) => w.workflowId));
+    const pinned = (await temporal.versionWorkflows(deployment, input.buildId, new Date(0).toISOString())).filter(
+      (w) => w.status === 'RUNNING' && !ended.has(w.workflowId),
+    );
+    if (pinned.length === 0) await workers.remove(deployment, input.buildId);
+    else
+      log.info('retired version keeps its container while workflows pinned to it run', {
+        deployment,
+        buildId: input.buildId,
+        workflows: pinned.map((w) => w.workflowId),
+      });
     return running.map((w) => w.workflowId);
   }
 

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DeployOutcome } from '../../domain/deploy.ts';
 import type { EvolveOutcome } from '../../domain/evolve.ts';
+import type { TaskResult } from '../../domain/task.ts';
 import { dockerClient } from '../../infra/docker.ts';
+import { createKillSwitch } from '../../services/control/kill-switch.ts';
 import { controlWorkers } from '../../services/evolution/control-worker.ts';
 import { revisions } from '../../services/evolution/history.ts';
 import { deployProgressQuery } from '../../workflows/definitions.ts';
@@ -101,6 +103,53 @@ describe('evolve → consent → swap → probe → promoted, then rolled back b
     const workers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
     assert.ok(workers.some((w) => w.buildId === rig.install.buildId && w.running));
     await until('the harness file is back as installed', async () => !(await fileHasRule(rig)));
+  });
+
+  it('a version rolled back to and away again keeps its container while a workflow pinned to it from before still runs', async () => {
+    // A task on the installed version waits for a person (a new tool's write); the harness goes to
+    // the promoted revision, then back to the installed one, whose probe a freeze fails: the
+    // rollback ends what started on it since, but the waiting task still needs its worker.
+    const history = await revisions(rig.h.home);
+    const promotedSha = history.find((r) => /^Promote harness candidate/.test(r.subject))!.sha;
+    const installSha = history.at(-1)!.sha;
+    const taskId = `rig-pinned-${Date.now()}`;
+    const task = await rig.h.client.workflow.start('taskWorkflow', {
+      taskQueue: rig.h.cfg.FORGE_TASK_QUEUE,
+      workflowId: taskId,
+      args: [{ task: 'create a note titled groceries with milk and eggs', sandboxQueue: rig.h.cfg.FORGE_SANDBOX_QUEUE }],
+    });
+    let approval = '';
+    await until('the task waits for a person', async () => {
+      const pending = (await cli('approvals', '--json')).json().pending as { id: string; workflow_id: string; kind: string }[];
+      approval = pending.find((p) => p.workflow_id === taskId && p.kind === 'write')?.id ?? '';
+      return approval !== '';
+    });
+    assert.equal(await versionOf(taskId), rig.install.buildId);
+
+    const toPromoted = await cli('evolve', 'rollback', promotedSha.slice(0, 10), '--wait', '--json');
+    assert.equal((toPromoted.json().outcome as DeployOutcome).status, 'promoted', toPromoted.stdout);
+    const promoted = await rig.current();
+
+    const back = cli('evolve', 'rollback', installSha.slice(0, 10), '--wait', '--json');
+    await until('the installed version is current again, in its probe window', async () => (await rig.current()) === rig.install.buildId);
+    // At once (the probe window is seconds here): the switch itself, as forge freeze flips it.
+    await createKillSwitch(rig.h.db.sql).freeze('tester', 'fail the probe');
+    const rolled = await back;
+    assert.equal((rolled.json().outcome as DeployOutcome).status, 'rolled-back', rolled.stdout);
+    assert.equal(await rig.current(), promoted);
+    await createKillSwitch(rig.h.db.sql).thaw('tester');
+
+    const workers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
+    assert.ok(
+      workers.some((w) => w.buildId === rig.install.buildId && w.running),
+      'the installed version keeps its container: a task pinned to it waits',
+    );
+    assert.equal((await cli('approve', approval)).code, 0);
+    const result = (await Promise.race([
+      task.result(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('the pinned task never finished')), 120_000)),
+    ])) as TaskResult;
+    assert.equal(result.status, 'completed', result.answer);
   });
 });
 
