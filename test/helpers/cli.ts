@@ -14,21 +14,26 @@ export interface CliRun {
   json(): Record<string, unknown>;
 }
 
+/** The environment a CLI process (or a server the CLI starts) needs to talk to a harness's Forge. */
+export function harnessEnv(h: Harness, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    FORGE_HOME: h.home,
+    DATABASE_URL: h.db.url,
+    TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
+    FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
+    FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
+    ...extra,
+  };
+}
+
 /**
  * The real CLI in a child process against a harness's Forge, asynchronously: the workflow it talks
  * to runs on this process's in-process worker, which a blocking spawnSync would starve.
  */
 export function harnessCli(h: Harness, opts: { user: string; timeoutMs: number }) {
   return (...args: string[]): Promise<CliRun> => {
-    const env = {
-      ...process.env,
-      FORGE_HOME: h.home,
-      DATABASE_URL: h.db.url,
-      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-      FORGE_USER: opts.user,
-    };
+    const env = harnessEnv(h, { FORGE_USER: opts.user });
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['bin/forge.mjs', ...args], {
         env,

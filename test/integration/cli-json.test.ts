@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { commandNames } from '../../cli/main.ts';
-import { harnessCli } from '../helpers/cli.ts';
+import { harnessCli, harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 let h: Harness;
@@ -37,16 +37,7 @@ after(() => h?.close());
 function cliWith(env: Record<string, string>, ...args: string[]) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, ['bin/forge.mjs', ...args], {
-      env: {
-        ...process.env,
-        FORGE_HOME: h.home,
-        DATABASE_URL: h.db.url,
-        TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-        FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-        FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-        FORGE_USER: 'tester',
-        ...env,
-      },
+      env: harnessEnv(h, { FORGE_USER: 'tester', ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 60_000,
     });

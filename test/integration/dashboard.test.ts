@@ -14,6 +14,7 @@ import { freePort, sleep } from '../../infra/processes.ts';
 import type { ScenarioInput } from '../../scripted-model/scenario.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { createEvolveRuns } from '../../services/runs/evolve-runs.ts';
+import { harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 import { romanSource } from '../helpers/roman-tool.ts';
 import { until } from '../helpers/wait.ts';
@@ -181,17 +182,7 @@ describe('forge dashboard: the web page in headless Chromium', () => {
     port = await freePort();
     server = spawn(process.execPath, ['bin/forge.mjs', 'dashboard', '--port', String(port)], {
       cwd: root,
-      env: {
-        ...process.env,
-        FORGE_HOME: h.home,
-        DATABASE_URL: h.db.url,
-        TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-        FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-        FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-        FORGE_MCP_TOKEN: token,
-        FORGE_USER: 'tester',
-        TEMPORAL_UI_URL: `${temporalUi}/`,
-      },
+      env: harnessEnv(h, { FORGE_MCP_TOKEN: token, FORGE_USER: 'tester', TEMPORAL_UI_URL: `${temporalUi}/` }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     server.stdout?.on('data', (d: Buffer) => (serverLog += d));

@@ -9,7 +9,7 @@ import type { TaskResult } from '../../domain/task.ts';
 import { sleep } from '../../infra/processes.ts';
 import { createEvidenceStore } from '../../services/runs/evidence.ts';
 import { decideApprovalUpdate, forgeProgressQuery } from '../../workflows/definitions.ts';
-import { harnessCli } from '../helpers/cli.ts';
+import { harnessCli, harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
 // A daily budget of one new tool: the second forge of the day waits for a person. A forge that
@@ -170,14 +170,7 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
 // After the test above, today's budget is spent: a task's forge waits for a person too.
 it('forge run --wait says when the task waits for a budget approval, and the command that decides it', async () => {
   const child = spawn(process.execPath, ['bin/forge.mjs', 'run', 'make a URL slug of "Crème Brûlée"', '--wait'], {
-    env: {
-      ...process.env,
-      FORGE_HOME: h.home,
-      DATABASE_URL: h.db.url,
-      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-    },
+    env: harnessEnv(h),
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 120_000,
   });

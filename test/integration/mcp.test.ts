@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { type CallToolResult, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { freePort, sleep } from '../../infra/processes.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
-import { harnessCli } from '../helpers/cli.ts';
+import { harnessCli, harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 import { romanSource } from '../helpers/roman-tool.ts';
 
@@ -149,15 +149,7 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
       idempotencyKey: 'mcp-test:save_note',
     });
 
-    env = {
-      ...process.env,
-      FORGE_HOME: h.home,
-      DATABASE_URL: h.db.url,
-      TEMPORAL_ADDRESS: h.cfg.TEMPORAL_ADDRESS,
-      FORGE_TASK_QUEUE: h.cfg.FORGE_TASK_QUEUE,
-      FORGE_SANDBOX_QUEUE: h.cfg.FORGE_SANDBOX_QUEUE,
-      FORGE_MCP_TOKEN: token,
-    };
+    env = harnessEnv(h, { FORGE_MCP_TOKEN: token });
 
     // stdio: the server as an MCP client spawns it.
     stdio = listeningClient('forge-mcp-test-stdio');
