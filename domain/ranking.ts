@@ -686,9 +686,10 @@ export function correctTypo(typed: string, vocabulary: ReadonlyMap<string, numbe
 /**
  * Kinds of value a request can carry that are recognisable by their shape alone, whatever the
  * request is about: a URL, an e-mail address, an IP address, a host name, a time (a date, a
- * weekday, "tomorrow", "last week"), an ISO 4217 currency code.
+ * weekday, "tomorrow", "last week"), an ISO 4217 currency code, a repository ("owner/name"), a
+ * version ("v5.0.0", "1.24.0").
  */
-export type ValueKind = 'url' | 'email' | 'ip' | 'host' | 'time' | 'currency';
+export type ValueKind = 'url' | 'email' | 'ip' | 'host' | 'time' | 'currency' | 'repo' | 'version';
 
 export interface RequestValue {
   kind: ValueKind;
@@ -711,6 +712,16 @@ const FILE_EXTENSIONS = new Set(
     ' ',
   ),
 );
+/**
+ * Pairs written with a slash that are words, not "owner/name" (lower case): a closed list of the
+ * common ones, like the currency codes. A pair not here with a letter on both sides is a repository.
+ */
+const SLASH_WORDS = new Set(
+  (
+    'and/or either/or w/o w/ i/o km/h m/s tcp/ip read/write input/output client/server yes/no on/off true/false he/she his/her ' +
+    's/he him/her pass/fail win/loss r/w n/a a/b cc/bcc to/from from/to before/after pros/cons'
+  ).split(' '),
+);
 const WEEKDAYS = 'monday|tuesday|wednesday|thursday|friday|saturday|sunday';
 const MONTHS = 'january|february|march|april|may|june|july|august|september|october|november|december';
 const PERIODS = 'day|days|week|weeks|weekend|month|months|quarter|year|years';
@@ -728,8 +739,10 @@ const TIME_PATTERNS: RegExp[] = [
 /**
  * The values in a request (or in a parameter's description: "zone name, e.g. example.com"), by
  * shape. URLs and e-mail addresses are taken first, so the host inside them is not read again as
- * a host of its own; "owner/name" and dotted versions are not hosts; a dotted word ending in a
- * file extension is a file. Quoted text is kept: a host in quotes is still a host.
+ * a host of its own; "owner/name" is a repository (GitHub's shape: an owner of letters, digits and
+ * hyphens; a name that may hold dots, as vercel/next.js), a longer path is none, and neither is a
+ * host; "v5", "v2.1.0-rc.1" and three-part numbers are versions, not hosts; a dotted word ending in
+ * a file extension is a file. Quoted text is kept: a host in quotes is still a host.
  */
 export function requestValues(text: string): RequestValue[] {
   const out: RequestValue[] = [];
@@ -750,7 +763,13 @@ export function requestValues(text: string): RequestValue[] {
     /(?<![\w:])(?=[0-9a-f:]*[0-9a-f])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])/giu,
     (m) => m.includes('::') || m.split(':').length === 8,
   );
-  // "owner/name", "a/b/c": paths and repositories, which may hold dots (vercel/next.js)
+  take('repo', /(?<![\p{L}\p{N}._/@:-])[a-z0-9][a-z0-9-]{0,38}\/[\w.-]*[a-z0-9_-](?![\p{L}\p{N}_/-]|\.[\p{L}\p{N}])/giu, (m) => {
+    const [owner, name] = m.split('/') as [string, string];
+    // "src/index.ts" is a file; "vercel/next.js" a repository, as projects named "*.js" are
+    const ext = name.includes('.') ? name.slice(name.lastIndexOf('.') + 1).toLowerCase() : '';
+    return /\p{L}/u.test(owner) && /\p{L}/u.test(name) && !SLASH_WORDS.has(m.toLowerCase()) && (ext === 'js' || !FILE_EXTENSIONS.has(ext));
+  });
+  // what is left with a slash: paths ("a/b/c", "/var/log"), dates, fractions, "and/or"
   rest = rest.replace(/[\p{L}\p{N}._-]*\/[\p{L}\p{N}._/-]*/gu, ' ');
   take(
     'host',
@@ -760,6 +779,11 @@ export function requestValues(text: string): RequestValue[] {
   take('currency', /(?<![\p{L}\p{N}])[A-Z]{3}(?![\p{L}\p{N}])/gu, (m) => CURRENCY_CODES.has(m));
   take('currency', /[€£¥$₣₹]/gu);
   for (const re of TIME_PATTERNS) take('time', re);
+  // after the dates ("12.05.2024") and hosts ("v6.example.com")
+  take(
+    'version',
+    /(?<![\p{L}\p{N}._-])(?:v\d+(?:\.\d+){0,3}|\d+\.\d+\.\d+)(?:-[0-9a-z]+(?:\.[0-9a-z]+)*)?(?![\p{L}\p{N}_-]|\.[\p{L}\p{N}])/giu,
+  );
   return out;
 }
 
@@ -791,6 +815,11 @@ const NAME_KINDS: Record<string, ValueKind[]> = {
   until: ['time'],
   deadline: ['time'],
   currency: ['currency'],
+  repo: ['repo'],
+  repository: ['repo'],
+  version: ['version'],
+  // a git tag names a version ("v5.0.0"); a label parameter takes any word anyway
+  tag: ['version'],
 };
 /** JSON Schema formats (draft 2020-12 and OpenAPI's) and the values that fill them. */
 const FORMAT_KINDS: Record<string, ValueKind[]> = {

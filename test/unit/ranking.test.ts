@@ -463,10 +463,20 @@ describe('requestValues and valueFit', () => {
     assert.deepEqual(kinds('in May 2024'), ['time:May 2024']);
   });
 
-  it('leaves out what only looks like a value: files, repositories, versions, clock times, words in capitals', () => {
+  it('reads "owner/name" as a repository and "v5", "1.24.0" as versions, never as hosts', () => {
+    assert.deepEqual(kinds('changelog of the latest vercel/next.js release'), ['repo:vercel/next.js']);
+    assert.deepEqual(kinds('what changed in temporalio/sdk-typescript v1.24.0?'), ['repo:temporalio/sdk-typescript', 'version:v1.24.0']);
+    assert.deepEqual(kinds('tag 2.1.0-rc.1 of denoland/deno.'), ['repo:denoland/deno', 'version:2.1.0-rc.1']);
+    assert.deepEqual(kinds('new AAAA record v6.example.com'), ['host:v6.example.com'], 'a host whose first label looks like a version');
+    assert.deepEqual(kinds('the meeting on 12.05.2024'), ['time:12.05.2024'], 'a dotted date is no version');
+  });
+
+  it('leaves out what only looks like a value: files, paths, word pairs, clock times, words in capitals', () => {
     assert.deepEqual(kinds('summarize contract.pdf'), []);
-    assert.deepEqual(kinds('changelog of the latest vercel/next.js release'), []);
-    assert.deepEqual(kinds('what changed in temporalio/sdk-typescript v1.24.0?'), []);
+    assert.deepEqual(kinds('open /var/log/syslog and src/index.ts'), [], 'paths and files are no repositories');
+    assert.deepEqual(kinds('read/write access and/or 24/7 support at 80 km/h'), [], 'word pairs and fractions are no repositories');
+    assert.deepEqual(kinds('python 3.11 is out'), [], 'two parts without a "v" are a number');
+    assert.deepEqual(kinds('the release of https://github.com/facebook/react'), ['url:https://github.com/facebook/react']);
     assert.deepEqual(kinds('meet at 10:30:00'), []);
     assert.deepEqual(kinds('what TXT records exist, e.g. SPF'), [], '"TXT" is no currency, "e.g." no host');
     assert.deepEqual(kinds('find the May entry in the logs'), [], 'a month alone is not a date');
@@ -510,6 +520,9 @@ describe('requestValues and valueFit', () => {
     assert.equal(byName('notifyEmail', 'tell bob@example.com'), 1);
     assert.equal(byName('due_date', 'due 2025-01-31'), 1);
     assert.equal(byName('targetUrl', 'watch https://example.com'), 1);
+    assert.equal(byName('repository', 'open a pull request on acme/forge'), 1);
+    assert.equal(byName('tag', 'notes of v2.1.0'), 1, 'a git tag takes a version');
+    assert.equal(fit({ type: 'string', description: 'owner/name' }, 'releases of facebook/react'), 1);
   });
 
   it('counts kinds, not values: two host names are one kind the tool takes', () => {
