@@ -27,7 +27,7 @@ import { seededRandom } from '../domain/input-gen.ts';
 import { harness } from '../harness/index.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
-import { paramsSearchText } from '../services/catalog/search.ts';
+import { paramsSearchText, valueKindsOf } from '../services/catalog/search.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
 import type { Sql } from '../services/db.ts';
 import { setLogLevel } from '../services/log.ts';
@@ -321,10 +321,11 @@ async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
   for (let i = 0; i < tools.length; i += 500) {
     const batch = tools.slice(i, i + 500);
     await sql.begin(async (tx) => {
-      await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params)
-               select n, 1, d, s, x = 'true', p
+      await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params, value_kinds)
+               select n, 1, d, s, x = 'true', p, k::text[]
                from unnest(${batch.map((t) => t.name)}::text[], ${batch.map((t) => t.description)}::text[], ${batch.map((t) => t.sideEffect)}::text[],
-                           ${batch.map((t) => String(t.destructive))}::text[], ${batch.map((t) => paramsSearchText(t.inputSchema))}::text[]) as u(n, d, s, x, p)`;
+                           ${batch.map((t) => String(t.destructive))}::text[], ${batch.map((t) => paramsSearchText(t.inputSchema))}::text[],
+                           ${batch.map((t) => `{${valueKindsOf(t.inputSchema).join(',')}}`)}::text[]) as u(n, d, s, x, p, k)`;
       const manifests = batch.map((t) => JSON.stringify({ name: t.name, version: 1, ...evalToolVersion(t).manifest }));
       await tx`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
                select n, 1, m::jsonb, 'export async function run() { return {}; }', '', repeat('a', 64), repeat('b', 64), '/dev/null', 'verified', 'forge', 'bench:' || n

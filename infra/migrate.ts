@@ -1,10 +1,17 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type postgres from 'postgres';
+import { fillValueKinds } from '../services/catalog/search.ts';
 import type { Sql } from '../services/db.ts';
 import { log } from '../services/log.ts';
 
 const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Data a migration needs that only TypeScript can compute, in the migration's transaction. */
+const afterMigration: Record<string, (tx: postgres.TransactionSql) => Promise<unknown>> = {
+  '082_discovery_value_kinds.sql': fillValueKinds,
+};
 
 /**
  * Applies infra/migrations/NNN_name.sql in order, each in its own transaction,
@@ -21,6 +28,7 @@ export async function migrate(sql: Sql): Promise<string[]> {
       if (done.has(file)) continue;
       const body = await fs.readFile(path.join(migrationsDir, file), 'utf8');
       await tx.unsafe(body);
+      await afterMigration[file]?.(tx);
       await tx`insert into schema_migrations (name) values (${file})`;
       applied.push(file);
     }

@@ -26,7 +26,7 @@ import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import type { Embedder } from './embeddings.ts';
-import { shortlist, type ToolListing } from './shortlist.ts';
+import { type ShortlistWord, shortlist, type ToolListing } from './shortlist.ts';
 
 /**
  * Discovery over the catalog: lexical evidence from Postgres (the best tools by the request's
@@ -96,6 +96,38 @@ export function paramsSearchText(inputSchema: Record<string, unknown>): string {
     })
     .join('. ');
 }
+
+/**
+ * The kinds of value a tool's parameters take (domain/ranking.ts valueSlots), as the store keeps
+ * them with the tool (`tools.value_kinds`, migration 082) for the shortlist's value postings.
+ */
+export function valueKindsOf(inputSchema: Record<string, unknown>): string[] {
+  return [...valueSlots(inputSchema).kinds].sort();
+}
+
+/**
+ * Reads the value kinds of listed tools that have none recorded yet (a catalog from before
+ * migration 082), from their current version's schema. Run once by infra/migrate.ts after it.
+ */
+export async function fillValueKinds(db: Sql | postgres.TransactionSql): Promise<number> {
+  const rows = await db<{ name: string; schema: Record<string, unknown> | null }[]>`
+    select t.name, v.manifest -> 'inputSchema' as schema from tools t
+    join tool_versions v on v.name = t.name and v.version = t.current_version
+    where t.value_kinds is null`;
+  if (rows.length === 0) return 0;
+  // one array literal per tool: a text[] per row does not pass through unnest as an array of arrays
+  const kinds = rows.map((r) => `{${valueKindsOf(r.schema ?? {}).join(',')}}`);
+  await db`update tools t set value_kinds = u.k::text[]
+           from unnest(${rows.map((r) => r.name)}::text[], ${kinds}::text[]) as u(n, k) where t.name = u.n`;
+  return rows.length;
+}
+
+/**
+ * What a kind of value the request carries adds to a tool's evidence in the shortlist when the
+ * tool's parameters take it: a twentieth of a word found in one tool's name, so it decides among
+ * tools the words tie or nearly tie, never over a tool the words clearly prefer.
+ */
+export const VALUE_EVIDENCE = 0.05;
 
 export type Search = ReturnType<typeof createSearch>;
 
@@ -235,7 +267,18 @@ export function createSearch(deps: SearchDeps) {
     // comes from tool_usage, kept by a trigger (migration 072). With each word, how many tools hold
     // it: when few do, the shortlist is one statement rather than rounds.
     const termWeights = lexemes.map((l) => termWeight(df.get(l) ?? 0, n, lexicalPolicy));
-    const words = lexemes.map((lexeme, i) => ({ lexeme, raw: rawWords[i]!, weight: termWeights[i]!, postings: df.get(lexeme) ?? 0 }));
+    const words: ShortlistWord[] = lexemes.map((lexeme, i) => ({
+      lexeme,
+      raw: rawWords[i]!,
+      weight: termWeights[i]!,
+      postings: df.get(lexeme) ?? 0,
+    }));
+    // The request's kinds of value, each worth a little evidence to a tool that takes it: among the
+    // tools its words tie (600 `*_release_*` tools for "what's in release v5.0.0 of
+    // expressjs/express") the shortlist keeps those that can take what the request brings. The
+    // similarity below is the words' alone.
+    for (const kind of new Set(values.map((v) => v.kind)))
+      words.push({ lexeme: `value:${kind}`, raw: '', weight: VALUE_EVIDENCE, value: true });
     const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
     if (rows.length === 0) return [];
 

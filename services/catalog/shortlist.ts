@@ -40,6 +40,15 @@ export interface ShortlistWord {
   weight: number;
   /** how many tools' postings hold the lexeme (its document frequency), when the caller knows it */
   postings?: number;
+  /**
+   * A kind of value the request carries ('value:host', 'value:repo'; domain/ranking.ts
+   * requestValues), not a word: it adds `weight` to a tool whose parameters take it (postings of
+   * field 4, migration 082), and only to a tool some word already brought — a value alone never
+   * makes a tool a candidate, and its postings (thousands of tools take a date) are never read
+   * whole. What it does is tell apart tools the words tie: at the shortlist's cut the one that can
+   * take the request's values goes in.
+   */
+  value?: boolean;
 }
 
 export interface ShortlistInput {
@@ -123,11 +132,11 @@ const trgmDefaultThreshold = 0.6;
 export async function shortlist(db: Db, input: ShortlistInput): Promise<Shortlisted[]> {
   const { words, activeOnly, k, policy: p } = input;
   if (words.length === 0) return [];
-  const postings = words.reduce((sum, w) => sum + (w.postings ?? Number.POSITIVE_INFINITY), 0);
+  const postings = words.reduce((sum, w) => sum + (w.value ? 0 : (w.postings ?? Number.POSITIVE_INFINITY)), 0);
   if (postings <= (input.onePassUpTo ?? onePassPostings)) return listed(words, await onePass(db, input));
   const fw = p.fieldWeights;
   const segments: Segment[] = words.flatMap((w, i) =>
-    [fw.name, fw.description, fw.params].map((f, at) => ({
+    (w.value ? [] : [fw.name, fw.description, fw.params]).map((f, at) => ({
       word: i,
       kind: 'lexeme' as const,
       key: w.lexeme,
@@ -187,7 +196,7 @@ export async function shortlist(db: Db, input: ShortlistInput): Promise<Shortlis
       -- common word's whole posting list
       hits as (
         select c.tool, w.i, e.field, w.tw * case e.field when 1 then ${fw.name}::float8 when 2 then ${fw.description}::float8
-                                                         when 3 then ${fw.params}::float8 else 0 end as v, 0::float8 as fz
+                                                         when 3 then ${fw.params}::float8 when 4 then 1 else 0 end as v, 0::float8 as fz
         from cand c
         cross join lateral (select p.lexeme, p.field from lexeme_postings p where p.tool = c.tool offset 0) e
         join w on w.lex = e.lexeme
@@ -247,7 +256,10 @@ export async function shortlist(db: Db, input: ShortlistInput): Promise<Shortlis
   for (;;) {
     const floor = best.length >= k ? best[k - 1]!.evidence : 0;
     // what a tool not read yet could still gain from each word: its unfinished segments' best value
-    const open = words.map((_, i) => Math.max(0, ...segments.filter((s) => s.word === i && !s.done && s.value > 0).map((s) => s.value)));
+    // (a value's postings are not read: any tool not read yet may take it)
+    const open = words.map((w, i) =>
+      w.value ? w.weight : Math.max(0, ...segments.filter((s) => s.word === i && !s.done && s.value > 0).map((s) => s.value)),
+    );
     const total = open.reduce((a, b) => a + b, 0);
     const needed = segments.filter((s) => !s.done && s.value > 0 && s.value + total - open[s.word]! > floor + 1e-9);
     if (needed.length === 0) break;
@@ -285,18 +297,29 @@ async function onePass(db: Db, input: ShortlistInput): Promise<Row[]> {
   const fw = p.fieldWeights;
   return db<Row[]>`
     with w as (
-      select lex, tw, i::int as i
-      from unnest(${words.map((w) => w.lexeme)}::text[], ${words.map((w) => w.weight)}::float8[]) with ordinality as w(lex, tw, i)
+      select lex, tw, i::int as i, v = 'value' as value
+      from unnest(${words.map((w) => w.lexeme)}::text[], ${words.map((w) => w.weight)}::float8[], ${words.map((w) => (w.value ? 'value' : 'word'))}::text[])
+           with ordinality as w(lex, tw, v, i)
     ),
     sim as materialized (${similarWordsQuery(db, input)}),
-    hits as (
+    words as (
       select p.tool, w.i, p.field::int as field, w.tw * case p.field when 1 then ${fw.name}::float8 when 2 then ${fw.description}::float8
-                                                                    when 3 then ${fw.params}::float8 else 0 end as v, 0::float8 as fz
+                                                                    when 3 then ${fw.params}::float8 when 4 then 1 else 0 end as v, 0::float8 as fz
       from w cross join lateral (select p.tool, p.field from lexeme_postings p where p.lexeme = w.lex and (${!activeOnly} or p.active) offset 0) p
+      where not w.value
       union all
       select p.tool, s.i, 0, w.tw * ${p.fuzzyWeight}::float8 * s.sim, s.sim
       from sim s join w on w.i = s.i
       cross join lateral (select p.tool from word_postings p where p.word = s.word and (${!activeOnly} or p.active) offset 0) p
+    ),
+    -- the request's values, for the tools the words brought: one index lookup each
+    hits as (
+      select * from words
+      union all
+      select t.tool, w.i, 4, w.tw, 0::float8
+      from (select distinct tool from words) t cross join w
+      cross join lateral (select 1 from lexeme_postings p where p.tool = t.tool and p.lexeme = w.lex offset 0) p
+      where w.value
     ),
     -- per tool and word, the best evidence: the field holding the lexeme, or a similar word
     x as materialized (

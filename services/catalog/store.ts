@@ -13,7 +13,7 @@ import { exists, FILES, type Folders, filesHash, readIfExists, readVersionFiles,
 import { sha256 } from './hash.ts';
 import { parseInput } from './input.ts';
 import type { ToolStats } from './metering.ts';
-import { paramsSearchText, type Search } from './search.ts';
+import { paramsSearchText, type Search, valueKindsOf } from './search.ts';
 
 /**
  * Tool versions: folders on disk (folders.ts) indexed by rows in Postgres
@@ -298,14 +298,16 @@ export function createStore(deps: StoreDeps) {
         at = 'indexed';
         const description = manifest.description;
         const params = paramsSearchText(manifest.inputSchema);
+        const kinds = valueKindsOf(manifest.inputSchema);
         if (makeCurrent) {
-          await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params)
-                   values (${name}, ${version}, ${description}, ${manifest.sideEffect}, ${manifest.destructive}, ${params})
+          await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params, value_kinds)
+                   values (${name}, ${version}, ${description}, ${manifest.sideEffect}, ${manifest.destructive}, ${params}, ${kinds}::text[])
                    on conflict (name) do update set current_version = excluded.current_version, description = excluded.description,
-                     side_effect = excluded.side_effect, destructive = excluded.destructive, search_params = excluded.search_params, updated_at = now()`;
+                     side_effect = excluded.side_effect, destructive = excluded.destructive, search_params = excluded.search_params,
+                     value_kinds = excluded.value_kinds, updated_at = now()`;
         } else {
-          await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params)
-                   values (${name}, null, ${description}, ${manifest.sideEffect}, ${manifest.destructive}, ${params})
+          await tx`insert into tools (name, current_version, description, side_effect, destructive, search_params, value_kinds)
+                   values (${name}, null, ${description}, ${manifest.sideEffect}, ${manifest.destructive}, ${params}, ${kinds}::text[])
                    on conflict (name) do nothing`;
         }
         await tx`insert into tool_versions (name, version, manifest, source, tests, api_spec, source_sha256, files_sha256, dir, status, created_by, idempotency_key, gate_report)
@@ -439,7 +441,8 @@ export function createStore(deps: StoreDeps) {
         const m = row.manifest;
         description = m.description;
         await tx`update tools set current_version = ${version}, description = ${m.description}, side_effect = ${m.sideEffect},
-                 destructive = ${m.destructive}, search_params = ${paramsSearchText(m.inputSchema)}, updated_at = now() where name = ${name}`;
+                 destructive = ${m.destructive}, search_params = ${paramsSearchText(m.inputSchema)},
+                 value_kinds = ${valueKindsOf(m.inputSchema)}::text[], updated_at = now() where name = ${name}`;
         pointerBefore = { written: true, raw: await readIfExists(pointerFile(name)) };
         await writePointer(name, version);
       });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type BenchDb, pgliteDb } from '../../bench/lib.ts';
-import { termWeight } from '../../domain/ranking.ts';
+import { requestValues, termWeight } from '../../domain/ranking.ts';
 import { harness } from '../../harness/index.ts';
-import { paramsSearchText } from '../../services/catalog/search.ts';
+import { paramsSearchText, VALUE_EVIDENCE } from '../../services/catalog/search.ts';
 import { type ShortlistWord, shortlist } from '../../services/catalog/shortlist.ts';
 import type { Sql } from '../../services/db.ts';
 import { type ScratchDb, scratchDb } from './registry-db.ts';
@@ -29,19 +29,24 @@ const qualifiers = ['for a date range', 'by owner', 'with filters', 'in bulk'];
 /** Tools with one version each, straight into the catalog's tables (the store's folders are not needed here). */
 async function addTools(
   sql: Sql,
-  rows: { name: string; description: string; sideEffect: string; params: string; status?: string }[],
+  rows: { name: string; description: string; sideEffect: string; params: string; status?: string; kinds?: string[] }[],
 ): Promise<void> {
-  await sql`insert into tools (name, current_version, description, side_effect, search_params, status)
-            select n, 1, d, s, p, st from unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.description)}::text[],
+  await sql`insert into tools (name, current_version, description, side_effect, search_params, status, value_kinds)
+            select n, 1, d, s, p, st, k::text[] from unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.description)}::text[],
                                                  ${rows.map((r) => r.sideEffect)}::text[], ${rows.map((r) => r.params)}::text[],
-                                                 ${rows.map((r) => r.status ?? 'active')}::text[]) as u(n, d, s, p, st)`;
+                                                 ${rows.map((r) => r.status ?? 'active')}::text[],
+                                                 ${rows.map((r) => `{${(r.kinds ?? []).join(',')}}`)}::text[]) as u(n, d, s, p, st, k)`;
   await sql`insert into tool_versions (name, version, manifest, source, tests, source_sha256, files_sha256, dir, status, created_by, idempotency_key)
             select n, 1, jsonb_build_object('inputSchema', jsonb_build_object('type', 'object')), '', '', repeat('a', 64), repeat('b', 64),
                    '/dev/null', 'verified', 'forge', 'test:' || n
             from unnest(${rows.map((r) => r.name)}::text[]) as u(n)`;
 }
 
-/** Every verb × object × system: 560 tools, each word held by 56 to 560 of them; every 9th quarantined. */
+/**
+ * Every verb × object × system: 560 tools, each word held by 56 to 560 of them; every 9th
+ * quarantined. Some take kinds of value: every release tool a version, Redis's and Kafka's a host,
+ * Notion's releases a repository too.
+ */
 async function seed(sql: Sql): Promise<void> {
   const rows = verbs.flatMap((verb, v) =>
     objects.flatMap((object, o) =>
@@ -53,7 +58,12 @@ async function seed(sql: Sql): Promise<void> {
           properties: { [`${object.split(' ')[0]}Id`]: { type: 'string', description: `the ${object} id` }, owner: { type: 'string' } },
         });
         const sideEffect = verb === 'list' || verb === 'export' || verb === 'validate' ? 'read' : 'write';
-        return { name, description, sideEffect, params, status: (v + o + s) % 9 === 0 ? 'quarantined' : 'active' };
+        const kinds = [
+          ...(object === 'release' ? ['version'] : []),
+          ...(system === 'Redis' || system === 'Kafka' ? ['host'] : []),
+          ...(object === 'release' && system === 'Notion' ? ['repo'] : []),
+        ];
+        return { name, description, sideEffect, params, status: (v + o + s) % 9 === 0 ? 'quarantined' : 'active', kinds };
       }),
     ),
   );
@@ -81,16 +91,23 @@ async function wordsOf(sql: Sql, text: string, activeOnly = true): Promise<Short
     const df = row?.df ?? 0;
     out.push({ lexeme, raw, weight: termWeight(df, n, policy), postings: df });
   }
+  for (const kind of new Set(requestValues(text).map((v) => v.kind)))
+    out.push({ lexeme: `value:${kind}`, raw: '', weight: VALUE_EVIDENCE, value: true });
   return out;
 }
 
 /** The two ways, forced: every posting at once, or MaxScore rounds. */
 const ways = { 'one pass': Number.POSITIVE_INFINITY, rounds: -1 };
 
-/** Every active tool's evidence, from its search index and the words of its name and description. */
-async function bruteForce(sql: Sql, words: ShortlistWord[]): Promise<Map<string, number>> {
+/**
+ * Every active tool's evidence, from its search index and the words of its name and description;
+ * and, for a tool some word is found in, the request's kinds of value its `value_kinds` holds.
+ */
+async function bruteForce(sql: Sql, all: ShortlistWord[]): Promise<Map<string, number>> {
   const fw = policy.fieldWeights;
-  const rows = await sql<{ name: string; evidence: number }[]>`
+  const words = all.filter((w) => !w.value);
+  const kinds = all.filter((w) => w.value).map((w) => w.lexeme.slice('value:'.length));
+  const rows = await sql<{ name: string; evidence: number; taken: number }[]>`
     select t.name, (
       select coalesce(sum(w.tw * greatest(
                case when t.search @@ (quote_literal(w.lex) || ':A')::tsquery then ${fw.name}::float8
@@ -100,9 +117,10 @@ async function bruteForce(sql: Sql, words: ShortlistWord[]): Promise<Map<string,
                  (select max(s) from (select word_similarity(w.raw, v)::float8 as s from forge_tool_words(t.trgm_text) v) x
                   where s >= ${policy.fuzzyMin}), 0) else 0 end)), 0)
       from unnest(${words.map((w) => w.lexeme)}::text[], ${words.map((w) => w.raw)}::text[], ${words.map((w) => w.weight)}::float8[]) as w(lex, raw, tw)
-    ) as evidence
+    ) as evidence,
+    cardinality(array(select unnest(t.value_kinds) intersect select unnest(${kinds}::text[]))) as taken
     from tools t where t.current_version is not null and t.status = 'active'`;
-  return new Map(rows.map((r) => [r.name, r.evidence]));
+  return new Map(rows.map((r) => [r.name, r.evidence > 0 ? r.evidence + VALUE_EVIDENCE * r.taken : 0]));
 }
 
 const requests = [
@@ -112,6 +130,8 @@ const requests = [
   'validation of the Stripe backup', // an inflection the stemmer does not join ("validation", "validate")
   'sync the status page in Kafka with filters',
   'owner', // held by every tool's parameters
+  'list the releases v2.1.0 of acme/forge', // values: a version every release tool takes, a repository only Notion's take
+  'sync the release on cache.example.com', // a host Redis's and Kafka's tools take; never a candidate by the value alone
 ];
 
 for (const backend of ['postgres', 'pglite'] as const) {
@@ -172,6 +192,25 @@ for (const backend of ['postgres', 'pglite'] as const) {
             );
           }
         });
+
+    for (const [way, onePassUpTo] of Object.entries(ways))
+      it(`a tie at the cut goes to the tools that take the request's values; a value alone brings no tool (${way})`, async () => {
+        const text = 'the release v2.1.0 of acme/forge';
+        const top = await shortlist(sql, { words: await wordsOf(sql, text), text, activeOnly: true, k: 5, policy, onePassUpTo });
+        // 56 tools hold "release" in their names, all alike by the words; Notion's alone take a repository too
+        assert.equal(top.length, 5);
+        for (const h of top)
+          assert.match(h.name, /^notion_release_/, `${h.name} takes no repository, yet entered before a Notion release tool`);
+        const hosts = await shortlist(sql, {
+          words: await wordsOf(sql, 'the weather on cache.example.com'),
+          text: 'the weather on cache.example.com',
+          activeOnly: true,
+          k,
+          policy,
+          onePassUpTo,
+        });
+        assert.deepEqual(hosts, [], "Redis's and Kafka's tools take a host, but no word of the request is theirs");
+      });
 
     it('follows the catalog: a new description, a quarantine, a version withdrawn, a tool deleted', async () => {
       const find = async (text: string, activeOnly = true) =>

@@ -5,6 +5,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
+import { fillValueKinds } from '../../services/catalog/search.ts';
 import { IdempotencyConflictError, type RegisterInput, type RegisterStage, RegistryWriteError } from '../../services/catalog/store.ts';
 import { type WatchEvent, watchRegistry } from '../../services/catalog/watcher.ts';
 import { type ScratchDb, scratchDb, scratchDir } from './registry-db.ts';
@@ -258,6 +259,38 @@ describe('registry', () => {
     assert.equal(await fs.readFile(path.join(root, 'echo', 'current'), 'utf8'), 'v2\n');
     await registry.setCurrent('echo', 1); // rollback
     assert.equal(await fs.readFile(path.join(root, 'echo', 'current'), 'utf8'), 'v1\n');
+  });
+
+  it("keeps the kinds of value the current version's parameters take, posted for discovery, through promotions and rollbacks", async () => {
+    const kinds = async () => {
+      const [row] = await db.sql<{ kinds: string[]; posted: string[] }[]>`
+        select value_kinds as kinds,
+               array(select lexeme from lexeme_postings where tool = 'notes' and field = 4 order by lexeme) as posted
+        from tools where name = 'notes'`;
+      return row;
+    };
+    const takes = (properties: Record<string, unknown>) => ({
+      manifest: { ...draft('notes', 'x').manifest, inputSchema: { type: 'object', properties } },
+    });
+    await registry.registerVersion(
+      draft('notes', 'n-v1', 1, takes({ repo: { type: 'string', description: 'owner/name' }, tag: { type: 'string' } })),
+    );
+    assert.deepEqual(await kinds(), { kinds: ['repo', 'version'], posted: ['value:repo', 'value:version'] });
+    await registry.registerVersion(
+      draft('notes', 'n-v2', 2, { ...takes({ url: { type: 'string', format: 'uri' } }), status: 'experimental', createdBy: 'rewrite' }),
+    );
+    assert.deepEqual(await kinds(), { kinds: ['repo', 'version'], posted: ['value:repo', 'value:version'] }, 'a candidate is not current');
+    await registry.setCurrent('notes', 2);
+    assert.deepEqual(await kinds(), { kinds: ['host', 'url'], posted: ['value:host', 'value:url'] });
+    await registry.setCurrent('notes', 1);
+    assert.deepEqual(await kinds(), { kinds: ['repo', 'version'], posted: ['value:repo', 'value:version'] });
+
+    // a catalog from before migration 082: the kinds are read once, from the current version
+    await db.sql`update tools set value_kinds = null where name = 'notes'`;
+    assert.deepEqual(await kinds(), { kinds: null, posted: [] });
+    assert.equal(await fillValueKinds(db.sql), 1);
+    assert.deepEqual(await kinds(), { kinds: ['repo', 'version'], posted: ['value:repo', 'value:version'] });
+    assert.equal(await fillValueKinds(db.sql), 0, 'read once');
   });
 
   it('meters invocations once per key and derives stats and trust', async () => {
