@@ -49,7 +49,7 @@ export function startDetached(home: string, spec: ServiceSpec): number {
  * and the control worker's deployment, whose containers are named after it.
  */
 export const SECOND_HOME_SETTINGS =
-  'free ports for FORGE_PGLITE_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT, FORGE_SCRIPTED_MODEL_PORT, FORGE_MCP_PORT and FORGE_DASHBOARD_PORT, and a FORGE_DEPLOYMENT name';
+  'free ports for FORGE_PGLITE_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT, FORGE_SCRIPTED_MODEL_PORT, FORGE_MCP_PORT and FORGE_DASHBOARD_PORT';
 
 /** A port Forge would serve one of this home's services on, held by a process this home did not start. */
 export class PortTakenError extends ForgeError {

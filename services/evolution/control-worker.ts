@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { ForgeError } from '../../domain/errors.ts';
 import { containerLog, containerState, lastLines, removeContainer } from './containers.ts';
@@ -15,7 +16,14 @@ export const LABEL_BUILD = 'forge.control.build';
 /** the FORGE_HOME whose control worker it is: two Forge homes may share one Docker engine */
 export const LABEL_HOME = 'forge.control.home';
 
-export const controlContainerName = (deployment: string, buildId: string) => `${deployment}-${buildId}`;
+/**
+ * A version's container in one home: the home's mark in the name, so two homes on one Docker engine
+ * that share a deployment name and a tree (the same build id) each have their own.
+ */
+export const controlContainerName = (deployment: string, buildId: string, home: string) =>
+  `${deployment}-${buildId}-${createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
+/** The name a version's container had before it carried its home's mark. */
+const unmarkedName = (deployment: string, buildId: string) => `${deployment}-${buildId}`;
 
 export interface ControlWorkerSpec {
   deployment: string;
@@ -39,15 +47,15 @@ export class ControlWorkerStartError extends ForgeError {
 }
 
 /**
- * A container of the same name (deployment and build id) that another Forge home started on this
- * Docker engine: the two homes' deployments share a name, so their versions' containers would too.
+ * A container under this home's name for a version that another Forge home started (by hand, or a
+ * collision of the homes' marks): never taken for this home's own.
  */
 export class ControlWorkerOfAnotherHomeError extends ForgeError {
   constructor(name: string, owner: string, home: string) {
     super(
-      `the control worker container ${name} belongs to the Forge at ${owner}, not to this one (${home}): two Forge homes on one Docker engine share the deployment name`,
+      `the control worker container ${name} belongs to the Forge at ${owner}, not to this one (${home})`,
       'CONTROL_WORKER_OF_ANOTHER_HOME',
-      'give this home a deployment of its own: set FORGE_DEPLOYMENT (or FORGE_TASK_QUEUE) for it, and run forge up again',
+      `remove it if that Forge is gone (docker rm -f ${name}), or give this home a deployment of its own (FORGE_DEPLOYMENT), and run forge up again`,
       { container: name, owner, home },
     );
   }
@@ -80,10 +88,30 @@ export function controlWorkers(docker: Docker, home: string) {
     return true;
   }
 
+  /**
+   * The version's container name in this home. A container this home made before names carried
+   * the home's mark is renamed to it (running or not: a rename does not stop it); one of another
+   * home under the old name is left to that home.
+   */
+  async function nameOf(deployment: string, buildId: string): Promise<string> {
+    const name = controlContainerName(deployment, buildId, home);
+    const old = unmarkedName(deployment, buildId);
+    const [found] = await docker.listContainers({ all: true, filters: { name: [`^/${old}$`] } });
+    if (found && homeOf(found) === home && !(await own(name)))
+      await docker
+        .getContainer(found.Id)
+        .rename({ name })
+        .catch((err: unknown) => {
+          // a concurrent start of the same home renamed it first
+          if ((err as { statusCode?: number }).statusCode !== 404 && (err as { statusCode?: number }).statusCode !== 409) throw err;
+        });
+    await own(name);
+    return name;
+  }
+
   /** Starts the version's container unless it already runs (a retried start is a no-op); returns its name. */
   async function ensure(spec: ControlWorkerSpec): Promise<{ name: string; started: boolean }> {
-    const name = controlContainerName(spec.deployment, spec.buildId);
-    await own(name);
+    const name = await nameOf(spec.deployment, spec.buildId);
     const state = await containerState(docker.getContainer(name));
     if (state.running) return { name, started: false };
     // A stopped one (a crash, an engine restart without its restart) is made again from the spec.
@@ -126,18 +154,16 @@ export function controlWorkers(docker: Docker, home: string) {
 
   /** Whether it runs, and if not, why (its exit code and last log lines). */
   async function state(deployment: string, buildId: string) {
-    const name = controlContainerName(deployment, buildId);
-    await own(name);
-    return containerState(docker.getContainer(name));
+    return containerState(docker.getContainer(await nameOf(deployment, buildId)));
   }
 
   /** The end of its log, for an error a person reads. */
   async function logTail(deployment: string, buildId: string): Promise<string> {
-    return lastLines(await containerLog(docker.getContainer(controlContainerName(deployment, buildId))).catch(() => ''));
+    return lastLines(await containerLog(docker.getContainer(await nameOf(deployment, buildId))).catch(() => ''));
   }
 
   async function remove(deployment: string, buildId: string): Promise<void> {
-    const name = controlContainerName(deployment, buildId);
+    const name = await nameOf(deployment, buildId);
     if (await own(name)) await removeContainer(docker, name);
   }
 

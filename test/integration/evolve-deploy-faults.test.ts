@@ -61,7 +61,7 @@ describe('deploy faults: SIGKILL and a Temporal restart in the probe window, fre
 
     // The installed version's container runs the evolve and deploy workflows: kill its process as a crash would.
     const docker = dockerClient(rig.h.cfg);
-    const name = controlContainerName(rig.deployment, rig.install.buildId);
+    const name = controlContainerName(rig.deployment, rig.install.buildId, rig.h.cfg.home);
     const pid = (await docker.getContainer(name).inspect()).State.Pid;
     process.kill(pid, 'SIGKILL');
     await temporal.restart();

@@ -15,15 +15,15 @@ import {
   controlWorkers,
   LABEL_BUILD,
   LABEL_CONTROL,
+  LABEL_HOME,
 } from '../../services/evolution/control-worker.ts';
 import { LABEL_DEPLOYMENT, LABEL_JOB, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../../services/sandbox/container.ts';
 import { reapOrphans, reapSandboxes } from '../../services/sandbox/docker.ts';
 import { testConfig } from '../helpers/env.ts';
 
 // Forges sharing one Docker engine. Two homes whose deployments share a name (both on the default task
-// queue, each with its own Temporal): one home's forge up, forge down and retirements must never
-// stop or remove the other's control worker containers, and a version whose container name the
-// other home holds is refused with the fix, rather than taken for this home's own.
+// queue, each with its own Temporal) and a tree (the same build id): each runs its own container of
+// that version, and one home's forge up, forge down and retirements never stop or remove the other's.
 
 const cfg = testConfig();
 const deployment = `test-homes-${process.pid}`;
@@ -32,12 +32,19 @@ let homeA: string;
 let homeB: string;
 const user = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
-const spec = (home: string, buildId: string) => ({ deployment, buildId, image: cfg.FORGE_SANDBOX_IMAGE, env: {}, home, user });
-const exists = async (buildId: string) =>
-  (await docker.listContainers({ all: true, filters: { name: [`^/${controlContainerName(deployment, buildId)}$`] } })).length === 1;
+/** The sandbox image with a command that stays up, as a control worker does (its own command ends at once without a job). */
+const sleeper = `forge-test-sleeper:${process.pid}`;
+const spec = (home: string, buildId: string) => ({ deployment, buildId, image: sleeper, env: {}, home, user });
+const named = async (name: string) => (await docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } }))[0];
+const running = async (name: string) => (await named(name))?.State === 'running';
+const exists = async (name: string) => (await named(name)) !== undefined;
 
-before(() => {
+before(async () => {
   docker = dockerClient(cfg);
+  const base = await docker.createContainer({ Image: cfg.FORGE_SANDBOX_IMAGE });
+  const [repo, tag] = sleeper.split(':') as [string, string];
+  await base.commit({ repo, tag, changes: `CMD ["${NODE_PATH}", "-e", "setInterval(() => {}, 1e9)"]` });
+  await base.remove();
   homeA = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-home-a-'));
   homeB = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-home-b-'));
 });
@@ -48,61 +55,85 @@ after(async () => {
       .getContainer(c.Id)
       .remove({ force: true })
       .catch(() => undefined);
+  await docker
+    .getImage(sleeper)
+    .remove()
+    .catch(() => undefined);
   fs.rmSync(homeA, { recursive: true, force: true });
   fs.rmSync(homeB, { recursive: true, force: true });
 });
 
-it("lists, stops and removes only its own home's control containers, and refuses a version whose container another home holds", async () => {
+it("runs each home's own container of the same version, and lists, stops and removes only its own", async () => {
   const a = controlWorkers(docker, homeA);
   const b = controlWorkers(docker, homeB);
-  await a.ensure(spec(homeA, 'build-shared'));
+  const inA = await a.ensure(spec(homeA, 'build-shared'));
+  const inB = await b.ensure(spec(homeB, 'build-shared'));
   await b.ensure(spec(homeB, 'build-b'));
-
+  assert.notEqual(inA.name, inB.name, 'the same version, a container per home');
+  assert.ok(inB.started, "B started its own, rather than taking A's");
+  assert.ok((await running(inA.name)) && (await running(inB.name)));
   assert.deepEqual(
     (await a.list(deployment)).map((w) => w.buildId),
     ['build-shared'],
   );
-  assert.deepEqual(
-    (await b.list(deployment)).map((w) => w.buildId),
-    ['build-b'],
-  );
-
-  // The same tree makes the same build id in both homes: B may not take A's container for its own.
-  await assert.rejects(b.ensure(spec(homeB, 'build-shared')), (err: unknown) => {
-    assert.ok(err instanceof ControlWorkerOfAnotherHomeError);
-    assert.match(err.message, new RegExp(`belongs to the Forge at ${homeA}`));
-    assert.match(err.fix ?? '', /FORGE_DEPLOYMENT/);
-    return true;
-  });
-  await assert.rejects(b.remove(deployment, 'build-shared'), ControlWorkerOfAnotherHomeError);
-  await assert.rejects(b.state(deployment, 'build-shared'), ControlWorkerOfAnotherHomeError);
-  assert.ok(await exists('build-shared'), "A's container is still there");
+  assert.deepEqual((await b.list(deployment)).map((w) => w.buildId).sort(), ['build-b', 'build-shared']);
+  assert.equal((await a.state(deployment, 'build-shared')).running, true);
 
   // forge down in B stops B's containers only.
   const stopped = await stopControlContainers({ ...cfg, FORGE_DEPLOYMENT: deployment, home: homeB });
-  assert.ok(stopped.every((name) => name === controlContainerName(deployment, 'build-b')));
-  assert.ok(await exists('build-shared'));
+  assert.deepEqual(stopped.sort(), [controlContainerName(deployment, 'build-b', homeB), inB.name].sort());
+  assert.ok(await running(inA.name), "A's container of the same version still runs");
 
+  await b.remove(deployment, 'build-shared');
   await b.remove(deployment, 'build-b');
-  assert.equal(await exists('build-b'), false);
-  assert.ok(await exists('build-shared'));
+  assert.equal(await exists(inB.name), false);
+  assert.ok(await running(inA.name));
+  assert.deepEqual(
+    (await a.list(deployment)).map((w) => w.buildId),
+    ['build-shared'],
+  );
 });
 
-it('counts a container made before the home label by the home it mounts', async () => {
-  // As `ensure` made them before: the deployment and build labels and the home bind-mounted at its own path.
-  const name = controlContainerName(deployment, 'build-legacy');
+it('adopts a container made before names carried the home: its own home renames it, another leaves it be', async () => {
+  // As `ensure` made them before: named <deployment>-<build id>, the home bind-mounted at its own path, no home label.
+  const old = `${deployment}-build-legacy`;
   const image = await docker.getImage(cfg.FORGE_SANDBOX_IMAGE).inspect();
-  await docker.createContainer({
-    name,
+  const made = await docker.createContainer({
+    name: old,
     Image: image.Id,
+    Cmd: [NODE_PATH, '-e', 'setTimeout(() => {}, 600000)'],
     Labels: { [LABEL_CONTROL]: deployment, [LABEL_BUILD]: 'build-legacy' },
     HostConfig: { Mounts: [{ Type: 'bind', Source: homeA, Target: homeA }] },
   });
+  await made.start();
   assert.ok((await controlWorkers(docker, homeA).list(deployment)).some((w) => w.buildId === 'build-legacy'));
   assert.ok(!(await controlWorkers(docker, homeB).list(deployment)).some((w) => w.buildId === 'build-legacy'));
-  await assert.rejects(controlWorkers(docker, homeB).remove(deployment, 'build-legacy'), ControlWorkerOfAnotherHomeError);
+
+  // B's state of that version is its own (none): A's old container is not B's, and stays as it is.
+  assert.equal((await controlWorkers(docker, homeB).state(deployment, 'build-legacy')).running, false);
+  assert.ok(await running(old));
+
+  // A finds it under its new name, still running: a rename does not restart it.
+  assert.equal((await controlWorkers(docker, homeA).state(deployment, 'build-legacy')).running, true);
+  assert.equal(await named(old), undefined);
+  const renamed = controlContainerName(deployment, 'build-legacy', homeA);
+  assert.equal((await named(renamed))?.Id, made.id);
+  assert.ok(await running(renamed));
   await controlWorkers(docker, homeA).remove(deployment, 'build-legacy');
-  assert.equal(await exists('build-legacy'), false);
+  assert.equal(await named(renamed), undefined);
+});
+
+it('refuses a container under its name that another home made, naming the fix', async () => {
+  const name = controlContainerName(deployment, 'build-taken', homeB);
+  const image = await docker.getImage(cfg.FORGE_SANDBOX_IMAGE).inspect();
+  await docker.createContainer({ name, Image: image.Id, Labels: { [LABEL_CONTROL]: deployment, [LABEL_HOME]: homeA } });
+  await assert.rejects(controlWorkers(docker, homeB).ensure(spec(homeB, 'build-taken')), (err: unknown) => {
+    assert.ok(err instanceof ControlWorkerOfAnotherHomeError);
+    assert.match(err.message, new RegExp(`belongs to the Forge at ${homeA}`));
+    assert.match(err.fix ?? '', /docker rm -f/);
+    return true;
+  });
+  assert.ok(await named(name), 'left as it was');
 });
 
 it('freezing one home kills its own sandboxes, not those of another home on the same queues', async () => {

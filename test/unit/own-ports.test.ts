@@ -39,7 +39,7 @@ it('refuses a Temporal port held by a process this home did not start, naming th
     assert.match(err.message, new RegExp(`port ${strangerPort} is taken by a process this Forge home \\(${home}\\) did not start`));
     assert.match(
       err.fix ?? '',
-      /free ports for FORGE_PGLITE_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT.*FORGE_DEPLOYMENT.*TEMPORAL_ADDRESS=127\.0\.0\.1:/,
+      /free ports for FORGE_PGLITE_PORT, TEMPORAL_PORT, TEMPORAL_UI_PORT.*FORGE_DASHBOARD_PORT.*TEMPORAL_ADDRESS=127\.0\.0\.1:/,
     );
     return true;
   });
