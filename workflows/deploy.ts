@@ -9,9 +9,8 @@ import {
   type ProbeSample,
   withOverrides,
 } from '../domain/deploy.ts';
-import { describeError } from '../domain/errors.ts';
 import { deploySteps } from './activities.ts';
-import { failedWith, parseWorkflowInput } from './common.ts';
+import { failedWith, failureCause, parseWorkflowInput } from './common.ts';
 import { deployProgressQuery } from './definitions.ts';
 import { track } from './progress.ts';
 
@@ -65,7 +64,7 @@ async function deploy(req: ReturnType<typeof deployRequestSchema.parse>): Promis
     note(`${started.container} polling after ${Math.round(started.ms / 100) / 10} s`);
   } catch (err) {
     // Never current: nothing changed but a container, which goes.
-    const reason = `the new version did not start: ${describeError(err)}`;
+    const reason = `the new version did not start: ${failureCause(err)}`;
     await steps.retireVersion({ buildId, reason, sinceIso });
     await steps.markVersion({ buildId, status: 'refused', reason });
     enter('refused', reason);
@@ -94,7 +93,7 @@ async function deploy(req: ReturnType<typeof deployRequestSchema.parse>): Promis
     try {
       sample = await steps.probeVersion({ deployId: workflowId, buildId, sinceIso: swappedAt, probeNo });
     } catch (err) {
-      failure = { reasons: [`probe ${probeNo} could not measure the new version: ${describeError(err)}`] };
+      failure = { reasons: [`probe ${probeNo} could not measure the new version: ${failureCause(err)}`] };
       break;
     }
     const verdict = judgeProbe(sample, policy);
