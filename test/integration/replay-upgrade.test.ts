@@ -2,13 +2,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { workflowBundle } from '../../workers/bundle.ts';
 
 const { temporal } = proto;
 const dir = path.join(import.meta.dirname, '..', 'fixtures', 'histories');
+const scratchDirs: string[] = [];
+/** A directory for a workflow bundle's build, removed after the file's tests. */
+const scratch = () => {
+  const made = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-replay-'));
+  scratchDirs.push(made);
+  return made;
+};
+after(() => {
+  for (const d of scratchDirs) fs.rmSync(d, { recursive: true, force: true });
+});
 
 /**
  * Histories recorded by Forge before its bookkeeping became local activities (a forge cycle, a task
@@ -31,7 +41,7 @@ describe('cycles started on an earlier Forge', () => {
       );
       return { workflowId: f.replace(/\.bin$/, ''), history };
     });
-    const bundle = await workflowBundle(fs.mkdtempSync(path.join(os.tmpdir(), 'forge-replay-')));
+    const bundle = await workflowBundle(scratch());
     let replayed = 0;
     for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'before-local-bookkeeping' }, histories)) {
       assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);
@@ -67,7 +77,7 @@ describe('cycles started before bookkeeping was folded', () => {
       );
       return { workflowId: f.replace(/\.bin$/, ''), history };
     });
-    const bundle = await workflowBundle(fs.mkdtempSync(path.join(os.tmpdir(), 'forge-replay-')));
+    const bundle = await workflowBundle(scratch());
     let replayed = 0;
     for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'before-folded-bookkeeping' }, histories)) {
       assert.equal(result.error, undefined, `${result.workflowId} does not replay: ${String(result.error)}`);

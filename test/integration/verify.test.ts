@@ -563,7 +563,8 @@ describe('forge sandbox verify on the running Forge', () => {
       assert.match(human.stdout, /static +FAILED .*\[io-outside-ctx\]|tool\.ts:\d+:\d+ \[io-outside-ctx\]/);
       assert.match(human.stdout, /mock +SKIPPED +— not run: the static stage failed/);
       assert.match(human.stderr, /failed at the static stage/);
-      const empty = await cli('sandbox', 'verify', fs.mkdtempSync(path.join(os.tmpdir(), 'forge-verify-empty-')), '--json');
+      const emptyDir = fs.mkdtempSync(path.join(dir, 'empty-'));
+      const empty = await cli('sandbox', 'verify', emptyDir, '--json');
       assert.equal(empty.code, 2, empty.stderr);
       assert.match(String(empty.json().message), /has none of tool\.ts, tool\.test\.ts, api-spec\.json/);
     } finally {
