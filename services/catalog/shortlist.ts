@@ -71,6 +71,15 @@ export interface ShortlistInput {
  */
 export const onePassPostings = 3000;
 
+/**
+ * A tie at the cut that only the request's values could break is broken by reading the tied word's
+ * postings to their end when at most this many are left: "release", held by 600 of the bench's
+ * 10,000 tools, is read whole for "release v5.0.0 of expressjs/express"; "list" or "get", held by
+ * thousands, is not — a word that common says little, and reading it whole costs more than the tie
+ * is worth (the values still order the tools that were read).
+ */
+export const valueTieReads = 1000;
+
 /** A catalog tool as discovery describes it: its current version's manifest, in brief. */
 export interface ToolListing {
   name: string;
@@ -258,10 +267,18 @@ export async function shortlist(db: Db, input: ShortlistInput): Promise<Shortlis
     // what a tool not read yet could still gain from each word: its unfinished segments' best value
     // (a value's postings are not read: any tool not read yet may take it)
     const open = words.map((w, i) =>
-      w.value ? w.weight : Math.max(0, ...segments.filter((s) => s.word === i && !s.done && s.value > 0).map((s) => s.value)),
+      w.value ? 0 : Math.max(0, ...segments.filter((s) => s.word === i && !s.done && s.value > 0).map((s) => s.value)),
     );
     const total = open.reduce((a, b) => a + b, 0);
-    const needed = segments.filter((s) => !s.done && s.value > 0 && s.value + total - open[s.word]! > floor + 1e-9);
+    const values = words.reduce((sum, w) => sum + (w.value ? w.weight : 0), 0);
+    const needed = segments.filter((s) => {
+      if (s.done || s.value <= 0) return false;
+      const bound = s.value + total - open[s.word]!;
+      if (bound > floor + 1e-9) return true;
+      // Only the values could lift a tool not read yet over the floor: worth reading the segment
+      // to its end for a tie among a few hundred tools, not among thousands.
+      return bound + values > floor + 1e-9 && (words[s.word]!.postings ?? Number.POSITIVE_INFINITY) - s.read <= valueTieReads;
+    });
     if (needed.length === 0) break;
     await round([needed.reduce((a, b) => (b.value > a.value ? b : a))], null, false);
   }
@@ -304,7 +321,7 @@ async function onePass(db: Db, input: ShortlistInput): Promise<Row[]> {
     sim as materialized (${similarWordsQuery(db, input)}),
     words as (
       select p.tool, w.i, p.field::int as field, w.tw * case p.field when 1 then ${fw.name}::float8 when 2 then ${fw.description}::float8
-                                                                    when 3 then ${fw.params}::float8 when 4 then 1 else 0 end as v, 0::float8 as fz
+                                                                    when 3 then ${fw.params}::float8 else 0 end as v, 0::float8 as fz
       from w cross join lateral (select p.tool, p.field from lexeme_postings p where p.lexeme = w.lex and (${!activeOnly} or p.active) offset 0) p
       where not w.value
       union all
@@ -312,18 +329,25 @@ async function onePass(db: Db, input: ShortlistInput): Promise<Row[]> {
       from sim s join w on w.i = s.i
       cross join lateral (select p.tool from word_postings p where p.word = s.word and (${!activeOnly} or p.active) offset 0) p
     ),
-    -- the request's values, for the tools the words brought: one index lookup each
-    hits as (
-      select * from words
+    -- per tool and word, the best evidence the words give: the field holding the lexeme, or a similar word
+    xw as materialized (
+      select tool, i, max(v) as v, coalesce(min(field) filter (where field > 0), 0) as field, max(fz) as fz from words group by tool, i
+    ),
+    ew as materialized (select tool, sum(v) as e from xw group by tool),
+    -- the request's values, for the tools near enough the cut that they could lift one over it:
+    -- one index lookup each, never every tool a common word brought
+    near as (
+      select ew.tool from ew
+      where ew.e + ${words.reduce((sum, w) => sum + (w.value ? w.weight : 0), 0)}::float8
+            >= coalesce((select e from ew order by e desc offset ${k - 1} limit 1), 0) - 1e-9
+    ),
+    x as materialized (
+      select tool, i, v, field, fz from xw
       union all
-      select t.tool, w.i, 4, w.tw, 0::float8
-      from (select distinct tool from words) t cross join w
+      select t.tool, w.i, w.tw, 4, 0::float8
+      from near t cross join w
       cross join lateral (select 1 from lexeme_postings p where p.tool = t.tool and p.lexeme = w.lex offset 0) p
       where w.value
-    ),
-    -- per tool and word, the best evidence: the field holding the lexeme, or a similar word
-    x as materialized (
-      select tool, i, max(v) as v, coalesce(min(field) filter (where field > 0), 0) as field, max(fz) as fz from hits group by tool, i
     ),
     -- the k best by evidence alone (cheap to sum), and only theirs described
     best as materialized (
