@@ -148,6 +148,11 @@ export interface WaitOptions {
 export interface SearchAnswer {
   /** what discovery would do with this request: reuse the top tool, confirm it with a person, or forge a new one */
   decision: { action: string; tool?: string; reason: string };
+  /**
+   * `invocations`, `successes` and `level` are the current version's (`version`), as the trust
+   * ladder and `forge tools ls` read them: a rewrite starts its own record. (Discovery's ranking
+   * weighs every version's usage; that is how it orders, not what a tool has earned.)
+   */
   hits: {
     name: string;
     version: number;
@@ -163,6 +168,23 @@ export interface SearchAnswer {
 }
 
 const workflowKinds: Record<string, WatchedKind> = { toolCallWorkflow: 'call', forgeWorkflow: 'forge', taskWorkflow: 'task' };
+
+/**
+ * A call of a name the catalog does not offer (never registered, or archived): refused before any
+ * cycle starts, so a client's typo leaves no workflow, invocation or audit entry behind.
+ */
+export class ToolNotOfferedError extends ForgeError {
+  constructor(name: string, archived: boolean) {
+    super(
+      archived
+        ? `${name} is archived in Forge's catalog: it is no longer offered or run`
+        : `no tool named ${JSON.stringify(name)} in Forge's catalog`,
+      'TOOL_NOT_FOUND',
+      'search_tools finds the tool for a need (tools/list lists them all); forge_tool writes one when none fits',
+      { tool: name },
+    );
+  }
+}
 
 export interface McpBackend {
   readonly cfg: ForgeConfig;
@@ -285,9 +307,11 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
         createToolCalls({ registry }).discoverTool({ query }),
       ]);
       const d = discovery.decision;
+      // The search's usage counts cover every version (they rank); a person reads what the current one earned.
+      const earned = await Promise.all(hits.map((h) => registry.stats(h.name)));
       return {
         decision: { action: d.action, ...(d.tool ? { tool: d.tool } : {}), reason: d.reason },
-        hits: hits.map((h) => ({
+        hits: hits.map((h, i) => ({
           name: h.name,
           version: h.version,
           description: h.description,
@@ -295,14 +319,16 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
           sideEffect: h.sideEffect,
           similarity: h.similarity,
           score: h.score,
-          level: h.level,
-          invocations: h.invocations,
-          successes: h.successes,
+          level: earned[i]!.level,
+          invocations: earned[i]!.invocations,
+          successes: earned[i]!.successes,
         })),
       };
     },
 
     async callTool(name, args, source, opts) {
+      const current = await (await catalog()).getCurrent(name);
+      if (!current || current.status === 'archived') throw new ToolNotOfferedError(name, !!current);
       const parsed = directCallInputSchema.safeParse({ tool: name, input: args ?? {}, source, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE });
       if (!parsed.success)
         throw new InvalidInputError('tool call', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

@@ -162,7 +162,7 @@ export function searchResult(query: string, answer: SearchAnswer): CallToolResul
   const d = answer.decision;
   const lines = answer.hits.map(
     (h) =>
-      `- ${h.name} v${h.version} — score ${h.score.toFixed(2)} (similarity ${h.similarity.toFixed(2)}; ${h.level}, ${h.successes}/${h.invocations} calls succeeded; ${h.sideEffect}${h.status === 'active' ? '' : `; ${h.status}: not callable`}): ${h.description}`,
+      `- ${h.name} v${h.version} — score ${h.score.toFixed(2)} (similarity ${h.similarity.toFixed(2)}; ${h.level}, ${h.successes}/${h.invocations} calls of v${h.version} succeeded; ${h.sideEffect}${h.status === 'active' ? '' : `; ${h.status}: not callable`}): ${h.description}`,
   );
   const next =
     d.action === 'forge' ? 'No tool fits well enough: forge_tool can have one written.' : `Call ${d.tool} directly, or with call_tool.`;

@@ -9,7 +9,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { clause, ForgeError } from '../app/errors.ts';
-import { type McpBackend, mcpLog, type WaitOptions } from '../app/mcp-calls.ts';
+import { type McpBackend, mcpLog, ToolNotOfferedError, type WaitOptions } from '../app/mcp-calls.ts';
 import type { CatalogWatch } from './catalog-watch.ts';
 import { callResult, catalogToolToMcp, cycleResult, errorResult, searchResult } from './format.ts';
 
@@ -181,6 +181,11 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
         }
       }
     } catch (err) {
+      // A name that is no tool of the list is the request's mistake, not a tool's failure: the
+      // protocol's own error for it (unknown tool: invalid params). Through call_tool, the name is
+      // that tool's input, so it is an error result the model reads, like any other bad input.
+      if (err instanceof ToolNotOfferedError && !metaNames.has(name))
+        throw new McpError(ErrorCode.InvalidParams, `${err.message}: ${err.fix}`, { tool: name });
       // What a person's CLI would say: the message and the fix. Anything else is logged and summarised.
       if (err instanceof ForgeError) return errorResult(`${err.message}${err.fix ? ` (fix: ${err.fix})` : ''}`);
       mcpLog.error('tool call failed', { tool: name, error: (err as Error).message });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { type CallToolResult, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, ErrorCode, McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { freePort, sleep } from '../../infra/processes.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { harnessCli, harnessEnv } from '../helpers/cli.ts';
@@ -240,6 +240,29 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
     assert.deepEqual({ ...counts }, { refused: 2, metered: 1 });
   });
 
+  it('a tool name the catalog does not offer is refused at once, naming search_tools: no workflow, nothing metered or audited', async () => {
+    await assert.rejects(stdio.client.callTool({ name: 'roman_numerals', arguments: { number: 4 } }), (err: unknown) => {
+      assert.ok(err instanceof McpError, String(err));
+      assert.equal(err.code, ErrorCode.InvalidParams);
+      assert.match(err.message, /no tool named "roman_numerals" in Forge's catalog: search_tools finds the tool for a need/);
+      return true;
+    });
+    const viaCallTool = await call(stdio.client, 'call_tool', { name: 'roman_numerals', arguments: { number: 4 } });
+    assert.equal(viaCallTool.isError, true);
+    assert.match(text(viaCallTool), /^no tool named "roman_numerals" in Forge's catalog \(fix: search_tools finds the tool for a need/);
+
+    // A started call cycle is tagged with its tool: visibility lists it within moments.
+    await sleep(1500);
+    const started = [];
+    for await (const w of h.client.workflow.list({ query: `ForgeToolName = 'roman_numerals'` })) started.push(w.workflowId);
+    assert.deepEqual(started, [], 'no tool call cycle was started');
+    const [left] = await h.db.sql<{ audited: number; metered: number; approvals: number }[]>`
+      select (select count(*)::int from audit_log where tool = 'roman_numerals') as audited,
+             (select count(*)::int from invocations where tool = 'roman_numerals') as metered,
+             (select count(*)::int from approvals where tool = 'roman_numerals') as approvals`;
+    assert.deepEqual({ ...left }, { audited: 0, metered: 0, approvals: 0 });
+  });
+
   it('search_tools answers with scores and discovery’s decision', async () => {
     const res = await call(stdio.client, 'search_tools', { query: 'write a number in roman numerals' });
     assert.equal(res.isError, undefined, text(res));
@@ -398,5 +421,53 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
       await proxy.close();
     }
     assert.equal(httpServer.exitCode, null, httpLog);
+  });
+
+  it("search_tools counts the current version's calls, as forge tools ls does: a new version starts its own record", async () => {
+    // v1 of roman_numeral has earned calls by now; one more that failed, then a rewrite as v2.
+    const v1 = await registry.getCurrent('roman_numeral');
+    assert.equal(v1?.version, 1);
+    await registry.recordInvocation({
+      idempotencyKey: 'mcp-test:roman_numeral:v1-failure',
+      tool: 'roman_numeral',
+      version: 1,
+      input: { number: 0 },
+      latencyMs: 5,
+      success: false,
+      error: 'out of range',
+    });
+    const v2 = await registry.registerVersion({
+      name: 'roman_numeral',
+      source: romanSource,
+      tests: '',
+      manifest: { ...v1!.manifest, description: 'Writes a whole number (1 to 3999) in roman numerals.' },
+      createdBy: 'human',
+      idempotencyKey: 'mcp-test:roman_numeral:v2',
+    });
+    assert.equal((await registry.getCurrent('roman_numeral'))?.version, 2, JSON.stringify(v2));
+    const counted = await call(stdio.client, 'roman_numeral', { number: 9 });
+    assert.deepEqual(counted.structuredContent, { roman: 'IX' }, text(counted));
+
+    const res = await call(stdio.client, 'search_tools', { query: 'write a number in roman numerals' });
+    const hit = (res.structuredContent as { hits: { name: string; version: number; invocations: number; successes: number }[] }).hits.find(
+      (x) => x.name === 'roman_numeral',
+    );
+    assert.deepEqual(
+      { name: hit?.name, version: hit?.version, invocations: hit?.invocations, successes: hit?.successes },
+      { name: 'roman_numeral', version: 2, invocations: 1, successes: 1 },
+      "v2's one call, not v1's record",
+    );
+    assert.match(text(res), /- roman_numeral v2 — score \d\.\d\d \(similarity \d\.\d\d; \w+, 1\/1 calls of v2 succeeded;/);
+
+    const listed = (await forge('tools', 'ls', '--json')).json().tools as {
+      name: string;
+      stats: { invocations: number; successes: number };
+    }[];
+    const row = listed.find((t) => t.name === 'roman_numeral');
+    assert.deepEqual(
+      [row?.stats.invocations, row?.stats.successes],
+      [hit?.invocations, hit?.successes],
+      'the same counts as forge tools ls',
+    );
   });
 });
