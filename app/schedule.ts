@@ -191,19 +191,26 @@ export async function listSchedules(session: Session): Promise<ScheduleView[]> {
   return out;
 }
 
-/** Pauses a schedule (no run starts until unpaused); the note says who and why, in the UI too. */
-export async function pauseSchedule(session: Session, id: string, note: string): Promise<ScheduleView> {
-  await described(session, known(id));
-  const client = await session.temporal();
-  await client.schedule.getHandle(id).pause(note);
-  return view(session.cfg, await described(session, id));
+/**
+ * Pauses a schedule (no run starts until unpaused); the note says who and why, in the UI too. One
+ * that is paused already is left as it is, with the first pause's note: `changed` says which.
+ */
+export function pauseSchedule(session: Session, id: string, note: string): Promise<ScheduleView & { changed: boolean }> {
+  return setPaused(session, id, true, note);
 }
 
-export async function unpauseSchedule(session: Session, id: string, note: string): Promise<ScheduleView> {
-  await described(session, known(id));
-  const client = await session.temporal();
-  await client.schedule.getHandle(id).unpause(note);
-  return view(session.cfg, await described(session, id));
+/** Unpauses a schedule; one that runs already is left as it is (`changed` false). */
+export function unpauseSchedule(session: Session, id: string, note: string): Promise<ScheduleView & { changed: boolean }> {
+  return setPaused(session, id, false, note);
+}
+
+async function setPaused(session: Session, id: string, paused: boolean, note: string): Promise<ScheduleView & { changed: boolean }> {
+  const before = await described(session, known(id));
+  // Pausing a paused schedule would overwrite who paused it and why with a pause that changed nothing.
+  if (before.state.paused === paused) return { ...view(session.cfg, before), changed: false };
+  const handle = (await session.temporal()).schedule.getHandle(id);
+  await (paused ? handle.pause(note) : handle.unpause(note));
+  return { ...view(session.cfg, await described(session, id)), changed: true };
 }
 
 /**

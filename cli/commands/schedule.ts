@@ -41,9 +41,13 @@ export async function scheduleCommand(cfg: ForgeConfig, args: string[]): Promise
     }
     if (sub === 'pause' || sub === 'unpause') {
       const note = `${sub}d by ${localUser()}${values.reason ? `: ${values.reason}` : ''}`;
-      const s = await (sub === 'pause' ? pauseSchedule : unpauseSchedule)(session, id, note);
-      if (values.json) printJson({ ok: true, schedule: s });
-      else say(`${s.scheduleId}: ${s.paused ? 'paused' : 'active'} (${note})`);
+      const { changed, ...s } = await (sub === 'pause' ? pauseSchedule : unpauseSchedule)(session, id, note);
+      if (values.json) printJson({ ok: true, changed, schedule: s });
+      else if (changed) say(`${s.scheduleId}: ${s.paused ? 'paused' : 'active'} (${note})`);
+      else
+        say(
+          `${s.scheduleId} was already ${s.paused ? 'paused' : 'active'}${s.note ? ` (${s.note})` : ''}: nothing changed${s.paused ? '; resume it with: forge schedule unpause' : ''}`,
+        );
       return 0;
     }
     if (sub === 'trigger') {

@@ -359,6 +359,17 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
     const pausedView = (paused.json() as { schedule: { paused: boolean; note: string } }).schedule;
     assert.equal(pausedView.paused, true);
     assert.equal(pausedView.note, 'paused by ana: investigating');
+    assert.equal(paused.json().changed, true);
+    // Paused again: said so, and the first pause's who and why stay.
+    const again = await forge('schedule', 'pause', '--reason', 'again');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(
+      again.stdout.trim(),
+      `${CURATION_SCHEDULE_ID} was already paused (paused by ana: investigating): nothing changed; resume it with: forge schedule unpause`,
+    );
+    const againJson = await forge('schedule', 'pause', '--json');
+    const againView = againJson.json() as { changed: boolean; schedule: { note: string } };
+    assert.deepEqual([againView.changed, againView.schedule.note], [false, 'paused by ana: investigating']);
     // A changed configuration updates the schedule on the next forge up; a person's pause stays.
     const berlin = { ...h.cfg, FORGE_CURATION_CRON: '30 2 * * *', FORGE_CURATION_TZ: 'Europe/Berlin' };
     assert.equal((await ensureCurationSchedule(berlin, h.client)).status, 'updated');
@@ -371,6 +382,9 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
 
     const unpaused = await forge('schedule', 'unpause', '--json');
     assert.equal((unpaused.json() as { schedule: { paused: boolean } }).schedule.paused, false);
+    assert.equal(unpaused.json().changed, true);
+    const unpausedAgain = await forge('schedule', 'unpause');
+    assert.match(unpausedAgain.stdout, new RegExp(`^${CURATION_SCHEDULE_ID} was already active( \\(.*\\))?: nothing changed\n$`));
 
     // Triggered now: a curation run keyed by its scheduled time takes the night's leftover (the stopped task).
     const triggered = await forge('schedule', 'trigger', '--json');
