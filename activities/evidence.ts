@@ -32,6 +32,8 @@ const curateEvidenceSchema = z.object({
   until: z.iso.datetime(),
   minSeverity: z.number().min(0).max(1),
   maxBatches: z.number().int().min(0).max(20),
+  /** only these rows (forge demo evolve's own evidence) */
+  evidenceIds: z.array(z.number().int().positive()).optional(),
 });
 
 /**

@@ -182,13 +182,16 @@ export async function followEvolve(
 
 /**
  * One curation run now (what the nightly schedule starts), with what its evolve cycles wait for
- * consent and probe: forge demo evolve shortens the probe window to seconds. Follows it to its end.
+ * consent and probe: forge demo evolve shortens the probe window to seconds, and names the evidence
+ * it created (`evidenceIds`) so a person's own rows stay for the nightly run. Follows it to its end.
  */
 export async function curateNow(
   session: Session,
   evolve: CurateInput['evolve'],
+  evidenceIds?: number[],
 ): Promise<{ started: StartedCycle; end: CycleEnd<CurateOutcome> }> {
-  const started = await startCycle(session, 'curate', [{ sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE, evolve }], { qualifier: 'now' });
+  const input: CurateInput = { sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE, evolve, ...(evidenceIds ? { evidenceIds } : {}) };
+  const started = await startCycle(session, 'curate', [input], { qualifier: 'now' });
   const handle = await cycleHandle(session, 'curate', started);
   return { started, end: await settled(handle.result()) };
 }

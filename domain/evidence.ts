@@ -9,8 +9,20 @@ import { probeOverridesSchema } from './deploy.ts';
 import { ForgeError, PermanentError } from './errors.ts';
 import type { TaskResult } from './task.ts';
 
-export const failureTypeSchema = z.enum(['routing', 'tool_call', 'state', 'output']);
+/** What curation batches for an evolve cycle: the agent's own doing, which a patched harness could change and a replay can show. */
+export const curatedFailureTypeSchema = z.enum(['routing', 'tool_call', 'state', 'output']);
+export type CuratedFailureType = z.infer<typeof curatedFailureTypeSchema>;
+
+/**
+ * `declined`: a person said no to a write or destructive call the agent asked to make. The tool was
+ * right for the request and the approval gate did its job; whether the agent should have asked at
+ * all only that person knows, and `forge feedback --expect-tool …` says so when it should not have.
+ * Kept for the record (`forge failures`), never curated: it is no routing miss.
+ */
+export const failureTypeSchema = z.enum([...curatedFailureTypeSchema.options, 'declined']);
 export type FailureType = z.infer<typeof failureTypeSchema>;
+
+export const isCuratedFailureType = (t: FailureType): t is CuratedFailureType => (curatedFailureTypeSchema.options as string[]).includes(t);
 
 /** duplicate_forged: the task forged a tool the catalog already had an equivalent of (a routing miss, even when the task completed) */
 export const evidenceSourceSchema = z.enum([
@@ -60,23 +72,29 @@ export const evidenceTraceSchema = z.object({
 });
 export type EvidenceTrace = z.infer<typeof evidenceTraceSchema>;
 
-export const failureEvidenceSchema = z.object({
-  id: z.number().int().positive(),
-  workflowId: z.string(),
-  source: evidenceSourceSchema,
-  failureType: failureTypeSchema,
-  expected: z.string(),
-  happened: z.string(),
-  expectations: z.array(expectationSchema).min(1),
-  severity: z.number().min(0).max(1),
-  trace: evidenceTraceSchema,
-  createdAt: z.string(),
-  /** set by curation: when the row was batched, and the batch (for a duplicate: its original's batch) */
-  curatedAt: z.string().optional(),
-  batchKey: z.string().optional(),
-  /** a duplicate of this row (same task, failure type and expectations), which went to the batch instead */
-  duplicateOf: z.number().int().positive().optional(),
-});
+export const failureEvidenceSchema = z
+  .object({
+    id: z.number().int().positive(),
+    workflowId: z.string(),
+    source: evidenceSourceSchema,
+    failureType: failureTypeSchema,
+    expected: z.string(),
+    happened: z.string(),
+    /** what a replay must show; none for a row that is never replayed (declined) */
+    expectations: z.array(expectationSchema),
+    severity: z.number().min(0).max(1),
+    trace: evidenceTraceSchema,
+    createdAt: z.string(),
+    /** set by curation: when the row was batched, and the batch (for a duplicate: its original's batch) */
+    curatedAt: z.string().optional(),
+    batchKey: z.string().optional(),
+    /** a duplicate of this row (same task, failure type and expectations), which went to the batch instead */
+    duplicateOf: z.number().int().positive().optional(),
+  })
+  .refine((e) => e.expectations.length > 0 || !isCuratedFailureType(e.failureType), {
+    message: 'a row curation may batch needs at least one expectation a replay is judged by',
+    path: ['expectations'],
+  });
 export type FailureEvidence = z.infer<typeof failureEvidenceSchema>;
 
 /** What a replayed task came to, as the judge reads it (a subset of domain/task.ts TaskResult). */
@@ -128,11 +146,15 @@ export const EVIDENCE_SEVERITY = {
   /** a call the task relied on failed, or a call was escalated to a person */
   callFailed: 0.7,
   escalated: 0.7,
-  /** a bound stopped the loop; the agent called a tool it was not offered; it forged a duplicate; a person rejected a write */
+  /** a bound stopped the loop; the agent called a tool it was not offered; it forged a duplicate */
   stopped: 0.6,
   routingSlip: 0.6,
   duplicateForged: 0.6,
-  approvalRejected: 0.6,
+  /**
+   * A person said no to a write (declined): their decision, not a fault. Below the curation floor as
+   * well as of a type curation never takes, so no reading of the rows makes it a batch.
+   */
+  declined: 0.3,
   /**
    * The workflow itself failed (the database, Docker, the model API): kept for the record, below the
    * curation floor, since a harness patch rarely fixes an engine fault.
@@ -238,7 +260,7 @@ const named = (c: Pick<AgentCall, 'tool' | 'version'>) => `${c.tool}${c.version 
 /**
  * The evidence a finished task leaves, one row per cause, each with expectations a replay can be
  * judged by: an escalated call (tool_call, no escalation); a write or destructive call a person
- * rejected (routing: the agent should not have made it); a forged duplicate of a catalog tool
+ * rejected (declined: for the record, with no expectation, never curated); a forged duplicate of a catalog tool
  * (routing: reuse it, forge nothing); and the task's own outcome when nothing above explains it —
  * stopped by a bound (state), failed on a call (tool_call, or routing when it called a tool it was
  * not offered), or the workflow itself failed (state, below the curation floor). A person's
@@ -270,15 +292,14 @@ export function deriveTaskEvidence(f: TaskFacts): EvidenceDraft[] {
   });
 
   for (const r of rejected) {
-    const blocked = cause && cause.status === 'not-run' && cause.tool === r.tool;
     add({
       idempotencyKey: `${workflowId}:approval:${r.approvalId}`,
       source: 'approval_rejected',
-      failureType: 'routing',
-      expected: r.tool ? `the agent does not ask to run ${r.tool} for this task` : 'the agent does not ask for what a person rejected',
+      failureType: 'declined',
+      expected: `a person decides whether the ${r.kind} happens; if the agent should not have asked, forge feedback ${workflowId} --bad "…" says so`,
       happened: `${r.by ?? 'a person'} rejected the ${r.kind} call: ${r.summary}`,
-      expectations: [...(r.tool ? [{ kind: 'avoids-tool' as const, tool: r.tool }] : []), ...(blocked || !r.tool ? [COMPLETES] : [])],
-      severity: EVIDENCE_SEVERITY.approvalRejected,
+      expectations: [],
+      severity: EVIDENCE_SEVERITY.declined,
     });
   }
 
@@ -452,6 +473,11 @@ export const curateInputSchema = z.object({
   maxBatches: z.number().int().min(0).max(20).default(curationPolicy.maxBatches),
   /** the run's time when no schedule started it (the schedule's own scheduled time wins) */
   asOf: z.iso.datetime().optional(),
+  /**
+   * only these rows (still within the window and severity): forge demo evolve curates the evidence it
+   * created, never a person's own, which stays for the nightly run
+   */
+  evidenceIds: z.array(z.number().int().positive()).min(1).max(curationPolicy.maxBatchSize).optional(),
   /** what the evolve cycles it starts wait for consent and probe (forge demo evolve shortens both) */
   evolve: z.strictObject({ consentTimeoutSeconds: z.number().int().min(1).optional(), probe: probeOverridesSchema.optional() }).optional(),
 });
@@ -459,7 +485,7 @@ export type CurateInput = z.input<typeof curateInputSchema>;
 
 export interface EvidenceBatch {
   batchKey: string;
-  failureType: FailureType;
+  failureType: CuratedFailureType;
   evidenceIds: number[];
 }
 
@@ -499,7 +525,7 @@ export const evolveWorkflowIdOf = (batchKey: string) => `evolve-${batchKey}`;
 /** A row as curation weighs it. */
 export interface CurationRow {
   id: number;
-  failureType: FailureType;
+  failureType: CuratedFailureType;
   severity: number;
   task: string;
   expectations: readonly Expectation[];
@@ -541,7 +567,7 @@ export function curateEvidence(
     const k = duplicateKey(row);
     groups.set(k, [...(groups.get(k) ?? []), row]);
   }
-  const byType = new Map<FailureType, { keep: CurationRow; dups: CurationRow[] }[]>();
+  const byType = new Map<CuratedFailureType, { keep: CurationRow; dups: CurationRow[] }[]>();
   for (const [keep, ...dups] of groups.values()) {
     if (!keep) continue;
     byType.set(keep.failureType, [...(byType.get(keep.failureType) ?? []), { keep, dups }]);

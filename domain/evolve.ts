@@ -5,13 +5,13 @@
 import { z } from 'zod';
 import { probeOverridesSchema } from './deploy.ts';
 import { diffLines, splitLines } from './diff.ts';
-import { failureTypeSchema } from './evidence.ts';
+import { curatedFailureTypeSchema } from './evidence.ts';
 import { applyUnifiedDiff, PatchApplyError } from './patch-apply.ts';
 
 export const evolveRequestSchema = z.object({
   /** the curation run and the batch within it, e.g. curate-2026-11-30:routing */
   batchKey: z.string().min(1).max(200),
-  failureType: failureTypeSchema,
+  failureType: curatedFailureTypeSchema,
   evidenceIds: z.array(z.number().int().positive()).min(1).max(50),
   sandboxQueue: z.string().min(1),
   maxAttempts: z.number().int().min(1).max(3).default(3),

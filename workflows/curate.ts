@@ -45,7 +45,14 @@ export async function curateWorkflow(raw: CurateInput): Promise<CurateOutcome> {
 
   let curated: Awaited<ReturnType<typeof curateEvidence>>;
   try {
-    curated = await curateEvidence({ runKey, since, until, minSeverity: input.minSeverity, maxBatches: input.maxBatches });
+    curated = await curateEvidence({
+      runKey,
+      since,
+      until,
+      minSeverity: input.minSeverity,
+      maxBatches: input.maxBatches,
+      ...(input.evidenceIds ? { evidenceIds: input.evidenceIds } : {}),
+    });
   } catch (err) {
     // Frozen: no self-modification starts; the rows stay uncurated for a later night (waiting would hold up the schedule).
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FROZEN_FAILURE)

@@ -11,7 +11,7 @@ import { upCommand } from './stack.ts';
 /**
  * `forge demo evolve`: self-evolution end to end on the scripted model (scenarios/evolve-demo.json).
  * A paraphrased word count is answered without count_words (a routing failure) → a person says so
- * (forge feedback) → a curation run batches it → the coding agent patches the harness → checks,
+ * (forge feedback) → a curation run of that row alone batches it → the coding agent patches the harness → checks,
  * candidate image, replay → the consent prompt, answered here from the CLI → swap, probe (a window of
  * seconds for the demo) → promoted → the paraphrase again, now on the new version.
  */
@@ -55,17 +55,23 @@ export async function demoEvolveCommand(cfg: ForgeConfig, args: string[]): Promi
 
   say('\n2. a person marks it: it should have used count_words (failure evidence, type routing)');
   say(`$ forge feedback ${before.workflowId} --bad '…' --expect-tool count_words`);
-  const fed = await feedbackCommand(cfg, [
-    before.workflowId,
-    '--bad',
-    'the words should have been counted with count_words, which the catalog has',
-    '--expect-tool',
-    'count_words',
-  ]);
-  if (fed !== 0) return fed;
+  const fed = await capturingJson(() =>
+    feedbackCommand(cfg, [
+      before.workflowId,
+      '--bad',
+      'the words should have been counted with count_words, which the catalog has',
+      '--expect-tool',
+      'count_words',
+      '--json',
+    ]),
+  );
+  const evidence = (fed.lines[0] as { evidence?: { id: number; failureType: string; severity: number } } | undefined)?.evidence;
+  if (fed.value !== 0 || !evidence) return fed.value || 1;
+  say(`  recorded as failure evidence #${evidence.id} (${evidence.failureType}, severity ${evidence.severity})`);
 
-  say('\n3. curation (what the nightly schedule forge-nightly-curation runs), now, with a 20 s probe window for the demo');
-  const curated = await withSession(cfg, (session) => curateNow(session, { probe: DEMO_PROBE }));
+  // Only the demo's own row: evidence of the person's own tasks waits for their nightly curation.
+  say(`\n3. curation of #${evidence.id} alone (what the nightly schedule forge-nightly-curation runs), now, with a 20 s probe window`);
+  const curated = await withSession(cfg, (session) => curateNow(session, { probe: DEMO_PROBE }, [evidence.id]));
   say(`  ${curated.started.workflowId}${link(cfg, curated.started.workflowId)}`);
   if (!curated.end.ok) {
     process.stderr.write(`curation failed: ${curated.end.error}\n`);

@@ -33,7 +33,15 @@ export function expectationText(e: Expectation): string {
 }
 
 const curation = (e: FailureEvidence) =>
-  e.duplicateOf ? `duplicate of #${e.duplicateOf}` : e.batchKey ? `batch ${e.batchKey}` : e.curatedAt ? 'curated' : 'uncurated';
+  e.duplicateOf
+    ? `duplicate of #${e.duplicateOf}`
+    : e.batchKey
+      ? `batch ${e.batchKey}`
+      : e.curatedAt
+        ? 'curated'
+        : e.failureType === 'declined'
+          ? 'for the record: never curated'
+          : 'uncurated';
 
 /** forge feedback <task-id> --bad "…": a person's word on a task, as failure evidence for self-evolution. */
 export async function feedbackCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
@@ -118,7 +126,11 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
   say(`  task      ${e.workflowId}: ${clip(e.trace.task, 200)}`);
   say(`  expected  ${e.expected}`);
   say(`  happened  ${e.happened}`);
-  say(`  a replay passes when: ${e.expectations.map(expectationText).join('; ')}`);
+  say(
+    e.expectations.length
+      ? `  a replay passes when: ${e.expectations.map(expectationText).join('; ')}`
+      : '  never replayed: a person decided this, the agent did nothing wrong that a replay could show',
+  );
   say(
     `  trace     ${e.trace.status}${e.trace.turns !== undefined ? `, ${e.trace.turns} turn(s)` : ''}${e.trace.forged.length ? `, forged ${e.trace.forged.join(', ')}` : ''}`,
   );

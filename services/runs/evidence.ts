@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   type Curation,
   type CurationRow,
+  curatedFailureTypeSchema,
   curateEvidence,
   DUPLICATE_SIMILARITY,
   deriveTaskEvidence,
@@ -236,6 +237,8 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
       until: Date;
       minSeverity: number;
       maxBatches: number;
+      /** only these rows, when given (forge demo evolve's own evidence, not a person's) */
+      evidenceIds?: readonly number[];
     }): Promise<{ batches: EvidenceBatch[]; duplicates: number; deferred: number; considered: number }> {
       const prefix = `${input.runKey}:`;
       return sql.begin(async (tx) => {
@@ -258,11 +261,15 @@ export function createEvidenceStore(deps: { sql: Sql; registry?: Registry }) {
           const duplicates = done.filter((r) => r.duplicate_of).length;
           return { batches: [...batches.values()], duplicates, deferred: 0, considered: done.length };
         }
+        const only = input.evidenceIds ? tx`and id = any(${tx.array([...input.evidenceIds])}::bigint[])` : tx``;
+        // A declined write is a person's decision, not the agent's fault: never batched.
+        const curatable = tx.array([...curatedFailureTypeSchema.options]);
         const rows = await tx<
           { id: string; failure_type: string; severity: number; task: string; expectations: CurationRow['expectations'] }[]
         >`
           select id, failure_type, severity, trace->>'task' as task, expectations from failure_evidence
           where curated_at is null and created_at > ${input.since} and created_at <= ${input.until} and severity >= ${input.minSeverity}
+            and failure_type = any(${curatable}::text[]) ${only}
           order by id`;
         const curation: Curation = curateEvidence(
           rows.map((r) => ({

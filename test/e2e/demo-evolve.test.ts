@@ -25,6 +25,14 @@ after(async () => {
 });
 
 it('forge demo evolve: failure → curation → patch → replay → consent → swap → probe → promoted; the paraphrase then uses count_words', () => {
+  // The person's own evidence, from before the demo: the demo curates only what it created.
+  assert.equal(forge('up').status, 0);
+  const own = forge('run', 'tell me a fact about otters', '--wait', '--json');
+  const ownTask = String(JSON.parse(own.stdout.trim()).workflowId);
+  const fed = forge('feedback', ownTask, '--bad', 'the fact should have been about sea otters', '--json');
+  assert.equal(fed.status, 0, fed.stdout + fed.stderr);
+  const ownEvidence = Number(JSON.parse(fed.stdout.trim()).evidence.id);
+
   const run = forge('demo', 'evolve');
   assert.equal(run.status, 0, run.stdout.slice(-4000) + run.stderr.slice(-4000));
   const out = run.stdout;
@@ -44,6 +52,10 @@ it('forge demo evolve: failure → curation → patch → replay → consent →
     /http:\/\/localhost:\d+\/namespaces\/default\/workflows\/deploy-evolve-curate-/,
     'the deploy cycle has its Temporal UI link',
   );
+
+  const kept = JSON.parse(forge('failures', 'show', String(ownEvidence), '--json').stdout.trim()).evidence;
+  assert.equal(kept.curatedAt, undefined, "the person's own evidence waits for the nightly curation");
+  assert.match(out, new RegExp(`3\\. curation of #(?!${ownEvidence}\\b)\\d+ alone`));
 
   const again = forge('demo', 'evolve');
   assert.equal(again.status, 0, again.stderr.slice(-2000));

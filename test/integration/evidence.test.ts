@@ -444,9 +444,56 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
     assert.equal(written.created, 1, 'the rejection explains the failed task: one row');
     const [row] = await store.loadEvidence(written.ids);
     assert.equal(row?.source, 'approval_rejected');
-    assert.equal(row?.failureType, 'routing');
-    assert.deepEqual(row?.expectations, [{ kind: 'avoids-tool', tool: 'create_note' }, { kind: 'completes' }]);
+    assert.equal(row?.failureType, 'declined');
+    assert.deepEqual(row?.expectations, []);
     assert.equal(row?.happened, 'ana rejected the write call: create_note v1 with {"title":"groceries"}');
     assert.deepEqual(await store.recordTaskEvidence({ workflowId, result }), { ids: written.ids, created: 0 });
+  });
+
+  it('curation never batches a declined write, and takes only the rows it is given when it is given some (forge demo evolve)', async () => {
+    // The write ana rejected above is a declined row, uncurated; two rows of feedback join it: the one a
+    // demo creates (routing) and a person's own (output).
+    const store = createEvidenceStore({ sql: h.db.sql });
+    const [declined] = await h.db.sql<
+      { id: string }[]
+    >`select id from failure_evidence where failure_type = 'declined' and curated_at is null`;
+    assert.ok(declined, 'the rejected write is on record, uncurated');
+    const demo = await store.recordFeedback({
+      workflowId: ids.clean,
+      bad: 'it should have greeted with greet_widget',
+      expectTool: 'greet_widget',
+    });
+    const own = await store.recordFeedback({ workflowId: ids.clean, bad: 'the greeting should name the widget' });
+    const curate = (id: string, asOf: Date, evidenceIds?: number[]) =>
+      h.client.workflow.execute('curateWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId: id,
+        args: [{ sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE, asOf: asOf.toISOString(), ...(evidenceIds ? { evidenceIds } : {}) }],
+      }) as Promise<CurateOutcome>;
+    const curatedAt = async (id: number | string) =>
+      (await h.db.sql<{ curated_at: Date | null }[]>`select curated_at from failure_evidence where id = ${id}`)[0]?.curated_at ?? null;
+
+    const only = await curate(`curate-test-only-${Date.now()}`, new Date(Date.now() + 1000), [demo.evidence.id]);
+    assert.deepEqual(
+      only.batches.map((b) => [b.failureType, b.evidenceIds]),
+      [['routing', [demo.evidence.id]]],
+    );
+    assert.equal(await curatedAt(own.evidence.id), null, "the person's own row waits for the nightly run");
+    assert.equal(await curatedAt(declined.id), null);
+
+    const nightly = await curate(`curate-test-nightly-${Date.now()}`, new Date(Date.now() + 3000));
+    assert.deepEqual(
+      nightly.batches.map((b) => [b.failureType, b.evidenceIds]),
+      [['output', [own.evidence.id]]],
+      'the declined write is in no batch',
+    );
+    assert.equal(await curatedAt(declined.id), null, 'a declined write stays for the record, never curated');
+    const shown = await forge('failures', 'show', declined.id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(
+      shown.stdout,
+      /^failure evidence #\d+: declined \(approval_rejected\), severity 0\.3, .*, for the record: never curated$/m,
+    );
+    assert.match(shown.stdout, /never replayed: a person decided this/);
   });
 });

@@ -17,6 +17,7 @@ import {
   expectationSchema,
   feedbackEvidence,
   feedbackInputSchema,
+  isCuratedFailureType,
   judgeExpectation,
   judgeReplay,
   mayHoldEvidence,
@@ -143,7 +144,7 @@ describe('failure evidence: what a finished task leaves', () => {
     assert.match(row!.happened, /approved a retry; the retry succeeded/);
   });
 
-  it('a write a person rejected is routing: the replay must not ask to run that tool', () => {
+  it('a write a person rejected is declined: their decision, with nothing for a replay to judge, not a routing miss', () => {
     const blocked = call('create_note', 'not-run', { reason: 'ana rejected the call' });
     const rows = deriveTaskEvidence({
       workflowId: WF,
@@ -156,9 +157,13 @@ describe('failure evidence: what a finished task leaves', () => {
     assert.equal(rows.length, 1, 'the rejection explains the failed task; a declined question is no evidence');
     assert.equal(rows[0]?.idempotencyKey, `${WF}:approval:${WF}.write.1`);
     assert.equal(rows[0]?.source, 'approval_rejected');
-    assert.equal(rows[0]?.failureType, 'routing');
-    assert.deepEqual(rows[0]?.expectations, [{ kind: 'avoids-tool', tool: 'create_note' }, { kind: 'completes' }]);
+    assert.equal(rows[0]?.failureType, 'declined');
+    assert.equal(isCuratedFailureType(rows[0]!.failureType), false, 'curation never batches it');
+    assert.deepEqual(rows[0]?.expectations, []);
+    assert.ok(rows[0]!.severity < curationPolicy.minSeverity, 'below the curation floor too');
     assert.match(rows[0]!.happened, /^ana rejected the write call/);
+    assert.match(rows[0]!.expected, new RegExp(`forge feedback ${WF} --bad`));
+    assert.throws(() => evolveRequestSchema.parse({ batchKey: 'k', failureType: 'declined', evidenceIds: [1], sandboxQueue: 'q' }));
   });
 
   it('a forged duplicate of a catalog tool is routing even when the task completed: reuse it, forge nothing', () => {
