@@ -2,11 +2,22 @@ import os from 'node:os';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { config } from '../services/config.ts';
+import { setLogLevel } from '../services/log.ts';
 
 export type { ForgeConfig };
 
 /** The configuration every surface starts from (environment variables, FORGE_HOME). */
 export const loadConfig: () => ForgeConfig = config;
+
+/**
+ * A CLI command's output is text for a person; the info-level JSON log lines of the services it runs
+ * (a pin audited, a freeze recorded) belong in a server's log, not between its lines. Unless
+ * FORGE_LOG_LEVEL asks for them, a command logs only warnings and errors. The servers it starts
+ * (forge up's worker, MCP endpoint, dashboard) are processes of their own, at their own level.
+ */
+export function commandLogLevel(): void {
+  if (!process.env.FORGE_LOG_LEVEL) setLogLevel('warn');
+}
 
 /** The person at this machine, who decides approvals and requests replays: FORGE_USER, else the OS user. */
 export function localUser(): string {

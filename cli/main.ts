@@ -194,7 +194,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   try {
-    const [command, { loadConfig }] = await Promise.all([load(), import('../app/context.ts')]);
+    const [command, { loadConfig, commandLogLevel }] = await Promise.all([load(), import('../app/context.ts')]);
+    commandLogLevel();
     return await command(loadConfig(), args);
   } catch (err) {
     return reportError(err, json, usageOf(name));

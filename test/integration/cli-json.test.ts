@@ -7,8 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { commandNames } from '../../cli/main.ts';
+import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli, harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
@@ -33,11 +35,13 @@ before(async () => {
 
 after(() => h?.close());
 
-/** The CLI with some of the harness's environment replaced (a broken setting, a server that is not there). */
-function cliWith(env: Record<string, string>, ...args: string[]) {
+/** The CLI with some of the harness's environment replaced (a broken setting, a server that is not there; undefined: unset). */
+function cliWith(env: Record<string, string | undefined>, ...args: string[]) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const merged = { ...harnessEnv(h, { FORGE_USER: 'tester' }), ...env };
+    for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
     const child = spawn(process.execPath, ['bin/forge.mjs', ...args], {
-      env: harnessEnv(h, { FORGE_USER: 'tester', ...env }),
+      env: merged,
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 60_000,
     });
@@ -159,6 +163,52 @@ describe('--json: one line, every command', () => {
     const human = await cliWith({ TEMPORAL_ADDRESS: '127.0.0.1:1' }, 'run', 'tell me about a zebra');
     assert.equal(human.code, 3);
     assert.match(human.stderr, /^error: Temporal is not available: cannot reach 127\.0\.0\.1:1.*\n {2}fix: /);
+  });
+});
+
+describe("a command's own output is text for a person", () => {
+  it('pin, archive, freeze and thaw print no JSON log lines on stderr, unless FORGE_LOG_LEVEL asks for them', async () => {
+    const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
+    await registry.registerVersion({
+      name: 'zebra_stripes',
+      source: 'export const manifest = {};\nexport async function run() {\n  return { stripes: 42 };\n}\n',
+      tests: '',
+      manifest: {
+        description: 'Counts the stripes of a zebra',
+        sideEffect: 'read',
+        permissions: { network: [], env: [] },
+        inputSchema: { type: 'object', properties: {} },
+        outputSchema: { type: 'object' },
+      },
+      createdBy: 'human',
+      idempotencyKey: 'cli-json:zebra_stripes',
+    });
+    // As a person runs them: no FORGE_LOG_LEVEL in the environment (the test runner sets one).
+    const asPerson = (...args: string[]) => cliWith({ FORGE_LOG_LEVEL: undefined }, ...args);
+    for (const args of [
+      ['tools', 'pin', 'zebra_stripes', '--reason', 'hand-tuned'],
+      ['tools', 'unpin', 'zebra_stripes'],
+      ['freeze', '--reason', 'quiet please'],
+      ['thaw'],
+    ]) {
+      const r = await asPerson(...args);
+      assert.equal(r.code, 0, `forge ${args.join(' ')}: ${r.stderr}`);
+      assert.notEqual(r.stdout, '', `forge ${args.join(' ')} says what it did`);
+      assert.equal(r.stderr, '', `forge ${args.join(' ')}: nothing on stderr`);
+    }
+    const verbose = await cliWith({ FORGE_LOG_LEVEL: 'info' }, 'tools', 'pin', 'zebra_stripes', '--reason', 'logged');
+    assert.equal(verbose.code, 0, verbose.stderr);
+    const logged = verbose.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { level: string; msg: string });
+    assert.ok(
+      logged.some((l) => l.level === 'info' && l.msg === 'tool pinned'),
+      verbose.stderr,
+    );
+    const archived = await asPerson('tools', 'archive', 'zebra_stripes', '--reason', 'a better one exists');
+    assert.equal(archived.code, 0, archived.stderr);
+    assert.equal(archived.stderr, '', 'forge tools archive: nothing on stderr');
   });
 });
 
