@@ -11,6 +11,13 @@ export function pendingApprovalList(cfg: ForgeConfig): Promise<ApprovalRow[]> {
   return withDb(cfg, pendingApprovals);
 }
 
+/** One approval whole (pending or decided), or a refusal naming where the ids are. */
+export async function showApproval(cfg: ForgeConfig, id: string): Promise<ApprovalRow> {
+  const row = await withDb(cfg, (sql) => findApproval(sql, id));
+  if (!row) throw new ForgeError(`no approval ${id}`, 'APPROVAL_NOT_FOUND', 'list pending approvals with: forge approvals');
+  return row;
+}
+
 export interface ApprovalAnswer {
   id: string;
   approve: boolean;

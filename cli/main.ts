@@ -41,7 +41,8 @@ const usage = `forge — durable tool forging on Temporal
   forge tools rollback <name> [--to <version>] [--reason r]
                                          make an earlier version current again (default: the previous verified one)
   forge tools archive <name> --reason r   no longer offered; kept on disk and in history
-  forge approvals [--json]               what waits for a person
+  forge approvals [--json] | show <id> [--json]
+                                         what waits for a person (a summary on one line); one approval whole
   forge approve|reject <id> [--json]     answer a pending approval
   forge answer <id> "<text>" [--json]    answer a question the agent asked (ask_person)
   forge freeze [--reason r] | thaw       kill switch: stop all side effects / resume

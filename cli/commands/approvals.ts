@@ -1,15 +1,50 @@
 import { parseArgs } from 'node:util';
-import { decideApproval, pendingApprovalList } from '../../app/approvals.ts';
+import { type ApprovalRow, decideApproval, pendingApprovalList, showApproval } from '../../app/approvals.ts';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { pendingConsents } from '../../app/evolve.ts';
-import { missingArgument, printJson, say } from '../output.ts';
+import { missingArgument, printJson, say, usageError } from '../output.ts';
 
 // What waits for a person, and a person's decision: these work while Forge is frozen.
 
 const jsonFlag = { json: { type: 'boolean' as const, default: false } };
+const APPROVALS_USAGE = 'forge approvals [--json] | forge approvals show <id> [--json]';
+
+/** The longest summary a listing shows on its line; forge approvals show <id> (or --json) has it whole. */
+const SUMMARY_CHARS = 160;
+
+/** A summary on one line of the listing: a tool's input or an agent's question may span several. */
+function oneLine(text: string): { line: string; clipped: boolean } {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length <= SUMMARY_CHARS && flat === text.trim()
+    ? { line: flat, clipped: false }
+    : { line: flat.length <= SUMMARY_CHARS ? flat : `${flat.slice(0, SUMMARY_CHARS - 1)}…`, clipped: true };
+}
+
+/** How a person decides it: a question takes an answer, anything else a decision. */
+const decideHint = (a: Pick<ApprovalRow, 'id' | 'kind'>) =>
+  a.kind === 'question'
+    ? `answer with: forge answer ${a.id} "<your answer>"   (or decline: forge reject ${a.id})`
+    : `decide with: forge approve ${a.id}   (or: forge reject ${a.id})`;
 
 export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: jsonFlag });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: jsonFlag });
+  const [sub, id, ...extra] = positionals;
+  if (sub === 'show') {
+    if (!id) throw missingArgument('approvals show', 'the id of an approval (forge approvals lists them)', APPROVALS_USAGE);
+    if (extra.length) throw usageError(`forge approvals show takes one id, not ${positionals.length - 1}`, APPROVALS_USAGE);
+    const a = await showApproval(cfg, id);
+    if (values.json) printJson({ ok: true, approval: a });
+    else {
+      say(
+        `${a.id}: ${a.kind}${a.tool ? ` ${a.tool}` : ''}, ${a.status}${a.decided_by ? ` by ${a.decided_by}` : ''}, asked ${a.created_at.toISOString()}`,
+      );
+      say(`  workflow ${a.workflow_id}`);
+      say(a.summary.replace(/^/gm, '  '));
+      if (a.status === 'pending') say(`  ${decideHint(a)}`);
+    }
+    return 0;
+  }
+  if (sub !== undefined) throw usageError(`unknown approvals command ${JSON.stringify(sub)}`, APPROVALS_USAGE);
   const pending = await pendingApprovalList(cfg);
   // Harness patches waiting for consent wait for a person too (the dashboard lists them together).
   const consents = (await pendingConsents(cfg)).map((c) => ({
@@ -21,8 +56,10 @@ export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promis
   else if (!pending.length && !consents.length) say('nothing waits for approval');
   else {
     for (const a of pending) {
-      say(`${a.id}\n    ${a.kind}${a.tool ? ` ${a.tool}` : ''}: ${a.summary}`);
-      if (a.kind === 'question') say(`    answer with: forge answer ${a.id} "<your answer>"   (or decline: forge reject ${a.id})`);
+      const { line, clipped } = oneLine(a.summary);
+      say(`${a.id}\n    ${a.kind}${a.tool ? ` ${a.tool}` : ''}: ${line}`);
+      if (clipped) say(`    (all of it: forge approvals show ${a.id})`);
+      if (a.kind === 'question') say(`    ${decideHint(a)}`);
     }
     for (const c of consents) {
       say(`${c.id}\n    consent: ${c.summary}`);

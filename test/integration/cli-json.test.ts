@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { commandNames } from '../../cli/main.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
+import { createApprovalLedger } from '../../services/control/approvals.ts';
 import { harnessCli, harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
@@ -209,6 +210,44 @@ describe("a command's own output is text for a person", () => {
     const archived = await asPerson('tools', 'archive', 'zebra_stripes', '--reason', 'a better one exists');
     assert.equal(archived.code, 0, archived.stderr);
     assert.equal(archived.stderr, '', 'forge tools archive: nothing on stderr');
+  });
+});
+
+describe('forge approvals: one line per summary, the whole text on show', () => {
+  it('a summary that spans lines (a tool input, a question) is one line in the listing, whole in show and --json', async () => {
+    const ledger = createApprovalLedger(h.db.sql);
+    const id = `task-cli-json-${Date.now()}.write.1`;
+    const summary = `save_note v1 with {"title":"groceries",\n  "body":"milk\neggs\nbread"}\n— writes need a person's approval: ${'x'.repeat(200)}`;
+    await ledger.requestApproval({ id, workflowId: id.replace(/\.write\.1$/, ''), kind: 'write', tool: 'save_note', summary });
+    try {
+      const listed = await cli('approvals');
+      assert.equal(listed.code, 0, listed.stderr);
+      const lines = listed.stdout.split('\n');
+      const at = lines.indexOf(id);
+      assert.ok(at >= 0, listed.stdout);
+      assert.match(
+        lines[at + 1] ?? '',
+        /^ {4}write save_note: save_note v1 with \{"title":"groceries", "body":"milk eggs bread"\} — writes .*x…$/,
+      );
+      assert.ok((lines[at + 1] ?? '').length <= 4 + 'write save_note: '.length + 160, lines[at + 1]);
+      assert.equal(lines[at + 2], `    (all of it: forge approvals show ${id})`);
+
+      const shown = await cli('approvals', 'show', id);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`^${id.replace(/\./g, '\\.')}: write save_note, pending, asked `));
+      assert.ok(shown.stdout.includes(summary.replace(/^/gm, '  ')), shown.stdout);
+      assert.match(shown.stdout, new RegExp(`decide with: forge approve ${id.replace(/\./g, '\\.')} `));
+      const json = await cli('approvals', 'show', id, '--json');
+      assert.equal((json.json().approval as { summary: string }).summary, summary);
+      assert.equal(
+        ((await cli('approvals', '--json')).json().pending as { id: string; summary: string }[]).find((a) => a.id === id)?.summary,
+        summary,
+      );
+      const unknown = await cli('approvals', 'show', 'task-nobody.write.9', '--json');
+      assert.deepEqual([unknown.code, unknown.json().error], [1, 'APPROVAL_NOT_FOUND']);
+    } finally {
+      await ledger.resolveApproval({ id, status: 'expired' });
+    }
   });
 });
 
