@@ -36,6 +36,7 @@ import { verifyTool } from '../services/sandbox/stages/index.ts';
 import { decideApprovalUpdate } from '../workflows/definitions.ts';
 import { workflowBundle } from './bundle.ts';
 import { heartbeatInterceptors } from './heartbeat.ts';
+import { installTemporalLogging } from './logging.ts';
 
 export type WorkerRole = ForgeConfig['FORGE_WORKER_ROLE'];
 
@@ -223,6 +224,7 @@ export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  installTemporalLogging();
   const cfg = config();
   const workers = await startWorkers(cfg, cfg.FORGE_WORKER_ROLE);
   // Worker.run() handles SIGINT/SIGTERM itself (graceful shutdown); once it has drained and the
