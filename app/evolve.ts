@@ -105,6 +105,18 @@ export class RevisionNotFoundError extends ForgeError {
   }
 }
 
+/** A rollback to the revision that already serves: refused before a deploy cycle starts (it would only refuse it). */
+export class RevisionAlreadyCurrentError extends ForgeError {
+  constructor(ref: string, revision: Revision, buildId: string) {
+    super(
+      `${revision.sha.slice(0, 12)} "${revision.subject}" (${buildId}) is already the current harness: nothing to roll back`,
+      'REVISION_ALREADY_CURRENT',
+      'forge evolve history lists the revisions: name an earlier one to go back to it',
+      { ref, revision: revision.sha, buildId },
+    );
+  }
+}
+
 /** The harness history (git under FORGE_HOME), newest first, with each revision's version and its state. */
 export async function harnessHistory(
   cfg: ForgeConfig,
@@ -129,6 +141,11 @@ export async function rollbackHarness(
   if (!rev?.buildId) throw new RevisionNotFoundError(ref);
   const version = await withDb(session.cfg, (sql) => versionRow(sql, rev.buildId!));
   if (!version) throw new RevisionNotFoundError(ref);
+  const client = await session.temporal();
+  const { current } = await workerDeployments(client.workflowService, session.cfg.TEMPORAL_NAMESPACE).describe(
+    controlDeploymentName(session.cfg),
+  );
+  if (current === version.build_id) throw new RevisionAlreadyCurrentError(ref, rev, version.build_id);
   const started = await startCycle(
     session,
     'deploy',

@@ -103,6 +103,26 @@ describe('evolve → consent → swap → probe → promoted, then rolled back b
     const workers = await controlWorkers(dockerClient(rig.h.cfg), rig.h.cfg.home).list(rig.deployment);
     assert.ok(workers.some((w) => w.buildId === rig.install.buildId && w.running));
     await until('the harness file is back as installed', async () => !(await fileHasRule(rig)));
+
+    // Again, to the revision that now serves (by commit, then by build id): refused up front, exit 1, no deploy cycle.
+    const deploys = async () => {
+      let n = 0;
+      for await (const _ of rig.h.client.workflow.list({ query: `WorkflowType = 'deployWorkflow'` })) n++;
+      return n;
+    };
+    const before = await deploys();
+    const again = await cli('evolve', 'rollback', install.sha.slice(0, 10), '--json');
+    assert.equal(again.code, 1, again.stdout + again.stderr);
+    assert.equal(again.json().error, 'REVISION_ALREADY_CURRENT');
+    assert.match(
+      String(again.json().message),
+      new RegExp(`^${install.sha.slice(0, 12)} ".*" \\(${rig.install.buildId}\\) is already the current harness`),
+    );
+    const byBuild = await cli('evolve', 'rollback', rig.install.buildId);
+    assert.equal(byBuild.code, 1, byBuild.stdout + byBuild.stderr);
+    assert.match(byBuild.stderr, /is already the current harness: nothing to roll back\n {2}fix: forge evolve history lists the revisions/);
+    await new Promise((r) => setTimeout(r, 1500)); // visibility lists a started workflow within moments
+    assert.equal(await deploys(), before, 'no deploy cycle was started');
   });
 
   it('a version rolled back to and away again keeps its container while a workflow pinned to it from before still runs', async () => {
