@@ -110,5 +110,15 @@ describe('consent: a mismatched digest is refused; approve → probe fails → r
     assert.match(outcome.reason, /no consent within 2 s: the candidate expired and nothing changed/);
     assert.equal(await rig.current(), rig.install.buildId);
     assert.equal(await updateEvents(workflowId), 0);
+    // What a person reads afterwards: expired, with its cause, and no longer waiting for anyone.
+    const shown = await cli('evolve', 'show', outcome.candidateId!);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(
+      shown.stdout,
+      new RegExp(`^${outcome.candidateId}: expired — no consent within 2 s: the candidate expired and nothing changed\\n`),
+    );
+    assert.doesNotMatch(shown.stdout, /waiting for consent/);
+    const waiting = (await cli('approvals', '--json')).json().consents as { id: string }[];
+    assert.ok(!waiting.some((c) => c.id === outcome.candidateId), JSON.stringify(waiting));
   });
 });
