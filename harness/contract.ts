@@ -129,6 +129,27 @@ const durationSchema = z
   .string()
   .regex(/^\d+(\.\d+)?\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)$/i);
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** A duration as Temporal reads the text ("15 minutes", "1h"), in milliseconds. */
+export function durationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(text.trim());
+  if (!m) return Number.NaN;
+  const unit = m[2]!.toLowerCase();
+  const key = unit === 'ms' || unit.startsWith('milli') ? 'ms' : unit[0]!;
+  return Number(m[1]) * (UNIT_MS[key] ?? Number.NaN);
+}
+
+/**
+ * How long a task may wait for a person: at least a minute (a person must have time to read the
+ * request) and at most a week (a task waiting longer holds its worker version and its session).
+ * A patched policy cannot stretch a wait past that.
+ */
+const personWaitSchema = durationSchema.refine(
+  (d) => durationMs(d) >= 60_000 && durationMs(d) <= 7 * 86_400_000,
+  'a wait for a person is between 1 minute and 7 days',
+);
+
 /**
  * The decision policy and its bounds. The bounds are not evolvable: the ranking and lexical ones
  * are domain/ranking.ts's, the repair cap is the forge request's (domain/forge.ts), and the rest
@@ -155,11 +176,11 @@ export const policySchema = z.strictObject({
   }),
   approval: z.strictObject({
     /** how long a task waits for a person to confirm reusing a tool that only probably fits */
-    confirmReuseWait: durationSchema,
+    confirmReuseWait: personWaitSchema,
     /** how long a task waits for a person to approve a write or destructive call */
-    callWait: durationSchema,
+    callWait: personWaitSchema,
     /** how long a task waits on a failure it escalated (approve: retry the call; reject or silence: go on without it) */
-    escalationWait: durationSchema,
+    escalationWait: personWaitSchema,
   }),
   /** the improve cycle and a task's self-repair; the caps keep an unattended rewrite loop cheap */
   improve: z.strictObject({

@@ -29,3 +29,5 @@ export const harness: Harness = {
 };
 
 export type * from './contract.ts';
+/** the bounds a policy is held to, for a check of a policy other than this one (a patched harness) */
+export { durationMs, policySchema } from './contract.ts';

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { maxRepairsSchema, type ToolSpec } from '../../domain/forge.ts';
 import { lexicalPolicySchema, rankingPolicySchema } from '../../domain/ranking.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
-import { harness, type PromptedCall } from '../../harness/index.ts';
+import { durationMs, harness, type PromptedCall, policySchema } from '../../harness/index.ts';
 import { metaTools, takeTurn } from '../../services/llm/agent.ts';
 import type { Llm, StructuredRequest } from '../../services/llm/client.ts';
 import { createForgeAuthor } from '../../services/llm/forge-author.ts';
@@ -250,5 +250,18 @@ describe('harness in use', () => {
       false,
       "the repair cap is not the harness's to raise",
     );
+  });
+
+  it('a wait for a person stays between a minute and a week, whatever a patched policy says', () => {
+    const withWait = (callWait: string) =>
+      policySchema.safeParse({ ...harness.policy, approval: { ...harness.policy.approval, callWait } }).success;
+    assert.equal(withWait(harness.policy.approval.callWait), true);
+    assert.equal(withWait('7 days'), true);
+    assert.equal(withWait('2 weeks'), false, 'a task would hold its worker version for two weeks');
+    assert.equal(withWait('10000 hours'), false);
+    assert.equal(withWait('5 seconds'), false, 'nobody could read the request in time');
+    assert.equal(durationMs('15 minutes'), 900_000);
+    assert.equal(durationMs('1h'), 3_600_000);
+    assert.equal(durationMs('250ms'), 250);
   });
 });
