@@ -23,6 +23,7 @@ import { awaitsConsent, type ConsentInput, decideCandidate } from './evolve.ts';
 import { ensureListeningService } from './listening-service.ts';
 import { ensureMcpToken, type McpToken, mcpToken } from './mcp-calls.ts';
 import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from './recent-cycles.ts';
+import { reconcileQuietly } from './reconcile.ts';
 
 /**
  * The use cases behind the web dashboard (web/): what a person supervising Forge looks at — the
@@ -35,6 +36,9 @@ import { type CycleSummary, cyclesMark, type ListedCycleKind, listCycles } from 
  */
 
 export const dashboardLog = rootLog.child({ component: 'dashboard' });
+
+/** How often the page's reads compare open ledger rows with Temporal. */
+const RECONCILE_EVERY_MS = 10_000;
 
 const _root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -252,6 +256,18 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
     );
   }
 
+  /**
+   * The ledgers compared with Temporal (app/reconcile.ts) before the page reads them, at most every
+   * RECONCILE_EVERY_MS: marks() runs once a second while a page listens, and a forge terminated from
+   * outside must stop counting against the budget shown without a describe per open row per second.
+   */
+  let reconciledAt = 0;
+  async function reconciled(): Promise<void> {
+    if (Date.now() - reconciledAt < RECONCILE_EVERY_MS) return;
+    reconciledAt = Date.now();
+    await reconcileQuietly(session, { sql: await db() });
+  }
+
   async function pending(): Promise<PendingItem[]> {
     const sql = await db();
     const [approvals, candidates] = await Promise.all([pendingApprovals(sql), createEvolveRuns(sql).listCandidates(50)]);
@@ -262,6 +278,7 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
     cfg,
     async overview() {
       const sql = await db();
+      await reconciled();
       const [killSwitch, items, budget, listed] = await Promise.all([
         createKillSwitch(sql, 0).state(),
         pending(),
@@ -327,6 +344,7 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
 
     async marks() {
       const sql = await db();
+      await reconciled();
       const [killSwitch, items, candidates, budget, activity, cycles] = await Promise.all([
         createKillSwitch(sql, 0).state(),
         pendingApprovals(sql),

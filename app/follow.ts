@@ -1,8 +1,12 @@
 import { type QueryDefinition, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { OutsideEndStatus } from '../domain/outside-end.ts';
 import { sleep } from '../infra/processes.ts';
 
-/** How a cycle ended: its result, or why its workflow failed, in words. */
-export type CycleEnd<R> = { ok: true; result: R } | { ok: false; error: string };
+/**
+ * How a cycle ended: its result, or why its workflow failed, in words — and, when it was ended from
+ * outside (terminated, cancelled, timed out), how, so a surface names it instead of a failure.
+ */
+export type CycleEnd<R> = { ok: true; result: R } | { ok: false; error: string; ended?: OutsideEndStatus };
 
 export interface FollowHooks<P> {
   /** every answer of the progress query (a surface prints the transitions it has not shown yet) */

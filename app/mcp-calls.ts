@@ -22,6 +22,7 @@ import { openSession, type Session } from './context.ts';
 import { type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { settled } from './follow.ts';
 import { startForge } from './forge.ts';
+import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
 import { startTask } from './tasks.ts';
 
 /**
@@ -246,7 +247,12 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
       const status = (await handle.describe()).status.name;
       if (status !== 'RUNNING') {
         const end = await settled(handle.result());
-        if (!end.ok) return { ...base, state: 'failed', kind, error: end.error };
+        if (!end.ok) {
+          // Ended from outside (terminated, timed out): its ledger row says so from now on, and the client reads why.
+          await reconcileQuietly(session, { workflowIds: [workflowId], sql: await db() });
+          const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
+          return { ...base, state: 'failed', kind, error: outside && outside.status !== 'failed' ? outside.reason : end.error };
+        }
         if (kind === 'forge') {
           const result = end.result as ForgeOutcome;
           const tool = result.status === 'registered' ? (await listCatalog()).find((t) => t.name === result.name) : undefined;

@@ -2,7 +2,9 @@ import type { ForgeConfig } from '../domain/config.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import { type SessionDetail, SessionNotFoundError, type SessionSummary, sessionIdSchema } from '../domain/session.ts';
 import { createSessionStore } from '../services/runs/sessions.ts';
+import { withSession } from './context.ts';
 import { withDb } from './db.ts';
+import { reconcileQuietly } from './reconcile.ts';
 
 export type { SessionDetail, SessionSummary };
 
@@ -17,10 +19,15 @@ export async function listSessions(
   return withDb(cfg, (sql) => createSessionStore(sql).listSessions({ limit }));
 }
 
-/** One session with its tasks in order: what each asked, how it ended, its answer and the tools it called. */
+/**
+ * One session with its tasks in order: what each asked, how it ended, its answer and the tools it
+ * called. A task still marked running is first compared with Temporal, so one terminated, cancelled
+ * or timed out reads so, with its cause.
+ */
 export async function showSession(cfg: ForgeConfig, id: string): Promise<SessionDetail> {
   const parsed = sessionIdSchema.safeParse(id);
   if (!parsed.success) throw new InvalidInputError('session id', parsed.error.issues.map((i) => i.message).join('; '));
+  await withSession(cfg, (session) => reconcileQuietly(session));
   const detail = await withDb(cfg, (sql) => createSessionStore(sql).showSession(parsed.data));
   if (!detail) throw new SessionNotFoundError(parsed.data);
   return detail;

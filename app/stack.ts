@@ -13,6 +13,7 @@ import { findTemporalCli } from '../infra/temporal-cli.ts';
 import { createKillSwitch } from '../services/control/kill-switch.ts';
 import { connect, ping, redact } from '../services/db.ts';
 import { llmEndpoint } from '../services/llm/endpoint.ts';
+import { withSession } from './context.ts';
 import {
   checkControlWorker,
   ensureControlContainer,
@@ -23,6 +24,7 @@ import {
 import { checkDashboard, ensureDashboardServer } from './dashboard.ts';
 import { ensureListeningService } from './listening-service.ts';
 import { ensureMcpToken, mcpHttpUrl, mcpToken } from './mcp-calls.ts';
+import { reconcileQuietly } from './reconcile.ts';
 import { ensureCurationSchedule } from './schedule.ts';
 
 /**
@@ -125,6 +127,12 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   step(
     `schedule: ${curation.scheduleId} ${curation.status} (cron "${cfg.FORGE_CURATION_CRON}" ${cfg.FORGE_CURATION_TZ}, up to ${cfg.FORGE_EVOLVE_MAX_BATCHES} evolve cycle(s) a night)`,
   );
+
+  // Cycles ended from outside while nobody read their ledgers (a rollback that terminated workflows
+  // pinned to the retired version, a `temporal workflow terminate`): recorded now.
+  const ended = await withSession(cfg, (session) => reconcileQuietly(session));
+  if (ended.length)
+    step(`ledgers: ${ended.length} cycle(s) ended from outside recorded (${ended.map((e) => `${e.workflowId} ${e.status}`).join(', ')})`);
 
   let mcp: McpEndpoint | null = null;
   if (cfg.FORGE_MCP_HTTP) {

@@ -8,6 +8,7 @@ import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
+import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
 
 /**
  * Starts a task workflow for a task in a person's words (validated here, and again in the workflow).
@@ -25,6 +26,8 @@ export async function startTask(session: Session, task: string, limits?: TaskInp
       'task',
       parsed.error.issues.map((i) => (i.path[0] === 'limits' ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; '),
     );
+  // The task reads its session's earlier tasks as the ledger has them: one ended from outside reads so, not as still running.
+  if (sessionId !== undefined) await reconcileQuietly(session);
   return startCycle(session, 'task', [parsed.data]);
 }
 
@@ -96,7 +99,7 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
   const queue = session.cfg.FORGE_TASK_QUEUE;
   const since = Date.now();
   let warned = false;
-  return followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
+  const end = await followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,
     enrich: (progress) =>
       withForgeChildApproval(
@@ -116,4 +119,17 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
       hooks.onNoWorker?.(queue);
     },
   });
+  return end.ok ? end : endedFromOutside(session, started.workflowId, end);
+}
+
+/**
+ * A followed task whose workflow did not return: when it was ended from outside, its ledger row
+ * records that now (not when someone next reads it) and the end says how and why, in place of the
+ * SDK's bare "Workflow execution terminated".
+ */
+async function endedFromOutside<R>(session: Session, workflowId: string, end: CycleEnd<R> & { ok: false }): Promise<CycleEnd<R>> {
+  await reconcileQuietly(session, { workflowIds: [workflowId] });
+  const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
+  if (!outside || outside.status === 'failed') return end;
+  return { ok: false, error: outside.reason, ended: outside.status };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AgentCall } from './agent.ts';
 import { ForgeError } from './errors.ts';
+import { OUTSIDE_END_STATUSES, type OutsideEndStatus } from './outside-end.ts';
 
 /**
  * Sessions: a conversation of tasks. A task started with a session id sees the session's earlier
@@ -104,6 +105,15 @@ export function exchangeStatus(row: Pick<SessionTaskRow, 'status' | 'result'>): 
   return 'failed';
 }
 
+/** How a task stands as a person reads it: as an exchange, or how Temporal ended it from outside (terminated, …). */
+export type TaskStatus = ExchangeStatus | OutsideEndStatus;
+
+/** A task's status from its row, for a person: an end recorded from outside keeps its own name (the agent reads it as failed). */
+export function taskStatus(row: Pick<SessionTaskRow, 'status' | 'result'>): TaskStatus {
+  const outside = OUTSIDE_END_STATUSES.find((s) => s === row.status && s !== 'failed');
+  return outside ?? exchangeStatus(row);
+}
+
 /** The earlier task's answer in words, or why it failed. */
 export function exchangeAnswer(row: Pick<SessionTaskRow, 'error' | 'result'>): string | undefined {
   return row.result?.answer ?? (row.error ? `failed: ${row.error}` : undefined);
@@ -173,7 +183,7 @@ export interface SessionDetail extends SessionSummary {
     position: number;
     workflowId: string;
     task: string;
-    status: ExchangeStatus;
+    status: TaskStatus;
     answer?: string;
     calls: { tool: string; version?: number; status: AgentCall['status'] }[];
     createdAt: string;

@@ -45,7 +45,7 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
     `session ${session.id}: ${session.tasks} task${session.tasks === 1 ? '' : 's'}, started ${session.createdAt}, last ${session.updatedAt}`,
   );
   for (const e of session.entries) {
-    say(`  #${e.position} ${e.status.padEnd(9)} ${e.workflowId}  ${clip(e.task, 100)}`);
+    say(`  #${e.position} ${e.status.padEnd(10)} ${e.workflowId}  ${clip(e.task, 100)}`);
     if (e.calls.length)
       say(
         `      calls: ${e.calls.map((c) => `${c.tool}${c.version ? ` v${c.version}` : ''}${c.status === 'succeeded' ? '' : ` (${c.status})`}`).join(', ')}`,

@@ -3,12 +3,12 @@ import { PermanentError } from '../../domain/errors.ts';
 import {
   clip,
   exchangeAnswer,
-  exchangeStatus,
   type SessionContext,
   type SessionDetail,
   type SessionSummary,
   type SessionTaskRow,
   sessionContextFrom,
+  taskStatus,
 } from '../../domain/session.ts';
 import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
@@ -128,7 +128,7 @@ export function createSessionStore(sql: Sql) {
             position: r.position,
             workflowId: r.workflow_id,
             task: r.task,
-            status: exchangeStatus(r),
+            status: taskStatus(r),
             ...(answer === undefined ? {} : { answer }),
             calls: ((r.result?.calls ?? []) as AgentCall[]).map((c) => ({
               tool: c.tool,

@@ -1,0 +1,138 @@
+/**
+ * A task or a forge whose workflow is ended from outside its own code — terminated (`temporal
+ * workflow terminate`, a rollback retiring the version it was pinned to), cancelled or timed out —
+ * never writes its ledger row, which used to say "running" forever: in `forge sessions show`, in
+ * `forge budget` (where a running forge holds a place), on the dashboard. The ledgers are now
+ * compared with Temporal where they are read, through real Temporal, Postgres and the CLI.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
+import { openSession, type Session } from '../../app/context.ts';
+import { reconcileLedgers } from '../../app/reconcile.ts';
+import { sleep } from '../../infra/processes.ts';
+import { harnessCli } from '../helpers/cli.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
+
+let h: Harness;
+let cli: ReturnType<typeof harnessCli>;
+let session: Session;
+const stamp = Date.now();
+const started: WorkflowHandle[] = [];
+
+before(async () => {
+  h = await startHarness({
+    scenarios: [
+      {
+        name: 'outside-ends',
+        rules: [
+          // Every model call takes long enough to be ended from outside while it waits.
+          { match: { purpose: 'task.turn' }, responses: [{ text: 'too late', delay_ms: 30_000 }] },
+          { responses: [{ error: { status: 400, message: 'outside-ends: not scripted' }, delay_ms: 30_000 }] },
+        ],
+      },
+    ],
+  });
+  cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
+  session = openSession(h.cfg);
+});
+
+after(async () => {
+  for (const w of started) await w.terminate('test over').catch(() => {});
+  await session?.close();
+  await h?.close();
+});
+
+async function startTask(name: string, opts: { sessionId?: string; workflowExecutionTimeout?: string } = {}) {
+  const handle = await h.client.workflow.start('taskWorkflow', {
+    taskQueue: h.cfg.FORGE_TASK_QUEUE,
+    workflowId: `task-outside-${name}-${stamp}`,
+    args: [
+      { task: `a slow task: ${name}`, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE, ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) },
+    ],
+    ...(opts.workflowExecutionTimeout ? { workflowExecutionTimeout: opts.workflowExecutionTimeout } : {}),
+  });
+  started.push(handle);
+  await rowStatus('tasks', handle.workflowId, (s) => s === 'running');
+  return handle;
+}
+
+/** Waits for the ledger row to exist and pass `ok`; its status and reason. */
+async function rowStatus(table: 'tasks' | 'forge_runs', workflowId: string, ok: (status: string) => boolean) {
+  for (let i = 0; i < 120; i++) {
+    const [row] =
+      table === 'tasks'
+        ? await h.db.sql<
+            { status: string; reason: string | null }[]
+          >`select status, error as reason from tasks where workflow_id = ${workflowId}`
+        : await h.db.sql<
+            { status: string; reason: string | null }[]
+          >`select status, reason from forge_runs where workflow_id = ${workflowId}`;
+    if (row && ok(row.status)) return row;
+    await sleep(250);
+  }
+  assert.fail(`${table} row of ${workflowId} never got there`);
+}
+
+describe('ledgers: cycles ended from outside tell the truth', () => {
+  it('a terminated task reads terminated, with who and why, in forge sessions show; one still running stays running', async () => {
+    const sessionId = `outside-${stamp}`;
+    const ended = await startTask('terminated', { sessionId });
+    const running = await startTask('still-running');
+    await ended.terminate('the person gave up waiting');
+
+    const shown = await cli('sessions', 'show', sessionId);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /#1 terminated +task-outside-terminated-/);
+    assert.match(shown.stdout, /terminated by \S+: the person gave up waiting/);
+    const json = (await cli('sessions', 'show', sessionId, '--json')).json() as { session: { entries: { status: string }[] } };
+    assert.equal(json.session.entries[0]?.status, 'terminated');
+
+    const row = await rowStatus('tasks', ended.workflowId, () => true);
+    assert.equal(row.status, 'terminated');
+    assert.match(String(row.reason), /^terminated by \S+: the person gave up waiting$/);
+    // A task Temporal says is running is left alone, and a second pass finds nothing more to record.
+    assert.deepEqual(await reconcileLedgers(session), []);
+    assert.equal((await rowStatus('tasks', running.workflowId, () => true)).status, 'running');
+  });
+
+  it('a cancelled task and a timed-out one are recorded as such, with their cause', async () => {
+    const cancelled = await startTask('cancelled');
+    const timedOut = await startTask('timed-out', { workflowExecutionTimeout: '4s' });
+    await cancelled.cancel();
+    await Promise.allSettled([cancelled.result(), timedOut.result()]);
+
+    const ends = await reconcileLedgers(session, { workflowIds: [cancelled.workflowId, timedOut.workflowId] });
+    const byId = new Map(ends.map((e) => [e.workflowId, e]));
+    assert.equal(byId.get(cancelled.workflowId)?.status, 'cancelled');
+    assert.match(String(byId.get(cancelled.workflowId)?.reason), /^cancelled by \S+/);
+    assert.equal(byId.get(timedOut.workflowId)?.status, 'timed-out');
+    assert.equal(byId.get(timedOut.workflowId)?.reason, 'timed out: its workflow execution timeout of 4 s ran out');
+    assert.equal((await rowStatus('tasks', timedOut.workflowId, () => true)).status, 'timed-out');
+  });
+
+  it('a terminated forge stops holding a place in forge budget', async () => {
+    const forge = await h.client.workflow.start('forgeWorkflow', {
+      taskQueue: h.cfg.FORGE_TASK_QUEUE,
+      workflowId: `forge-outside-${stamp}`,
+      args: [{ need: 'count the words in a text, slowly', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+    });
+    started.push(forge);
+    await rowStatus('forge_runs', forge.workflowId, (s) => s === 'running');
+    const before = (await cli('budget', '--json')).json() as { usedToday: number };
+    assert.equal(before.usedToday, 1, 'a running forge counts');
+
+    await forge.terminate('rolled back: the version it was pinned to is retired');
+    const after = (await cli('budget', '--json')).json() as {
+      usedToday: number;
+      runs: { workflow_id: string; status: string; counted: boolean }[];
+    };
+    assert.equal(after.usedToday, 0, 'a terminated forge does not');
+    const run = after.runs.find((r) => r.workflow_id === forge.workflowId);
+    assert.deepEqual([run?.status, run?.counted], ['terminated', false]);
+    assert.match(
+      String((await rowStatus('forge_runs', forge.workflowId, () => true)).reason),
+      /rolled back: the version it was pinned to is retired/,
+    );
+  });
+});
