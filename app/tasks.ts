@@ -1,14 +1,19 @@
+import type { WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
-import { InvalidInputError } from '../domain/errors.ts';
+import { ForgeError, InvalidInputError } from '../domain/errors.ts';
+import { TaskNotFoundError } from '../domain/evidence.ts';
+import { type TaskStatus, taskStatus } from '../domain/session.ts';
 import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
-
-export type { TaskResult };
-
+import { sleep } from '../infra/processes.ts';
+import { findTaskRow, recentTaskRows } from '../services/runs/tasks.ts';
 import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
-import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
+import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
+import { withDb } from './db.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
 import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
+
+export type { TaskResult };
 
 /**
  * Starts a task workflow for a task in a person's words (validated here, and again in the workflow).
@@ -92,6 +97,19 @@ export interface TaskFollowHooks {
   onNoWorker?: (taskQueue: string) => void;
 }
 
+/** The task's child workflows still running, as Temporal's describe lists them. */
+async function pendingForgeChildren(handle: WorkflowHandle): Promise<{ workflowId: string; runId?: string; workflowType?: string }[]> {
+  return ((await handle.describe()).raw.pendingChildren ?? []).map((c) => ({
+    workflowId: c.workflowId ?? '',
+    runId: c.runId ?? undefined,
+    workflowType: c.workflowTypeName ?? undefined,
+  }));
+}
+
+async function queryForgeChild(session: Session, child: { workflowId: string; runId?: string }): Promise<ForgeWait> {
+  return (await session.temporal()).workflow.getHandle(child.workflowId, child.runId).query(forgeProgressQuery);
+}
+
 /** Follows a started task to its end, reporting its progress and a missing worker on the way. */
 export async function followTask(session: Session, started: StartedCycle, hooks: TaskFollowHooks = {}): Promise<CycleEnd<TaskResult>> {
   const handle = await cycleHandle(session, 'task', started);
@@ -104,13 +122,8 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
     enrich: (progress) =>
       withForgeChildApproval(
         progress,
-        async () =>
-          ((await handle.describe()).raw.pendingChildren ?? []).map((c) => ({
-            workflowId: c.workflowId ?? '',
-            runId: c.runId ?? undefined,
-            workflowType: c.workflowTypeName ?? undefined,
-          })),
-        (child) => client.workflow.getHandle(child.workflowId, child.runId).query(forgeProgressQuery),
+        () => pendingForgeChildren(handle),
+        (child) => queryForgeChild(session, child),
       ),
     async onPoll() {
       // app/stack.ts brings dockerode and esbuild with it: loaded only when a task has waited this long.
@@ -132,4 +145,121 @@ async function endedFromOutside<R>(session: Session, workflowId: string, end: Cy
   const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
   if (!outside || outside.status === 'failed') return end;
   return { ok: false, error: outside.reason, ended: outside.status };
+}
+
+/** A task as a person reads it, whether it ended or not: the ledger's row, and while it runs, where it is. */
+export interface TaskView {
+  workflowId: string;
+  task: string;
+  status: TaskStatus;
+  uiUrl: string | null;
+  sessionId?: string;
+  /** its place in the session */
+  position?: number;
+  /** the stored result, once the task ended on its own (completed, failed, stopped) */
+  result?: TaskResult;
+  /** why it ended without a result: its workflow failed, or was terminated, cancelled or timed out (with the cause) */
+  error?: string;
+  /** while it runs: its phase, model turn, calls so far and what it waits for (absent until a worker answers) */
+  progress?: FollowedTaskProgress;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+/** How long showing a running task waits for its progress query (no worker: no answer). */
+const QUERY_WAIT_MS = 3000;
+
+/**
+ * One task by its workflow id, as it stands: a finished one from the ledger (compared with
+ * Temporal first, so one ended from outside reads so), a running one with its live progress, and
+ * one started but not picked up by any worker yet as running with no progress.
+ */
+export async function showTask(session: Session, workflowId: string): Promise<TaskView> {
+  const { cfg } = session;
+  await reconcileQuietly(session, { workflowIds: [workflowId] });
+  const row = await withDb(cfg, (sql) => findTaskRow(sql, workflowId));
+  const uiUrl = workflowUiUrl(cfg, workflowId);
+  if (!row) return notStartedTask(session, workflowId, uiUrl);
+  const view: TaskView = {
+    workflowId,
+    task: row.task,
+    status: taskStatus(row),
+    uiUrl,
+    ...(row.session_id ? { sessionId: row.session_id, position: row.position ?? undefined } : {}),
+    ...(row.result ? { result: row.result } : {}),
+    ...(row.error ? { error: row.error } : {}),
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+  if (view.status !== 'running') return view;
+  const progress = await taskProgress(session, workflowId);
+  return progress ? { ...view, progress } : view;
+}
+
+/** No ledger row: a task Temporal has but no worker has begun (running, no progress), or no task at all. */
+async function notStartedTask(session: Session, workflowId: string, uiUrl: string | null): Promise<TaskView> {
+  const client = await session.temporal();
+  const described = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
+  if (!described) throw new TaskNotFoundError(workflowId);
+  if (described.type !== 'taskWorkflow')
+    throw new ForgeError(
+      `${workflowId} is a ${described.type}, not a task`,
+      'NOT_A_TASK',
+      'forge tasks lists tasks; the Temporal UI shows any workflow',
+    );
+  const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
+  return {
+    workflowId,
+    task: '(not begun: no worker has picked it up yet)',
+    status: outside?.status ?? 'running',
+    uiUrl,
+    ...(outside ? { error: outside.reason } : {}),
+  };
+}
+
+/** The running task's progress, or undefined when no worker answers within QUERY_WAIT_MS. */
+async function taskProgress(session: Session, workflowId: string): Promise<FollowedTaskProgress | undefined> {
+  const client = await session.temporal();
+  const handle = client.workflow.getHandle(workflowId);
+  const asked = handle.query(progressQuery).catch(() => undefined);
+  const progress = await Promise.race([asked, sleep(QUERY_WAIT_MS).then(() => undefined)]);
+  return (
+    progress &&
+    withForgeChildApproval(
+      progress,
+      () => pendingForgeChildren(handle),
+      (c) => queryForgeChild(session, c),
+    )
+  );
+}
+
+/** Recent tasks, newest first, each as it stands (compared with Temporal first); `total` counts them all. */
+export async function listTasks(session: Session, opts: { limit: number }): Promise<{ tasks: TaskView[]; total: number }> {
+  if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > 1000)
+    throw new InvalidInputError('limit', `expected a whole number from 1 to 1000, got ${opts.limit}`);
+  await reconcileQuietly(session);
+  const { rows, total } = await withDb(session.cfg, (sql) => recentTaskRows(sql, opts.limit));
+  return {
+    tasks: rows.map((row) => ({
+      workflowId: row.workflow_id,
+      task: row.task,
+      status: taskStatus(row),
+      uiUrl: workflowUiUrl(session.cfg, row.workflow_id),
+      ...(row.session_id ? { sessionId: row.session_id, position: row.position ?? undefined } : {}),
+      ...(row.result ? { result: row.result } : {}),
+      ...(row.error ? { error: row.error } : {}),
+      createdAt: row.created_at.toISOString(),
+      updatedAt: row.updated_at.toISOString(),
+    })),
+    total,
+  };
+}
+
+/** A task to follow (forge tasks show <id> --wait): what following needs, from its first run on. */
+export async function taskToFollow(session: Session, view: TaskView): Promise<StartedCycle> {
+  const described = await (await session.temporal()).workflow.getHandle(view.workflowId).describe();
+  return { workflowId: view.workflowId, runId: described.raw.workflowExecutionInfo?.firstRunId || described.runId, uiUrl: view.uiUrl };
 }

@@ -17,6 +17,9 @@ const usage = `forge — durable tool forging on Temporal
                                          start a task workflow (--wait follows it to the end;
                                          --session continues that conversation, or starts it;
                                          the bounds default to 8 turns, 16 tool calls, 300k tokens)
+  forge tasks [ls] [--limit n] | show <id> [--wait] [--json]
+                                         recent tasks; one task as it stands (status, answer, calls),
+                                         or followed to its end with --wait, as forge run --wait does
   forge sessions [ls] | show <id> [--json]
                                          conversations of tasks, and each one's tasks in order
   forge demo                             forge up, then the demo: forge a tool, reuse it, repair one, chain two
@@ -72,6 +75,7 @@ const commands: Record<string, () => Promise<Command>> = {
   down: async () => (await import('./commands/stack.ts')).downCommand,
   doctor: async () => (await import('./commands/stack.ts')).doctorCommand,
   run: async () => (await import('./commands/run.ts')).runCommand,
+  tasks: async () => (await import('./commands/tasks.ts')).tasksCommand,
   sessions: async () => (await import('./commands/sessions.ts')).sessionsCommand,
   forge: async () => (await import('./commands/forge.ts')).forgeCommand,
   improve: async () => (await import('./commands/improve.ts')).improveCommand,

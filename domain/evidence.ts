@@ -421,7 +421,7 @@ export class TaskNotFoundError extends ForgeError {
     super(
       `no task ${workflowId} in the tasks table`,
       'TASK_NOT_FOUND',
-      'use the task id forge run printed (task-…); forge audit and forge sessions show <id> list recent ones',
+      'use the task id forge run printed (task-…); forge tasks lists recent ones',
       { workflowId },
     );
   }

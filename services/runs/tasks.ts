@@ -33,3 +33,36 @@ export function createTaskStore(sql: Sql) {
     },
   };
 }
+
+/** A task's row as a person reads it: what was asked, how it stands, and its session place if it has one. */
+export interface TaskLedgerRow {
+  workflow_id: string;
+  task: string;
+  status: string;
+  result: TaskResult | null;
+  error: string | null;
+  session_id: string | null;
+  position: number | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** One task's row, or undefined when no task by that workflow id has started its bookkeeping. */
+export async function findTaskRow(sql: Sql, workflowId: string): Promise<TaskLedgerRow | undefined> {
+  const [row] = await sql<TaskLedgerRow[]>`
+    select t.workflow_id, t.task, t.status, t.result, t.error, st.session_id, st.position, t.created_at, t.updated_at
+    from tasks t left join session_tasks st on st.workflow_id = t.workflow_id
+    where t.workflow_id = ${workflowId}`;
+  return row;
+}
+
+/** The newest tasks first, at most `limit`; `total` counts them all. */
+export async function recentTaskRows(sql: Sql, limit: number): Promise<{ rows: TaskLedgerRow[]; total: number }> {
+  const rows = await sql<(TaskLedgerRow & { total: number })[]>`
+    select t.workflow_id, t.task, t.status, t.result, t.error, st.session_id, st.position, t.created_at, t.updated_at,
+           (count(*) over ())::int as total
+    from tasks t left join session_tasks st on st.workflow_id = t.workflow_id
+    order by t.created_at desc, t.workflow_id
+    limit ${limit}`;
+  return { rows: rows.map(({ total: _total, ...r }) => r), total: rows[0]?.total ?? 0 };
+}

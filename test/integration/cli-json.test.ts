@@ -84,6 +84,10 @@ describe('--json: one line, every command', () => {
       doctor: [[[], 1]],
       run: [[['tell me about a zebra'], 0]],
       sessions: [[['show', 'zebras'], 0]],
+      tasks: [
+        [['show', taskId], 0],
+        [['show', 'task-nobody-000000'], 1],
+      ],
       forge: [[['count the zebras in a text'], 0]],
       improve: [[['no_such_tool'], 1]],
       evolve: [[['ls'], 0]],

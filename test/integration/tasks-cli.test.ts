@@ -1,0 +1,118 @@
+/**
+ * `forge tasks`: a task started without --wait could not be seen from the CLI at all (only MCP's
+ * get_result). Now `forge tasks show <id>` prints it as it stands — status, answer and calls as
+ * `forge run --wait` prints them, or its phase while it runs — `--wait` re-attaches to it, and
+ * `forge tasks ls` lists recent ones. Through the real CLI, Temporal, Postgres and the scripted model.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sleep } from '../../infra/processes.ts';
+import { harnessCli } from '../helpers/cli.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
+
+let h: Harness;
+let cli: ReturnType<typeof harnessCli>;
+const started: string[] = [];
+
+before(async () => {
+  h = await startHarness({
+    scenarios: [
+      {
+        name: 'tasks-cli',
+        rules: [
+          {
+            match: { purpose: 'task.turn', first: 'ostrich' },
+            responses: [{ tool_use: { name: 'search_tools', input: { query: 'ostrich facts' } } }, { text: 'Ostriches cannot fly.' }],
+          },
+          { match: { purpose: 'task.turn', first: 'slow' }, responses: [{ text: 'Slow, but done.', delay_ms: 6000 }] },
+          { match: { purpose: 'task.turn', first: 'stuck' }, responses: [{ text: 'never seen', delay_ms: 30_000 }] },
+        ],
+      },
+    ],
+  });
+  cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
+});
+
+after(async () => {
+  for (const id of started)
+    await h.client.workflow
+      .getHandle(id)
+      .terminate('test over')
+      .catch(() => {});
+  await h?.close();
+});
+
+/** `forge run "<task>"` without --wait: the id it printed, and the hint it gave. */
+async function runDetached(task: string): Promise<string> {
+  const r = await cli('run', task);
+  assert.equal(r.code, 0, r.stderr);
+  const id = /^started (task-\S+)/m.exec(r.stdout)?.[1];
+  assert.ok(id, r.stdout);
+  assert.match(r.stdout, new RegExp(`follow it: forge tasks show ${id} --wait`));
+  started.push(id);
+  return id;
+}
+
+describe('forge tasks: a task started without --wait, seen and followed later', () => {
+  it('show --wait re-attaches and prints the answer and calls as run --wait does; show prints the same once it ended', async () => {
+    const id = await runDetached('tell me one thing about an ostrich');
+    const followed = await cli('tasks', 'show', id, '--wait');
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.match(followed.stdout, new RegExp(`^task ${id}: tell me one thing about an ostrich\\n`));
+    assert.match(followed.stdout, /\ncompleted\nOstriches cannot fly\.\ncalls:\n {2}1\. search_tools \{"query":"ostrich facts"\} → /);
+
+    const shown = await cli('tasks', 'show', id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /\ncompleted\nOstriches cannot fly\.\ncalls:\n {2}1\. search_tools/);
+    const json = (await cli('tasks', 'show', id, '--json')).json() as {
+      ok: boolean;
+      task: { status: string; result: { answer: string; calls: { tool: string }[] } };
+    };
+    assert.deepEqual(
+      [json.ok, json.task.status, json.task.result.answer, json.task.result.calls.map((c) => c.tool)],
+      [true, 'completed', 'Ostriches cannot fly.', ['search_tools']],
+    );
+
+    const listed = await cli('tasks');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`${id} +completed .* tell me one thing about an ostrich`));
+  });
+
+  it('a running task shows its phase and how to follow it; --wait then follows it to its answer', async () => {
+    const id = await runDetached('a slow question');
+    let shown = await cli('tasks', 'show', id);
+    for (let i = 0; i < 20 && !/thinking/.test(shown.stdout); i++) {
+      await sleep(250);
+      shown = await cli('tasks', 'show', id);
+    }
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /\nrunning — thinking \(turn 1\)\n/);
+    assert.match(shown.stdout, new RegExp(`follow it: forge tasks show ${id} --wait\\n$`));
+
+    const followed = await cli('tasks', 'show', id, '--wait', '--json');
+    assert.equal(followed.code, 0, followed.stderr);
+    const line = followed.json();
+    assert.deepEqual([line.ok, line.status, (line.result as { answer: string }).answer], [true, 'completed', 'Slow, but done.']);
+  });
+
+  it('a task terminated from outside shows why; --wait on it exits 1; an unknown id names the fix', async () => {
+    const id = await runDetached('a stuck question');
+    let shown = await cli('tasks', 'show', id);
+    for (let i = 0; i < 20 && !/thinking/.test(shown.stdout); i++) {
+      await sleep(250);
+      shown = await cli('tasks', 'show', id);
+    }
+    await h.client.workflow.getHandle(id).terminate('nobody needs it any more');
+    shown = await cli('tasks', 'show', id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /\nterminated\nterminated by \S+: nobody needs it any more\n/);
+    const waited = await cli('tasks', 'show', id, '--wait');
+    assert.equal(waited.code, 1, waited.stdout);
+
+    const unknown = await cli('tasks', 'show', 'task-nobody-000000', '--json');
+    assert.equal(unknown.code, 1);
+    const refusal = unknown.json();
+    assert.equal(refusal.error, 'TASK_NOT_FOUND');
+    assert.match(String(refusal.fix), /forge tasks/);
+  });
+});
