@@ -11,6 +11,8 @@ export type CycleEnd<R> = { ok: true; result: R } | { ok: false; error: string; 
 export interface FollowHooks<P> {
   /** every answer of the progress query (a surface prints the transitions it has not shown yet) */
   onProgress?: (progress: P) => void;
+  /** every answer of the progress query as the cycle gave it, before any enrich (to notice that it stopped moving) */
+  onAnswer?: (progress: P) => void;
   /** adds to an answer what the cycle's own query cannot tell (a child workflow waiting for a person) */
   enrich?: (progress: P) => Promise<P>;
   /** called once per poll, e.g. to notice that no worker serves the cycle */
@@ -35,6 +37,7 @@ export async function followCycle<R, P>(
   );
   while (!done) {
     const progress = await handle.query(query).catch(() => undefined);
+    if (progress) hooks.onAnswer?.(progress);
     if (progress && hooks.onProgress) hooks.onProgress(hooks.enrich ? await hooks.enrich(progress) : progress);
     await hooks.onPoll?.();
     await Promise.race([result.catch(() => {}), sleep(500)]);

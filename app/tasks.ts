@@ -12,6 +12,7 @@ import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cyc
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
 import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
+import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, type WatchedQueue } from './worker-watch.ts';
 
 export type { TaskResult };
 
@@ -93,8 +94,12 @@ export async function withForgeChildApproval(
 
 export interface TaskFollowHooks {
   onProgress?: (progress: FollowedTaskProgress) => void;
-  /** once, when the task has waited 5 s and no worker polls the queue it waits on */
-  onNoWorker?: (taskQueue: string) => void;
+  /**
+   * once per queue, when the task has not moved for 5 s and no live worker polls that queue (the
+   * control queue, or the sandbox queue where its tool calls and forge verifications run); `phase`
+   * is where it waits (undefined: no worker has begun it)
+   */
+  onNoWorker?: (missing: WatchedQueue & { phase?: string }) => void;
 }
 
 /** The task's child workflows still running, as Temporal's describe lists them. */
@@ -114,23 +119,31 @@ async function queryForgeChild(session: Session, child: { workflowId: string; ru
 export async function followTask(session: Session, started: StartedCycle, hooks: TaskFollowHooks = {}): Promise<CycleEnd<TaskResult>> {
   const handle = await cycleHandle(session, 'task', started);
   const client = await session.temporal();
-  const queue = session.cfg.FORGE_TASK_QUEUE;
-  const since = Date.now();
-  let warned = false;
+  const { cfg } = session;
+  let phase: string | undefined;
+  const watch = noWorkerWatch({
+    queues: [
+      { name: cfg.FORGE_TASK_QUEUE, role: 'control' },
+      { name: cfg.FORGE_SANDBOX_QUEUE, role: 'sandbox' },
+    ],
+    livePollers: (queue) => hasLivePollers(client, queue),
+    // A task that thinks for a while without the sandbox worker is not stuck: only one whose job waits for it is.
+    waitsOn: async (queue) => queue.role === 'control' || awaitsUntakenActivity(client, started.workflowId),
+    onMissing: (queue) => hooks.onNoWorker?.({ ...queue, phase }),
+  });
   const end = await followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,
+    onAnswer(progress) {
+      phase = progress.phase;
+      watch.progressed(`${progress.history.length}:${progress.calls.length}:${progress.pendingApproval ?? ''}`);
+    },
     enrich: (progress) =>
       withForgeChildApproval(
         progress,
         () => pendingForgeChildren(handle),
         (child) => queryForgeChild(session, child),
       ),
-    async onPoll() {
-      // app/stack.ts brings dockerode and esbuild with it: loaded only when a task has waited this long.
-      if (warned || Date.now() - since <= 5000 || (await (await import('./stack.ts')).hasPollers(client, queue))) return;
-      warned = true;
-      hooks.onNoWorker?.(queue);
-    },
+    onPoll: () => watch.poll(),
   });
   return end.ok ? end : endedFromOutside(session, started.workflowId, end);
 }

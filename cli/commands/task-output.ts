@@ -1,6 +1,7 @@
 import type { Session } from '../../app/context.ts';
 import { type StartedCycle, workflowUiUrl } from '../../app/cycles.ts';
 import { followTask, type TaskResult } from '../../app/tasks.ts';
+import type { WatchedQueue } from '../../app/worker-watch.ts';
 import { printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
@@ -61,6 +62,19 @@ export function reportTaskResult(
   return ok ? 0 : 1;
 }
 
+/** What is wrong and what fixes it, when no worker serves a queue the followed task needs. */
+function noWorkerWarning(session: Session, missing: WatchedQueue & { phase?: string }): string {
+  const what =
+    missing.role === 'sandbox'
+      ? `the sandbox queue, where tool calls and forge verifications run in Docker`
+      : `the control queue, where the task's workflow and model calls run`;
+  const waits = missing.phase ? `the task waits at ${missing.phase}` : 'no worker has begun the task';
+  return (
+    `warning: no worker polls ${missing.name} (${what}): ${waits} until one does\n` +
+    `  fix: forge up starts the missing worker; forge doctor says what is down (worker log: ${session.cfg.home}/logs/worker.log)\n`
+  );
+}
+
 /**
  * Follows a task to its end, printing each transition (unless --json) and warning once when no
  * worker serves it, then reports its end as `forge run --wait` always has.
@@ -73,9 +87,9 @@ export async function followAndReport(
   const print = progressPrinter();
   const end = await followTask(session, started, {
     onProgress: opts.json ? undefined : print,
-    onNoWorker: (queue) => {
+    onNoWorker: (missing) => {
       print.stop();
-      process.stderr.write(`warning: no worker polls ${queue}; the task waits until one does (run: forge up)\n`);
+      process.stderr.write(noWorkerWarning(session, missing));
     },
   });
   print.stop();

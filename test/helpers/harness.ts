@@ -49,8 +49,8 @@ export async function startHarness(opts: {
   scenarioFiles?: string[];
   scenarios?: ScenarioInput[];
   env?: Record<string, string>;
-  /** which queues the in-process worker serves (default both); 'sandbox' when a container serves the control queue */
-  role?: 'all' | 'sandbox';
+  /** which queues the in-process worker serves (default both); 'sandbox' when a container serves the control queue, 'control' for a Forge whose sandbox worker is down */
+  role?: 'all' | 'sandbox' | 'control';
 }): Promise<Harness> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-harness-'));
   const db = await freshDatabase();
