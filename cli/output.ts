@@ -98,27 +98,33 @@ export function reportError(err: unknown, json: boolean, usage?: string): number
 /**
  * A followed cycle whose workflow itself failed (no result to print: not a task that failed, a
  * workflow that did): the same error shape as any other refusal (code, message, fix), with the
- * cycle's ids and, as the fix, where its history shows the step that failed.
+ * cycle's ids and, as the fix, where its history shows the step that failed. One that failed
+ * because a component does not answer (`down`: the model) is that component's error instead, exit 3,
+ * with its fix: nothing in the cycle's history would help.
  */
 export function reportCycleFailure(
   json: boolean,
   cycle: { workflowId: string; uiUrl?: string | null },
   error: string,
   extra: Record<string, unknown> = {},
+  down?: ForgeError,
 ): number {
-  const fix = cycle.uiUrl
-    ? `its history in the Temporal UI shows the step that failed: ${cycle.uiUrl}`
-    : `its history in the Temporal UI (workflow ${cycle.workflowId}) shows the step that failed`;
+  const fix =
+    down?.fix ??
+    (cycle.uiUrl
+      ? `its history in the Temporal UI shows the step that failed: ${cycle.uiUrl}`
+      : `its history in the Temporal UI (workflow ${cycle.workflowId}) shows the step that failed`);
+  const message = down?.message ?? error;
   if (json)
     printJson({
       ok: false,
       ...extra,
       workflowId: cycle.workflowId,
       uiUrl: cycle.uiUrl ?? null,
-      error: 'CYCLE_FAILED',
-      message: error,
+      ...(down ? down.toJSON() : { error: 'CYCLE_FAILED' }),
+      message,
       fix,
     });
-  else process.stderr.write(`failed: ${error}\n  fix: ${fix}\n`);
-  return EXIT.failed;
+  else process.stderr.write(`${down ? 'error' : 'failed'}: ${message}\n  fix: ${fix}\n`);
+  return down ? exitCodeFor(down) : EXIT.failed;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ModelEndpoint } from './llm-retry.ts';
 import { type ApiSpec, apiSpecSchema, permissionsSchema, sideEffectSchema, toolNameSchema } from './tool.ts';
 import type { VerifyReport } from './verification.ts';
 
@@ -110,7 +111,15 @@ export type ForgeOutcome =
       /** set when the name was taken: the code was already current, or passed the tool's regression gate */
       note?: string;
     }
-  | { status: 'failed'; name?: string; reason: string; attempts: ForgeAttempt[]; report?: VerifyReport };
+  | {
+      status: 'failed';
+      name?: string;
+      reason: string;
+      attempts: ForgeAttempt[];
+      report?: VerifyReport;
+      /** the step failed because the model server could not be reached: a component down, not the forge's failure */
+      modelUnreachable?: ModelEndpoint;
+    };
 
 export function toolFiles(source: string, tests: string, apiSpec: ApiSpec | undefined): Record<string, string> {
   const files: Record<string, string> = { 'tool.ts': source, 'tool.test.ts': tests };

@@ -38,6 +38,22 @@ export function retryAfterMs(headers: Record<string, string> | undefined, now: D
   return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
 }
 
+/** The failure type of a model call that could not connect to the model server at all: a component down, not a bad reply. */
+export const LLM_UNREACHABLE = 'LlmUnreachable';
+
+/** Where the worker calls the model, as a failure to reach it carries it (the failure's details). */
+export interface ModelEndpoint {
+  url: string;
+  /** Forge's scripted model (no ANTHROPIC_API_KEY) */
+  scripted: boolean;
+}
+
+/** The endpoint in an unreachable call's failure details, as far as they say it. */
+export function modelEndpointFrom(details: unknown): ModelEndpoint {
+  const d = (details ?? {}) as Partial<ModelEndpoint>;
+  return { url: typeof d.url === 'string' ? d.url : 'the model endpoint', scripted: d.scripted === true };
+}
+
 const retry = (failureType: string, hint: string): RetryDecision => ({ retryable: true, failureType, hint });
 const stop = (failureType: string, hint: string): RetryDecision => ({ retryable: false, failureType, hint });
 
@@ -45,7 +61,7 @@ function byStatus(status: number | undefined, timedOut: boolean): RetryDecision 
   if (status === undefined) {
     return timedOut
       ? retry('LlmTimeout', 'the model server did not answer in time; Temporal will retry')
-      : retry('LlmUnreachable', 'could not reach the model server; check ANTHROPIC_BASE_URL and the network. Temporal will retry');
+      : retry(LLM_UNREACHABLE, 'could not reach the model server; check ANTHROPIC_BASE_URL and the network. Temporal will retry');
   }
   switch (status) {
     case 400:

@@ -1,7 +1,16 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ActivityFailure, executeChild, isCancellation, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  executeChild,
+  isCancellation,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { type ForgeOutcome, type ForgeProgress, type ForgeRequest, forgeRequestSchema, type ToolSpec, toolFiles } from '../domain/forge.ts';
 import type { ImproveOutcome } from '../domain/improve.ts';
+import { LLM_UNREACHABLE, modelEndpointFrom } from '../domain/llm-retry.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import type { ApiSpec } from '../domain/tool.ts';
 import { formatForRepair, type VerifyReport } from '../domain/verification.ts';
@@ -70,7 +79,10 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
     // forge with its reason on record, like a failed verification; the catalog is untouched.
     if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
-    return fail(`the ${progress.phase} step failed: ${cause}`, progress.toolName);
+    const failed = await fail(`the ${progress.phase} step failed: ${cause}`, progress.toolName);
+    // A model server nobody could reach is a component down: the outcome says so, and where, for the surface's fix.
+    const unreachable = err.cause instanceof ApplicationFailure && err.cause.type === LLM_UNREACHABLE;
+    return unreachable && failed.status === 'failed' ? { ...failed, modelUnreachable: modelEndpointFrom(err.cause.details?.[0]) } : failed;
   }
 
   async function synthesize(): Promise<ForgeOutcome> {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
+import { componentDownIn, modelDownError } from '../../app/follow.ts';
 import { followForge, startForge } from '../../app/forge.ts';
 import { withUsage } from '../args.ts';
 import { missingArgument, printJson, reportCycleFailure, say } from '../output.ts';
@@ -54,8 +55,16 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const print = progressPrinter();
     const end = await followForge(session, started, values.json ? undefined : print);
     print.stop();
-    if (!end.ok) return reportCycleFailure(values.json, started, end.error);
+    if (!end.ok) return reportCycleFailure(values.json, started, end.error, {}, componentDownIn(cfg, workflowId, end));
     const outcome = end.result;
+    if (outcome.status === 'failed' && outcome.modelUnreachable)
+      return reportCycleFailure(
+        values.json,
+        started,
+        outcome.reason,
+        { outcome },
+        modelDownError(cfg, workflowId, outcome.modelUnreachable),
+      );
     if (values.json) printJson({ ok: outcome.status === 'registered', workflowId, uiUrl, outcome });
     else
       say(

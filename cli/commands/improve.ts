@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { componentDownIn } from '../../app/follow.ts';
 import { followImprove, startImprove } from '../../app/improve.ts';
 import { withUsage } from '../args.ts';
 import { missingArgument, printJson, reportCycleFailure, say, usageError } from '../output.ts';
@@ -28,7 +29,7 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
     const print = progressPrinter();
     const end = await followImprove(session, started, values.json ? undefined : print);
     print.stop();
-    if (!end.ok) return reportCycleFailure(values.json, started, end.error);
+    if (!end.ok) return reportCycleFailure(values.json, started, end.error, {}, componentDownIn(cfg, workflowId, end));
     const outcome = end.result;
     const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
     if (values.json) printJson({ ok, workflowId, uiUrl, outcome });

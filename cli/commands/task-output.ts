@@ -1,5 +1,6 @@
 import type { Session } from '../../app/context.ts';
 import { type StartedCycle, workflowUiUrl } from '../../app/cycles.ts';
+import { componentDownIn } from '../../app/follow.ts';
 import { followTask, type TaskResult } from '../../app/tasks.ts';
 import type { WatchedQueue } from '../../app/worker-watch.ts';
 import { printJson, reportCycleFailure, say } from '../output.ts';
@@ -94,5 +95,6 @@ export async function followAndReport(
   });
   print.stop();
   if (end.ok) return reportTaskResult(session, end.result, { json: opts.json, uiUrl: started.uiUrl, extra: opts.extra });
-  return reportCycleFailure(opts.json, started, end.error, { ...opts.extra, status: end.ended ?? 'failed' });
+  const down = componentDownIn(session.cfg, started.workflowId, end);
+  return reportCycleFailure(opts.json, started, end.error, { ...opts.extra, status: end.ended ?? 'failed' }, down);
 }

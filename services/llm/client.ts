@@ -42,6 +42,8 @@ export interface LlmOptions {
   /** Without a key, baseURL must point at a server that needs none (the scripted model). */
   apiKey?: string;
   baseURL?: string;
+  /** baseURL is Forge's scripted model (no ANTHROPIC_API_KEY): a failure to reach it says so, so the fix named is `forge up` */
+  scripted?: boolean;
   model: string;
   /** Called once per HTTP call that returned a reply (billed), including replies that failed validation. */
   recordUsage?: (u: LlmUsage) => Promise<void>;
@@ -131,12 +133,18 @@ function headersOf(h: Headers | undefined): Record<string, string> {
  * Turns an SDK failure into an LlmCallError that says whether to retry and when. Cancellation and
  * unknown errors pass through unchanged (Temporal then applies its default handling).
  */
-export function toLlmCallError(err: unknown, call: { purpose: string; model: string }): unknown {
+export function toLlmCallError(
+  err: unknown,
+  call: { purpose: string; model: string; endpoint?: { url: string; scripted: boolean } },
+): unknown {
   if (err instanceof LlmCallError || err instanceof APIUserAbortError) return err;
   const what = `LLM call "${call.purpose}" to ${call.model}`;
   if (err instanceof APIConnectionError) {
     const d = classifyLlmFailure({ timedOut: err instanceof APIConnectionTimeoutError });
-    return new LlmCallError(`${what} failed: ${clause(err.message)}. ${d.hint}`, d.failureType, true, undefined, undefined, { cause: err });
+    // Where it could not reach: the worker's endpoint, which a surface names in its fix (the CLI's own settings may differ).
+    return new LlmCallError(`${what} failed: ${clause(err.message)}. ${d.hint}`, d.failureType, true, undefined, call.endpoint, {
+      cause: err,
+    });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const d = classifyLlmFailure({ status: err.status, headers: headersOf(err.headers) });
@@ -256,6 +264,8 @@ export function createLlm(opts: LlmOptions): Llm {
     timeout: opts.timeoutMs ?? 5 * 60_000,
   });
 
+  const endpoint = { url: opts.baseURL ?? 'https://api.anthropic.com', scripted: opts.scripted ?? false };
+
   async function record(u: LlmUsage): Promise<void> {
     log.info('llm call', { ...u });
     if (!opts.recordUsage) return;
@@ -286,7 +296,7 @@ export function createLlm(opts: LlmOptions): Llm {
         { headers: { 'x-forge-purpose': req.purpose }, signal: scope.signal },
       );
     } catch (err) {
-      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model });
+      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model, endpoint });
     }
   }
 
@@ -339,7 +349,7 @@ export function createLlm(opts: LlmOptions): Llm {
         { headers: { 'x-forge-purpose': req.purpose }, signal: scope.signal },
       );
     } catch (err) {
-      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model });
+      throw toLlmCallError(err, { purpose: req.purpose, model: opts.model, endpoint });
     }
     const usage = usageOf(reply, req.purpose, opts.model, scope);
     await record(usage);

@@ -31,9 +31,9 @@ export function harnessEnv(h: Harness, extra: Record<string, string> = {}): Node
  * The real CLI in a child process against a harness's Forge, asynchronously: the workflow it talks
  * to runs on this process's in-process worker, which a blocking spawnSync would starve.
  */
-export function harnessCli(h: Harness, opts: { user: string; timeoutMs: number }) {
+export function harnessCli(h: Harness, opts: { user: string; timeoutMs: number; env?: Record<string, string> }) {
   return (...args: string[]): Promise<CliRun> => {
-    const env = harnessEnv(h, { FORGE_USER: opts.user });
+    const env = harnessEnv(h, { FORGE_USER: opts.user, ...opts.env });
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['bin/forge.mjs', ...args], {
         env,

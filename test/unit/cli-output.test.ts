@@ -6,9 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseArgs } from 'node:util';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, RetryState } from '@temporalio/common';
+import { componentDownIn, settled } from '../../app/follow.ts';
 import { usageOf } from '../../cli/main.ts';
 import { capturingJson, EXIT, exitCodeFor, printJson, reportCycleFailure, reportError, usageError } from '../../cli/output.ts';
 import { attemptLabel, progressPrinter } from '../../cli/progress.ts';
+import { loadConfig } from '../../domain/config.ts';
 import { ComponentDownError, ConfigError, ForgeError, InvalidInputError } from '../../domain/errors.ts';
 
 /** What a function writes to stdout and stderr. */
@@ -104,6 +108,55 @@ describe('exit codes', () => {
     const human = await captured(() => reportCycleFailure(false, { workflowId: 'task-x', uiUrl: null }, 'boom'));
     assert.equal(human.stdout, '');
     assert.equal(human.stderr, 'failed: boom\n  fix: its history in the Temporal UI (workflow task-x) shows the step that failed\n');
+  });
+
+  it('a cycle that failed because the model does not answer is a component down (exit 3, its fix); any other failure stays exit 1', async () => {
+    const cfg = loadConfig({ FORGE_SCRIPTED_MODEL_PORT: '4399' }, '/tmp/forge-cli-output');
+    /** A task workflow's failure as the client sees it: TaskFailed, caused by an activity whose own failure has `type`. */
+    const taskFailure = (type: string, details: unknown[] = []) =>
+      new WorkflowFailedError(
+        'Workflow execution failed',
+        ApplicationFailure.create({
+          type: 'TaskFailed',
+          message: 'the agentTurn step failed',
+          cause: new ActivityFailure(
+            'Activity task failed',
+            'agentTurn',
+            '1',
+            RetryState.MAXIMUM_ATTEMPTS_REACHED,
+            'worker',
+            ApplicationFailure.create({ type, message: 'Connection error.', details }),
+          ),
+        }),
+        RetryState.NON_RETRYABLE_FAILURE,
+      );
+    const report = async (err: Error) => {
+      const end = await settled(Promise.reject(err));
+      return captured(() =>
+        reportCycleFailure(
+          true,
+          { workflowId: 'task-x' },
+          end.ok ? '' : end.error,
+          { status: 'failed' },
+          componentDownIn(cfg, 'task-x', end),
+        ),
+      );
+    };
+
+    const scripted = await report(taskFailure('LlmUnreachable', [{ url: 'http://127.0.0.1:4399', scripted: true }]));
+    assert.equal(scripted.value, EXIT.componentDown);
+    const line = JSON.parse(scripted.stdout) as Record<string, unknown>;
+    assert.deepEqual([line.ok, line.error, line.component, line.workflowId], [false, 'COMPONENT_DOWN', 'the model', 'task-x']);
+    assert.match(String(line.message), /nothing answers at http:\/\/127\.0\.0\.1:4399, where Forge's scripted model runs/);
+    assert.match(String(line.fix), /^forge up \(starts the scripted model\)/);
+
+    const elsewhere = await report(taskFailure('LlmUnreachable', [{ url: 'http://10.0.0.9:8080', scripted: false }]));
+    assert.equal(elsewhere.value, EXIT.componentDown);
+    assert.match(String((JSON.parse(elsewhere.stdout) as { fix: string }).fix), /ANTHROPIC_BASE_URL/);
+
+    const refused = await report(taskFailure('LlmRequestInvalid'));
+    assert.equal(refused.value, EXIT.failed, 'a model that answers and refuses is the cycle failing, not a component down');
+    assert.equal((JSON.parse(refused.stdout) as { error: string }).error, 'CYCLE_FAILED');
   });
 
   it('usageOf finds each command in the help text, aliases included', () => {

@@ -1,0 +1,51 @@
+/**
+ * A model that does not answer (the scripted model not running, ANTHROPIC_BASE_URL pointing at
+ * nothing) used to read as the cycle failing: exit 1 and "its history in the Temporal UI shows the
+ * step that failed". It is a component down: exit 3, naming what does not answer and the fix. The
+ * worker here calls a port nobody listens on; real Temporal, Postgres and CLI.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../infra/processes.ts';
+import { harnessCli } from '../helpers/cli.ts';
+import { type Harness, startHarness } from '../helpers/harness.ts';
+
+let h: Harness;
+let cli: ReturnType<typeof harnessCli>;
+let port: number;
+
+before(async () => {
+  port = await freePort();
+  // Where forge up would run the scripted model, and where the worker calls it: nothing listens there.
+  const env = { ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`, FORGE_SCRIPTED_MODEL_PORT: String(port) };
+  // The harness's own scripted model (a scenario it never serves) is not the one the worker calls.
+  h = await startHarness({ scenarios: [{ name: 'unused', rules: [{ responses: [{ text: 'never asked' }] }] }], env });
+  // The CLI shares the worker's settings, as a person's shell does.
+  cli = harnessCli(h, { user: 'tester', timeoutMs: 150_000, env: { FORGE_SCRIPTED_MODEL_PORT: String(port) } });
+});
+
+after(() => h?.close());
+
+describe('the model does not answer', () => {
+  it('forge run --wait and forge forge --wait exit 3, naming the scripted model and forge up', async () => {
+    const [task, forge] = await Promise.all([
+      cli('run', 'tell me one thing about a zebra', '--wait'),
+      cli('forge', 'count the words in a text', '--wait', '--json'),
+    ]);
+    assert.equal(task.code, 3, `${task.stdout}\n${task.stderr}`);
+    assert.match(
+      task.stderr,
+      new RegExp(
+        `^error: the model is not available: nothing answers at http://127\\.0\\.0\\.1:${port}, where Forge's scripted model runs \\(no ANTHROPIC_API_KEY\\); task-\\S+ failed at a model call after its retries\\n {2}fix: forge up \\(starts the scripted model\\)`,
+        'm',
+      ),
+    );
+    assert.doesNotMatch(task.stderr, /Temporal UI/);
+
+    assert.equal(forge.code, 3, `${forge.stdout}\n${forge.stderr}`);
+    const line = forge.json();
+    assert.deepEqual([line.ok, line.error, line.component], [false, 'COMPONENT_DOWN', 'the model']);
+    assert.match(String(line.workflowId), /^forge-/);
+    assert.match(String(line.fix), /^forge up/);
+  });
+});
