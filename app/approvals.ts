@@ -1,13 +1,18 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { ForgeError } from '../domain/errors.ts';
 import { type ApprovalRow, createApprovalLedger, findApproval, pendingApprovals } from '../services/control/approvals.ts';
-import type { Session } from './context.ts';
+import { type Session, withSession } from './context.ts';
 import { withDb } from './db.ts';
+import { reconcileQuietly } from './reconcile.ts';
 
 export type { ApprovalRow };
 
-/** What waits for a person, oldest first; works while Forge is frozen. */
-export function pendingApprovalList(cfg: ForgeConfig): Promise<ApprovalRow[]> {
+/**
+ * What waits for a person, oldest first; works while Forge is frozen. An approval whose workflow
+ * was ended from outside (terminated, timed out) is first marked expired: nobody waits for it.
+ */
+export async function pendingApprovalList(cfg: ForgeConfig): Promise<ApprovalRow[]> {
+  await withSession(cfg, (session) => reconcileQuietly(session));
   return withDb(cfg, pendingApprovals);
 }
 

@@ -15,11 +15,12 @@ const MAX_ROWS = 100;
 const PARALLEL = 4;
 
 /**
- * Makes the ledgers (tasks, forge runs) tell the truth about cycles that ended from outside:
- * every row still marked open is compared with Temporal's describe of its workflow, and one whose
- * workflow is closed (terminated, cancelled, timed out, or failed without its own record) gets that
- * end and its cause. Called where a ledger is read (forge tasks, forge sessions, forge budget, the
- * dashboard, MCP get_result) and by forge up, rather than on a timer: nothing to run or keep alive,
+ * Makes the ledgers (tasks, forge runs, pending approvals) tell the truth about cycles that ended
+ * from outside: every row still marked open is compared with Temporal's describe of its workflow,
+ * and one whose workflow is closed (terminated, cancelled, timed out, or failed without its own
+ * record) gets that end and its cause (an approval: expired, since nobody waits for it). Called
+ * where a ledger is read (forge tasks, forge sessions, forge budget, forge approvals, the dashboard,
+ * MCP get_result) and by forge up, rather than on a timer: nothing to run or keep alive,
  * and a person never reads a stale row. Cheap: one indexed query when nothing is open, one describe
  * per open row otherwise. Safe: a workflow Temporal says is running is left alone, the write only
  * touches a row still open, and a workflow Temporal does not know (its history deleted after the

@@ -3,11 +3,12 @@ import type { Sql } from '../db.ts';
 
 /**
  * The ledger rows that say a cycle is still going, and the write that records how it ended when
- * Temporal says it ended without writing that itself (domain/outside-end.ts). Both ledgers here
- * are keyed by workflow ids that are never reused (task-…, forge-…), so a row and the workflow it
- * names are one execution.
+ * Temporal says it ended without writing that itself (domain/outside-end.ts): a task, a forge run,
+ * and an approval its workflow still waited for (which nobody can decide any more). Their workflow
+ * ids are never reused (task-…, forge-…, and the children named after them), so a row and the
+ * workflow it names are one execution.
  */
-export type OpenLedger = 'task' | 'forge';
+export type OpenLedger = 'task' | 'forge' | 'approval';
 
 /** A forge run is open while it runs and while it waits for a person to approve going past the budget. */
 const OPEN_FORGE = ['running', 'awaiting-budget-approval'];
@@ -29,6 +30,9 @@ export async function openLedgerRows(sql: Sql, opts: { limit: number; workflowId
       select 'task' as ledger, workflow_id, updated_at from tasks where status = 'running' ${only('workflow_id')}
       union all
       select 'forge' as ledger, workflow_id, updated_at from forge_runs where status in ${sql(OPEN_FORGE)} ${only('workflow_id')}
+      union all
+      select 'approval' as ledger, workflow_id, min(created_at) from approvals where status = 'pending' ${only('workflow_id')}
+      group by workflow_id
     ) open order by updated_at limit ${opts.limit}`;
   return rows.map((r) => ({ ledger: r.ledger, workflowId: r.workflow_id }));
 }
@@ -44,7 +48,11 @@ export async function recordOutsideEnd(sql: Sql, row: OpenLedgerRow, end: Outsid
     row.ledger === 'task'
       ? await sql`update tasks set status = ${end.status}, error = ${end.reason}, updated_at = ${at}
                   where workflow_id = ${row.workflowId} and status = 'running' returning 1`
-      : await sql`update forge_runs set status = ${end.status}, reason = ${end.reason}, updated_at = ${at}
-                  where workflow_id = ${row.workflowId} and status in ${sql(OPEN_FORGE)} returning 1`;
-  return written.length === 1;
+      : row.ledger === 'forge'
+        ? await sql`update forge_runs set status = ${end.status}, reason = ${end.reason}, updated_at = ${at}
+                    where workflow_id = ${row.workflowId} and status in ${sql(OPEN_FORGE)} returning 1`
+        : // expired, as `forge approve` marks one it finds stale; who "decided" is the end that made it moot
+          await sql`update approvals set status = 'expired', decided_by = ${`forge: its workflow ended (${end.reason})`}, decided_at = ${at}
+                    where workflow_id = ${row.workflowId} and status = 'pending' returning 1`;
+  return written.length > 0;
 }

@@ -32,6 +32,8 @@ before(async () => {
         ],
       },
     ],
+    // One new tool a day: a second forge running at once waits for a person (an approval row).
+    env: { FORGE_DAILY_FORGE_BUDGET: '1' },
   });
   cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
   session = openSession(h.cfg);
@@ -134,5 +136,32 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
       String((await rowStatus('forge_runs', forge.workflowId, () => true)).reason),
       /rolled back: the version it was pinned to is retired/,
     );
+  });
+
+  it('an approval whose workflow was terminated is no longer listed as waiting: marked expired, with why', async () => {
+    const start = async (n: number) => {
+      const handle = await h.client.workflow.start('forgeWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId: `forge-outside-budget-${n}-${stamp}`,
+        args: [{ need: `a tool nobody will wait for, number ${n}`, sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+      });
+      started.push(handle);
+      return handle;
+    };
+    const first = await start(1);
+    await rowStatus('forge_runs', first.workflowId, (s) => s === 'running');
+    const waiting = await start(2);
+    await rowStatus('forge_runs', waiting.workflowId, (s) => s === 'awaiting-budget-approval');
+    const listed = async () => ((await cli('approvals', '--json')).json().pending as { workflow_id: string }[]).map((a) => a.workflow_id);
+    for (let i = 0; i < 40 && !(await listed()).includes(waiting.workflowId); i++) await sleep(250);
+    assert.ok((await listed()).includes(waiting.workflowId), 'the budget approval waits for a person');
+
+    await waiting.terminate('the person will not be back today');
+    assert.ok(!(await listed()).includes(waiting.workflowId), 'nobody waits for it any more');
+    const [approval] = await h.db.sql<{ status: string; decided_by: string }[]>`
+      select status, decided_by from approvals where workflow_id = ${waiting.workflowId}`;
+    assert.equal(approval?.status, 'expired');
+    assert.match(String(approval?.decided_by), /terminated by \S+: the person will not be back today/);
+    assert.equal((await rowStatus('forge_runs', waiting.workflowId, () => true)).status, 'terminated');
   });
 });
