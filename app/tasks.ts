@@ -1,4 +1,4 @@
-import type { WorkflowHandle } from '@temporalio/client';
+import { type Client, defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
 import { ForgeError, InvalidInputError } from '../domain/errors.ts';
 import { TaskNotFoundError } from '../domain/evidence.ts';
@@ -226,11 +226,23 @@ async function notStartedTask(session: Session, workflowId: string, uiUrl: strin
   const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
   return {
     workflowId,
-    task: '(not begun: no worker has picked it up yet)',
+    task: (await startedTaskText(client, workflowId).catch(() => undefined)) ?? '(its words are in its start event)',
     status: outside?.status ?? 'running',
     uiUrl,
     ...(outside ? { error: outside.reason } : {}),
   };
+}
+
+/** What a task not begun yet was asked: its input, from the first event of its history. */
+async function startedTaskText(client: Client, workflowId: string): Promise<string | undefined> {
+  const res = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId },
+    maximumPageSize: 1,
+  });
+  const payload = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  const input = payload ? defaultPayloadConverter.fromPayload<{ task?: unknown }>(payload) : undefined;
+  return typeof input?.task === 'string' ? input.task : undefined;
 }
 
 /** The running task's progress, or undefined when no worker answers within QUERY_WAIT_MS. */

@@ -90,7 +90,8 @@ function printTask(cfg: ForgeConfig, v: TaskView): void {
     return;
   }
   const p = v.progress;
-  if (!p) say('running — no worker answers for it yet (forge doctor says whether one is up; forge up starts one)');
+  if (!p)
+    say('running — not begun: no worker has picked it up yet (if that lasts, forge doctor says whether one is up; forge up starts one)');
   else {
     say(`running — ${p.phase}${p.turn ? ` (turn ${p.turn})` : ''}`);
     if (p.pendingApproval)

@@ -109,6 +109,19 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
     const waited = await cli('tasks', 'show', id, '--wait');
     assert.equal(waited.code, 1, waited.stdout);
 
+    // A task no worker has begun (its queue has none) has no row yet: Temporal still knows what it was asked.
+    const unbegun = `task-unbegun-${Date.now()}`;
+    await h.client.workflow.start('taskWorkflow', {
+      taskQueue: `${h.cfg.FORGE_TASK_QUEUE}-nobody`,
+      workflowId: unbegun,
+      args: [{ task: 'a question nobody picks up', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+    });
+    started.push(unbegun);
+    const notBegun = await cli('tasks', 'show', unbegun);
+    assert.equal(notBegun.code, 0, notBegun.stderr);
+    assert.match(notBegun.stdout, new RegExp(`^task ${unbegun}: a question nobody picks up\n`));
+    assert.match(notBegun.stdout, /\nrunning — not begun: no worker has picked it up yet/);
+
     const unknown = await cli('tasks', 'show', 'task-nobody-000000', '--json');
     assert.equal(unknown.code, 1);
     const refusal = unknown.json();
