@@ -41,25 +41,30 @@ export function componentDownIn(cfg: ForgeConfig, workflowId: string, end: Cycle
  * does not answer, and the fix — `forge up` for the scripted model it starts, else the setting that
  * names the endpoint.
  */
-export function modelDownError(cfg: ForgeConfig, workflowId: string, model: ModelEndpoint): ComponentDownError {
+export function modelDownError(
+  cfg: ForgeConfig,
+  workflowId: string,
+  model: ModelEndpoint,
+  /** what it did to the cycle, when not that it failed (a wait that sees Temporal retrying the call) */
+  outcome = `${workflowId} failed at a model call after its retries`,
+): ComponentDownError {
   // The scripted model forge up runs (services/llm/endpoint.ts), not one ANTHROPIC_BASE_URL names.
   const own = model.scripted && model.url === `http://127.0.0.1:${cfg.FORGE_SCRIPTED_MODEL_PORT}`;
-  const failed = `${workflowId} failed at a model call after its retries`;
   if (own)
     return new ComponentDownError(
       'the model',
-      `nothing answers at ${model.url}, where Forge's scripted model runs (no ANTHROPIC_API_KEY); ${failed}`,
+      `nothing answers at ${model.url}, where Forge's scripted model runs (no ANTHROPIC_API_KEY); ${outcome}`,
       'forge up (starts the scripted model); forge doctor says which component is down',
     );
   if (!model.scripted && model.url === 'https://api.anthropic.com')
     return new ComponentDownError(
       'the model',
-      `the worker cannot reach the Anthropic API at ${model.url}; ${failed}`,
+      `the worker cannot reach the Anthropic API at ${model.url}; ${outcome}`,
       "check this machine's network (or ANTHROPIC_BASE_URL for another endpoint), then run the task again",
     );
   return new ComponentDownError(
     'the model',
-    `nothing answers at ${model.url} (the worker's ANTHROPIC_BASE_URL); ${failed}`,
+    `nothing answers at ${model.url} (the worker's ANTHROPIC_BASE_URL); ${outcome}`,
     `start the model server at ${model.url}, or set ANTHROPIC_BASE_URL to one that answers (unset, without ANTHROPIC_API_KEY: forge up's scripted model) and restart the worker: forge down && forge up`,
   );
 }

@@ -1,6 +1,6 @@
 import { type Client, defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
-import { ForgeError, InvalidInputError } from '../domain/errors.ts';
+import { type ComponentDownError, ForgeError, InvalidInputError } from '../domain/errors.ts';
 import { TaskNotFoundError } from '../domain/evidence.ts';
 import { type TaskStatus, taskStatus } from '../domain/session.ts';
 import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
@@ -10,9 +10,9 @@ import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
-import { type CycleEnd, followCycle } from './follow.ts';
+import { type CycleEnd, followCycle, modelDownError } from './follow.ts';
 import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
-import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, type WatchedQueue } from './worker-watch.ts';
+import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, unreachableModelRetrying, type WatchedQueue } from './worker-watch.ts';
 
 export type { TaskResult };
 
@@ -100,6 +100,8 @@ export interface TaskFollowHooks {
    * is where it waits (undefined: no worker has begun it)
    */
   onNoWorker?: (missing: WatchedQueue & { phase?: string }) => void;
+  /** once, when the task has not moved for 5 s and its model call keeps failing to connect (Temporal retrying it) */
+  onModelUnreachable?: (down: ComponentDownError) => void;
 }
 
 /** The task's child workflows still running, as Temporal's describe lists them. */
@@ -121,6 +123,7 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
   const client = await session.temporal();
   const { cfg } = session;
   let phase: string | undefined;
+  let modelWarned = false;
   const watch = noWorkerWatch({
     queues: [
       { name: cfg.FORGE_TASK_QUEUE, role: 'control' },
@@ -130,6 +133,14 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
     // A task that thinks for a while without the sandbox worker is not stuck: only one whose job waits for it is.
     waitsOn: async (queue) => queue.role === 'control' || awaitsUntakenActivity(client, started.workflowId),
     onMissing: (queue) => hooks.onNoWorker?.({ ...queue, phase }),
+    async whileStalled() {
+      if (modelWarned || !hooks.onModelUnreachable) return;
+      const retrying = await unreachableModelRetrying(client, started.workflowId);
+      if (!retrying) return;
+      modelWarned = true;
+      const waits = `${started.workflowId} waits while Temporal retries its model call (attempt ${retrying.attempt})`;
+      hooks.onModelUnreachable(modelDownError(cfg, started.workflowId, retrying.endpoint, waits));
+    },
   });
   const end = await followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,

@@ -1,4 +1,5 @@
-import type { Client } from '@temporalio/client';
+import { type Client, defaultPayloadConverter } from '@temporalio/client';
+import { LLM_UNREACHABLE, type ModelEndpoint, modelEndpointFrom } from '../domain/llm-retry.ts';
 
 /**
  * Noticing, while a person waits on a cycle, that it cannot move because no worker serves one of
@@ -53,6 +54,25 @@ export async function awaitsUntakenActivity(client: Client, workflowId: string, 
   return false;
 }
 
+/**
+ * The model endpoint the workflow's model call keeps failing to reach, while Temporal retries it
+ * (the pending activity's last failure, LlmUnreachable): a wait can say the model is down at the
+ * first failed attempt rather than when the retries run out.
+ */
+export async function unreachableModelRetrying(
+  client: Client,
+  workflowId: string,
+): Promise<{ endpoint: ModelEndpoint; attempt: number } | undefined> {
+  const described = await client.workflow.getHandle(workflowId).describe();
+  for (const a of described.raw.pendingActivities ?? []) {
+    const info = a.lastFailure?.applicationFailureInfo;
+    if (info?.type !== LLM_UNREACHABLE) continue;
+    const payload = info.details?.payloads?.[0];
+    return { endpoint: modelEndpointFrom(payload ? defaultPayloadConverter.fromPayload(payload) : undefined), attempt: a.attempt ?? 1 };
+  }
+  return undefined;
+}
+
 export interface NoWorkerWatch {
   /** every answer of the cycle's progress query: `key` changes exactly when the cycle moved */
   progressed(key: string): void;
@@ -72,6 +92,8 @@ export function noWorkerWatch(opts: {
   /** whether the cycle needs the queue now (a sandbox queue: only while a job waits for it); default: always */
   waitsOn?: (queue: WatchedQueue) => Promise<boolean>;
   onMissing: (queue: WatchedQueue) => void;
+  /** also asked while stalled, at the same pace (what else may hold the cycle: the model not answering) */
+  whileStalled?: () => Promise<void>;
   stallMs?: number;
   now?: () => number;
 }): NoWorkerWatch {
@@ -98,6 +120,7 @@ export function noWorkerWatch(opts: {
         reported.add(queue.name);
         opts.onMissing(queue);
       }
+      await opts.whileStalled?.().catch(() => undefined);
     },
   };
 }

@@ -92,6 +92,11 @@ export async function followAndReport(
       print.stop();
       process.stderr.write(noWorkerWarning(session, missing));
     },
+    onModelUnreachable: (down) => {
+      print.stop();
+      // If the model stays down the task fails, exit 3, with the same fix.
+      process.stderr.write(`warning: ${down.message}\n  fix: ${down.fix}\n`);
+    },
   });
   print.stop();
   if (end.ok) return reportTaskResult(session, end.result, { json: opts.json, uiUrl: started.uiUrl, extra: opts.extra });

@@ -41,6 +41,16 @@ describe('the model does not answer', () => {
       ),
     );
     assert.doesNotMatch(task.stderr, /Temporal UI/);
+    // Said while the wait still runs, at the first failed attempts, not only when the retries ran out.
+    const warnings = task.stderr.split('\n').filter((l) => l.startsWith('warning: '));
+    assert.equal(warnings.length, 1, task.stderr);
+    assert.match(
+      warnings[0]!,
+      new RegExp(
+        `^warning: the model is not available: nothing answers at http://127\\.0\\.0\\.1:${port}, .*; task-\\S+ waits while Temporal retries its model call \\(attempt \\d\\)$`,
+      ),
+    );
+    assert.ok(task.stderr.indexOf('warning: ') < task.stderr.indexOf('error: '), 'the warning comes first');
 
     assert.equal(forge.code, 3, `${forge.stdout}\n${forge.stderr}`);
     const line = forge.json();
