@@ -132,7 +132,9 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   // pinned to the retired version, a `temporal workflow terminate`): recorded now.
   const ended = await withSession(cfg, (session) => reconcileQuietly(session));
   if (ended.length)
-    step(`ledgers: ${ended.length} cycle(s) ended from outside recorded (${ended.map((e) => `${e.workflowId} ${e.status}`).join(', ')})`);
+    step(
+      `ledgers: recorded ${ended.length} row(s) of cycles ended from outside (${ended.map((e) => `${e.ledger} ${e.workflowId}: ${e.status}`).join(', ')})`,
+    );
 
   let mcp: McpEndpoint | null = null;
   if (cfg.FORGE_MCP_HTTP) {
