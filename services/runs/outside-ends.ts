@@ -20,7 +20,7 @@ export interface OpenLedgerRow {
 
 /**
  * Rows still marked open, the least recently touched first (the ones most likely to have ended
- * unseen), at most `limit`; only `workflowIds` when given. Partial indexes (082_open_ledgers.sql)
+ * unseen), at most `limit`; only `workflowIds` when given. Partial indexes (084_open_ledgers.sql)
  * keep this a lookup of the few open rows, however long the ledgers grow.
  */
 export async function openLedgerRows(sql: Sql, opts: { limit: number; workflowIds?: string[] }): Promise<OpenLedgerRow[]> {
