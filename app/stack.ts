@@ -233,16 +233,20 @@ async function ensureWorker(cfg: ForgeConfig, role: 'all' | 'sandbox'): Promise<
 
 /** Whether the queues of a role have a poller (of the worker with this pid, when given). */
 async function workerPolling(client: Client, cfg: ForgeConfig, role: 'all' | 'sandbox', pid?: number): Promise<boolean> {
-  const sandbox = await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, pid);
-  return role === 'sandbox' ? sandbox : sandbox && (await hasPollers(client, cfg.FORGE_TASK_QUEUE, pid));
+  const sandbox = await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, 'activity', pid);
+  return role === 'sandbox' ? sandbox : sandbox && (await hasPollers(client, cfg.FORGE_TASK_QUEUE, 'workflow', pid));
 }
 
-/** pid: count only that process's pollers (a Temporal worker's identity is `<pid>@<host>` by default). */
-export async function hasPollers(client: Client, taskQueue: string, pid?: number): Promise<boolean> {
+/**
+ * Whether a queue has pollers of that kind: the control queue's workflow pollers, the sandbox
+ * queue's activity pollers (whatever the queues are named). pid: count only that process's pollers
+ * (a Temporal worker's identity is `<pid>@<host>` by default).
+ */
+export async function hasPollers(client: Client, taskQueue: string, kind: 'workflow' | 'activity', pid?: number): Promise<boolean> {
   const res = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue },
-    taskQueueType: taskQueue.includes('sandbox') ? 2 : 1, // 1 = workflow, 2 = activity
+    taskQueueType: kind === 'activity' ? 2 : 1, // 1 = workflow, 2 = activity
   });
   const pollers = res.pollers ?? [];
   return pid === undefined ? pollers.length > 0 : pollers.some((p) => p.identity?.startsWith(`${pid}@`));

@@ -220,7 +220,10 @@ async function temporalClient(address: string): Promise<Client> {
 async function polling(client: Client, cfg: ForgeConfig, pid: number | undefined): Promise<boolean> {
   if (!pid) return false;
   try {
-    return (await hasPollers(client, cfg.FORGE_TASK_QUEUE, pid)) && (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, pid));
+    return (
+      (await hasPollers(client, cfg.FORGE_TASK_QUEUE, 'workflow', pid)) &&
+      (await hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, 'activity', pid))
+    );
   } catch {
     return false;
   }
