@@ -53,19 +53,32 @@ export async function startHarness(opts: {
   role?: 'all' | 'sandbox' | 'control';
 }): Promise<Harness> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-harness-'));
-  const db = await freshDatabase();
-  const model = await startScriptedModel({ scenarioFiles: opts.scenarioFiles?.map((f) => path.resolve(f)), scenarios: opts.scenarios });
-  const cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '0', ...opts.env });
-  const workers = await startWorkers(cfg, opts.role ?? 'all');
-  void workers.run();
-  const client = await testClient(cfg);
+  // What started so far, undone in reverse when a later part fails to start: a database left open
+  // held the test file's process after its failure was reported.
+  const undo: { name: string; run: () => Promise<void> }[] = [
+    { name: 'home removal', run: async () => fs.rmSync(home, { recursive: true, force: true }) },
+  ];
+  try {
+    const db = await freshDatabase();
+    undo.push({ name: 'database drop', run: () => db.drop() });
+    const model = await startScriptedModel({ scenarioFiles: opts.scenarioFiles?.map((f) => path.resolve(f)), scenarios: opts.scenarios });
+    undo.push({ name: 'scripted model close', run: () => model.close() });
+    const cfg = testConfig({ DATABASE_URL: db.url, ANTHROPIC_BASE_URL: model.url, FORGE_HOME: home, FORGE_POOL_SIZE: '0', ...opts.env });
+    const workers = await startWorkers(cfg, opts.role ?? 'all');
+    void workers.run();
+    undo.push({ name: 'worker shutdown', run: () => workers.shutdown() });
+    const client = await testClient(cfg);
+    return harnessOf({ db, model, workers, client, cfg, home });
+  } catch (err) {
+    for (const u of undo.reverse()) await step(u.name, () => u.run().catch(() => undefined));
+    throw err;
+  }
+}
+
+function harnessOf(parts: Omit<Harness, 'close'>): Harness {
+  const { db, model, workers, client, home } = parts;
   return {
-    db,
-    model,
-    workers,
-    client,
-    cfg,
-    home,
+    ...parts,
     async close() {
       await step('worker shutdown', () => workers.shutdown());
       await step('client connection close', () => client.connection.close());
