@@ -42,19 +42,21 @@ export async function tasksCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   return withSession(cfg, async (session) => {
     const view = await showTask(session, id);
     const extra = view.sessionId ? { sessionId: view.sessionId } : {};
-    if (values.wait && view.status === 'running') {
-      if (!values.json) say(headLine(view));
-      return followAndReport(session, await taskToFollow(session, view), { json: values.json, extra });
-    }
     if (values.wait && view.result) {
       // Already over: what following it would have ended with.
       if (!values.json) say(headLine(view));
       return reportTaskResult(session, view.result, { json: values.json, uiUrl: view.uiUrl, extra });
     }
-    if (values.json) printJson({ ok: !values.wait || view.status === 'completed', task: view });
+    if (values.wait) {
+      // Running, or ended without a result (terminated, failed on a model nobody could reach …):
+      // followed as forge run --wait follows it, to the same words, fix and exit code.
+      if (!values.json) say(headLine(view));
+      return followAndReport(session, await taskToFollow(session, view), { json: values.json, extra });
+    }
+    if (values.json) printJson({ ok: true, task: view });
     else printTask(session.cfg, view);
-    // Without --wait the task was shown, however it stands; --wait on one that ended without a result (terminated …) is its failure.
-    return !values.wait || view.status === 'completed' ? 0 : 1;
+    // Without --wait the task was shown, however it stands.
+    return 0;
   });
 }
 

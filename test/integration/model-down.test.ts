@@ -51,6 +51,15 @@ describe('the model does not answer', () => {
       ),
     );
     assert.ok(task.stderr.indexOf('warning: ') < task.stderr.indexOf('error: '), 'the warning comes first');
+    // The same task re-attached to once it failed: the same error, fix and exit code.
+    const id = /started (task-\S+)/.exec(task.stdout)?.[1] ?? /(task-\S+) failed at a model call/.exec(task.stderr)?.[1];
+    assert.ok(id, task.stdout);
+    const again = await cli('tasks', 'show', id, '--wait');
+    assert.equal(again.code, 3, `${again.stdout}\n${again.stderr}`);
+    assert.match(
+      again.stderr,
+      /^error: the model is not available: nothing answers at .*\n {2}fix: forge up \(starts the scripted model\)/m,
+    );
 
     assert.equal(forge.code, 3, `${forge.stdout}\n${forge.stderr}`);
     const line = forge.json();

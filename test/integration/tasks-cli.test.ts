@@ -108,6 +108,14 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
     assert.match(shown.stdout, /\nterminated\nterminated by \S+: nobody needs it any more\n/);
     const waited = await cli('tasks', 'show', id, '--wait');
     assert.equal(waited.code, 1, waited.stdout);
+    // as forge run --wait ends on it: why, and where its history is
+    assert.match(waited.stderr, /^failed: terminated by \S+: nobody needs it any more\n {2}fix: its history in the Temporal UI/m);
+    const waitedJson = await cli('tasks', 'show', id, '--wait', '--json');
+    assert.equal(waitedJson.code, 1, waitedJson.stdout);
+    const failure = waitedJson.json();
+    assert.deepEqual([failure.ok, failure.error, failure.status], [false, 'CYCLE_FAILED', 'terminated']);
+    assert.match(String(failure.message), /nobody needs it any more/);
+    assert.match(String(failure.fix), /Temporal UI/);
 
     // A task no worker has begun (its queue has none) has no row yet: Temporal still knows what it was asked.
     const unbegun = `task-unbegun-${Date.now()}`;
