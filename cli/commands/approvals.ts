@@ -59,7 +59,7 @@ export async function approvalsCommand(cfg: ForgeConfig, args: string[]): Promis
       const { line, clipped } = oneLine(a.summary);
       say(`${a.id}\n    ${a.kind}${a.tool ? ` ${a.tool}` : ''}: ${line}`);
       if (clipped) say(`    (all of it: forge approvals show ${a.id})`);
-      if (a.kind === 'question') say(`    ${decideHint(a)}`);
+      say(`    ${decideHint(a)}`);
     }
     for (const c of consents) {
       say(`${c.id}\n    consent: ${c.summary}`);

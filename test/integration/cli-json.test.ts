@@ -235,6 +235,7 @@ describe('forge approvals: one line per summary, the whole text on show', () => 
       );
       assert.ok((lines[at + 1] ?? '').length <= 4 + 'write save_note: '.length + 160, lines[at + 1]);
       assert.equal(lines[at + 2], `    (all of it: forge approvals show ${id})`);
+      assert.equal(lines[at + 3], `    decide with: forge approve ${id}   (or: forge reject ${id})`);
 
       const shown = await cli('approvals', 'show', id);
       assert.equal(shown.code, 0, shown.stderr);
