@@ -233,7 +233,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       return record(
         res.is_error
           ? { tool: use.name, status: 'failed', reason: res.content }
-          : { tool: use.name, status: 'succeeded', output: { forged: res.tool?.name, version: res.tool?.version } },
+          : {
+              tool: use.name,
+              status: 'succeeded',
+              // what a person reads in the calls: that nothing new was made, when so
+              output: { forged: res.tool?.name, version: res.tool?.version, ...(res.note ? { note: res.note } : {}) },
+            },
         res.content,
         res.is_error,
       );
@@ -305,6 +310,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     return {
       is_error: false,
       tool,
+      note: outcome.note,
       // A forge that landed on a name the catalog held registered nothing new: say what it came to.
       content: outcome.note
         ? `${outcome.note}. ${tool.name} v${tool.version}: ${tool.description} It is offered as a tool from the next turn.`

@@ -137,6 +137,13 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
   const asked = h.model.requests.map((r) => JSON.stringify(r.body ?? '')).filter((b) => b.includes(REFORGE_TASK));
   assert.ok(asked.some((b) => b.includes('count_words v1 already has exactly this code: nothing registered. count_words v1:')));
   assert.ok(!asked.some((b) => b.includes('Forged count_words v1, verified in the sandbox and registered')));
+  // And a person reading the task's calls is told too.
+  const forgeCall = result.calls.find((c) => c.tool === 'forge_tool');
+  assert.deepEqual(forgeCall?.output, {
+    forged: 'count_words',
+    version: 1,
+    note: 'count_words v1 already has exactly this code: nothing registered',
+  });
 
   // forge budget: still 2 of 1, the run listed as unchanged and not counted.
   const after = await forgeBudgetToday(h.cfg);
