@@ -79,7 +79,9 @@ export async function replayAuditEntry(
   const warning = setTimeout(() => {
     // app/stack.ts brings dockerode and esbuild with it: loaded only when the replay has waited this long.
     void import('./stack.ts')
-      .then(({ hasPollers }) => Promise.all([hasPollers(client, cfg.FORGE_TASK_QUEUE, 'workflow'), hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, 'activity')]))
+      .then(({ hasPollers }) =>
+        Promise.all([hasPollers(client, cfg.FORGE_TASK_QUEUE, 'workflow'), hasPollers(client, cfg.FORGE_SANDBOX_QUEUE, 'activity')]),
+      )
       .then(
         ([control, sandbox]) => {
           if (!control || !sandbox) hooks.onNoWorker?.(!control ? cfg.FORGE_TASK_QUEUE : cfg.FORGE_SANDBOX_QUEUE);
