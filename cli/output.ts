@@ -128,3 +128,9 @@ export function reportCycleFailure(
   else process.stderr.write(`${down ? 'error' : 'failed'}: ${message}\n  fix: ${fix}\n`);
   return down ? exitCodeFor(down) : EXIT.failed;
 }
+
+/** Text as one line (whitespace runs folded), at most `max` characters, ending in … when clipped. */
+export function clipLine(text: string, max: number): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}

@@ -3,22 +3,17 @@ import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { type Expectation, type FailureEvidence, giveFeedback, listFailures, showFailure } from '../../app/evidence.ts';
 import { withUsage } from '../args.ts';
-import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const FEEDBACK_USAGE =
   'usage: forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--severity 0..1] [--json]';
 const FAILURES_USAGE = 'usage: forge failures [ls] [--since 24h] [--limit n] [--json] | forge failures show <id> [--json]';
 
-const clip = (text: string, max: number) => {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-};
-
 /** An expectation as a person reads it: "uses count_words", "answer contains \"4\"". */
 export function expectationText(e: Expectation): string {
   switch (e.kind) {
     case 'completes':
-      return e.description ? `completes (${clip(e.description, 80)})` : 'completes';
+      return e.description ? `completes (${clipLine(e.description, 80)})` : 'completes';
     case 'uses-tool':
       return `uses ${e.tool}`;
     case 'avoids-tool':
@@ -107,9 +102,9 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
     }
     for (const e of evidence) {
       say(
-        `#${String(e.id).padEnd(5)} ${e.createdAt.slice(0, 19).replace('T', ' ')}  ${e.failureType.padEnd(9)} ${e.source.padEnd(17)} ${e.severity.toFixed(2)}  ${clip(e.trace.task, 60)}`,
+        `#${String(e.id).padEnd(5)} ${e.createdAt.slice(0, 19).replace('T', ' ')}  ${e.failureType.padEnd(9)} ${e.source.padEnd(17)} ${e.severity.toFixed(2)}  ${clipLine(e.trace.task, 60)}`,
       );
-      say(`       expected: ${clip(e.expected, 100)}  [${curation(e)}]`);
+      say(`       expected: ${clipLine(e.expected, 100)}  [${curation(e)}]`);
     }
     if (total > evidence.length) say(`(${total - evidence.length} more not shown: --limit ${total})`);
     return 0;
@@ -123,7 +118,7 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
     return 0;
   }
   say(`failure evidence #${e.id}: ${e.failureType} (${e.source}), severity ${e.severity}, ${e.createdAt}, ${curation(e)}`);
-  say(`  task      ${e.workflowId}: ${clip(e.trace.task, 200)}`);
+  say(`  task      ${e.workflowId}: ${clipLine(e.trace.task, 200)}`);
   say(`  expected  ${e.expected}`);
   say(`  happened  ${e.happened}`);
   say(
@@ -136,11 +131,11 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
   );
   for (const c of e.trace.calls) {
     say(
-      `    turn ${c.turn} ${c.tool}${c.version !== undefined ? ` v${c.version}` : ''} ${c.status} ${clip(JSON.stringify(c.input) ?? '', 120)}`,
+      `    turn ${c.turn} ${c.tool}${c.version !== undefined ? ` v${c.version}` : ''} ${c.status} ${clipLine(JSON.stringify(c.input) ?? '', 120)}`,
     );
-    if (c.status === 'succeeded' && c.output !== undefined) say(`      → ${clip(JSON.stringify(c.output) ?? '', 160)}`);
-    else if (c.reason) say(`      ${clip(c.reason, 200)}`);
+    if (c.status === 'succeeded' && c.output !== undefined) say(`      → ${clipLine(JSON.stringify(c.output) ?? '', 160)}`);
+    else if (c.reason) say(`      ${clipLine(c.reason, 200)}`);
   }
-  if (e.trace.answer) say(`  answer    ${clip(e.trace.answer, 400)}`);
+  if (e.trace.answer) say(`  answer    ${clipLine(e.trace.answer, 400)}`);
   return 0;
 }

@@ -2,14 +2,9 @@ import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { listSessions, showSession } from '../../app/sessions.ts';
-import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions show <id> [--json]';
-
-const clip = (text: string, max: number) => {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-};
 
 /** `forge sessions ls` and `forge sessions show <id>`: conversations of tasks (forge run … --session <id>). Work while frozen. */
 export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
@@ -28,7 +23,7 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
     else if (!sessions.length) say('no sessions yet: start one with  forge run "<task>" --session <id>');
     else {
       for (const s of sessions)
-        say(`${s.id.padEnd(24)} ${String(s.tasks).padStart(3)} task${s.tasks === 1 ? ' ' : 's'}  ${s.updatedAt}  ${clip(s.title, 70)}`);
+        say(`${s.id.padEnd(24)} ${String(s.tasks).padStart(3)} task${s.tasks === 1 ? ' ' : 's'}  ${s.updatedAt}  ${clipLine(s.title, 70)}`);
       if (total > sessions.length) say(`(${total - sessions.length} older sessions not shown: --limit ${total})`);
     }
     return 0;
@@ -45,12 +40,12 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
     `session ${session.id}: ${session.tasks} task${session.tasks === 1 ? '' : 's'}, started ${session.createdAt}, last ${session.updatedAt}`,
   );
   for (const e of session.entries) {
-    say(`  #${e.position} ${e.status.padEnd(10)} ${e.workflowId}  ${clip(e.task, 100)}`);
+    say(`  #${e.position} ${e.status.padEnd(10)} ${e.workflowId}  ${clipLine(e.task, 100)}`);
     if (e.calls.length)
       say(
         `      calls: ${e.calls.map((c) => `${c.tool}${c.version ? ` v${c.version}` : ''}${c.status === 'succeeded' ? '' : ` (${c.status})`}`).join(', ')}`,
       );
-    if (e.answer !== undefined) say(`      → ${clip(e.answer, 200)}`);
+    if (e.answer !== undefined) say(`      → ${clipLine(e.answer, 200)}`);
   }
   say(`continue it with: forge run "<task>" --session ${session.id} --wait`);
   return 0;

@@ -3,15 +3,10 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { listTasks, showTask, type TaskView, taskToFollow } from '../../app/tasks.ts';
-import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 import { callLines, followAndReport, reportTaskResult } from './task-output.ts';
 
 const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <id> [--wait] [--json]';
-
-const clip = (text: string, max: number) => {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-};
 
 /**
  * `forge tasks ls` and `forge tasks show <id> [--wait]`: a task started without --wait (or from
@@ -65,7 +60,7 @@ async function listCommand(session: Parameters<typeof listTasks>[0], limit: numb
   if (json) printJson({ ok: true, tasks, total });
   else if (!tasks.length) say('no tasks yet: start one with  forge run "<task>"');
   else {
-    for (const t of tasks) say(`${t.workflowId.padEnd(30)} ${t.status.padEnd(10)} ${t.createdAt ?? ''}  ${clip(t.task, 70)}`);
+    for (const t of tasks) say(`${t.workflowId.padEnd(30)} ${t.status.padEnd(10)} ${t.createdAt ?? ''}  ${clipLine(t.task, 70)}`);
     if (total > tasks.length) say(`(${total - tasks.length} older tasks not shown: --limit ${total})`);
     say('one task: forge tasks show <id> [--wait]');
   }
@@ -75,7 +70,7 @@ async function listCommand(session: Parameters<typeof listTasks>[0], limit: numb
 /** The task's first line: its id, its session place, what it asked; its UI link under it. */
 function headLine(v: TaskView): string {
   const where = v.sessionId ? ` (session ${v.sessionId}${v.position ? `, #${v.position}` : ''})` : '';
-  return `task ${v.workflowId}${where}: ${clip(v.task, 200)}${v.uiUrl ? `\n  ${v.uiUrl}` : ''}`;
+  return `task ${v.workflowId}${where}: ${clipLine(v.task, 200)}${v.uiUrl ? `\n  ${v.uiUrl}` : ''}`;
 }
 
 /** A task as it stands: its result as `forge run --wait` prints it, why it ended without one, or where it is now. */
