@@ -138,9 +138,14 @@ export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry;
       | { registered: Awaited<ReturnType<typeof runs.registerForgedTool>> }
     > => {
       const { need, attempts, ...req } = parseActivityInput(finishForgeSchema, input, 'finishForge input');
-      const taken = await runs.compareWithCurrent({ name: req.spec.name, source: req.source });
-      if (taken.exists) return { taken };
-      await guard(deps.killSwitch, 'registerForgedTool');
+      // A retry after the catalog write (the worker killed before the run's record, or before the
+      // workflow saw this result) finds the name taken by its own version: that is this run's
+      // registration, to be recorded as such, never an `unchanged` forge of the same code.
+      if (!(await runs.registeredByRun(req.workflowId))) {
+        const taken = await runs.compareWithCurrent({ name: req.spec.name, source: req.source });
+        if (taken.exists) return { taken };
+        await guard(deps.killSwitch, 'registerForgedTool');
+      }
       const registered = await runs.registerForgedTool(req);
       const { workflowId } = req;
       await runs.recordForgeRun({ workflowId, need, name: req.spec.name, status: 'registered', version: registered.version, attempts });

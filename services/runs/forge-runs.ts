@@ -58,6 +58,12 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
       };
     },
 
+    /** Whether this forge run's catalog write happened (its version, under the run's key). */
+    async registeredByRun(workflowId: string): Promise<boolean> {
+      const [row] = await sql`select 1 from tool_versions where idempotency_key = ${forgeKey(workflowId)}`;
+      return row !== undefined;
+    },
+
     async registerForgedTool(input: {
       workflowId: string;
       spec: ToolSpec;
@@ -82,9 +88,11 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
         },
         createdBy: 'forge',
         status: 'verified',
-        idempotencyKey: `forge:${input.workflowId}`,
+        idempotencyKey: forgeKey(input.workflowId),
       });
       return { version: result.version, created: result.created };
     },
   };
 }
+
+const forgeKey = (workflowId: string) => `forge:${workflowId}`;
