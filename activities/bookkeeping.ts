@@ -112,12 +112,20 @@ const registerSchema = z.object({
 });
 
 /** The forge cycle's run ledger, its daily budget, and its one catalog write. */
-const compareSchema = z.object({ name: z.string().min(1), source: z.string() });
+const compareSchema = z.object({ workflowId: workflowId.optional(), name: z.string().min(1), source: z.string() });
 const beginForgeSchema = z.object({ workflowId, need: z.string(), name: z.string().optional() });
 const finishForgeSchema = registerSchema.extend({ need: z.string(), attempts: z.array(object<ForgeAttempt>()) });
 
 export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry; dailyBudget: number; killSwitch: KillSwitch }) {
   const runs = createForgeRuns(deps);
+  /**
+   * The name check, as this run sees it. A local activity re-runs when the worker dies before the
+   * workflow records its result, so the check can run again after this very run's catalog write:
+   * the name is then taken by the run's own version, which is its registration to finish (the
+   * write replays on its key), never an `unchanged` forge of someone else's same code.
+   */
+  const compareForRun = async (input: { workflowId?: string; name: string; source: string }) =>
+    input.workflowId && (await runs.registeredByRun(input.workflowId)) ? ({ exists: false } as const) : runs.compareWithCurrent(input);
   return adapted({
     /** recordForgeRun (running) and forgeBudget as one activity: the run is counted before the budget is read, as before. */
     beginForgeRun: async (input: z.input<typeof beginForgeSchema>) => {
@@ -138,9 +146,7 @@ export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry;
       | { registered: Awaited<ReturnType<typeof runs.registerForgedTool>> }
     > => {
       const { need, attempts, ...req } = parseActivityInput(finishForgeSchema, input, 'finishForge input');
-      // A retry after the catalog write (the worker killed before the run's record, or before the
-      // workflow saw this result) finds the name taken by its own version: that is this run's
-      // registration, to be recorded as such, never an `unchanged` forge of the same code.
+      // As compareForRun; the guard too is for a write still to happen: a retry after it records the run, frozen or not.
       if (!(await runs.registeredByRun(req.workflowId))) {
         const taken = await runs.compareWithCurrent({ name: req.spec.name, source: req.source });
         if (taken.exists) return { taken };
@@ -155,7 +161,7 @@ export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry;
       runs.recordForgeRun(parseActivityInput(recordForgeRunSchema, input, 'recordForgeRun input')),
     forgeBudget: (input: z.input<typeof budgetSchema>) => runs.forgeBudget(parseActivityInput(budgetSchema, input, 'forgeBudget input')),
     compareWithCurrent: (input: z.input<typeof compareSchema>) =>
-      runs.compareWithCurrent(parseActivityInput(compareSchema, input, 'compareWithCurrent input')),
+      compareForRun(parseActivityInput(compareSchema, input, 'compareWithCurrent input')),
     registerForgedTool: (input: z.input<typeof registerSchema>) =>
       runs.registerForgedTool(parseActivityInput(registerSchema, input, 'registerForgedTool input')),
   });

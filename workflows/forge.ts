@@ -131,7 +131,7 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
       enter('registered', `${spec.name} v${finished.registered.version}`);
       return registeredOutcome(spec.name, finished.registered.version, report);
     }
-    const taken = await compareWithCurrent({ name: spec.name, source });
+    const taken = await compareWithCurrent({ workflowId, name: spec.name, source });
     if (taken.exists) return sameName(spec, source, tests, taken, report);
     const registered = await guarded(() => registerForgedTool({ workflowId, spec, source, tests, apiSpec: apiSpec ?? undefined }));
     enter('registered', `${spec.name} v${registered.version}`);

@@ -59,6 +59,17 @@ describe('finishForge retried after its catalog write', () => {
     assert.equal(run?.status, 'registered');
   });
 
+  it('the separate name check (workflows from before the fold) re-run after its run registered lets the write replay', async () => {
+    await runs.registerForgedTool({ workflowId: 'forge-e', spec, source, tests });
+
+    assert.deepEqual(await forge.compareWithCurrent({ workflowId: 'forge-e', name: spec.name, source }), { exists: false });
+    assert.deepEqual(await forge.compareWithCurrent({ workflowId: 'forge-f', name: spec.name, source }), {
+      exists: true,
+      version: 1,
+      identical: true,
+    });
+  });
+
   it("another run forging the very same code finds the name taken: nothing registered, and it is not this run's", async () => {
     await forge.finishForge(finish('forge-c', 'count the words'));
 
