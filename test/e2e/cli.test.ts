@@ -133,7 +133,7 @@ it("a broken edit of a tool's folder is refused by the running Forge, and calls 
     rejected = forge('audit', '--kind', 'human_edit_rejected', '--json').json().entries;
     if (!rejected.length) await new Promise((r) => setTimeout(r, 500));
   }
-  assert.equal(rejected[0]?.tool, 'count_words', 'the edit was verified and refused');
+  assert.equal(rejected[0]?.tool, 'count_words', `the edit was verified and refused; the worker log said:\n${watcherLog()}`);
   assert.equal(fs.readFileSync(file, 'utf8'), registered, 'the folder holds the registered code again');
   const history = forge('tools', 'history', 'count_words', '--json').json();
   assert.deepEqual(
@@ -145,6 +145,24 @@ it("a broken edit of a tool's folder is refused by the running Forge, and calls 
   assert.equal(run.code, 0, run.stdout + run.stderr);
   assert.equal(run.json().status, 'completed');
 });
+
+/** What the worker said about tool folders and sandboxes (and any error): why an edit went unhandled, if it did. */
+function watcherLog(): string {
+  const pid = Number(fs.readFileSync(path.join(home, 'run', 'worker.pid'), 'utf8'));
+  let alive = true;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    alive = false;
+  }
+  const file = path.join(home, 'logs', 'worker.log');
+  if (!fs.existsSync(file)) return `(worker ${pid} ${alive ? 'alive' : 'gone'}; no ${file})`;
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  return `worker ${pid} ${alive ? 'alive' : 'gone'}\n${lines
+    .filter((l) => /registry-watch|tool folder|edit|sandbox|"level":"(warn|error)"/.test(l))
+    .slice(-40)
+    .join('\n')}`;
+}
 
 it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at once', () => {
   const pidFile = path.join(home, 'run', 'worker.pid');
