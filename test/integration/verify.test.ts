@@ -154,6 +154,22 @@ describe('verifyTool', () => {
     );
   });
 
+  it('fails the static stage of code whose types do not finish checking in time, and checks the next tool afresh', async () => {
+    const slow = await verifyTool({ files: example, staticDeadlineMs: 1 }, sandbox);
+    assert.equal(slow.passed, false);
+    const finding = slow.stages[0]?.findings?.[0];
+    assert.equal(finding?.rule, 'type-check-deadline');
+    assert.match(finding?.message ?? '', /did not finish within 1 ms: simplify the types/);
+    assert.deepEqual(
+      slow.stages.slice(1).map((s) => s.reason),
+      ['not run: the static stage failed', 'not run: the static stage failed', 'not run: the static stage failed'],
+    );
+
+    const next = await verifyTool({ files: example }, sandbox);
+    assert.equal(next.passed, true, formatForRepair(next));
+    assert.deepEqual(next.stages[0]?.findings, []);
+  });
+
   it('starts the tests alongside the static stage, yet a static failure decides: the report is the one of the sequential order', async () => {
     // Tests that would never end: the run started alongside must be cancelled, not waited for.
     const report = await verifyTool(

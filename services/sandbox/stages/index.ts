@@ -8,7 +8,7 @@ import { CHECKS_CPUS, forgeChecksStage } from './checks.ts';
 import { type LiveOptions, liveStage } from './live.ts';
 import { mockStage } from './mock.ts';
 import { readManifestSource, type StaticAnalysis, type StaticManifest } from './static.ts';
-import { analyzeStaticOffThread } from './static-thread.ts';
+import { analyzeStaticOffThread, StaticCheckTimeoutError } from './static-thread.ts';
 
 export type { Finding, StageResult, VerifyReport } from '../../../domain/verification.ts';
 /**
@@ -38,6 +38,8 @@ export type VerifyInput = ({ dir: string } | { files: Record<string, string> }) 
   /** real values for declared env vars, used only by the live call */
   secrets?: Record<string, string>;
   liveInput?: unknown;
+  /** how long the type check may take (STATIC_CHECK_DEADLINE_MS when absent); past it the static stage fails */
+  staticDeadlineMs?: number;
 };
 
 export interface ToolSources {
@@ -155,8 +157,11 @@ export interface OfflineStages {
  * generates. Live, the stage with a network, starts only after all three passed. Files already
  * known to be wrong (an unparsable api-spec.json) fail the static stage for sure: nothing runs then.
  */
-export async function offlineStages(files: ToolSources & { manifestName?: string }, sandbox: SandboxBackend): Promise<OfflineStages> {
-  const { source, tests, apiSpec, problems, manifestName } = files;
+export async function offlineStages(
+  files: ToolSources & { manifestName?: string; staticDeadlineMs?: number },
+  sandbox: SandboxBackend,
+): Promise<OfflineStages> {
+  const { source, tests, apiSpec, problems, manifestName, staticDeadlineMs } = files;
   const staticStarted = performance.now();
   const cancelTests = new AbortController();
   const cancelChecks = new AbortController();
@@ -183,15 +188,21 @@ export async function offlineStages(files: ToolSources & { manifestName?: string
     analysis =
       source === undefined
         ? { result: { stage: 'static' as const, status: 'failed' as const, findings: [], durationMs: 0 }, manifest: null }
-        : await analyzeStaticOffThread({
-            source,
-            ...(tests !== undefined ? { tests } : {}),
-            ...(apiSpec ? { apiSpec } : {}),
-            ...(manifestName ? { manifestName } : {}),
-          });
+        : await analyzeStaticOffThread(
+            {
+              source,
+              ...(tests !== undefined ? { tests } : {}),
+              ...(apiSpec ? { apiSpec } : {}),
+              ...(manifestName ? { manifestName } : {}),
+            },
+            staticDeadlineMs,
+          );
   } catch (err) {
-    await cancelBoth();
-    throw err;
+    if (!(err instanceof StaticCheckTimeoutError)) {
+      await cancelBoth();
+      throw err;
+    }
+    analysis = { result: { stage: 'static', status: 'failed', findings: [tooSlowToCheck(err)], durationMs: 0 }, manifest: null };
   }
   const { manifest } = analysis;
   const staticResult = { ...withProblems(analysis.result, problems), durationMs: Math.round(performance.now() - staticStarted) };
@@ -213,10 +224,23 @@ export async function offlineStages(files: ToolSources & { manifestName?: string
   return { static: staticResult, mock: mockResult, checks: await checks, manifest };
 }
 
+/** The verdict on types that do not finish checking: the code's to fix, as any other finding. */
+function tooSlowToCheck(err: StaticCheckTimeoutError): Finding {
+  return {
+    rule: 'type-check-deadline',
+    message: `${err.message}: simplify the types (no deeply recursive or exploding generic types; plain object types and zod schemas check in well under a second)`,
+    file: 'tool.ts',
+    line: 0,
+    column: 0,
+    snippet: '',
+  };
+}
+
 export async function verifyTool(input: VerifyInput, sandbox: SandboxBackend): Promise<VerifyReport> {
   const files = await sources(input);
   const { source, apiSpec } = files;
-  const first = await offlineStages({ ...files, ...(input.manifestName ? { manifestName: input.manifestName } : {}) }, sandbox);
+  const { manifestName, staticDeadlineMs } = input;
+  const first = await offlineStages({ ...files, manifestName, staticDeadlineMs }, sandbox);
   const stages: StageResult[] = [first.static];
   if (!first.mock || source === undefined) {
     stages.push(notRun('mock', 'static'), notRun('forge-checks', 'static'), notRun('live', 'static'));

@@ -13,19 +13,44 @@ import type { StaticAnalysis, StaticInput } from './static.ts';
 // JavaScript that registers tsx in the thread, then loads static.ts (see the file).
 const threadMain = new URL('./static-thread-main.mjs', import.meta.url);
 
-interface Pending {
+/**
+ * How long one check may take before its thread is stopped and the check fails. A warm check is
+ * about 0.1 s and a cold one a few seconds (12 s seen on a machine at load 15); types that take
+ * longer are the checked code's doing (recursive or exploding generics), and must not hold every
+ * later verification of the process behind them.
+ */
+export const STATIC_CHECK_DEADLINE_MS = 60_000;
+
+/** The checked code's types did not finish type-checking in time: a verdict on the code, not a crash. */
+export class StaticCheckTimeoutError extends Error {
+  constructor(readonly deadlineMs: number) {
+    super(`the type check did not finish within ${deadlineMs < 1000 ? `${deadlineMs} ms` : `${Math.round(deadlineMs / 1000)} s`}`);
+    this.name = 'StaticCheckTimeoutError';
+  }
+}
+
+interface Check {
+  id: number;
+  input: StaticInput;
+  deadlineMs: number;
   resolve(a: StaticAnalysis): void;
   reject(e: Error): void;
 }
 
 let thread: Worker | undefined;
-const pending = new Map<number, Pending>();
+/** Checks run one at a time, so a deadline times the check itself, never the queue before it. */
+const queue: Check[] = [];
+let running: { check: Check; timer: NodeJS.Timeout } | undefined;
 let nextId = 0;
 
-function failAll(err: Error): void {
-  for (const p of pending.values()) p.reject(err);
-  pending.clear();
-  thread = undefined;
+/** Ends the check in flight (its thread done with it), then sends the next. */
+function settleRunning(): Check | undefined {
+  const current = running;
+  running = undefined;
+  if (!current) return undefined;
+  clearTimeout(current.timer);
+  queueMicrotask(sendNext);
+  return current.check;
 }
 
 function startThread(): Worker {
@@ -36,29 +61,50 @@ function startThread(): Worker {
     stderr: false,
   });
   w.on('message', (m: { id: number; analysis?: StaticAnalysis; error?: string }) => {
-    const p = pending.get(m.id);
-    if (!p) return;
-    pending.delete(m.id);
-    if (pending.size === 0) w.unref();
-    if (m.error !== undefined) p.reject(new Error(`static analysis failed in its thread: ${m.error}`));
-    else p.resolve(m.analysis!);
+    if (running?.check.id !== m.id) return;
+    const check = settleRunning()!;
+    if (m.error !== undefined) check.reject(new Error(`static analysis failed in its thread: ${m.error}`));
+    else check.resolve(m.analysis!);
   });
-  // A crashed thread fails what it held; the next check starts a new one.
-  w.on('error', (err) => failAll(err));
-  w.on('exit', (code) => failAll(new Error(`the static analysis thread exited (code ${code})`)));
+  // A crashed thread fails the check it held; the next check starts a new one.
+  const crashed = (err: Error) => {
+    if (thread !== w) return; // stopped on purpose (a deadline, stopStaticThread)
+    thread = undefined;
+    settleRunning()?.reject(err);
+  };
+  w.on('error', crashed);
+  w.on('exit', (code) => crashed(new Error(`the static analysis thread exited (code ${code})`)));
   w.unref();
   return w;
 }
 
-/** analyzeStatic in the long-lived thread: same input, same result, never on the caller's event loop. */
-export function analyzeStaticOffThread(input: StaticInput): Promise<StaticAnalysis> {
+function sendNext(): void {
+  if (running) return;
+  const check = queue.shift();
+  if (!check) {
+    thread?.unref();
+    return;
+  }
   thread ??= startThread();
   const w = thread;
-  const id = nextId++;
+  const timer = setTimeout(() => {
+    if (running?.check !== check) return;
+    // The thread is busy with this check and cannot be interrupted: stop it; the next check starts another.
+    thread = undefined;
+    void w.terminate();
+    settleRunning();
+    check.reject(new StaticCheckTimeoutError(check.deadlineMs));
+  }, check.deadlineMs);
+  running = { check, timer };
+  w.ref();
+  w.postMessage({ id: check.id, input: check.input });
+}
+
+/** analyzeStatic in the long-lived thread: same input, same result, never on the caller's event loop. */
+export function analyzeStaticOffThread(input: StaticInput, deadlineMs = STATIC_CHECK_DEADLINE_MS): Promise<StaticAnalysis> {
   return new Promise<StaticAnalysis>((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    w.ref();
-    w.postMessage({ id, input });
+    queue.push({ id: nextId++, input, deadlineMs, resolve, reject });
+    sendNext();
   });
 }
 
@@ -79,5 +125,6 @@ export async function warmStaticChecker(): Promise<void> {
 export async function stopStaticThread(): Promise<void> {
   const w = thread;
   thread = undefined;
+  settleRunning()?.reject(new Error('the static analysis thread was stopped'));
   if (w) await w.terminate();
 }
