@@ -28,7 +28,15 @@ export interface WatchOptions {
   debounceMs?: number;
   /** a safety net for events fs.watch misses (network filesystems, other processes' registrations) */
   rescanMs?: number;
+  /**
+   * false: no fs.watch at all, only the rescan (a filesystem that sends no change events); it
+   * notices edits by the files' sizes and times, SIGNATURE_BATCH tools per rescan
+   */
+  events?: boolean;
 }
+
+/** Version folders whose files' sizes and times a rescan compares: bounded, so a large catalog costs the same per rescan. */
+const SIGNATURE_BATCH = 200;
 
 export interface RegistryWatcher {
   close(): Promise<void>;
@@ -40,10 +48,13 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
   const log = rootLog.child({ component: 'registry-watch' });
   const root = registry.root;
   const debounceMs = wopts.debounceMs ?? 300;
-  const watchers = new Map<string, fs.FSWatcher>(); // key: directory
+  const watchers = new Map<string, fs.FSWatcher | null>(); // key: directory; null: looked at by the rescan only
   const watchedVersion = new Map<string, number>(); // tool -> version dir being watched
   const timers = new Map<string, NodeJS.Timeout>();
   const running = new Map<string, Promise<void>>();
+  /** tool -> its current folder's files' sizes and times when last handled */
+  const signatures = new Map<string, string>();
+  let signatureCursor = 0;
   let closed = false;
 
   const emit = (e: WatchEvent) => {
@@ -56,6 +67,10 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
 
   function watchDir(dir: string, onEvent: (file: string | null) => void): void {
     if (watchers.has(dir)) return;
+    if (wopts.events === false) {
+      if (fs.existsSync(dir)) watchers.set(dir, null);
+      return;
+    }
     try {
       const w = fs.watch(dir, { persistent: false }, (_type, file) => onEvent(file ? String(file) : null));
       w.on('error', () => {
@@ -98,7 +113,10 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
     if (closed) return;
     await fsp.mkdir(root, { recursive: true });
     watchDir(root, () => schedule('*rescan*', rescan));
-    for (const tool of await registry.list()) {
+    const tools = await registry.list();
+    const listed = new Set(tools.filter((t) => t.currentVersion !== null).map((t) => t.name));
+    for (const name of signatures.keys()) if (!listed.has(name)) signatures.delete(name);
+    for (const tool of tools) {
       if (tool.currentVersion === null) continue;
       const name = tool.name;
       watchDir(path.join(root, name), () => schedule('*rescan*', rescan));
@@ -108,11 +126,48 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
       if (prev !== undefined) unwatch(path.join(root, name, `v${prev}`));
       watchedVersion.set(name, tool.currentVersion);
       watchDir(path.join(root, name, `v${tool.currentVersion}`), (file) => {
-        if (file === null || known.has(file)) schedule(name, () => handleEdit(name));
+        if (file === null || known.has(file)) schedule(name, () => handle(name));
       });
       // An edit made while nobody watched is still an edit.
-      schedule(name, () => handleEdit(name));
+      schedule(name, () => handle(name));
     }
+    await compareSignatures();
+  }
+
+  /** The sizes and modification times of a version folder's files: changes when a file is written. */
+  async function signatureOf(name: string): Promise<string> {
+    const dir = path.join(root, name, `v${watchedVersion.get(name)}`);
+    const parts = await Promise.all(
+      Object.values(FILES).map((file) =>
+        fsp.stat(path.join(dir, file)).then(
+          (st) => `${file}:${st.size}:${st.mtimeMs}`,
+          () => `${file}:-`,
+        ),
+      ),
+    );
+    return parts.join(' ');
+  }
+
+  /**
+   * The rescan's look at folders already watched, for edits fs.watch did not report (a network
+   * filesystem, a lost event): a slice of them per rescan, each whose files changed since it was
+   * last handled is handled again (which compares the files' hash with the registered one).
+   */
+  async function compareSignatures(): Promise<void> {
+    const names = [...signatures.keys()];
+    if (!names.length) return;
+    signatureCursor %= names.length;
+    const slice = names.slice(signatureCursor, signatureCursor + SIGNATURE_BATCH);
+    signatureCursor += slice.length;
+    for (const name of slice)
+      if (!running.has(name) && !timers.has(name) && (await signatureOf(name)) !== signatures.get(name)) schedule(name, () => handle(name));
+  }
+
+  /** handleEdit, remembering the folder as it was before it was read: a write after that is noticed by the next rescan. */
+  async function handle(name: string): Promise<void> {
+    const before = await signatureOf(name);
+    await handleEdit(name);
+    signatures.set(name, before);
   }
 
   async function handleEdit(name: string): Promise<void> {
@@ -240,7 +295,7 @@ export async function watchRegistry(registry: Registry, wopts: WatchOptions): Pr
       registry.events.off('version', onVersion);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
-      for (const w of watchers.values()) w.close();
+      for (const w of watchers.values()) w?.close();
       watchers.clear();
       await Promise.allSettled([...running.values()]);
     },

@@ -391,12 +391,16 @@ describe('registry', () => {
   });
 
   describe('watcher', () => {
-    async function watchWith(verify: (dir: string) => Promise<{ ok: true } | { ok: false; reason: string }>) {
+    async function watchWith(
+      verify: (dir: string) => Promise<{ ok: true } | { ok: false; reason: string }>,
+      opts: { events?: boolean; rescanMs?: number } = {},
+    ) {
       const events: WatchEvent[] = [];
       let notify: () => void = () => {};
       const watcher = await watchRegistry(registry, {
         verify,
         debounceMs: 80,
+        ...opts,
         onChange: (e) => {
           events.push(e);
           notify();
@@ -477,6 +481,37 @@ describe('registry', () => {
         assert.equal(m.kind, 'rejected');
         if (m.kind === 'rejected') assert.match(m.reason, /manifest/);
         assert.equal((await registry.getCurrent('echo'))?.version, 2);
+      } finally {
+        await watcher.close();
+      }
+    });
+
+    it('without change events (a network filesystem), the rescan notices edits by their files and handles each once', async () => {
+      await registry.registerVersion(draft('echo', 'p-v1', 1));
+      const verified: string[] = [];
+      const { watcher, next } = await watchWith(
+        async (d) => {
+          verified.push(await fs.readFile(path.join(d, 'tool.ts'), 'utf8'));
+          return verified.length === 1 ? { ok: false, reason: 'tests failed' } : { ok: true };
+        },
+        { events: false, rescanMs: 150 },
+      );
+      try {
+        await watcher.idle();
+        await fs.appendFile(path.join(root, 'echo', 'v1', 'tool.ts'), 'export const broken = ;\n');
+        const rejected = await next();
+        assert.equal(rejected.kind, 'rejected');
+        assert.equal(await fs.readFile(path.join(root, 'echo', 'v1', 'tool.ts'), 'utf8'), source(1), 'the registered code is back');
+
+        await watcher.idle();
+        await fs.appendFile(path.join(root, 'echo', 'v1', 'tool.ts'), '// reviewed\n');
+        assert.deepEqual(await next(), { kind: 'registered', name: 'echo', from: 1, version: 2 });
+
+        // Rescans go on: nothing unchanged is verified again, nothing registered twice.
+        await new Promise((r) => setTimeout(r, 1_000));
+        await watcher.idle();
+        assert.equal(verified.length, 2);
+        assert.equal((await rows(db))?.versions, '2');
       } finally {
         await watcher.close();
       }
