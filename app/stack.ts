@@ -318,6 +318,26 @@ async function checkMcp(cfg: ForgeConfig): Promise<Check> {
   return { component: 'mcp', ok: true, detail: `${url}${recorded ? ` (pid ${recorded.pid})` : ''}, bearer token: ${token.from}` };
 }
 
+/** The scripted model's line, as the MCP endpoint's: its process (a pid file naming a dead one is a crash) and its port. */
+async function checkScriptedModel(cfg: ForgeConfig, baseURL: string): Promise<Check> {
+  const recorded = recordedPid(cfg.home, 'scripted-model');
+  const fix = `forge up (restarts it; its log: ${logFile(cfg.home, 'scripted-model')}), or set ANTHROPIC_API_KEY`;
+  if (recorded && !recorded.running)
+    return {
+      component: 'llm',
+      ok: false,
+      detail: `down: the scripted model Forge started (pid ${recorded.pid}) is not running; it crashed or was killed`,
+      fix,
+    };
+  const up = await portOpen(Number(new URL(baseURL).port));
+  return {
+    component: 'llm',
+    ok: up,
+    detail: `no ANTHROPIC_API_KEY: scripted model at ${baseURL}${recorded ? ` (pid ${recorded.pid})` : ''} ${up ? 'answers' : 'is not running'}`,
+    ...(up ? {} : { fix }),
+  };
+}
+
 export interface Check {
   component: string;
   ok: boolean;
@@ -427,14 +447,7 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
   if (cfg.FORGE_DASHBOARD) checks.push(await checkDashboard(cfg));
   const llm = llmEndpoint(cfg);
   if (llm.scripted) {
-    const port = Number(new URL(llm.baseURL!).port);
-    const up = await portOpen(port);
-    checks.push({
-      component: 'llm',
-      ok: up,
-      detail: `no ANTHROPIC_API_KEY: scripted model at ${llm.baseURL} ${up ? 'answers' : 'is not running'}`,
-      fix: up ? undefined : 'forge up (starts it), or set ANTHROPIC_API_KEY',
-    });
+    checks.push(await checkScriptedModel(cfg, llm.baseURL!));
   } else {
     checks.push({ component: 'llm', ok: true, detail: `Anthropic API key set; model ${cfg.FORGE_MODEL}` });
   }

@@ -63,12 +63,14 @@ it('forge up → run --wait → doctor, on embedded defaults', async () => {
 
   const doctor = forge('doctor', '--json');
   assert.equal(doctor.code, 0, doctor.stdout);
-  const checks = doctor.json().checks as { component: string; ok: boolean }[];
+  const checks = doctor.json().checks as { component: string; ok: boolean; detail: string }[];
   assert.deepEqual(
     checks.filter((c) => !c.ok),
     [],
   );
   assert.ok(['docker', 'postgres', 'temporal', 'worker', 'llm', 'mcp'].every((c) => checks.some((x) => x.component === c)));
+  const model = Number(fs.readFileSync(path.join(home, 'run', 'scripted-model.pid'), 'utf8'));
+  assert.match(checks.find((c) => c.component === 'llm')?.detail ?? '', new RegExp(`scripted model at \\S+ \\(pid ${model}\\) answers`));
 });
 
 it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person runs them', async () => {
@@ -164,10 +166,12 @@ function watcherLog(): string {
     .join('\n')}`;
 }
 
-it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at once', () => {
+it('a SIGKILLed worker (and scripted model) is down for doctor at once, and forge up restarts it at once', () => {
   const pidFile = path.join(home, 'run', 'worker.pid');
   const killed = Number(fs.readFileSync(pidFile, 'utf8').trim());
   process.kill(killed, 'SIGKILL');
+  const model = Number(fs.readFileSync(path.join(home, 'run', 'scripted-model.pid'), 'utf8').trim());
+  process.kill(model, 'SIGKILL');
   // Temporal still lists the dead worker's pollers for minutes: doctor must believe the pid file.
   const doctor = forge('doctor', '--json');
   assert.equal(doctor.code, 1, doctor.stdout);
@@ -180,6 +184,11 @@ it('a SIGKILLed worker is down for doctor at once, and forge up restarts it at o
     new RegExp(`^down: the worker Forge started \\(pid ${killed}, in .*worker\\.pid\\) is not running; it crashed or was killed`),
   );
   assert.match(worker!.fix ?? '', /^forge up \(restarts it/);
+  const llm = (doctor.json().checks as { component: string; ok: boolean; detail: string }[]).find((c) => c.component === 'llm');
+  assert.deepEqual(
+    { ok: llm?.ok, detail: llm?.detail },
+    { ok: false, detail: `down: the scripted model Forge started (pid ${model}) is not running; it crashed or was killed` },
+  );
 
   const up = forge('up', '--json');
   assert.equal(up.code, 0, up.stdout + up.stderr);
