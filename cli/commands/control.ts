@@ -77,5 +77,6 @@ export function budgetLines(budget: ForgeBudgetToday): string[] {
       (r) =>
         `  ${r.workflow_id}: ${r.name ?? '(unnamed)'} ${r.status}${r.counted ? '' : ' (not counted)'}; tokens: ${r.input_tokens} in + ${r.cache_read_tokens} cached + ${r.cache_write_tokens} cache-write, ${r.output_tokens} out, ~$${r.cost_usd.toFixed(4)}`,
     ),
+    ...(budget.costNote && budget.runs.length ? [`  (${budget.costNote})`] : []),
   ];
 }

@@ -160,6 +160,12 @@ it('a forge that ends on an identical catalog tool registers nothing and is not 
     new RegExp(`^  ${workflowId}\\.forge\\.1\\.1: count_words unchanged \\(not counted\\); tokens: `),
   );
   for (const line of lines) assert.doesNotMatch(line.trimStart(), /\s{2}|\s$/, `no double or trailing space: "${line}"`);
+  // Its dollars are not billed: the harness's model is the scripted one (no ANTHROPIC_API_KEY).
+  assert.equal(
+    lines.at(-1),
+    `  (the costs are what these tokens would cost at ${h.cfg.FORGE_MODEL}'s prices: with no ANTHROPIC_API_KEY, Forge talks to the scripted model, which charges nothing)`,
+  );
+  assert.equal(budgetLines({ ...after, costNote: undefined }).length, lines.length - 1, "a real model's costs need no note");
 
   // forge failures: the task forged what the catalog had, so it should have called count_words.
   const { evidence } = await createEvidenceStore({ sql: h.db.sql }).listEvidence({ limit: 50 });
