@@ -3,6 +3,7 @@ import type { DeployOutcome, DeployProgress } from '../domain/deploy.ts';
 import { ForgeError } from '../domain/errors.ts';
 import type { CurateInput, CurateOutcome, FailureEvidence } from '../domain/evidence.ts';
 import type { EvolveOutcome, EvolveProgress } from '../domain/evolve.ts';
+import { OUTSIDE_END_STATUSES } from '../domain/outside-end.ts';
 import { workerDeployments } from '../infra/worker-deployment.ts';
 import { controlDeploymentName } from '../services/config.ts';
 import { type RollbackRow, rollbackRows, type VersionRow, versionRow, versionRows } from '../services/evolution/deploy.ts';
@@ -10,12 +11,15 @@ import { findRevision, type Revision, revisions } from '../services/evolution/hi
 import { createEvidenceStore } from '../services/runs/evidence.ts';
 import { type CandidateRow, createEvolveRuns } from '../services/runs/evolve-runs.ts';
 import { consentUpdate, deployProgressQuery, evolveProgressQuery } from '../workflows/definitions.ts';
-import type { Session } from './context.ts';
+import { type Session, withSession } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle } from './cycles.ts';
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle, settled } from './follow.ts';
+import { reconcileQuietly } from './reconcile.ts';
 
 export type { CandidateRow };
+
+const isOutsideEnd = (status: string) => (OUTSIDE_END_STATUSES as readonly string[]).includes(status);
 
 export class CandidateNotFoundError extends ForgeError {
   constructor(id: string) {
@@ -23,24 +27,39 @@ export class CandidateNotFoundError extends ForgeError {
   }
 }
 
-/** Self-evolution's candidates, newest first: verified, refused (with why) or in flight. Works while frozen. */
-export function listCandidates(cfg: ForgeConfig, limit = 50): Promise<CandidateRow[]> {
+/**
+ * Self-evolution's candidates, newest first: verified, refused (with why) or in flight; a cycle
+ * ended from outside (terminated, …) is first recorded as such. Works while frozen.
+ */
+export async function listCandidates(cfg: ForgeConfig, limit = 50): Promise<CandidateRow[]> {
+  await withSession(cfg, (session) => reconcileQuietly(session));
   return withDb(cfg, (sql) => createEvolveRuns(sql).listCandidates(limit));
 }
 
 /** A verified evolve candidate waits for a person's consent until it has one (decideCandidate's rule). */
 export const awaitsConsent = (c: CandidateRow) => c.status === 'verified' && !c.consent;
 
-/** The candidates waiting for a person's consent (forge approvals lists them beside the approvals). */
+/**
+ * The candidates waiting for a person's consent (forge approvals lists them beside the approvals,
+ * read after pendingApprovalList, which compared every ledger, this one included, with Temporal).
+ */
 export async function pendingConsents(cfg: ForgeConfig): Promise<CandidateRow[]> {
-  return (await listCandidates(cfg)).filter(awaitsConsent);
+  return (await withDb(cfg, (sql) => createEvolveRuns(sql).listCandidates(50))).filter(awaitsConsent);
+}
+
+/** The candidate's row, its cycle compared with Temporal first (ended from outside: recorded). */
+async function candidateRow(session: Session, id: string): Promise<CandidateRow> {
+  const read = () => withDb(session.cfg, (sql) => createEvolveRuns(sql).showCandidate(id));
+  const row = await read();
+  if (!row) throw new CandidateNotFoundError(id);
+  const ended = await reconcileQuietly(session, { workflowIds: [row.workflow_id] });
+  return ended.length ? ((await read()) ?? row) : row;
 }
 
 /** One candidate whole: the diff, the evidence, every attempt's refusal, the image and the replay table. */
 export async function showCandidate(cfg: ForgeConfig, id: string): Promise<CandidateRow & { evidence: FailureEvidence[] }> {
+  const row = await withSession(cfg, (session) => candidateRow(session, id));
   return withDb(cfg, async (sql) => {
-    const row = await createEvolveRuns(sql).showCandidate(id);
-    if (!row) throw new CandidateNotFoundError(id);
     // Evidence rows are kept; a missing one leaves the candidate showable.
     const evidence = await createEvidenceStore({ sql })
       .loadEvidence(row.evidence_ids.map(Number))
@@ -67,11 +86,11 @@ export async function decideCandidate(
   session: Session,
   input: ConsentInput,
 ): Promise<{ candidateId: string; approve: boolean; workflowId: string }> {
-  const row = await withDb(session.cfg, (sql) => createEvolveRuns(sql).showCandidate(input.id));
-  if (!row) throw new CandidateNotFoundError(input.id);
+  // A cycle ended from outside is refused here, with how it ended, not by the closed workflow's bare error.
+  const row = await candidateRow(session, input.id);
   if (row.status !== 'verified' || row.consent)
     throw new ForgeError(
-      `candidate ${input.id} is ${row.status}${row.consent ? `, decided by ${String(row.consent.by ?? 'someone')}` : ''}: only a verified candidate waiting for consent can be approved or rejected`,
+      `candidate ${input.id} is ${row.status}${row.consent ? `, decided by ${String(row.consent.by ?? 'someone')}` : ''}${isOutsideEnd(row.status) ? ` (${row.reason})` : ''}: only a verified candidate waiting for consent can be approved or rejected`,
       'CANDIDATE_NOT_AWAITING_CONSENT',
       'forge evolve ls shows which candidates wait (status verified)',
       { id: input.id, status: row.status },

@@ -9,6 +9,7 @@ import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
+import { endedFromOutside } from './reconcile.ts';
 
 export type ImproveProgressAnswer = typeof improveProgressQuery extends QueryDefinition<infer P> ? P : never;
 
@@ -73,13 +74,16 @@ export async function startImprove(session: Session, ask: { tool: string; reason
   }
 }
 
+/** Follows an improve cycle to its end; one ended from outside (terminated, cancelled, timed out) says how, and its row records it. */
 export async function followImprove(
   session: Session,
   started: StartedCycle,
   onProgress?: (progress: ImproveProgressAnswer) => void,
 ): Promise<CycleEnd<ImproveOutcome>> {
   const handle = await cycleHandle(session, 'improve', started);
-  return followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, { onProgress });
+  const end = await followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, { onProgress });
+  // The tool's next cycle reuses the workflow id: this one is its started run.
+  return end.ok ? end : endedFromOutside(session, started, end);
 }
 
 /** The regression gate's stored report, as surfaces read it (forge tools history). */

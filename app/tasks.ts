@@ -11,7 +11,7 @@ import type { Session } from './context.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle, modelDownError } from './follow.ts';
-import { outsideEndOf, reconcileQuietly } from './reconcile.ts';
+import { endedFromOutside, outsideEndOf, reconcileQuietly } from './reconcile.ts';
 import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, unreachableModelRetrying, type WatchedQueue } from './worker-watch.ts';
 
 export type { TaskResult };
@@ -156,19 +156,7 @@ export async function followTask(session: Session, started: StartedCycle, hooks:
       ),
     onPoll: () => watch.poll(),
   });
-  return end.ok ? end : endedFromOutside(session, started.workflowId, end);
-}
-
-/**
- * A followed task whose workflow did not return: when it was ended from outside, its ledger row
- * records that now (not when someone next reads it) and the end says how and why, in place of the
- * SDK's bare "Workflow execution terminated".
- */
-async function endedFromOutside<R>(session: Session, workflowId: string, end: CycleEnd<R> & { ok: false }): Promise<CycleEnd<R>> {
-  await reconcileQuietly(session, { workflowIds: [workflowId] });
-  const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
-  if (!outside || outside.status === 'failed') return end;
-  return { ok: false, error: outside.reason, ended: outside.status };
+  return end.ok ? end : endedFromOutside(session, { workflowId: started.workflowId }, end);
 }
 
 /** A task as a person reads it, whether it ended or not: the ledger's row, and while it runs, where it is. */

@@ -1,8 +1,9 @@
 /**
  * A cycle ended from outside its own code: its workflow was terminated (`temporal workflow terminate`,
  * a rollback retiring the worker version it was pinned to), cancelled or timed out, or failed before
- * it could write its ending. The workflow writes its ledger row (tasks, forge_runs) only from its own
- * code, so such an end leaves the row "running" until someone compares it with Temporal. This is
+ * it could write its ending. The workflow writes its ledger row (tasks, forge_runs, improve_runs,
+ * evolve_candidates) only from its own code, so such an end leaves the row open ("running", an evolve
+ * candidate "verified" while it waits for consent) until someone compares it with Temporal. This is
  * the pure half of that comparison: which closes count, and what the ledger says about them.
  */
 

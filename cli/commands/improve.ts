@@ -29,7 +29,14 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
     const print = progressPrinter();
     const end = await followImprove(session, started, values.json ? undefined : print);
     print.stop();
-    if (!end.ok) return reportCycleFailure(values.json, started, end.error, {}, componentDownIn(cfg, workflowId, end));
+    if (!end.ok)
+      return reportCycleFailure(
+        values.json,
+        started,
+        end.error,
+        end.ended ? { status: end.ended } : {},
+        componentDownIn(cfg, workflowId, end),
+      );
     const outcome = end.result;
     const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
     if (values.json) printJson({ ok, workflowId, uiUrl, outcome });

@@ -28,3 +28,13 @@ export async function run(input: { number: number }, _ctx: ToolContext) {
   return { roman };
 }
 `;
+
+/** roman_numeral's own suite, as a registered version carries it. */
+export const romanTests = `import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { run } from './tool.ts';
+
+test('writes roman numerals', async () => {
+  assert.deepEqual(await run({ number: 4 }, {} as never), { roman: 'IV' });
+});
+`;

@@ -1,18 +1,26 @@
 /**
- * A task or a forge whose workflow is ended from outside its own code — terminated (`temporal
- * workflow terminate`, a rollback retiring the version it was pinned to), cancelled or timed out —
- * never writes its ledger row, which used to say "running" forever: in `forge sessions show`, in
- * `forge budget` (where a running forge holds a place), on the dashboard. The ledgers are now
- * compared with Temporal where they are read, through real Temporal, Postgres and the CLI.
+ * A task, a forge, an improve or an evolve cycle whose workflow is ended from outside its own code —
+ * terminated (`temporal workflow terminate`, a rollback retiring the version it was pinned to),
+ * cancelled or timed out — never writes its ledger row, which used to say "running" forever: in
+ * `forge sessions show`, in `forge budget` (where a running forge holds a place), in `forge evolve
+ * ls`, on the dashboard. The ledgers are now compared with Temporal where they are read, through
+ * real Temporal (and its CLI), Postgres and Forge's CLI.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
 import { openSession, type Session } from '../../app/context.ts';
 import { reconcileLedgers } from '../../app/reconcile.ts';
 import { sleep } from '../../infra/processes.ts';
+import { findTemporalCli } from '../../infra/temporal-cli.ts';
+import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { until } from '../helpers/wait.ts';
 
 let h: Harness;
 let cli: ReturnType<typeof harnessCli>;
@@ -37,6 +45,22 @@ before(async () => {
   });
   cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
   session = openSession(h.cfg);
+  // A tool to improve: registered as a person would, no model involved.
+  await createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') }).registerVersion({
+    name: 'roman_numeral',
+    source: romanSource,
+    tests: romanTests,
+    manifest: {
+      description: 'Writes a whole number in roman numerals.',
+      sideEffect: 'read',
+      destructive: false,
+      permissions: { network: [], env: [] },
+      inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
+      outputSchema: { type: 'object' },
+    },
+    createdBy: 'human',
+    idempotencyKey: 'outside-ends:roman_numeral',
+  });
 });
 
 after(async () => {
@@ -57,6 +81,32 @@ async function startTask(name: string, opts: { sessionId?: string; workflowExecu
   started.push(handle);
   await rowStatus('tasks', handle.workflowId, (s) => s === 'running');
   return handle;
+}
+
+/** `temporal workflow terminate`, as a person at a shell would run it against this Forge's Temporal. */
+async function terminateFromTemporalCli(workflowId: string, reason: string, runId?: string): Promise<void> {
+  const temporal = findTemporalCli(h.cfg);
+  assert.ok(temporal, 'the Temporal CLI the test run provisioned');
+  assert.ok(h.cfg.TEMPORAL_ADDRESS, 'the test run names its Temporal server');
+  await promisify(execFile)(temporal, [
+    'workflow',
+    'terminate',
+    '--address',
+    h.cfg.TEMPORAL_ADDRESS,
+    '--namespace',
+    h.cfg.TEMPORAL_NAMESPACE,
+    '--workflow-id',
+    workflowId,
+    ...(runId ? ['--run-id', runId] : []),
+    '--reason',
+    reason,
+  ]);
+}
+
+/** The improve rows of a tool, oldest first: each keyed by its run (the tool's workflow id is reused). */
+async function improveRows(tool: string) {
+  return h.db.sql<{ workflow_id: string; status: string; outcome: string | null }[]>`
+    select workflow_id, status, report->>'outcome' as outcome from improve_runs where tool = ${tool} order by created_at`;
 }
 
 /** Waits for the ledger row to exist and pass `ok`; its status and reason. */
@@ -163,5 +213,93 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
     assert.equal(approval?.status, 'expired');
     assert.match(String(approval?.decided_by), /terminated by \S+: the person will not be back today/);
     assert.equal((await rowStatus('forge_runs', waiting.workflowId, () => true)).status, 'terminated');
+  });
+
+  it('improve: each cycle of a tool is compared with its own run — the one terminated reads terminated, the next one runs on', async () => {
+    const tool = 'roman_numeral';
+    const first = await cli('improve', tool, '--reason', 'first try', '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const workflowId = String(first.json().workflowId);
+    assert.equal(workflowId, `improve-${tool}`);
+    started.push(h.client.workflow.getHandle(workflowId));
+    await until('the first cycle is in the ledger', async () => (await improveRows(tool)).length === 1, 30_000, 250);
+    const [firstRow] = await improveRows(tool);
+    const firstRun = firstRow!.workflow_id.split('@')[1]!;
+    await terminateFromTemporalCli(workflowId, 'a person stopped the first rewrite', firstRun);
+
+    // The tool's next cycle reuses the workflow id, followed by `forge improve --wait` as a person would.
+    const followed = cli('improve', tool, '--reason', 'second try', '--wait', '--json');
+    await until('the second cycle is in the ledger', async () => (await improveRows(tool)).length === 2, 30_000, 250);
+    assert.deepEqual(
+      (await improveRows(tool)).map((r) => r.status),
+      ['running', 'running'],
+      'nothing read the ledger since the first was terminated',
+    );
+
+    // One pass: the first run's end is recorded on the first row alone; the second, running, is left alone.
+    const ends = await reconcileLedgers(session, { workflowIds: [workflowId] });
+    assert.deepEqual(
+      ends.map((e) => [e.ledger, e.workflowId, e.runId, e.status]),
+      [['improve', workflowId, firstRun, 'terminated']],
+    );
+    let rows = await improveRows(tool);
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['terminated', 'running'],
+    );
+    assert.match(String(rows[0]!.outcome), /^terminated by temporal-cli:\S+: a person stopped the first rewrite$/);
+
+    // The follower of the second cycle says how it ended when it is terminated in turn.
+    await terminateFromTemporalCli(workflowId, 'a person stopped the second rewrite too');
+    const second = await followed;
+    assert.equal(second.code, 1, `${second.stdout}\n${second.stderr}`);
+    const line = second.json();
+    assert.deepEqual([line.ok, line.status, line.workflowId], [false, 'terminated', workflowId]);
+    assert.match(String(line.message), /^terminated by temporal-cli:\S+: a person stopped the second rewrite too$/);
+    rows = await improveRows(tool);
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['terminated', 'terminated'],
+    );
+    assert.match(String(rows[1]!.outcome), /a person stopped the second rewrite too$/);
+    assert.deepEqual(await reconcileLedgers(session), [], 'nothing left to record');
+  });
+
+  it('evolve: a cycle terminated mid-patch reads terminated, with its cause, in forge evolve ls and show', async () => {
+    const trace = { task: 'tally the words of "red green blue"', status: 'completed', answer: '3', calls: [], forged: ['word_tally'] };
+    const [evidence] = await h.db.sql<{ id: string }[]>`
+      insert into failure_evidence (idempotency_key, workflow_id, source, failure_type, expected, happened, expectations, severity, trace)
+      values (${`outside-ends:${stamp}`}, ${`task-outside-evidence-${stamp}`}, 'feedback', 'routing', 'reuse count_words',
+              'forged word_tally', ${h.db.sql.json([{ kind: 'forges-nothing' }] as never)}, 0.8, ${h.db.sql.json(trace as never)})
+      returning id`;
+    const workflowId = `evolve-outside-${stamp}`;
+    started.push(
+      await h.client.workflow.start('evolveWorkflow', {
+        taskQueue: h.cfg.FORGE_TASK_QUEUE,
+        workflowId,
+        args: [
+          {
+            batchKey: `outside-${stamp}:routing`,
+            failureType: 'routing',
+            evidenceIds: [Number(evidence!.id)],
+            sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE,
+            maxAttempts: 1,
+          },
+        ],
+      }),
+    );
+    const status = async () =>
+      (await h.db.sql<{ status: string }[]>`select status from evolve_candidates where workflow_id = ${workflowId}`)[0]?.status;
+    await until('the candidate is in the ledger', async () => (await status()) === 'running', 30_000, 250);
+    const listed = async () =>
+      ((await cli('evolve', 'ls', '--json')).json().candidates as { id: string; status: string }[]).find((c) => c.id === workflowId);
+    assert.equal((await listed())?.status, 'running', 'a cycle Temporal says runs is left alone');
+
+    await terminateFromTemporalCli(workflowId, 'not this batch');
+    const candidate = (await listed()) as { status: string; reason: string } | undefined;
+    assert.equal(candidate?.status, 'terminated');
+    assert.match(candidate.reason, /^terminated by temporal-cli:\S+: not this batch$/);
+    const shown = await cli('evolve', 'show', workflowId);
+    assert.match(shown.stdout, new RegExp(`^${workflowId}: terminated — terminated by temporal-cli:\\S+: not this batch\\n`));
   });
 });
