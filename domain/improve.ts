@@ -3,6 +3,7 @@
  * current version. Pure: the workflow decides with these, and no code under judgement runs here.
  */
 import { z } from 'zod';
+import type { ModelEndpoint } from './llm-retry.ts';
 import { toolNameSchema } from './tool.ts';
 
 /** forge: a forge produced new code under an existing tool's name; it must pass that tool's gate to become current */
@@ -95,6 +96,8 @@ export interface ImproveOutcome {
   gate?: GateReport;
   /** an archived tool's replacement, forged from scratch */
   replacement?: { name: string; version: number };
+  /** a step failed because the model server could not be reached: a component down, not the cycle's failure */
+  modelUnreachable?: ModelEndpoint;
 }
 
 export type ImprovePhase =

@@ -1,4 +1,4 @@
-import { ActivityFailure, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import { toolFiles } from '../domain/forge.ts';
 import {
@@ -13,6 +13,7 @@ import {
   type ObservedFailure,
   type RegressionCase,
 } from '../domain/improve.ts';
+import { LLM_UNREACHABLE, modelEndpointFrom } from '../domain/llm-retry.ts';
 import { CYCLE_KIND, TOOL_NAME } from '../domain/search-attributes.ts';
 import { mergeTestFiles, regressionTestFile, TestMergeError } from '../domain/test-merge.ts';
 import { formatForRepair } from '../domain/verification.ts';
@@ -182,12 +183,15 @@ async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Prom
     // catalog untouched; it says nothing about the tool, so it never leads to an archive.
     if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
     const cause = err.cause instanceof Error ? err.cause.message : err.message;
+    // A model server nobody could reach is a component down: the outcome says so, and where, for the surface's fix.
+    const unreachable = err.cause instanceof ApplicationFailure && err.cause.type === LLM_UNREACHABLE;
     return end(
       'failed',
       `the ${progress.phase} step failed: ${cause}; ${req.tool} v${fromVersion} stays ${start.status === 'quarantined' ? 'quarantined' : 'current'}`,
       {
         fromVersion,
         gate: lastGate,
+        ...(unreachable ? { modelUnreachable: modelEndpointFrom(err.cause.details?.[0]) } : {}),
       },
     );
   }

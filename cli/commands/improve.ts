@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
-import { componentDownIn } from '../../app/follow.ts';
+import { componentDownIn, modelDownError } from '../../app/follow.ts';
 import { followImprove, startImprove } from '../../app/improve.ts';
 import { withUsage } from '../args.ts';
 import { missingArgument, printJson, reportCycleFailure, say, usageError } from '../output.ts';
@@ -38,6 +38,14 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
         componentDownIn(cfg, workflowId, end),
       );
     const outcome = end.result;
+    if (outcome.status === 'failed' && outcome.modelUnreachable)
+      return reportCycleFailure(
+        values.json,
+        started,
+        outcome.reason,
+        { outcome },
+        modelDownError(cfg, workflowId, outcome.modelUnreachable),
+      );
     const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
     if (values.json) printJson({ ok, workflowId, uiUrl, outcome });
     else say(`${outcome.status}: ${outcome.reason}`);

@@ -5,10 +5,13 @@
  * worker here calls a port nobody listens on; real Temporal, Postgres and CLI.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../infra/processes.ts';
+import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { romanSource, romanTests } from '../helpers/roman-tool.ts';
 
 let h: Harness;
 let cli: ReturnType<typeof harnessCli>;
@@ -22,6 +25,24 @@ before(async () => {
   h = await startHarness({ scenarios: [{ name: 'unused', rules: [{ responses: [{ text: 'never asked' }] }] }], env });
   // The CLI shares the worker's settings, as a person's shell does.
   cli = harnessCli(h, { user: 'tester', timeoutMs: 150_000, env: { FORGE_SCRIPTED_MODEL_PORT: String(port) } });
+  // Tools to improve, registered as a person would: no model needed to have them.
+  const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
+  for (const name of ['roman_numeral', 'roman_numeral_json'])
+    await registry.registerVersion({
+      name,
+      source: romanSource,
+      tests: romanTests,
+      manifest: {
+        description: 'Writes a whole number in roman numerals.',
+        sideEffect: 'read',
+        destructive: false,
+        permissions: { network: [], env: [] },
+        inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
+        outputSchema: { type: 'object' },
+      },
+      createdBy: 'human',
+      idempotencyKey: `model-down:${name}`,
+    });
 });
 
 after(() => h?.close());
@@ -66,5 +87,33 @@ describe('the model does not answer', () => {
     assert.deepEqual([line.ok, line.error, line.component], [false, 'COMPONENT_DOWN', 'the model']);
     assert.match(String(line.workflowId), /^forge-/);
     assert.match(String(line.fix), /^forge up/);
+  });
+
+  it('forge improve --wait exits 3 too, naming where nothing answers and the fix', async () => {
+    const [text, json] = await Promise.all([
+      cli('improve', 'roman_numeral', '--wait'),
+      cli('improve', 'roman_numeral_json', '--wait', '--json'),
+    ]);
+    assert.equal(text.code, 3, `${text.stdout}\n${text.stderr}`);
+    assert.match(
+      text.stderr,
+      new RegExp(
+        `^error: the model is not available: nothing answers at http://127\\.0\\.0\\.1:${port}, where Forge's scripted model runs \\(no ANTHROPIC_API_KEY\\); improve-roman_numeral failed at a model call after its retries\\n {2}fix: forge up \\(starts the scripted model\\)`,
+        'm',
+      ),
+    );
+    assert.doesNotMatch(text.stderr, /Temporal UI/);
+
+    assert.equal(json.code, 3, `${json.stdout}\n${json.stderr}`);
+    const line = json.json();
+    assert.deepEqual(
+      [line.ok, line.error, line.component, line.workflowId],
+      [false, 'COMPONENT_DOWN', 'the model', 'improve-roman_numeral_json'],
+    );
+    assert.match(String(line.fix), /^forge up/);
+    // The cycle's own record: it failed, the tool untouched.
+    const [run] = await h.db.sql<{ status: string; to_version: number | null }[]>`
+      select status, to_version from improve_runs where tool = 'roman_numeral'`;
+    assert.deepEqual([run?.status, run?.to_version], ['failed', null]);
   });
 });
