@@ -1,5 +1,9 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import type { ForgeConfig } from '../../domain/config.ts';
+import { findTemporalCli } from '../../infra/temporal-cli.ts';
 
 export async function testClient(cfg: ForgeConfig): Promise<Client> {
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
@@ -29,4 +33,24 @@ export async function activityAttempts(client: Client, workflowId: string, activ
     }
   }
   return attempts;
+}
+
+/** `temporal workflow terminate`, as a person at a shell would run it against this Forge's Temporal (identity temporal-cli:…). */
+export async function terminateWithTemporalCli(cfg: ForgeConfig, workflowId: string, reason: string, runId?: string): Promise<void> {
+  const temporal = findTemporalCli(cfg);
+  assert.ok(temporal, 'the Temporal CLI the test run provisioned');
+  assert.ok(cfg.TEMPORAL_ADDRESS, 'the test run names its Temporal server');
+  await promisify(execFile)(temporal, [
+    'workflow',
+    'terminate',
+    '--address',
+    cfg.TEMPORAL_ADDRESS,
+    '--namespace',
+    cfg.TEMPORAL_NAMESPACE,
+    '--workflow-id',
+    workflowId,
+    ...(runId ? ['--run-id', runId] : []),
+    '--reason',
+    reason,
+  ]);
 }

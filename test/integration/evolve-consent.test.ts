@@ -8,6 +8,7 @@ import { revisions } from '../../services/evolution/history.ts';
 import { consentUpdate, deployProgressQuery } from '../../workflows/definitions.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type EvolveRig, startEvolveRig } from '../helpers/evolve-rig.ts';
+import { terminateWithTemporalCli } from '../helpers/temporal.ts';
 
 // Self-evolution, part 2 (issue 12): the consent gate and the automatic rollback. A consent for
 // another image is refused before it enters the workflow's history; a rejection or no answer in
@@ -120,5 +121,32 @@ describe('consent: a mismatched digest is refused; approve → probe fails → r
     assert.doesNotMatch(shown.stdout, /waiting for consent/);
     const waiting = (await cli('approvals', '--json')).json().consents as { id: string }[];
     assert.ok(!waiting.some((c) => c.id === outcome.candidateId), JSON.stringify(waiting));
+  });
+
+  it('terminated from the Temporal CLI while it waits for consent: it reads terminated with why, and its consent expired', async () => {
+    const { workflowId } = await rig.evolve('(reuse it, terminated)');
+    const waiting = await rig.awaitingConsent(workflowId);
+    const consents = async () => ((await cli('approvals', '--json')).json().consents as { id: string }[]).map((c) => c.id);
+    assert.ok((await consents()).includes(waiting.candidateId), 'it waits for a person');
+
+    await terminateWithTemporalCli(rig.h.cfg, workflowId, 'the operator is away this week');
+    // What a person reads afterwards: terminated, with who and why, no longer waiting for anyone.
+    assert.ok(!(await consents()).includes(waiting.candidateId), 'nobody can consent to it any more');
+    const shown = await cli('evolve', 'show', waiting.candidateId);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(
+      shown.stdout,
+      new RegExp(
+        `^${waiting.candidateId}: terminated — terminated by temporal-cli:\\S+: the operator is away this week; the consent it waited for expired\\n`,
+      ),
+    );
+    assert.doesNotMatch(shown.stdout, /waiting for consent/);
+    const late = await cli('evolve', 'approve', waiting.candidateId);
+    assert.equal(late.code, 1);
+    assert.match(
+      late.stderr,
+      /is terminated \(terminated by temporal-cli:\S+: the operator is away this week; .*\): only a verified candidate/,
+    );
+    assert.equal(await rig.current(), rig.install.buildId, 'nothing changed');
   });
 });

@@ -7,19 +7,17 @@
  * real Temporal (and its CLI), Postgres and Forge's CLI.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
 import { openSession, type Session } from '../../app/context.ts';
 import { reconcileLedgers } from '../../app/reconcile.ts';
 import { sleep } from '../../infra/processes.ts';
-import { findTemporalCli } from '../../infra/temporal-cli.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { terminateWithTemporalCli } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
 
 let h: Harness;
@@ -81,26 +79,6 @@ async function startTask(name: string, opts: { sessionId?: string; workflowExecu
   started.push(handle);
   await rowStatus('tasks', handle.workflowId, (s) => s === 'running');
   return handle;
-}
-
-/** `temporal workflow terminate`, as a person at a shell would run it against this Forge's Temporal. */
-async function terminateFromTemporalCli(workflowId: string, reason: string, runId?: string): Promise<void> {
-  const temporal = findTemporalCli(h.cfg);
-  assert.ok(temporal, 'the Temporal CLI the test run provisioned');
-  assert.ok(h.cfg.TEMPORAL_ADDRESS, 'the test run names its Temporal server');
-  await promisify(execFile)(temporal, [
-    'workflow',
-    'terminate',
-    '--address',
-    h.cfg.TEMPORAL_ADDRESS,
-    '--namespace',
-    h.cfg.TEMPORAL_NAMESPACE,
-    '--workflow-id',
-    workflowId,
-    ...(runId ? ['--run-id', runId] : []),
-    '--reason',
-    reason,
-  ]);
 }
 
 /** The improve rows of a tool, oldest first: each keyed by its run (the tool's workflow id is reused). */
@@ -225,7 +203,7 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
     await until('the first cycle is in the ledger', async () => (await improveRows(tool)).length === 1, 30_000, 250);
     const [firstRow] = await improveRows(tool);
     const firstRun = firstRow!.workflow_id.split('@')[1]!;
-    await terminateFromTemporalCli(workflowId, 'a person stopped the first rewrite', firstRun);
+    await terminateWithTemporalCli(h.cfg, workflowId, 'a person stopped the first rewrite', firstRun);
 
     // The tool's next cycle reuses the workflow id, followed by `forge improve --wait` as a person would.
     const followed = cli('improve', tool, '--reason', 'second try', '--wait', '--json');
@@ -250,7 +228,7 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
     assert.match(String(rows[0]!.outcome), /^terminated by temporal-cli:\S+: a person stopped the first rewrite$/);
 
     // The follower of the second cycle says how it ended when it is terminated in turn.
-    await terminateFromTemporalCli(workflowId, 'a person stopped the second rewrite too');
+    await terminateWithTemporalCli(h.cfg, workflowId, 'a person stopped the second rewrite too');
     const second = await followed;
     assert.equal(second.code, 1, `${second.stdout}\n${second.stderr}`);
     const line = second.json();
@@ -295,7 +273,7 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
       ((await cli('evolve', 'ls', '--json')).json().candidates as { id: string; status: string }[]).find((c) => c.id === workflowId);
     assert.equal((await listed())?.status, 'running', 'a cycle Temporal says runs is left alone');
 
-    await terminateFromTemporalCli(workflowId, 'not this batch');
+    await terminateWithTemporalCli(h.cfg, workflowId, 'not this batch');
     const candidate = (await listed()) as { status: string; reason: string } | undefined;
     assert.equal(candidate?.status, 'terminated');
     assert.match(candidate.reason, /^terminated by temporal-cli:\S+: not this batch$/);
