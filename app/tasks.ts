@@ -1,13 +1,13 @@
-import { type Client, defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
-import { type ComponentDownError, ForgeError, InvalidInputError } from '../domain/errors.ts';
+import { type ComponentDownError, InvalidInputError } from '../domain/errors.ts';
 import { TaskNotFoundError } from '../domain/evidence.ts';
 import { type TaskStatus, taskStatus } from '../domain/session.ts';
 import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
-import { sleep } from '../infra/processes.ts';
 import { findTaskRow, recentTaskRows } from '../services/runs/tasks.ts';
 import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
+import { cycleToFollow, inputText, progressWithin, unbegunCycle } from './cycle-view.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle, modelDownError } from './follow.ts';
@@ -178,9 +178,6 @@ export interface TaskView {
   updatedAt?: string;
 }
 
-/** How long showing a running task waits for its progress query (no worker: no answer). */
-const QUERY_WAIT_MS = 3000;
-
 /**
  * One task by its workflow id, as it stands: a finished one from the ledger (compared with
  * Temporal first, so one ended from outside reads so), a running one with its live progress, and
@@ -210,46 +207,25 @@ export async function showTask(session: Session, workflowId: string): Promise<Ta
 
 /** No ledger row: a task Temporal has but no worker has begun (running, no progress), or no task at all. */
 async function notStartedTask(session: Session, workflowId: string, uiUrl: string | null): Promise<TaskView> {
-  const client = await session.temporal();
-  const described = await client.workflow
-    .getHandle(workflowId)
-    .describe()
-    .catch(() => undefined);
-  if (!described) throw new TaskNotFoundError(workflowId);
-  if (described.type !== 'taskWorkflow')
-    throw new ForgeError(
-      `${workflowId} is a ${described.type}, not a task`,
-      'NOT_A_TASK',
-      'forge tasks lists tasks; the Temporal UI shows any workflow',
-    );
-  const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
+  const { input, outside } = await unbegunCycle(session, workflowId, {
+    workflowType: 'taskWorkflow',
+    what: 'task',
+    listedBy: 'forge tasks',
+    notFound: () => new TaskNotFoundError(workflowId),
+  });
   return {
     workflowId,
-    task: (await startedTaskText(client, workflowId).catch(() => undefined)) ?? '(its words are in its start event)',
+    task: inputText(input, 'task') ?? '(its words are in its start event)',
     status: outside?.status ?? 'running',
     uiUrl,
     ...(outside ? { error: outside.reason } : {}),
   };
 }
 
-/** What a task not begun yet was asked: its input, from the first event of its history. */
-async function startedTaskText(client: Client, workflowId: string): Promise<string | undefined> {
-  const res = await client.workflowService.getWorkflowExecutionHistory({
-    namespace: client.options.namespace,
-    execution: { workflowId },
-    maximumPageSize: 1,
-  });
-  const payload = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const input = payload ? defaultPayloadConverter.fromPayload<{ task?: unknown }>(payload) : undefined;
-  return typeof input?.task === 'string' ? input.task : undefined;
-}
-
-/** The running task's progress, or undefined when no worker answers within QUERY_WAIT_MS. */
+/** The running task's progress, or undefined when no worker answers in time. */
 async function taskProgress(session: Session, workflowId: string): Promise<FollowedTaskProgress | undefined> {
-  const client = await session.temporal();
-  const handle = client.workflow.getHandle(workflowId);
-  const asked = handle.query(progressQuery).catch(() => undefined);
-  const progress = await Promise.race([asked, sleep(QUERY_WAIT_MS).then(() => undefined)]);
+  const handle = (await session.temporal()).workflow.getHandle(workflowId);
+  const progress = await progressWithin(handle, progressQuery);
   return (
     progress &&
     withForgeChildApproval(
@@ -283,7 +259,5 @@ export async function listTasks(session: Session, opts: { limit: number }): Prom
 }
 
 /** A task to follow (forge tasks show <id> --wait): what following needs, from its first run on. */
-export async function taskToFollow(session: Session, view: TaskView): Promise<StartedCycle> {
-  const described = await (await session.temporal()).workflow.getHandle(view.workflowId).describe();
-  return { workflowId: view.workflowId, runId: described.raw.workflowExecutionInfo?.firstRunId || described.runId, uiUrl: view.uiUrl };
-}
+export const taskToFollow = (session: Session, view: TaskView): Promise<StartedCycle> =>
+  cycleToFollow(session, view.workflowId, view.uiUrl);

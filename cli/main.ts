@@ -26,6 +26,9 @@ const usage = `forge — durable tool forging on Temporal
   forge demo evolve                      self-evolution end to end: failure → curation → patch → replay → consent → swap → probe → promoted
   forge forge "<need>" [--name n] [--docs file] [--openapi file.json] [--wait] [--json]
                                          forge a new tool (spec, tests, code, sandbox proof, register)
+  forge forges [ls] [--limit n] | show <id> [--wait] [--json]
+                                         recent forges; one forge as it stands (its phase, or what it came to),
+                                         or followed to its end with --wait, as forge forge --wait does
   forge improve <tool> [--reason r] [--wait] [--json]
                                          rewrite a tool behind the regression gate (promote, or keep the current version)
   forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--json]
@@ -78,6 +81,7 @@ const commands: Record<string, () => Promise<Command>> = {
   tasks: async () => (await import('./commands/tasks.ts')).tasksCommand,
   sessions: async () => (await import('./commands/sessions.ts')).sessionsCommand,
   forge: async () => (await import('./commands/forge.ts')).forgeCommand,
+  forges: async () => (await import('./commands/forges.ts')).forgesCommand,
   improve: async () => (await import('./commands/improve.ts')).improveCommand,
   evolve: async () => (await import('./commands/evolve.ts')).evolveCommand,
   feedback: async () => (await import('./commands/evidence.ts')).feedbackCommand,

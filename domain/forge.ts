@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { ForgeError } from './errors.ts';
 import type { ModelEndpoint } from './llm-retry.ts';
+import { OUTSIDE_END_STATUSES } from './outside-end.ts';
 import { type ApiSpec, apiSpecSchema, permissionsSchema, sideEffectSchema, toolNameSchema } from './tool.ts';
 import type { VerifyReport } from './verification.ts';
 
@@ -120,6 +122,32 @@ export type ForgeOutcome =
       /** the step failed because the model server could not be reached: a component down, not the forge's failure */
       modelUnreachable?: ModelEndpoint;
     };
+
+/**
+ * How a forge run stands in its ledger (forge_runs.status): still going, what it came to — a new
+ * tool, the very code a tool already had (`unchanged`), a new version through that tool's gate
+ * (`new-version`), or nothing (`failed`) — or how it ended from outside (domain/outside-end.ts).
+ */
+export const forgeRunStatusSchema = z.enum([
+  'running',
+  'awaiting-budget-approval',
+  'registered',
+  'unchanged',
+  'new-version',
+  ...OUTSIDE_END_STATUSES,
+]);
+export type ForgeRunStatus = z.infer<typeof forgeRunStatusSchema>;
+
+export class ForgeNotFoundError extends ForgeError {
+  constructor(workflowId: string) {
+    super(
+      `no forge ${workflowId} in the forge runs`,
+      'FORGE_NOT_FOUND',
+      'use the forge id forge forge printed (forge-…); forge forges lists recent ones',
+      { workflowId },
+    );
+  }
+}
 
 export function toolFiles(source: string, tests: string, apiSpec: ApiSpec | undefined): Record<string, string> {
   const files: Record<string, string> = { 'tool.ts': source, 'tool.test.ts': tests };

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { componentDownIn, modelDownError } from '../../app/follow.ts';
-import { followForge, startForge } from '../../app/forge.ts';
+import { startForge } from '../../app/forge.ts';
 import { withUsage } from '../args.ts';
-import { missingArgument, printJson, reportCycleFailure, say } from '../output.ts';
-import { progressPrinter } from '../progress.ts';
+import { missingArgument, printJson, say } from '../output.ts';
+import { followLine } from './cycle-listing.ts';
+import { followForgeAndReport } from './forge-output.ts';
 
 const USAGE = 'usage: forge forge "<what the tool must do>" [--name snake_name] [--docs file] [--openapi file.json] [--wait] [--json]';
 
@@ -47,32 +47,13 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   return withSession(cfg, async (session) => {
     const started = await withUsage(startForge(session, ask), USAGE);
     const { workflowId, uiUrl } = started;
-    if (!values.json) say(`forging in ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`);
+    const startedLine = `forging in ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`;
     if (!values.wait) {
-      if (values.json) printJson({ ok: true, workflowId, uiUrl });
+      if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl });
+      else say(`${startedLine}\n  ${followLine('forges', workflowId)}`);
       return 0;
     }
-    const print = progressPrinter();
-    const end = await followForge(session, started, values.json ? undefined : print);
-    print.stop();
-    if (!end.ok) return reportCycleFailure(values.json, started, end.error, {}, componentDownIn(cfg, workflowId, end));
-    const outcome = end.result;
-    if (outcome.status === 'failed' && outcome.modelUnreachable)
-      return reportCycleFailure(
-        values.json,
-        started,
-        outcome.reason,
-        { outcome },
-        modelDownError(cfg, workflowId, outcome.modelUnreachable),
-      );
-    if (values.json) printJson({ ok: outcome.status === 'registered', workflowId, uiUrl, outcome });
-    else
-      say(
-        outcome.status === 'registered'
-          ? // a name the catalog held: what it came to (nothing new, or a new version through its gate)
-            (outcome.note ?? `registered ${outcome.name} v${outcome.version} after ${outcome.attempts} verification(s)`)
-          : `not registered: ${outcome.reason}`,
-      );
-    return outcome.status === 'registered' ? 0 : 1;
+    if (!values.json) say(startedLine);
+    return followForgeAndReport(session, started, { json: values.json });
   });
 }

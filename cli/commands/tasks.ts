@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
-import { InvalidInputError } from '../../app/errors.ts';
 import { listTasks, showTask, type TaskView, taskToFollow } from '../../app/tasks.ts';
-import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
+import { printJson, say } from '../output.ts';
+import { cycleHeadLine, followLine, NOT_BEGUN, parseCycleCommand, printCycleRows, waitsForPersonLine } from './cycle-listing.ts';
 import { callLines, followAndReport, reportTaskResult } from './task-output.ts';
 
 const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <id> [--wait] [--json]';
@@ -13,42 +12,29 @@ const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <
  * MCP, or by another person), seen or followed later, reading as `forge run --wait` would have.
  */
 export async function tasksCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      wait: { type: 'boolean', default: false },
-      limit: { type: 'string', default: '20' },
-    },
+  const line = parseCycleCommand(args, {
+    name: 'tasks',
+    noun: 'task',
+    idHint: 'forge run printed it; forge tasks lists them',
+    usage: USAGE,
   });
-  const [sub = 'ls', id, ...extra] = positionals;
-  if (sub !== 'show' && sub !== 'ls') throw usageError(`unknown tasks command ${JSON.stringify(sub)}`, USAGE);
-  if ((sub === 'ls' && id !== undefined) || extra.length)
-    throw usageError(`unexpected argument ${JSON.stringify(sub === 'ls' ? id : extra[0])}`, USAGE);
-  if (sub === 'ls') {
-    if (values.wait) throw usageError('--wait follows one task: forge tasks show <id> --wait', USAGE);
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
-    return withSession(cfg, (session) => listCommand(session, limit, values.json));
-  }
-  if (id === undefined) throw missingArgument('tasks show', 'the id of the task (forge run printed it; forge tasks lists them)', USAGE);
+  if (line.sub === 'ls') return withSession(cfg, (session) => listCommand(session, line.limit, line.json));
+  const { id, json, wait } = line;
   return withSession(cfg, async (session) => {
     const view = await showTask(session, id);
     const extra = view.sessionId ? { sessionId: view.sessionId } : {};
-    if (values.wait && view.result) {
+    if (wait && view.result) {
       // Already over: what following it would have ended with.
-      if (!values.json) say(headLine(view));
-      return reportTaskResult(session, view.result, { json: values.json, uiUrl: view.uiUrl, extra });
+      if (!json) say(headLine(view));
+      return reportTaskResult(session, view.result, { json, uiUrl: view.uiUrl, extra });
     }
-    if (values.wait) {
+    if (wait) {
       // Running, or ended without a result (terminated, failed on a model nobody could reach …):
       // followed as forge run --wait follows it, to the same words, fix and exit code.
-      if (!values.json) say(headLine(view));
-      return followAndReport(session, await taskToFollow(session, view), { json: values.json, extra });
+      if (!json) say(headLine(view));
+      return followAndReport(session, await taskToFollow(session, view), { json, extra });
     }
-    if (values.json) printJson({ ok: true, task: view });
+    if (json) printJson({ ok: true, task: view });
     else printTask(session.cfg, view);
     // Without --wait the task was shown, however it stands.
     return 0;
@@ -58,19 +44,19 @@ export async function tasksCommand(cfg: ForgeConfig, args: string[]): Promise<nu
 async function listCommand(session: Parameters<typeof listTasks>[0], limit: number, json: boolean): Promise<number> {
   const { tasks, total } = await listTasks(session, { limit });
   if (json) printJson({ ok: true, tasks, total });
-  else if (!tasks.length) say('no tasks yet: start one with  forge run "<task>"');
-  else {
-    for (const t of tasks) say(`${t.workflowId.padEnd(30)} ${t.status.padEnd(10)} ${t.createdAt ?? ''}  ${clipLine(t.task, 70)}`);
-    if (total > tasks.length) say(`(${total - tasks.length} older tasks not shown: --limit ${total})`);
-    say('one task: forge tasks show <id> [--wait]');
-  }
+  else
+    printCycleRows(
+      tasks.map((t) => ({ ...t, text: t.task })),
+      total,
+      { plural: 'tasks', empty: 'no tasks yet: start one with  forge run "<task>"', showOne: 'one task: forge tasks show <id> [--wait]' },
+    );
   return 0;
 }
 
 /** The task's first line: its id, its session place, what it asked; its UI link under it. */
 function headLine(v: TaskView): string {
   const where = v.sessionId ? ` (session ${v.sessionId}${v.position ? `, #${v.position}` : ''})` : '';
-  return `task ${v.workflowId}${where}: ${clipLine(v.task, 200)}${v.uiUrl ? `\n  ${v.uiUrl}` : ''}`;
+  return cycleHeadLine('task', v.workflowId, v.task, v.uiUrl, where);
 }
 
 /** A task as it stands: its result as `forge run --wait` prints it, why it ended without one, or where it is now. */
@@ -87,15 +73,11 @@ function printTask(cfg: ForgeConfig, v: TaskView): void {
     return;
   }
   const p = v.progress;
-  if (!p)
-    say('running — not begun: no worker has picked it up yet (if that lasts, forge doctor says whether one is up; forge up starts one)');
+  if (!p) say(NOT_BEGUN);
   else {
     say(`running — ${p.phase}${p.turn ? ` (turn ${p.turn})` : ''}`);
-    if (p.pendingApproval)
-      say(
-        `waits for a person${p.waitingIn ? ` (in ${p.waitingIn.workflowId})` : ''}: forge approve ${p.pendingApproval}  |  forge reject ${p.pendingApproval}`,
-      );
+    if (p.pendingApproval) say(waitsForPersonLine(p.pendingApproval, p.waitingIn));
     if (p.calls.length) for (const line of callLines(p.calls, (id) => workflowUiUrl(cfg, id))) say(line);
   }
-  say(`follow it: forge tasks show ${v.workflowId} --wait`);
+  say(followLine('tasks', v.workflowId));
 }

@@ -96,3 +96,34 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
 }
 
 const forgeKey = (workflowId: string) => `forge:${workflowId}`;
+
+/** A forge run's row as a person reads it: what was asked, how it stands, what it came to. */
+export interface ForgeLedgerRow {
+  workflow_id: string;
+  need: string;
+  name: string | null;
+  status: string;
+  version: number | null;
+  reason: string | null;
+  attempts: ForgeAttempt[];
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** One forge run's row, or undefined when no forge by that workflow id has begun its bookkeeping. */
+export async function findForgeRow(sql: Sql, workflowId: string): Promise<ForgeLedgerRow | undefined> {
+  const [row] = await sql<ForgeLedgerRow[]>`
+    select workflow_id, need, name, status, version, reason, attempts, created_at, updated_at
+    from forge_runs where workflow_id = ${workflowId}`;
+  return row;
+}
+
+/** The newest forge runs first, at most `limit`; `total` counts them all. */
+export async function recentForgeRows(sql: Sql, limit: number): Promise<{ rows: ForgeLedgerRow[]; total: number }> {
+  const rows = await sql<(ForgeLedgerRow & { total: number })[]>`
+    select workflow_id, need, name, status, version, reason, attempts, created_at, updated_at, (count(*) over ())::int as total
+    from forge_runs
+    order by created_at desc, workflow_id
+    limit ${limit}`;
+  return { rows: rows.map(({ total: _total, ...r }) => r), total: rows[0]?.total ?? 0 };
+}

@@ -89,6 +89,10 @@ describe('--json: one line, every command', () => {
         [['show', 'task-nobody-000000'], 1],
       ],
       forge: [[['count the zebras in a text'], 0]],
+      forges: [
+        [['ls'], 0],
+        [['show', 'forge-nobody-000000'], 1],
+      ],
       improve: [[['no_such_tool'], 1]],
       evolve: [[['ls'], 0]],
       feedback: [[[taskId, '--bad', 'it should have counted the stripes'], 0]],

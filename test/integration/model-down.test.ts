@@ -48,7 +48,7 @@ before(async () => {
 after(() => h?.close());
 
 describe('the model does not answer', () => {
-  it('forge run --wait and forge forge --wait exit 3, naming the scripted model and forge up', async () => {
+  it('forge run --wait and forge forge --wait exit 3, naming the scripted model and forge up, and so do tasks/forges show --wait after', async () => {
     const [task, forge] = await Promise.all([
       cli('run', 'tell me one thing about a zebra', '--wait'),
       cli('forge', 'count the words in a text', '--wait', '--json'),
@@ -87,6 +87,13 @@ describe('the model does not answer', () => {
     assert.deepEqual([line.ok, line.error, line.component], [false, 'COMPONENT_DOWN', 'the model']);
     assert.match(String(line.workflowId), /^forge-/);
     assert.match(String(line.fix), /^forge up/);
+    // The same forge re-attached to once it failed: the same error, fix and exit code.
+    const forgeAgain = await cli('forges', 'show', String(line.workflowId), '--wait');
+    assert.equal(forgeAgain.code, 3, `${forgeAgain.stdout}\n${forgeAgain.stderr}`);
+    assert.match(
+      forgeAgain.stderr,
+      /^error: the model is not available: nothing answers at .*\n {2}fix: forge up \(starts the scripted model\)/m,
+    );
   });
 
   it('forge improve --wait exits 3 too, naming where nothing answers and the fix', async () => {

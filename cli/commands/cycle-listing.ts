@@ -1,0 +1,77 @@
+import { parseArgs } from 'node:util';
+import { InvalidInputError } from '../../app/errors.ts';
+import { clipLine, missingArgument, say, usageError } from '../output.ts';
+
+/**
+ * What `forge tasks` and `forge forges` share: one command line (`[ls] [--limit n]` or
+ * `show <id> [--wait]`), one list layout, and the lines a cycle shown by its id reads with, so a
+ * forge started without --wait is seen and re-attached to exactly as a task is.
+ */
+
+export type CycleCommandLine = { sub: 'ls'; limit: number; json: boolean } | { sub: 'show'; id: string; wait: boolean; json: boolean };
+
+/** Parses `forge <command> [ls] [--limit n] [--json] | forge <command> show <id> [--wait] [--json]`. */
+export function parseCycleCommand(
+  args: string[],
+  command: { name: string; noun: string; idHint: string; usage: string },
+): CycleCommandLine {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
+      limit: { type: 'string', default: '20' },
+    },
+  });
+  const { usage } = command;
+  const [sub = 'ls', id, ...extra] = positionals;
+  if (sub !== 'show' && sub !== 'ls') throw usageError(`unknown ${command.name} command ${JSON.stringify(sub)}`, usage);
+  if ((sub === 'ls' && id !== undefined) || extra.length)
+    throw usageError(`unexpected argument ${JSON.stringify(sub === 'ls' ? id : extra[0])}`, usage);
+  if (sub === 'ls') {
+    if (values.wait) throw usageError(`--wait follows one ${command.noun}: forge ${command.name} show <id> --wait`, usage);
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    return { sub, limit, json: values.json };
+  }
+  if (id === undefined) throw missingArgument(`${command.name} show`, `the id of the ${command.noun} (${command.idHint})`, usage);
+  return { sub, id, wait: values.wait, json: values.json };
+}
+
+/** A listing's row: the cycle's id, its status, when it started, what was asked. */
+export interface CycleRow {
+  workflowId: string;
+  status: string;
+  createdAt?: string;
+  text: string;
+}
+
+/** Recent cycles, newest first, one line each; the older ones left out and how to show one said under them. */
+export function printCycleRows(rows: CycleRow[], total: number, listing: { plural: string; empty: string; showOne: string }): void {
+  if (!rows.length) {
+    say(listing.empty);
+    return;
+  }
+  for (const r of rows) say(`${r.workflowId.padEnd(30)} ${r.status.padEnd(10)} ${r.createdAt ?? ''}  ${clipLine(r.text, 70)}`);
+  if (total > rows.length) say(`(${total - rows.length} older ${listing.plural} not shown: --limit ${total})`);
+  say(listing.showOne);
+}
+
+/** A cycle's first line: what it is, its id, where it sits, what it was asked; its UI link under it. */
+export function cycleHeadLine(noun: string, workflowId: string, text: string, uiUrl: string | null, where = ''): string {
+  return `${noun} ${workflowId}${where}: ${clipLine(text, 200)}${uiUrl ? `\n  ${uiUrl}` : ''}`;
+}
+
+/** A cycle Temporal has that no worker has picked up yet. */
+export const NOT_BEGUN =
+  'running — not begun: no worker has picked it up yet (if that lasts, forge doctor says whether one is up; forge up starts one)';
+
+/** What a running cycle waits for a person about, and the commands that decide it. */
+export function waitsForPersonLine(pendingApproval: string, waitingIn?: { workflowId: string }): string {
+  return `waits for a person${waitingIn ? ` (in ${waitingIn.workflowId})` : ''}: forge approve ${pendingApproval}  |  forge reject ${pendingApproval}`;
+}
+
+/** How to follow a cycle shown while it runs. */
+export const followLine = (command: string, workflowId: string): string => `follow it: forge ${command} show ${workflowId} --wait`;
