@@ -171,18 +171,25 @@ export interface SearchAnswer {
 const workflowKinds: Record<string, WatchedKind> = { toolCallWorkflow: 'call', forgeWorkflow: 'forge', taskWorkflow: 'task' };
 
 /**
- * A call of a name the catalog does not offer (never registered, or archived): refused before any
- * cycle starts, so a client's typo leaves no workflow, invocation or audit entry behind.
+ * A call of a name the catalog does not offer (never registered, archived, or quarantined): refused
+ * before any cycle starts, so a client's typo, or a tool taken out of the list, leaves no workflow,
+ * invocation or audit entry behind. A quarantined tool is there but not run until it is repaired:
+ * the refusal says so, and what a person can do about it.
  */
 export class ToolNotOfferedError extends ForgeError {
-  constructor(name: string, archived: boolean) {
+  constructor(name: string, status: 'unknown' | 'archived' | 'quarantined') {
+    const search = 'search_tools finds the tool for a need (tools/list lists them all); forge_tool writes one when none fits';
     super(
-      archived
-        ? `${name} is archived in Forge's catalog: it is no longer offered or run`
-        : `no tool named ${JSON.stringify(name)} in Forge's catalog`,
-      'TOOL_NOT_FOUND',
-      'search_tools finds the tool for a need (tools/list lists them all); forge_tool writes one when none fits',
-      { tool: name },
+      status === 'quarantined'
+        ? `${name} is quarantined in Forge's catalog: it failed too many of its recent calls (success rate under 70 %) and is not run until it is repaired`
+        : status === 'archived'
+          ? `${name} is archived in Forge's catalog: it is no longer offered or run`
+          : `no tool named ${JSON.stringify(name)} in Forge's catalog`,
+      status === 'quarantined' ? 'TOOL_QUARANTINED' : 'TOOL_NOT_FOUND',
+      status === 'quarantined'
+        ? `the improve cycle a quarantine starts (improve-${name}) repairs it, and a promoted repair returns it to the list; a person can start one with forge improve ${name}, or release it at once with forge tools rollback ${name} (back to its previous verified version); meanwhile ${search}`
+        : search,
+      { tool: name, status },
     );
   }
 }
@@ -334,7 +341,8 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
 
     async callTool(name, args, source, opts) {
       const current = await (await catalog()).getCurrent(name);
-      if (!current || current.status === 'archived') throw new ToolNotOfferedError(name, !!current);
+      if (!current) throw new ToolNotOfferedError(name, 'unknown');
+      if (current.status !== 'active') throw new ToolNotOfferedError(name, current.status);
       const parsed = directCallInputSchema.safeParse({ tool: name, input: args ?? {}, source, sandboxQueue: cfg.FORGE_SANDBOX_QUEUE });
       if (!parsed.success)
         throw new InvalidInputError('tool call', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

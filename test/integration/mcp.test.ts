@@ -399,9 +399,31 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
         const names = (await client.listTools()).tools.map((t) => t.name);
         assert.ok(!names.includes('roman_numeral'), names.join(', '));
       }
-      const refused = await call(stdio.client, 'roman_numeral', { number: 7 });
-      assert.equal(refused.isError, true);
-      assert.match(text(refused), /^roman_numeral did not run: tool is quarantined: quarantined tools are not run$/);
+      // Called anyway, it is refused before any cycle starts, as an unknown name is: why, and what a person can do.
+      const quarantinedAt = new Date().toISOString();
+      const counted = () => h.db.sql<{ audited: number; metered: number }[]>`
+        select (select count(*)::int from audit_log where tool = 'roman_numeral') as audited,
+               (select count(*)::int from invocations where tool = 'roman_numeral') as metered`;
+      const [before] = await counted();
+      await assert.rejects(stdio.client.callTool({ name: 'roman_numeral', arguments: { number: 7 } }), (err: unknown) => {
+        assert.ok(err instanceof McpError, String(err));
+        assert.equal(err.code, ErrorCode.InvalidParams);
+        assert.match(err.message, /roman_numeral is quarantined in Forge's catalog: it failed too many of its recent calls/);
+        assert.match(err.message, /forge improve roman_numeral, or release it at once with forge tools rollback roman_numeral/);
+        return true;
+      });
+      const viaCallTool = await call(http.client, 'call_tool', { name: 'roman_numeral', arguments: { number: 7 } });
+      assert.equal(viaCallTool.isError, true);
+      assert.match(
+        text(viaCallTool),
+        /^roman_numeral is quarantined in Forge's catalog: .+ \(fix: .*forge tools rollback roman_numeral .*search_tools finds the tool for a need/,
+      );
+      await sleep(1500);
+      const cycles = [];
+      for await (const w of h.client.workflow.list({ query: `ForgeToolName = 'roman_numeral' AND StartTime > '${quarantinedAt}'` }))
+        cycles.push(w.workflowId);
+      assert.deepEqual(cycles, [], 'no tool call cycle was started');
+      assert.deepEqual((await counted())[0], before, 'nothing audited or metered');
 
       // The network drops; the tool comes back while the client is away; the client reconnects
       // with Last-Event-ID and the event store replays the notification it missed.
