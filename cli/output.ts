@@ -134,3 +134,12 @@ export function clipLine(text: string, max: number): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
+
+/**
+ * A value as compact JSON, at most `max` characters, ending in … when clipped. JSON is one line
+ * already, and its strings' whitespace is the value's own (a word count's input), so none is folded.
+ */
+export function clipJson(value: unknown, max: number): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

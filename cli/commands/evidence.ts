@@ -3,7 +3,7 @@ import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { type Expectation, type FailureEvidence, giveFeedback, listFailures, showFailure } from '../../app/evidence.ts';
 import { withUsage } from '../args.ts';
-import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
+import { clipJson, clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const FEEDBACK_USAGE =
   'usage: forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--severity 0..1] [--json]';
@@ -130,10 +130,8 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
     `  trace     ${e.trace.status}${e.trace.turns !== undefined ? `, ${e.trace.turns} turn(s)` : ''}${e.trace.forged.length ? `, forged ${e.trace.forged.join(', ')}` : ''}`,
   );
   for (const c of e.trace.calls) {
-    say(
-      `    turn ${c.turn} ${c.tool}${c.version !== undefined ? ` v${c.version}` : ''} ${c.status} ${clipLine(JSON.stringify(c.input) ?? '', 120)}`,
-    );
-    if (c.status === 'succeeded' && c.output !== undefined) say(`      → ${clipLine(JSON.stringify(c.output) ?? '', 160)}`);
+    say(`    turn ${c.turn} ${c.tool}${c.version !== undefined ? ` v${c.version}` : ''} ${c.status} ${clipJson(c.input, 120)}`);
+    if (c.status === 'succeeded' && c.output !== undefined) say(`      → ${clipJson(c.output, 160)}`);
     else if (c.reason) say(`      ${clipLine(c.reason, 200)}`);
   }
   if (e.trace.answer) say(`  answer    ${clipLine(e.trace.answer, 400)}`);

@@ -3,7 +3,7 @@ import { type StartedCycle, workflowUiUrl } from '../../app/cycles.ts';
 import { componentDownIn } from '../../app/follow.ts';
 import { followTask, type TaskResult } from '../../app/tasks.ts';
 import type { WatchedQueue } from '../../app/worker-watch.ts';
-import { printJson, reportCycleFailure, say } from '../output.ts';
+import { clipJson, printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 
 /**
@@ -37,11 +37,8 @@ export function callLines(calls: Calls, link: (workflowId: string) => string | n
   return [
     'calls:',
     ...calls.flatMap((c) => {
-      const head = `  ${c.turn}. ${c.tool}${c.version ? ` v${c.version}` : ''} ${JSON.stringify(c.input).slice(0, 100)}`;
-      const line =
-        c.status === 'succeeded'
-          ? `${head} → ${JSON.stringify(c.output ?? null).slice(0, 100)}`
-          : `${head} → ${c.status}: ${c.reason ?? ''}`;
+      const head = `  ${c.turn}. ${c.tool}${c.version ? ` v${c.version}` : ''} ${clipJson(c.input, 100)}`;
+      const line = c.status === 'succeeded' ? `${head} → ${clipJson(c.output ?? null, 100)}` : `${head} → ${c.status}: ${c.reason ?? ''}`;
       return [line, ...recoveryLines(c, link)];
     }),
   ];

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ToolListing } from '../../app/catalog.ts';
+import { callLines } from '../../cli/commands/task-output.ts';
 import { historyLines, latency, toolsTable } from '../../cli/commands/tools.ts';
 
 const tool = (over: Partial<ToolListing> & { name: string }): ToolListing =>
@@ -88,5 +89,26 @@ describe('forge tools show', () => {
   it('a mean latency in whole milliseconds', () => {
     assert.equal(latency(48.666666666666664), '49 ms');
     assert.equal(latency(null), '-');
+  });
+});
+
+describe("a task's call lines", () => {
+  const noLink = () => null;
+  it('a long input or output is clipped with …; a short one is whole, its spaces as they were', () => {
+    const text = 'word '.repeat(40);
+    const [, long] = callLines(
+      [{ turn: 1, id: 'c1', tool: 'count_words', version: 1, input: { text }, status: 'succeeded', output: { echo: text } }],
+      noLink,
+    );
+    const [input, output] = long!.replace(/^ {2}1\. count_words v1 /, '').split(' → ');
+    assert.equal(input!.length, 100);
+    assert.ok(input!.endsWith('…') && output!.endsWith('…'), long);
+    assert.ok(JSON.stringify({ text }).startsWith(input!.slice(0, -1)), 'the clip is the start of the JSON');
+
+    const [, short] = callLines(
+      [{ turn: 2, id: 'c2', tool: 'count_words', input: { text: 'a  rose' }, status: 'succeeded', output: { words: 2 } }],
+      noLink,
+    );
+    assert.equal(short, '  2. count_words {"text":"a  rose"} → {"words":2}');
   });
 });
