@@ -140,7 +140,6 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
           lastStep,
         );
       }
-      enter('calling', uses.map((u) => u.name).join(', '));
       // Independent calls of one turn run in parallel; the model sees the results in its order.
       const results = await Promise.all(uses.map((use, i) => callTool(use, `${turn}.${i + 1}`, turn, thought)));
       // Calls are listed as they finish; the task's list keeps the model's order (its tool_use blocks, call ids turn.1, turn.2, …).
@@ -338,9 +337,12 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     return ok.timedOut ? `nobody approved the call within ${harness.policy.approval.callWait}` : `${ok.by ?? 'a person'} rejected the call`;
   }
 
-  /** One sandboxed call of one version, metered and audited under its own key; may ask for the tool's improve cycle. */
-  async function execute(gate: Gate, toolInput: unknown, callId: string, thought: string): Promise<Attempt> {
-    enter('calling', `${gate.name} v${gate.version}`);
+  /**
+   * One sandboxed call of one version, metered and audited under its own key; may ask for the
+   * tool's improve cycle. `announced`: the caller entered this call's `calling` already, with nothing since.
+   */
+  async function execute(gate: Gate, toolInput: unknown, callId: string, thought: string, announced = false): Promise<Attempt> {
+    if (!announced) enter('calling', `${gate.name} v${gate.version}`);
     const run = await guarded(() => sandboxRunRegisteredTool({ name: gate.name, version: gate.version, input: toolInput }));
     const error = run.ok ? undefined : (run.reason ?? `exit ${run.exitCode}`);
     const metered = await recordToolCall({
@@ -363,6 +365,8 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
   async function runCatalogTool(use: ToolUseBlock, callId: string, thought: string, record: Record): Promise<ToolResultBlock> {
     const gate = await toolGate({ name: use.name, input: use.input });
     const base = { tool: gate.name, version: gate.version };
+    // Once per call, with the version that answers (a re-run, a retry or the call after a person's approval says so again).
+    enter('calling', `${gate.name} v${gate.version}`);
     if (gate.approval.blocked) return record({ ...base, status: 'not-run', reason: gate.approval.reason }, gate.approval.reason, true);
     if (gate.inputProblem) {
       // Judged on the host against the declared schema: the model's slip, never run, audited but
@@ -385,7 +389,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     }
     const refused = await approved(gate, use.input);
     if (refused) return record({ ...base, status: 'not-run', reason: refused }, refused, true);
-    const first = await execute(gate, use.input, callId, thought);
+    const first = await execute(gate, use.input, callId, thought, !gate.approval.needed);
     if (first.ok) return record({ ...base, status: 'succeeded', output: first.output }, resultText(first.output), false);
     const { attempt, recovery, version, note } = await recover(gate, use.input, callId, thought, first.error ?? 'failed');
     const call = { tool: gate.name, version, recovery };

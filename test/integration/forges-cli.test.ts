@@ -17,7 +17,21 @@ let cli: ReturnType<typeof harnessCli>;
 const started: string[] = [];
 
 before(async () => {
-  h = await startHarness({ scenarioFiles: ['scenarios/forge-word-count.json'], env: { FORGE_DAILY_FORGE_BUDGET: '0' } });
+  h = await startHarness({
+    scenarioFiles: ['scenarios/forge-word-count.json'],
+    scenarios: [
+      {
+        name: 'forges-cli',
+        rules: [
+          {
+            match: { purpose: 'task.turn', first: 'a rose is a rose' },
+            responses: [{ tool_use: { name: 'count_words', input: { text: 'a rose is a rose' } } }, { text: 'There are 5 words.' }],
+          },
+        ],
+      },
+    ],
+    env: { FORGE_DAILY_FORGE_BUDGET: '0' },
+  });
   cli = harnessCli(h, { user: 'tester', timeoutMs: 120_000 });
 });
 
@@ -87,6 +101,15 @@ describe('forge forges: a forge started without --wait, seen and followed later'
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(`${id} +registered .* count_words: count the words in a text`));
     assert.match(listed.stdout, /one forge: forge forges show <id> \[--wait\]\n$/);
+  });
+
+  it('the tool it registered, called by a task followed with --wait: the call is printed once, with its version', async () => {
+    const r = await cli('run', 'how many words are in "a rose is a rose"?', '--wait');
+    assert.equal(r.code, 0, r.stderr);
+    const calling = r.stdout.split('\n').filter((l) => / {2}calling\b/.test(l));
+    assert.equal(calling.length, 1, r.stdout);
+    assert.match(calling[0]!, /^ {2}… +\d+\.\d s {2}calling — count_words v1$/);
+    assert.match(r.stdout, /\ncompleted\nThere are 5 words\.\ncalls:\n {2}1\. count_words v1 \{"text":"a rose is a rose"\} → \{"words":5/);
   });
 
   it('a forge terminated from outside shows why; --wait on it exits 1 as forge forge --wait would', async () => {
