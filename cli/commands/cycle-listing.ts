@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InvalidInputError } from '../../app/errors.ts';
-import { clipLine, missingArgument, say, usageError } from '../output.ts';
+import { clipLine, missingArgument, usageError } from '../output.ts';
 
 /**
  * What `forge tasks` and `forge forges` share: one command line (`[ls] [--limit n]` or
@@ -48,15 +48,24 @@ export interface CycleRow {
   text: string;
 }
 
-/** Recent cycles, newest first, one line each; the older ones left out and how to show one said under them. */
-export function printCycleRows(rows: CycleRow[], total: number, listing: { plural: string; empty: string; showOne: string }): void {
-  if (!rows.length) {
-    say(listing.empty);
-    return;
-  }
-  for (const r of rows) say(`${r.workflowId.padEnd(30)} ${r.status.padEnd(10)} ${r.createdAt ?? ''}  ${clipLine(r.text, 70)}`);
-  if (total > rows.length) say(`(${total - rows.length} older ${listing.plural} not shown: --limit ${total})`);
-  say(listing.showOne);
+/**
+ * Recent cycles, newest first, one line each under a header row (as forge tools ls has); the older
+ * ones left out and how to show one said under them. `what` names the last column.
+ */
+export function cycleRowLines(
+  rows: CycleRow[],
+  total: number,
+  listing: { plural: string; what: string; empty: string; showOne: string },
+): string[] {
+  if (!rows.length) return [listing.empty];
+  const row = (id: string, status: string, started: string, text: string) =>
+    `${id.padEnd(30)} ${status.padEnd(10)} ${started.padEnd(24)}  ${text}`.trimEnd();
+  return [
+    row('id', 'status', 'started', listing.what),
+    ...rows.map((r) => row(r.workflowId, r.status, r.createdAt ?? '', clipLine(r.text, 70))),
+    ...(total > rows.length ? [`(${total - rows.length} older ${listing.plural} not shown: --limit ${total})`] : []),
+    listing.showOne,
+  ];
 }
 
 /** A cycle's first line: what it is, its id, where it sits, what it was asked; its UI link under it. */

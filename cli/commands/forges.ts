@@ -2,7 +2,7 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { type ForgeView, forgeEnding, forgeIsOpen, forgeToFollow, ledgerEnding, listForges, showForge } from '../../app/forge.ts';
 import { printJson, say } from '../output.ts';
 import { attemptLabel } from '../progress.ts';
-import { cycleHeadLine, followLine, NOT_BEGUN, parseCycleCommand, printCycleRows, waitsForPersonLine } from './cycle-listing.ts';
+import { cycleHeadLine, cycleRowLines, followLine, NOT_BEGUN, parseCycleCommand, waitsForPersonLine } from './cycle-listing.ts';
 import { followForgeAndReport, forgeOutcomeLine, reportForgeEnd } from './forge-output.ts';
 
 const USAGE = 'usage: forge forges [ls] [--limit n] [--json] | forge forges show <id> [--wait] [--json]';
@@ -24,14 +24,17 @@ export async function forgesCommand(cfg: ForgeConfig, args: string[]): Promise<n
       const { forges, total } = await listForges(session, { limit: line.limit });
       if (line.json) printJson({ ok: true, forges, total });
       else
-        printCycleRows(
-          forges.map((f) => ({ ...f, text: f.name ? `${f.name}: ${f.need}` : f.need })),
-          total,
-          {
-            plural: 'forges',
-            empty: 'no forges yet: start one with  forge forge "<what the tool must do>"',
-            showOne: 'one forge: forge forges show <id> [--wait]',
-          },
+        say(
+          cycleRowLines(
+            forges.map((f) => ({ ...f, text: f.name ? `${f.name}: ${f.need}` : f.need })),
+            total,
+            {
+              plural: 'forges',
+              what: 'tool: need',
+              empty: 'no forges yet: start one with  forge forge "<what the tool must do>"',
+              showOne: 'one forge: forge forges show <id> [--wait]',
+            },
+          ).join('\n'),
         );
       return 0;
     });

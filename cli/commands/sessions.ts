@@ -22,6 +22,7 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
     if (values.json) printJson({ ok: true, sessions, total });
     else if (!sessions.length) say('no sessions yet: start one with  forge run "<task>" --session <id>');
     else {
+      say(`${'session'.padEnd(24)} ${'tasks'.padEnd(9)}  ${'last'.padEnd(24)}  title`);
       for (const s of sessions)
         say(`${s.id.padEnd(24)} ${String(s.tasks).padStart(3)} task${s.tasks === 1 ? ' ' : 's'}  ${s.updatedAt}  ${clipLine(s.title, 70)}`);
       if (total > sessions.length) say(`(${total - sessions.length} older sessions not shown: --limit ${total})`);

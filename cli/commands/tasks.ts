@@ -2,7 +2,7 @@ import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
 import { listTasks, showTask, type TaskView, taskToFollow } from '../../app/tasks.ts';
 import { printJson, say } from '../output.ts';
-import { cycleHeadLine, followLine, NOT_BEGUN, parseCycleCommand, printCycleRows, waitsForPersonLine } from './cycle-listing.ts';
+import { cycleHeadLine, cycleRowLines, followLine, NOT_BEGUN, parseCycleCommand, waitsForPersonLine } from './cycle-listing.ts';
 import { callLines, followAndReport, reportTaskResult } from './task-output.ts';
 
 const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <id> [--wait] [--json]';
@@ -45,10 +45,17 @@ async function listCommand(session: Parameters<typeof listTasks>[0], limit: numb
   const { tasks, total } = await listTasks(session, { limit });
   if (json) printJson({ ok: true, tasks, total });
   else
-    printCycleRows(
-      tasks.map((t) => ({ ...t, text: t.task })),
-      total,
-      { plural: 'tasks', empty: 'no tasks yet: start one with  forge run "<task>"', showOne: 'one task: forge tasks show <id> [--wait]' },
+    say(
+      cycleRowLines(
+        tasks.map((t) => ({ ...t, text: t.task })),
+        total,
+        {
+          plural: 'tasks',
+          what: 'task',
+          empty: 'no tasks yet: start one with  forge run "<task>"',
+          showOne: 'one task: forge tasks show <id> [--wait]',
+        },
+      ).join('\n'),
     );
   return 0;
 }

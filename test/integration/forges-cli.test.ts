@@ -99,6 +99,7 @@ describe('forge forges: a forge started without --wait, seen and followed later'
 
     const listed = await cli('forges');
     assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^id +status +started +tool: need\n/);
     assert.match(listed.stdout, new RegExp(`${id} +registered .* count_words: count the words in a text`));
     assert.match(listed.stdout, /one forge: forge forges show <id> \[--wait\]\n$/);
   });

@@ -151,6 +151,7 @@ describe('sessions: a conversation of tasks', () => {
 
   it('forge sessions ls|show print them', async () => {
     const ls = forge('sessions', 'ls');
+    assert.match(ls, /^session +tasks +last +title\n/, 'a header row, as the other listings have');
     assert.match(ls, new RegExp(`^${S}\\s+2 tasks .+ how many words are in "the quick brown fox"\\?$`, 'm'));
     const show = forge('sessions', 'show', S);
     assert.match(

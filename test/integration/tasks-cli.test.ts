@@ -75,6 +75,7 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
 
     const listed = await cli('tasks');
     assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^id +status +started +task\n/, 'a header row, as the other listings have');
     assert.match(listed.stdout, new RegExp(`${id} +completed .* tell me one thing about an ostrich`));
   });
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ToolListing } from '../../app/catalog.ts';
+import { cycleRowLines } from '../../cli/commands/cycle-listing.ts';
 import { callLines } from '../../cli/commands/task-output.ts';
 import { historyLines, latency, toolsTable } from '../../cli/commands/tools.ts';
 
@@ -110,5 +111,30 @@ describe("a task's call lines", () => {
       noLink,
     );
     assert.equal(short, '  2. count_words {"text":"a  rose"} → {"words":2}');
+  });
+});
+
+describe('forge tasks and forge forges', () => {
+  const listing = { plural: 'tasks', what: 'task', empty: 'no tasks yet', showOne: 'one task: forge tasks show <id> [--wait]' };
+  it('list under a header row whose columns the rows line up under, no line ending in spaces', () => {
+    const lines = cycleRowLines(
+      [
+        { workflowId: 'task-20261202120000-abcdef', status: 'completed', createdAt: '2026-12-02T12:00:00.000Z', text: 'how many words?' },
+        { workflowId: 'task-20261202110000-123456', status: 'running', text: 'not begun yet' },
+      ],
+      5,
+      listing,
+    );
+    assert.match(lines[0]!, /^id +status +started +task$/);
+    for (const column of ['status', 'started', 'task'])
+      assert.equal(
+        lines[1]!.indexOf(column === 'status' ? 'completed' : column === 'started' ? '2026-' : 'how many'),
+        lines[0]!.indexOf(column),
+        column,
+      );
+    assert.equal(lines[2]!.indexOf('not begun yet'), lines[0]!.indexOf('task'));
+    assert.deepEqual(lines.slice(3), ['(3 older tasks not shown: --limit 5)', 'one task: forge tasks show <id> [--wait]']);
+    for (const l of lines) assert.equal(l, l.trimEnd());
+    assert.deepEqual(cycleRowLines([], 0, listing), ['no tasks yet'], 'no header over nothing');
   });
 });
