@@ -1,5 +1,6 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { ForgeError } from '../domain/errors.ts';
+import { withArticle } from '../domain/words.ts';
 import { type ApprovalRow, createApprovalLedger, findApproval, pendingApprovals } from '../services/control/approvals.ts';
 import { type Session, withSession } from './context.ts';
 import { withDb } from './db.ts';
@@ -69,7 +70,7 @@ export async function decideApproval(
     );
   if (row.kind !== 'question' && answer)
     throw new ForgeError(
-      `${id} is a ${row.kind} approval, not a question: it takes a decision, not an answer`,
+      `${id} is ${withArticle(row.kind)} approval, not a question: it takes a decision, not an answer`,
       'APPROVAL_NOT_A_QUESTION',
       `forge approve ${id} or forge reject ${id}`,
     );

@@ -1,6 +1,7 @@
 import { type Client, defaultPayloadConverter, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { ForgeError } from '../domain/errors.ts';
 import type { OutsideEnd } from '../domain/outside-end.ts';
+import { workflowTypeInWords } from '../domain/words.ts';
 import { sleep } from '../infra/processes.ts';
 import type { Session } from './context.ts';
 import type { StartedCycle } from './cycles.ts';
@@ -47,7 +48,7 @@ export async function unbegunCycle(
   if (!described) throw expect.notFound();
   if (described.type !== expect.workflowType)
     throw new ForgeError(
-      `${workflowId} is a ${described.type}, not a ${expect.what}`,
+      `${workflowId} is ${workflowTypeInWords(described.type)}, not a ${expect.what}`,
       `NOT_A_${expect.what.toUpperCase()}`,
       `${expect.listedBy} lists ${expect.what}s; the Temporal UI shows any workflow`,
     );

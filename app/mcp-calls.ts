@@ -7,6 +7,7 @@ import { type DirectCallResult, type DirectCallSource, directCallInputSchema } f
 import { ForgeError, InvalidInputError } from '../domain/errors.ts';
 import type { ForgeOutcome } from '../domain/forge.ts';
 import type { TaskInput, TaskResult } from '../domain/task.ts';
+import { workflowTypeInWords } from '../domain/words.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { sleep } from '../infra/processes.ts';
 import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
@@ -371,7 +372,7 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
         throw new ForgeError(`no workflow ${workflowId}`, 'CYCLE_NOT_FOUND', 'use the id a call, forge_tool or run_task answered with');
       if (!kind)
         throw new ForgeError(
-          `${workflowId} is a ${type}, not a tool call, forge or task`,
+          `${workflowId} is ${workflowTypeInWords(type)}, not a tool call, forge or task`,
           'CYCLE_NOT_WATCHABLE',
           'use the id a call, forge_tool or run_task answered with',
         );

@@ -1,4 +1,5 @@
 import { condition, setHandler } from '@temporalio/workflow';
+import { withArticle } from '../domain/words.ts';
 import { databaseWork } from './activities.ts';
 import { type ApprovalDecision, decideApprovalUpdate } from './definitions.ts';
 
@@ -48,7 +49,7 @@ export function approvals(workflowId: string) {
         if (kind === 'question' && d.approve && !d.answer?.trim())
           throw new Error(`approval ${d.approvalId} is a question: answer it with forge answer ${d.approvalId} "<your answer>"`);
         if (kind !== 'question' && d.answer !== undefined)
-          throw new Error(`approval ${d.approvalId} is a ${kind} approval, not a question: approve or reject it`);
+          throw new Error(`approval ${d.approvalId} is ${withArticle(kind)} approval, not a question: approve or reject it`);
       },
     },
   );

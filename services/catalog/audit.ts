@@ -164,7 +164,7 @@ const manifestEffectSchema = z.object({ sideEffect: sideEffectSchema, destructiv
 export async function replayTarget(sql: Sql, id: number): Promise<ReplayTarget> {
   const entry = await getAuditEntry(sql, id);
   if (!entry) throw new AuditEntryNotFoundError(id);
-  if (!REPLAYABLE_KINDS.includes(entry.kind)) throw new NotReplayableError(id, `it records a ${entry.kind}, not a tool call`);
+  if (!REPLAYABLE_KINDS.includes(entry.kind)) throw new NotReplayableError(id, `it is an entry of kind ${entry.kind}, not a tool call`);
   if (!entry.tool || !entry.version) throw new NotReplayableError(id, 'it names no tool version');
   const [version] = await sql<
     { manifest: unknown }[]

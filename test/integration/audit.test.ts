@@ -238,7 +238,7 @@ describe('audit log', () => {
 
     assert.equal(edit.code, 1);
     assert.equal(edit.json().error, 'AUDIT_NOT_REPLAYABLE');
-    assert.match(String(edit.json().message), /it records a human_edit, not a tool call/);
+    assert.match(String(edit.json().message), /it is an entry of kind human_edit, not a tool call/);
 
     assert.equal(malformed.code, 2, 'bad usage');
     assert.equal(malformed.json().error, 'INPUT_INVALID');

@@ -167,6 +167,7 @@ describe('forge forges: a forge started without --wait, seen and followed later'
     started.push(task);
     const notAForge = await cli('forges', 'show', task, '--json');
     assert.equal(notAForge.code, 1);
+    assert.match(String(notAForge.json().message), /^task-not-a-forge-\d+ is a task cycle \(taskWorkflow\), not a forge$/);
     assert.deepEqual(
       [notAForge.json().error, notAForge.json().fix],
       ['NOT_A_FORGE', 'forge forges lists forges; the Temporal UI shows any workflow'],
