@@ -20,7 +20,7 @@ const usage = `forge — durable tool forging on Temporal
   forge tasks [ls] [--limit n] | show <id> [--wait] [--json]
                                          recent tasks; one task as it stands (status, answer, calls),
                                          or followed to its end with --wait, as forge run --wait does
-  forge sessions [ls] | show <id> [--json]
+  forge sessions [ls] [--limit n] | show <id> [--json]
                                          conversations of tasks, and each one's tasks in order
   forge demo                             forge up, then the demo: forge a tool, reuse it, repair one, chain two
   forge demo evolve                      self-evolution end to end: failure → curation → patch → replay → consent → swap → probe → promoted
@@ -33,7 +33,7 @@ const usage = `forge — durable tool forging on Temporal
                                          rewrite a tool behind the regression gate (promote, or keep the current version)
   forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--json]
                                          a person's word on a task, as failure evidence for self-evolution
-  forge failures [ls] [--since 24h] [--json] | show <id> [--json]
+  forge failures [ls] [--since 24h] [--limit n] [--json] | show <id> [--json]
                                          failure evidence: failed tasks, escalated or rejected calls, feedback
   forge schedule [ls] | pause | unpause | trigger [--json]
                                          the nightly curation of failure evidence (a Temporal Schedule)

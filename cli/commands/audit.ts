@@ -3,6 +3,7 @@ import { AUDIT_KINDS, type AuditEntry, auditEntries, auditEntry, parseAuditId } 
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { ForgeError, InvalidInputError } from '../../app/errors.ts';
 import { replayAuditEntry } from '../../app/replay.ts';
+import { joinDashedNumbers, limitOption } from '../args.ts';
 import { missingArgument, printJson, say } from '../output.ts';
 
 const USAGE =
@@ -11,22 +12,20 @@ const USAGE =
 /** `forge audit`, `forge audit show <id>`, `forge audit replay <id>`. Listing and show work while frozen. */
 export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(args, ['--limit']),
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
       tool: { type: 'string' },
       workflow: { type: 'string' },
       kind: { type: 'string' },
-      limit: { type: 'string', default: '20' },
+      limit: { type: 'string' },
       'allow-write': { type: 'boolean', default: false },
     },
   });
   const [sub, idText, ...extra] = positionals;
   if (sub === undefined) {
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    const limit = limitOption(values.limit, 20, USAGE);
     // A kind Forge never writes matches nothing: refused, listing the kinds, rather than an empty list that looks like an answer.
     if (values.kind !== undefined && !Object.hasOwn(AUDIT_KINDS, values.kind)) {
       const kinds = Object.keys(AUDIT_KINDS);

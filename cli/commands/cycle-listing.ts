@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { InvalidInputError } from '../../app/errors.ts';
+import { joinDashedNumbers, limitOption } from '../args.ts';
 import { clipLine, missingArgument, usageError } from '../output.ts';
 
 /**
@@ -16,12 +16,12 @@ export function parseCycleCommand(
   command: { name: string; noun: string; idHint: string; usage: string },
 ): CycleCommandLine {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(args, ['--limit']),
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
-      limit: { type: 'string', default: '20' },
+      limit: { type: 'string' },
     },
   });
   const { usage } = command;
@@ -31,10 +31,7 @@ export function parseCycleCommand(
     throw usageError(`unexpected argument ${JSON.stringify(sub === 'ls' ? id : extra[0])}`, usage);
   if (sub === 'ls') {
     if (values.wait) throw usageError(`--wait follows one ${command.noun}: forge ${command.name} show <id> --wait`, usage);
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
-    return { sub, limit, json: values.json };
+    return { sub, limit: limitOption(values.limit, 20, usage), json: values.json };
   }
   if (id === undefined) throw missingArgument(`${command.name} show`, `the id of the ${command.noun} (${command.idHint})`, usage);
   return { sub, id, wait: values.wait, json: values.json };

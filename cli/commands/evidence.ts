@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { type Expectation, type FailureEvidence, giveFeedback, listFailures, showFailure } from '../../app/evidence.ts';
-import { withUsage } from '../args.ts';
+import { joinDashedNumbers, limitOption, withUsage } from '../args.ts';
 import { clipJson, clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const FEEDBACK_USAGE =
@@ -41,7 +41,7 @@ const curation = (e: FailureEvidence) =>
 /** forge feedback <task-id> --bad "…": a person's word on a task, as failure evidence for self-evolution. */
 export async function feedbackCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(args, ['--severity']),
     allowPositionals: true,
     options: {
       bad: { type: 'string' },
@@ -83,14 +83,13 @@ export async function feedbackCommand(cfg: ForgeConfig, args: string[]): Promise
 /** forge failures ls | show <id>: failure evidence, newest first, and one row whole. */
 export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(args, ['--limit']),
     allowPositionals: true,
-    options: { since: { type: 'string' }, limit: { type: 'string', default: '50' }, json: { type: 'boolean', default: false } },
+    options: { since: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   const [sub = 'ls', id, ...extra] = positionals;
   if (sub === 'ls' && id === undefined) {
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit)) throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number`);
+    const limit = limitOption(values.limit, 50, FAILURES_USAGE);
     const { evidence, total, since } = await withUsage(listFailures(cfg, { since: values.since, limit }), FAILURES_USAGE);
     if (values.json) {
       printJson({ ok: true, evidence, total, ...(since ? { since } : {}) });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
 import { startTask, taskLimitRanges } from '../../app/tasks.ts';
-import { wholeNumberOption, withUsage } from '../args.ts';
+import { joinDashedNumbers, wholeNumberOption, withUsage } from '../args.ts';
 import { missingArgument, printJson, say } from '../output.ts';
 import { followAndReport } from './task-output.ts';
 
@@ -28,7 +28,10 @@ export function limitsFrom(values: { 'max-turns'?: string; 'max-tool-calls'?: st
 
 export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(
+      args,
+      Object.values(LIMIT_OPTIONS).map((o) => `--${o}`),
+    ),
     allowPositionals: true,
     options: {
       wait: { type: 'boolean', default: false },

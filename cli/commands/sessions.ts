@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
 import { listSessions, showSession } from '../../app/sessions.ts';
+import { joinDashedNumbers, limitOption } from '../args.ts';
 import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions show <id> [--json]';
@@ -9,15 +9,13 @@ const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions 
 /** `forge sessions ls` and `forge sessions show <id>`: conversations of tasks (forge run … --session <id>). Work while frozen. */
 export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinDashedNumbers(args, ['--limit']),
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+    options: { json: { type: 'boolean', default: false }, limit: { type: 'string' } },
   });
   const [sub = 'ls', id, ...extra] = positionals;
   if (sub === 'ls' && id === undefined) {
-    const limit = Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new InvalidInputError('--limit', `${JSON.stringify(values.limit)} is not a whole number from 1 to 1000`);
+    const limit = limitOption(values.limit, 50, USAGE);
     const { sessions, total } = await listSessions(cfg, { limit });
     if (values.json) printJson({ ok: true, sessions, total });
     else if (!sessions.length) say('no sessions yet: start one with  forge run "<task>" --session <id>');

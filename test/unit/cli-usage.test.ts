@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { joinDashedNumbers } from '../../cli/args.ts';
 import { AUDIT_KINDS } from '../../domain/audit.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -194,5 +195,41 @@ describe('Postgres down: the fix fits the database in use', () => {
     const r = offlineForge(['approvals', '--json']);
     assert.equal(r.code, 3, r.stderr);
     assert.match(String((JSON.parse(r.stdout) as Record<string, unknown>).fix), /^check DATABASE_URL and that its server runs/);
+  });
+});
+
+describe('--limit on every listing', () => {
+  it('a negative, zero or non-number --limit names the option, its range and default, and the command usage: never the parser', () => {
+    const cases: [string[], number, RegExp][] = [
+      [['tasks', '--limit', '-3'], 20, /forge tasks \[ls\] \[--limit n\]/],
+      [['forges', 'ls', '--limit', '0'], 20, /forge forges \[ls\] \[--limit n\]/],
+      [['sessions', '--limit', '-3'], 50, /forge sessions \[ls\] \[--limit n\]/],
+      [['failures', '--limit', 'abc'], 50, /forge failures \[ls\] \[--since 24h\] \[--limit n\]/],
+      [['audit', '--limit', '-3'], 20, /forge audit .*\[--limit n\]/],
+    ];
+    for (const [args, dflt, usage] of cases) {
+      const r = offlineForge(args);
+      const value = args[args.length - 1]!;
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        new RegExp(`^error: --limit "${value}" is not valid: it takes a whole number from 1 to 1000 \\(default ${dflt}\\)\\n`),
+      );
+      assert.match(r.stderr, usage, args.join(' '));
+      assert.doesNotMatch(r.stderr, /ambiguous|To specify an option argument/);
+    }
+  });
+
+  it('a negative bound of forge run is judged as any bad bound is', () => {
+    const r = offlineForge(['run', 'count the words in a text', '--max-turns', '-2']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: --max-turns "-2" is not valid: it takes a whole number from 1 to 50 \(default 8\)\n/);
+  });
+
+  it('joins only a number option with a dash-led value, and nothing after --', () => {
+    assert.deepEqual(joinDashedNumbers(['ls', '--limit', '-3', '--json'], ['--limit']), ['ls', '--limit=-3', '--json']);
+    assert.deepEqual(joinDashedNumbers(['--limit', '--json'], ['--limit']), ['--limit', '--json']);
+    assert.deepEqual(joinDashedNumbers(['--wait', '-3'], ['--limit']), ['--wait', '-3']);
+    assert.deepEqual(joinDashedNumbers(['--', '--limit', '-3'], ['--limit']), ['--', '--limit', '-3']);
   });
 });
