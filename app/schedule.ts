@@ -122,6 +122,7 @@ export interface ScheduleView {
   note?: string;
   overlap?: string;
   catchupWindowMs?: number;
+  /** when it runs next; none while paused (Temporal still computes the times a paused schedule would take) */
   nextRuns?: string[];
   recent?: { scheduledAt: string; takenAt: string; workflowId: string }[];
   running?: string[];
@@ -148,7 +149,7 @@ function view(cfg: ForgeConfig, d: ScheduleDescription): ScheduleView {
     ...(d.state.note ? { note: d.state.note } : {}),
     overlap: d.policies.overlap,
     catchupWindowMs: d.policies.catchupWindow,
-    nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
+    nextRuns: d.state.paused ? [] : d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
     recent: d.info.recentActions.map((a) => ({
       scheduledAt: a.scheduledAt.toISOString(),
       takenAt: a.takenAt.toISOString(),

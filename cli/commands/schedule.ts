@@ -32,7 +32,8 @@ export async function scheduleCommand(cfg: ForgeConfig, args: string[]): Promise
           `${s.scheduleId}  ${s.paused ? 'PAUSED' : 'active'}  ${s.workflowType}  cron "${s.cron}" ${s.timeZone}  overlap ${s.overlap}, catch-up ${Math.round((s.catchupWindowMs ?? 0) / 60_000)} min`,
         );
         if (s.note) say(`  note: ${s.note}`);
-        if (s.nextRuns?.length) say(`  next: ${s.nextRuns.join(', ')}`);
+        if (s.paused) say('  next: none while paused (forge schedule unpause resumes it)');
+        else if (s.nextRuns?.length) say(`  next: ${s.nextRuns.join(', ')}`);
         for (const r of s.recent?.slice(-3) ?? []) say(`  ran:  ${r.takenAt} ${r.workflowId}`);
         if (s.running?.length) say(`  running: ${s.running.join(', ')}`);
         if (s.uiUrl) say(`  ${s.uiUrl}`);

@@ -370,6 +370,18 @@ describe('failure evidence: captured as tasks end, given as feedback, curated ni
     const againJson = await forge('schedule', 'pause', '--json');
     const againView = againJson.json() as { changed: boolean; schedule: { note: string } };
     assert.deepEqual([againView.changed, againView.schedule.note], [false, 'paused by ana: investigating']);
+    // A paused schedule lists no next times, which would not be taken: it says it is paused and how to resume it.
+    const pausedLs = await forge('schedule');
+    assert.equal(pausedLs.code, 0, pausedLs.stderr);
+    assert.match(
+      pausedLs.stdout,
+      new RegExp(
+        `^${CURATION_SCHEDULE_ID} {2}PAUSED .*\n {2}note: paused by ana: investigating\n {2}next: none while paused \\(forge schedule unpause resumes it\\)\n`,
+      ),
+    );
+    assert.doesNotMatch(pausedLs.stdout, /next: \d{4}-/);
+    const pausedJson = (await forge('schedule', '--json')).json() as { schedules: { nextRuns: string[] }[] };
+    assert.deepEqual(pausedJson.schedules[0]?.nextRuns, []);
     // A changed configuration updates the schedule on the next forge up; a person's pause stays.
     const berlin = { ...h.cfg, FORGE_CURATION_CRON: '30 2 * * *', FORGE_CURATION_TZ: 'Europe/Berlin' };
     assert.equal((await ensureCurationSchedule(berlin, h.client)).status, 'updated');
