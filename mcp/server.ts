@@ -4,7 +4,6 @@ import {
   type CallToolResult,
   ErrorCode,
   ListToolsRequestSchema,
-  McpError,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
@@ -28,6 +27,22 @@ export const META = {
   result: 'get_result',
 } as const;
 const metaNames = new Set<string>(Object.values(META));
+
+/**
+ * A JSON-RPC error a request handler answers with: the SDK sends its code, message and data as
+ * they are. Not the SDK's McpError, whose message already starts "MCP error <code>: ", which the
+ * client's McpError prepends again: a client read "MCP error -32602: MCP error -32602: …".
+ */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
 
 /** How long a call waits for its result before answering with where it stands (under the common 60 s client timeout). */
 const CALL_WAIT_MS = 50_000;
@@ -110,7 +125,7 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const catalog = await backend.tools().catch((err: Error) => {
-      throw new McpError(
+      throw new ProtocolError(
         ErrorCode.InternalError,
         `Forge's catalog cannot be read: ${clause(err.message)}. Is Forge up? (forge up; forge doctor)`,
       );
@@ -185,7 +200,7 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
       // protocol's own error for it (unknown tool: invalid params). Through call_tool, the name is
       // that tool's input, so it is an error result the model reads, like any other bad input.
       if (err instanceof ToolNotOfferedError && !metaNames.has(name))
-        throw new McpError(ErrorCode.InvalidParams, `${err.message}: ${err.fix}`, { tool: name });
+        throw new ProtocolError(ErrorCode.InvalidParams, `${err.message}: ${err.fix}`, { tool: name });
       // What a person's CLI would say: the message and the fix. Anything else is logged and summarised.
       if (err instanceof ForgeError) return errorResult(`${err.message}${err.fix ? ` (fix: ${err.fix})` : ''}`);
       mcpLog.error('tool call failed', { tool: name, error: (err as Error).message });

@@ -244,7 +244,11 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
     await assert.rejects(stdio.client.callTool({ name: 'roman_numerals', arguments: { number: 4 } }), (err: unknown) => {
       assert.ok(err instanceof McpError, String(err));
       assert.equal(err.code, ErrorCode.InvalidParams);
-      assert.match(err.message, /no tool named "roman_numerals" in Forge's catalog: search_tools finds the tool for a need/);
+      // The client's McpError puts the code in front once; the server's message does not carry it again.
+      assert.match(
+        err.message,
+        /^MCP error -32602: no tool named "roman_numerals" in Forge's catalog: search_tools finds the tool for a need/,
+      );
       return true;
     });
     const viaCallTool = await call(stdio.client, 'call_tool', { name: 'roman_numerals', arguments: { number: 4 } });
@@ -408,7 +412,10 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
       await assert.rejects(stdio.client.callTool({ name: 'roman_numeral', arguments: { number: 7 } }), (err: unknown) => {
         assert.ok(err instanceof McpError, String(err));
         assert.equal(err.code, ErrorCode.InvalidParams);
-        assert.match(err.message, /roman_numeral is quarantined in Forge's catalog: it failed too many of its recent calls/);
+        assert.match(
+          err.message,
+          /^MCP error -32602: roman_numeral is quarantined in Forge's catalog: it failed too many of its recent calls/,
+        );
         assert.match(err.message, /forge improve roman_numeral, or release it at once with forge tools rollback roman_numeral/);
         return true;
       });
