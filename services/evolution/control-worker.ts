@@ -16,14 +16,32 @@ export const LABEL_BUILD = 'forge.control.build';
 /** the FORGE_HOME whose control worker it is: two Forge homes may share one Docker engine */
 export const LABEL_HOME = 'forge.control.home';
 
+const homeMark = (home: string) => createHash('sha256').update(home).digest('hex').slice(0, 8);
+
+/**
+ * The deployment as the start of a container name. The default deployment is `forge-` and the
+ * control queue, itself `forge-control` by default, so its containers read forge-forge-control-…:
+ * the repeated `forge-` is said once. (The deployment's own name, which Temporal keeps its
+ * versions under, is left as it is.)
+ */
+const nameStem = (deployment: string) => deployment.replace(/^forge-forge-/, 'forge-');
+
 /**
  * A version's container in one home: the home's mark in the name, so two homes on one Docker engine
  * that share a deployment name and a tree (the same build id) each have their own.
  */
 export const controlContainerName = (deployment: string, buildId: string, home: string) =>
-  `${deployment}-${buildId}-${createHash('sha256').update(home).digest('hex').slice(0, 8)}`;
-/** The name a version's container had before it carried its home's mark. */
-const unmarkedName = (deployment: string, buildId: string) => `${deployment}-${buildId}`;
+  `${nameStem(deployment)}-${buildId}-${homeMark(home)}`;
+
+/**
+ * The names a version's container had before, newest first: the deployment's name whole (before
+ * the stem said `forge-` once), and before that without the home's mark. Each is renamed to the
+ * current name by its own home.
+ */
+const earlierNames = (deployment: string, buildId: string, home: string): string[] =>
+  [...new Set([`${deployment}-${buildId}-${homeMark(home)}`, `${deployment}-${buildId}`])].filter(
+    (n) => n !== controlContainerName(deployment, buildId, home),
+  );
 
 export interface ControlWorkerSpec {
   deployment: string;
@@ -89,22 +107,23 @@ export function controlWorkers(docker: Docker, home: string) {
   }
 
   /**
-   * The version's container name in this home. A container this home made before names carried
-   * the home's mark is renamed to it (running or not: a rename does not stop it); one of another
-   * home under the old name is left to that home.
+   * The version's container name in this home. A container this home made under an earlier name
+   * (earlierNames) is renamed to it (running or not: a rename does not stop it); one of another
+   * home under an old name is left to that home.
    */
   async function nameOf(deployment: string, buildId: string): Promise<string> {
     const name = controlContainerName(deployment, buildId, home);
-    const old = unmarkedName(deployment, buildId);
-    const [found] = await docker.listContainers({ all: true, filters: { name: [`^/${old}$`] } });
-    if (found && homeOf(found) === home && !(await own(name)))
-      await docker
-        .getContainer(found.Id)
-        .rename({ name })
-        .catch((err: unknown) => {
-          // a concurrent start of the same home renamed it first
-          if ((err as { statusCode?: number }).statusCode !== 404 && (err as { statusCode?: number }).statusCode !== 409) throw err;
-        });
+    for (const old of earlierNames(deployment, buildId, home)) {
+      const [found] = await docker.listContainers({ all: true, filters: { name: [`^/${old}$`] } });
+      if (found && homeOf(found) === home && !(await own(name)))
+        await docker
+          .getContainer(found.Id)
+          .rename({ name })
+          .catch((err: unknown) => {
+            // a concurrent start of the same home renamed it first
+            if ((err as { statusCode?: number }).statusCode !== 404 && (err as { statusCode?: number }).statusCode !== 409) throw err;
+          });
+    }
     await own(name);
     return name;
   }

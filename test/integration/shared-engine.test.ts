@@ -27,6 +27,8 @@ import { testConfig } from '../helpers/env.ts';
 
 const cfg = testConfig();
 const deployment = `test-homes-${process.pid}`;
+/** A deployment named as the default one is (forge-<queue>, the queue forge-…), whose containers read forge-forge-… */
+const forgeNamed = `forge-forge-test-${process.pid}`;
 let docker: Docker;
 let homeA: string;
 let homeB: string;
@@ -50,7 +52,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_CONTROL}=${deployment}`] } }))
+  const ours = [deployment, forgeNamed].map((d) => `${LABEL_CONTROL}=${d}`);
+  for (const c of (await Promise.all(ours.map((label) => docker.listContainers({ all: true, filters: { label: [label] } })))).flat())
     await docker
       .getContainer(c.Id)
       .remove({ force: true })
@@ -121,6 +124,31 @@ it('adopts a container made before names carried the home: its own home renames 
   assert.ok(await running(renamed));
   await controlWorkers(docker, homeA).remove(deployment, 'build-legacy');
   assert.equal(await named(renamed), undefined);
+});
+
+it('a deployment named forge-forge-… (the default) names its containers forge-…, and renames its own made under the old name', async () => {
+  const a = controlWorkers(docker, homeA);
+  const fresh = await a.ensure({ ...spec(homeA, 'build-new'), deployment: forgeNamed });
+  assert.match(fresh.name, new RegExp(`^forge-test-${process.pid}-build-new-[0-9a-f]{8}$`));
+  assert.equal(fresh.name, controlContainerName(forgeNamed, 'build-new', homeA));
+
+  // As `ensure` named them before: the deployment whole, then the build id and the home's mark (labelled with its home).
+  const current = controlContainerName(forgeNamed, 'build-old', homeA);
+  const old = `${forgeNamed}-build-old-${current.slice(-8)}`;
+  const made = await docker.createContainer({
+    name: old,
+    Image: sleeper,
+    Labels: { [LABEL_CONTROL]: forgeNamed, [LABEL_BUILD]: 'build-old', [LABEL_HOME]: homeA },
+  });
+  await made.start();
+  // Another home leaves it be; its own home finds it under the new name, still running.
+  assert.equal((await controlWorkers(docker, homeB).state(forgeNamed, 'build-old')).running, false);
+  assert.ok(await running(old));
+  assert.equal((await a.state(forgeNamed, 'build-old')).running, true);
+  assert.equal(await named(old), undefined);
+  assert.equal((await named(current))?.Id, made.id);
+  assert.deepEqual((await a.list(forgeNamed)).map((w) => w.name).sort(), [current, fresh.name].sort());
+  assert.ok((await a.list(forgeNamed)).every((w) => !w.name.startsWith('forge-forge-')));
 });
 
 it('refuses a container under its name that another home made, naming the fix', async () => {
