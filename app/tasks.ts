@@ -11,7 +11,7 @@ import { cycleToFollow, inputText, progressWithin, unbegunCycle } from './cycle-
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle, modelDownError } from './follow.ts';
-import { endedFromOutside, outsideEndOf, reconcileQuietly } from './reconcile.ts';
+import { endedFromOutside, reconcileQuietly } from './reconcile.ts';
 import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, unreachableModelRetrying, type WatchedQueue } from './worker-watch.ts';
 
 export type { TaskResult };
