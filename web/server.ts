@@ -203,7 +203,9 @@ export async function serveDashboard(backend: DashboardBackend, opts: DashboardS
     if (origin !== `http://${req.headers.host}`)
       throw new HttpError(403, `Origin ${origin} refused: only the dashboard's own page may act`);
     const site = req.headers['sec-fetch-site'];
-    if (site && site !== 'same-origin') throw new HttpError(403, `a ${site} request refused: only the dashboard's own page may act`);
+    // Sec-Fetch-Site: cross-site, same-site, or none (typed into the address bar, a bookmark): said in words.
+    const from = site === 'none' ? 'from no page' : `from a ${site === 'same-site' ? 'same-site' : 'cross-site'} page`;
+    if (site && site !== 'same-origin') throw new HttpError(403, `a request ${from} refused: only the dashboard's own page may act`);
   }
 
   // ------------------------------------------------------------------ routes

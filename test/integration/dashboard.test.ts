@@ -510,6 +510,16 @@ describe('forge dashboard: the web page in headless Chromium', () => {
     const crossSite = await post({ authorization: `Bearer ${token}`, origin: 'http://evil.example' });
     assert.equal(crossSite.status, 403);
     assert.match(JSON.parse(crossSite.body).error, /Origin http:\/\/evil\.example refused/);
+    // A sibling site (same Origin through a shared host name) and a request made from no page at all, said in words.
+    const own = `http://127.0.0.1:${port}`;
+    for (const [site, words] of [
+      ['same-site', 'a request from a same-site page refused'],
+      ['none', 'a request from no page refused'],
+    ]) {
+      const refused = await post({ authorization: `Bearer ${token}`, origin: own, 'sec-fetch-site': site! });
+      assert.equal(refused.status, 403);
+      assert.equal(JSON.parse(refused.body).error, `${words}: only the dashboard's own page may act`);
+    }
     const rebound = await rawRequest(port, {
       method: 'GET',
       path: '/api/overview',
