@@ -20,6 +20,7 @@ import { romanSource, romanTests } from '../helpers/roman-tool.ts';
 import { terminateWithTemporalCli } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
 
+const LEDGER_TOOL = 'ledger_roman_numeral';
 let h: Harness;
 let cli: ReturnType<typeof harnessCli>;
 let session: Session;
@@ -44,9 +45,10 @@ before(async () => {
   cli = harnessCli(h, { user: 'tester', timeoutMs: 60_000 });
   session = openSession(h.cfg);
   // A tool to improve: registered as a person would, no model involved.
+  // Its own name: workflow ids are the shared Temporal's, and improve-roman_numeral is self-repair.test.ts's to assert on.
   await createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') }).registerVersion({
-    name: 'roman_numeral',
-    source: romanSource,
+    name: LEDGER_TOOL,
+    source: romanSource.replace("name: 'roman_numeral'", `name: '${LEDGER_TOOL}'`),
     tests: romanTests,
     manifest: {
       description: 'Writes a whole number in roman numerals.',
@@ -57,7 +59,7 @@ before(async () => {
       outputSchema: { type: 'object' },
     },
     createdBy: 'human',
-    idempotencyKey: 'outside-ends:roman_numeral',
+    idempotencyKey: `outside-ends:${LEDGER_TOOL}`,
   });
 });
 
@@ -194,7 +196,7 @@ describe('ledgers: cycles ended from outside tell the truth', () => {
   });
 
   it('improve: each cycle of a tool is compared with its own run — the one terminated reads terminated, the next one runs on', async () => {
-    const tool = 'roman_numeral';
+    const tool = LEDGER_TOOL;
     const first = await cli('improve', tool, '--reason', 'first try', '--json');
     assert.equal(first.code, 0, first.stderr);
     const workflowId = String(first.json().workflowId);
