@@ -2,7 +2,6 @@ import { type Client, defaultPayloadConverter, type QueryDefinition, type Workfl
 import { ForgeError } from '../domain/errors.ts';
 import type { OutsideEnd } from '../domain/outside-end.ts';
 import { workflowTypeInWords } from '../domain/words.ts';
-import { sleep } from '../infra/processes.ts';
 import type { Session } from './context.ts';
 import type { StartedCycle } from './cycles.ts';
 import { outsideEndOf } from './reconcile.ts';
@@ -16,10 +15,13 @@ import { outsideEndOf } from './reconcile.ts';
 /** How long showing a running cycle waits for its progress query (no worker: no answer). */
 const QUERY_WAIT_MS = 3000;
 
-/** The cycle's progress query answer, or undefined when no worker answers within QUERY_WAIT_MS. */
-export async function progressWithin<P>(handle: WorkflowHandle, query: QueryDefinition<P>): Promise<P | undefined> {
-  const asked = handle.query(query).catch(() => undefined);
-  return Promise.race([asked, sleep(QUERY_WAIT_MS).then(() => undefined)]);
+/**
+ * The cycle's progress query answer, or undefined when no worker answers within QUERY_WAIT_MS: a
+ * query to a workflow no worker serves waits as long as the call's deadline, so it is given one
+ * (the call itself is cancelled then, rather than left pending).
+ */
+export async function progressWithin<P>(handle: WorkflowHandle, query: QueryDefinition<P>, ms = QUERY_WAIT_MS): Promise<P | undefined> {
+  return handle.client.withDeadline(Date.now() + ms, () => handle.query(query)).catch(() => undefined);
 }
 
 /** A cycle Temporal has but whose ledger row no worker has written yet: its input, and how it ended if it did. */

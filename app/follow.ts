@@ -4,6 +4,7 @@ import { ComponentDownError } from '../domain/errors.ts';
 import { LLM_UNREACHABLE, type ModelEndpoint, modelEndpointFrom } from '../domain/llm-retry.ts';
 import type { OutsideEndStatus } from '../domain/outside-end.ts';
 import { sleep } from '../infra/processes.ts';
+import { progressWithin } from './cycle-view.ts';
 
 /**
  * How a cycle ended: its result, or why its workflow failed, in words — and, when it was ended from
@@ -83,7 +84,9 @@ export interface FollowHooks<P> {
 /**
  * Waits for a cycle to close, asking its progress query twice a second meanwhile (unanswered
  * until a worker has picked the workflow up), and once more after it closed: the last transitions
- * happen after the last poll, and a closed workflow still answers queries.
+ * happen after the last poll, and a closed workflow still answers queries. Each query is bounded
+ * (progressWithin): one no worker answers would otherwise hold the loop, and with it `onPoll`,
+ * which is what notices that no worker serves the cycle.
  */
 export async function followCycle<R, P>(
   handle: WorkflowHandle,
@@ -97,13 +100,14 @@ export async function followCycle<R, P>(
     () => (done = true),
   );
   while (!done) {
-    const progress = await handle.query(query).catch(() => undefined);
+    const progress = await progressWithin(handle, query);
     if (progress) hooks.onAnswer?.(progress);
     if (progress && hooks.onProgress) hooks.onProgress(hooks.enrich ? await hooks.enrich(progress) : progress);
     await hooks.onPoll?.();
     await Promise.race([result.catch(() => {}), sleep(500)]);
   }
-  const last = await handle.query(query).catch(() => undefined);
+  // A closed workflow is replayed from its whole history to answer: given longer than a poll.
+  const last = await progressWithin(handle, query, 10_000);
   if (last) hooks.onProgress?.(last);
   return settled(result);
 }

@@ -17,6 +17,7 @@ import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cyc
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle, settled } from './follow.ts';
 import { endedFromOutside, reconcileQuietly } from './reconcile.ts';
+import { cycleMoved, type StallHooks, stallWatch } from './worker-watch.ts';
 
 /** What a person asks to be forged: the need in words, optionally a name and API documentation. */
 export interface ForgeAsk {
@@ -39,14 +40,19 @@ export async function startForge(session: Session, ask: ForgeAsk): Promise<Start
   return startCycle(session, 'forge', [parsed.data]);
 }
 
-/** Follows a started forge to its outcome (registered, or not and why), reporting its progress. */
-export async function followForge(
-  session: Session,
-  started: StartedCycle,
-  onProgress?: (progress: ForgeProgressAnswer) => void,
-): Promise<CycleEnd<ForgeOutcome>> {
+/** What a surface following a forge is told: each progress answer, and (stalled) a queue nobody serves or a model nobody answers at. */
+export interface ForgeFollowHooks extends StallHooks {
+  onProgress?: (progress: ForgeProgressAnswer) => void;
+}
+
+/** Follows a started forge to its outcome (registered, or not and why), reporting its progress and what holds it on the way. */
+export async function followForge(session: Session, started: StartedCycle, hooks: ForgeFollowHooks = {}): Promise<CycleEnd<ForgeOutcome>> {
   const handle = await cycleHandle(session, 'forge', started);
-  const end = await followCycle<ForgeOutcome, ForgeProgressAnswer>(handle, forgeProgressQuery, { onProgress });
+  const watch = stallWatch<ForgeProgressAnswer>(session, started, hooks, cycleMoved);
+  const end = await followCycle<ForgeOutcome, ForgeProgressAnswer>(handle, forgeProgressQuery, {
+    onProgress: hooks.onProgress,
+    ...watch,
+  });
   return end.ok ? end : endedFromOutside(session, { workflowId: started.workflowId }, end);
 }
 

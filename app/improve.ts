@@ -10,6 +10,7 @@ import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cyc
 import { withDb } from './db.ts';
 import { type CycleEnd, followCycle } from './follow.ts';
 import { endedFromOutside } from './reconcile.ts';
+import { cycleMoved, type StallHooks, stallWatch } from './worker-watch.ts';
 
 export type ImproveProgressAnswer = typeof improveProgressQuery extends QueryDefinition<infer P> ? P : never;
 
@@ -74,14 +75,26 @@ export async function startImprove(session: Session, ask: { tool: string; reason
   }
 }
 
-/** Follows an improve cycle to its end; one ended from outside (terminated, cancelled, timed out) says how, and its row records it. */
+/** What a surface following an improve cycle is told: each progress answer, and (stalled) a queue nobody serves or a model nobody answers at. */
+export interface ImproveFollowHooks extends StallHooks {
+  onProgress?: (progress: ImproveProgressAnswer) => void;
+}
+
+/**
+ * Follows an improve cycle to its end, reporting its progress and what holds it on the way; one
+ * ended from outside (terminated, cancelled, timed out) says how, and its row records it.
+ */
 export async function followImprove(
   session: Session,
   started: StartedCycle,
-  onProgress?: (progress: ImproveProgressAnswer) => void,
+  hooks: ImproveFollowHooks = {},
 ): Promise<CycleEnd<ImproveOutcome>> {
   const handle = await cycleHandle(session, 'improve', started);
-  const end = await followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, { onProgress });
+  const watch = stallWatch<ImproveProgressAnswer>(session, started, hooks, cycleMoved);
+  const end = await followCycle<ImproveOutcome, ImproveProgressAnswer>(handle, improveProgressQuery, {
+    onProgress: hooks.onProgress,
+    ...watch,
+  });
   // The tool's next cycle reuses the workflow id: this one is its started run.
   return end.ok ? end : endedFromOutside(session, started, end);
 }

@@ -1,6 +1,6 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
-import { type ComponentDownError, InvalidInputError } from '../domain/errors.ts';
+import { InvalidInputError } from '../domain/errors.ts';
 import { TaskNotFoundError } from '../domain/evidence.ts';
 import { type TaskStatus, taskStatus } from '../domain/session.ts';
 import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
@@ -10,9 +10,9 @@ import type { Session } from './context.ts';
 import { cycleToFollow, inputText, progressWithin, unbegunCycle } from './cycle-view.ts';
 import { cycleHandle, type StartedCycle, startCycle, workflowUiUrl } from './cycles.ts';
 import { withDb } from './db.ts';
-import { type CycleEnd, followCycle, modelDownError } from './follow.ts';
+import { type CycleEnd, followCycle } from './follow.ts';
 import { endedFromOutside, reconcileQuietly } from './reconcile.ts';
-import { awaitsUntakenActivity, hasLivePollers, noWorkerWatch, unreachableModelRetrying, type WatchedQueue } from './worker-watch.ts';
+import { type StallHooks, stallWatch } from './worker-watch.ts';
 
 export type { TaskResult };
 
@@ -92,16 +92,8 @@ export async function withForgeChildApproval(
   return progress;
 }
 
-export interface TaskFollowHooks {
+export interface TaskFollowHooks extends StallHooks {
   onProgress?: (progress: FollowedTaskProgress) => void;
-  /**
-   * once per queue, when the task has not moved for 5 s and no live worker polls that queue (the
-   * control queue, or the sandbox queue where its tool calls and forge verifications run); `phase`
-   * is where it waits (undefined: no worker has begun it)
-   */
-  onNoWorker?: (missing: WatchedQueue & { phase?: string }) => void;
-  /** once, when the task has not moved for 5 s and its model call keeps failing to connect (Temporal retrying it) */
-  onModelUnreachable?: (down: ComponentDownError) => void;
 }
 
 /** The task's child workflows still running, as Temporal's describe lists them. */
@@ -120,41 +112,22 @@ async function queryForgeChild(session: Session, child: { workflowId: string; ru
 /** Follows a started task to its end, reporting its progress and a missing worker on the way. */
 export async function followTask(session: Session, started: StartedCycle, hooks: TaskFollowHooks = {}): Promise<CycleEnd<TaskResult>> {
   const handle = await cycleHandle(session, 'task', started);
-  const client = await session.temporal();
-  const { cfg } = session;
-  let phase: string | undefined;
-  let modelWarned = false;
-  const watch = noWorkerWatch({
-    queues: [
-      { name: cfg.FORGE_TASK_QUEUE, role: 'control' },
-      { name: cfg.FORGE_SANDBOX_QUEUE, role: 'sandbox' },
-    ],
-    livePollers: (queue) => hasLivePollers(client, queue),
-    // A task that thinks for a while without the sandbox worker is not stuck: only one whose job waits for it is.
-    waitsOn: async (queue) => queue.role === 'control' || awaitsUntakenActivity(client, started.workflowId),
-    onMissing: (queue) => hooks.onNoWorker?.({ ...queue, phase }),
-    async whileStalled() {
-      if (modelWarned || !hooks.onModelUnreachable) return;
-      const retrying = await unreachableModelRetrying(client, started.workflowId);
-      if (!retrying) return;
-      modelWarned = true;
-      const waits = `${started.workflowId} waits while Temporal retries its model call (attempt ${retrying.attempt})`;
-      hooks.onModelUnreachable(modelDownError(cfg, started.workflowId, retrying.endpoint, waits));
-    },
-  });
+  const watch = stallWatch<FollowedTaskProgress>(
+    session,
+    started,
+    hooks,
+    (progress) => `${progress.history.length}:${progress.calls.length}:${progress.pendingApproval ?? ''}`,
+  );
   const end = await followCycle<TaskResult, FollowedTaskProgress>(handle, progressQuery, {
     onProgress: hooks.onProgress,
-    onAnswer(progress) {
-      phase = progress.phase;
-      watch.progressed(`${progress.history.length}:${progress.calls.length}:${progress.pendingApproval ?? ''}`);
-    },
+    onAnswer: watch.onAnswer,
     enrich: (progress) =>
       withForgeChildApproval(
         progress,
         () => pendingForgeChildren(handle),
         (child) => queryForgeChild(session, child),
       ),
-    onPoll: () => watch.poll(),
+    onPoll: watch.onPoll,
   });
   return end.ok ? end : endedFromOutside(session, { workflowId: started.workflowId }, end);
 }

@@ -1,5 +1,8 @@
 import { type Client, defaultPayloadConverter } from '@temporalio/client';
+import type { ComponentDownError } from '../domain/errors.ts';
 import { LLM_UNREACHABLE, type ModelEndpoint, modelEndpointFrom } from '../domain/llm-retry.ts';
+import type { Session } from './context.ts';
+import { type FollowHooks, modelDownError } from './follow.ts';
 
 /**
  * Noticing, while a person waits on a cycle, that it cannot move because no worker serves one of
@@ -122,5 +125,68 @@ export function noWorkerWatch(opts: {
       }
       await opts.whileStalled?.().catch(() => undefined);
     },
+  };
+}
+
+/**
+ * When a forge or improve cycle moved: a transition, a verification or rewrite finished, or a new
+ * wait for a person (a task also counts its calls: its own key).
+ */
+export const cycleMoved = (p: { phase: string; history: unknown[]; attempts?: unknown[]; pendingApproval?: string }): string =>
+  `${p.phase}:${p.history.length}:${p.attempts?.length ?? 0}:${p.pendingApproval ?? ''}`;
+
+/** What a surface is told while it follows a cycle that cannot move (each at most once). */
+export interface StallHooks {
+  /**
+   * once per queue, when the cycle has not moved for 5 s and no live worker polls that queue (the
+   * control queue, or the sandbox queue where its tool calls and verifications run); `phase` is
+   * where it waits (undefined: no worker has begun it)
+   */
+  onNoWorker?: (missing: WatchedQueue & { phase?: string }) => void;
+  /** once, when the cycle has not moved for 5 s and its model call keeps failing to connect (Temporal retrying it) */
+  onModelUnreachable?: (down: ComponentDownError) => void;
+}
+
+/**
+ * The watch a follower of any cycle (a task, a forge, an improve cycle) plugs into followCycle:
+ * every progress answer (as `keyOf` reads it: a key that changes exactly when the cycle moved)
+ * resets its clock, and every poll of a cycle that stopped moving asks who serves its queues and
+ * whether its model call keeps failing, telling `hooks` once. The sandbox queue counts only while
+ * a job of the cycle waits there: a cycle that thinks for a while without it is not stuck.
+ */
+export function stallWatch<P extends { phase: string }>(
+  session: Session,
+  /** its latest run is the one watched (an improve id's next cycle cannot start while this one runs) */
+  cycle: { workflowId: string },
+  hooks: StallHooks,
+  keyOf: (progress: P) => string,
+): Required<Pick<FollowHooks<P>, 'onAnswer' | 'onPoll'>> {
+  const { cfg } = session;
+  let phase: string | undefined;
+  let modelWarned = false;
+  const client = () => session.temporal();
+  const watch = noWorkerWatch({
+    queues: [
+      { name: cfg.FORGE_TASK_QUEUE, role: 'control' },
+      { name: cfg.FORGE_SANDBOX_QUEUE, role: 'sandbox' },
+    ],
+    livePollers: async (queue) => hasLivePollers(await client(), queue),
+    waitsOn: async (queue) => queue.role === 'control' || awaitsUntakenActivity(await client(), cycle.workflowId),
+    onMissing: (queue) => hooks.onNoWorker?.({ ...queue, phase }),
+    async whileStalled() {
+      if (modelWarned || !hooks.onModelUnreachable) return;
+      const retrying = await unreachableModelRetrying(await client(), cycle.workflowId);
+      if (!retrying) return;
+      modelWarned = true;
+      const waits = `${cycle.workflowId} waits while Temporal retries its model call (attempt ${retrying.attempt})`;
+      hooks.onModelUnreachable(modelDownError(cfg, cycle.workflowId, retrying.endpoint, waits));
+    },
+  });
+  return {
+    onAnswer(progress) {
+      phase = progress.phase;
+      watch.progressed(keyOf(progress));
+    },
+    onPoll: () => watch.poll(),
   };
 }

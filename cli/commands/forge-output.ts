@@ -4,6 +4,7 @@ import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow
 import { followForge, type ReportedForgeOutcome } from '../../app/forge.ts';
 import { printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
+import { followWarnings } from './follow-warnings.ts';
 
 /**
  * How a forge's end reads, shared by `forge forge --wait` and `forge forges show [--wait]`, so a
@@ -54,7 +55,10 @@ export function reportForgeEnd(
 /** Follows a forge to its end, printing each transition (unless --json), then reports its end as `forge forge --wait` always has. */
 export async function followForgeAndReport(session: Session, started: StartedCycle, opts: { json: boolean }): Promise<number> {
   const print = progressPrinter();
-  const end = await followForge(session, started, opts.json ? undefined : print);
+  const end = await followForge(session, started, {
+    onProgress: opts.json ? undefined : print,
+    ...followWarnings(session, 'forge', print),
+  });
   print.stop();
   return reportForgeEnd(session, started, end, opts.json);
 }

@@ -5,6 +5,7 @@ import { followImprove, startImprove } from '../../app/improve.ts';
 import { withUsage } from '../args.ts';
 import { missingArgument, printJson, reportCycleFailure, say, usageError } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
+import { followWarnings } from './follow-warnings.ts';
 
 const USAGE = 'usage: forge improve <tool> [--reason "<why>"] [--wait] [--json]';
 
@@ -27,7 +28,10 @@ export async function improveCommand(cfg: ForgeConfig, args: string[]): Promise<
       return 0;
     }
     const print = progressPrinter();
-    const end = await followImprove(session, started, values.json ? undefined : print);
+    const end = await followImprove(session, started, {
+      onProgress: values.json ? undefined : print,
+      ...followWarnings(session, 'improve cycle', print),
+    });
     print.stop();
     if (!end.ok)
       return reportCycleFailure(

@@ -2,9 +2,9 @@ import type { Session } from '../../app/context.ts';
 import { type StartedCycle, workflowUiUrl } from '../../app/cycles.ts';
 import { componentDownIn } from '../../app/follow.ts';
 import { followTask, type TaskResult } from '../../app/tasks.ts';
-import type { WatchedQueue } from '../../app/worker-watch.ts';
 import { clipJson, printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
+import { followWarnings } from './follow-warnings.ts';
 
 /**
  * How a task's end reads, shared by `forge run --wait` and `forge tasks show [--wait]`, so a task
@@ -60,19 +60,6 @@ export function reportTaskResult(
   return ok ? 0 : 1;
 }
 
-/** What is wrong and what fixes it, when no worker serves a queue the followed task needs. */
-function noWorkerWarning(session: Session, missing: WatchedQueue & { phase?: string }): string {
-  const what =
-    missing.role === 'sandbox'
-      ? `the sandbox queue, where tool calls and forge verifications run in Docker`
-      : `the control queue, where the task's workflow and model calls run`;
-  const waits = missing.phase ? `the task waits at ${missing.phase}` : 'no worker has begun the task';
-  return (
-    `warning: no worker polls ${missing.name} (${what}): ${waits} until one does\n` +
-    `  fix: forge up starts the missing worker; forge doctor says what is down (worker log: ${session.cfg.home}/logs/worker.log)\n`
-  );
-}
-
 /**
  * Follows a task to its end, printing each transition (unless --json) and warning once when no
  * worker serves it, then reports its end as `forge run --wait` always has.
@@ -85,15 +72,7 @@ export async function followAndReport(
   const print = progressPrinter();
   const end = await followTask(session, started, {
     onProgress: opts.json ? undefined : print,
-    onNoWorker: (missing) => {
-      print.stop();
-      process.stderr.write(noWorkerWarning(session, missing));
-    },
-    onModelUnreachable: (down) => {
-      print.stop();
-      // If the model stays down the task fails, exit 3, with the same fix.
-      process.stderr.write(`warning: ${down.message}\n  fix: ${down.fix}\n`);
-    },
+    ...followWarnings(session, 'task', print),
   });
   print.stop();
   if (end.ok) return reportTaskResult(session, end.result, { json: opts.json, uiUrl: started.uiUrl, extra: opts.extra });
