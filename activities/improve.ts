@@ -22,6 +22,8 @@ const finishSchema = z.object({
   reason: z.string(),
   toVersion: z.number().int().positive().optional(),
   report: z.unknown().optional(),
+  /** the cycle's rewrites, each passed by the gate or not (absent from histories that predate it) */
+  attempts: z.array(z.object({ attempt: z.number().int(), passed: z.boolean(), summary: z.string() })).optional(),
 });
 const evidenceSchema = z.object({
   tool: toolName,

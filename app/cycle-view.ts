@@ -1,7 +1,7 @@
 import { type Client, defaultPayloadConverter, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { ForgeError } from '../domain/errors.ts';
 import type { OutsideEnd } from '../domain/outside-end.ts';
-import { workflowTypeInWords } from '../domain/words.ts';
+import { withArticle, workflowTypeInWords } from '../domain/words.ts';
 import type { Session } from './context.ts';
 import type { StartedCycle } from './cycles.ts';
 import { outsideEndOf } from './reconcile.ts';
@@ -48,15 +48,43 @@ export async function unbegunCycle(
     .describe()
     .catch(() => undefined);
   if (!described) throw expect.notFound();
-  if (described.type !== expect.workflowType)
-    throw new ForgeError(
-      `${workflowId} is ${workflowTypeInWords(described.type)}, not a ${expect.what}`,
-      `NOT_A_${expect.what.toUpperCase()}`,
-      `${expect.listedBy} lists ${expect.what}s; the Temporal UI shows any workflow`,
-    );
+  if (described.type !== expect.workflowType) throw notACycleOf(workflowId, described.type, expect);
   const outside = await outsideEndOf(session, workflowId).catch(() => undefined);
   const input = await startedInput(client, workflowId).catch(() => undefined);
   return { input, ...(outside ? { outside } : {}) };
+}
+
+/**
+ * The command that shows a cycle of this workflow type by its id, where a surface has one: what a
+ * refusal of an id of another kind of cycle names.
+ */
+export function commandShowing(workflowType: string, workflowId: string): string | undefined {
+  switch (workflowType) {
+    case 'taskWorkflow':
+      return `forge tasks show ${workflowId}`;
+    case 'forgeWorkflow':
+      return `forge forges show ${workflowId}`;
+    case 'improveWorkflow':
+      return `forge improve show ${workflowId}`;
+    case 'evolveWorkflow':
+      // shown by its candidate's id, which the listing gives
+      return 'forge evolve ls';
+    default:
+      return undefined;
+  }
+}
+
+/** An id that names another kind of workflow than the one asked for: what it is, and the command that shows it. */
+export function notACycleOf(workflowId: string, workflowType: string, expect: { what: string; listedBy: string }): ForgeError {
+  const shows = commandShowing(workflowType, workflowId);
+  return new ForgeError(
+    `${workflowId} is ${workflowTypeInWords(workflowType)}, not ${withArticle(expect.what)}`,
+    `NOT_${withArticle(expect.what).toUpperCase().replace(/\W+/g, '_')}`,
+    shows
+      ? `${shows} shows it; ${expect.listedBy} lists ${expect.what}s`
+      : `${expect.listedBy} lists ${expect.what}s; the Temporal UI shows any workflow`,
+    { workflowId, workflowType },
+  );
 }
 
 /** A workflow's first argument, from the first event of its history. */

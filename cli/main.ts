@@ -31,6 +31,9 @@ const usage = `forge — durable tool forging on Temporal
                                          or followed to its end with --wait, as forge forge --wait does
   forge improve <tool> [--reason r] [--wait] [--json]
                                          rewrite a tool behind the regression gate (promote, or keep the current version)
+  forge improve ls [--limit n] | show <id|tool> [--wait] [--json]
+                                         recent improve cycles; one as it stands (a tool: its latest), or followed to
+                                         its end with --wait, as forge improve --wait does (a tool named ls or show: --tool)
   forge feedback <task-id> --bad "<what should have happened>" [--expect-tool <name>] [--expect-answer "<text>"] [--json]
                                          a person's word on a task, as failure evidence for self-evolution
   forge failures [ls] [--since 24h] [--limit n] [--json] | show <id> [--json]

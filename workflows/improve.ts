@@ -66,7 +66,14 @@ async function improve(req: ReturnType<typeof improveRequestSchema.parse>): Prom
 
   const end = async (status: ImproveStatus, reason: string, extra: Partial<ImproveOutcome> = {}): Promise<ImproveOutcome> => {
     enter(status, reason);
-    await finishImprove({ workflowId: cycleKey, status, reason, toVersion: extra.toVersion, report: extra.gate });
+    await finishImprove({
+      workflowId: cycleKey,
+      status,
+      reason,
+      toVersion: extra.toVersion,
+      report: extra.gate,
+      attempts: progress.attempts,
+    });
     return { status, tool: req.tool, reason, attempts: progress.attempts, ...extra };
   };
 

@@ -3,7 +3,7 @@ import { joinDashedNumbers, limitOption } from '../args.ts';
 import { clipLine, missingArgument, usageError } from '../output.ts';
 
 /**
- * What `forge tasks` and `forge forges` share: one command line (`[ls] [--limit n]` or
+ * What `forge tasks`, `forge forges` and `forge improve ls|show` share: one command line (`[ls] [--limit n]` or
  * `show <id> [--wait]`), one list layout, and the lines a cycle shown by its id reads with, so a
  * forge started without --wait is seen and re-attached to exactly as a task is.
  */
@@ -42,24 +42,29 @@ export interface CycleRow {
   workflowId: string;
   status: string;
   createdAt?: string;
+  /** a listing's own column before the last (an improve cycle's attempts) */
+  extra?: string;
   text: string;
 }
 
 /**
  * Recent cycles, newest first, one line each under a header row (as forge tools ls has); the older
- * ones left out and how to show one said under them. `what` names the last column.
+ * ones left out and how to show one said under them. `what` names the last column, `extra` the
+ * listing's own column before it, if any; the id column is as wide as its longest id.
  */
 export function cycleRowLines(
   rows: CycleRow[],
   total: number,
-  listing: { plural: string; what: string; empty: string; showOne: string },
+  listing: { plural: string; what: string; empty: string; showOne: string; extra?: string },
 ): string[] {
   if (!rows.length) return [listing.empty];
-  const row = (id: string, status: string, started: string, text: string) =>
-    `${id.padEnd(30)} ${status.padEnd(10)} ${started.padEnd(24)}  ${text}`.trimEnd();
+  const idWidth = Math.max(30, ...rows.map((r) => r.workflowId.length));
+  const extraWidth = listing.extra ? Math.max(listing.extra.length, ...rows.map((r) => (r.extra ?? '').length)) : 0;
+  const row = (id: string, status: string, started: string, extra: string | undefined, text: string) =>
+    `${id.padEnd(idWidth)} ${status.padEnd(10)} ${started.padEnd(24)}  ${listing.extra ? `${(extra ?? '').padEnd(extraWidth)}  ` : ''}${text}`.trimEnd();
   return [
-    row('id', 'status', 'started', listing.what),
-    ...rows.map((r) => row(r.workflowId, r.status, r.createdAt ?? '', clipLine(r.text, 70))),
+    row('id', 'status', 'started', listing.extra, listing.what),
+    ...rows.map((r) => row(r.workflowId, r.status, r.createdAt ?? '', r.extra, clipLine(r.text, 70))),
     ...(total > rows.length ? [`(${total - rows.length} older ${listing.plural} not shown: --limit ${total})`] : []),
     listing.showOne,
   ];

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import {
   archiveToolByHand,
-  gateReportSchema,
   listTools,
   rollbackTool,
   scoreTools,
@@ -13,6 +12,7 @@ import {
 import { type ForgeConfig, localUser } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { missingArgument, printJson, say, usageError } from '../output.ts';
+import { gateLines } from './improve-output.ts';
 
 // forge tools: the catalog, read (ls, show, history, score) and edited by a person (pin, rollback, archive).
 
@@ -162,23 +162,6 @@ export function historyLines(h: Awaited<ReturnType<typeof toolHistory>>[number])
           .map((line) => `    ${line}`.replace(/^\s+$/, ''))
       : []),
   ];
-}
-
-/** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */
-function gateLines(report: unknown): string[] {
-  const parsed = gateReportSchema.safeParse(report);
-  if (!parsed.success) return [];
-  const r = parsed.data;
-  const lines = [`gate: ${r.passed ? 'passed' : 'failed'}: ${r.summary}`];
-  if (r.declaredDifferences) lines.push(`  declared differences: ${r.declaredDifferences}`);
-  for (const c of r.cases) {
-    const hashes = c.oldHash || c.newHash ? ` output ${c.oldHash ?? '-'} → ${c.newHash ?? '-'}` : '';
-    const ms = c.latencyMs !== undefined ? ` ${c.oldLatencyMs !== undefined ? `${c.oldLatencyMs} → ` : ''}${c.latencyMs} ms` : '';
-    lines.push(
-      `  ${c.pass ? 'pass' : 'FAIL'} ${c.kind} ${c.name}${hashes}${ms}${c.detail && !c.pass ? ` — ${c.detail.split('\n')[0]}` : ''}`,
-    );
-  }
-  return lines;
 }
 
 const fixed = (x: number | null | undefined, digits = 2) => (x === null || x === undefined ? '-' : x.toFixed(digits));

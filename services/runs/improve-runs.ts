@@ -1,6 +1,7 @@
 import {
   canonical,
   type GateReport,
+  type ImproveAttempt,
   type ImproveTrigger,
   type ObservedFailure,
   type RecordedCall,
@@ -91,9 +92,14 @@ export function createImproveRuns(deps: ImproveDeps) {
       reason: string;
       toVersion?: number;
       report?: unknown;
+      attempts?: ImproveAttempt[];
     }): Promise<void> {
-      // reason keeps what started the cycle; the outcome and the gate's report go in report.
-      const report = { outcome: input.reason, ...(input.report === undefined ? {} : { gate: input.report }) };
+      // reason keeps what started the cycle; the outcome, the gate's report and the attempts go in report.
+      const report = {
+        outcome: input.reason,
+        ...(input.report === undefined ? {} : { gate: input.report }),
+        ...(input.attempts === undefined ? {} : { attempts: input.attempts }),
+      };
       await sql`update improve_runs set status = ${input.status}, to_version = ${input.toVersion ?? null},
                   report = ${sql.json(report as never)}, updated_at = now()
                 where workflow_id = ${input.workflowId}`;
@@ -213,3 +219,48 @@ export function createImproveRuns(deps: ImproveDeps) {
 }
 
 export type ImproveRuns = ReturnType<typeof createImproveRuns>;
+
+/**
+ * An improve cycle's row as a person reads it. `workflow_id` is the cycle's key,
+ * `improve-<tool>@<run id>` (a tool's cycles share the workflow id); `report` holds what it came to
+ * (`outcome`), the last gate's report (`gate`) and its rewrites (`attempts`), once it ended.
+ */
+export interface ImproveLedgerRow {
+  workflow_id: string;
+  tool: string;
+  trigger: string;
+  status: string;
+  reason: string | null;
+  from_version: number | null;
+  to_version: number | null;
+  report: { outcome?: string; gate?: unknown; attempts?: unknown } | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** One improve cycle's row by its key, or undefined when no cycle by that key has begun its bookkeeping. */
+export async function findImproveRow(sql: Sql, key: string): Promise<ImproveLedgerRow | undefined> {
+  const [row] = await sql<ImproveLedgerRow[]>`
+    select workflow_id, tool, trigger, status, reason, from_version, to_version, report, created_at, updated_at
+    from improve_runs where workflow_id = ${key}`;
+  return row;
+}
+
+/** A tool's latest improve cycle's row, or undefined when it has had none. */
+export async function latestImproveRow(sql: Sql, tool: string): Promise<ImproveLedgerRow | undefined> {
+  const [row] = await sql<ImproveLedgerRow[]>`
+    select workflow_id, tool, trigger, status, reason, from_version, to_version, report, created_at, updated_at
+    from improve_runs where tool = ${tool} order by created_at desc, workflow_id desc limit 1`;
+  return row;
+}
+
+/** The newest improve cycles first, at most `limit`; `total` counts them all. */
+export async function recentImproveRows(sql: Sql, limit: number): Promise<{ rows: ImproveLedgerRow[]; total: number }> {
+  const rows = await sql<(ImproveLedgerRow & { total: number })[]>`
+    select workflow_id, tool, trigger, status, reason, from_version, to_version, report, created_at, updated_at,
+      (count(*) over ())::int as total
+    from improve_runs
+    order by created_at desc, workflow_id
+    limit ${limit}`;
+  return { rows: rows.map(({ total: _total, ...r }) => r), total: rows[0]?.total ?? 0 };
+}

@@ -93,7 +93,11 @@ describe('--json: one line, every command', () => {
         [['ls'], 0],
         [['show', 'forge-nobody-000000'], 1],
       ],
-      improve: [[['no_such_tool'], 1]],
+      improve: [
+        [['no_such_tool'], 1],
+        [['ls'], 0],
+        [['show', 'improve-nobody@00000000-0000-0000-0000-000000000000'], 1],
+      ],
       evolve: [[['ls'], 0]],
       feedback: [[[taskId, '--bad', 'it should have counted the stripes'], 0]],
       failures: [[['ls'], 0]],

@@ -170,7 +170,7 @@ describe('forge forges: a forge started without --wait, seen and followed later'
     assert.match(String(notAForge.json().message), /^task-not-a-forge-\d+ is a task cycle \(taskWorkflow\), not a forge$/);
     assert.deepEqual(
       [notAForge.json().error, notAForge.json().fix],
-      ['NOT_A_FORGE', 'forge forges lists forges; the Temporal UI shows any workflow'],
+      ['NOT_A_FORGE', `forge tasks show ${task} shows it; forge forges lists forges`],
     );
   });
 });

@@ -137,4 +137,28 @@ describe('forge tasks and forge forges', () => {
     for (const l of lines) assert.equal(l, l.trimEnd());
     assert.deepEqual(cycleRowLines([], 0, listing), ['no tasks yet'], 'no header over nothing');
   });
+
+  it("forge improve ls: ids longer than a task's widen their column, and its attempts column lines up too", () => {
+    const key = 'improve-roman_numeral@01a23aa3-bba5-7377-8541-7ad6511dc503';
+    const lines = cycleRowLines(
+      [
+        { workflowId: key, status: 'refused', createdAt: '2026-12-02T12:00:00.000Z', extra: '3', text: 'roman_numeral: no rewrite passed' },
+        { workflowId: 'improve-ab@1', status: 'running', extra: '-', text: 'ab: manual' },
+      ],
+      2,
+      { plural: 'improve cycles', what: 'tool: outcome', extra: 'attempts', empty: '', showOne: 'one cycle: forge improve show <id|tool>' },
+    );
+    assert.match(lines[0]!, /^id +status +started +attempts {2}tool: outcome$/);
+    for (const [row, value] of [
+      [1, 'refused'],
+      [2, 'running'],
+    ] as const)
+      assert.equal(lines[row]!.indexOf(value), lines[0]!.indexOf('status'));
+    const attempts = lines[0]!.indexOf('attempts');
+    assert.match(lines[1]!.slice(attempts - 1), /^ 3 {2}/);
+    assert.match(lines[2]!.slice(attempts - 1), /^ - {2}/);
+    assert.equal(lines[1]!.indexOf('roman_numeral:'), lines[0]!.indexOf('tool: outcome'));
+    assert.equal(lines[2]!.indexOf('ab: manual'), lines[0]!.indexOf('tool: outcome'));
+    assert.equal(lines.at(-1), 'one cycle: forge improve show <id|tool>');
+  });
 });

@@ -1,0 +1,80 @@
+import type { Session } from '../../app/context.ts';
+import type { StartedCycle } from '../../app/cycles.ts';
+import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow.ts';
+import { followImprove, gateReportSchema, type ImproveOutcome } from '../../app/improve.ts';
+import { printJson, reportCycleFailure, say } from '../output.ts';
+import { progressPrinter } from '../progress.ts';
+import { followWarnings } from './follow-warnings.ts';
+
+/**
+ * How an improve cycle's end reads, shared by `forge improve <tool> --wait` and `forge improve show
+ * [--wait]`, so a cycle seen later reads exactly as one followed from its start; the gate's lines
+ * are `forge tools history`'s too.
+ */
+
+/** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */
+export function gateLines(report: unknown): string[] {
+  const parsed = gateReportSchema.safeParse(report);
+  if (!parsed.success) return [];
+  const r = parsed.data;
+  const lines = [`gate: ${r.passed ? 'passed' : 'failed'}: ${r.summary}`];
+  if (r.declaredDifferences) lines.push(`  declared differences: ${r.declaredDifferences}`);
+  for (const c of r.cases) {
+    const hashes = c.oldHash || c.newHash ? ` output ${c.oldHash ?? '-'} → ${c.newHash ?? '-'}` : '';
+    const ms = c.latencyMs !== undefined ? ` ${c.oldLatencyMs !== undefined ? `${c.oldLatencyMs} → ` : ''}${c.latencyMs} ms` : '';
+    lines.push(
+      `  ${c.pass ? 'pass' : 'FAIL'} ${c.kind} ${c.name}${hashes}${ms}${c.detail && !c.pass ? ` — ${c.detail.split('\n')[0]}` : ''}`,
+    );
+  }
+  return lines;
+}
+
+/** What the cycle came to: its status and why, then the last gate's report, line by line. */
+export function improveOutcomeLines(outcome: Pick<ImproveOutcome, 'status' | 'reason' | 'gate'>): string[] {
+  return [`${outcome.status}: ${outcome.reason}`, ...gateLines(outcome.gate)];
+}
+
+/**
+ * An improve cycle's end: its outcome (exit 0 when promoted or skipped), the model nobody could
+ * reach (exit 3, with the fix), or why its workflow ended without an outcome.
+ */
+export function reportImproveEnd(
+  session: Session,
+  started: Pick<StartedCycle, 'workflowId' | 'uiUrl'>,
+  end: CycleEnd<ImproveOutcome>,
+  json: boolean,
+): number {
+  const { cfg } = session;
+  if (!end.ok)
+    return reportCycleFailure(
+      json,
+      started,
+      end.error,
+      end.ended ? { status: end.ended } : {},
+      componentDownIn(cfg, started.workflowId, end),
+    );
+  const outcome = end.result;
+  if (outcome.status === 'failed' && outcome.modelUnreachable)
+    return reportCycleFailure(
+      json,
+      started,
+      outcome.reason,
+      { outcome },
+      modelDownError(cfg, started.workflowId, outcome.modelUnreachable),
+    );
+  const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
+  if (json) printJson({ ok, workflowId: started.workflowId, uiUrl: started.uiUrl, outcome });
+  else for (const line of improveOutcomeLines(outcome)) say(line);
+  return ok ? 0 : 1;
+}
+
+/** Follows an improve cycle to its end, printing each transition (unless --json) and what holds it, then reports its end. */
+export async function followImproveAndReport(session: Session, started: StartedCycle, opts: { json: boolean }): Promise<number> {
+  const print = progressPrinter();
+  const end = await followImprove(session, started, {
+    onProgress: opts.json ? undefined : print,
+    ...followWarnings(session, 'improve cycle', print),
+  });
+  print.stop();
+  return reportImproveEnd(session, started, end, opts.json);
+}
