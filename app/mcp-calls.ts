@@ -10,7 +10,7 @@ import type { TaskInput, TaskResult } from '../domain/task.ts';
 import { workflowTypeInWords } from '../domain/words.ts';
 import { openDatabase } from '../infra/postgres.ts';
 import { sleep } from '../infra/processes.ts';
-import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
+import { embedderFor } from '../services/catalog/embeddings.ts';
 import { type ActiveTool, activeTools, activeToolsFingerprint } from '../services/catalog/live.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
@@ -228,9 +228,7 @@ export function openMcpBackend(cfg: ForgeConfig): McpBackend {
     registry ??= createRegistry({
       sql,
       root: toolsDir(cfg),
-      embedder: cfg.FORGE_EMBEDDINGS_URL
-        ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
-        : undefined,
+      embedder: embedderFor(cfg),
       logger: mcpLog,
     });
     return registry;

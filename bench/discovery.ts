@@ -26,9 +26,11 @@ import postgres from 'postgres';
 import { seededRandom } from '../domain/input-gen.ts';
 import { harness } from '../harness/index.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
+import { type Embedder, embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
-import { paramsSearchText, valueKindsOf } from '../services/catalog/search.ts';
+import { embeddingText, paramsSearchText, valueKindsOf } from '../services/catalog/search.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
+import { config } from '../services/config.ts';
 import type { Sql } from '../services/db.ts';
 import { setLogLevel } from '../services/log.ts';
 import { evalFileSchema, evalToolVersion } from './eval-file.ts';
@@ -44,6 +46,8 @@ const backends = opt('--backends', 'pglite,postgres').split(',') as ('pglite' | 
 /** how many evaluation requests the latency is measured over (all by default) */
 const requestCount = Number(opt('--requests', '0'));
 const withRelevance = !argv.includes('--no-relevance');
+// FORGE_EMBEDDINGS_URL (`local`, or a provider): every tool gets its vector and every search its meaning, as in a running Forge.
+const embedder = embedderFor(config());
 if (!process.env.FORGE_LOG_LEVEL) setLogLevel('warn');
 
 const evalSet = evalFileSchema.parse(JSON.parse(await fs.readFile(path.join('test', 'eval', 'discovery.json'), 'utf8')));
@@ -338,6 +342,17 @@ async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
   }
 }
 
+/** The generated tools' vectors, as the store writes a registered tool's (FORGE_EMBEDDINGS_URL set). */
+async function insertEmbeddings(sql: Sql, embedder: Embedder, tools: GenTool[]): Promise<void> {
+  for (let i = 0; i < tools.length; i += 200) {
+    const batch = tools.slice(i, i + 200);
+    const vectors = await embedder.embed(batch.map((t) => embeddingText(t.name, t.description)));
+    await sql`insert into tool_embeddings (name, version, model, embedding)
+              select n, 1, ${embedder.model}, e::float8[]
+              from unnest(${batch.map((t) => t.name)}::text[], ${vectors.map((v) => `{${v.join(',')}}`)}::text[]) as u(n, e)`;
+  }
+}
+
 async function insertEvalCatalog(registry: Registry, sql: Sql): Promise<void> {
   for (const t of evalSet.tools) {
     await registry.registerVersion(evalToolVersion(t));
@@ -471,7 +486,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
     },
   });
   const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'forge-bench-discovery-'));
-  const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools') });
+  const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools'), embedder });
   const rows: { size: number; latency: ReturnType<typeof summary>; plans: Awaited<ReturnType<typeof plans>>; statistics: string }[] = [];
   let baseline: Relevance | undefined;
   let largest: Relevance | undefined;
@@ -483,6 +498,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
     for (const size of sizes) {
       const want = size - evalSet.tools.length;
       await insertTools(db.sql, generated.slice(have, want));
+      if (embedder) await insertEmbeddings(db.sql, embedder, generated.slice(have, want));
       have = want;
       const statistics = await statisticsState(db);
       const all = evalSet.requests.map((r) => r.text);
@@ -589,7 +605,7 @@ if (relevant.length)
   report(
     'discovery',
     'relevance',
-    `discovery: relevance at ${Math.max(...sizes)} tools vs the evaluation catalog alone (${evalSet.tools.length} tools), same run`,
+    `discovery: relevance at ${Math.max(...sizes)} tools vs the evaluation catalog alone (${evalSet.tools.length} tools), same run; ${embedder ? `meaning: ${embedder.model}` : 'words only'}`,
     ['backend', 'catalog', 'precision@1', 'decisions right', 'offers changed', 'decisions changed'],
     relevant.flatMap((r) => {
       const changedOffers = r.largest.offered.filter((o, i) => o !== r.baseline.offered[i]).length;
@@ -615,6 +631,7 @@ if (relevant.length)
     }),
     {
       requests: evalSet.requests.length,
+      embeddings: embedder?.model ?? null,
       backends: relevant.map((r) => ({
         backend: r.kind,
         baseline: { tools: evalSet.tools.length, precisionAt1: r.baseline.precisionAt1, decisionsRight: r.baseline.decisionsRight },

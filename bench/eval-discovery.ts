@@ -31,7 +31,7 @@ import { migrate } from '../infra/migrate.ts';
 import { servePglite } from '../infra/pglite-server.ts';
 import { ensureDatabaseExists } from '../infra/postgres.ts';
 import { freePort } from '../infra/processes.ts';
-import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
+import { embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry } from '../services/catalog/registry.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
 import { config } from '../services/config.ts';
@@ -166,9 +166,7 @@ async function main(argv: string[]): Promise<number> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'forge-eval-discovery-'));
   try {
     await migrate(db.sql);
-    const embedder = cfg.FORGE_EMBEDDINGS_URL
-      ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
-      : undefined;
+    const embedder = embedderFor(cfg);
     const registry = createRegistry({ sql: db.sql, root: path.join(dir, 'tools'), embedder });
     for (const t of evalSet.tools) {
       await registry.registerVersion(evalToolVersion(t));

@@ -62,8 +62,8 @@ export const configSchema = z.object({
   FORGE_SCENARIO: z.string().min(1).optional(),
   FORGE_SCRIPTED_MODEL_PORT: port.default(4399),
 
-  /** an embeddings endpoint ({ input, model } → { data: [{ embedding }] }); unset = word search only */
-  FORGE_EMBEDDINGS_URL: z.string().url().optional(),
+  /** an embeddings endpoint ({ input, model } → { data: [{ embedding }] }), or `local` (a model in process); unset = word search only */
+  FORGE_EMBEDDINGS_URL: z.union([z.literal('local'), z.string().url()]).optional(),
   FORGE_EMBEDDINGS_MODEL: z.string().min(1).default('voyage-3.5'),
   FORGE_EMBEDDINGS_API_KEY: z.string().min(1).optional(),
 
@@ -131,7 +131,8 @@ const expectations: Record<string, string> = {
   TEMPORAL_ADDRESS: 'host:port, e.g. localhost:7233',
   DATABASE_URL: 'a postgres:// URL, e.g. postgres://forge:forge@127.0.0.1:5432/forge',
   ANTHROPIC_BASE_URL: 'an http(s) URL',
-  FORGE_EMBEDDINGS_URL: 'an http(s) URL, e.g. https://api.voyageai.com/v1/embeddings',
+  FORGE_EMBEDDINGS_URL:
+    'local (the Universal Sentence Encoder, in process, offline) or an http(s) URL, e.g. https://api.voyageai.com/v1/embeddings',
   FORGE_ALERT_WEBHOOK: 'an http(s) URL that accepts a JSON POST, e.g. https://hooks.example.com/forge',
   FORGE_LOG_LEVEL: 'one of debug, info, warn, error',
   TEMPORAL_TLS: 'one of 1, 0, true, false, yes, no',

@@ -51,8 +51,13 @@ export type RankingPolicy = z.infer<typeof rankingPolicySchema>;
 
 export interface Candidate {
   name: string;
-  /** 0..1, from retrieval */
+  /** 0..1, from retrieval: the request's words (what the decision's bands read) */
   similarity: number;
+  /**
+   * what the meaning of the request adds to the similarity for the order alone (−1..1, from the dense
+   * cosine: search.ts denseLift); absent without embeddings. Decisions never read it.
+   */
+  meaning?: number;
   invocations?: number;
   successes?: number;
   /** the tool's input JSON Schema, for the parameter check */
@@ -108,15 +113,16 @@ export function hybridScore(
 /** Best first; ties go to the more similar tool, then by name so the order is stable. */
 export function rerank<C extends Candidate>(candidates: readonly C[], policy: RankingPolicy): Ranked<C>[] {
   const maxUse = Math.max(0, ...candidates.map((c) => c.invocations ?? 0));
+  const ordered = (c: C) => Math.min(1, Math.max(0, c.similarity + (c.meaning ?? 0)));
   return candidates
     .map((c) => {
       const successRate = smoothedSuccessRate(c.invocations ?? 0, c.successes ?? 0, policy);
       const usage = usageScore(c.invocations ?? 0, maxUse);
       const intent = c.intentFit === undefined ? 1 : FIT_VALUE[c.intentFit];
-      const score = hybridScore({ similarity: c.similarity, successRate, usage, intent, values: c.valueFit }, policy);
+      const score = hybridScore({ similarity: ordered(c), successRate, usage, intent, values: c.valueFit }, policy);
       return { ...c, successRate, usage, score };
     })
-    .sort((a, b) => b.score - a.score || b.similarity - a.similarity || a.name.localeCompare(b.name));
+    .sort((a, b) => b.score - a.score || ordered(b) - ordered(a) || a.name.localeCompare(b.name));
 }
 
 export function needsConfirmation(similarity: number, policy: RankingPolicy): boolean {
@@ -402,7 +408,7 @@ export function lexicalSimilarity(terms: readonly TermEvidence[], catalogSize: n
 }
 
 /** Cosine similarity clamped to 0..1 (opposite directions are as useless as orthogonal ones). */
-export function cosine(a: readonly number[], b: readonly number[]): number {
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length || a.length === 0) return 0;
   let dot = 0;
   let na = 0;

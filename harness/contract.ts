@@ -160,8 +160,12 @@ export const policySchema = z.strictObject({
   ranking: rankingPolicySchema,
   lexical: lexicalPolicySchema,
   retrieval: z.strictObject({
-    /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
-    denseWeight: z.number().min(0).max(1),
+    /** meaning, when an embedder is configured: harness/policy/ranking.ts retrieval.dense */
+    dense: z.strictObject({
+      weight: z.number().min(0).max(1),
+      center: z.number().min(0).max(1),
+      nearest: z.number().int().min(0).max(100),
+    }),
     /** how many search hits the reuse-or-forge decision looks at, and an agent turn is offered at most */
     candidates: z.number().int().min(1).max(50),
     /** the similarity below which a hit is not offered to an agent turn at all */

@@ -19,7 +19,7 @@ import { tarStream } from '../infra/sandbox-image/tar.ts';
 import { ensureSandboxImage, rootfsEntries, sharedLibraries } from '../infra/sandbox-image.ts';
 import { temporalEndpoint } from '../infra/temporal.ts';
 import { workerDeployments } from '../infra/worker-deployment.ts';
-import { createHttpEmbedder } from '../services/catalog/embeddings.ts';
+import { embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { watchRegistry } from '../services/catalog/watcher.ts';
 import { config, controlDeploymentName, deployPolicy, sandboxDeploymentName, toolsDir } from '../services/config.ts';
@@ -71,13 +71,6 @@ function beatForVersion(sql: Sql, buildId: string): () => Promise<void> {
   void beat();
   const timer = setInterval(beat, 5000);
   return async () => clearInterval(timer);
-}
-
-/** Dense embeddings for the catalog when FORGE_EMBEDDINGS_URL names a provider (search works by words without). */
-function embedderFor(cfg: ForgeConfig) {
-  return cfg.FORGE_EMBEDDINGS_URL
-    ? createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY })
-    : undefined;
 }
 
 export async function startWorkers(cfg: ForgeConfig, role: WorkerRole = 'all'): Promise<RunningWorkers> {

@@ -421,8 +421,15 @@ export const intent: IntentPolicy = {
 };
 
 export const retrieval = {
-  /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
-  denseWeight: 0.6,
+  /**
+   * Meaning, when an embedder is configured: the `nearest` tools by cosine join the words' shortlist
+   * (a tool no word of the request names can still be found), and each candidate's order moves by
+   * weight × (cosine − center), center being about what an unrelated request and tool score (0.3
+   * for the local Universal Sentence Encoder). The decision's bands read the words' similarity alone:
+   * cosines of different models are not on one scale, and a blend pulled every similarity under the
+   * bands (docs/benchmarks.md, session 12).
+   */
+  dense: { weight: 0.5, center: 0.3, nearest: 10 },
   /** search hits the reuse-or-forge decision weighs, and the most an agent turn is offered */
   candidates: 5,
   /** below this similarity a hit is noise to the model: it is not offered */

@@ -1,5 +1,7 @@
+import type { ForgeConfig } from '../../domain/config.ts';
 import { embeddingsResponseSchema } from '../../domain/embedding.ts';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
+import { createLocalEmbedder } from './local-embedder.ts';
 
 /** Dense embeddings are optional: without an embedder, search is full-text + trigram only. */
 export interface Embedder {
@@ -48,4 +50,16 @@ export function createHttpEmbedder(opts: { url: string; model: string; apiKey?: 
       return [...parsed.data.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.embedding);
     },
   };
+}
+
+/**
+ * The embedder FORGE_EMBEDDINGS_URL names: `local` for the Universal Sentence Encoder in this
+ * process (local-embedder.ts), an http(s) URL for a provider, unset for words alone.
+ */
+export function embedderFor(
+  cfg: Pick<ForgeConfig, 'FORGE_EMBEDDINGS_URL' | 'FORGE_EMBEDDINGS_MODEL' | 'FORGE_EMBEDDINGS_API_KEY'>,
+): Embedder | undefined {
+  if (!cfg.FORGE_EMBEDDINGS_URL) return undefined;
+  if (cfg.FORGE_EMBEDDINGS_URL === 'local') return createLocalEmbedder();
+  return createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY });
 }

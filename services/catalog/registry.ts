@@ -11,7 +11,7 @@ import { createFolders } from './folders.ts';
 import { createMetering } from './metering.ts';
 import { createQuality } from './quality.ts';
 import { createRecovery } from './recovery.ts';
-import { createSearch } from './search.ts';
+import { createSearch, type DensePolicy } from './search.ts';
 import { createStore, type StoreHooks } from './store.ts';
 
 /**
@@ -32,8 +32,8 @@ export interface RegistryOptions {
   /** the tools directory, e.g. <FORGE_HOME>/tools */
   root: string;
   embedder?: Embedder;
-  /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
-  denseWeight?: number;
+  /** absent: the harness's (harness.policy.retrieval.dense) */
+  densePolicy?: DensePolicy;
   rankingPolicy?: RankingPolicy;
   lexicalPolicy?: LexicalPolicy;
   /** absent: the harness's (harness.policy.quality) */
@@ -56,7 +56,7 @@ export function createRegistry(opts: RegistryOptions) {
   const search = createSearch({
     sql,
     embedder: opts.embedder,
-    denseWeight: opts.denseWeight,
+    densePolicy: opts.densePolicy,
     rankingPolicy: opts.rankingPolicy,
     lexicalPolicy: opts.lexicalPolicy,
     log,

@@ -26,7 +26,7 @@ import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
 import type { Embedder } from './embeddings.ts';
-import { type ShortlistWord, shortlist, type ToolListing } from './shortlist.ts';
+import { type Shortlisted, type ShortlistWord, shortlist, type ToolListing } from './shortlist.ts';
 
 /**
  * Discovery over the catalog: lexical evidence from Postgres (the best tools by the request's
@@ -40,8 +40,10 @@ import { type ShortlistWord, shortlist, type ToolListing } from './shortlist.ts'
  */
 
 export interface SearchHit extends ToolListing {
-  /** 0..1 retrieval similarity (lexical, blended with dense cosine when embeddings exist) */
+  /** 0..1 retrieval similarity: the request's words (what the decision's bands read) */
   similarity: number;
+  /** what the request's meaning moved the order by (policy retrieval.dense); absent without embeddings */
+  meaning?: number;
   /** the re-ranked score: similarity, success rate and usage, weighted by harness.policy.ranking */
   score: number;
   components: { lexical: number; fullText: number; dense: number | null };
@@ -67,13 +69,22 @@ export interface SearchDeps {
   sql: Sql;
   /** dense embeddings are optional: without an embedder, search is full-text + trigram only */
   embedder?: Embedder;
-  /** weight of the dense cosine when a tool has an embedding (the rest is lexical) */
-  denseWeight?: number;
+  /** absent: the harness's (harness.policy.retrieval.dense) */
+  densePolicy?: DensePolicy;
   /** absent: the harness's (harness.policy.ranking, .lexical) */
   rankingPolicy?: RankingPolicy;
   lexicalPolicy?: LexicalPolicy;
   intentPolicy?: IntentPolicy;
   log: Logger;
+}
+
+/** The text a tool is embedded by: its name in words, then its description. */
+export const embeddingText = (name: string, description: string) => `${name.replace(/_/g, ' ')}: ${description}`;
+
+export interface DensePolicy {
+  weight: number;
+  center: number;
+  nearest: number;
 }
 
 export interface ToolEmbedding {
@@ -142,7 +153,7 @@ export function withAliases(text: string, aliases: Readonly<Record<string, strin
 
 export function createSearch(deps: SearchDeps) {
   const { sql, log } = deps;
-  const denseWeight = deps.denseWeight ?? harness.policy.retrieval.denseWeight;
+  const densePolicy = deps.densePolicy ?? harness.policy.retrieval.dense;
   const lexicalPolicy = deps.lexicalPolicy ?? harness.policy.lexical;
   const intentPolicy = deps.intentPolicy ?? harness.policy.retrieval.intent;
   let vocabularyCache: { key: string; words: Map<string, number> } | undefined;
@@ -185,7 +196,7 @@ export function createSearch(deps: SearchDeps) {
   async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
     if (!deps.embedder) return null;
     try {
-      const [vector] = await deps.embedder.embed([`${name.replace(/_/g, ' ')}: ${description}`]);
+      const [vector] = await deps.embedder.embed([embeddingText(name, description)]);
       return vector ? { model: deps.embedder.model, vector } : null;
     } catch (err) {
       // Embeddings only sharpen search; a tool is still findable by its words.
@@ -223,7 +234,11 @@ export function createSearch(deps: SearchDeps) {
     let intentText = foldWord(original);
     const activeOnly = !searchOpts.includeInactive;
 
-    let { lexemes, rawWords, df, n, changes } = await lexemesOf(q, activeOnly);
+    const lexed = lexemesOf(q, activeOnly);
+    // The request's vector is computed in this process while Postgres reads its words, so the two
+    // overlap (before any typo is corrected: a slip moves a sentence's meaning little). It never rejects.
+    const meaning = embedQuery(q);
+    let { lexemes, rawWords, df, n, changes } = await lexed;
     // A word the catalog does not know may be a slip of one it does ("restrat", "certifcate"). The
     // trigram evidence below credits such a word only in part, never enough alone to reach the
     // decision's bands: read as the word it slipped from, it counts in full. The intent vocabulary's
@@ -280,12 +295,20 @@ export function createSearch(deps: SearchDeps) {
     for (const kind of new Set(values.map((v) => v.kind)))
       words.push({ lexeme: `value:${kind}`, raw: '', weight: VALUE_EVIDENCE, value: true });
     const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
+    // Meaning finds what no word names ("how hot will it get" is weather): the nearest tools by the
+    // embedder's cosine join the words' shortlist.
+    const dense = await denseSimilarities(await meaning, changes);
+    if (dense.size) {
+      const have = new Set(rows.map((r) => r.name));
+      const nearest = [...dense.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, densePolicy.nearest)
+        .map(([name]) => name)
+        .filter((name) => !have.has(name));
+      if (nearest.length) rows.push(...(await describeNearest(nearest, lexemes, activeOnly)));
+    }
     if (rows.length === 0) return [];
 
-    const dense = await denseSimilarities(
-      q,
-      rows.map((r) => r.name),
-    );
     const scored = rows.map((r) => {
       const evidence: TermEvidence[] = lexemes.map((lex, i) => ({
         docFrequency: df.get(lex) ?? 0,
@@ -298,7 +321,6 @@ export function createSearch(deps: SearchDeps) {
       }));
       const lexical = lexicalSimilarity(evidence, n, lexicalPolicy);
       const d = dense.get(r.name) ?? null;
-      const similarity = d === null ? lexical : denseWeight * d + (1 - denseWeight) * lexical;
       // what a write tool does is read below, only if it could make the hits; a read tool's is known
       const actions: string[] | undefined = r.sideEffect === 'read' ? [] : undefined;
       return {
@@ -309,7 +331,8 @@ export function createSearch(deps: SearchDeps) {
         sideEffect: r.sideEffect,
         destructive: r.destructive,
         inputSchema: r.inputSchema,
-        similarity,
+        similarity: lexical,
+        ...(d === null ? {} : { meaning: densePolicy.weight * (d - densePolicy.center) }),
         components: { lexical, fullText: r.fullText, dense: d },
         invocations: r.invocations,
         successes: r.successes,
@@ -395,19 +418,78 @@ export function createSearch(deps: SearchDeps) {
     return words;
   }
 
-  async function denseSimilarities(query: string, names: string[]): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    if (!deps.embedder || names.length === 0) return out;
-    const rows = await sql<{ name: string; embedding: number[] }[]>`
-      select name, embedding from tool_embeddings where model = ${deps.embedder.model} and name = any(${names}::text[])`;
-    if (rows.length === 0) return out;
+  /**
+   * Every listed tool's vector for the embedder's model, kept in memory (a catalog of 10,000 is 20 MB
+   * as float32) and topped up from the rows written since the last read when the catalog changed.
+   */
+  let denseIndex: { changes: string; since: string | null; vectors: Map<string, Float32Array> } | undefined;
+  async function toolVectors(model: string, changes: string): Promise<Map<string, Float32Array>> {
+    if (denseIndex?.changes === changes) return denseIndex.vectors;
+    const since = denseIndex?.since ?? null;
+    const rows = await sql<{ name: string; embedding: number[]; at: string }[]>`
+      select name, embedding, created_at::text as at from tool_embeddings
+      where model = ${model} and (${since}::timestamptz is null or created_at >= ${since}::timestamptz)`;
+    const vectors = denseIndex?.vectors ?? new Map<string, Float32Array>();
+    let latest = since;
+    for (const r of rows) {
+      vectors.set(r.name, Float32Array.from(r.embedding, Number));
+      if (latest === null || r.at > latest) latest = r.at;
+    }
+    denseIndex = { changes, since: latest, vectors };
+    return vectors;
+  }
+
+  /** The request's vector; null without an embedder, or when it fails (words alone then). */
+  async function embedQuery(query: string): Promise<number[] | null> {
+    if (!deps.embedder) return null;
     try {
-      const [qv] = await deps.embedder.embed([query]);
-      if (qv) for (const r of rows) out.set(r.name, cosine(qv, r.embedding.map(Number)));
+      const [vector] = await deps.embedder.embed([query]);
+      return vector?.length ? vector : null;
     } catch (err) {
       log.warn('query embedding failed; searching by words only', { error: describeError(err) });
+      return null;
     }
+  }
+
+  /** The request's cosine to every tool with a vector of the embedder's model. */
+  async function denseSimilarities(query: number[] | null, changes: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!deps.embedder || !query) return out;
+    for (const [name, v] of await toolVectors(deps.embedder.model, changes)) out.set(name, cosine(query, v));
     return out;
+  }
+
+  /**
+   * Tools meaning brought that the words did not shortlist, described as the shortlist describes its
+   * own: which field holds each of the request's words (from their postings), no trigram evidence.
+   */
+  async function describeNearest(names: string[], lexemes: string[], activeOnly: boolean): Promise<Shortlisted[]> {
+    const rows = await sql<
+      (Omit<Shortlisted, 'sideEffect' | 'inputSchema' | 'evidence' | 'fullText' | 'fields' | 'fuzzy'> & {
+        side_effect: 'read' | 'write';
+        input_schema: Record<string, unknown> | null;
+        fields: Record<string, number> | null;
+      })[]
+    >`
+      select t.name, t.current_version as version, t.description, t.status, t.side_effect, t.destructive,
+             v.manifest -> 'inputSchema' as input_schema,
+             coalesce(u.invocations, 0)::int as invocations, coalesce(u.successes, 0)::int as successes,
+             (select jsonb_object_agg(p.lexeme, p.field) from (
+                select lexeme, min(field) as field from lexeme_postings
+                where tool = t.name and lexeme = any(${lexemes}::text[]) and field between 1 and 3 group by lexeme) p) as fields
+      from tools t
+      join tool_versions v on v.name = t.name and v.version = t.current_version
+      left join tool_usage u on u.tool = t.name
+      where t.name = any(${names}::text[]) and (${!activeOnly} or t.status = 'active')`;
+    return rows.map(({ side_effect, input_schema, fields, ...r }) => ({
+      ...r,
+      sideEffect: side_effect,
+      inputSchema: input_schema ?? {},
+      evidence: 0,
+      fullText: 0,
+      fields: lexemes.map((l) => fields?.[l] ?? 0),
+      fuzzy: lexemes.map(() => 0),
+    }));
   }
 
   return { search, embedTool, saveEmbedding, refreshEmbedding };
