@@ -41,6 +41,21 @@ export function retryAfterMs(headers: Record<string, string> | undefined, now: D
 /** The failure type of a model call that could not connect to the model server at all: a component down, not a bad reply. */
 export const LLM_UNREACHABLE = 'LlmUnreachable';
 
+/**
+ * The response header Forge's scripted model marks a request with when no scenario rule answered it
+ * (a 400 whose body lists every scenario file and the request's text): the client turns it into a
+ * short error saying what to do, instead of that whole body as the task's or forge's error.
+ */
+export const SCRIPTED_NO_RULE_HEADER = 'x-forge-scripted-no-rule';
+
+/** The failure type of a model call the scripted model had no scenario rule for (never retried: no rule appears on retry). */
+export const LLM_NO_SCENARIO_RULE = 'LlmNoScenarioRule';
+
+/** What a person reads for a call the scripted model had no rule for, and the two ways on. */
+export function noScenarioRuleMessage(purpose: string): string {
+  return `the scripted model has no scenario rule for this request (model call "${purpose}"); set ANTHROPIC_API_KEY for a real model, or add a rule to a scenario file (docs/scenarios.md)`;
+}
+
 /** Where the worker calls the model, as a failure to reach it carries it (the failure's details). */
 export interface ModelEndpoint {
   url: string;

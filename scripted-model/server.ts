@@ -17,6 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { hashedEmbedding } from '../domain/embedding.ts';
 import { InvalidInputError } from '../domain/errors.ts';
+import { SCRIPTED_NO_RULE_HEADER } from '../domain/llm-retry.ts';
 import { log as rootLog } from '../services/log.ts';
 import {
   errorTypeFor,
@@ -294,7 +295,8 @@ export async function startScriptedModel(opts: ScriptedModelOptions): Promise<Sc
         `Last user message starts ${quote(facts.user)}; tools: [${facts.tools.join(', ')}]; model: ${facts.model}; ` +
         `purpose: ${facts.purpose ?? '(none)'}. Add a rule whose "match" fits (docs/scenarios.md).`;
       log.warn('no rule matched', { loaded, user: facts.user.slice(0, 160), tools: facts.tools, purpose });
-      return sendError(res, 400, 'invalid_request_error', message);
+      // The header lets Forge's client tell "no rule" from any other 400 and say what to do in a line.
+      return sendError(res, 400, 'invalid_request_error', message, { [SCRIPTED_NO_RULE_HEADER]: '1' });
     }
     const response = interpolate(picked.response, picked.captures);
     rec.rule = rules[picked.ruleIndex]!.label;

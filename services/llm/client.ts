@@ -13,7 +13,7 @@ import Anthropic, { AnthropicError, APIConnectionError, APIConnectionTimeoutErro
 import { z } from 'zod';
 import type { AgentMessage, AgentTurn, OfferedTool } from '../../domain/agent.ts';
 import { clause, InvalidInputError, LlmCallError, LlmOutputError } from '../../domain/errors.ts';
-import { classifyLlmFailure } from '../../domain/llm-retry.ts';
+import { classifyLlmFailure, LLM_NO_SCENARIO_RULE, noScenarioRuleMessage, SCRIPTED_NO_RULE_HEADER } from '../../domain/llm-retry.ts';
 import { estimateCost } from '../../domain/pricing.ts';
 import { harness, type PromptedCall } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
@@ -147,8 +147,20 @@ export function toLlmCallError(
     });
   }
   if (err instanceof APIError && typeof err.status === 'number') {
-    const d = classifyLlmFailure({ status: err.status, headers: headersOf(err.headers) });
+    const headers = headersOf(err.headers);
     const apiMessage = err.apiMessage ?? err.message;
+    if (headers[SCRIPTED_NO_RULE_HEADER]) {
+      // The scripted model's body (every scenario file, the request's text) is ~1 kB: a person reads
+      // one line and the fix; the whole body stays in the failure's details and the worker's log. No
+      // SDK error as the cause: a task's error is its failure's root cause, which would be that body.
+      log.warn('the scripted model has no rule for a request', { purpose: call.purpose, detail: apiMessage });
+      return new LlmCallError(noScenarioRuleMessage(call.purpose), LLM_NO_SCENARIO_RULE, false, undefined, {
+        status: err.status,
+        purpose: call.purpose,
+        detail: apiMessage,
+      });
+    }
+    const d = classifyLlmFailure({ status: err.status, headers });
     return new LlmCallError(
       `${what} failed with HTTP ${err.status}${err.type ? ` ${err.type}` : ''}: ${clause(apiMessage)}. ${d.hint}`,
       d.failureType,

@@ -137,4 +137,16 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
     assert.equal(refusal.error, 'TASK_NOT_FOUND');
     assert.match(String(refusal.fix), /forge tasks/);
   });
+
+  it("a task the scenarios have no rule for fails with one line saying so and what to do, not the scripted model's whole 400", async () => {
+    const r = await cli('run', 'tell me one thing about a walrus', '--wait');
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const failed = /^failed: (.*)$/m.exec(r.stderr)?.[1] ?? '';
+    assert.match(
+      failed,
+      /the scripted model has no scenario rule for this request \(model call "task\.turn"\); set ANTHROPIC_API_KEY for a real model, or add a rule to a scenario file \(docs\/scenarios\.md\)$/,
+    );
+    assert.ok(failed.length < 300, `one short line: ${failed}`);
+    assert.doesNotMatch(r.stdout + r.stderr, /scenarios loaded|Last user message/);
+  });
 });

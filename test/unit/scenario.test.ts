@@ -117,7 +117,7 @@ describe('matching', () => {
 });
 
 describe('scripted model server', () => {
-  it('answers an unmatched request with a 400 that names the scenario files and quotes the user message', async () => {
+  it('answers an unmatched request with a 400 the client turns into one line and its fix, the whole request kept in the details', async () => {
     const file = await tempScenario({ name: 'only-plans', rules: [{ match: { tool: 'submit_plan' }, responses: [{ text: 'x' }] }] });
     const server = await startScriptedModel({ scenarioFiles: [file] });
     try {
@@ -135,14 +135,49 @@ describe('scripted model server', () => {
       await assert.rejects(call, (err: unknown) => {
         assert.ok(err instanceof ApplicationFailure);
         assert.equal(err.nonRetryable, true, 'a missing rule will not appear on retry');
-        assert.ok(err.message.includes(file), `names ${file}: ${err.message}`);
-        assert.match(err.message, /Review this diff please/);
-        assert.match(err.message, /tools: \[review\]/);
-        assert.match(err.message, /purpose: review/);
+        assert.equal(err.type, 'LlmNoScenarioRule');
+        // What a person reads as the task's or forge's error: what is wrong and the two ways on, not the 1 kB body.
+        assert.equal(
+          err.message,
+          'the scripted model has no scenario rule for this request (model call "review"); set ANTHROPIC_API_KEY for a real model, or add a rule to a scenario file (docs/scenarios.md)',
+        );
+        // The whole body, for whoever writes the rule: the files loaded, the request's text, its tools and purpose.
+        const detail = String((err.details?.[0] as { detail?: unknown } | undefined)?.detail);
+        assert.ok(detail.includes(file), `names ${file}: ${detail}`);
+        assert.match(detail, /Review this diff please/);
+        assert.match(detail, /tools: \[review\]/);
+        assert.match(detail, /purpose: review/);
         return true;
       });
       assert.equal(server.unmatched, 1);
       assert.equal(server.requests[0]?.status, 400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a 400 a scenario scripts is reported as the API's refusal, not as a missing rule", async () => {
+    const server = await startScriptedModel({
+      scenarios: [{ name: 'refuses', rules: [{ responses: [{ error: { status: 400, message: 'prompt is too long' } }] }] }],
+    });
+    try {
+      const llm = createLlm({ baseURL: server.url, model: 'claude-sonnet-4-6' });
+      const call = llm
+        .structured({
+          purpose: 'review',
+          system: 's',
+          prompt: 'p',
+          schema: z.object({ ok: z.boolean() }),
+          toolName: 'review',
+          toolDescription: 'r',
+        })
+        .catch((err: unknown) => Promise.reject(toActivityFailure(err)));
+      await assert.rejects(call, (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure);
+        assert.equal(err.type, 'LlmRequestInvalid');
+        assert.match(err.message, /HTTP 400 invalid_request_error: prompt is too long/);
+        return true;
+      });
     } finally {
       await server.close();
     }
