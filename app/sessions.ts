@@ -1,6 +1,6 @@
 import type { ForgeConfig } from '../domain/config.ts';
 import { InvalidInputError } from '../domain/errors.ts';
-import { type SessionDetail, SessionNotFoundError, type SessionSummary, sessionIdSchema } from '../domain/session.ts';
+import { checkedSessionId, type SessionDetail, SessionNotFoundError, type SessionSummary } from '../domain/session.ts';
 import { createSessionStore } from '../services/runs/sessions.ts';
 import { withSession } from './context.ts';
 import { withDb } from './db.ts';
@@ -25,10 +25,9 @@ export async function listSessions(
  * or timed out reads so, with its cause.
  */
 export async function showSession(cfg: ForgeConfig, id: string): Promise<SessionDetail> {
-  const parsed = sessionIdSchema.safeParse(id);
-  if (!parsed.success) throw new InvalidInputError('session id', parsed.error.issues.map((i) => i.message).join('; '));
+  const sessionId = checkedSessionId(id);
   await withSession(cfg, (session) => reconcileQuietly(session));
-  const detail = await withDb(cfg, (sql) => createSessionStore(sql).showSession(parsed.data));
-  if (!detail) throw new SessionNotFoundError(parsed.data);
+  const detail = await withDb(cfg, (sql) => createSessionStore(sql).showSession(sessionId));
+  if (!detail) throw new SessionNotFoundError(sessionId);
   return detail;
 }

@@ -2,7 +2,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { type AgentLimits, agentLimitsSchema } from '../domain/agent.ts';
 import { InvalidInputError } from '../domain/errors.ts';
 import { TaskNotFoundError } from '../domain/evidence.ts';
-import { type TaskStatus, taskStatus } from '../domain/session.ts';
+import { checkedSessionId, type TaskStatus, taskStatus } from '../domain/session.ts';
 import { type TaskInput, type TaskPhase, type TaskProgress, type TaskResult, taskInputSchema } from '../domain/task.ts';
 import { findTaskRow, recentTaskRows } from '../services/runs/tasks.ts';
 import { forgeProgressQuery, progressQuery } from '../workflows/definitions.ts';
@@ -21,6 +21,7 @@ export type { TaskResult };
  * With a session id the task continues that conversation (sees its earlier exchanges) or opens it.
  */
 export async function startTask(session: Session, task: string, limits?: TaskInput['limits'], sessionId?: string): Promise<StartedCycle> {
+  if (sessionId !== undefined) checkedSessionId(sessionId);
   const parsed = taskInputSchema.safeParse({
     task,
     sandboxQueue: session.cfg.FORGE_SANDBOX_QUEUE,

@@ -47,8 +47,8 @@ export class LlmOutputError extends ForgeError {
 }
 
 export class InvalidInputError extends ForgeError {
-  constructor(what: string, issues: string) {
-    super(`invalid ${what}: ${issues}`, 'INPUT_INVALID', `fix the ${what} and try again`, { what });
+  constructor(what: string, issues: string, fix = `fix the ${what} and try again`) {
+    super(`invalid ${what}: ${issues}`, 'INPUT_INVALID', fix, { what });
   }
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { AgentCall } from './agent.ts';
-import { ForgeError } from './errors.ts';
+import { ForgeError, InvalidInputError } from './errors.ts';
 import { OUTSIDE_END_STATUSES, type OutsideEndStatus } from './outside-end.ts';
 
 /**
@@ -16,6 +16,20 @@ export const sessionIdSchema = z
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
     'a session id is a short slug: a letter or digit, then letters, digits, ".", "_" or "-", 64 characters at most',
   );
+
+/**
+ * A session id as a person typed it, checked: one that is not a slug is refused as the session id
+ * (not as "the task" it came with), naming the value and what a valid one looks like.
+ */
+export function checkedSessionId(id: string): string {
+  const parsed = sessionIdSchema.safeParse(id);
+  if (parsed.success) return parsed.data;
+  throw new InvalidInputError(
+    'session id',
+    `${JSON.stringify(id)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+    'name the session with a slug such as groceries or q3-report_v2 (forge sessions lists the ones in use)',
+  );
+}
 
 /** How much of a session a task is shown; the numbers are the harness's (harness/policy/session.ts). */
 export interface SessionContextPolicy {

@@ -58,6 +58,22 @@ describe('forge run: options and arguments', () => {
     assert.match(tokens.stderr, /--max-tokens "1\.5" is not valid: it takes a whole number from 1000 to 5000000 \(default 300000\)/);
   });
 
+  it('a session id that is not a slug is refused as the session id, with what a valid one looks like, not as "the task"', () => {
+    for (const args of [
+      ['run', 'count the words in a text', '--session', 'my groceries!'],
+      ['sessions', 'show', 'my groceries!'],
+    ]) {
+      const r = offlineForge(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^error: invalid session id: "my groceries!": a session id is a short slug: a letter or digit, then letters/);
+      assert.match(
+        r.stderr,
+        /\n {2}fix: name the session with a slug such as groceries or q3-report_v2 \(forge sessions lists the ones in use\)\n$/,
+      );
+      assert.doesNotMatch(r.stderr, /invalid task|fix the task/);
+    }
+  });
+
   it('no task: says a task is missing, with the usage line', () => {
     const r = offlineForge(['run']);
     assert.equal(r.code, 2);
