@@ -100,12 +100,19 @@ export async function ensureCurationSchedule(
   }
 }
 
+/**
+ * A schedule that is not there: one of Forge's not created yet (forge up creates it), or a name that
+ * is none of Forge's (a typo), which forge up would never create: that one names the command that lists them.
+ */
 export class ScheduleMissingError extends ForgeError {
   constructor(id: string) {
+    const ours = (FORGE_SCHEDULES as readonly string[]).includes(id);
     super(
-      `there is no schedule ${id} on this Temporal namespace`,
+      ours ? `schedule ${id} is not created yet on this Temporal namespace` : `there is no Forge schedule ${JSON.stringify(id)}`,
       'SCHEDULE_NOT_FOUND',
-      `forge up creates it (Forge's schedules: ${FORGE_SCHEDULES.join(', ')})`,
+      ours
+        ? 'forge up creates it'
+        : `forge schedule ls lists Forge's schedules (${FORGE_SCHEDULES.join(', ')}); pause, unpause and trigger without an id act on ${CURATION_SCHEDULE_ID}`,
       { scheduleId: id },
     );
   }

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
-import { InvalidInputError } from '../../app/errors.ts';
 import { CURATION_SCHEDULE_ID, listSchedules, pauseSchedule, triggerSchedule, unpauseSchedule } from '../../app/schedule.ts';
-import { printJson, say } from '../output.ts';
+import { printJson, say, usageError } from '../output.ts';
 
 const USAGE = `usage: forge schedule [ls] [--json] | forge schedule pause|unpause [<id>] [--reason r] [--json] | forge schedule trigger [<id>] [--json]  (<id> defaults to ${CURATION_SCHEDULE_ID})`;
 
@@ -14,10 +13,10 @@ export async function scheduleCommand(cfg: ForgeConfig, args: string[]): Promise
     options: { reason: { type: 'string' }, json: { type: 'boolean', default: false } },
   });
   const [sub = 'ls', id = CURATION_SCHEDULE_ID, ...extra] = positionals;
-  if (extra.length) throw new InvalidInputError('command', USAGE);
+  if (extra.length) throw usageError(`unexpected argument ${JSON.stringify(extra[0])}`, USAGE);
   return withSession(cfg, async (session) => {
     if (sub === 'ls') {
-      if (positionals.length > 1) throw new InvalidInputError('command', USAGE);
+      if (positionals.length > 1) throw usageError(`unexpected argument ${JSON.stringify(positionals[1])}: ls lists every schedule`, USAGE);
       const schedules = await listSchedules(session);
       if (values.json) {
         printJson({ ok: true, schedules });
@@ -57,6 +56,6 @@ export async function scheduleCommand(cfg: ForgeConfig, args: string[]): Promise
       else say(`${t.scheduleId}: ${t.workflowId ? `started ${t.workflowId}${t.uiUrl ? `\n  ${t.uiUrl}` : ''}` : (t.note ?? 'triggered')}`);
       return 0;
     }
-    throw new InvalidInputError('command', USAGE);
+    throw usageError(`unknown schedule command ${JSON.stringify(sub)}`, USAGE);
   });
 }

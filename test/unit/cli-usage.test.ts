@@ -107,6 +107,27 @@ describe('forge run: options and arguments', () => {
   });
 });
 
+describe('forge schedule', () => {
+  it('an unknown schedule is named, with the command that lists them, not "forge up creates it"', () => {
+    for (const sub of ['pause', 'unpause', 'trigger']) {
+      const r = offlineForge(['schedule', sub, 'nosuch']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /^error: there is no Forge schedule "nosuch"\n {2}fix: forge schedule ls lists Forge's schedules \(forge-nightly-curation\); pause, unpause and trigger without an id act on forge-nightly-curation\n$/,
+      );
+    }
+    const json = JSON.parse(offlineForge(['schedule', 'pause', 'nosuch', '--json']).stdout) as Record<string, unknown>;
+    assert.deepEqual([json.error, json.scheduleId], ['SCHEDULE_NOT_FOUND', 'nosuch']);
+  });
+
+  it('an unknown subcommand is bad usage, named, with the usage', () => {
+    const r = offlineForge(['schedule', 'frobnicate']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: unknown schedule command "frobnicate"\n {2}fix: usage: forge schedule \[ls\]/);
+  });
+});
+
 describe('missing arguments say what is missing', () => {
   it('forge improve without a tool', () => {
     const r = offlineForge(['improve']);
