@@ -135,7 +135,7 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
       if (progress.calls.length + uses.length > limits.maxToolCalls) {
         return await finish(
           'stopped',
-          `stopped: the model asked for ${uses.length} more tool call(s) after ${progress.calls.length}, over the bound of ${limits.maxToolCalls} per task (raise it: forge run --max-tool-calls, or limits.maxToolCalls)`,
+          `stopped: the model asked for ${uses.length} more tool call(s) after ${progress.calls.length}, over the bound of ${limits.maxToolCalls} per task (raise it: forge run --max-tool-calls <n>, or maxToolCalls in MCP's run_task)`,
           'maxToolCalls',
           lastStep,
         );
@@ -177,13 +177,13 @@ export async function taskWorkflow(raw: TaskInput): Promise<TaskResult> {
     if (turn > limits.maxTurns) {
       return {
         bound: 'maxTurns',
-        message: `stopped: no answer after ${limits.maxTurns} turn${limits.maxTurns === 1 ? '' : 's'}, the bound per task (raise it: forge run --max-turns, or limits.maxTurns)`,
+        message: `stopped: no answer after ${limits.maxTurns} turn${limits.maxTurns === 1 ? '' : 's'}, the bound per task (raise it: forge run --max-turns <n>, or maxTurns in MCP's run_task)`,
       };
     }
     if (tokens.input + tokens.output >= limits.maxTokens) {
       return {
         bound: 'maxTokens',
-        message: `stopped: the task used ${tokens.input + tokens.output} tokens, over the bound of ${limits.maxTokens} (raise it: forge run --max-tokens, or limits.maxTokens)`,
+        message: `stopped: the task used ${tokens.input + tokens.output} tokens, over the bound of ${limits.maxTokens} (raise it: forge run --max-tokens <n>, or maxTokens in MCP's run_task)`,
       };
     }
     return undefined;

@@ -44,6 +44,17 @@ export function callLines(calls: Calls, link: (workflowId: string) => string | n
   ];
 }
 
+/** The option that sets each bound: a stopped task names the one a person raises, not the workflow's field. */
+const BOUND_OPTION: Record<NonNullable<TaskResult['stoppedBy']>, string> = {
+  maxTurns: '--max-turns',
+  maxToolCalls: '--max-tool-calls',
+  maxTokens: '--max-tokens',
+};
+
+/** A task's status line: `completed`, or `stopped (--max-turns)` when a bound stopped it. */
+export const statusLine = (r: Pick<TaskResult, 'status' | 'stoppedBy'>): string =>
+  `${r.status}${r.stoppedBy ? ` (${BOUND_OPTION[r.stoppedBy]})` : ''}`;
+
 /** A task's result: its status (and the bound that stopped it), its answer, the calls behind it. Exit 0 only when completed. */
 export function reportTaskResult(
   session: Session,
@@ -54,7 +65,7 @@ export function reportTaskResult(
   const ok = result.status === 'completed';
   if (opts.json) printJson({ ok, workflowId: result.workflowId, uiUrl: opts.uiUrl, ...opts.extra, status: result.status, result });
   else {
-    say(`${result.status}${result.stoppedBy ? ` (${result.stoppedBy})` : ''}\n${result.answer}`);
+    say(`${statusLine(result)}\n${result.answer}`);
     for (const line of callLines(result.calls, (id) => workflowUiUrl(session.cfg, id))) say(line);
   }
   return ok ? 0 : 1;

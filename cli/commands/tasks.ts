@@ -3,7 +3,7 @@ import { workflowUiUrl } from '../../app/cycles.ts';
 import { listTasks, showTask, type TaskView, taskToFollow } from '../../app/tasks.ts';
 import { printJson, say } from '../output.ts';
 import { cycleHeadLine, cycleRowLines, followLine, NOT_BEGUN, parseCycleCommand, waitsForPersonLine } from './cycle-listing.ts';
-import { callLines, followAndReport, reportTaskResult } from './task-output.ts';
+import { callLines, followAndReport, reportTaskResult, statusLine } from './task-output.ts';
 
 const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <id> [--wait] [--json]';
 
@@ -71,7 +71,7 @@ function printTask(cfg: ForgeConfig, v: TaskView): void {
   say(headLine(v));
   if (v.result) {
     const r = v.result;
-    say(`${r.status}${r.stoppedBy ? ` (${r.stoppedBy})` : ''}\n${r.answer}`);
+    say(`${statusLine(r)}\n${r.answer}`);
     for (const line of callLines(r.calls, (id) => workflowUiUrl(cfg, id))) say(line);
     return;
   }

@@ -57,7 +57,8 @@ export async function toolsCommand(cfg: ForgeConfig, args: string[]): Promise<nu
         `  permissions: network ${JSON.stringify(details.manifest?.permissions.network ?? [])}, env ${JSON.stringify(details.manifest?.permissions.env ?? [])}`,
       );
       say(
-        `  calls: ${details.stats.invocations}, success ${(details.stats.successRate * 100).toFixed(0)}%, avg ${latency(details.stats.avgLatencyMs)}`,
+        // With no calls there is no rate: "0%" would read as every call failing.
+        `  calls: ${details.stats.invocations}, success ${details.stats.invocations ? `${(details.stats.successRate * 100).toFixed(0)}%` : '- (no calls yet)'}, avg ${latency(details.stats.avgLatencyMs)}`,
       );
       if (details.pinned) say('  pinned: never rewritten automatically (forge tools unpin to allow it)');
       if (details.status === 'archived')

@@ -321,7 +321,7 @@ describe('agent loop: chains, parallel calls, the model’s mistakes and questio
     assert.equal(result.stoppedBy, 'maxTurns');
     assert.match(
       result.answer,
-      /^stopped: no answer after 6 turns, the bound per task \(raise it: forge run --max-turns, or limits\.maxTurns\); the last call, count_words, failed: invalid input for count_words: text: .*not a parameter: txt/,
+      /^stopped: no answer after 6 turns, the bound per task \(raise it: forge run --max-turns <n>, or maxTurns in MCP's run_task\); the last call, count_words, failed: invalid input for count_words: text: .*not a parameter: txt/,
     );
     assert.equal(result.calls.length, 6);
     assert.ok(result.calls.every((c) => c.tool === 'count_words' && c.status === 'failed' && c.slip === 'invalid-input'));

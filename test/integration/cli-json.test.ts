@@ -198,6 +198,10 @@ describe("a command's own output is text for a person", () => {
     });
     // As a person runs them: no FORGE_LOG_LEVEL in the environment (the test runner sets one).
     const asPerson = (...args: string[]) => cliWith({ FORGE_LOG_LEVEL: undefined }, ...args);
+    // A tool nobody called yet has no success rate: "0%" would read as every call failing.
+    const shown = await asPerson('tools', 'show', 'zebra_stripes');
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /\n {2}calls: 0, success - \(no calls yet\), avg -\n/);
     for (const args of [
       ['tools', 'pin', 'zebra_stripes', '--reason', 'hand-tuned'],
       ['tools', 'unpin', 'zebra_stripes'],

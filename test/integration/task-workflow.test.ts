@@ -110,7 +110,10 @@ describe('task workflow: the agent loop through real Temporal, Postgres, Docker 
     const { result } = await run('how many words are in "bounded by one turn"?', { limits: { maxTurns: 1 } });
     assert.equal(result.status, 'stopped');
     assert.equal(result.stoppedBy, 'maxTurns');
-    assert.match(result.answer, /no answer after 1 turn, the bound per task \(raise it: forge run --max-turns, or limits\.maxTurns\)/);
+    assert.match(
+      result.answer,
+      /no answer after 1 turn, the bound per task \(raise it: forge run --max-turns <n>, or maxTurns in MCP's run_task\)/,
+    );
     assert.deepEqual(
       result.calls.map((c) => [c.tool, c.status]),
       [['count_words', 'succeeded']],

@@ -24,6 +24,11 @@ before(async () => {
             match: { purpose: 'task.turn', first: 'ostrich' },
             responses: [{ tool_use: { name: 'search_tools', input: { query: 'ostrich facts' } } }, { text: 'Ostriches cannot fly.' }],
           },
+          // Searches on every turn, so a bound stops it.
+          {
+            match: { purpose: 'task.turn', first: 'penguin' },
+            responses: [{ tool_use: { name: 'search_tools', input: { query: 'penguin facts' } } }],
+          },
           { match: { purpose: 'task.turn', first: 'slow' }, responses: [{ text: 'Slow, but done.', delay_ms: 6000 }] },
           { match: { purpose: 'task.turn', first: 'stuck' }, responses: [{ text: 'never seen', delay_ms: 30_000 }] },
         ],
@@ -148,5 +153,15 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
     );
     assert.ok(failed.length < 300, `one short line: ${failed}`);
     assert.doesNotMatch(r.stdout + r.stderr, /scenarios loaded|Last user message/);
+  });
+
+  it('a task a bound stopped names the option that raises it, not the workflow field', async () => {
+    const r = await cli('run', 'tell me one thing about a penguin', '--max-turns', '1', '--wait');
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /\nstopped \(--max-turns\)\nstopped: no answer after 1 turn, the bound per task \(raise it: forge run --max-turns <n>, or maxTurns in MCP's run_task\)\n/,
+    );
+    assert.doesNotMatch(r.stdout, /limits\.|\(maxTurns\)/);
   });
 });
