@@ -9,6 +9,7 @@ import {
 import { z } from 'zod';
 import { clause, ForgeError } from '../app/errors.ts';
 import { type McpBackend, mcpLog, ToolNotOfferedError, type WaitOptions } from '../app/mcp-calls.ts';
+import { taskLimitRanges } from '../app/tasks.ts';
 import type { CatalogWatch } from './catalog-watch.ts';
 import { callResult, catalogToolToMcp, cycleResult, errorResult, searchResult } from './format.ts';
 
@@ -58,6 +59,12 @@ const waitSeconds = (fallback: number) =>
       `seconds to wait for the end before answering with the id to poll (default ${fallback}; clients time a request out after 60 s unless progress resets it)`,
     );
 
+/** A bound on run_task's agent loop, with the range and default `forge run --max-…` has (one schema decides both). */
+const bound = (key: keyof ReturnType<typeof taskLimitRanges>, what: string) => {
+  const range = taskLimitRanges()[key];
+  return z.number().int().min(range.min).max(range.max).optional().describe(`${what} (default ${range.default})`);
+};
+
 const metaInputs = {
   [META.search]: z.strictObject({
     query: z.string().trim().min(2).max(500).describe('what you need a tool for, in words'),
@@ -79,8 +86,9 @@ const metaInputs = {
   [META.task]: z.strictObject({
     task: z.string().trim().min(3).max(4000).describe("the task, in a person's words"),
     sessionId: z.string().optional().describe('continue this conversation of tasks (a slug), or start it'),
-    maxTurns: z.number().int().min(1).max(50).optional(),
-    maxToolCalls: z.number().int().min(1).max(200).optional(),
+    maxTurns: bound('maxTurns', 'at most this many model turns'),
+    maxToolCalls: bound('maxToolCalls', 'at most this many tool calls'),
+    maxTokens: bound('maxTokens', 'at most this many tokens, in and out, over all its model calls'),
     waitSeconds: waitSeconds(50),
   }),
   [META.result]: z.strictObject({
@@ -111,6 +119,25 @@ const metaTools: Tool[] = Object.entries(metaInputs).map(([name, schema]) => {
     annotations: { readOnlyHint: name === META.search || name === META.result, openWorldHint: false },
   };
 });
+
+/**
+ * What is wrong with a meta-tool's input, in the words a direct call's refusal uses: a key the tool
+ * does not take is named with the keys it does (zod alone says "Unrecognized key", naming neither
+ * the parameters nor, for call_tool, where the called tool's input goes).
+ */
+function metaInputIssues(name: string, schema: z.ZodObject, error: z.ZodError): string {
+  const issues = error.issues
+    .filter((i) => !(i.code === 'unrecognized_keys' && i.path.length === 0))
+    .map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`);
+  const unknown = error.issues.flatMap((i) => (i.code === 'unrecognized_keys' && i.path.length === 0 ? i.keys : []));
+  if (unknown.length) {
+    const known = Object.keys(schema.shape);
+    // call_tool's own input is the called tool's name and its input: the usual slip is that input under another key.
+    const where = name === META.call ? `; the called tool's input goes in "arguments": {"name": "<tool>", "arguments": {…}}` : '';
+    issues.push(`not a parameter: ${unknown.join(', ')} (the parameters are: ${known.join(', ')})${where}`);
+  }
+  return issues.join('; ');
+}
 
 export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, version: string): Server {
   const server = new Server(
@@ -156,10 +183,10 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
         return callResult(await backend.callTool(name, args, { surface: 'mcp', client: client() }, wait(CALL_WAIT_MS)));
       const schema = metaInputs[name as keyof typeof metaInputs];
       const parsed = schema.safeParse(args);
-      if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`).join('; ');
-        return errorResult(`invalid ${name} input: ${issues}. Call it again with input that fits its schema.`);
-      }
+      if (!parsed.success)
+        return errorResult(
+          `invalid ${name} input: ${metaInputIssues(name, schema, parsed.error)}. Call it again with input that fits its schema.`,
+        );
       const input = parsed.data as Record<string, unknown>;
       switch (name) {
         case META.search: {
@@ -182,6 +209,7 @@ export function createForgeMcpServer(backend: McpBackend, watch: CatalogWatch, v
           const limits = {
             ...(ask.maxTurns ? { maxTurns: ask.maxTurns } : {}),
             ...(ask.maxToolCalls ? { maxToolCalls: ask.maxToolCalls } : {}),
+            ...(ask.maxTokens ? { maxTokens: ask.maxTokens } : {}),
           };
           return cycleResult(
             await backend.runTask(

@@ -300,7 +300,7 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
     const res = await call(
       stdio.client,
       'run_task',
-      { task: 'how many words are in "a rose is a rose is a rose"?', waitSeconds: 90 },
+      { task: 'how many words are in "a rose is a rose is a rose"?', waitSeconds: 90, maxTokens: 200_000 },
       150_000,
     );
     assert.equal(res.isError, undefined, text(res));
@@ -311,6 +311,25 @@ describe('forge mcp: the live catalog over MCP (stdio and Streamable HTTP)', () 
     assert.deepEqual(
       out.calls.map((c) => [c.tool, (c.output as { words: number }).words]),
       [['count_words', 8]],
+    );
+    // The bounds forge run takes, maxTokens too, reach the task's workflow.
+    const result = (await h.client.workflow.getHandle(out.workflowId).result()) as { limits: { maxTokens: number } };
+    assert.equal(result.limits.maxTokens, 200_000);
+  });
+
+  it("a meta-tool's input under a key it does not take names the parameters it does, and call_tool where the tool's input goes", async () => {
+    const misplaced = await call(stdio.client, 'call_tool', { name: 'roman_numeral', input: { number: 4 } });
+    assert.equal(misplaced.isError, true);
+    assert.equal(
+      text(misplaced),
+      'invalid call_tool input: not a parameter: input (the parameters are: name, arguments); the called tool\'s input goes in "arguments": {"name": "<tool>", "arguments": {…}}. Call it again with input that fits its schema.',
+    );
+    assert.doesNotMatch(text(misplaced), /Unrecognized key/);
+    const bounds = await call(stdio.client, 'run_task', { task: 'how many words are in "a b"?', maxTokens: 5, turns: 2 });
+    assert.equal(bounds.isError, true);
+    assert.match(
+      text(bounds),
+      /^invalid run_task input: maxTokens: .*>=1000; not a parameter: turns \(the parameters are: task, sessionId, maxTurns, maxToolCalls, maxTokens, waitSeconds\)\./,
     );
   });
 
