@@ -45,22 +45,5 @@ export function limitOption(text: string | undefined, defaultLimit: number, usag
   return text === undefined ? defaultLimit : wholeNumberOption('--limit', text, { ...LIMIT_RANGE, default: defaultLimit }, usage);
 }
 
-/**
- * Node's parseArgs reads a value that starts with a dash (`--limit -3`) as an option of its own
- * and refuses the whole line as ambiguous, so a person read the parser's advice instead of what
- * the option takes. For options that take a number, such a value is joined to its option
- * (`--limit=-3`) before parsing, so the option's own check refuses it with its range.
- */
-export function joinDashedNumbers(args: string[], numberOptions: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--') return [...out, ...args.slice(i)];
-    const next = args[i + 1];
-    if (numberOptions.includes(arg) && next !== undefined && /^-[\d.]/.test(next)) {
-      out.push(`${arg}=${next}`);
-      i++;
-    } else out.push(arg);
-  }
-  return out;
-}
+// Shared with forge mcp and forge dashboard, which may not import the CLI.
+export { joinDashedNumbers } from '../app/command-line.ts';

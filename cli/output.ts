@@ -1,3 +1,4 @@
+import { parserMessage } from '../app/command-line.ts';
 import { ForgeError } from '../app/errors.ts';
 
 /**
@@ -78,7 +79,7 @@ export function exitCodeFor(err: unknown): number {
  * usage line) is the fix shown for a command line that does not parse.
  */
 export function reportError(err: unknown, json: boolean, usage?: string): number {
-  const e = isArgParseError(err) ? usageError(err.message.split('. To specify')[0] ?? err.message, usage) : err;
+  const e = isArgParseError(err) ? usageError(parserMessage(err), usage) : err;
   if (e instanceof ForgeError) {
     if (json) printJson({ ok: false, ...e.toJSON() });
     else {

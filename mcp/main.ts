@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { joinDashedNumbers, parsePortOption, parserMessage } from '../app/command-line.ts';
 import { loadConfig } from '../app/context.ts';
 import { ForgeError } from '../app/errors.ts';
 import { mcpHttpUrl, mcpLog, openMcpBackend, requireMcpToken } from '../app/mcp-calls.ts';
@@ -12,12 +13,22 @@ import { createForgeMcpServer } from './server.ts';
  * with --http, the Streamable HTTP endpoint that `forge up` runs in the background. stdout belongs
  * to the protocol on stdio, so everything a person reads goes to stderr.
  */
-const usage = `forge mcp [--http [--host h] [--port n]]
+/** The help text, with the endpoint where this configuration puts it (or the variables that set it, when the configuration does not load). */
+function usage(): string {
+  let endpoint: string;
+  try {
+    endpoint = mcpHttpUrl(loadConfig());
+  } catch {
+    endpoint = 'http://$FORGE_MCP_HOST:$FORGE_MCP_PORT/mcp';
+  }
+  return `forge mcp [--http [--host h] [--port n]]
 
   forge mcp                  Forge's MCP server on stdio (for Claude Code, Claude Desktop, any MCP client)
-  forge mcp --http           the Streamable HTTP endpoint (forge up starts it): http://127.0.0.1:8235/mcp,
+  forge mcp --http           the Streamable HTTP endpoint (forge up starts it): ${endpoint}
+                             (FORGE_MCP_HOST, FORGE_MCP_PORT; --host and --port override them),
                              bearer token FORGE_MCP_TOKEN (or the one forge up wrote to $FORGE_HOME/mcp-token)
 `;
+}
 
 const VERSION = '0.1.0';
 
@@ -25,27 +36,26 @@ export async function main(argv: string[]): Promise<number> {
   let values: { http?: boolean; host?: string; port?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinDashedNumbers(argv, ['--port']),
       options: { http: { type: 'boolean' }, host: { type: 'string' }, port: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n${usage}`);
+    process.stderr.write(`error: ${parserMessage(err as Error)}\n${usage()}`);
     return 2;
   }
   if (values.help) {
-    process.stderr.write(usage);
+    process.stderr.write(usage());
     return 0;
+  }
+  const port = values.port === undefined ? undefined : parsePortOption(values.port);
+  if (port && 'problem' in port) {
+    process.stderr.write(`error: ${port.problem}\n${usage()}`);
+    return 2;
   }
   try {
     const cfg = loadConfig();
-    if (values.http) {
-      const port = values.port === undefined ? cfg.FORGE_MCP_PORT : Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        process.stderr.write(`error: --port ${values.port} is not a port\n${usage}`);
-        return 2;
-      }
-      return await http({ ...cfg, FORGE_MCP_HOST: values.host ?? cfg.FORGE_MCP_HOST, FORGE_MCP_PORT: port });
-    }
+    if (values.http)
+      return await http({ ...cfg, FORGE_MCP_HOST: values.host ?? cfg.FORGE_MCP_HOST, FORGE_MCP_PORT: port?.port ?? cfg.FORGE_MCP_PORT });
     return await stdio(cfg);
   } catch (err) {
     if (err instanceof ForgeError) {

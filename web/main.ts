@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { joinDashedNumbers, parsePortOption, parserMessage } from '../app/command-line.ts';
 import { loadConfig, localUser } from '../app/context.ts';
 import { dashboardLog, dashboardUrl, ensureDashboardToken, openDashboardBackend } from '../app/dashboard.ts';
 import { ForgeError } from '../app/errors.ts';
@@ -8,19 +9,28 @@ import { serveDashboard } from './server.ts';
  * `forge dashboard`: the web dashboard in the foreground (forge up runs the same in the
  * background). Prints the address to open, with the bearer token in its fragment.
  */
-const usage = `forge dashboard [--host h] [--port n]
+/** The help text, with the address where this configuration puts it (or the variables that set it, when the configuration does not load). */
+function usage(): string {
+  let address: string;
+  try {
+    address = dashboardUrl(loadConfig());
+  } catch {
+    address = 'http://$FORGE_DASHBOARD_HOST:$FORGE_DASHBOARD_PORT/';
+  }
+  return `forge dashboard [--host h] [--port n]
 
-  the web dashboard on http://127.0.0.1:8234 (FORGE_DASHBOARD_HOST, FORGE_DASHBOARD_PORT): the catalog
-  with versions, diffs and reliability plots, what waits for you (approve / reject), the kill switch
-  and the audit log, live. Open the address it prints: it carries the bearer token (the MCP endpoint's,
-  FORGE_MCP_TOKEN or $FORGE_HOME/mcp-token).
+  the web dashboard on ${address} (FORGE_DASHBOARD_HOST, FORGE_DASHBOARD_PORT;
+  --host and --port override them): the catalog with versions, diffs and reliability plots, what waits
+  for you (approve / reject), the kill switch and the audit log, live. Open the address it prints: it
+  carries the bearer token (the MCP endpoint's, FORGE_MCP_TOKEN or $FORGE_HOME/mcp-token).
 `;
+}
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes('--json')) {
     // A server has no result line, but a script that asked for JSON reads stdout for one: it gets
     // the CLI's error line (code, message, fix) there, like every other command's refusal.
-    const message = "Unknown option '--json': forge dashboard is a server, with no result to print as JSON";
+    const message = "unknown option '--json': forge dashboard is a server, with no result to print as JSON";
     const fix =
       'run it without --json: it prints the address to open (token included) and serves until stopped; forge up runs it in the background and prints the same address';
     process.stdout.write(`${JSON.stringify({ ok: false, error: 'USAGE', message, fix })}\n`);
@@ -29,22 +39,23 @@ export async function main(argv: string[]): Promise<number> {
   let values: { host?: string; port?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinDashedNumbers(argv, ['--port']),
       options: { host: { type: 'string' }, port: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n${usage}`);
+    process.stderr.write(`error: ${parserMessage(err as Error)}\n${usage()}`);
     return 2;
   }
   if (values.help) {
-    process.stdout.write(usage);
+    process.stdout.write(usage());
     return 0;
   }
-  const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-    process.stderr.write(`error: --port ${values.port} is not a port\n${usage}`);
+  const parsedPort = values.port === undefined ? undefined : parsePortOption(values.port);
+  if (parsedPort && 'problem' in parsedPort) {
+    process.stderr.write(`error: ${parsedPort.problem}\n${usage()}`);
     return 2;
   }
+  const port = parsedPort?.port;
   try {
     const base = loadConfig();
     const cfg = {

@@ -507,13 +507,13 @@ describe('3. the command line: a bad task is refused with exit 2 and starts noth
     const cases: { args: string[]; fix: RegExp }[] = [
       { args: ['run', ''], fix: /forge run needs a task: what the agent should do/ },
       { args: ['run', 'z'.repeat(4001)], fix: /invalid task: keep the task under 4000 characters/ },
-      { args: ['run', 'count the zebras', '--bogus'], fix: /Unknown option '--bogus'[\s\S]*usage: forge run "<task>"/ },
+      { args: ['run', 'count the zebras', '--bogus'], fix: /^error: unknown option '--bogus'[\s\S]*usage: forge run "<task>"/ },
       {
         args: ['run', 'count the zebras', '--max-turns', 'lots'],
         fix: /--max-turns "lots" is not valid: it takes a whole number from 1 to 50/,
       },
       { args: ['run', 'count the zebras', '--session', 'Not A Slug!'], fix: /a session id is a short slug/ },
-      { args: ['run', 'count the zebras', '--wait', '--max-turns'], fix: /Option '--max-turns <value>' argument missing/ },
+      { args: ['run', 'count the zebras', '--wait', '--max-turns'], fix: /^error: option '--max-turns <value>' argument missing/ },
     ];
     const ran = await Promise.all(cases.map((c) => cli(...c.args)));
     for (const [i, r] of ran.entries()) {

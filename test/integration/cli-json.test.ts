@@ -156,7 +156,7 @@ describe('--json: one line, every command', () => {
     const mcp = await cli('mcp', '--json');
     assert.equal(mcp.code, 2, mcp.stderr);
     assert.equal(mcp.stdout, '');
-    assert.match(mcp.stderr, /Unknown option '--json'/);
+    assert.match(mcp.stderr, /^error: unknown option '--json'/);
     const help = await cli('help', '--json');
     assert.equal(help.code, 0);
     assert.deepEqual(oneJsonLine('forge help', help).commands, names);

@@ -82,7 +82,7 @@ describe('exit codes', () => {
     assert.equal(r.value, 2);
     const line = JSON.parse(r.stdout) as Record<string, string>;
     assert.equal(line.error, 'USAGE');
-    assert.equal(line.message, "Unknown option '--bogus'");
+    assert.equal(line.message, "unknown option '--bogus'");
     assert.match(line.fix!, /^usage: forge run "<task>" \[--session id\] \[--wait\] \[--json\]/);
   });
 

@@ -128,6 +128,44 @@ describe('forge schedule', () => {
   });
 });
 
+describe('forge mcp and forge dashboard: help and --port', () => {
+  it('help shows the address this configuration gives, not a fixed port', () => {
+    const mcp = offlineForge(['mcp', '--help'], { FORGE_MCP_PORT: '18999' });
+    assert.equal(mcp.code, 0, mcp.stderr);
+    // stdout is the MCP protocol's: help goes to stderr.
+    assert.match(mcp.stderr, /the Streamable HTTP endpoint \(forge up starts it\): http:\/\/127\.0\.0\.1:18999\/mcp\n.*FORGE_MCP_PORT/);
+    assert.doesNotMatch(mcp.stderr, /8235/);
+    const dashboard = offlineForge(['dashboard', '--help'], { FORGE_DASHBOARD_PORT: '18998' });
+    assert.equal(dashboard.code, 0, dashboard.stderr);
+    assert.match(dashboard.stdout, /the web dashboard on http:\/\/127\.0\.0\.1:18998\/ \(FORGE_DASHBOARD_HOST, FORGE_DASHBOARD_PORT;/);
+    assert.doesNotMatch(dashboard.stdout, /8234/);
+  });
+
+  it('a bad --port (negative too) names the option and its range, never the parser', () => {
+    for (const [args, value] of [
+      [['mcp', '--http', '--port', '-3'], '-3'],
+      [['dashboard', '--port', '-3'], '-3'],
+      [['dashboard', '--port', '70000'], '70000'],
+    ] as const) {
+      const r = offlineForge([...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^error: --port "${value}" is not valid: it takes a whole number from 1 to 65535 \\(or 0 for any free port\\)\n`),
+      );
+      assert.doesNotMatch(r.stderr, /ambiguous|Did you forget/);
+    }
+  });
+});
+
+describe('parser refusals', () => {
+  it('a parser refusal starts lower-case, as every other error does', () => {
+    const r = offlineForge(['tasks', '--bogus']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error: unknown option '--bogus'\n/);
+  });
+});
+
 describe('missing arguments say what is missing', () => {
   it('forge improve without a tool', () => {
     const r = offlineForge(['improve']);
