@@ -45,5 +45,23 @@ export function limitOption(text: string | undefined, defaultLimit: number, usag
   return text === undefined ? defaultLimit : wholeNumberOption('--limit', text, { ...LIMIT_RANGE, default: defaultLimit }, usage);
 }
 
+/**
+ * A listing's options given to a command that shows one thing (`forge tasks show <id> --limit 5`):
+ * refused, as an unknown option is, rather than silently ignored, naming where the option belongs.
+ */
+export function refuseListingOptions(
+  values: Record<string, unknown>,
+  options: readonly string[],
+  at: { listing: string; sub: string },
+  usage: string,
+): void {
+  const given = options.filter((o) => values[o] !== undefined);
+  if (given.length)
+    throw usageError(
+      `${given.map((o) => `--${o}`).join(', ')} ${given.length === 1 ? 'is an option' : 'are options'} of the listing (${at.listing}), not of ${at.sub}`,
+      usage,
+    );
+}
+
 // Shared with forge mcp and forge dashboard, which may not import the CLI.
 export { joinDashedNumbers } from '../app/command-line.ts';

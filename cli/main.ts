@@ -38,8 +38,9 @@ const usage = `forge — durable tool forging on Temporal
                                          a person's word on a task, as failure evidence for self-evolution
   forge failures [ls] [--since 24h] [--limit n] [--json] | show <id> [--json]
                                          failure evidence: failed tasks, escalated or rejected calls, feedback
-  forge schedule [ls] | pause | unpause | trigger [--json]
-                                         the nightly curation of failure evidence (a Temporal Schedule)
+  forge schedule [ls] [--json] | pause|unpause [<id>] [--reason r] | trigger [<id>]
+                                         the nightly curation of failure evidence (a Temporal Schedule;
+                                         <id> defaults to forge-nightly-curation)
   forge evolve ls | show <id> [--json]   self-evolution's candidates: the diff, each refusal, the replay table
   forge evolve approve|reject <id> [--wait]  consent to a verified candidate (checked against its image digest)
   forge evolve history | rollback <rev>  the harness's git history (FORGE_HOME/harness-history); back to a revision
@@ -66,8 +67,10 @@ const usage = `forge — durable tool forging on Temporal
   forge mcp [--http [--host h] [--port n]]
                                          Forge's catalog as an MCP server: on stdio (for an MCP client to spawn),
                                          or the Streamable HTTP endpoint forge up runs (bearer token required)
-  forge sandbox exec <tool-file> --input '<json>' [--json]
-  forge sandbox verify <tool-dir> [--json]
+  forge sandbox exec <tool-file> --input '<json>' [--env NAME[=VALUE]]... [--timeout <ms>] [--json]
+                                         run a tool once in a fresh sandbox container
+  forge sandbox verify <tool-dir> [--name <tool-name>] [--no-live] [--env NAME[=VALUE]]... [--live-input '<json>'] [--json]
+                                         run the verification stages on a tool folder
   forge --version [--json]               Forge's version
 
   --json prints one JSON line. Exit codes: 0 ok, 1 failed or refused, 2 bad usage, 3 a component down.
@@ -108,10 +111,7 @@ async function sandboxCommand(_cfg: ForgeConfig, args: string[]): Promise<number
   const [sub, ...rest] = args;
   if (sub === 'exec') return (await import('./commands/sandbox-exec.ts')).sandboxExecCommand(rest);
   if (sub === 'verify') return (await import('./commands/sandbox-verify.ts')).sandboxVerifyCommand(rest);
-  throw usageError(
-    `unknown sandbox command ${JSON.stringify(sub ?? '')}`,
-    "forge sandbox exec <tool-file> --input '<json>' | forge sandbox verify <tool-dir>",
-  );
+  throw usageError(`unknown sandbox command ${JSON.stringify(sub ?? '')}`, usageOf('sandbox'));
 }
 
 /** A help-text line that is one of this command's (`forge approve|reject …` is approve's and reject's). */

@@ -3,7 +3,7 @@ import { AUDIT_KINDS, type AuditEntry, auditEntries, auditEntry, parseAuditId } 
 import { type ForgeConfig, localUser, withSession } from '../../app/context.ts';
 import { ForgeError, InvalidInputError } from '../../app/errors.ts';
 import { replayAuditEntry } from '../../app/replay.ts';
-import { joinDashedNumbers, limitOption } from '../args.ts';
+import { joinDashedNumbers, limitOption, refuseListingOptions } from '../args.ts';
 import { missingArgument, printJson, say } from '../output.ts';
 
 const USAGE =
@@ -45,6 +45,7 @@ export async function auditCommand(cfg: ForgeConfig, args: string[]): Promise<nu
   if (sub !== 'show' && sub !== 'replay') throw new InvalidInputError('command', `unknown audit command ${JSON.stringify(sub)} (${USAGE})`);
   if (idText === undefined)
     throw missingArgument(`audit ${sub}`, 'the id of an audit entry (forge audit lists them, e.g. 12 or #12)', USAGE);
+  refuseListingOptions(values, ['tool', 'workflow', 'kind', 'limit'], { listing: 'forge audit', sub }, USAGE);
   const id = parseAuditId(idText);
   if (id === null || extra.length)
     throw new InvalidInputError('audit id', `${JSON.stringify(idText ?? '')} is not an audit id like 12 or #12 (${USAGE})`);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { joinDashedNumbers, limitOption } from '../args.ts';
+import { joinDashedNumbers, limitOption, refuseListingOptions } from '../args.ts';
 import { clipLine, missingArgument, usageError } from '../output.ts';
 
 /**
@@ -34,6 +34,7 @@ export function parseCycleCommand(
     return { sub, limit: limitOption(values.limit, 20, usage), json: values.json };
   }
   if (id === undefined) throw missingArgument(`${command.name} show`, `the id of the ${command.noun} (${command.idHint})`, usage);
+  refuseListingOptions(values, ['limit'], { listing: `forge ${command.name} [ls]`, sub: 'show' }, usage);
   return { sub, id, wait: values.wait, json: values.json };
 }
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { type Expectation, type FailureEvidence, giveFeedback, listFailures, showFailure } from '../../app/evidence.ts';
-import { joinDashedNumbers, limitOption, withUsage } from '../args.ts';
+import { joinDashedNumbers, limitOption, refuseListingOptions, withUsage } from '../args.ts';
 import { clipJson, clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const FEEDBACK_USAGE =
@@ -111,6 +111,7 @@ export async function failuresCommand(cfg: ForgeConfig, args: string[]): Promise
   if (sub !== 'show') throw usageError(`unknown failures command ${JSON.stringify(sub)}`, FAILURES_USAGE);
   if (id === undefined) throw missingArgument('failures show', 'the id of the evidence (forge failures ls lists them)', FAILURES_USAGE);
   if (extra.length) throw usageError(`forge failures show takes one id, not ${positionals.length - 1}`, FAILURES_USAGE);
+  refuseListingOptions(values, ['since', 'limit'], { listing: 'forge failures [ls]', sub: 'show' }, FAILURES_USAGE);
   const e = await withUsage(showFailure(cfg, id), FAILURES_USAGE);
   if (values.json) {
     printJson({ ok: true, evidence: e });

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ForgeConfig } from '../../app/context.ts';
 import { listSessions, showSession } from '../../app/sessions.ts';
-import { joinDashedNumbers, limitOption } from '../args.ts';
+import { joinDashedNumbers, limitOption, refuseListingOptions } from '../args.ts';
 import { clipLine, missingArgument, printJson, say, usageError } from '../output.ts';
 
 const USAGE = 'usage: forge sessions [ls] [--limit n] [--json] | forge sessions show <id> [--json]';
@@ -30,6 +30,7 @@ export async function sessionsCommand(cfg: ForgeConfig, args: string[]): Promise
   if (sub !== 'show' && sub !== 'ls') throw usageError(`unknown sessions command ${JSON.stringify(sub)}`, USAGE);
   if (sub === 'ls' || extra.length) throw usageError(`unexpected argument ${JSON.stringify(sub === 'ls' ? id : extra[0])}`, USAGE);
   if (id === undefined) throw missingArgument('sessions show', 'the id of the session (forge sessions ls lists them)', USAGE);
+  refuseListingOptions(values, ['limit'], { listing: 'forge sessions [ls]', sub: 'show' }, USAGE);
   const session = await showSession(cfg, id);
   if (values.json) {
     printJson({ ok: true, session });

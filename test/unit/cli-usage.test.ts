@@ -158,6 +158,41 @@ describe('forge mcp and forge dashboard: help and --port', () => {
   });
 });
 
+describe("a listing's options given to show are refused, not ignored", () => {
+  it('tasks, forges, sessions, failures and audit', () => {
+    for (const [args, message] of [
+      [['tasks', 'show', 'task-x', '--limit', '3'], '--limit is an option of the listing (forge tasks [ls]), not of show'],
+      [['forges', 'show', 'forge-x', '--limit', '3'], '--limit is an option of the listing (forge forges [ls]), not of show'],
+      [['sessions', 'show', 'groceries', '--limit', '3'], '--limit is an option of the listing (forge sessions [ls]), not of show'],
+      [
+        ['failures', 'show', '1', '--since', '2h', '--limit', '3'],
+        '--since, --limit are options of the listing (forge failures [ls]), not of show',
+      ],
+      [['audit', 'show', '1', '--kind', 'tool_call'], '--kind is an option of the listing (forge audit), not of show'],
+    ] as const) {
+      const r = offlineForge([...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stderr.startsWith(`error: ${message}\n  fix: usage: forge ${args[0]}`), r.stderr);
+    }
+  });
+});
+
+describe('help lines', () => {
+  it('schedule and sandbox list every option the commands take', () => {
+    const schedule = offlineForge(['schedule', '--help']);
+    assert.match(schedule.stdout, /forge schedule \[ls\] \[--json\] \| pause\|unpause \[<id>\] \[--reason r\] \| trigger \[<id>\]/);
+    const sandbox = offlineForge(['sandbox', '--help']);
+    assert.match(
+      sandbox.stdout,
+      /forge sandbox exec <tool-file> --input '<json>' \[--env NAME\[=VALUE\]\]\.\.\. \[--timeout <ms>\] \[--json\]/,
+    );
+    assert.match(
+      sandbox.stdout,
+      /forge sandbox verify <tool-dir> \[--name <tool-name>\] \[--no-live\] \[--env NAME\[=VALUE\]\]\.\.\. \[--live-input '<json>'\] \[--json\]/,
+    );
+  });
+});
+
 describe('parser refusals', () => {
   it('a parser refusal starts lower-case, as every other error does', () => {
     const r = offlineForge(['tasks', '--bogus']);
