@@ -10,7 +10,7 @@ import { OFFLINE_HOST, unauthenticatedTool } from '../helpers/offline-tool.ts';
 // forged on a machine that cannot reach that API. The live stage runs (safe read, no secret
 // needed) but this machine cannot resolve the host, so the stage is skipped with that reason and
 // the tool registers on its first attempt, instead of failing and spending repairs on right code.
-// The scenario has no repair rule: a repair would end the forge with "no rule matched".
+// The scenario has no repair rule: a repair would end the forge with "no scenario rule".
 const scenario: ScenarioInput = {
   name: 'forge-offline-holidays',
   rules: [
