@@ -15,11 +15,13 @@ const BATCH = 32;
 /** Requests repeat (an agent loop searches every turn with the task's words): their vectors are kept. */
 const CACHED_QUERIES = 512;
 
+/** One model per process, however many embedders use it. */
+let loading: Promise<EmbeddingsModel> | undefined;
+// One inference at a time: the backend is single-threaded, and interleaved batches only lengthen each.
+let queue: Promise<unknown> = Promise.resolve();
+
 export function createLocalEmbedder(): Embedder {
-  let loading: Promise<EmbeddingsModel> | undefined;
   const cache = new Map<string, number[]>();
-  // One inference at a time: the backend is single-threaded, and interleaved batches only lengthen each.
-  let queue: Promise<unknown> = Promise.resolve();
 
   const model = () => {
     // Loaded on first use: TensorFlow.js and 26 MB of weights are nothing a process without embeddings should pay for.

@@ -4,7 +4,6 @@ import {
   type ActionIntent,
   actionIntent,
   correctTypo,
-  cosine,
   foldWord,
   type IntentFit,
   type IntentPolicy,
@@ -25,6 +24,7 @@ import { type TrustLevel, trustLevel } from '../../domain/trust.ts';
 import { harness } from '../../harness/index.ts';
 import type { Sql } from '../db.ts';
 import type { Logger } from '../log.ts';
+import { DenseIndex, normalized } from './dense-index.ts';
 import type { Embedder } from './embeddings.ts';
 import { type Shortlisted, type ShortlistWord, shortlist, type ToolListing } from './shortlist.ts';
 
@@ -223,8 +223,9 @@ export function createSearch(deps: SearchDeps) {
    * Hybrid retrieval. Postgres does the text work — stemming and stop words (ts_lexize), which
    * field of each tool holds each of the request's words, trigram word_similarity for misspellings,
    * ts_rank of websearch_to_tsquery for requests that name a tool outright — and the scores are
-   * combined here (domain/ranking.ts), blended with dense cosine when embeddings exist, then
-   * re-ranked by success rate, usage and intent fit.
+   * combined here (domain/ranking.ts); with embeddings, meaning adds the nearest tools and moves
+   * the order (never the similarity the decision reads); then re-ranked by success rate, usage and
+   * intent fit.
    */
   async function search(query: string, searchOpts: SearchOptions = {}): Promise<SearchHit[]> {
     const limit = searchOpts.limit ?? 5;
@@ -297,13 +298,13 @@ export function createSearch(deps: SearchDeps) {
     const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
     // Meaning finds what no word names ("how hot will it get" is weather): the nearest tools by the
     // embedder's cosine join the words' shortlist.
-    const dense = await denseSimilarities(await meaning, changes);
-    if (dense.size) {
+    const meant = await meaning;
+    const index = meant && deps.embedder ? await toolVectors(deps.embedder.model, changes) : undefined;
+    if (meant && index?.size) {
       const have = new Set(rows.map((r) => r.name));
-      const nearest = [...dense.entries()]
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, densePolicy.nearest)
-        .map(([name]) => name)
+      const nearest = index
+        .nearest(meant, densePolicy.nearest)
+        .map((n) => n.name)
         .filter((name) => !have.has(name));
       if (nearest.length) rows.push(...(await describeNearest(nearest, lexemes, activeOnly)));
     }
@@ -320,7 +321,7 @@ export function createSearch(deps: SearchDeps) {
         fuzzy: (rawWords[i]?.length ?? 0) >= lexicalPolicy.typo.minLength ? (r.fuzzy[i] ?? 0) : 0,
       }));
       const lexical = lexicalSimilarity(evidence, n, lexicalPolicy);
-      const d = dense.get(r.name) ?? null;
+      const d = meant && index ? index.cosine(meant, r.name) : null;
       // what a write tool does is read below, only if it could make the hits; a read tool's is known
       const actions: string[] | undefined = r.sideEffect === 'read' ? [] : undefined;
       return {
@@ -419,44 +420,36 @@ export function createSearch(deps: SearchDeps) {
   }
 
   /**
-   * Every listed tool's vector for the embedder's model, kept in memory (a catalog of 10,000 is 20 MB
-   * as float32) and topped up from the rows written since the last read when the catalog changed.
+   * Every listed tool's vector for the embedder's model, kept in memory (dense-index.ts; a catalog of
+   * 10,000 is 20 MB) and topped up from the rows written since the last read when the catalog changed.
    */
-  let denseIndex: { changes: string; since: string | null; vectors: Map<string, Float32Array> } | undefined;
-  async function toolVectors(model: string, changes: string): Promise<Map<string, Float32Array>> {
-    if (denseIndex?.changes === changes) return denseIndex.vectors;
-    const since = denseIndex?.since ?? null;
+  let dense: { changes: string; since: string | null; index: DenseIndex } | undefined;
+  async function toolVectors(model: string, changes: string): Promise<DenseIndex> {
+    if (dense?.changes === changes) return dense.index;
+    const since = dense?.since ?? null;
     const rows = await sql<{ name: string; embedding: number[]; at: string }[]>`
       select name, embedding, created_at::text as at from tool_embeddings
       where model = ${model} and (${since}::timestamptz is null or created_at >= ${since}::timestamptz)`;
-    const vectors = denseIndex?.vectors ?? new Map<string, Float32Array>();
+    const index = dense?.index ?? new DenseIndex();
     let latest = since;
     for (const r of rows) {
-      vectors.set(r.name, Float32Array.from(r.embedding, Number));
+      index.set(r.name, r.embedding.map(Number));
       if (latest === null || r.at > latest) latest = r.at;
     }
-    denseIndex = { changes, since: latest, vectors };
-    return vectors;
+    dense = { changes, since: latest, index };
+    return index;
   }
 
-  /** The request's vector; null without an embedder, or when it fails (words alone then). */
-  async function embedQuery(query: string): Promise<number[] | null> {
+  /** The request's vector at unit length; null without an embedder, or when it fails (words alone then). */
+  async function embedQuery(query: string): Promise<Float32Array | null> {
     if (!deps.embedder) return null;
     try {
       const [vector] = await deps.embedder.embed([query]);
-      return vector?.length ? vector : null;
+      return vector?.length ? normalized(vector) : null;
     } catch (err) {
       log.warn('query embedding failed; searching by words only', { error: describeError(err) });
       return null;
     }
-  }
-
-  /** The request's cosine to every tool with a vector of the embedder's model. */
-  async function denseSimilarities(query: number[] | null, changes: string): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    if (!deps.embedder || !query) return out;
-    for (const [name, v] of await toolVectors(deps.embedder.model, changes)) out.set(name, cosine(query, v));
-    return out;
   }
 
   /**
@@ -477,10 +470,13 @@ export function createSearch(deps: SearchDeps) {
              (select jsonb_object_agg(p.lexeme, p.field) from (
                 select lexeme, min(field) as field from lexeme_postings
                 where tool = t.name and lexeme = any(${lexemes}::text[]) and field between 1 and 3 group by lexeme) p) as fields
-      from tools t
-      join tool_versions v on v.name = t.name and v.version = t.current_version
-      left join tool_usage u on u.tool = t.name
-      where t.name = any(${names}::text[]) and (${!activeOnly} or t.status = 'active')`;
+      from unnest(${names}::text[]) as n(name)
+      -- one index lookup per tool and table (offset 0 keeps the planner from joining whole tables,
+      -- as it would on PGlite, which never has statistics)
+      join lateral (select * from tools t where t.name = n.name offset 0) t on true
+      join lateral (select manifest from tool_versions v where v.name = t.name and v.version = t.current_version offset 0) v on true
+      left join lateral (select invocations, successes from tool_usage u where u.tool = t.name offset 0) u on true
+      where ${!activeOnly} or t.status = 'active'`;
     return rows.map(({ side_effect, input_schema, fields, ...r }) => ({
       ...r,
       sideEffect: side_effect,
