@@ -102,7 +102,7 @@ const recordForgeRunSchema = z.object({
   reason: z.string().optional(),
   attempts: z.array(object<ForgeAttempt>()),
 });
-const budgetSchema = z.object({ workflowId });
+const budgetSchema = z.object({ workflowId, name: z.string().optional() });
 const registerSchema = z.object({
   workflowId,
   spec: toolSpecSchema,
@@ -131,7 +131,7 @@ export function createForgeStoreActivities(deps: { sql: Sql; registry: Registry;
     beginForgeRun: async (input: z.input<typeof beginForgeSchema>) => {
       const req = parseActivityInput(beginForgeSchema, input, 'beginForgeRun input');
       await runs.recordForgeRun({ ...req, status: 'running', attempts: [] });
-      return runs.forgeBudget({ workflowId: req.workflowId });
+      return runs.forgeBudget({ workflowId: req.workflowId, name: req.name });
     },
     /**
      * compareWithCurrent, registerForgedTool and the run's registered record as one activity. A

@@ -53,9 +53,11 @@ export async function forgeWorkflow(raw: ForgeRequest): Promise<ForgeOutcome> {
   if (folded) budget = await beginForgeRun({ workflowId, need: req.need, name: req.name });
   else {
     await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'running', attempts: [] });
-    budget = await forgeBudget({ workflowId });
+    budget = await forgeBudget({ workflowId, name: req.name });
   }
-  if (budget.remaining <= 0 && !budget.alreadyCounted) {
+  // A name the catalog holds can come to no new tool (sameName below), so the budget, which meters
+  // new tools, asks nobody. (Histories from before nameHeld read it as undefined: asked, as then.)
+  if (budget.remaining <= 0 && !budget.alreadyCounted && !budget.nameHeld) {
     enter('awaiting-budget-approval', `${budget.usedToday} of ${budget.limit} tools forged today`);
     await recordForgeRun({ workflowId, need: req.need, name: req.name, status: 'awaiting-budget-approval', attempts: [] });
     const decision = await approval.request(

@@ -52,12 +52,27 @@ export async function forgeBudgetToday(sql: Sql, limit: number): Promise<BudgetS
   return { limit, usedToday, remaining: Math.max(0, limit - usedToday), runs };
 }
 
-/** The budget as one forge run sees it: today's other runs, and whether this one already counted. */
-export async function forgeBudgetFor(sql: Sql, workflowId: string, limit: number): Promise<BudgetState & { alreadyCounted: boolean }> {
+/**
+ * The budget as one forge run sees it: today's other runs, whether this one already counted, and
+ * whether the name it was asked for is a tool the catalog holds (not archived). A forge under such
+ * a name can only come to that tool's very code or a new version through its gate, never a new
+ * tool, so it never waits for a person's word on the budget.
+ */
+export async function forgeBudgetFor(
+  sql: Sql,
+  workflowId: string,
+  limit: number,
+  name?: string,
+): Promise<BudgetState & { alreadyCounted: boolean; nameHeld: boolean }> {
   const [row] = await sql<{ used: number }[]>`
     select count(*)::int as used from forge_runs
     where ${today(sql)} and status in ${sql(COUNTED)} and workflow_id <> ${workflowId}`;
   const [self] = await sql<{ status: string }[]>`select status from forge_runs where workflow_id = ${workflowId}`;
+  // As the forge's name check reads it (forge-runs.ts compareWithCurrent): a tool with a current version.
+  const held = name
+    ? await sql`select 1 from tools t join tool_versions v on v.name = t.name and v.version = t.current_version
+                where t.name = ${name} and t.status <> 'archived'`
+    : [];
   const usedToday = row?.used ?? 0;
-  return { limit, usedToday, remaining: limit - usedToday, alreadyCounted: self?.status === 'registered' };
+  return { limit, usedToday, remaining: limit - usedToday, alreadyCounted: self?.status === 'registered', nameHeld: held.length > 0 };
 }

@@ -29,8 +29,8 @@ export function createForgeRuns(deps: { sql: Sql; registry: Registry; dailyBudge
                   version = excluded.version, reason = excluded.reason, attempts = excluded.attempts, updated_at = now()`;
     },
 
-    /** Tools forged (or being forged) today, UTC, not counting this run. */
-    forgeBudget: (input: { workflowId: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget),
+    /** Tools forged (or being forged) today, UTC, not counting this run; and whether the name asked for is held. */
+    forgeBudget: (input: { workflowId: string; name?: string }) => forgeBudgetFor(sql, input.workflowId, deps.dailyBudget, input.name),
 
     /**
      * Whether a forged tool's name is taken, and if so whether its code is the current version's,

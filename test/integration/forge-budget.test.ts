@@ -211,3 +211,21 @@ it('forge run --wait says when the task waits for a budget approval, and the com
   assert.equal(stdout.split('\n').filter((l) => l.startsWith('  waiting for a person')).length, 1, 'said once');
   assert.match(stdout, /forge_tool .* → failed: forging the tool failed: tester rejected forging past the daily budget/);
 });
+
+// Today's budget is spent. A forge under a name the catalog holds can come to no new tool (its very
+// code, or a new version through the tool's gate): asking a person to approve it held a session's
+// follow-up on approvals for forges that registered nothing.
+it('a forge under a name the catalog holds never waits for a budget approval', async () => {
+  const handle = await h.client.workflow.start('forgeWorkflow', {
+    taskQueue: h.cfg.FORGE_TASK_QUEUE,
+    workflowId: `forge-budget-held-${Math.random().toString(16).slice(2)}`,
+    args: [{ need: 'count the words in a text', name: 'count_words', sandboxQueue: h.cfg.FORGE_SANDBOX_QUEUE }],
+  });
+  const outcome = (await handle.result()) as ForgeOutcome;
+  assert.equal(outcome.status, 'registered');
+  assert.equal(outcome.status === 'registered' && outcome.note, 'count_words v1 already has exactly this code: nothing registered');
+  const asked = await h.db.sql`select id from approvals where workflow_id = ${handle.workflowId}`;
+  assert.equal(asked.length, 0, 'nobody was asked');
+  const { history } = await handle.query(forgeProgressQuery);
+  assert.ok(!history.some((s) => s.phase === 'awaiting-budget-approval'), JSON.stringify(history));
+});
