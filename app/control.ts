@@ -33,3 +33,15 @@ export function thawForge(cfg: ForgeConfig, by: string): Promise<{ wasFrozen: bo
 export function killSwitchState(cfg: ForgeConfig): Promise<KillSwitchState> {
   return withDb(cfg, (sql) => createKillSwitch(sql).state());
 }
+
+/**
+ * The kill switch's state when Forge is frozen, else undefined: what a command that starts or
+ * shows a cycle says beside it. A state that cannot be read says nothing (the cycle was started or
+ * read all the same; forge doctor says what is down).
+ */
+export function frozenNow(cfg: ForgeConfig): Promise<KillSwitchState | undefined> {
+  return killSwitchState(cfg).then(
+    (s) => (s.frozen ? s : undefined),
+    () => undefined,
+  );
+}

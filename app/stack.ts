@@ -341,6 +341,8 @@ async function checkScriptedModel(cfg: ForgeConfig, baseURL: string): Promise<Ch
 export interface Check {
   component: string;
   ok: boolean;
+  /** ok, but a state a person should know of (Forge frozen): no fault, so it fails nothing */
+  notice?: boolean;
   detail: string;
   fix?: string;
 }
@@ -383,12 +385,13 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
         detail: `${usesEmbedded(cfg) ? 'embedded PGlite' : 'DATABASE_URL'} ${redact(url)}, ${row?.n ?? 0} migrations`,
       });
       const state = await createKillSwitch(sql).state();
-      // Frozen is a state a person chose, not a fault: reported, not failed.
+      // Frozen is a state a person chose, not a fault: reported as a notice, not failed (doctor's exit stays 0).
       checks.push({
         component: 'kill switch',
         ok: true,
+        ...(state.frozen ? { notice: true } : {}),
         detail: state.frozen
-          ? `FROZEN by ${state.by ?? '?'} since ${state.since ?? '?'}${state.reason ? ` (${state.reason})` : ''}: side effects refused; forge thaw resumes`
+          ? `FROZEN by ${state.by ?? '?'} since ${state.since ?? '?'}${state.reason ? ` (${state.reason})` : ''}: side effects refused, so tasks and forges wait (a state a person chose, not a fault); resume with: forge thaw`
           : 'off',
       });
     } finally {

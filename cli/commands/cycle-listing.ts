@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { KillSwitchState } from '../../app/control.ts';
 import { joinDashedNumbers, limitOption, refuseListingOptions } from '../args.ts';
 import { clipLine, missingArgument, usageError } from '../output.ts';
 
@@ -84,6 +85,19 @@ export const NOT_BEGUN =
 export function waitsForPersonLine(pendingApproval: string, waitingIn?: { workflowId: string }): string {
   return `waits for a person${waitingIn ? ` (in ${waitingIn.workflowId})` : ''}: forge approve ${pendingApproval}  |  forge reject ${pendingApproval}`;
 }
+
+/**
+ * A frozen Forge, beside a cycle it holds: who froze it, since when, why, and the command that
+ * resumes. Every side effect (a model call, a sandbox run, a registration) is refused while
+ * frozen, so the cycle waits; a cycle that ended is not held and is not told this.
+ */
+export function frozenLine(state: KillSwitchState, noun: string): string {
+  const who = [state.by ? `by ${state.by}` : '', state.since ? `since ${state.since}` : ''].filter(Boolean).join(' ');
+  return `Forge is frozen${who ? ` ${who}` : ''}${state.reason ? ` (${state.reason})` : ''}: this ${noun} waits until it is thawed — forge thaw`;
+}
+
+/** The kill switch's words for --json output: who froze Forge, since when and why. */
+export const frozenJson = (state: KillSwitchState) => ({ by: state.by ?? null, since: state.since ?? null, reason: state.reason ?? null });
 
 /** How to follow a cycle shown while it runs. */
 export const followLine = (command: string, workflowId: string): string => `follow it: forge ${command} show ${workflowId} --wait`;

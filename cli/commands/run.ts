@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { frozenNow } from '../../app/control.ts';
 import { startTask, taskLimitRanges } from '../../app/tasks.ts';
 import { joinDashedNumbers, wholeNumberOption, withUsage } from '../args.ts';
 import { missingArgument, printJson, say } from '../output.ts';
+import { frozenJson, frozenLine } from './cycle-listing.ts';
 import { followAndReport } from './task-output.ts';
 
 const USAGE = 'usage: forge run "<task>" [--session id] [--wait] [--json] [--max-turns n] [--max-tool-calls n] [--max-tokens n]';
@@ -56,8 +58,11 @@ export async function runCommand(cfg: ForgeConfig, args: string[]): Promise<numb
     const inSession = values.session ? { sessionId: values.session } : {};
     const startedLine = `started ${workflowId}${values.session ? ` in session ${values.session}` : ''}${uiUrl ? `\n  ${uiUrl}` : ''}`;
     if (!values.wait) {
-      if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl, ...inSession });
-      else say(`${startedLine}\n  follow it: forge tasks show ${workflowId} --wait`);
+      // Followed, a frozen task says so as it waits; started and left, it is said here.
+      const frozen = await frozenNow(cfg);
+      if (values.json)
+        printJson({ ok: true, workflowId, runId: started.runId, uiUrl, ...inSession, ...(frozen ? { frozen: frozenJson(frozen) } : {}) });
+      else say(`${startedLine}${frozen ? `\n  ${frozenLine(frozen, 'task')}` : ''}\n  follow it: forge tasks show ${workflowId} --wait`);
       return 0;
     }
     if (!values.json) say(startedLine);

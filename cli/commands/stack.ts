@@ -46,7 +46,7 @@ export async function doctorCommand(cfg: ForgeConfig, args: string[]): Promise<n
   if (values.json) printJson({ ok, checks });
   else {
     for (const c of checks) {
-      say(`${c.ok ? 'ok  ' : 'FAIL'} ${c.component.padEnd(14)} ${c.detail}`);
+      say(`${c.ok ? (c.notice ? 'NOTE' : 'ok  ') : 'FAIL'} ${c.component.padEnd(14)} ${c.detail}`);
       if (!c.ok && c.fix) say(`     ${''.padEnd(14)} fix: ${c.fix}`);
     }
   }

@@ -1,8 +1,18 @@
 import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { frozenNow, type KillSwitchState } from '../../app/control.ts';
 import { workflowUiUrl } from '../../app/cycles.ts';
 import { listTasks, showTask, type TaskView, taskToFollow } from '../../app/tasks.ts';
 import { printJson, say } from '../output.ts';
-import { cycleHeadLine, cycleRowLines, followLine, NOT_BEGUN, parseCycleCommand, waitsForPersonLine } from './cycle-listing.ts';
+import {
+  cycleHeadLine,
+  cycleRowLines,
+  followLine,
+  frozenJson,
+  frozenLine,
+  NOT_BEGUN,
+  parseCycleCommand,
+  waitsForPersonLine,
+} from './cycle-listing.ts';
 import { callLines, followAndReport, reportTaskResult, statusLine } from './task-output.ts';
 
 const USAGE = 'usage: forge tasks [ls] [--limit n] [--json] | forge tasks show <id> [--wait] [--json]';
@@ -34,8 +44,10 @@ export async function tasksCommand(cfg: ForgeConfig, args: string[]): Promise<nu
       if (!json) say(headLine(view));
       return followAndReport(session, await taskToFollow(session, view), { json, extra });
     }
-    if (json) printJson({ ok: true, task: view });
-    else printTask(session.cfg, view);
+    // A task still running waits while Forge is frozen: said beside it.
+    const frozen = view.status === 'running' ? await frozenNow(cfg) : undefined;
+    if (json) printJson({ ok: true, task: view, ...(frozen ? { frozen: frozenJson(frozen) } : {}) });
+    else printTask(session.cfg, view, frozen);
     // Without --wait the task was shown, however it stands.
     return 0;
   });
@@ -67,7 +79,7 @@ function headLine(v: TaskView): string {
 }
 
 /** A task as it stands: its result as `forge run --wait` prints it, why it ended without one, or where it is now. */
-function printTask(cfg: ForgeConfig, v: TaskView): void {
+function printTask(cfg: ForgeConfig, v: TaskView, frozen?: KillSwitchState): void {
   say(headLine(v));
   if (v.result) {
     const r = v.result;
@@ -86,5 +98,6 @@ function printTask(cfg: ForgeConfig, v: TaskView): void {
     if (p.pendingApproval) say(waitsForPersonLine(p.pendingApproval, p.waitingIn));
     if (p.calls.length) for (const line of callLines(p.calls, (id) => workflowUiUrl(cfg, id))) say(line);
   }
+  if (frozen) say(frozenLine(frozen, 'task'));
   say(followLine('tasks', v.workflowId));
 }

@@ -119,8 +119,14 @@ it('forge forge, tools, approvals, approve, budget, freeze and thaw, as a person
 
   const frozen = forge('freeze', '--reason', 'e2e', '--json');
   assert.equal(frozen.json().frozen, true);
-  const doctor = forge('doctor', '--json').json();
-  assert.match(doctor.checks.find((c: { component: string }) => c.component === 'kill switch').detail, /FROZEN .*\(e2e\)/);
+  const doctor = forge('doctor', '--json');
+  assert.equal(doctor.code, 0, `frozen is a state a person chose, not a fault:\n${doctor.stdout}`);
+  const killSwitch = (doctor.json().checks as { component: string; ok: boolean; notice?: boolean; detail: string }[]).find(
+    (c) => c.component === 'kill switch',
+  );
+  assert.deepEqual([killSwitch?.ok, killSwitch?.notice], [true, true]);
+  assert.match(killSwitch?.detail ?? '', /FROZEN .*\(e2e\).*resume with: forge thaw$/);
+  assert.match(forge('doctor').stdout, /^NOTE kill switch +FROZEN by /m);
   assert.equal(forge('tools', 'ls', '--json').code, 0, 'read-only commands still answer while frozen');
   assert.equal(forge('thaw', '--json').json().frozen, false);
 });

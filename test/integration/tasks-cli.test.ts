@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sleep } from '../../infra/processes.ts';
+import { createKillSwitch } from '../../services/control/kill-switch.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 
@@ -31,6 +32,7 @@ before(async () => {
           },
           { match: { purpose: 'task.turn', first: 'slow' }, responses: [{ text: 'Slow, but done.', delay_ms: 6000 }] },
           { match: { purpose: 'task.turn', first: 'stuck' }, responses: [{ text: 'never seen', delay_ms: 30_000 }] },
+          { match: { purpose: 'task.turn', first: 'otters' }, responses: [{ text: 'Otters hold hands while they sleep.' }] },
         ],
       },
     ],
@@ -163,5 +165,44 @@ describe('forge tasks: a task started without --wait, seen and followed later', 
       /\nstopped \(--max-turns\)\nstopped: no answer after 1 turn, the bound per task \(raise it: forge run --max-turns <n>, or maxTurns in MCP's run_task\)\n/,
     );
     assert.doesNotMatch(r.stdout, /limits\.|\(maxTurns\)/);
+  });
+
+  it('while Forge is frozen, run without --wait and show say so (who, since, why, forge thaw); thawed, the task goes on to its answer', async () => {
+    const ended = await runDetached('one thing about otters');
+    assert.equal((await cli('tasks', 'show', ended, '--wait')).code, 0);
+    const killSwitch = createKillSwitch(h.db.sql, 0);
+    await killSwitch.freeze('tester', 'checking what tasks say');
+    const frozen =
+      /^(?: {2})?Forge is frozen by tester since \S+ \(checking what tasks say\): this task waits until it is thawed — forge thaw$/m;
+    let id: string;
+    try {
+      const r = await cli('run', 'another thing about otters');
+      assert.equal(r.code, 0, r.stderr);
+      id = /^started (task-\S+)/m.exec(r.stdout)?.[1] ?? '';
+      started.push(id);
+      assert.match(r.stdout, frozen);
+      assert.match(r.stdout, new RegExp(`forge thaw\n {2}follow it: forge tasks show ${id} --wait\n$`));
+      const json = await cli('run', 'a third thing about otters', '--json');
+      started.push(String(json.json().workflowId));
+      const said = json.json().frozen as { by: string; reason: string };
+      assert.deepEqual([said.by, said.reason], ['tester', 'checking what tasks say']);
+
+      const shown = await cli('tasks', 'show', id);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /\nrunning — /);
+      assert.match(shown.stdout, frozen, 'said on its own line under the task');
+      const shownJson = (await cli('tasks', 'show', id, '--json')).json();
+      assert.equal((shownJson.frozen as { by: string }).by, 'tester');
+      // A task that ended is not held by the freeze: nothing is said of it.
+      const over = await cli('tasks', 'show', ended);
+      assert.doesNotMatch(over.stdout, /frozen/);
+      assert.equal((await cli('tasks', 'show', ended, '--json')).json().frozen, undefined);
+    } finally {
+      await killSwitch.thaw('tester');
+    }
+    const followed = await cli('tasks', 'show', id, '--wait');
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.match(followed.stdout, /\ncompleted\nOtters hold hands while they sleep\.\n/);
+    assert.doesNotMatch((await cli('tasks', 'show', id)).stdout, /frozen/);
   });
 });
