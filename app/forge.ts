@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { type QueryDefinition, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidInputError } from '../domain/errors.ts';
 import {
@@ -8,7 +9,11 @@ import {
   forgeRequestSchema,
   forgeRunStatusSchema,
 } from '../domain/forge.ts';
-import type { VerifyReport } from '../domain/verification.ts';
+import { type SkippedStage, skippedStages, skippedStagesInSummary, type VerifyReport } from '../domain/verification.ts';
+import { sleep } from '../infra/processes.ts';
+import { toolsDir } from '../services/config.ts';
+import { findApproval } from '../services/control/approvals.ts';
+import { forgeBudgetFor } from '../services/control/budget.ts';
 import { type ForgeLedgerRow, findForgeRow, recentForgeRows } from '../services/runs/forge-runs.ts';
 import { forgeProgressQuery } from '../workflows/definitions.ts';
 import type { Session } from './context.ts';
@@ -38,6 +43,72 @@ export async function startForge(session: Session, ask: ForgeAsk): Promise<Start
     throw new InvalidInputError('forge request', parsed.error.issues.map((i) => `${i.path.join('.') || 'need'}: ${i.message}`).join('; '));
   }
   return startCycle(session, 'forge', [parsed.data]);
+}
+
+/** A forge just started that waits for a person before anything is forged: today's budget is spent. */
+export interface BudgetWait {
+  usedToday: number;
+  limit: number;
+  /** the approval that decides it, once the forge asked (absent: no worker had begun the forge yet) */
+  approvalId?: string;
+}
+
+/** How long `forge forge` without --wait waits for a forge past the budget to ask its approval. */
+const BUDGET_ASK_WAIT_MS = 10_000;
+
+/**
+ * Whether a forge just started will wait for a person before it forges anything: today's budget is
+ * spent (and its name is no tool the catalog holds, which asks nobody), so its first step asks for
+ * an approval. Only then is that approval waited for, within a bound, until its row is written, so
+ * the id printed can be decided at once; a forge no worker has begun yet has none to name.
+ */
+export function budgetWaitOf(session: Session, started: StartedCycle, name?: string): Promise<BudgetWait | undefined> {
+  // The forge is started either way: a budget that cannot be read now says nothing (forge doctor says what is down).
+  return askedForBudget(session, started, name).catch(() => undefined);
+}
+
+async function askedForBudget(session: Session, started: StartedCycle, name?: string): Promise<BudgetWait | undefined> {
+  const { cfg } = session;
+  const budget = await withDb(cfg, (sql) => forgeBudgetFor(sql, started.workflowId, cfg.FORGE_DAILY_FORGE_BUDGET, name));
+  if (budget.remaining > 0 || budget.nameHeld) return undefined;
+  const wait = { usedToday: budget.usedToday, limit: budget.limit };
+  const handle = (await session.temporal()).workflow.getHandle(started.workflowId);
+  for (const deadline = Date.now() + BUDGET_ASK_WAIT_MS; Date.now() < deadline; await sleep(200)) {
+    const p = await progressWithin(handle, forgeProgressQuery);
+    if (!p || p.phase === 'budget') continue;
+    // Past its budget step without asking: a place came free meanwhile.
+    if (p.phase !== 'awaiting-budget-approval' || !p.pendingApproval) return undefined;
+    const approvalId = p.pendingApproval;
+    if (await withDb(cfg, (sql) => findApproval(sql, approvalId))) return { ...wait, approvalId };
+  }
+  return wait;
+}
+
+/**
+ * What a registered forge's verification did not judge, for a tool that calls the network: its
+ * live stage, skipped offline or without the API's credentials (a tool with no network has no
+ * real call to judge, and nothing is said). Read from the forge's report, else (a forge Temporal no
+ * longer keeps) from its last verification's summary. `folder`: the version `forge sandbox verify`
+ * judges again once a real call can be made.
+ */
+export async function unjudgedStages(
+  session: Session,
+  outcome: ReportedForgeOutcome,
+  attempts: ForgeAttempt[] = [],
+): Promise<{ stages: SkippedStage[]; folder: string } | undefined> {
+  if (outcome.status !== 'registered') return undefined;
+  const last = attempts.at(-1);
+  const stages = outcome.report ? skippedStages(outcome.report) : last ? skippedStagesInSummary(last.summary) : [];
+  if (!stages.length) return undefined;
+  // The tool's current manifest says whether it reaches the network; when it cannot be read, say what was skipped anyway.
+  // Imported here: the catalog (search, registry) is only needed for a forge that skipped a stage.
+  const { showTool } = await import('./catalog.ts');
+  const network = await showTool(session.cfg, outcome.name).then(
+    (t) => t.manifest?.permissions.network.length ?? 0,
+    () => 1,
+  );
+  if (!network) return undefined;
+  return { stages, folder: path.join(toolsDir(session.cfg), outcome.name, `v${outcome.version}`) };
 }
 
 /** What a surface following a forge is told: each progress answer, and (stalled) a queue nobody serves or a model nobody answers at. */

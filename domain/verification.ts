@@ -122,3 +122,27 @@ export function formatForRepair(report: VerifyReport): string {
     : `VERIFICATION FAILED at stage "${failed?.stage ?? 'unknown'}"${failed?.reason ? `: ${failed.reason}` : ''}`;
   return [verdict, ...report.stages.map(formatStage)].join('\n');
 }
+
+/** A stage a report passed without running, and why (the live stage offline or without credentials). */
+export interface SkippedStage {
+  stage: StageName;
+  reason: string;
+}
+
+/** The stages a report skipped, in order, each with its reason. */
+export function skippedStages(report: VerifyReport): SkippedStage[] {
+  return report.stages.filter((s) => s.status === 'skipped').map((s) => ({ stage: s.stage, reason: s.reason ?? '(no reason given)' }));
+}
+
+/**
+ * The skipped stages formatForRepair wrote into a summary: a forge's ledger row keeps each
+ * verification's summary, not its report, and is all there is once Temporal no longer keeps the forge.
+ */
+export function skippedStagesInSummary(summary: string): SkippedStage[] {
+  const found: SkippedStage[] = [];
+  for (const m of summary.matchAll(/^## ([\w-]+): SKIPPED[^\n]*(?:\nreason: ([^\n]*))?/gm)) {
+    const stage = stageNameSchema.safeParse(m[1]);
+    if (stage.success) found.push({ stage: stage.data, reason: m[2] ?? '(no reason given)' });
+  }
+  return found;
+}

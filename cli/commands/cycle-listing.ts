@@ -81,9 +81,9 @@ export function cycleHeadLine(noun: string, workflowId: string, text: string, ui
 export const NOT_BEGUN =
   'running — not begun: no worker has picked it up yet (if that lasts, forge doctor says whether one is up; forge up starts one)';
 
-/** What a running cycle waits for a person about, and the commands that decide it. */
-export function waitsForPersonLine(pendingApproval: string, waitingIn?: { workflowId: string }): string {
-  return `waits for a person${waitingIn ? ` (in ${waitingIn.workflowId})` : ''}: forge approve ${pendingApproval}  |  forge reject ${pendingApproval}`;
+/** What a running cycle waits for a person about (`why`, when said), and the commands that decide it. */
+export function waitsForPersonLine(pendingApproval: string, waitingIn?: { workflowId: string }, why?: string): string {
+  return `waits for a person${waitingIn ? ` (in ${waitingIn.workflowId})` : ''}${why ? ` — ${why}` : ''}: forge approve ${pendingApproval}  |  forge reject ${pendingApproval}`;
 }
 
 /**

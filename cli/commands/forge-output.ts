@@ -1,7 +1,7 @@
 import type { Session } from '../../app/context.ts';
 import type { StartedCycle } from '../../app/cycles.ts';
 import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow.ts';
-import { followForge, type ReportedForgeOutcome } from '../../app/forge.ts';
+import { type ForgeView, followForge, type ReportedForgeOutcome, unjudgedStages } from '../../app/forge.ts';
 import { printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 import { followWarnings } from './follow-warnings.ts';
@@ -19,15 +19,34 @@ export function forgeOutcomeLine(outcome: ReportedForgeOutcome): string {
 }
 
 /**
- * A forge's end: its outcome line (exit 0 only when registered), the model nobody could reach
- * (exit 3, with the fix), or why its workflow ended without an outcome.
+ * The stages a registered tool's verification skipped, one line each with why, when they leave
+ * something unjudged (the live stage of a tool that calls an API, offline or without its
+ * credentials), and the command that judges it once a real call can be made.
  */
-export function reportForgeEnd(
+export async function unjudgedLines(session: Session, outcome: ReportedForgeOutcome, attempts?: ForgeView['attempts']): Promise<string[]> {
+  const unjudged = await unjudgedStages(session, outcome, attempts);
+  if (!unjudged) return [];
+  return unjudged.stages.map((s) => {
+    // The live stage's own reason may already begin with these words.
+    const reason = s.reason.replace(new RegExp(`^${s.stage} stage skipped:\\s*`, 'i'), '');
+    // …and may say already that no real call judged the tool (the environment could not reach the API).
+    const unjudgedWords = /no real call judged/i.test(reason) ? '' : ' — no real call judged the tool';
+    return `  ${s.stage} stage skipped: ${reason}${unjudgedWords}; to judge one: forge sandbox verify ${unjudged.folder}`;
+  });
+}
+
+/**
+ * A forge's end: its outcome line (exit 0 only when registered) with any stage its verification
+ * skipped, the model nobody could reach (exit 3, with the fix), or why its workflow ended without
+ * an outcome. `attempts`: its ledger row's, for a forge whose outcome carries no report.
+ */
+export async function reportForgeEnd(
   session: Session,
   started: Pick<StartedCycle, 'workflowId' | 'uiUrl'>,
   end: CycleEnd<ReportedForgeOutcome>,
   json: boolean,
-): number {
+  attempts?: ForgeView['attempts'],
+): Promise<number> {
   const { cfg } = session;
   if (!end.ok)
     return reportCycleFailure(
@@ -48,7 +67,7 @@ export function reportForgeEnd(
     );
   const registered = outcome.status === 'registered';
   if (json) printJson({ ok: registered, workflowId: started.workflowId, uiUrl: started.uiUrl, outcome });
-  else say(forgeOutcomeLine(outcome));
+  else for (const line of [forgeOutcomeLine(outcome), ...(await unjudgedLines(session, outcome, attempts))]) say(line);
   return registered ? 0 : 1;
 }
 

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { frozenNow } from '../../app/control.ts';
 import { InvalidInputError } from '../../app/errors.ts';
-import { startForge } from '../../app/forge.ts';
+import { type BudgetWait, budgetWaitOf, startForge } from '../../app/forge.ts';
 import { withUsage } from '../args.ts';
 import { missingArgument, printJson, say } from '../output.ts';
-import { followLine } from './cycle-listing.ts';
+import { followLine, frozenJson, frozenLine, waitsForPersonLine } from './cycle-listing.ts';
 import { followForgeAndReport } from './forge-output.ts';
 
 const USAGE = 'usage: forge forge "<what the tool must do>" [--name snake_name] [--docs file] [--openapi file.json] [--wait] [--json]';
@@ -49,11 +50,34 @@ export async function forgeCommand(cfg: ForgeConfig, args: string[]): Promise<nu
     const { workflowId, uiUrl } = started;
     const startedLine = `forging in ${workflowId}${uiUrl ? `\n  ${uiUrl}` : ''}`;
     if (!values.wait) {
-      if (values.json) printJson({ ok: true, workflowId, runId: started.runId, uiUrl });
-      else say(`${startedLine}\n  ${followLine('forges', workflowId)}`);
+      // Followed, the forge says what it waits for as it waits; started and left, it is said here.
+      const [frozen, budget] = await Promise.all([frozenNow(cfg), budgetWaitOf(session, started, ask.name)]);
+      if (values.json)
+        printJson({
+          ok: true,
+          workflowId,
+          runId: started.runId,
+          uiUrl,
+          ...(frozen ? { frozen: frozenJson(frozen) } : {}),
+          ...(budget
+            ? { waitsFor: { kind: 'budget', approvalId: budget.approvalId ?? null, usedToday: budget.usedToday, limit: budget.limit } }
+            : {}),
+        });
+      else {
+        const waits = [...(budget ? [budgetLine(budget)] : []), ...(frozen ? [frozenLine(frozen, 'forge')] : [])];
+        say([startedLine, ...waits, followLine('forges', workflowId)].join('\n  '));
+      }
       return 0;
     }
     if (!values.json) say(startedLine);
     return followForgeAndReport(session, started, { json: values.json });
   });
+}
+
+/** A forge past today's budget: the approval it waits for and the commands that decide it, or where it will be listed. */
+function budgetLine(b: BudgetWait): string {
+  const why = `today's forge budget is spent (${b.usedToday} of ${b.limit} new tools)`;
+  return b.approvalId
+    ? waitsForPersonLine(b.approvalId, undefined, why)
+    : `will wait for a person — ${why}: once a worker begins it, forge approvals lists its approval`;
 }

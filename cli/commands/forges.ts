@@ -1,9 +1,19 @@
-import { type ForgeConfig, withSession } from '../../app/context.ts';
+import { type ForgeConfig, type Session, withSession } from '../../app/context.ts';
+import { frozenNow, type KillSwitchState } from '../../app/control.ts';
 import { type ForgeView, forgeEnding, forgeIsOpen, forgeToFollow, ledgerEnding, listForges, showForge } from '../../app/forge.ts';
 import { printJson, say } from '../output.ts';
 import { attemptLabel } from '../progress.ts';
-import { cycleHeadLine, cycleRowLines, followLine, NOT_BEGUN, parseCycleCommand, waitsForPersonLine } from './cycle-listing.ts';
-import { followForgeAndReport, forgeOutcomeLine, reportForgeEnd } from './forge-output.ts';
+import {
+  cycleHeadLine,
+  cycleRowLines,
+  followLine,
+  frozenJson,
+  frozenLine,
+  NOT_BEGUN,
+  parseCycleCommand,
+  waitsForPersonLine,
+} from './cycle-listing.ts';
+import { followForgeAndReport, forgeOutcomeLine, reportForgeEnd, unjudgedLines } from './forge-output.ts';
 
 const USAGE = 'usage: forge forges [ls] [--limit n] [--json] | forge forges show <id> [--wait] [--json]';
 
@@ -47,12 +57,14 @@ export async function forgesCommand(cfg: ForgeConfig, args: string[]): Promise<n
       // Still going: followed as forge forge --wait follows it. Over: what following it would have
       // ended with, to the same words, fix and exit code (3 for a model nobody could reach).
       if (forgeIsOpen(view)) return followForgeAndReport(session, await forgeToFollow(session, view), { json });
-      return reportForgeEnd(session, view, await forgeEnding(session, view), json);
+      return reportForgeEnd(session, view, await forgeEnding(session, view), json, view.attempts);
     }
-    if (json) printJson({ ok: true, forge: view });
+    // A forge still going waits while Forge is frozen: said beside it.
+    const frozen = forgeIsOpen(view) ? await frozenNow(cfg) : undefined;
+    if (json) printJson({ ok: true, forge: view, ...(frozen ? { frozen: frozenJson(frozen) } : {}) });
     else {
       say(head);
-      printForge(view);
+      await printForge(session, view, frozen);
     }
     // Without --wait the forge was shown, however it stands.
     return 0;
@@ -60,10 +72,11 @@ export async function forgesCommand(cfg: ForgeConfig, args: string[]): Promise<n
 }
 
 /** A forge as it stands: what it came to as `forge forge --wait` prints it, how it ended from outside, or where it is now. */
-function printForge(v: ForgeView): void {
+async function printForge(session: Session, v: ForgeView, frozen?: KillSwitchState): Promise<void> {
   if (!forgeIsOpen(v)) {
     const end = ledgerEnding(v);
-    say(end.ok ? forgeOutcomeLine(end.result) : `${v.status}\n${end.error}`);
+    if (!end.ok) say(`${v.status}\n${end.error}`);
+    else for (const line of [forgeOutcomeLine(end.result), ...(await unjudgedLines(session, end.result, v.attempts))]) say(line);
     return;
   }
   const p = v.progress;
@@ -73,5 +86,6 @@ function printForge(v: ForgeView): void {
     say(`running — ${p.phase}${attempt ? ` (${attempt})` : ''}${p.toolName ? `: ${p.toolName}` : ''}`);
     if (p.pendingApproval) say(waitsForPersonLine(p.pendingApproval));
   }
+  if (frozen) say(frozenLine(frozen, 'forge'));
   say(followLine('forges', v.workflowId));
 }

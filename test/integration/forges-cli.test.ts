@@ -7,6 +7,7 @@
  * is 0 here, so every forge first waits for a person.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sleep } from '../../infra/processes.ts';
 import { harnessCli } from '../helpers/cli.ts';
@@ -18,7 +19,7 @@ const started: string[] = [];
 
 before(async () => {
   h = await startHarness({
-    scenarioFiles: ['scenarios/forge-word-count.json'],
+    scenarioFiles: ['scenarios/forge-word-count.json', 'scenarios/forge-exchange-rate.json'],
     scenarios: [
       {
         name: 'forges-cli',
@@ -32,7 +33,8 @@ before(async () => {
     ],
     env: { FORGE_DAILY_FORGE_BUDGET: '0' },
   });
-  cli = harnessCli(h, { user: 'tester', timeoutMs: 120_000 });
+  // The CLI reads the budget as the worker does (forge up starts both from one environment).
+  cli = harnessCli(h, { user: 'tester', timeoutMs: 120_000, env: { FORGE_DAILY_FORGE_BUDGET: '0' } });
 });
 
 after(async () => {
@@ -44,15 +46,23 @@ after(async () => {
   await h?.close();
 });
 
-/** `forge forge "<need>"` without --wait: the id it printed, and the hint it gave. */
-async function forgeDetached(need: string): Promise<string> {
+/**
+ * `forge forge "<need>"` without --wait: the id it printed, the hint it gave, and (the budget is 0)
+ * the approval it said the forge waits for, with the commands that decide it.
+ */
+async function forgeDetached(need: string): Promise<{ id: string; approval: string }> {
   const r = await cli('forge', need);
   assert.equal(r.code, 0, r.stderr);
   const id = /^forging in (forge-\S+)/m.exec(r.stdout)?.[1];
   assert.ok(id, r.stdout);
-  assert.match(r.stdout, new RegExp(`follow it: forge forges show ${id} --wait`));
   started.push(id);
-  return id;
+  const approval =
+    /^ {2}waits for a person — today's forge budget is spent \(\d+ of 0 new tools\): forge approve (\S+) {2}\| {2}forge reject \1\n {2}follow it: forge forges show (\S+) --wait\n$/m.exec(
+      r.stdout,
+    );
+  assert.equal(approval?.[2], id, r.stdout);
+  assert.equal(approval?.[1], `${id}.budget.1`, "the forge's own budget approval, already listed");
+  return { id, approval: approval[1] };
 }
 
 /** `forge forges show <id>` once it reads `pattern` (a worker moves the forge along meanwhile). */
@@ -69,11 +79,11 @@ async function shownOnce(id: string, pattern: RegExp): Promise<{ code: number | 
 
 describe('forge forges: a forge started without --wait, seen and followed later', () => {
   it('shows what it waits for and the commands that decide it; --wait then follows it to what it registered', async () => {
-    const id = await forgeDetached('count the words in a text');
+    const { id, approval: said } = await forgeDetached('count the words in a text');
     const waiting = await shownOnce(id, /waits for a person/);
     assert.match(waiting.stdout, new RegExp(`^forge ${id}: count the words in a text\\n`));
     const approval = /waits for a person: forge approve (\S+) {2}\| {2}forge reject \1\n/.exec(waiting.stdout)?.[1];
-    assert.ok(approval, waiting.stdout);
+    assert.equal(approval, said, waiting.stdout);
     assert.match(waiting.stdout, /\nrunning — awaiting-budget-approval\n/);
     assert.match(waiting.stdout, new RegExp(`follow it: forge forges show ${id} --wait\\n$`));
 
@@ -113,9 +123,26 @@ describe('forge forges: a forge started without --wait, seen and followed later'
     assert.match(r.stdout, /\ncompleted\nThere are 5 words\.\ncalls:\n {2}1\. count_words v1 \{"text":"a rose is a rose"\} → \{"words":5/);
   });
 
+  it('a tool that calls an API, registered with its live stage skipped, says so and why, followed or shown later', async () => {
+    const { id, approval } = await forgeDetached('fetch the exchange rate between two currencies');
+    assert.equal((await cli('approve', approval)).code, 0);
+    const skipped = (dir: string) =>
+      new RegExp(
+        `\\nregistered fetch_exchange_rate v1 after \\d verification\\(s\\)\\n {2}live stage skipped: the API needs OPENEXCHANGERATES_APP_ID for a real call and no value was given for it \\(CLI: --env OPENEXCHANGERATES_APP_ID\\) — no real call judged the tool; to judge one: forge sandbox verify ${dir}\\n$`,
+      );
+    const dir = path.join(h.home, 'tools', 'fetch_exchange_rate', 'v1').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const followed = await cli('forges', 'show', id, '--wait');
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.match(followed.stdout, skipped(dir));
+    // shown once it ended, from its ledger row (what is left once Temporal no longer keeps it)
+    assert.match((await cli('forges', 'show', id)).stdout, skipped(dir));
+    // A tool with no network has no real call to judge: nothing is said of its live stage.
+    const [counted] = await h.db.sql`select workflow_id from forge_runs where name = 'count_words' and status = 'registered'`;
+    assert.doesNotMatch((await cli('forges', 'show', String(counted?.workflow_id), '--wait')).stdout, /stage skipped/);
+  });
+
   it('a forge terminated from outside shows why; --wait on it exits 1 as forge forge --wait would', async () => {
-    const id = await forgeDetached('create a note with a title and a body');
-    await shownOnce(id, /waits for a person/);
+    const { id } = await forgeDetached('create a note with a title and a body');
     await h.client.workflow.getHandle(id).terminate('nobody needs it any more');
     const shown = await cli('forges', 'show', id);
     assert.equal(shown.code, 0, shown.stderr);
