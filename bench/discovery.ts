@@ -48,6 +48,10 @@ const requestCount = Number(opt('--requests', '0'));
 const withRelevance = !argv.includes('--no-relevance');
 // FORGE_EMBEDDINGS_URL (`local`, or a provider): every tool gets its vector and every search its meaning, as in a running Forge.
 const embedder = embedderFor(config());
+// What the registry embeds through: the latency loop swaps in a new embedder, so each request's
+// vector is computed in the search it times (a local embedder keeps the vectors of texts it saw).
+let embedding = embedder;
+const searchEmbedder: Embedder | undefined = embedder && { model: embedder.model, embed: (texts) => embedding!.embed(texts) };
 if (!process.env.FORGE_LOG_LEVEL) setLogLevel('warn');
 
 const evalSet = evalFileSchema.parse(JSON.parse(await fs.readFile(path.join('test', 'eval', 'discovery.json'), 'utf8')));
@@ -486,7 +490,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
     },
   });
   const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'forge-bench-discovery-'));
-  const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools'), embedder });
+  const registry = createRegistry({ sql: traced, root: path.join(dir, 'tools'), embedder: searchEmbedder });
   const rows: { size: number; latency: ReturnType<typeof summary>; plans: Awaited<ReturnType<typeof plans>>; statistics: string }[] = [];
   let baseline: Relevance | undefined;
   let largest: Relevance | undefined;
@@ -505,6 +509,7 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       const texts = requestCount > 0 ? all.filter((_, i) => i % Math.ceil(all.length / requestCount) === 0) : all;
       // warm-up: connections, caches of the search (vocabulary), the server's buffers
       for (const t of texts.slice(0, 10)) await registry.search(t, { limit: harness.policy.retrieval.candidates });
+      embedding = embedderFor(config());
       const ms: number[] = [];
       for (const t of texts) {
         const started = performance.now();
