@@ -1,4 +1,5 @@
 import type { ForgeConfig } from '../domain/config.ts';
+import { embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { toolsDir } from '../services/config.ts';
 import { createAlerts } from '../services/control/alerts.ts';
@@ -14,7 +15,15 @@ export { type GateReport, gateReportSchema } from '../domain/improve.ts';
 
 function withRegistry<T>(cfg: ForgeConfig, fn: (registry: Registry) => Promise<T>): Promise<T> {
   return withDb(cfg, (sql: Sql) =>
-    fn(createRegistry({ sql, root: toolsDir(cfg), alerts: createAlerts({ url: cfg.FORGE_ALERT_WEBHOOK ?? null }) })),
+    // The embedder too: a rollback makes another version's description current, and its vector must follow.
+    fn(
+      createRegistry({
+        sql,
+        root: toolsDir(cfg),
+        embedder: embedderFor(cfg),
+        alerts: createAlerts({ url: cfg.FORGE_ALERT_WEBHOOK ?? null }),
+      }),
+    ),
   );
 }
 

@@ -6,6 +6,7 @@ import { openDatabase } from '../infra/postgres.ts';
 import { logFile, portOpen, recordedPid, stopService } from '../infra/processes.ts';
 import { temporalClient, temporalEndpoint } from '../infra/temporal.ts';
 import { type AuditEntry, type AuditFilter, listAudit } from '../services/catalog/audit.ts';
+import { embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
 import { activityMarks, invocationSeries } from '../services/catalog/series.ts';
 import { toolsDir } from '../services/config.ts';
@@ -227,7 +228,7 @@ export function openDashboardBackend(cfg: ForgeConfig, opts: { user: string }): 
   };
   const catalog = async (): Promise<Registry> => {
     const sql = await db();
-    registry ??= createRegistry({ sql, root: toolsDir(cfg), logger: dashboardLog });
+    registry ??= createRegistry({ sql, root: toolsDir(cfg), embedder: embedderFor(cfg), logger: dashboardLog });
     return registry;
   };
 
