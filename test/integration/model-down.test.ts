@@ -26,8 +26,9 @@ before(async () => {
   // The CLI shares the worker's settings, as a person's shell does.
   cli = harnessCli(h, { user: 'tester', timeoutMs: 150_000, env: { FORGE_SCRIPTED_MODEL_PORT: String(port) } });
   // Tools to improve, registered as a person would: no model needed to have them.
+  // Names of their own: workflow ids are the shared Temporal's, and improve-roman_numeral is self-repair.test.ts's to assert on.
   const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
-  for (const name of ['roman_numeral', 'roman_numeral_json'])
+  for (const name of ['down_roman', 'down_roman_json'])
     await registry.registerVersion({
       name,
       source: romanSource,
@@ -97,15 +98,12 @@ describe('the model does not answer', () => {
   });
 
   it('forge improve --wait exits 3 too, naming where nothing answers and the fix', async () => {
-    const [text, json] = await Promise.all([
-      cli('improve', 'roman_numeral', '--wait'),
-      cli('improve', 'roman_numeral_json', '--wait', '--json'),
-    ]);
+    const [text, json] = await Promise.all([cli('improve', 'down_roman', '--wait'), cli('improve', 'down_roman_json', '--wait', '--json')]);
     assert.equal(text.code, 3, `${text.stdout}\n${text.stderr}`);
     assert.match(
       text.stderr,
       new RegExp(
-        `^error: the model is not available: nothing answers at http://127\\.0\\.0\\.1:${port}, where Forge's scripted model runs \\(no ANTHROPIC_API_KEY\\); improve-roman_numeral failed at a model call after its retries\\n {2}fix: forge up \\(starts the scripted model\\)`,
+        `^error: the model is not available: nothing answers at http://127\\.0\\.0\\.1:${port}, where Forge's scripted model runs \\(no ANTHROPIC_API_KEY\\); improve-down_roman failed at a model call after its retries\\n {2}fix: forge up \\(starts the scripted model\\)`,
         'm',
       ),
     );
@@ -115,12 +113,12 @@ describe('the model does not answer', () => {
     const line = json.json();
     assert.deepEqual(
       [line.ok, line.error, line.component, line.workflowId],
-      [false, 'COMPONENT_DOWN', 'the model', 'improve-roman_numeral_json'],
+      [false, 'COMPONENT_DOWN', 'the model', 'improve-down_roman_json'],
     );
     assert.match(String(line.fix), /^forge up/);
     // The cycle's own record: it failed, the tool untouched.
     const [run] = await h.db.sql<{ status: string; to_version: number | null }[]>`
-      select status, to_version from improve_runs where tool = 'roman_numeral'`;
+      select status, to_version from improve_runs where tool = 'down_roman'`;
     assert.deepEqual([run?.status, run?.to_version], ['failed', null]);
   });
 });

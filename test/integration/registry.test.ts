@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { InvalidInputError } from '../../domain/errors.ts';
 import { toolManifestSchema } from '../../domain/tool.ts';
+import { harness } from '../../harness/index.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import { fillValueKinds } from '../../services/catalog/search.ts';
 import { IdempotencyConflictError, type RegisterInput, type RegisterStage, RegistryWriteError } from '../../services/catalog/store.ts';
@@ -354,7 +355,7 @@ describe('registry', () => {
     await assert.rejects(registry.setStatus('nope', 'active'), /not registered/);
   });
 
-  it('blends dense cosine into similarity when an embedder is configured, and survives its failure', async () => {
+  it('with an embedder, meaning moves the order while the similarity stays the words’; a failing embedder leaves the words', async () => {
     // A toy embedder: hashed bag of words. Real ones come from an embedding API.
     const dims = 64;
     const embed = (t: string) => {
@@ -381,13 +382,16 @@ describe('registry', () => {
     assert.deepEqual(row, { model: 'toy-hash-64', n: dims });
     const [hit] = await dense.search('weather forecast for Bern');
     assert.ok(hit && hit.components.dense !== null && hit.components.dense > 0.5);
-    assert.ok(Math.abs(hit.similarity - (0.6 * hit.components.dense + 0.4 * hit.components.lexical)) < 1e-9);
+    assert.equal(hit.similarity, hit.components.lexical, 'the decision reads the words alone');
+    const { weight, center } = harness.policy.retrieval.dense;
+    assert.ok(Math.abs(hit.meaning! - weight * (hit.components.dense - center)) < 1e-9);
 
     failing = true;
     const v2 = await dense.registerVersion(draft('weather_forecast', 'd-2', 2));
     assert.equal(v2.created, true, 'registration does not depend on the embedding API');
     const [degraded] = await dense.search('weather forecast for Bern');
     assert.equal(degraded?.components.dense, null, 'search falls back to words');
+    assert.equal(degraded?.meaning, undefined);
   });
 
   describe('watcher', () => {
