@@ -1,33 +1,17 @@
 import type { Session } from '../../app/context.ts';
 import type { StartedCycle } from '../../app/cycles.ts';
 import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow.ts';
-import { followImprove, gateReportSchema, type ImproveOutcome } from '../../app/improve.ts';
+import { followImprove, type ImproveOutcome } from '../../app/improve.ts';
 import { printJson, reportCycleFailure, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
 import { followWarnings } from './follow-warnings.ts';
+import { gateLines } from './gate-lines.ts';
 
 /**
  * How an improve cycle's end reads, shared by `forge improve <tool> --wait` and `forge improve show
  * [--wait]`, so a cycle seen later reads exactly as one followed from its start; the gate's lines
- * are `forge tools history`'s too.
+ * (gate-lines.ts) are `forge tools history`'s too.
  */
-
-/** The regression gate's report, one line per check: pass/fail, old vs new output hash, latency. */
-export function gateLines(report: unknown): string[] {
-  const parsed = gateReportSchema.safeParse(report);
-  if (!parsed.success) return [];
-  const r = parsed.data;
-  const lines = [`gate: ${r.passed ? 'passed' : 'failed'}: ${r.summary}`];
-  if (r.declaredDifferences) lines.push(`  declared differences: ${r.declaredDifferences}`);
-  for (const c of r.cases) {
-    const hashes = c.oldHash || c.newHash ? ` output ${c.oldHash ?? '-'} → ${c.newHash ?? '-'}` : '';
-    const ms = c.latencyMs !== undefined ? ` ${c.oldLatencyMs !== undefined ? `${c.oldLatencyMs} → ` : ''}${c.latencyMs} ms` : '';
-    lines.push(
-      `  ${c.pass ? 'pass' : 'FAIL'} ${c.kind} ${c.name}${hashes}${ms}${c.detail && !c.pass ? ` — ${c.detail.split('\n')[0]}` : ''}`,
-    );
-  }
-  return lines;
-}
 
 /** What the cycle came to: its status and why, then the last gate's report, line by line. */
 export function improveOutcomeLines(outcome: Pick<ImproveOutcome, 'status' | 'reason' | 'gate'>): string[] {

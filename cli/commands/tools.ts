@@ -12,7 +12,7 @@ import {
 import { type ForgeConfig, localUser } from '../../app/context.ts';
 import { InvalidInputError } from '../../app/errors.ts';
 import { missingArgument, printJson, say, usageError } from '../output.ts';
-import { gateLines } from './improve-output.ts';
+import { gateLines } from './gate-lines.ts';
 
 // forge tools: the catalog, read (ls, show, history, score) and edited by a person (pin, rollback, archive).
 
