@@ -55,7 +55,7 @@ export interface Candidate {
   similarity: number;
   /**
    * what the meaning of the request adds to the similarity for the order alone (−1..1, from the dense
-   * cosine: search.ts denseLift); absent without embeddings. Decisions never read it.
+   * cosine, policy retrieval.dense: services/catalog/search.ts); absent without embeddings. Decisions never read it.
    */
   meaning?: number;
   invocations?: number;
