@@ -1,9 +1,10 @@
 import type { Session } from '../../app/context.ts';
 import type { StartedCycle } from '../../app/cycles.ts';
-import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow.ts';
+import type { CycleEnd } from '../../app/follow.ts';
 import { type ForgeView, followForge, type ReportedForgeOutcome, unjudgedStages } from '../../app/forge.ts';
-import { printJson, reportCycleFailure, say } from '../output.ts';
+import { printJson, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
+import { reportWithoutOutcome } from './cycle-end.ts';
 import { followWarnings } from './follow-warnings.ts';
 
 /**
@@ -47,24 +48,9 @@ export async function reportForgeEnd(
   json: boolean,
   attempts?: ForgeView['attempts'],
 ): Promise<number> {
-  const { cfg } = session;
-  if (!end.ok)
-    return reportCycleFailure(
-      json,
-      started,
-      end.error,
-      end.ended ? { status: end.ended } : {},
-      componentDownIn(cfg, started.workflowId, end),
-    );
+  const unreached = reportWithoutOutcome(session.cfg, started, end, json);
+  if (unreached !== undefined || !end.ok) return unreached ?? 1;
   const outcome = end.result;
-  if (outcome.status === 'failed' && outcome.modelUnreachable)
-    return reportCycleFailure(
-      json,
-      started,
-      outcome.reason,
-      { outcome },
-      modelDownError(cfg, started.workflowId, outcome.modelUnreachable),
-    );
   const registered = outcome.status === 'registered';
   if (json) printJson({ ok: registered, workflowId: started.workflowId, uiUrl: started.uiUrl, outcome });
   else for (const line of [forgeOutcomeLine(outcome), ...(await unjudgedLines(session, outcome, attempts))]) say(line);

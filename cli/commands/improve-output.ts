@@ -1,9 +1,10 @@
 import type { Session } from '../../app/context.ts';
 import type { StartedCycle } from '../../app/cycles.ts';
-import { type CycleEnd, componentDownIn, modelDownError } from '../../app/follow.ts';
+import type { CycleEnd } from '../../app/follow.ts';
 import { followImprove, type ImproveOutcome } from '../../app/improve.ts';
-import { printJson, reportCycleFailure, say } from '../output.ts';
+import { printJson, say } from '../output.ts';
 import { progressPrinter } from '../progress.ts';
+import { reportWithoutOutcome } from './cycle-end.ts';
 import { followWarnings } from './follow-warnings.ts';
 import { gateLines } from './gate-lines.ts';
 
@@ -28,24 +29,9 @@ export function reportImproveEnd(
   end: CycleEnd<ImproveOutcome>,
   json: boolean,
 ): number {
-  const { cfg } = session;
-  if (!end.ok)
-    return reportCycleFailure(
-      json,
-      started,
-      end.error,
-      end.ended ? { status: end.ended } : {},
-      componentDownIn(cfg, started.workflowId, end),
-    );
+  const unreached = reportWithoutOutcome(session.cfg, started, end, json);
+  if (unreached !== undefined || !end.ok) return unreached ?? 1;
   const outcome = end.result;
-  if (outcome.status === 'failed' && outcome.modelUnreachable)
-    return reportCycleFailure(
-      json,
-      started,
-      outcome.reason,
-      { outcome },
-      modelDownError(cfg, started.workflowId, outcome.modelUnreachable),
-    );
   const ok = outcome.status === 'promoted' || outcome.status === 'skipped';
   if (json) printJson({ ok, workflowId: started.workflowId, uiUrl: started.uiUrl, outcome });
   else for (const line of improveOutcomeLines(outcome)) say(line);
