@@ -1,3 +1,5 @@
+import type { RegisterInput } from '../../services/catalog/store.ts';
+
 /**
  * A registered tool's source shared by tests that need a local read tool with a clear error:
  * roman_numeral writes 1..3999 and refuses anything else with an Error that says why.
@@ -38,3 +40,25 @@ test('writes roman numerals', async () => {
   assert.deepEqual(await run({ number: 4 }, {} as never), { roman: 'IV' });
 });
 `;
+
+/**
+ * roman_numeral under another name, as a person registers it (no model needed): tests that improve
+ * or call it take names of their own, since workflow ids like improve-<tool> are the shared Temporal's.
+ */
+export function romanVersion(name: string, idempotencyKey: string): RegisterInput {
+  return {
+    name,
+    source: romanSource.replace("name: 'roman_numeral'", `name: '${name}'`),
+    tests: romanTests,
+    manifest: {
+      description: 'Writes a whole number in roman numerals.',
+      sideEffect: 'read',
+      destructive: false,
+      permissions: { network: [], env: [] },
+      inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
+      outputSchema: { type: 'object' },
+    },
+    createdBy: 'human',
+    idempotencyKey,
+  };
+}

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
-import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { romanSource, romanVersion } from '../helpers/roman-tool.ts';
 
 const TOOL = 'roman_cli';
 const source = romanSource.replace("name: 'roman_numeral'", `name: '${TOOL}'`);
@@ -44,22 +44,7 @@ before(async () => {
   });
   cli = harnessCli(h, { user: 'tester', timeoutMs: 180_000 });
   const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
-  for (const name of [TOOL, 'ls'])
-    await registry.registerVersion({
-      name,
-      source: source.replace(`name: '${TOOL}'`, `name: '${name}'`),
-      tests: romanTests,
-      manifest: {
-        description: 'Writes a whole number in roman numerals.',
-        sideEffect: 'read',
-        destructive: false,
-        permissions: { network: [], env: [] },
-        inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
-        outputSchema: { type: 'object' },
-      },
-      createdBy: 'human',
-      idempotencyKey: `improve-cli:${name}`,
-    });
+  for (const name of [TOOL, 'ls']) await registry.registerVersion(romanVersion(name, `improve-cli:${name}`));
 });
 
 after(async () => {

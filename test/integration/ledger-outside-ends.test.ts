@@ -16,7 +16,7 @@ import { sleep } from '../../infra/processes.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
-import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { romanVersion } from '../helpers/roman-tool.ts';
 import { terminateWithTemporalCli } from '../helpers/temporal.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -46,21 +46,9 @@ before(async () => {
   session = openSession(h.cfg);
   // A tool to improve: registered as a person would, no model involved.
   // Its own name: workflow ids are the shared Temporal's, and improve-roman_numeral is self-repair.test.ts's to assert on.
-  await createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') }).registerVersion({
-    name: LEDGER_TOOL,
-    source: romanSource.replace("name: 'roman_numeral'", `name: '${LEDGER_TOOL}'`),
-    tests: romanTests,
-    manifest: {
-      description: 'Writes a whole number in roman numerals.',
-      sideEffect: 'read',
-      destructive: false,
-      permissions: { network: [], env: [] },
-      inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
-      outputSchema: { type: 'object' },
-    },
-    createdBy: 'human',
-    idempotencyKey: `outside-ends:${LEDGER_TOOL}`,
-  });
+  await createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') }).registerVersion(
+    romanVersion(LEDGER_TOOL, `outside-ends:${LEDGER_TOOL}`),
+  );
 });
 
 after(async () => {

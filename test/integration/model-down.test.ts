@@ -11,7 +11,7 @@ import { freePort } from '../../infra/processes.ts';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessCli } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
-import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { romanVersion } from '../helpers/roman-tool.ts';
 
 let h: Harness;
 let cli: ReturnType<typeof harnessCli>;
@@ -28,22 +28,7 @@ before(async () => {
   // Tools to improve, registered as a person would: no model needed to have them.
   // Names of their own: workflow ids are the shared Temporal's, and improve-roman_numeral is self-repair.test.ts's to assert on.
   const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
-  for (const name of ['down_roman', 'down_roman_json'])
-    await registry.registerVersion({
-      name,
-      source: romanSource,
-      tests: romanTests,
-      manifest: {
-        description: 'Writes a whole number in roman numerals.',
-        sideEffect: 'read',
-        destructive: false,
-        permissions: { network: [], env: [] },
-        inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
-        outputSchema: { type: 'object' },
-      },
-      createdBy: 'human',
-      idempotencyKey: `model-down:${name}`,
-    });
+  for (const name of ['down_roman', 'down_roman_json']) await registry.registerVersion(romanVersion(name, `model-down:${name}`));
 });
 
 after(() => h?.close());

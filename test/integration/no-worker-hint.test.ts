@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRegistry } from '../../services/catalog/registry.ts';
 import { harnessEnv } from '../helpers/cli.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
-import { romanSource, romanTests } from '../helpers/roman-tool.ts';
+import { romanVersion } from '../helpers/roman-tool.ts';
 
 let h: Harness;
 const children: ChildProcess[] = [];
@@ -90,21 +90,7 @@ describe('forge run --wait with the sandbox worker down', () => {
 describe('forge forge --wait and forge improve --wait with no worker at all', () => {
   it('each says once that no worker polls the control queue, that no worker has begun the cycle, and the fix', async () => {
     const registry = createRegistry({ sql: h.db.sql, root: path.join(h.home, 'tools') });
-    await registry.registerVersion({
-      name: 'roman_unserved',
-      source: romanSource.replace("name: 'roman_numeral'", "name: 'roman_unserved'"),
-      tests: romanTests,
-      manifest: {
-        description: 'Writes a whole number in roman numerals.',
-        sideEffect: 'read',
-        destructive: false,
-        permissions: { network: [], env: [] },
-        inputSchema: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
-        outputSchema: { type: 'object' },
-      },
-      createdBy: 'human',
-      idempotencyKey: 'no-worker-hint:roman_unserved',
-    });
+    await registry.registerVersion(romanVersion('roman_unserved', 'no-worker-hint:roman_unserved'));
     // A Forge whose worker is down: the CLI's control queue is one nobody polls.
     const queue = `${h.cfg.FORGE_TASK_QUEUE}-unserved`;
     const env = { FORGE_TASK_QUEUE: queue };
