@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
+import { ensureEmbeddingModel } from '../infra/embedding-model.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
 import { alive, forgetPid, logFile, portOpen, recordedPid, runDir, startDetached, stopService, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
@@ -62,6 +63,10 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   step('sandbox image: checking');
   const image = await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
   step(`sandbox image: ${image.tag} ${image.built ? 'built' : 'present'}`);
+  if (cfg.FORGE_EMBEDDINGS_URL === 'local') {
+    const model = await ensureEmbeddingModel(cfg);
+    step(`embedding model: all-MiniLM-L6-v2 ${model.fetched ? 'fetched into' : 'present in'} ${model.dir}`);
+  }
 
   const db = await ensureDatabaseServer(cfg);
   step(`postgres: ${usesEmbedded(cfg) ? `embedded PGlite ${db.started ? 'started' : 'running'}` : 'DATABASE_URL'} at ${redact(db.url)}`);

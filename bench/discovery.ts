@@ -5,6 +5,7 @@
  * agent turn searches (registry.search, the candidates offerTools reads).
  *
  *   node --import tsx bench/discovery.ts [--sizes 100,1000,10000] [--backends pglite,postgres] [--requests N] [--no-relevance] [--changed]
+ *     [--dense-grid weight:center:nearest,…]
  *
  * Per backend and size: p50/p95 of one search; growth (p50 at this size / p50 at the smallest);
  * the plan of every statement one search sends (EXPLAIN ANALYZE: which indexes it used, which
@@ -28,7 +29,7 @@ import { harness } from '../harness/index.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { type Embedder, embedderFor } from '../services/catalog/embeddings.ts';
 import { createRegistry, type Registry } from '../services/catalog/registry.ts';
-import { embeddingText, paramsSearchText, valueKindsOf } from '../services/catalog/search.ts';
+import { type DensePolicy, embeddingText, paramsSearchText, valueKindsOf } from '../services/catalog/search.ts';
 import { createToolCalls } from '../services/catalog/tool-calls.ts';
 import { config } from '../services/config.ts';
 import type { Sql } from '../services/db.ts';
@@ -46,7 +47,15 @@ const backends = opt('--backends', 'pglite,postgres').split(',') as ('pglite' | 
 /** how many evaluation requests the latency is measured over (all by default) */
 const requestCount = Number(opt('--requests', '0'));
 const withRelevance = !argv.includes('--no-relevance');
-// FORGE_EMBEDDINGS_URL (`local`, or a provider): every tool gets its vector and every search its meaning, as in a running Forge.
+/** --dense-grid: the relevance of other retrieval.dense policies too, both catalogs, same run (to choose the harness's) */
+const denseGrid: DensePolicy[] = opt('--dense-grid', '')
+  .split(',')
+  .filter(Boolean)
+  .map((p) => {
+    const [weight, center, nearest] = p.split(':').map(Number);
+    return { weight: weight!, center: center!, nearest: nearest! };
+  });
+// FORGE_EMBEDDINGS_URL (`local` by default, or a provider): every tool gets its vector and every search its meaning, as in a running Forge; `off`: words only.
 const embedder = embedderFor(config());
 // What the registry embeds through: the latency loop swaps in a new embedder, so each request's
 // vector is computed in the search it times (a local embedder keeps the vectors of texts it saw).
@@ -346,7 +355,7 @@ async function insertTools(sql: Sql, tools: GenTool[]): Promise<void> {
   }
 }
 
-/** The generated tools' vectors, as the store writes a registered tool's (FORGE_EMBEDDINGS_URL set). */
+/** The generated tools' vectors, as the store writes a registered tool's (unless FORGE_EMBEDDINGS_URL=off). */
 async function insertEmbeddings(sql: Sql, embedder: Embedder, tools: GenTool[]): Promise<void> {
   for (let i = 0; i < tools.length; i += 200) {
     const batch = tools.slice(i, i + 200);
@@ -497,6 +506,11 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
   try {
     await insertEvalCatalog(registry, db.sql);
     if (withRelevance) baseline = await relevance(registry);
+    const gridRegistries = denseGrid.map((densePolicy) =>
+      createRegistry({ sql: traced, root: path.join(dir, 'tools'), embedder: searchEmbedder, densePolicy }),
+    );
+    const gridBaselines = [];
+    for (const r of gridRegistries) gridBaselines.push((await relevance(r)).precisionAt1);
     const generated = generateTools(Math.max(...sizes) - evalSet.tools.length);
     let have = 0;
     for (const size of sizes) {
@@ -535,6 +549,12 @@ async function measureBackend(kind: 'pglite' | 'postgres', adminUrl: string | un
       process.stderr.write(`[bench:discovery] ${kind} ${size} tools: p50 ${rows.at(-1)!.latency.p50} ms; statistics: ${statistics}\n`);
     }
     if (withRelevance) largest = await relevance(registry);
+    for (const [i, r] of gridRegistries.entries()) {
+      const p = denseGrid[i]!;
+      process.stderr.write(
+        `[bench:discovery] ${kind} dense ${p.weight}:${p.center}:${p.nearest} precision@1 ${gridBaselines[i]} (${evalSet.tools.length}) → ${(await relevance(r)).precisionAt1} (${Math.max(...sizes)})\n`,
+      );
+    }
     // --changed: the candidates of every request whose offer or decision the larger catalog changed
     if (baseline && largest && argv.includes('--changed'))
       for (const [i, r] of evalSet.requests.entries()) {

@@ -8,7 +8,7 @@
  *   npm run eval:discovery -- [file.json] [--rows | --misses]
  *
  * The database: a scratch schema in DATABASE_URL's database (dropped at the end) when it is set,
- * otherwise an in-memory embedded PGlite. With FORGE_EMBEDDINGS_URL set, tools and requests are
+ * otherwise an in-memory embedded PGlite. Unless FORGE_EMBEDDINGS_URL=off, tools and requests are
  * embedded as the worker does, so dense discovery is measured too.
  *
  * Figures (each for all requests and for the held-out ones):

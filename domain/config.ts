@@ -62,10 +62,12 @@ export const configSchema = z.object({
   FORGE_SCENARIO: z.string().min(1).optional(),
   FORGE_SCRIPTED_MODEL_PORT: port.default(4399),
 
-  /** an embeddings endpoint ({ input, model } → { data: [{ embedding }] }), or `local` (a model in process); unset = word search only */
-  FORGE_EMBEDDINGS_URL: z.union([z.literal('local'), z.string().url()]).optional(),
+  /** `local` (all-MiniLM-L6-v2 in process, the default), an embeddings endpoint ({ input, model } → { data: [{ embedding }] }), or `off` (words only) */
+  FORGE_EMBEDDINGS_URL: z.union([z.literal('local'), z.literal('off'), z.string().url()]).default('local'),
   FORGE_EMBEDDINGS_MODEL: z.string().min(1).default('voyage-3.5'),
   FORGE_EMBEDDINGS_API_KEY: z.string().min(1).optional(),
+  /** where local models are kept (default: $XDG_CACHE_HOME/forge/models, or ~/.cache/forge/models) */
+  FORGE_MODELS_DIR: z.string().min(1).optional(),
 
   FORGE_DAILY_FORGE_BUDGET: z.coerce.number().int().min(0).default(3),
   /** which task queues a worker process serves: control (workflows, LLM, Postgres), sandbox (Docker), or all */
@@ -132,7 +134,7 @@ const expectations: Record<string, string> = {
   DATABASE_URL: 'a postgres:// URL, e.g. postgres://forge:forge@127.0.0.1:5432/forge',
   ANTHROPIC_BASE_URL: 'an http(s) URL',
   FORGE_EMBEDDINGS_URL:
-    'local (the Universal Sentence Encoder, in process, offline) or an http(s) URL, e.g. https://api.voyageai.com/v1/embeddings',
+    'local (all-MiniLM-L6-v2, in process, offline: the default), off (search by words only) or an http(s) URL, e.g. https://api.voyageai.com/v1/embeddings',
   FORGE_ALERT_WEBHOOK: 'an http(s) URL that accepts a JSON POST, e.g. https://hooks.example.com/forge',
   FORGE_LOG_LEVEL: 'one of debug, info, warn, error',
   TEMPORAL_TLS: 'one of 1, 0, true, false, yes, no',

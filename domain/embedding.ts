@@ -27,3 +27,11 @@ export function hashedEmbedding(text: string, dims = 256): number[] {
   const norm = Math.hypot(...v) || 1;
   return v.map((x) => x / norm);
 }
+
+/**
+ * The local embedding model (FORGE_EMBEDDINGS_URL=local): all-MiniLM-L6-v2, int8-quantized ONNX. Its
+ * files, in its folder under the models directory, by these names (infra/embedding-model.ts puts them there).
+ */
+export const LOCAL_EMBEDDINGS_MODEL = 'all-minilm-l6-v2-q';
+export const MODEL_FILE = 'model.onnx';
+export const TOKENIZER_FILE = 'tokenizer.json';

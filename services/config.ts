@@ -34,6 +34,11 @@ export function toolsDir(cfg: Pick<ForgeConfig, 'home'>): string {
   return path.join(cfg.home, 'tools');
 }
 
+/** Where local models are kept: FORGE_MODELS_DIR, else Forge's cache beside its binaries. */
+export function modelsDir(cfg: Pick<ForgeConfig, 'FORGE_MODELS_DIR'>): string {
+  return cfg.FORGE_MODELS_DIR ?? path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'forge', 'models');
+}
+
 let cached: ForgeConfig | undefined;
 
 /** The process's configuration, read once from the environment. */

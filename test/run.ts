@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureChromium } from '../infra/chromium.ts';
 import { dockerClient, ensureDockerEngine } from '../infra/docker.ts';
+import { ensureEmbeddingModel } from '../infra/embedding-model.ts';
 import { ensureLocalPostgres } from '../infra/local-postgres.ts';
 import { servePglite } from '../infra/pglite-server.ts';
 import { freePort, portOpen, waitFor } from '../infra/processes.ts';
@@ -42,8 +43,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-test-'));
 const cleanups: (() => Promise<void> | void)[] = [];
 
 async function main(): Promise<number> {
-  say('provisioning: temporal cli, docker engine, sandbox image, postgres (and chromium for the dashboard tests)');
+  say('provisioning: temporal cli, docker engine, sandbox image, embedding model, postgres (and chromium for the dashboard tests)');
   const temporalCli = await ensureTemporalCli(cfg);
+  await ensureEmbeddingModel(cfg);
   await ensureDockerEngine(cfg);
   await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
   const adminUrl = ensureLocalPostgres();

@@ -1,6 +1,8 @@
+import path from 'node:path';
 import type { ForgeConfig } from '../../domain/config.ts';
-import { embeddingsResponseSchema } from '../../domain/embedding.ts';
+import { embeddingsResponseSchema, LOCAL_EMBEDDINGS_MODEL } from '../../domain/embedding.ts';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
+import { modelsDir } from '../config.ts';
 import { createLocalEmbedder } from './local-embedder.ts';
 
 /** Dense embeddings are optional: without an embedder, search is full-text + trigram only. */
@@ -29,7 +31,7 @@ export function createHttpEmbedder(opts: { url: string; model: string; apiKey?: 
         throw new ComponentDownError(
           'embedding provider',
           `${opts.url}: ${describeError(err)}`,
-          'check FORGE_EMBEDDINGS_URL, or unset it to search by words only',
+          'check FORGE_EMBEDDINGS_URL, or set it to off to search by words only',
         );
       }
       if (!res.ok) {
@@ -53,13 +55,14 @@ export function createHttpEmbedder(opts: { url: string; model: string; apiKey?: 
 }
 
 /**
- * The embedder FORGE_EMBEDDINGS_URL names: `local` for the Universal Sentence Encoder in this
- * process (local-embedder.ts), an http(s) URL for a provider, unset for words alone.
+ * The embedder FORGE_EMBEDDINGS_URL names: `local` for all-MiniLM-L6-v2 in this process
+ * (local-embedder.ts, its files under the models directory; the default), an http(s) URL for a
+ * provider, `off` for words alone.
  */
 export function embedderFor(
-  cfg: Pick<ForgeConfig, 'FORGE_EMBEDDINGS_URL' | 'FORGE_EMBEDDINGS_MODEL' | 'FORGE_EMBEDDINGS_API_KEY'>,
+  cfg: Pick<ForgeConfig, 'FORGE_EMBEDDINGS_URL' | 'FORGE_EMBEDDINGS_MODEL' | 'FORGE_EMBEDDINGS_API_KEY' | 'FORGE_MODELS_DIR'>,
 ): Embedder | undefined {
-  if (!cfg.FORGE_EMBEDDINGS_URL) return undefined;
-  if (cfg.FORGE_EMBEDDINGS_URL === 'local') return createLocalEmbedder();
+  if (cfg.FORGE_EMBEDDINGS_URL === 'off') return undefined;
+  if (cfg.FORGE_EMBEDDINGS_URL === 'local') return createLocalEmbedder(path.join(modelsDir(cfg), LOCAL_EMBEDDINGS_MODEL));
   return createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY });
 }

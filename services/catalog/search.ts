@@ -192,15 +192,27 @@ export function createSearch(deps: SearchDeps) {
     return slots;
   };
 
+  /**
+   * An embedder that fails (a model not fetched, a provider down) is said once when it starts
+   * failing, with its fix, not on every search; once it answers again, a new failure is said again.
+   */
+  let embedderDown = false;
+  function embeddingFailed(message: string, fields: Record<string, unknown>, err: unknown): void {
+    if (embedderDown) log.debug(message, { ...fields, error: describeError(err) });
+    else log.warn(message, { ...fields, error: describeError(err) });
+    embedderDown = true;
+  }
+
   /** The text a tool is embedded by; null without an embedder or when the provider fails. */
   async function embedTool(name: string, description: string): Promise<ToolEmbedding | null> {
     if (!deps.embedder) return null;
     try {
       const [vector] = await deps.embedder.embed([embeddingText(name, description)]);
+      embedderDown = false;
       return vector ? { model: deps.embedder.model, vector } : null;
     } catch (err) {
       // Embeddings only sharpen search; a tool is still findable by its words.
-      log.warn('embedding failed; the tool is indexed for full-text search only', { tool: name, error: describeError(err) });
+      embeddingFailed('embedding failed; the tool is indexed for full-text search only', { tool: name }, err);
       return null;
     }
   }
@@ -295,18 +307,24 @@ export function createSearch(deps: SearchDeps) {
     // similarity below is the words' alone.
     for (const kind of new Set(values.map((v) => v.kind)))
       words.push({ lexeme: `value:${kind}`, raw: '', weight: VALUE_EVIDENCE, value: true });
-    const rows = await shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy });
     // Meaning finds what no word names ("how hot will it get" is weather): the nearest tools by the
-    // embedder's cosine join the words' shortlist.
-    const meant = await meaning;
-    const index = meant && deps.embedder ? await toolVectors(deps.embedder.model, changes) : undefined;
-    if (meant && index?.size) {
+    // embedder's cosine join the words' shortlist. They are found and described while Postgres
+    // builds the shortlist (a tool in both is kept once, as the shortlist has it).
+    const near = meaning.then(async (meant) => {
+      if (!meant || !deps.embedder) return undefined;
+      const index = await toolVectors(deps.embedder.model, changes);
+      const names = index.size ? index.nearest(meant, densePolicy.nearest).map((n) => n.name) : [];
+      return { meant, index, rows: names.length ? await describeNearest(names, lexemes, activeOnly) : [] };
+    });
+    const [rows, dense] = await Promise.all([
+      shortlist(sql, { words, text: q, activeOnly, k: Math.max(40, limit * 8), policy: lexicalPolicy }),
+      near,
+    ]);
+    const meant = dense?.meant;
+    const index = dense?.index;
+    if (dense) {
       const have = new Set(rows.map((r) => r.name));
-      const nearest = index
-        .nearest(meant, densePolicy.nearest)
-        .map((n) => n.name)
-        .filter((name) => !have.has(name));
-      if (nearest.length) rows.push(...(await describeNearest(nearest, lexemes, activeOnly)));
+      rows.push(...dense.rows.filter((r) => !have.has(r.name)));
     }
     if (rows.length === 0) return [];
 
@@ -445,9 +463,10 @@ export function createSearch(deps: SearchDeps) {
     if (!deps.embedder) return null;
     try {
       const [vector] = await deps.embedder.embed([query]);
+      embedderDown = false;
       return vector?.length ? normalized(vector) : null;
     } catch (err) {
-      log.warn('query embedding failed; searching by words only', { error: describeError(err) });
+      embeddingFailed('query embedding failed; searching by words only', {}, err);
       return null;
     }
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { ForgeError } from '../../domain/errors.ts';
 import { containerLog, containerState, lastLines, removeContainer } from './containers.ts';
-import { LABEL_TREE, WORKER_TMPFS } from './image.ts';
+import { LABEL_TREE, modelsMount, WORKER_TMPFS } from './image.ts';
 
 /**
  * The production control worker as a container: one per version (build id), from a worker image
@@ -157,7 +157,7 @@ export function controlWorkers(docker: Docker, home: string) {
       },
       HostConfig: {
         NetworkMode: 'host',
-        Mounts: [{ Type: 'bind', Source: spec.home, Target: spec.home }],
+        Mounts: [{ Type: 'bind', Source: spec.home, Target: spec.home }, ...modelsMount(spec.env.FORGE_MODELS_DIR)],
         ReadonlyRootfs: true,
         Tmpfs: WORKER_TMPFS,
         CapDrop: ['ALL'],

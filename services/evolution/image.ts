@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -54,6 +55,15 @@ export const WORKER_UID = 10001;
  * so it must allow exec (Docker's tmpfs default is noexec).
  */
 export const WORKER_TMPFS = { '/tmp': 'rw,exec,nosuid,nodev,size=512m,mode=1777' };
+/**
+ * The local embedding model's folder (services/config.ts modelsDir), read-only at the same path as on
+ * the host, so a worker container searches by meaning as the host does; none when it is not there
+ * (the worker then searches by words, saying so once).
+ */
+export function modelsMount(dir: string | undefined): { Type: 'bind'; Source: string; Target: string; ReadOnly: true }[] {
+  return dir && existsSync(dir) ? [{ Type: 'bind', Source: dir, Target: dir, ReadOnly: true }] : [];
+}
+
 /** Where the tree lives in the image; node_modules beside it. */
 export const APP_DIR = '/app';
 /** Bump when the base's layout changes in a way its key would not show. */
@@ -149,6 +159,15 @@ async function nativeAddons(dir: string): Promise<string[]> {
   return found;
 }
 
+/**
+ * ONNX Runtime's package carries its native library for six platforms (~250 MB); the image runs one
+ * (linux, this machine's architecture): the others stay out of the base.
+ */
+function otherPlatform(rel: string): boolean {
+  const m = /^onnxruntime-node\/bin\/napi-v\d+\/([^/]+)\/([^/]+)$/.exec(rel);
+  return m !== null && `${m[1]}/${m[2]}` !== `linux/${process.arch}`;
+}
+
 /** An ELF file's machine (x86-64, aarch64, …), or null for anything else (another OS's addon). */
 async function elfMachine(file: string): Promise<number | null> {
   const fh = await fs.open(file, 'r');
@@ -215,7 +234,13 @@ export function createWorkerImages(deps: WorkerImageDeps) {
       }
     }
     entries.push({ kind: 'dir', path: APP_DIR, mode: 0o755 });
-    entries.push(...(await folderEntries(modules, `${APP_DIR}/node_modules`, (rel) => rel === '.cache' || rel.endsWith('/.cache'))));
+    entries.push(
+      ...(await folderEntries(
+        modules,
+        `${APP_DIR}/node_modules`,
+        (rel) => rel === '.cache' || rel.endsWith('/.cache') || otherPlatform(rel),
+      )),
+    );
     return entries;
   }
 

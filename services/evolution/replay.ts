@@ -10,12 +10,13 @@ import { EvidenceNotFoundError, type Expectation, expectationSchema, judgeReplay
 import { REPLAY_POLICY, type ReplayCaseResult, type ReplayReport, type replayRequestSchema } from '../../domain/evolve.ts';
 import type { TaskResult } from '../../domain/task.ts';
 import { toolManifestSchema, toolNameSchema } from '../../domain/tool.ts';
+import { modelsDir } from '../config.ts';
 import { pendingApprovals } from '../control/approvals.ts';
 import { connect, type Sql } from '../db.ts';
 import { type Logger, log as rootLog } from '../log.ts';
 import { LABEL_DEPLOYMENT, LABEL_OWNER, LABEL_SANDBOX, OWNER, sandboxDeployment } from '../sandbox/container.ts';
 import { containerLog, containerState, lastLines, removeContainer } from './containers.ts';
-import { LABEL_TREE, LABEL_WORKER, WORKER_TMPFS, WORKER_UID } from './image.ts';
+import { LABEL_TREE, LABEL_WORKER, modelsMount, WORKER_TMPFS, WORKER_UID } from './image.ts';
 
 /**
  * Replay verification of a candidate harness (issue 11, item 5). The candidate's worker image runs as
@@ -175,6 +176,8 @@ export function candidateWorkerEnv(cfg: ForgeConfig, temporalAddress: string): R
     FORGE_EMBEDDINGS_URL: cfg.FORGE_EMBEDDINGS_URL,
     FORGE_EMBEDDINGS_MODEL: cfg.FORGE_EMBEDDINGS_MODEL,
     FORGE_EMBEDDINGS_API_KEY: cfg.FORGE_EMBEDDINGS_API_KEY,
+    // the host's folder, mounted read-only at the same path (image.ts modelsMount)
+    FORGE_MODELS_DIR: modelsDir(cfg),
     FORGE_DAILY_FORGE_BUDGET: String(cfg.FORGE_DAILY_FORGE_BUDGET),
   };
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
@@ -578,7 +581,7 @@ export async function replayCandidate(deps: ReplayDeps, req: ReplayRequest, hook
       HostConfig: {
         // Loopback reaches Temporal, Postgres and the model; no Docker socket, nothing else of the host.
         NetworkMode: 'host',
-        Mounts: [{ Type: 'bind', Source: home, Target: home }],
+        Mounts: [{ Type: 'bind', Source: home, Target: home }, ...modelsMount(deps.workerEnv.FORGE_MODELS_DIR)],
         ReadonlyRootfs: true,
         Tmpfs: WORKER_TMPFS,
         CapDrop: ['ALL'],

@@ -4,19 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../domain/config.ts';
+import { ComponentDownError } from '../../domain/errors.ts';
 import { cosine } from '../../domain/ranking.ts';
+import { ensureEmbeddingModel, localModelDir } from '../../infra/embedding-model.ts';
 import { embedderFor } from '../../services/catalog/embeddings.ts';
 import { createLocalEmbedder, LOCAL_EMBEDDINGS_MODEL } from '../../services/catalog/local-embedder.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import type { RegisterInput } from '../../services/catalog/store.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
-// Meaning offline (FORGE_EMBEDDINGS_URL=local): the Universal Sentence Encoder from the npm
-// registry, in process, through the registry's real store and search on a real Postgres.
+// Meaning offline (FORGE_EMBEDDINGS_URL=local, the default): all-MiniLM-L6-v2 as test/run.ts
+// provisioned it (infra/embedding-model.ts), run by ONNX Runtime in process, through the
+// registry's real store and search on a real Postgres.
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let registry: Registry;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-local-embed-'));
-const embedder = createLocalEmbedder();
+const embedder = createLocalEmbedder(localModelDir({}));
 
 const tool = (name: string, description: string): RegisterInput => ({
   name,
@@ -52,11 +55,29 @@ after(async () => {
 });
 
 describe('meaning offline: FORGE_EMBEDDINGS_URL=local', () => {
-  it('is what FORGE_EMBEDDINGS_URL=local names; a value neither local nor a URL is refused, saying what fits', () => {
-    const cfg = loadConfig({ FORGE_EMBEDDINGS_URL: 'local' }, root);
-    assert.equal(embedderFor(cfg)?.model, LOCAL_EMBEDDINGS_MODEL);
-    assert.equal(embedderFor(loadConfig({}, root)), undefined);
-    assert.throws(() => loadConfig({ FORGE_EMBEDDINGS_URL: 'nearby' }, root), /FORGE_EMBEDDINGS_URL.*local/s);
+  it('is the default and what FORGE_EMBEDDINGS_URL=local names; off searches by words; anything else is refused, saying what fits', () => {
+    assert.equal(embedderFor(loadConfig({ FORGE_EMBEDDINGS_URL: 'local' }, root))?.model, LOCAL_EMBEDDINGS_MODEL);
+    assert.equal(embedderFor(loadConfig({}, root))?.model, LOCAL_EMBEDDINGS_MODEL);
+    assert.equal(embedderFor(loadConfig({ FORGE_EMBEDDINGS_URL: 'off' }, root)), undefined);
+    assert.throws(() => loadConfig({ FORGE_EMBEDDINGS_URL: 'nearby' }, root), /FORGE_EMBEDDINGS_URL.*local.*off/s);
+  });
+
+  it('fetched the model pinned by sha256 once: provisioning again finds it in place', async () => {
+    const again = await ensureEmbeddingModel({});
+    assert.deepEqual(again, { dir: localModelDir({}), fetched: false });
+  });
+
+  it('says what to do when the model is not there, and the search goes on by its words', async () => {
+    const missing = createLocalEmbedder(path.join(root, 'no-model-here'));
+    await assert.rejects(
+      missing.embed(['anything']),
+      (err: unknown) =>
+        err instanceof ComponentDownError && /forge up/.test(err.fix ?? '') && /FORGE_EMBEDDINGS_URL=off/.test(err.fix ?? ''),
+    );
+    const wordsOnly = createRegistry({ sql: db.sql, root, embedder: missing });
+    const hits = await wordsOnly.search('weather forecast for Madrid', { limit: 3 });
+    assert.equal(hits[0]?.name, 'weather_forecast');
+    assert.equal(hits[0]?.components.dense, null);
   });
 
   it('puts a request nearer the tool that does it than tools sharing its words; the same text gives the same vector', async () => {
@@ -66,7 +87,7 @@ describe('meaning offline: FORGE_EMBEDDINGS_URL=local', () => {
       'shopify stock level get: Get the stock level of a product in Shopify.',
       'how hot will it get in Madrid this week',
     ]);
-    assert.equal(request!.length, 512);
+    assert.equal(request!.length, 384);
     assert.ok(cosine(request!, weather!) > cosine(request!, stock!) + 0.1, 'weather is nearer by a clear margin');
     assert.deepEqual(again, request);
     assert.deepEqual(await embedder.embed(['   ']), [[]], 'an empty text means nothing');
@@ -76,7 +97,7 @@ describe('meaning offline: FORGE_EMBEDDINGS_URL=local', () => {
     const rows = await db.sql<{ name: string; n: number }[]>`
       select name, array_length(embedding, 1) as n from tool_embeddings where model = ${LOCAL_EMBEDDINGS_MODEL} order by name`;
     assert.equal(rows.length, 5);
-    assert.ok(rows.every((r) => r.n === 512));
+    assert.ok(rows.every((r) => r.n === 384));
   });
 
   it('orders by meaning where the words tie, and the decision still reads the words alone', async () => {

@@ -36,4 +36,36 @@ describe('the in-memory index of tool vectors', () => {
     assert.equal(index.size, 3000);
     assert.equal(index.nearest(query, 1)[0]!.name, 't0');
   });
+
+  it('finds the same nearest tools and cosines as a plain dot product, whatever the vectors’ length', () => {
+    for (const dim of [5, 384]) {
+      // a seeded generator: the same vectors every run
+      let seed = dim;
+      const next = () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return (seed / 2 ** 31) * 2 - 1;
+      };
+      const vectors = Array.from({ length: 500 }, () => normalized(Array.from({ length: dim }, next)));
+      const index = new DenseIndex();
+      for (const [i, v] of vectors.entries()) index.set(`t${i}`, v);
+      const request = normalized(Array.from({ length: dim }, next));
+      const plain = vectors
+        .map((v, i) => ({
+          name: `t${i}`,
+          cosine: Math.max(
+            0,
+            v.reduce((sum, x, j) => sum + x * request[j]!, 0),
+          ),
+        }))
+        .sort((a, b) => b.cosine - a.cosine)
+        .slice(0, 10);
+      const found = index.nearest(request, 10);
+      assert.deepEqual(
+        found.map((n) => n.name),
+        plain.map((n) => n.name),
+        `dimension ${dim}`,
+      );
+      for (const [i, n] of found.entries()) assert.ok(Math.abs(n.cosine - plain[i]!.cosine) < 1e-5);
+    }
+  });
 });
