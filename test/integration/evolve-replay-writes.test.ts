@@ -192,7 +192,13 @@ describe("evolve replay: a held-out task that wrote in production (the chaos rou
     await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(tree, 'node_modules'), 'dir');
     const agentFile = path.join(tree, 'harness', 'prompts', 'agent.ts');
     const agent = await fs.readFile(agentFile, 'utf8');
-    await fs.writeFile(agentFile, agent.replace('- A task that needs no tool', `${RULE}\n- A task that needs no tool`));
+    // The candidate's id in a comment makes its tree, and so its image tag, this test's alone: the
+    // evolve rig's good patch adds the same line to the same tree, and this test removes its image
+    // at the end (while evolve-deploy, running beside it, was about to start that very tag: a 404).
+    await fs.writeFile(
+      agentFile,
+      `${agent.replace('- A task that needs no tool', `${RULE}\n- A task that needs no tool`)}\n// ${candidateId}\n`,
+    );
     const built = await activities.buildCandidateImage({ candidateId, treeHash: (await treeHashOf(tree)).hash });
     image = built.image;
 
