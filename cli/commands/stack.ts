@@ -45,9 +45,11 @@ export async function doctorCommand(cfg: ForgeConfig, args: string[]): Promise<n
   const ok = checks.every((c) => c.ok);
   if (values.json) printJson({ ok, checks });
   else {
+    // one column for the details, however long the longest component's name
+    const width = Math.max(...checks.map((c) => c.component.length));
     for (const c of checks) {
-      say(`${c.ok ? (c.notice ? 'NOTE' : 'ok  ') : 'FAIL'} ${c.component.padEnd(14)} ${c.detail}`);
-      if (!c.ok && c.fix) say(`     ${''.padEnd(14)} fix: ${c.fix}`);
+      say(`${c.ok ? (c.notice ? 'NOTE' : 'ok  ') : 'FAIL'} ${c.component.padEnd(width)} ${c.detail}`);
+      if (!c.ok && c.fix) say(`     ${''.padEnd(width)} fix: ${c.fix}`);
     }
   }
   return ok ? 0 : 1;
