@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import type { ForgeConfig } from '../domain/config.ts';
-import { describeError } from '../domain/errors.ts';
+import { describeError, ForgeError } from '../domain/errors.ts';
 import { dockerAnswers, dockerClient, ensureDockerEngine } from '../infra/docker.ts';
 import { ensureEmbeddingModel, findEmbeddingModel, localModelDir } from '../infra/embedding-model.ts';
 import { databaseUrl, ensureDatabaseServer, openDatabase, usesEmbedded } from '../infra/postgres.ts';
@@ -64,8 +64,14 @@ export async function bringUp(cfg: ForgeConfig, step: Step): Promise<{ uiUrl: st
   const image = await ensureSandboxImage(dockerClient(cfg), { tag: cfg.FORGE_SANDBOX_IMAGE });
   step(`sandbox image: ${image.tag} ${image.built ? 'built' : 'present'}`);
   if (cfg.FORGE_EMBEDDINGS_URL === 'local') {
-    const model = await ensureEmbeddingModel(cfg);
-    step(`embedding model: all-MiniLM-L6-v2 ${model.fetched ? 'fetched into' : 'present in'} ${model.dir}`);
+    // Meaning sharpens discovery; Forge runs without it (words only), so a model it cannot fetch is said, not fatal.
+    try {
+      const model = await ensureEmbeddingModel(cfg);
+      step(`embedding model: all-MiniLM-L6-v2 ${model.fetched ? 'fetched into' : 'present in'} ${model.dir}`);
+    } catch (err) {
+      const fix = err instanceof ForgeError && err.fix ? ` (fix: ${err.fix})` : '';
+      step(`embedding model: ${describeError(err)}; discovery searches by words only until it is there${fix}`);
+    }
   }
 
   const db = await ensureDatabaseServer(cfg);
