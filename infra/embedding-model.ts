@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { ForgeConfig } from '../domain/config.ts';
 import { LOCAL_EMBEDDINGS_MODEL, MODEL_FILE, TOKENIZER_FILE } from '../domain/embedding.ts';
 import { ComponentDownError, describeError } from '../domain/errors.ts';
-import { modelsDir } from '../services/config.ts';
+import { localModelDir } from '../services/config.ts';
 import { log } from '../services/log.ts';
 import { readZipEntry } from './zip.ts';
 
@@ -28,9 +28,6 @@ const FILES = [
 ] as const;
 
 const sha256 = (data: Buffer) => crypto.createHash('sha256').update(data).digest('hex');
-
-/** The folder the local embedder reads (services/catalog/embeddings.ts embedderFor). */
-export const localModelDir = (cfg: Pick<ForgeConfig, 'FORGE_MODELS_DIR'>) => path.join(modelsDir(cfg), LOCAL_EMBEDDINGS_MODEL);
 
 async function present(dir: string): Promise<boolean> {
   const sizes = await Promise.all(

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ForgeConfig, loadConfig } from '../domain/config.ts';
 import { type DeployPolicy, deploymentNameFor, deployPolicySchema } from '../domain/deploy.ts';
+import { LOCAL_EMBEDDINGS_MODEL } from '../domain/embedding.ts';
 
 /**
  * The label that ties sandbox containers to one Forge deployment (see forge freeze): its namespace,
@@ -37,6 +38,11 @@ export function toolsDir(cfg: Pick<ForgeConfig, 'home'>): string {
 /** Where local models are kept: FORGE_MODELS_DIR, else Forge's cache beside its binaries. */
 export function modelsDir(cfg: Pick<ForgeConfig, 'FORGE_MODELS_DIR'>): string {
   return cfg.FORGE_MODELS_DIR ?? path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'forge', 'models');
+}
+
+/** The local embedding model's folder (FORGE_EMBEDDINGS_URL=local), under the models directory. */
+export function localModelDir(cfg: Pick<ForgeConfig, 'FORGE_MODELS_DIR'>): string {
+  return path.join(modelsDir(cfg), LOCAL_EMBEDDINGS_MODEL);
 }
 
 let cached: ForgeConfig | undefined;

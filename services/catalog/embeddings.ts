@@ -1,8 +1,7 @@
-import path from 'node:path';
 import type { ForgeConfig } from '../../domain/config.ts';
-import { embeddingsResponseSchema, LOCAL_EMBEDDINGS_MODEL } from '../../domain/embedding.ts';
+import { embeddingsResponseSchema } from '../../domain/embedding.ts';
 import { ComponentDownError, describeError } from '../../domain/errors.ts';
-import { modelsDir } from '../config.ts';
+import { localModelDir } from '../config.ts';
 import { createLocalEmbedder } from './local-embedder.ts';
 
 /** Dense embeddings are optional: without an embedder, search is full-text + trigram only. */
@@ -63,6 +62,6 @@ export function embedderFor(
   cfg: Pick<ForgeConfig, 'FORGE_EMBEDDINGS_URL' | 'FORGE_EMBEDDINGS_MODEL' | 'FORGE_EMBEDDINGS_API_KEY' | 'FORGE_MODELS_DIR'>,
 ): Embedder | undefined {
   if (cfg.FORGE_EMBEDDINGS_URL === 'off') return undefined;
-  if (cfg.FORGE_EMBEDDINGS_URL === 'local') return createLocalEmbedder(path.join(modelsDir(cfg), LOCAL_EMBEDDINGS_MODEL));
+  if (cfg.FORGE_EMBEDDINGS_URL === 'local') return createLocalEmbedder(localModelDir(cfg));
   return createHttpEmbedder({ url: cfg.FORGE_EMBEDDINGS_URL, model: cfg.FORGE_EMBEDDINGS_MODEL, apiKey: cfg.FORGE_EMBEDDINGS_API_KEY });
 }

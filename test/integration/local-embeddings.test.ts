@@ -6,11 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../domain/config.ts';
 import { ComponentDownError } from '../../domain/errors.ts';
 import { cosine } from '../../domain/ranking.ts';
-import { ensureEmbeddingModel, localModelDir } from '../../infra/embedding-model.ts';
+import { ensureEmbeddingModel } from '../../infra/embedding-model.ts';
 import { embedderFor } from '../../services/catalog/embeddings.ts';
 import { createLocalEmbedder, LOCAL_EMBEDDINGS_MODEL } from '../../services/catalog/local-embedder.ts';
 import { createRegistry, type Registry } from '../../services/catalog/registry.ts';
 import type { RegisterInput } from '../../services/catalog/store.ts';
+import { localModelDir } from '../../services/config.ts';
 import { freshDatabase } from '../helpers/env.ts';
 
 // Meaning offline (FORGE_EMBEDDINGS_URL=local, the default): all-MiniLM-L6-v2 as test/run.ts
