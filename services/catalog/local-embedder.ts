@@ -75,16 +75,14 @@ function notLoaded(modelDir: string, reason: string): ComponentDownError {
 }
 
 async function startModel(modelDir: string): Promise<Model> {
-  const [model, tokenizerFile] = await Promise.all([
-    readFile(path.join(modelDir, MODEL_FILE)),
-    readFile(path.join(modelDir, TOKENIZER_FILE), 'utf8'),
-  ]).catch((err: unknown) => {
+  const tokenizerFile = await readFile(path.join(modelDir, TOKENIZER_FILE), 'utf8').catch((err: unknown) => {
     throw notLoaded(modelDir, err instanceof Error ? err.message : String(err));
   });
   const tokenizer = wordPieceFrom(JSON.parse(tokenizerFile));
+  // The thread reads the weights itself: 23 MB neither read on this thread nor copied to it.
   const worker = new Worker(THREAD, {
     eval: true,
-    workerData: { ort: createRequire(import.meta.url).resolve('onnxruntime-node'), model },
+    workerData: { ort: createRequire(import.meta.url).resolve('onnxruntime-node'), model: path.join(modelDir, MODEL_FILE) },
     stdout: false,
     stderr: false,
   });
