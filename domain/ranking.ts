@@ -111,18 +111,31 @@ export function hybridScore(
 }
 
 /** Best first; ties go to the more similar tool, then by name so the order is stable. */
-export function rerank<C extends Candidate>(candidates: readonly C[], policy: RankingPolicy): Ranked<C>[] {
-  const maxUse = Math.max(0, ...candidates.map((c) => c.invocations ?? 0));
+export function rerank<C extends Candidate>(
+  candidates: readonly C[],
+  policy: RankingPolicy,
+  limit = Number.POSITIVE_INFINITY,
+): Ranked<C>[] {
+  let maxUse = 0;
+  for (const c of candidates) maxUse = Math.max(maxUse, c.invocations ?? 0);
   const ordered = (c: C) => Math.min(1, Math.max(0, c.similarity + (c.meaning ?? 0)));
-  return candidates
-    .map((c) => {
-      const successRate = smoothedSuccessRate(c.invocations ?? 0, c.successes ?? 0, policy);
-      const usage = usageScore(c.invocations ?? 0, maxUse);
-      const intent = c.intentFit === undefined ? 1 : FIT_VALUE[c.intentFit];
-      const score = hybridScore({ similarity: ordered(c), successRate, usage, intent, values: c.valueFit }, policy);
-      return { ...c, successRate, usage, score };
-    })
-    .sort((a, b) => b.score - a.score || ordered(b) - ordered(a) || a.name.localeCompare(b.name));
+  // Scored first, copied only as far as asked: search ranks its shortlist once per round of intent
+  // judging, and copying every candidate each time was most of what a search allocated.
+  const scored = candidates.map((c) => {
+    const successRate = smoothedSuccessRate(c.invocations ?? 0, c.successes ?? 0, policy);
+    const usage = usageScore(c.invocations ?? 0, maxUse);
+    const intent = c.intentFit === undefined ? 1 : FIT_VALUE[c.intentFit];
+    const order = ordered(c);
+    return {
+      c,
+      successRate,
+      usage,
+      order,
+      score: hybridScore({ similarity: order, successRate, usage, intent, values: c.valueFit }, policy),
+    };
+  });
+  scored.sort((a, b) => b.score - a.score || b.order - a.order || a.c.name.localeCompare(b.c.name));
+  return scored.slice(0, limit).map(({ c, successRate, usage, score }) => ({ ...c, successRate, usage, score }));
 }
 
 export function needsConfirmation(similarity: number, policy: RankingPolicy): boolean {
@@ -526,7 +539,8 @@ interface Phrase {
 }
 
 interface IntentTables {
-  phrases: Phrase[];
+  /** by first word, longest first: a request's every word is looked up, and most start none */
+  phrases: Map<string, Phrase[]>;
   leadIns: Set<string>;
   negations: Set<string>;
   destructive: Set<string>;
@@ -539,7 +553,7 @@ function intentTables(policy: IntentPolicy): IntentTables {
   let t = tablesByPolicy.get(policy);
   if (!t) {
     t = {
-      phrases: phrases(policy),
+      phrases: byFirstWord(phrases(policy)),
       leadIns: new Set(policy.leadIns.map(foldWord)),
       negations: new Set(policy.negations.map(foldWord)),
       destructive: new Set(
@@ -568,6 +582,23 @@ function phrases(policy: IntentPolicy): Phrase[] {
   return out.sort((a, b) => b.words.length - a.words.length);
 }
 
+function byFirstWord(all: Phrase[]): Map<string, Phrase[]> {
+  const out = new Map<string, Phrase[]>();
+  for (const p of all) {
+    const first = p.words[0]!;
+    const list = out.get(first);
+    if (list) list.push(p);
+    else out.set(first, [p]);
+  }
+  return out;
+}
+
+/** Whether the tokens from `at` on are the phrase's words. */
+function startsWith(toks: readonly Token[], at: number, words: readonly string[]): boolean {
+  for (let k = 1; k < words.length; k++) if (toks[at + k]?.word !== words[k]) return false;
+  return true;
+}
+
 /**
  * What the request wants done, from its verbs (the vocabulary is the harness's). A verb counts as
  * an instruction at the start of a clause or after a lead-in ("please", "can you", "to", "and");
@@ -578,7 +609,7 @@ function phrases(policy: IntentPolicy): Phrase[] {
  */
 export function actionIntent(text: string, policy: IntentPolicy, aliases: Readonly<Record<string, string>> = {}): ActionIntent {
   const toks = tokens(text, aliases);
-  const { phrases: all, leadIns, negations, destructive } = intentTables(policy);
+  const { phrases: byFirst, leadIns, negations, destructive } = intentTables(policy);
   const actions: string[] = [];
   const verbs: string[] = [];
   let read = false;
@@ -587,7 +618,14 @@ export function actionIntent(text: string, policy: IntentPolicy, aliases: Readon
     const t = toks[i]!;
     const prev = toks[i - 1]?.word;
     const prev2 = toks[i - 2]?.word;
-    const phrase = all.find((p) => p.words.every((w, k) => toks[i + k]?.word === w));
+    const candidates = byFirst.get(t.word);
+    if (!candidates) continue;
+    let phrase: Phrase | undefined;
+    for (const p of candidates)
+      if (startsWith(toks, i, p.words)) {
+        phrase = p;
+        break;
+      }
     if (!phrase) continue;
     if (prev !== undefined && negations.has(prev)) continue;
     const positioned = phrase.participle
@@ -647,20 +685,28 @@ export function intentFit(intent: ActionIntent, tool: { sideEffect: 'read' | 'wr
 /** How `typed` differs from `word` by one slip, or null: Damerau's four edits, at most one. */
 export function oneSlip(typed: string, word: string): 'swap' | 'missing' | 'extra' | 'wrong' | null {
   if (typed === word) return null;
-  const [a, b] = [typed, word];
-  if (a.length === b.length) {
-    const diff: number[] = [];
-    for (let i = 0; i < a.length && diff.length <= 2; i++) if (a[i] !== b[i]) diff.push(i);
-    if (diff.length === 1) return 'wrong';
-    if (diff.length === 2 && diff[1] === diff[0]! + 1 && a[diff[0]!] === b[diff[1]!] && a[diff[1]!] === b[diff[0]!]) return 'swap';
-    return null;
+  // Without allocating: a search compares an unknown word with the whole vocabulary.
+  if (typed.length === word.length) {
+    let first = -1;
+    let second = -1;
+    for (let i = 0; i < typed.length; i++) {
+      if (typed.charCodeAt(i) === word.charCodeAt(i)) continue;
+      if (first < 0) first = i;
+      else if (second < 0) second = i;
+      else return null;
+    }
+    if (second < 0) return 'wrong';
+    const swapped = second === first + 1 && typed[first] === word[second] && typed[second] === word[first];
+    return swapped ? 'swap' : null;
   }
-  const [short, long] = a.length < b.length ? [a, b] : [b, a];
+  const typedShorter = typed.length < word.length;
+  const short = typedShorter ? typed : word;
+  const long = typedShorter ? word : typed;
   if (long.length - short.length !== 1) return null;
   let i = 0;
-  while (i < short.length && short[i] === long[i]) i++;
-  if (short.slice(i) !== long.slice(i + 1)) return null;
-  return a.length < b.length ? 'missing' : 'extra';
+  while (i < short.length && short.charCodeAt(i) === long.charCodeAt(i)) i++;
+  for (let j = i; j < short.length; j++) if (short.charCodeAt(j) !== long.charCodeAt(j + 1)) return null;
+  return typedShorter ? 'missing' : 'extra';
 }
 
 /**
@@ -670,20 +716,23 @@ export function oneSlip(typed: string, word: string): 'swap' | 'missing' | 'extr
  */
 export function correctTypo(typed: string, vocabulary: ReadonlyMap<string, number>, policy: TypoPolicy): string | null {
   if (typed.length < policy.minLength || !/^\p{L}+$/u.test(typed)) return null;
-  let best: { word: string; uses: number } | null = null;
+  let best: string | null = null;
+  let bestUses = 0;
   let tie = false;
-  for (const [word, uses] of vocabulary) {
-    if (Math.abs(word.length - typed.length) > 1 || word.length < policy.minLength) continue;
+  // forEach, not for…of: no [word, uses] pair allocated per word of the vocabulary
+  vocabulary.forEach((uses, word) => {
+    if (Math.abs(word.length - typed.length) > 1 || word.length < policy.minLength) return;
     const slip = oneSlip(typed, word);
-    if (slip === null || (slip === 'wrong' && typed.length < policy.substitutionFrom)) continue;
+    if (slip === null || (slip === 'wrong' && typed.length < policy.substitutionFrom)) return;
     // "sends", "deleted": an inflection of a word, not a slip
-    if (slip === 'extra' && typed.startsWith(word) && /[sd]$/.test(typed)) continue;
-    if (!best || uses > best.uses) {
-      best = { word, uses };
+    if (slip === 'extra' && typed.startsWith(word) && /[sd]$/.test(typed)) return;
+    if (best === null || uses > bestUses) {
+      best = word;
+      bestUses = uses;
       tie = false;
-    } else if (uses === best.uses) tie = true;
-  }
-  return best && !tie ? best.word : null;
+    } else if (uses === bestUses) tie = true;
+  });
+  return best !== null && !tie ? best : null;
 }
 
 // ---------------------------------------------------------------------------------------------

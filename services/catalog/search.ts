@@ -366,7 +366,7 @@ export function createSearch(deps: SearchDeps) {
     // ones that rank among the hits until all of those are judged. The rest cannot climb into them.
     const policy = deps.rankingPolicy ?? harness.policy.ranking;
     for (;;) {
-      const hits = rerank(scored, policy).slice(0, limit);
+      const hits = rerank(scored, policy, limit);
       const unjudged = hits.filter((h) => h.actions === undefined);
       if (unjudged.length === 0)
         return hits.map(({ successRate: _s, usage: _u, actions: judged, intentFit: fit, ...hit }) => ({
