@@ -4,7 +4,10 @@
  * in one run, alternating sample by sample: the "today's path" the issue's ≥ 4× is measured
  * against, as it really was rather than emulated (bench/verify.ts's baseline runs today's runner).
  * Then, verification was static + mock (Forge's own checks did not exist yet); now it is static +
- * mock + forge-checks: today's path does more.
+ * mock + forge-checks: today's path does more. A third side, alternating with the two, is today's
+ * code on the filed day's work: its static stage and its tests' job side by side as offlineStages
+ * starts them, without the checks — never a verification Forge runs, only what the path itself
+ * gained for the same work.
  *
  * That revision's tree is taken from this repository's git history (`git archive`) into
  * node_modules/.cache/forge-then/<rev>, its dependencies installed there once (npm, from the
@@ -23,8 +26,10 @@ import { dockerClient } from '../infra/docker.ts';
 import { ensureSandboxImage } from '../infra/sandbox-image.ts';
 import { config } from '../services/config.ts';
 import { createSandbox } from '../services/sandbox/index.ts';
+import { CHECKS_CPUS } from '../services/sandbox/stages/checks.ts';
 import { verifyTool } from '../services/sandbox/stages/index.ts';
-import { stopStaticThread, warmStaticChecker } from '../services/sandbox/stages/static-thread.ts';
+import { mockStage } from '../services/sandbox/stages/mock.ts';
+import { analyzeStaticOffThread, stopStaticThread, warmStaticChecker } from '../services/sandbox/stages/static-thread.ts';
 import { machine, report, summary } from './lib.ts';
 
 const argv = process.argv.slice(2);
@@ -137,7 +142,7 @@ await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
 const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
 const filed = await startFiled(dir);
 const tool = wordCount();
-const runs = { filed: [] as number[], now: [] as number[] };
+const runs = { filed: [] as number[], now: [] as number[], same: [] as number[] };
 const stages = { filed: [] as string[], now: [] as string[] };
 try {
   await warmStaticChecker();
@@ -151,13 +156,34 @@ try {
     await sandbox.ready();
     return { ms, stages: r.stages.filter((s) => s.status !== 'skipped').map((s) => s.stage) };
   };
+  /** Today's static stage and tests' job side by side, as offlineStages starts them; no checks. */
+  const sameWork = async (label: string) => {
+    const files = { source: `${tool.source}\n// ${label}\n`, tests: `${tool.tests}\n// ${label}\n` };
+    const started = performance.now();
+    const [analysis, mock] = await Promise.all([
+      analyzeStaticOffThread(files),
+      mockStage({ ...files, limits: { cpus: CHECKS_CPUS } }, sandbox),
+    ]);
+    const ms = performance.now() - started;
+    if (analysis.result.status === 'failed' || mock.status === 'failed')
+      throw new Error(`today's static + mock failed: ${JSON.stringify([analysis.result, mock])}`);
+    await sandbox.ready();
+    return ms;
+  };
   // one of each first: caches, bundler, the old tree's first type-check
   await filed.verify('warm-up');
   await now('warm-up');
+  await sameWork('warm-up');
+  const orders = [
+    ['filed', 'now', 'same'],
+    ['now', 'same', 'filed'],
+    ['same', 'filed', 'now'],
+  ] as const;
   for (let i = 0; i < samples; i++) {
-    // alternate which goes first, so neither always runs right after the other's pool refill
-    for (const side of i % 2 ? (['now', 'filed'] as const) : (['filed', 'now'] as const)) {
-      if (side === 'filed') {
+    // rotate which goes first, so none always runs right after another's pool refill
+    for (const side of orders[i % orders.length]!) {
+      if (side === 'same') runs.same.push(await sameWork(`sample ${i}`));
+      else if (side === 'filed') {
         const r = await filed.verify(`sample ${i}`);
         if (!r.passed) throw new Error(`${rev}'s verification failed: ${JSON.stringify(r.stages)}`);
         runs.filed.push(r.ms);
@@ -177,16 +203,19 @@ try {
 
 const before = summary(runs.filed);
 const after = summary(runs.now);
+const same = summary(runs.same);
 const speedup = Math.round((before.p50 / after.p50) * 10) / 10;
+const sameSpeedup = Math.round((before.p50 / same.p50) * 10) / 10;
 report(
   'verify-then',
   'word-count-then',
-  `verification of count_words: the code of ${rev} (the day issue 14 was filed) beside today's, ${samples} runs each, alternating; now ${speedup}× faster at p50`,
-  ['path', 'stages', 'p50 ms', 'p95 ms'],
+  `verification of count_words: the code of ${rev} (the day issue 14 was filed) beside today's, ${samples} runs each, alternating; now ${speedup}× faster at p50 (${sameSpeedup}× on the filed day's stages alone)`,
+  ['path', 'stages', 'p50 ms', 'p95 ms', 'then / this (p50)'],
   [
-    [`then (${rev}): its verifyTool, runner and image`, stages.filed.join(' + '), before.p50, before.p95],
-    ['now: tests and checks at once, static in its warm thread', stages.now.join(' + '), after.p50, after.p95],
+    [`then (${rev}): its verifyTool, runner and image`, stages.filed.join(' + '), before.p50, before.p95, '1x'],
+    ['now: tests and checks at once, static in its warm thread', stages.now.join(' + '), after.p50, after.p95, `${speedup}x`],
+    ["now, the filed day's stages only (not a verification Forge runs)", 'static + mock', same.p50, same.p95, `${sameSpeedup}x`],
   ],
-  { machine: machine(), rev, samples, speedup, filed: before, now: after, stages },
+  { machine: machine(), rev, samples, speedup, sameSpeedup, filed: before, now: after, sameStages: same, stages },
 );
 process.exit(0);
