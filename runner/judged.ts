@@ -5,6 +5,7 @@ import v8 from 'node:v8';
 import { MAX_JSON_DEPTH, MAX_RESULT_BYTES } from './bounded-json.ts';
 import { callTool, toRunnerError } from './call.ts';
 import { type ChildCase, type ChildJob, EGRESS_FLAG, HELLO, ZOD_PATH } from './channel.ts';
+import { warmJudged } from './judged-warm-up.ts';
 import { chooseInput } from './live-probe.ts';
 import type { RunnerError, RunnerResult } from './protocol.ts';
 import { createMockApi } from './testkit.ts';
@@ -556,9 +557,10 @@ export async function judgedMain(): Promise<void> {
   // not on the call's clock. Before hello, so `ready` still means the process is all set.
   if (process.argv.includes(EGRESS_FLAG)) await import('./proxy-fetch.ts');
   // Likewise the image's zod, which every tool and test bundle imports (~40 ms to load): their import
-  // then finds it in the module cache. Still before any judged code. A process outside the image
-  // (no such file) goes on: the bundle's own import reports what is missing.
-  await import(pathToFileURL(ZOD_PATH).href).catch(() => undefined);
+  // then finds it in the module cache, its code compiled (judged-warm-up.ts). Still before any judged
+  // code. A process outside the image (no such file) goes on: the bundle's own import reports what is missing.
+  const imageZod = await import(pathToFileURL(ZOD_PATH).href).catch(() => undefined);
+  await warmJudged(imageZod, { tests: !process.argv.includes(EGRESS_FLAG) });
   writeLine(HELLO);
   let job: ChildJob;
   try {

@@ -10,6 +10,7 @@ import { JudgedProcess, type JudgeSetup, judgeCall } from './judge.ts';
 import { EGRESS_FLAG, JOB_DIR, type JobMessage, JUDGED_FILE, RESULT_MARKER, type RunnerResult, resultMarker } from './protocol.ts';
 import { readResourceCounters } from './resources.ts';
 import { judgeTest } from './test-mode.ts';
+import { warmJudge } from './warm-up.ts';
 
 /**
  * The generic runner inside the sandbox image (bundled to /opt/forge/runner.mjs), the judge:
@@ -154,6 +155,7 @@ async function main(): Promise<void> {
     // its job line arrives; any other job kills it first. Not on an egress network, whose
     // containers serve calls only.
     const spare = setup.egress ? undefined : new JudgedProcess(setup);
+    warmJudge();
     await idle(
       async (job, stdin) => {
         nonce = job.nonce;
