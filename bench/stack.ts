@@ -69,6 +69,7 @@ async function timedProxy(target: string): Promise<{ url: string; clock: ModelCl
 
 export async function startStack(opts: {
   database: 'postgres' | 'pglite';
+  /** the sandbox worker's warm pool (FORGE_POOL_SIZE's default when absent) */
   poolSize?: number;
   env?: Record<string, string>;
   /** scenarios served before the bundled ones */
@@ -122,7 +123,8 @@ export async function startStack(opts: {
         ANTHROPIC_BASE_URL: proxy.url,
         ANTHROPIC_API_KEY: undefined,
         FORGE_HOME: path.join(tmp, 'home'),
-        FORGE_POOL_SIZE: String(opts.poolSize ?? 2),
+        // as a running Forge's sandbox worker has it, unless asked
+        ...(opts.poolSize !== undefined ? { FORGE_POOL_SIZE: String(opts.poolSize) } : {}),
         FORGE_DAILY_FORGE_BUDGET: '100000',
         FORGE_WATCH_TOOLS: '0',
         FORGE_LOG_LEVEL: process.env.FORGE_LOG_LEVEL ?? 'error',

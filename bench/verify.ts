@@ -159,7 +159,7 @@ async function inProcessFigures(): Promise<void> {
   const docker = dockerClient(cfg);
   await ensureSandboxImage(docker, { tag: cfg.FORGE_SANDBOX_IMAGE });
   // As the sandbox worker runs it: the warm pool at FORGE_POOL_SIZE's default.
-  const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: 2 });
+  const sandbox = createSandbox({ docker, image: cfg.FORGE_SANDBOX_IMAGE, poolSize: cfg.FORGE_POOL_SIZE });
 
   async function before(ex: Example): Promise<Run> {
     const input = nextInput(ex);
@@ -308,7 +308,7 @@ function forge(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; co
 }
 
 async function cliFigure(): Promise<void> {
-  const stack = await startStack({ database: 'pglite', poolSize: 2 });
+  const stack = await startStack({ database: 'pglite' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'forge-bench-verify-'));
   try {
     const ex = wordCount();

@@ -52,7 +52,13 @@ export const configSchema = z.object({
 
   DOCKER_HOST: z.string().min(1).optional(),
   FORGE_SANDBOX_IMAGE: z.string().min(1).default('forge-sandbox:1'),
-  FORGE_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2),
+  /**
+   * Warm sandbox containers: a verification takes two at once (its tests and Forge's checks), so two
+   * left whatever came next — the forged tool's first call, a repair's verification — to a cold
+   * start (~0.3–0.5 s) while the pool refilled. bench/cycles.ts, back-to-back forges: sandboxVerify
+   * p50 821 ms with 2, 315 ms with 4.
+   */
+  FORGE_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(4),
   /** how long a tool version's egress network and proxy stay warm after its last call (services/sandbox/egress-pool.ts) */
   FORGE_EGRESS_IDLE_S: z.coerce.number().int().min(1).max(86_400).default(300),
 

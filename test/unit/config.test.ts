@@ -44,9 +44,9 @@ it('a number setting says what it takes, from its own bounds, in the message and
 });
 
 it('treats empty strings as unset and coerces numbers and flags', () => {
-  const cfg = loadConfig({ DATABASE_URL: '', FORGE_POOL_SIZE: '4', TEMPORAL_TLS: 'yes', FORGE_HOME: '/srv/forge' }, '/h');
+  const cfg = loadConfig({ DATABASE_URL: '', FORGE_POOL_SIZE: '3', TEMPORAL_TLS: 'yes', FORGE_HOME: '/srv/forge' }, '/h');
   assert.equal(cfg.DATABASE_URL, undefined);
-  assert.equal(cfg.FORGE_POOL_SIZE, 4);
+  assert.equal(cfg.FORGE_POOL_SIZE, 3);
   assert.equal(cfg.TEMPORAL_TLS, true);
   assert.equal(cfg.home, '/srv/forge');
 });
