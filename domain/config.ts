@@ -56,7 +56,7 @@ export const configSchema = z.object({
    * Warm sandbox containers: a verification takes two at once (its tests and Forge's checks), so two
    * left whatever came next — the forged tool's first call, a repair's verification — to a cold
    * start (~0.3–0.5 s) while the pool refilled. bench/cycles.ts, back-to-back forges: sandboxVerify
-   * p50 821 ms with 2, 315 ms with 4.
+   * p50 821 ms with 2, 315–338 ms with 4.
    */
   FORGE_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(4),
   /** how long a tool version's egress network and proxy stay warm after its last call (services/sandbox/egress-pool.ts) */

@@ -1,10 +1,11 @@
 /**
  * The judged process's warm-up, while the container waits for its job (before its hello, off the
  * job's clock): the image's zod as a tool uses it — building a schema, parsing, JSON Schema both
- * ways — and, where tests may run (not on an egress network), the test runner's modules. V8 compiles a function the first time it runs: a process's
- * first toJSONSchema took ~6 ms, loading node:test ~8 ms, on every job. Only Forge's own code and
- * data run here, before any judged code exists; `imageZod` is the module every tool and test
- * bundle imports, so the code compiled is the code they then run.
+ * ways — and, where tests may run (not on an egress network), the test runner's modules. V8
+ * compiles a function the first time it runs: a process's first toJSONSchema took ~6 ms, loading
+ * node:test ~8 ms, on every job. Only Forge's own code and data run here, before any judged code
+ * exists; `imageZod` is the module every tool and test bundle imports, so the code compiled is the
+ * code they then run.
  */
 type Zod = typeof import('zod').z;
 
