@@ -29,6 +29,14 @@ export function devServerArgs(opts: { dbFile: string; port: number; uiPort: numb
     // handed to that worker in the reply, without a trip through matching.
     '--dynamic-config-value',
     'system.enableActivityEagerExecution=true',
+    // SQLite's defaults (a rollback journal, synchronous=FULL) fsync the journal and the file on
+    // every history write, several per workflow task. A write-ahead log synced at checkpoints
+    // survives any crash of the server's process (a commit is in the log once written); only the
+    // machine losing power could lose the last ones.
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.headless) args.push('--headless');
