@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { LOCAL_EMBEDDINGS_MODEL, MODEL_FILE, TOKENIZER_FILE } from '../../domain/embedding.ts';
-import { ComponentDownError } from '../../domain/errors.ts';
+import { ComponentDownError, describeError } from '../../domain/errors.ts';
 import type { Embedder } from './embeddings.ts';
 import { type WordPiece, wordPieceFrom } from './wordpiece.ts';
 
@@ -76,7 +76,7 @@ function notLoaded(modelDir: string, reason: string): ComponentDownError {
 
 async function startModel(modelDir: string): Promise<Model> {
   const tokenizerFile = await readFile(path.join(modelDir, TOKENIZER_FILE), 'utf8').catch((err: unknown) => {
-    throw notLoaded(modelDir, err instanceof Error ? err.message : String(err));
+    throw notLoaded(modelDir, describeError(err));
   });
   const tokenizer = wordPieceFrom(JSON.parse(tokenizerFile));
   // The thread reads the weights itself: 23 MB neither read on this thread nor copied to it.
