@@ -19,7 +19,7 @@ import {
  * `docker start`; pre-creating saves only ~30 ms. So we keep K containers already
  * running the runner in `idle` mode, each waiting for ONE job on stdin. A job takes one,
  * the container is destroyed after it, and the pool refills in the background once the job
- * is done (REFILL_AFTER_MS). No
+ * is done (REFILL_AFTER_MS, SETTLE_MS). No
  * container ever sees two jobs, so nothing leaks between them.
  */
 export interface PoolStats {
@@ -56,6 +56,16 @@ const MAX_PARALLEL_FILLS = 2;
  * 2.1 s p50 against 1.3 s with the replacements started after the jobs, same run, loaded 2 cores).
  */
 const REFILL_AFTER_MS = 2000;
+/**
+ * While the pool still holds a verification's worth of containers (MIN_SPARE: its two jobs take two
+ * at once), a finished job's container is removed and replaced this long after the job, not at
+ * once: what follows a job — the task's next model turn and bookkeeping, a forge cycle registering
+ * the tool — then has the CPU to itself instead of sharing it with a container's start (0.2–0.35
+ * CPU-s) and removal. A task with one call: 327 → 265 ms and 248 → 225 ms p50 beyond the model and
+ * the job, alternating task by task (bench: docs/benchmarks.md, session 15).
+ */
+const SETTLE_MS = 1500;
+const MIN_SPARE = 2;
 const READY_TIMEOUT_MS = 20_000;
 
 export function createSandbox(opts: CreateSandboxOptions): Sandbox {
@@ -65,6 +75,8 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
   const busy = new Set<RunnerContainer>();
   /** used containers still being removed: close() waits for them */
   const retiring = new Set<Promise<void>>();
+  /** used containers waiting out SETTLE_MS before their removal: close() removes them at once */
+  const settling = new Map<RunnerContainer, NodeJS.Timeout>();
   const waiters = new Set<() => void>();
   let filling = 0;
   let closed = false;
@@ -144,6 +156,15 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     });
   }
 
+  /** Removes a used container and refills the pool. */
+  function settle(handle: RunnerContainer): void {
+    settling.delete(handle);
+    refill();
+    const removal = handle.remove();
+    retiring.add(removal);
+    void removal.finally(() => retiring.delete(removal));
+  }
+
   function takeIdle(): RunnerContainer | undefined {
     while (idle.length) {
       const handle = idle.shift()!;
@@ -175,11 +196,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
         return await runOnContainer(handle, { ...job, id: newJobId(job) }, limits, { startedAt, warm: true }, runOpts);
       } finally {
         clearTimeout(replace);
-        refill();
         busy.delete(handle);
-        const removal = handle.remove();
-        retiring.add(removal);
-        void removal.finally(() => retiring.delete(removal));
+        if (idle.length >= MIN_SPARE && !closed) settling.set(handle, setTimeout(() => settle(handle), SETTLE_MS));
+        else settle(handle);
       }
     },
 
@@ -206,7 +225,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
       closed = true;
       // Fills in flight see `closed` and remove their container themselves; wait for them.
       while (filling > 0) await new Promise((r) => setTimeout(r, 20));
-      const all = [...idle.splice(0), ...busy];
+      for (const timer of settling.values()) clearTimeout(timer);
+      const all = [...idle.splice(0), ...busy, ...settling.keys()];
+      settling.clear();
       await Promise.all([...all.map((h) => h.remove()), ...retiring, cold.drain()]);
     },
   };
