@@ -197,7 +197,11 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
       } finally {
         clearTimeout(replace);
         busy.delete(handle);
-        if (idle.length >= MIN_SPARE && !closed) settling.set(handle, setTimeout(() => settle(handle), SETTLE_MS));
+        if (idle.length >= MIN_SPARE && !closed)
+          settling.set(
+            handle,
+            setTimeout(() => settle(handle), SETTLE_MS),
+          );
         else settle(handle);
       }
     },
