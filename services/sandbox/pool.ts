@@ -156,6 +156,15 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     });
   }
 
+  /** A used container: removed and replaced now, or SETTLE_MS later while the pool has spares. */
+  function retire(handle: RunnerContainer): void {
+    if (closed || idle.length < MIN_SPARE) return settle(handle);
+    settling.set(
+      handle,
+      setTimeout(() => settle(handle), SETTLE_MS),
+    );
+  }
+
   /** Removes a used container and refills the pool. */
   function settle(handle: RunnerContainer): void {
     settling.delete(handle);
@@ -197,12 +206,7 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
       } finally {
         clearTimeout(replace);
         busy.delete(handle);
-        if (idle.length >= MIN_SPARE && !closed)
-          settling.set(
-            handle,
-            setTimeout(() => settle(handle), SETTLE_MS),
-          );
-        else settle(handle);
+        retire(handle);
       }
     },
 
