@@ -158,11 +158,13 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
 
   /** A used container: removed and replaced now, or SETTLE_MS later while the pool has spares. */
   function retire(handle: RunnerContainer): void {
-    if (closed || idle.length < MIN_SPARE) return settle(handle);
-    settling.set(
-      handle,
-      setTimeout(() => settle(handle), SETTLE_MS),
-    );
+    const later = !closed && idle.length >= MIN_SPARE;
+    if (later)
+      settling.set(
+        handle,
+        setTimeout(() => settle(handle), SETTLE_MS),
+      );
+    else settle(handle);
   }
 
   /** Removes a used container and refills the pool. */
