@@ -2,7 +2,7 @@
  * System time of Forge's cycles through real Temporal, Postgres and Docker, with the scripted model
  * (which answers in about a millisecond, so what is left is Forge's own time):
  *
- *   node --import tsx bench/cycles.ts [--forges N] [--tasks N] [--concurrent N] [--database postgres|pglite]
+ *   node --import tsx bench/cycles.ts [--forges N] [--tasks N] [--concurrent N] [--settle-ms N] [--database postgres|pglite]
  *
  * - forge cycle: wall clock of `forgeWorkflow` (count_words, verified the first time), the model's
  *   share (every model request timed by a proxy), the rest as system time, split by step (the
@@ -33,6 +33,13 @@ const num = (flag: string, fallback: number) => {
 const forges = num('--forges', 3);
 const tasks = num('--tasks', 5);
 const concurrent = num('--concurrent', 200);
+/**
+ * Pause before each timed run: the sandbox pool replaces a used container a moment after its job
+ * (services/sandbox/pool.ts SETTLE_MS), inside the seconds a real model takes between one run and
+ * the next; the scripted model answers in a millisecond, so without the pause each run would pay
+ * the previous one's replacement.
+ */
+const settleMs = num('--settle-ms', 2500);
 const database = (argv.includes('--database') ? argv[argv.indexOf('--database') + 1] : 'postgres') as 'postgres' | 'pglite';
 setLogLevel((process.env.FORGE_LOG_LEVEL as 'error') ?? 'error');
 
@@ -116,6 +123,7 @@ async function stepsOf(client: Client, workflowId: string): Promise<{ steps: Rec
 }
 
 async function timed(stack: Stack, workflow: string, workflowId: string, args: unknown[]): Promise<Timing & { result: unknown }> {
+  await new Promise((resolve) => setTimeout(resolve, settleMs));
   const before = { ms: stack.modelClock.ms, n: stack.modelClock.requests };
   const handle = await stack.client.workflow.start(workflow, { taskQueue: stack.cfg.FORGE_TASK_QUEUE, workflowId, args });
   const result = await handle.result();
