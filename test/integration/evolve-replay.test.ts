@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
+import type Docker from 'dockerode';
 import type { ForgeConfig } from '../../domain/config.ts';
 import { acceptReplay, REPLAY_POLICY, type ReplayReport } from '../../domain/evolve.ts';
 import { dockerClient } from '../../infra/docker.ts';
@@ -298,6 +300,15 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
     for (const home of homes) await fs.rm(home, { recursive: true, force: true });
   });
 
+  /** What a command prints in a throwaway container of an image. */
+  async function outputOf(image: string, cmd: string[]): Promise<string> {
+    let text = '';
+    const out = new PassThrough().on('data', (d: Buffer) => (text += d.toString()));
+    const [, container] = (await docker.run(image, cmd, out, { HostConfig: { NetworkMode: 'none' } })) as [unknown, Docker.Container];
+    await container.remove({ force: true });
+    return text.trim();
+  }
+
   it('builds the worker image from the patched tree, labelled with its hash; the same tree again is a no-op', async (t) => {
     const t0 = performance.now();
     const first = await prod.activities.buildCandidateImage({ candidateId: good.id, treeHash: good.hash });
@@ -310,6 +321,13 @@ describe('evolve: candidate image and replay in throwaway containers', () => {
     assert.equal(info.Config.Labels[LABEL_TREE], good.hash);
     assert.equal(info.Config.User, '10001:10001');
     assert.deepEqual(info.Config.Cmd, ['/usr/bin/node', '--import', 'tsx', 'workers/main.ts']);
+    // It ships the tree's workflow bundle, named by the tree's sources: its containers start without bundling.
+    const shipped = await outputOf(first.image, [
+      '/usr/bin/node',
+      '-e',
+      "console.log(require('fs').readdirSync('/app/.workflow-bundle').join(' '))",
+    ]);
+    assert.match(shipped, /^workflow-bundle-[0-9a-f]{16}\.json$/);
 
     const t1 = performance.now();
     const again = await prod.activities.buildCandidateImage({ candidateId: good.id, treeHash: good.hash });
