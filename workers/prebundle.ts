@@ -4,14 +4,12 @@
  * worker — starts without spending seconds bundling. A failure leaves no file and exits 0: the
  * worker then bundles at start, as it would without this.
  */
+import { describeError } from '../domain/errors.ts';
+import { log } from '../services/log.ts';
 import { SHIPPED_BUNDLE_DIR, workflowBundle } from './bundle.ts';
 
-const started = performance.now();
 try {
   await workflowBundle(SHIPPED_BUNDLE_DIR);
-  process.stdout.write(
-    `${JSON.stringify({ msg: 'workflow bundle shipped', dir: SHIPPED_BUNDLE_DIR, ms: Math.round(performance.now() - started) })}\n`,
-  );
 } catch (err) {
-  process.stderr.write(`${JSON.stringify({ msg: 'workflow bundle not shipped: the worker will bundle at start', reason: String(err) })}\n`);
+  log.warn('workflow bundle not shipped: the worker will bundle at start', { reason: describeError(err) });
 }

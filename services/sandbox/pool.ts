@@ -61,8 +61,8 @@ const REFILL_AFTER_MS = 2000;
  * at once), a finished job's container is removed and replaced this long after the job, not at
  * once: what follows a job — the task's next model turn and bookkeeping, a forge cycle registering
  * the tool — then has the CPU to itself instead of sharing it with a container's start (0.2–0.35
- * CPU-s) and removal. A task with one call: 327 → 265 ms and 248 → 225 ms p50 beyond the model and
- * the job, alternating task by task (bench: docs/benchmarks.md, session 15).
+ * CPU-s) and removal. A task with one call, beyond the model and the job, p50 in three runs
+ * alternating task by task: 327 → 265, 248 → 225, 228 → 215 ms (docs/benchmarks.md, session 15).
  */
 const SETTLE_MS = 1500;
 const MIN_SPARE = 2;
@@ -158,13 +158,14 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
 
   /** A used container: removed and replaced now, or SETTLE_MS later while the pool has spares. */
   function retire(handle: RunnerContainer): void {
-    const later = !closed && idle.length >= MIN_SPARE;
-    if (later)
-      settling.set(
-        handle,
-        setTimeout(() => settle(handle), SETTLE_MS),
-      );
-    else settle(handle);
+    if (closed || idle.length < MIN_SPARE) {
+      settle(handle);
+      return;
+    }
+    settling.set(
+      handle,
+      setTimeout(() => settle(handle), SETTLE_MS),
+    );
   }
 
   /** Removes a used container and refills the pool. */
