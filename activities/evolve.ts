@@ -75,6 +75,7 @@ export function createEvolveActivities(deps: { sql: Sql; llm: Llm; killSwitch: K
       return checkPatch({
         repoRoot: root,
         scratchDir: path.join(deps.home, 'evolve', parsed.candidateId),
+        typecheckCache: path.join(deps.home, 'evolve', 'typecheck.tsbuildinfo'),
         revision: parsed.revision,
         edits: parsed.edits,
       });

@@ -8,7 +8,7 @@ import { describeError, ForgeError, PermanentError } from '../../domain/errors.t
 import type { CandidateImage } from '../../domain/evolve.ts';
 import { NODE_PATH } from '../../domain/sandbox-image.ts';
 import { type Logger, log as rootLog } from '../log.ts';
-import { treeHashOf } from './workspace.ts';
+import { CHECK_ARTEFACTS, treeHashOf } from './workspace.ts';
 
 /**
  * Forge's worker image, built from a source tree: the evolve cycle's candidate (issue 11), and the
@@ -71,8 +71,6 @@ const BASE_LAYOUT = '1';
 /** Bump when what a tree's image holds beyond the tree changes (its shipped workflow bundle): older images are rebuilt. */
 const TREE_LAYOUT = '2';
 export const LABEL_TREE_LAYOUT = 'forge.worker.layout';
-/** A file the patch checks write into the tree (services/evolution/workspace.ts), not part of it. */
-const CHECK_ARTEFACTS = new Set(['tsconfig.evolve.json']);
 
 export const workerImageTag = (treeHash: string) => `${WORKER_IMAGE_REPO}:${treeHash}`;
 

@@ -125,6 +125,18 @@ async function step(cmd: string, args: string[], cwd: string, timeoutMs: number)
 
 const tail = (s: string, lines = 30) => s.trim().split('\n').slice(-lines).join('\n');
 
+/** Copies a file into place whole (another check may read it meanwhile); a missing source is no error. */
+async function keepFile(from: string, to: string): Promise<void> {
+  const tmp = `${to}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    await fs.mkdir(path.dirname(to), { recursive: true });
+    await fs.copyFile(from, tmp);
+    await fs.rename(tmp, to);
+  } catch {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
 /**
  * Applies a patch to a scratch copy of the tree and checks it. Refuses, with the stage and the
  * reason: a harness that moved since the patch was written, anything outside scope (on the edits
@@ -137,12 +149,21 @@ export async function checkPatch(input: Parameters<typeof checkTree>[0]): Promis
   return result;
 }
 
+/** Files the checks write into a tree, not part of it: never hashed, never in an image. */
+export const CHECK_ARTEFACTS: ReadonlySet<string> = new Set(['tsconfig.evolve.json', '.evolve.tsbuildinfo']);
+
 async function checkTree(input: {
   repoRoot: string;
   scratchDir: string;
   revision: string;
   /** the patch's files as resolved against the revision (domain/evolve.ts resolveEdits) */
   edits: { path: string; content: string }[];
+  /**
+   * The type check's build-info file, kept between checks (outside any tree): tsc then checks again
+   * only what changed since the last tree it saw — it compares files by their content's hash, so a
+   * stale or missing file costs a full check, never a wrong one.
+   */
+  typecheckCache?: string;
 }): Promise<PatchCheck> {
   const state = await harnessState(input.repoRoot);
   const scope = scopeProblems(input.edits, state.evolvable, new Set(state.existing));
@@ -184,12 +205,23 @@ async function checkTree(input: {
   // Run by path, not through node_modules/.bin: the worker image has node but no /usr/bin/env for
   // their shebangs, nor the ldd that Biome's launcher asks which libc it has.
   const modules = path.join(tree, 'node_modules');
+  const buildInfo = path.join(tree, '.evolve.tsbuildinfo');
+  if (input.typecheckCache) await fs.copyFile(input.typecheckCache, buildInfo).catch(() => {});
   const typecheck = await step(
     process.execPath,
-    [path.join(modules, 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.evolve.json'],
+    [
+      path.join(modules, 'typescript', 'bin', 'tsc'),
+      '--noEmit',
+      '--incremental',
+      '--tsBuildInfoFile',
+      buildInfo,
+      '-p',
+      'tsconfig.evolve.json',
+    ],
     tree,
     120_000,
   );
+  if (input.typecheckCache) await keepFile(buildInfo, input.typecheckCache);
   if (!typecheck.ok) return { ok: false, stage: 'typecheck', reason: tail(typecheck.output), diff };
   const biome = path.join(modules, '@biomejs', `cli-${process.platform}-${process.arch}`, 'biome');
   const lint = await step(biome, ['check', '--error-on-warnings', 'harness'], tree, 60_000);
