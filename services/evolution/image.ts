@@ -70,7 +70,7 @@ export const APP_DIR = '/app';
 const BASE_LAYOUT = '1';
 /** Bump when what a tree's image holds beyond the tree changes (its shipped workflow bundle): older images are rebuilt. */
 const TREE_LAYOUT = '2';
-export const LABEL_TREE_LAYOUT = 'forge.worker.layout';
+const LABEL_TREE_LAYOUT = 'forge.worker.layout';
 
 export const workerImageTag = (treeHash: string) => `${WORKER_IMAGE_REPO}:${treeHash}`;
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { unifiedDiff } from '../../domain/diff.ts';
 import { HARNESS_TESTS_DIR, normalisePatchPath, scopeProblems } from '../../domain/evolve.ts';
+import { writeFileAtomic } from '../catalog/folders.ts';
 
 const run = promisify(execFile);
 
@@ -125,18 +126,6 @@ async function step(cmd: string, args: string[], cwd: string, timeoutMs: number)
 
 const tail = (s: string, lines = 30) => s.trim().split('\n').slice(-lines).join('\n');
 
-/** Copies a file into place whole (another check may read it meanwhile); a missing source is no error. */
-async function keepFile(from: string, to: string): Promise<void> {
-  const tmp = `${to}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    await fs.mkdir(path.dirname(to), { recursive: true });
-    await fs.copyFile(from, tmp);
-    await fs.rename(tmp, to);
-  } catch {
-    await fs.rm(tmp, { force: true });
-  }
-}
-
 /**
  * Applies a patch to a scratch copy of the tree and checks it. Refuses, with the stage and the
  * reason: a harness that moved since the patch was written, anything outside scope (on the edits
@@ -221,7 +210,11 @@ async function checkTree(input: {
     tree,
     120_000,
   );
-  if (input.typecheckCache) await keepFile(buildInfo, input.typecheckCache);
+  if (input.typecheckCache) {
+    const info = await fs.readFile(buildInfo, 'utf8').catch(() => null);
+    // Another check may read it meanwhile: whole or not at all. Not kept is only a slower next check.
+    if (info !== null) await writeFileAtomic(input.typecheckCache, info).catch(() => {});
+  }
   if (!typecheck.ok) return { ok: false, stage: 'typecheck', reason: tail(typecheck.output), diff };
   const biome = path.join(modules, '@biomejs', `cli-${process.platform}-${process.arch}`, 'biome');
   const lint = await step(biome, ['check', '--error-on-warnings', 'harness'], tree, 60_000);
