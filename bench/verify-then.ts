@@ -21,7 +21,11 @@
  * (a check's CPU falls from ~90 ms over the first ten to ~45 ms after forty), so a sample right
  * after start measures the JIT rather than the path.
  *
- *   node --import tsx bench/verify-then.ts [--samples N] [--warm-up N] [--rev <commit>]
+ * And each timed sample starts `--settle-ms` after the one before (all sides alike): today's pool
+ * removes and replaces a used container 1.5 s after its job (pool.ts SETTLE_MS), which is not the
+ * next sample's own work, whichever side it is.
+ *
+ *   node --import tsx bench/verify-then.ts [--samples N] [--warm-up N] [--settle-ms N] [--rev <commit>]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,6 +45,7 @@ const argv = process.argv.slice(2);
 const arg = (name: string, fallback: string) => (argv.includes(name) ? (argv[argv.indexOf(name) + 1] ?? fallback) : fallback);
 const samples = Number(arg('--samples', '7'));
 const warmUps = Math.max(1, Number(arg('--warm-up', '20')));
+const settleMs = Number(arg('--settle-ms', '2500'));
 /** the last commit before issue 14's work began: what "today's path" meant when it was filed */
 const rev = arg('--rev', 'aa96e59');
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -190,6 +195,7 @@ try {
   for (let i = 0; i < samples; i++) {
     // rotate which goes first, so none always runs right after another's pool refill
     for (const side of orders[i % orders.length]!) {
+      await new Promise((resolve) => setTimeout(resolve, settleMs));
       if (side === 'same') runs.same.push(await sameWork(`sample ${i}`));
       else if (side === 'filed') {
         const r = await filed.verify(`sample ${i}`);
@@ -224,6 +230,6 @@ report(
     ['now: tests and checks at once, static in its warm thread', stages.now.join(' + '), after.p50, after.p95, `${speedup}x`],
     ["now, the filed day's stages only (not a verification Forge runs)", 'static + mock', same.p50, same.p95, `${sameSpeedup}x`],
   ],
-  { machine: machine(), rev, samples, warmUps, speedup, sameSpeedup, filed: before, now: after, sameStages: same, stages },
+  { machine: machine(), rev, samples, warmUps, settleMs, speedup, sameSpeedup, filed: before, now: after, sameStages: same, stages },
 );
 process.exit(0);

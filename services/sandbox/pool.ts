@@ -4,6 +4,7 @@ import { describeError } from '../../domain/errors.ts';
 import { log } from '../log.ts';
 import type { RunnerContainer } from './container.ts';
 import { createDockerBackend, newJobId, runOnContainer, startContainer } from './docker.ts';
+import { CHECKS_CPUS } from './stages/checks.ts';
 import {
   DEFAULT_LIMITS,
   resolveLimits,
@@ -43,8 +44,14 @@ export interface CreateSandboxOptions {
   image: string;
   /** 0 = always cold */
   poolSize: number;
-  /** limits the pool's containers are created with; jobs asking for other memory/pids/cpus go cold */
+  /** limits the pool's containers are created with; jobs asking for other memory/pids go cold */
   limits?: Partial<SandboxLimits>;
+  /**
+   * How many of the pool's containers are created with more CPU, and how much (default: two of a
+   * pool of four or more, at CHECKS_CPUS — a verification's two jobs, stages/checks.ts): jobs that
+   * ask for that much start on it as created. 0 keeps every container at `limits`.
+   */
+  wide?: { count: number; cpus: number };
 }
 
 /** Parallel starts beyond two only make them queue inside dockerd on a small host. */
@@ -66,10 +73,23 @@ const REFILL_AFTER_MS = 2000;
  */
 const SETTLE_MS = 1500;
 const MIN_SPARE = 2;
+/**
+ * Changing a container's CPU quota (docker update) costs ~16 ms of CPU in dockerd and runc and
+ * ~18 ms of wall time, twice per verification when every container had the default half CPU:
+ * the pool keeps some at a verification's width instead. A job whose quota differs from its
+ * container's still takes it: a higher one is raised while the job is sent (CPU is a share, not a
+ * boundary, stages/checks.ts), a lower one is set before the job is sent, as it must hold from the
+ * job's first instruction — either way ~18 ms against a cold start's ~300.
+ */
+const defaultWide = (poolSize: number) => ({ count: poolSize >= 4 ? MIN_SPARE : 0, cpus: CHECKS_CPUS });
 const READY_TIMEOUT_MS = 20_000;
 
 export function createSandbox(opts: CreateSandboxOptions): Sandbox {
   const poolLimits = resolveLimits({ ...DEFAULT_LIMITS, ...opts.limits });
+  const wide = opts.wide ?? defaultWide(opts.poolSize);
+  const wideCount = wide.cpus === poolLimits.cpus ? 0 : wide.count;
+  const wideLimits = { ...poolLimits, cpus: wide.cpus };
+  const isWide = (h: RunnerContainer) => h.plan.limits.cpus === wide.cpus;
   const cold = createDockerBackend({ docker: opts.docker, image: opts.image });
   const idle: RunnerContainer[] = [];
   const busy = new Set<RunnerContainer>();
@@ -79,6 +99,7 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
   const settling = new Map<RunnerContainer, NodeJS.Timeout>();
   const waiters = new Set<() => void>();
   let filling = 0;
+  let fillingWide = 0;
   let closed = false;
   let backoffMs = 0;
   let warmJobs = 0;
@@ -89,9 +110,9 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     for (const w of waiters) w();
   };
 
-  async function fillOne(): Promise<void> {
+  async function fillOne(limits: SandboxLimits): Promise<void> {
     const slot = `pool-${randomUUID().slice(0, 8)}`;
-    const handle = await startContainer(opts.docker, opts.image, slot, poolLimits);
+    const handle = await startContainer(opts.docker, opts.image, slot, limits);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -122,8 +143,10 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
 
   function refill(): void {
     while (!closed && idle.length + filling < opts.poolSize && filling < MAX_PARALLEL_FILLS) {
+      const widen = idle.filter(isWide).length + fillingWide < wideCount;
       filling++;
-      void fillOne()
+      if (widen) fillingWide++;
+      void fillOne(widen ? wideLimits : poolLimits)
         .then(() => (backoffMs = 0))
         .catch((err) => {
           // Back off so a broken engine or image does not turn into a hot loop of failing starts.
@@ -133,19 +156,15 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
         })
         .finally(() => {
           filling--;
+          if (widen) fillingWide--;
           refill();
         });
     }
   }
 
-  /**
-   * A job that asks for more CPU than the pool's containers have (Forge's checks, stages/checks.ts)
-   * still takes a warm one: its quota is raised (docker update, ~15–35 ms) while the job is sent,
-   * instead of paying a cold start (~0.3–0.5 s). Memory, pids, less CPU and a network must hold
-   * before the job's first instruction, so a job that asks for other ones goes cold.
-   */
+  /** Memory, pids and a network must hold before the job's first instruction: a job asking for other ones goes cold. */
   const fitsPool = (job: SandboxJob, limits: SandboxLimits) =>
-    !job.network && limits.memoryMb === poolLimits.memoryMb && limits.pids === poolLimits.pids && limits.cpus >= poolLimits.cpus;
+    !job.network && limits.memoryMb === poolLimits.memoryMb && limits.pids === poolLimits.pids;
 
   function raiseCpus(handle: RunnerContainer, cpus: number): void {
     handle.container.update({ NanoCpus: Math.round(cpus * 1e9) }).catch((err: unknown) => {
@@ -177,13 +196,32 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
     void removal.finally(() => retiring.delete(removal));
   }
 
-  function takeIdle(): RunnerContainer | undefined {
-    while (idle.length) {
-      const handle = idle.shift()!;
-      if (!handle.exited) return handle;
-      void handle.remove();
+  /** An idle container for `cpus`: one created with it, else one with less (raised), else one with more (lowered). */
+  function takeIdle(cpus: number): RunnerContainer | undefined {
+    for (const gone of idle.filter((h) => h.exited)) {
+      idle.splice(idle.indexOf(gone), 1);
+      void gone.remove();
     }
-    return undefined;
+    const has = (h: RunnerContainer) => h.plan.limits.cpus;
+    const handle = idle.find((h) => has(h) === cpus) ?? idle.find((h) => has(h) < cpus) ?? idle[0];
+    if (handle) idle.splice(idle.indexOf(handle), 1);
+    return handle;
+  }
+
+  /**
+   * The taken container's quota made the job's: raised while the job is sent, lowered before it is;
+   * false when it could not be lowered.
+   */
+  async function fitQuota(handle: RunnerContainer, cpus: number): Promise<boolean> {
+    if (cpus > handle.plan.limits.cpus) raiseCpus(handle, cpus);
+    if (cpus >= handle.plan.limits.cpus) return true;
+    try {
+      await handle.container.update({ NanoCpus: Math.round(cpus * 1e9) });
+      return true;
+    } catch (err) {
+      log.warn('sandbox container CPU not lowered: the job goes cold', { id: handle.id.slice(0, 12), reason: describeError(err) });
+      return false;
+    }
   }
 
   refill();
@@ -195,14 +233,17 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
       const job = sandboxJobSchema.parse(raw) as SandboxJob;
       const startedAt = performance.now();
       const limits = resolveLimits(job.limits);
-      const handle = fitsPool(job, limits) ? takeIdle() : undefined;
-      if (!handle) {
+      const handle = fitsPool(job, limits) ? takeIdle(limits.cpus) : undefined;
+      if (handle) busy.add(handle);
+      if (!handle || !(await fitQuota(handle, limits.cpus))) {
+        if (handle) {
+          busy.delete(handle);
+          settle(handle);
+        }
         coldJobs++;
         return cold.runJob(job, runOpts);
       }
       warmJobs++;
-      busy.add(handle);
-      if (limits.cpus > poolLimits.cpus) raiseCpus(handle, limits.cpus);
       const replace = setTimeout(refill, REFILL_AFTER_MS);
       try {
         return await runOnContainer(handle, { ...job, id: newJobId(job) }, limits, { startedAt, warm: true }, runOpts);

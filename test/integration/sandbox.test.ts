@@ -19,8 +19,16 @@ import { config } from '../../services/config.ts';
 import { bundleToolModule } from '../../services/sandbox/bundle.ts';
 import { LABEL_OWNER, LABEL_SANDBOX, OWNER } from '../../services/sandbox/container.ts';
 import { ZOD_URL } from '../../services/sandbox/esbuild-plugins.ts';
-import { createSandbox, reapOrphans, type Sandbox, SandboxCancelledError, type SandboxJob } from '../../services/sandbox/index.ts';
+import {
+  createSandbox,
+  DEFAULT_LIMITS,
+  reapOrphans,
+  type Sandbox,
+  SandboxCancelledError,
+  type SandboxJob,
+} from '../../services/sandbox/index.ts';
 import { openToolSession } from '../../services/sandbox/mcp.ts';
+import { CHECKS_CPUS } from '../../services/sandbox/stages/checks.ts';
 
 const cfg = config();
 const image = cfg.FORGE_SANDBOX_IMAGE;
@@ -196,23 +204,50 @@ describe('warm pool', () => {
     await cold.close();
   });
 
-  it('serves a job that asks for more CPU (Forge’s checks) from a warm container whose quota it raises; less goes cold', async () => {
-    const pool = track(createSandbox({ docker, image, poolSize: 1 }));
-    await pool.ready();
-    // The container's own view of its quota (cgroup v2 or v1), read until it is the asked one or 5 s passed.
-    const quota = `const fs = require('node:fs');
+  /** A job's command that prints the container's own view of its CPU quota (cgroup v2 or v1), at once or once it is `atLeast`. */
+  const quotaJob = (cpus: number, atLeast?: number) => {
+    const read = `const fs = require('node:fs');
 const read = () => { try { const [q, p] = fs.readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(' '); return Number(q) / Number(p); }
   catch { return Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_quota_us', 'utf8')) / Number(fs.readFileSync('/sys/fs/cgroup/cpu/cpu.cfs_period_us', 'utf8')); } };
 const until = Date.now() + 5000;
-const poll = () => { const cpus = read(); if (cpus >= 1 || Date.now() > until) console.log(JSON.stringify({ cpus })); else setTimeout(poll, 20); };
+const poll = () => { const cpus = read(); if (cpus >= ${atLeast ?? 0} || Date.now() > until) console.log(JSON.stringify({ cpus })); else setTimeout(poll, 20); };
 poll();`;
-    const raised = await pool.runJob({ mode: 'exec', files: {}, command: [NODE_PATH, '-e', quota], limits: { cpus: 1 } });
+    return { mode: 'exec' as const, files: {}, command: [NODE_PATH, '-e', read], limits: { cpus } };
+  };
+
+  it('serves a job that asks for more CPU from a warm container whose quota it raises, and one that asks for less from a warm one lowered first', async () => {
+    const pool = track(createSandbox({ docker, image, poolSize: 1 }));
+    await pool.ready();
+    // Raised while the job is sent: read until it shows.
+    const raised = await pool.runJob(quotaJob(1, 1));
     assert.equal(raised.ok, true, raised.reason);
     assert.equal(raised.warm, true, 'a pool container, not a cold start');
     assert.deepEqual(JSON.parse(raised.stdout), { cpus: 1 });
     await pool.ready();
-    const less = await pool.runJob(echoJob('less', { limits: { cpus: 0.25 } }));
-    assert.equal(less.warm, false, 'a lower quota must hold from the start: cold');
+    // Lowered before the job is sent: its first read already shows it.
+    const less = await pool.runJob(quotaJob(0.25));
+    assert.equal(less.ok, true, less.reason);
+    assert.equal(less.warm, true, 'a pool container, not a cold start');
+    assert.deepEqual(JSON.parse(less.stdout), { cpus: 0.25 }, 'a lower quota holds from the first instruction');
+    await pool.close();
+  });
+
+  it('keeps two containers of a pool of four at a verification’s CPU, so its jobs need no quota change', async () => {
+    const pool = track(createSandbox({ docker, image, poolSize: 4 }));
+    await pool.ready();
+    const idle = (await ourContainers()).filter((c) => c.Labels['forge.job']?.startsWith('pool-'));
+    const quotas = await Promise.all(idle.map(async (c) => (await docker.getContainer(c.Id).inspect()).HostConfig.NanoCpus));
+    assert.deepEqual(
+      quotas.sort((a, b) => (a ?? 0) - (b ?? 0)),
+      [5e8, 5e8, 1e9, 1e9],
+    );
+    // Both at once, as a verification's tests and checks: each on a container created with one CPU.
+    const [tests, checks] = await Promise.all([pool.runJob(quotaJob(CHECKS_CPUS)), pool.runJob(quotaJob(CHECKS_CPUS))]);
+    assert.deepEqual([JSON.parse(tests.stdout), JSON.parse(checks.stdout)], [{ cpus: 1 }, { cpus: 1 }]);
+    assert.deepEqual([tests.warm, checks.warm], [true, true]);
+    // A call at the default quota takes a container created with it.
+    const call = await pool.runJob(quotaJob(DEFAULT_LIMITS.cpus));
+    assert.deepEqual([call.warm, JSON.parse(call.stdout)], [true, { cpus: 0.5 }]);
     await pool.close();
   });
 });
