@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import * as esbuild from 'esbuild';
 import { describeError, ForgeError } from '../domain/errors.ts';
-import { NODE_PATH, RUNNER_DIR, RUNNER_PATH, SANDBOX_PATH_ENV, ZOD_FILE } from '../runner/protocol.ts';
+import { NODE_PATH, RUNNER_DIR, RUNNER_PATH, SANDBOX_PATH_ENV, TESTKIT_FILE, ZOD_FILE } from '../runner/protocol.ts';
 import { log } from '../services/log.ts';
-import { bundleZodModule, zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
+import { bundleTestkitModule, bundleZodModule, zodEnglishOnly } from '../services/sandbox/esbuild-plugins.ts';
 import { type TarEntry, tarStream } from './sandbox-image/tar.ts';
 
 /**
@@ -55,12 +55,13 @@ export class SandboxImageError extends ForgeError {
  * CommonJS dependencies (ajv, undici) the `require` that ESM output lacks.
  * Beside them zod.mjs (runner/protocol.ts ZOD_FILE), zod alone, which the bundles of tools and tests
  * import: read-only in the image and in its hash, so the judged code cannot change it and a new zod
- * rebuilds the image. The judge does not load it (its zod is in its own chunks).
+ * rebuilds the image. The judge does not load it (its zod is in its own chunks). And testkit.mjs
+ * (TESTKIT_FILE), the testkit alone, which test bundles import, likewise.
  */
 export async function bundleRunner(outdir = BUILD_DIR): Promise<{ dir: string; files: RunnerFile[] }> {
   await mkdir(outdir, { recursive: true });
   // Built alongside the runner: ensureSandboxImage runs at every start of a worker or CLI.
-  const [out, zodCode] = await Promise.all([
+  const [out, zodCode, testkitCode] = await Promise.all([
     esbuild.build({
       entryPoints: RUNNER_ENTRIES,
       outdir,
@@ -80,10 +81,12 @@ export async function bundleRunner(outdir = BUILD_DIR): Promise<{ dir: string; f
       banner: { js: "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);" },
     }),
     bundleZodModule(path.join(here, '..')),
+    bundleTestkitModule(path.join(here, '..', 'runner', 'testkit.ts')),
   ]);
   const zod = { name: ZOD_FILE, code: zodCode };
-  const files = [...out.outputFiles.map((f) => ({ name: path.basename(f.path), code: Buffer.from(f.contents) })), zod].sort((a, b) =>
-    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  const testkit = { name: TESTKIT_FILE, code: testkitCode };
+  const files = [...out.outputFiles.map((f) => ({ name: path.basename(f.path), code: Buffer.from(f.contents) })), zod, testkit].sort(
+    (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
   for (const f of files) {
     // Write-then-rename: test files and workers may bundle at the same moment.

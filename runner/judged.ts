@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { MAX_JSON_DEPTH, MAX_RESULT_BYTES } from './bounded-json.ts';
 import { callTool, toRunnerError } from './call.ts';
-import { type ChildCase, type ChildJob, EGRESS_FLAG, HELLO, ZOD_PATH } from './channel.ts';
+import { type ChildCase, type ChildJob, EGRESS_FLAG, HELLO, TESTKIT_PATH, ZOD_PATH } from './channel.ts';
 import { warmJudged } from './judged-warm-up.ts';
 import { chooseInput } from './live-probe.ts';
 import type { RunnerError, RunnerResult } from './protocol.ts';
@@ -560,7 +560,10 @@ export async function judgedMain(): Promise<void> {
   // then finds it in the module cache, its code compiled (judged-warm-up.ts). Still before any judged
   // code. A process outside the image (no such file) goes on: the bundle's own import reports what is missing.
   const imageZod = await import(pathToFileURL(ZOD_PATH).href).catch(() => undefined);
-  await warmJudged(imageZod, { tests: !process.argv.includes(EGRESS_FLAG) });
+  const offline = !process.argv.includes(EGRESS_FLAG);
+  // And where tests may run, the image's testkit, which every test bundle imports.
+  if (offline) await import(pathToFileURL(TESTKIT_PATH).href).catch(() => undefined);
+  await warmJudged(imageZod, { tests: offline });
   writeLine(HELLO);
   let job: ChildJob;
   try {

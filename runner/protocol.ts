@@ -24,7 +24,7 @@ export const RUNNER_PATH = `${RUNNER_DIR}/runner.mjs`;
 export const JUDGED_FILE = 'judged.mjs';
 export { NODE_PATH } from '../domain/sandbox-image.ts';
 /** The runner's option for a container on an egress network, and the image's zod for bundles (defined beside the judged process's channel, which loads no zod). */
-export { EGRESS_FLAG, ZOD_FILE, ZOD_PATH } from './channel.ts';
+export { EGRESS_FLAG, TESTKIT_FILE, TESTKIT_PATH, ZOD_FILE, ZOD_PATH } from './channel.ts';
 export const SANDBOX_PATH_ENV = '/usr/local/bin:/usr/bin:/bin';
 
 const fileNameSchema = z

@@ -6,7 +6,7 @@ import * as esbuild from 'esbuild';
 import { ForgeError } from '../../domain/errors.ts';
 import type { ApiSpec } from '../../domain/tool.ts';
 import type { Finding, SourceFile } from '../../domain/verification.ts';
-import { SANDBOX_BUILD, zodEnglishOnly, zodFromImage } from './esbuild-plugins.ts';
+import { SANDBOX_BUILD, TESTKIT_URL, zodEnglishOnly, zodFromImage } from './esbuild-plugins.ts';
 
 /**
  * The one bundler for code that runs in the sandbox: a registered tool's call, the mock
@@ -14,14 +14,14 @@ import { SANDBOX_BUILD, zodEnglishOnly, zodFromImage } from './esbuild-plugins.t
  * probe). One esbuild configuration builds them all, so what verification ran is built the
  * way production runs it: one ESM file importing zod from the sandbox image (runner/protocol.ts
  * ZOD_PATH: inlining it was ~0.1 s of esbuild per bundle; the container has no node_modules),
- * `@forge/tool` erased (it is types only) and `@forge/testkit` → runner/testkit.ts. Forge's own
+ * `@forge/tool` erased (it is types only) and `@forge/testkit` left as an import of the image's
+ * (runner/protocol.ts TESTKIT_PATH, runner/testkit.ts built alone). Forge's own
  * scripts (bundleRunnerScript, built once per process) still inline what they use.
  * A tool's own files come from memory (verification) or from its folder on disk (a
  * registered version, `forge sandbox exec`); bare imports resolve from Forge's node_modules.
  */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NAMESPACE = 'forge-tool-files';
-const TESTKIT = path.join(repoRoot, 'runner', 'testkit.ts');
 
 /** CommonJS dependencies (undici) call require(); ESM output has none. */
 const REQUIRE_BANNER = "import { createRequire as __forgeRequire } from 'node:module'; const require = __forgeRequire(import.meta.url);";
@@ -62,7 +62,7 @@ const forgeModules: esbuild.Plugin = {
     // Types only: a value import from it has nothing to bind to, and esbuild says so.
     build.onResolve({ filter: /^@forge\/tool$/ }, () => ({ path: '@forge/tool', namespace: 'forge-empty' }));
     build.onLoad({ filter: /.*/, namespace: 'forge-empty' }, () => ({ contents: 'export {};', loader: 'js' }));
-    build.onResolve({ filter: /^@forge\/testkit$/ }, () => ({ path: TESTKIT }));
+    build.onResolve({ filter: /^@forge\/testkit$/ }, () => ({ path: TESTKIT_URL, external: true }));
   },
 };
 

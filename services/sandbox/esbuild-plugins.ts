@@ -2,7 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import * as esbuild from 'esbuild';
-import { ZOD_PATH } from '../../runner/protocol.ts';
+import { TESTKIT_PATH, ZOD_PATH } from '../../runner/protocol.ts';
 
 /**
  * zod's `z` namespace re-exports every error-message locale (~265 KB of the ~650 KB
@@ -54,6 +54,18 @@ export const zodFromImage: Plugin = {
     );
   },
 };
+
+/** How a test bundle names the image's testkit (TESTKIT_PATH). */
+export const TESTKIT_URL = pathToFileURL(TESTKIT_PATH).href;
+
+/**
+ * The testkit alone, for TESTKIT_PATH in the image: runner/testkit.ts with zod from the image, built
+ * as test bundles built it when they inlined it.
+ */
+export async function bundleTestkitModule(testkitTs: string): Promise<Buffer> {
+  const out = await esbuild.build({ ...SANDBOX_BUILD, entryPoints: [testkitTs], plugins: [zodFromImage, zodEnglishOnly] });
+  return Buffer.from(out.outputFiles[0]!.contents);
+}
 
 /**
  * zod alone, for ZOD_PATH in the image: built from the host's node_modules (the version the tool's

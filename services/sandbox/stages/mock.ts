@@ -47,9 +47,12 @@ function failed(reason: string, started: number, extra: Partial<StageResult> = {
 
 export async function mockStage(input: MockInput, sandbox: SandboxBackend): Promise<StageResult> {
   const started = performance.now();
+  const building = input.bundle ?? bundleTests(input);
+  // Read while esbuild builds the bundle in its own process: the parse is this thread's, the build is not.
+  const declared = declaredTests(input.tests);
   let bundle: string;
   try {
-    bundle = await (input.bundle ?? bundleTests(input));
+    bundle = await building;
   } catch (err) {
     if (err instanceof ToolBundleError) return failed(err.message, started, { findings: err.findings });
     throw err;
@@ -61,7 +64,7 @@ export async function mockStage(input: MockInput, sandbox: SandboxBackend): Prom
       mode: 'test',
       files: { [ENTRY]: bundle },
       entry: ENTRY,
-      declaredTests: declaredTests(input.tests),
+      declaredTests: declared,
       // No `network`: the container gets NetworkMode none; the mock API lives inside the test process.
       limits: { timeoutMs: SUITE_TIMEOUT_MS, ...input.limits },
     },
