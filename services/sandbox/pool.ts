@@ -235,11 +235,14 @@ export function createSandbox(opts: CreateSandboxOptions): Sandbox {
       const limits = resolveLimits(job.limits);
       const handle = fitsPool(job, limits) ? takeIdle(limits.cpus) : undefined;
       if (handle) busy.add(handle);
-      if (!handle || !(await fitQuota(handle, limits.cpus))) {
-        if (handle) {
-          busy.delete(handle);
-          settle(handle);
-        }
+      const fits = handle ? await fitQuota(handle, limits.cpus) : false;
+      // Closed while the quota was lowered: close() took the container, and no job may start now.
+      if (handle && (!fits || closed)) {
+        busy.delete(handle);
+        settle(handle);
+      }
+      if (closed) throw new SandboxClosedError();
+      if (!handle || !fits) {
         coldJobs++;
         return cold.runJob(job, runOpts);
       }
